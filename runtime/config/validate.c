@@ -1,0 +1,1256 @@
+/* Raw document → snapshot: every value read by its key's type (schema.def), then the checks that
+ * span keys and sections (references, binds, what this build can serve). Every problem is
+ * reported with its line; validation goes on after an error so that one run lists them all. */
+#include "config/config_int.h"
+
+#include "config/errors.h"
+#include "config/features.h"
+#include "config/schema.h"
+#include "config/snapshot-t.h"
+#include "config/value.h"
+#include "core/arena.h"
+#include "grpc/status.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct vctx {
+    struct ml_snapshot *snap;
+    const struct ml_raw_doc *doc;
+    struct ml_config_errors *errs;
+    const struct ml_raw_section *sec; /* the section being read; NULL while applying defaults */
+    int oom;
+};
+
+#define LABEL_MAX 96
+
+static void label_of(const struct ml_raw_section *sec, char *buf, size_t cap)
+{
+    if (sec->name != NULL) {
+        snprintf(buf, cap, "[%s %s]", ml_schema_kind_name(sec->kind), sec->name);
+    } else {
+        snprintf(buf, cap, "[%s]", ml_schema_kind_name(sec->kind));
+    }
+}
+
+/* Reports "[SECTION] KEY: <fmt>" at line. */
+static void key_error(struct vctx *c, const struct ml_raw_section *sec, int line, const char *key,
+                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void key_error(struct vctx *c, const struct ml_raw_section *sec, int line, const char *key,
+                      const char *fmt, ...)
+{
+    char label[LABEL_MAX], msg[768];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (sec == NULL) { /* a default that does not parse: a bug in schema.def */
+        ml_config_errors_add(c->errs, 0, "built-in default of %s: %s", key, msg);
+        return;
+    }
+    label_of(sec, label, sizeof(label));
+    if (key != NULL) {
+        ml_config_errors_add(c->errs, line, "%s %s: %s", label, key, msg);
+    } else {
+        ml_config_errors_add(c->errs, line, "%s: %s", label, msg);
+    }
+}
+
+/* The "got" part of a message: the value, one line, bounded. */
+static const char *shown(const char *v, char *buf, size_t cap)
+{
+    size_t j = 0;
+
+    for (size_t i = 0; v[i] && j + 4 < cap; i++) {
+        unsigned char ch = (unsigned char)v[i];
+        buf[j++] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+        if (v[i + 1] && j + 4 >= cap) {
+            memcpy(buf + j, "...", 3);
+            j += 3;
+        }
+    }
+    buf[j] = '\0';
+    return buf;
+}
+
+#define GOT_MAX 128
+
+/* "[SECTION] KEY: expected <what>, got "VALUE"" */
+static int bad_value(struct vctx *c, int line, const struct ml_key_def *k, const char *v,
+                     const char *what_fmt, ...) __attribute__((format(printf, 5, 6)));
+static int bad_value(struct vctx *c, int line, const struct ml_key_def *k, const char *v,
+                     const char *what_fmt, ...)
+{
+    char what[512], got[GOT_MAX];
+    va_list ap;
+
+    va_start(ap, what_fmt);
+    vsnprintf(what, sizeof(what), what_fmt, ap);
+    va_end(ap);
+    key_error(c, c->sec, line, k->name, "expected %s, got \"%s\"", what, shown(v, got, sizeof(got)));
+    return -1;
+}
+
+static char *cfg_strdup(struct vctx *c, const char *s, size_t n)
+{
+    char *p = ml_arena_strndup(&c->snap->arena, s, n);
+
+    if (p == NULL) {
+        c->oom = 1;
+    }
+    return p;
+}
+
+static const char *trim(const char *s, size_t *n)
+{
+    while (*n > 0 && isspace((unsigned char)*s)) {
+        s++;
+        (*n)--;
+    }
+    while (*n > 0 && isspace((unsigned char)s[*n - 1])) {
+        (*n)--;
+    }
+    return s;
+}
+
+static bool has_space_or_ctl(const char *s)
+{
+    for (; *s; s++) {
+        if ((unsigned char)*s <= 0x20 || *s == 0x7f) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- one reader per value type -------------------------------------------------------------- */
+
+static void describe_duration_bounds(const struct ml_key_def *k, char *buf, size_t cap)
+{
+    char lo[32], hi[32];
+
+    ml_value_format_duration(k->min, lo, sizeof(lo));
+    ml_value_format_duration(k->max, hi, sizeof(hi));
+    snprintf(buf, cap, "%s..%s", lo, hi);
+}
+
+static int read_duration(struct vctx *c, const struct ml_key_def *k, const char *v, int line,
+                         uint32_t *out)
+{
+    char bounds[80];
+    uint64_t ms;
+
+    describe_duration_bounds(k, bounds, sizeof(bounds));
+    if (ml_value_duration(v, &ms) < 0 || (ms == 0 && strcmp(v, "0") == 0 && !(k->flags & ML_KF_ZERO_OFF))) {
+        if (k->flags & ML_KF_ZERO_OFF) {
+            return bad_value(c, line, k, v, "0 (off) or a duration (ms, s, m, h) in %s", bounds);
+        }
+        return bad_value(c, line, k, v, "a duration (ms, s, m, h) in %s", bounds);
+    }
+    if (ms == 0 && (k->flags & ML_KF_ZERO_OFF)) {
+        *out = 0;
+        return 0;
+    }
+    if (ms < k->min || ms > k->max) {
+        if (k->flags & ML_KF_ZERO_OFF) {
+            return bad_value(c, line, k, v, "0 (off) or a duration in %s", bounds);
+        }
+        return bad_value(c, line, k, v, "a duration in %s", bounds);
+    }
+    *out = (uint32_t)ms;
+    return 0;
+}
+
+static int read_uint(struct vctx *c, const struct ml_key_def *k, const char *v, int line,
+                     uint32_t *out)
+{
+    uint64_t n;
+
+    if (ml_value_uint(v, &n) < 0 || n < k->min || n > k->max) {
+        return bad_value(c, line, k, v, "%llu..%llu", (unsigned long long)k->min,
+                         (unsigned long long)k->max);
+    }
+    *out = (uint32_t)n;
+    return 0;
+}
+
+static int read_size(struct vctx *c, const struct ml_key_def *k, const char *v, int line,
+                     uint32_t *out)
+{
+    char lo[32], hi[32];
+    uint64_t n;
+
+    if (ml_value_size(v, &n) < 0 || n < k->min || n > k->max) {
+        ml_value_format_size(k->min, lo, sizeof(lo));
+        ml_value_format_size(k->max, hi, sizeof(hi));
+        return bad_value(c, line, k, v, "a size in bytes, KiB or MiB, %s..%s", lo, hi);
+    }
+    *out = (uint32_t)n;
+    return 0;
+}
+
+static int read_range(struct vctx *c, const struct ml_key_def *k, const char *v, int line,
+                      struct ml_cfg_range_ms *out)
+{
+    char bounds[80];
+    uint64_t from, to;
+
+    describe_duration_bounds(k, bounds, sizeof(bounds));
+    if (ml_value_duration_range(v, &from, &to) < 0 || from < k->min || to > k->max) {
+        return bad_value(c, line, k, v, "a range of durations FROM..TO (FROM <= TO) within %s",
+                         bounds);
+    }
+    out->from_ms = (uint32_t)from;
+    out->to_ms = (uint32_t)to;
+    return 0;
+}
+
+static int read_enum(struct vctx *c, const struct ml_key_def *k, const char *v, int line, int *out)
+{
+    const char *choices = ml_schema_key_choices(k);
+    int i = ml_schema_choice_index(k, v);
+
+    if (i < 0) {
+        char list[160];
+        size_t j = 0;
+        const char *last_bar = strrchr(choices, '|');
+        for (const char *p = choices; *p && j + 6 < sizeof(list); p++) {
+            if (*p == '|') {
+                const char *sep = p == last_bar ? " or " : ", ";
+                memcpy(list + j, sep, strlen(sep));
+                j += strlen(sep);
+            } else {
+                list[j++] = *p;
+            }
+        }
+        list[j] = '\0';
+        return bad_value(c, line, k, v, "%s", list);
+    }
+    *out = i;
+    return 0;
+}
+
+static int read_addr(struct vctx *c, const struct ml_key_def *k, const char *v, int line,
+                     struct ml_cfg_addr *a, bool off_allowed)
+{
+    if (off_allowed && strcmp(v, "off") == 0) {
+        memset(a, 0, sizeof(*a));
+        return 0;
+    }
+    if (ml_value_addr(v, a) < 0) {
+        return bad_value(c, line, k, v,
+                         "IP:PORT with an IP literal ([::1]:PORT for IPv6) and a port "
+                         "1..65535%s",
+                         off_allowed ? ", or off" : "");
+    }
+    a->text = cfg_strdup(c, v, strlen(v));
+    return 0;
+}
+
+static int read_path(struct vctx *c, const struct ml_key_def *k, const char *v, int line,
+                     const char **out)
+{
+    for (const char *p = v; *p; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            return bad_value(c, line, k, v, "a file path");
+        }
+    }
+    if (*v == '\0') {
+        return bad_value(c, line, k, v, "a file path");
+    }
+    *out = cfg_strdup(c, v, strlen(v));
+    return 0;
+}
+
+/* HOST, HOST:PORT, [V6] or [V6]:PORT → host (without brackets) and port. */
+static int split_host_port(const char *hp, size_t n, const char **host, size_t *host_len,
+                           uint16_t *port)
+{
+    char buf[300], probe[320];
+    struct ml_cfg_addr a;
+    const char *colon;
+    uint64_t p;
+
+    if (n == 0 || n >= sizeof(buf)) {
+        return -EINVAL;
+    }
+    memcpy(buf, hp, n);
+    buf[n] = '\0';
+    if (buf[0] == '[') {
+        const char *close = strchr(buf, ']');
+        if (close == NULL) {
+            return -EINVAL;
+        }
+        snprintf(probe, sizeof(probe), "%.*s:1", (int)(close - buf + 1), buf);
+        if (ml_value_addr(probe, &a) < 0) {
+            return -EINVAL;
+        }
+        *host = hp + 1;
+        *host_len = (size_t)(close - buf - 1);
+        colon = close[1] == ':' ? close + 1 : NULL;
+        if (close[1] != '\0' && colon == NULL) {
+            return -EINVAL;
+        }
+    } else {
+        colon = strchr(buf, ':');
+        *host = hp;
+        *host_len = colon ? (size_t)(colon - buf) : n;
+        snprintf(probe, sizeof(probe), "%.*s:1", (int)*host_len, buf);
+        if (!ml_value_is_hostname(buf, *host_len) && ml_value_addr(probe, &a) < 0) {
+            return -EINVAL;
+        }
+    }
+    if (colon != NULL) {
+        if (ml_value_uint(colon + 1, &p) < 0 || p < 1 || p > 65535) {
+            return -EINVAL;
+        }
+        *port = (uint16_t)p;
+    }
+    return 0;
+}
+
+static int read_url(struct vctx *c, const struct ml_key_def *k, const char *v, int line,
+                    struct ml_cfg_fleet *f)
+{
+    static const char what[] = "wss://HOST[:PORT][/PATH] (ws:// only with insecure = on)";
+    const char *rest, *slash, *host;
+    size_t host_len;
+    uint16_t port;
+
+    if (strncmp(v, "wss://", 6) == 0) {
+        f->url_tls = true;
+        rest = v + 6;
+        port = 443;
+    } else if (strncmp(v, "ws://", 5) == 0) {
+        f->url_tls = false;
+        rest = v + 5;
+        port = 80;
+    } else {
+        return bad_value(c, line, k, v, "%s", what);
+    }
+    slash = strchr(rest, '/');
+    if (has_space_or_ctl(rest) ||
+        split_host_port(rest, slash ? (size_t)(slash - rest) : strlen(rest), &host, &host_len,
+                        &port) < 0) {
+        return bad_value(c, line, k, v, "%s", what);
+    }
+    f->url = cfg_strdup(c, v, strlen(v));
+    f->url_host = cfg_strdup(c, host, host_len);
+    f->url_port = port;
+    f->url_path = cfg_strdup(c, slash ? slash : "/", strlen(slash ? slash : "/"));
+    return 0;
+}
+
+static bool is_glob(const char *s)
+{
+    if (*s == '\0') {
+        return false;
+    }
+    for (; *s; s++) {
+        if (!(isalnum((unsigned char)*s) || strchr("*.-_:[]", *s))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int read_header(struct vctx *c, const struct ml_key_def *k, const char *v, int line,
+                       struct ml_cfg_route *r)
+{
+    const char *colon = strchr(v, ':');
+    size_t name_len = colon ? (size_t)(colon - v) : strlen(v);
+    const char *name = trim(v, &name_len);
+    struct ml_cfg_header_match *h;
+    char *lower;
+
+    if (!ml_value_is_header_name(name, name_len)) {
+        return bad_value(c, line, k, v, "NAME: VALUE or NAME alone (an HTTP header name)");
+    }
+    if (r->n_headers >= CONFIG_ML_MAX_ROUTE_HEADERS) {
+        return bad_value(c, line, k, v, "at most %d header keys per route (CONFIG_ML_MAX_ROUTE_HEADERS)",
+                         CONFIG_ML_MAX_ROUTE_HEADERS);
+    }
+    h = &r->headers[r->n_headers];
+    if ((lower = cfg_strdup(c, name, name_len)) == NULL) {
+        return 0;
+    }
+    for (char *p = lower; *p; p++) {
+        *p = (char)tolower((unsigned char)*p);
+    }
+    h->name = lower;
+    h->value = NULL;
+    if (colon != NULL) {
+        size_t vn = strlen(colon + 1);
+        const char *val = trim(colon + 1, &vn);
+        h->value = cfg_strdup(c, val, vn);
+    }
+    r->n_headers++;
+    return 0;
+}
+
+static int read_split(struct vctx *c, const struct ml_key_def *k, const char *v, int line,
+                      struct ml_cfg_route *r)
+{
+    static const char what[] =
+        "CLUSTER, or CLUSTER WEIGHT, CLUSTER WEIGHT, ... with weights 0..1000000 (not all 0)";
+    struct ml_cfg_split items[CONFIG_ML_MAX_SPLIT];
+    uint32_t n = 0;
+    uint64_t sum = 0;
+    const char *p = v;
+
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        const char *item = trim(p, &len);
+        const char *sp = memchr(item, ' ', len);
+        size_t name_len = sp ? (size_t)(sp - item) : len;
+        uint64_t weight = 1;
+
+        if (n >= CONFIG_ML_MAX_SPLIT) {
+            return bad_value(c, line, k, v, "at most %d clusters in a split (CONFIG_ML_MAX_SPLIT)",
+                             CONFIG_ML_MAX_SPLIT);
+        }
+        if (!ml_value_is_name(item, name_len)) {
+            return bad_value(c, line, k, v, "%s", what);
+        }
+        if (sp != NULL) {
+            char num[24];
+            size_t wn = len - name_len;
+            const char *w = trim(sp, &wn);
+            if (wn == 0 || wn >= sizeof(num)) {
+                return bad_value(c, line, k, v, "%s", what);
+            }
+            memcpy(num, w, wn);
+            num[wn] = '\0';
+            if (ml_value_uint(num, &weight) < 0 || weight > k->max) {
+                return bad_value(c, line, k, v, "%s", what);
+            }
+        } else if (comma != NULL || n > 0) {
+            return bad_value(c, line, k, v, "%s", what); /* a split names every weight */
+        }
+        for (uint32_t i = 0; i < n; i++) {
+            if (strlen(items[i].cluster_name) == name_len &&
+                memcmp(items[i].cluster_name, item, name_len) == 0) {
+                return bad_value(c, line, k, v, "each cluster once in a split");
+            }
+        }
+        items[n].cluster_name = cfg_strdup(c, item, name_len);
+        if (items[n].cluster_name == NULL) {
+            return 0;
+        }
+        items[n].cluster = -1;
+        items[n].weight = (uint32_t)weight;
+        sum += weight;
+        n++;
+        if (comma == NULL) {
+            break;
+        }
+        p = comma + 1;
+    }
+    if (sum == 0) {
+        return bad_value(c, line, k, v, "%s", what);
+    }
+    r->split = ml_arena_alloc(&c->snap->arena, n * sizeof(*r->split));
+    if (r->split == NULL) {
+        c->oom = 1;
+        return 0;
+    }
+    memcpy(r->split, items, n * sizeof(*items));
+    r->n_split = n;
+    return 0;
+}
+
+static int read_retry_on(struct vctx *c, const struct ml_key_def *k, const char *v, int line,
+                         uint32_t *out)
+{
+    static const struct {
+        const char *name;
+        uint32_t bit;
+    } conds[] = {
+        {"unavailable", ML_CFG_RETRY_UNAVAILABLE},
+        {"reset", ML_CFG_RETRY_RESET},
+        {"connect-failure", ML_CFG_RETRY_CONNECT_FAILURE},
+        {"resource-exhausted", ML_CFG_RETRY_RESOURCE_EXHAUSTED},
+        {"cancelled", ML_CFG_RETRY_CANCELLED},
+        {"deadline-exceeded", ML_CFG_RETRY_DEADLINE_EXCEEDED},
+    };
+    uint32_t bits = 0;
+    const char *p = v;
+
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        const char *item = trim(p, &len);
+        size_t i;
+        for (i = 0; i < sizeof(conds) / sizeof(conds[0]); i++) {
+            if (strlen(conds[i].name) == len && memcmp(conds[i].name, item, len) == 0) {
+                break;
+            }
+        }
+        if (i == sizeof(conds) / sizeof(conds[0])) {
+            return bad_value(c, line, k, v,
+                             "a comma-separated list of unavailable, reset, connect-failure, "
+                             "resource-exhausted, cancelled, deadline-exceeded");
+        }
+        bits |= conds[i].bit;
+        if (comma == NULL) {
+            break;
+        }
+        p = comma + 1;
+    }
+    *out = bits;
+    return 0;
+}
+
+/* Splits "A B" at the first run of spaces: a points at A (NUL-terminated in buf), *b at B. */
+static int split2(const char *v, char *buf, size_t cap, char **b)
+{
+    char *sp;
+
+    if (strlen(v) >= cap) {
+        return -EINVAL;
+    }
+    strcpy(buf, v);
+    sp = strchr(buf, ' ');
+    if (sp == NULL) {
+        return -EINVAL;
+    }
+    *sp = '\0';
+    for (sp++; *sp == ' '; sp++) {
+    }
+    *b = sp;
+    return 0;
+}
+
+static bool is_off(const char *v)
+{
+    return strcmp(v, "0") == 0 || strcmp(v, "off") == 0;
+}
+
+static int read_fault_delay(struct vctx *c, const struct ml_key_def *k, const char *v, int line,
+                            struct ml_cfg_route *r)
+{
+    char buf[64], bounds[80], *d;
+    uint64_t ms;
+
+    if (is_off(v)) {
+        r->fault_delay_ppm = 0;
+        r->fault_delay_ms = 0;
+        return 0;
+    }
+    describe_duration_bounds(k, bounds, sizeof(bounds));
+    if (split2(v, buf, sizeof(buf), &d) < 0 || ml_value_percent(buf, false, &r->fault_delay_ppm) < 0 ||
+        ml_value_duration(d, &ms) < 0 || ms < k->min || ms > k->max) {
+        return bad_value(c, line, k, v, "PERCENT DURATION like 5%% 100ms (duration %s), or 0",
+                         bounds);
+    }
+    r->fault_delay_ms = (uint32_t)ms;
+    return 0;
+}
+
+static int read_fault_abort(struct vctx *c, const struct ml_key_def *k, const char *v, int line,
+                            struct ml_cfg_route *r)
+{
+    char buf[64], *s;
+    int status;
+
+    if (is_off(v)) {
+        r->fault_abort_ppm = 0;
+        r->fault_abort_status = 0;
+        return 0;
+    }
+    if (split2(v, buf, sizeof(buf), &s) < 0 || ml_value_percent(buf, false, &r->fault_abort_ppm) < 0 ||
+        (status = ml_grpc_status_parse(s)) <= 0) {
+        return bad_value(c, line, k, v,
+                         "PERCENT STATUS like 1%% unavailable (a gRPC status other than ok), or 0");
+    }
+    r->fault_abort_status = status;
+    return 0;
+}
+
+static int read_rate(struct vctx *c, const struct ml_key_def *k, const char *v, int line,
+                     struct ml_cfg_route *r)
+{
+    char buf[96], *slash, *rest;
+    uint64_t n, burst;
+    static const char what[] = "N/s or N/m (N 1..1000000), optionally followed by burst N, or 0";
+
+    if (is_off(v)) {
+        r->rate_per_min = 0;
+        r->rate_burst = 0;
+        return 0;
+    }
+    if (strlen(v) >= sizeof(buf)) {
+        return bad_value(c, line, k, v, "%s", what);
+    }
+    strcpy(buf, v);
+    rest = strchr(buf, ' ');
+    if (rest != NULL) {
+        *rest++ = '\0';
+    }
+    slash = strchr(buf, '/');
+    if (slash == NULL) {
+        return bad_value(c, line, k, v, "%s", what);
+    }
+    *slash = '\0';
+    if (ml_value_uint(buf, &n) < 0 || n < k->min || n > k->max ||
+        (strcmp(slash + 1, "s") != 0 && strcmp(slash + 1, "m") != 0)) {
+        return bad_value(c, line, k, v, "%s", what);
+    }
+    r->rate_per_min = (uint32_t)(slash[1] == 's' ? n * 60 : n);
+    /* Default bucket: one second's worth of tokens, at least one. */
+    burst = r->rate_per_min / 60 ? r->rate_per_min / 60 : 1;
+    if (rest != NULL) {
+        while (*rest == ' ') {
+            rest++;
+        }
+        if (strncmp(rest, "burst ", 6) != 0) {
+            return bad_value(c, line, k, v, "%s", what);
+        }
+        rest += 6;
+        while (*rest == ' ') {
+            rest++;
+        }
+        if (ml_value_uint(rest, &burst) < 0 || burst < 1 || burst > 1000000) {
+            return bad_value(c, line, k, v, "%s", what);
+        }
+    }
+    r->rate_burst = (uint32_t)burst;
+    return 0;
+}
+
+static int read_endpoint(struct vctx *c, const struct ml_key_def *k, const char *v, int line,
+                         struct ml_cfg_cluster *cl)
+{
+    static const char what[] = "IP:PORT or IP:PORT weight=N (N 1..128)";
+    char buf[96], *rest;
+    struct ml_cfg_endpoint *ep;
+    uint64_t weight = 1;
+
+    if (strlen(v) >= sizeof(buf)) {
+        return bad_value(c, line, k, v, "%s", what);
+    }
+    strcpy(buf, v);
+    rest = strchr(buf, ' ');
+    if (rest != NULL) {
+        *rest++ = '\0';
+        while (*rest == ' ') {
+            rest++;
+        }
+        if (strncmp(rest, "weight=", 7) != 0 || ml_value_uint(rest + 7, &weight) < 0 ||
+            weight < k->min || weight > k->max) {
+            return bad_value(c, line, k, v, "%s", what);
+        }
+    }
+    if (cl->n_endpoints >= CONFIG_ML_MAX_ENDPOINTS) {
+        return bad_value(c, line, k, v, "at most %d endpoints per cluster (CONFIG_ML_MAX_ENDPOINTS)",
+                         CONFIG_ML_MAX_ENDPOINTS);
+    }
+    ep = &cl->endpoints[cl->n_endpoints];
+    if (ml_value_addr(buf, &ep->addr) < 0) {
+        return bad_value(c, line, k, v, "%s", what);
+    }
+    for (uint32_t i = 0; i < cl->n_endpoints; i++) {
+        const struct ml_cfg_addr *o = &cl->endpoints[i].addr;
+        if (o->family == ep->addr.family && o->port == ep->addr.port &&
+            memcmp(o->ip, ep->addr.ip, 16) == 0) {
+            return bad_value(c, line, k, v, "each endpoint once in a cluster");
+        }
+    }
+    ep->addr.text = cfg_strdup(c, buf, strlen(buf));
+    ep->weight = (uint32_t)weight;
+    cl->n_endpoints++;
+    return 0;
+}
+
+static int read_dns(struct vctx *c, const struct ml_key_def *k, const char *v, int line,
+                    struct ml_cfg_cluster *cl)
+{
+    size_t host_len;
+
+    if (ml_value_host_port(v, &host_len, &cl->dns_port) < 0) {
+        return bad_value(c, line, k, v, "HOST:PORT (a host name and a port 1..65535)");
+    }
+    cl->dns_host = cfg_strdup(c, v, host_len);
+    return 0;
+}
+
+static int read_hash(struct vctx *c, const struct ml_key_def *k, const char *v, int line,
+                     struct ml_cfg_cluster *cl)
+{
+    if (strcmp(v, "authority") == 0) {
+        cl->hash = ML_CFG_HASH_AUTHORITY;
+    } else if (strcmp(v, "path") == 0) {
+        cl->hash = ML_CFG_HASH_PATH;
+    } else if (strncmp(v, "header:", 7) == 0 && ml_value_is_header_name(v + 7, strlen(v + 7))) {
+        char *name = cfg_strdup(c, v + 7, strlen(v + 7));
+        if (name == NULL) {
+            return 0;
+        }
+        for (char *p = name; *p; p++) {
+            *p = (char)tolower((unsigned char)*p);
+        }
+        cl->hash = ML_CFG_HASH_HEADER;
+        cl->hash_header = name;
+    } else {
+        return bad_value(c, line, k, v, "header:NAME, authority or path");
+    }
+    return 0;
+}
+
+static int read_uri(struct vctx *c, const struct ml_key_def *k, const char *v, int line,
+                    const char **out)
+{
+    const char *p = v;
+
+    if (!isalpha((unsigned char)*p)) {
+        return bad_value(c, line, k, v, "a URI like spiffe://TRUST-DOMAIN/PATH");
+    }
+    while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.') {
+        p++;
+    }
+    if (*p != ':' || p[1] == '\0' || has_space_or_ctl(v)) {
+        return bad_value(c, line, k, v, "a URI like spiffe://TRUST-DOMAIN/PATH");
+    }
+    *out = cfg_strdup(c, v, strlen(v));
+    return 0;
+}
+
+static int read_rule(struct vctx *c, const struct ml_key_def *k, const char *v, int line,
+                     struct ml_cfg_authz *az)
+{
+    static const char what[] =
+        "PRINCIPAL -> PATH-GLOB, e.g. spiffe://mesh.local/frontend -> /helloworld.Greeter/*";
+    const char *arrow = strstr(v, "->");
+    size_t pn, gn;
+    const char *principal, *glob;
+    struct ml_cfg_authz_rule *rule;
+    char *pc, *gc;
+
+    if (arrow == NULL) {
+        return bad_value(c, line, k, v, "%s", what);
+    }
+    pn = (size_t)(arrow - v);
+    principal = trim(v, &pn);
+    gn = strlen(arrow + 2);
+    glob = trim(arrow + 2, &gn);
+    if (pn == 0 || gn == 0 || (glob[0] != '/' && !(gn == 1 && glob[0] == '*'))) {
+        return bad_value(c, line, k, v, "%s", what);
+    }
+    if ((pc = cfg_strdup(c, principal, pn)) == NULL || (gc = cfg_strdup(c, glob, gn)) == NULL) {
+        return 0;
+    }
+    if (has_space_or_ctl(pc) || has_space_or_ctl(gc)) {
+        return bad_value(c, line, k, v, "%s", what);
+    }
+    if (az->n_rules >= CONFIG_ML_MAX_AUTHZ_RULES) {
+        return bad_value(c, line, k, v, "at most %d rules per [authz] (CONFIG_ML_MAX_AUTHZ_RULES)",
+                         CONFIG_ML_MAX_AUTHZ_RULES);
+    }
+    rule = &az->rules[az->n_rules++];
+    rule->allow = strcmp(k->name, "allow") == 0;
+    rule->principal = pc;
+    rule->path = gc;
+    return 0;
+}
+
+static int read_access_log(struct vctx *c, const struct ml_key_def *k, const char *v, int line,
+                           struct ml_cfg_node *n)
+{
+    if (strcmp(v, "off") == 0) {
+        n->access_log = ML_CFG_ACCESS_LOG_OFF;
+    } else if (strcmp(v, "stderr") == 0) {
+        n->access_log = ML_CFG_ACCESS_LOG_STDERR;
+    } else if (strcmp(v, "syslog") == 0) {
+        n->access_log = ML_CFG_ACCESS_LOG_SYSLOG;
+    } else if (v[0] == '/' && !has_space_or_ctl(v)) {
+        n->access_log = ML_CFG_ACCESS_LOG_FILE;
+        n->access_log_path = cfg_strdup(c, v, strlen(v));
+    } else {
+        return bad_value(c, line, k, v, "off, stderr, syslog or an absolute file path");
+    }
+    return 0;
+}
+
+/* ---- applying one key to its section -------------------------------------------------------- */
+
+static void *section_struct(struct ml_snapshot *s, enum ml_config_kind kind, uint32_t index)
+{
+    switch (kind) {
+    case ML_KIND_NODE:
+        return &s->node;
+    case ML_KIND_FLEET:
+        return &s->fleet;
+    case ML_KIND_LISTENER:
+        return &s->listeners[index];
+    case ML_KIND_ROUTE:
+        return &s->routes[index];
+    case ML_KIND_CLUSTER:
+        return &s->clusters[index];
+    case ML_KIND_AUTHZ:
+        return &s->authz[index];
+    default:
+        return NULL;
+    }
+}
+
+static int apply(struct vctx *c, void *obj, int key, const char *v, int line)
+{
+    const struct ml_key_def *k = &ml_schema_keys[key];
+    void *field = (char *)obj + k->offset;
+
+    switch (k->type) {
+    case ML_KT_UINT:
+        return read_uint(c, k, v, line, field);
+    case ML_KT_DURATION:
+        return read_duration(c, k, v, line, field);
+    case ML_KT_SIZE:
+        return read_size(c, k, v, line, field);
+    case ML_KT_PERCENT:
+        if (ml_value_percent(v, true, field) < 0) {
+            return bad_value(c, line, k, v, "0..100, with or without %%");
+        }
+        return 0;
+    case ML_KT_BOOL:
+        if (ml_value_bool(v, field) < 0) {
+            return bad_value(c, line, k, v, "on or off");
+        }
+        return 0;
+    case ML_KT_ENUM:
+        return read_enum(c, k, v, line, field);
+    case ML_KT_RANGE:
+        return read_range(c, k, v, line, field);
+    case ML_KT_NAME:
+        if (!ml_value_is_name(v, strlen(v))) {
+            return bad_value(c, line, k, v, "a name of 1..63 characters from A-Z a-z 0-9 _ . -");
+        }
+        *(const char **)field = cfg_strdup(c, v, strlen(v));
+        return 0;
+    case ML_KT_PATH:
+        return read_path(c, k, v, line, field);
+    case ML_KT_STRING:
+        *(const char **)field = cfg_strdup(c, v, strlen(v));
+        return 0;
+    case ML_KT_ADDR:
+        return read_addr(c, k, v, line, field, false);
+    case ML_KT_ADMIN:
+        return read_addr(c, k, v, line, field, true);
+    case ML_KT_ACCESS_LOG:
+        return read_access_log(c, k, v, line, obj);
+    case ML_KT_URL:
+        return read_url(c, k, v, line, obj);
+    case ML_KT_LISTENER_REF:
+        if (!ml_value_is_name(v, strlen(v))) {
+            return bad_value(c, line, k, v, "the name of a [listener] section");
+        }
+        ((struct ml_cfg_route *)obj)->listener_name = cfg_strdup(c, v, strlen(v));
+        return 0;
+    case ML_KT_GLOB:
+        if (!is_glob(v)) {
+            return bad_value(c, line, k, v, "a host name or a glob like * or *.example.com");
+        }
+        *(const char **)field = cfg_strdup(c, v, strlen(v));
+        return 0;
+    case ML_KT_HTTP_PATH:
+        if (v[0] != '/' || has_space_or_ctl(v)) {
+            return bad_value(c, line, k, v, "a path starting with /");
+        }
+        *(const char **)field = cfg_strdup(c, v, strlen(v));
+        return 0;
+    case ML_KT_HEADER:
+        return read_header(c, k, v, line, obj);
+    case ML_KT_SPLIT:
+        return read_split(c, k, v, line, obj);
+    case ML_KT_RETRY_ON:
+        return read_retry_on(c, k, v, line, field);
+    case ML_KT_FAULT_DELAY:
+        return read_fault_delay(c, k, v, line, obj);
+    case ML_KT_FAULT_ABORT:
+        return read_fault_abort(c, k, v, line, obj);
+    case ML_KT_RATE:
+        return read_rate(c, k, v, line, obj);
+    case ML_KT_ENDPOINT:
+        return read_endpoint(c, k, v, line, obj);
+    case ML_KT_DNS:
+        return read_dns(c, k, v, line, obj);
+    case ML_KT_HASH:
+        return read_hash(c, k, v, line, obj);
+    case ML_KT_HOSTNAME:
+        if (!ml_value_is_hostname(v, strlen(v))) {
+            return bad_value(c, line, k, v, "a host name");
+        }
+        *(const char **)field = cfg_strdup(c, v, strlen(v));
+        return 0;
+    case ML_KT_URI:
+        return read_uri(c, k, v, line, field);
+    case ML_KT_RULE:
+        return read_rule(c, k, v, line, obj);
+    }
+    return -1;
+}
+
+static void apply_defaults(struct vctx *c, enum ml_config_kind kind, void *obj)
+{
+    const struct ml_raw_section *saved = c->sec;
+
+    c->sec = NULL; /* a default that fails to parse reports as a bug in schema.def */
+    for (int key = 0; key < ML_K_COUNT; key++) {
+        const struct ml_key_def *k = &ml_schema_keys[key];
+        if (k->kind == kind && k->dflt != NULL) {
+            apply(c, obj, key, k->dflt, 0);
+        }
+    }
+    c->sec = saved;
+}
+
+/* Arrays of repeatable keys, sized by how often the section gives them (bounded by the limits
+ * the readers check). */
+static int alloc_arrays(struct vctx *c, const struct ml_raw_section *sec, void *obj)
+{
+    struct ml_arena *a = &c->snap->arena;
+    uint32_t n;
+
+    switch (sec->kind) {
+    case ML_KIND_ROUTE:
+        n = sec->key_count[ML_K_route_header];
+        n = n < CONFIG_ML_MAX_ROUTE_HEADERS ? n : CONFIG_ML_MAX_ROUTE_HEADERS;
+        if (n && !(((struct ml_cfg_route *)obj)->headers = ml_arena_alloc(a, n * sizeof(struct ml_cfg_header_match)))) {
+            return -ENOMEM;
+        }
+        break;
+    case ML_KIND_CLUSTER:
+        n = sec->key_count[ML_K_cluster_endpoint];
+        n = n < CONFIG_ML_MAX_ENDPOINTS ? n : CONFIG_ML_MAX_ENDPOINTS;
+        if (n && !(((struct ml_cfg_cluster *)obj)->endpoints = ml_arena_alloc(a, n * sizeof(struct ml_cfg_endpoint)))) {
+            return -ENOMEM;
+        }
+        break;
+    case ML_KIND_AUTHZ:
+        n = sec->key_count[ML_K_authz_allow] + sec->key_count[ML_K_authz_deny];
+        n = n < CONFIG_ML_MAX_AUTHZ_RULES ? n : CONFIG_ML_MAX_AUTHZ_RULES;
+        if (n && !(((struct ml_cfg_authz *)obj)->rules = ml_arena_alloc(a, n * sizeof(struct ml_cfg_authz_rule)))) {
+            return -ENOMEM;
+        }
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+/* ---- checks across keys and sections -------------------------------------------------------- */
+
+static const char *value_at(const struct vctx *c, const struct ml_raw_section *sec, int key)
+{
+    /* The first value given for key in sec (for messages about a key found wrong later). */
+    for (uint32_t i = 0; i < c->doc->n_entries; i++) {
+        const struct ml_raw_entry *e = &c->doc->entries[i];
+        if (c->doc->sections[e->section] == sec && e->key == key) {
+            return e->value;
+        }
+    }
+    return "";
+}
+
+static int find_listener(const struct ml_snapshot *s, const char *name)
+{
+    for (uint32_t i = 0; i < s->n_listeners; i++) {
+        if (strcmp(s->listeners[i].name, name) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static int find_cluster(const struct ml_snapshot *s, const char *name)
+{
+    for (uint32_t i = 0; i < s->n_clusters; i++) {
+        if (strcmp(s->clusters[i].name, name) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static void required_keys(struct vctx *c, const struct ml_raw_section *sec)
+{
+    for (int key = 0; key < ML_K_COUNT; key++) {
+        const struct ml_key_def *k = &ml_schema_keys[key];
+        if (k->kind == sec->kind && (k->flags & ML_KF_REQUIRED) && sec->key_line[key] == 0) {
+            key_error(c, sec, sec->line, k->name, "expected this key (required), got nothing");
+        }
+    }
+}
+
+static void tls_refused(struct vctx *c, const struct ml_raw_section *sec, int key, int tls)
+{
+    char got[GOT_MAX];
+
+    if (tls != ML_CFG_TLS_OFF && !ML_HAVE_DATA_TLS) {
+        key_error(c, sec, sec->key_line[key], "tls",
+                  "expected off: this build of meshlet has no data-plane TLS yet (never served "
+                  "in plaintext), got \"%s\"",
+                  shown(value_at(c, sec, key), got, sizeof(got)));
+    }
+}
+
+static void check_listener(struct vctx *c, const struct ml_raw_section *sec)
+{
+    struct ml_snapshot *s = c->snap;
+    struct ml_cfg_listener *l = &s->listeners[sec->index];
+    char got[GOT_MAX];
+
+    tls_refused(c, sec, ML_K_listener_tls, l->tls);
+    if (!l->bind.set) {
+        return;
+    }
+    for (uint32_t i = 0; i < sec->index; i++) {
+        const struct ml_cfg_listener *o = &s->listeners[i];
+        if (o->bind.set && o->bind.family == l->bind.family && o->bind.port == l->bind.port &&
+            memcmp(o->bind.ip, l->bind.ip, 16) == 0) {
+            key_error(c, sec, sec->key_line[ML_K_listener_bind], "bind",
+                      "expected an address no other listener binds ([listener %s] on line %d), "
+                      "got \"%s\"",
+                      o->name, o->line, shown(l->bind.text, got, sizeof(got)));
+        }
+    }
+    if (s->node.admin.set && s->node.admin.family == l->bind.family &&
+        s->node.admin.port == l->bind.port && memcmp(s->node.admin.ip, l->bind.ip, 16) == 0) {
+        key_error(c, sec, sec->key_line[ML_K_listener_bind], "bind",
+                  "expected an address other than the admin endpoint's ([node] admin), got \"%s\"",
+                  shown(l->bind.text, got, sizeof(got)));
+    }
+}
+
+static void check_route(struct vctx *c, const struct ml_raw_section *sec)
+{
+    struct ml_snapshot *s = c->snap;
+    struct ml_cfg_route *r = &s->routes[sec->index];
+    char got[GOT_MAX];
+
+    if (r->listener_name != NULL && (r->listener = find_listener(s, r->listener_name)) < 0) {
+        key_error(c, sec, sec->key_line[ML_K_route_listener], "listener",
+                  "expected the name of a [listener] section, got \"%s\"",
+                  shown(r->listener_name, got, sizeof(got)));
+    }
+    for (uint32_t i = 0; i < r->n_split; i++) {
+        r->split[i].cluster = find_cluster(s, r->split[i].cluster_name);
+        if (r->split[i].cluster < 0) {
+            key_error(c, sec, sec->key_line[ML_K_route_to], "to",
+                      "expected the name of a [cluster] section, got \"%s\"",
+                      shown(r->split[i].cluster_name, got, sizeof(got)));
+        }
+    }
+    if (sec->key_line[ML_K_route_prefix] && sec->key_line[ML_K_route_path]) {
+        int later = sec->key_line[ML_K_route_prefix] > sec->key_line[ML_K_route_path]
+                        ? ML_K_route_prefix
+                        : ML_K_route_path;
+        key_error(c, sec, sec->key_line[later], ml_schema_keys[later].name,
+                  "expected either prefix or path, not both, got \"%s\"",
+                  shown(value_at(c, sec, later), got, sizeof(got)));
+    }
+}
+
+static void check_cluster(struct vctx *c, const struct ml_raw_section *sec)
+{
+    struct ml_cfg_cluster *cl = &c->snap->clusters[sec->index];
+    char got[GOT_MAX];
+
+    tls_refused(c, sec, ML_K_cluster_tls, cl->tls);
+    if (sec->key_count[ML_K_cluster_endpoint] == 0 && sec->key_line[ML_K_cluster_dns] == 0) {
+        key_error(c, sec, sec->line, NULL,
+                  "expected endpoint = IP:PORT (repeatable) or dns = HOST:PORT, got no endpoints");
+    }
+    if (sec->key_count[ML_K_cluster_endpoint] > 0 && sec->key_line[ML_K_cluster_dns] != 0) {
+        key_error(c, sec, sec->key_line[ML_K_cluster_dns], "dns",
+                  "expected either endpoint or dns, not both, got \"%s\"",
+                  shown(value_at(c, sec, ML_K_cluster_dns), got, sizeof(got)));
+    }
+    if ((cl->lb == ML_CFG_LB_RING_HASH && !ML_HAVE_LB_RING_HASH) ||
+        (cl->lb == ML_CFG_LB_MAGLEV && !ML_HAVE_LB_MAGLEV)) {
+        key_error(c, sec, sec->key_line[ML_K_cluster_lb], "lb",
+                  "expected a balancer this build of meshlet has, got \"%s\"",
+                  shown(value_at(c, sec, ML_K_cluster_lb), got, sizeof(got)));
+    }
+    if (cl->health_check != ML_CFG_HEALTH_OFF && !ML_HAVE_HEALTH_CHECK) {
+        key_error(c, sec, sec->key_line[ML_K_cluster_health_check], "health_check",
+                  "expected off: this build of meshlet has no health checks, got \"%s\"",
+                  shown(value_at(c, sec, ML_K_cluster_health_check), got, sizeof(got)));
+    }
+}
+
+static void check_authz(struct vctx *c, const struct ml_raw_section *sec)
+{
+    struct ml_cfg_authz *az = &c->snap->authz[sec->index];
+
+    if ((az->listener = find_listener(c->snap, az->name)) < 0) {
+        key_error(c, sec, sec->line, NULL,
+                  "expected the name of a [listener] section after authz, got \"%s\"", az->name);
+    }
+}
+
+static void check_node(struct vctx *c, const struct ml_raw_section *sec)
+{
+    struct ml_cfg_node *n = &c->snap->node;
+    char got[GOT_MAX];
+
+    if (n->admin.set && !n->admin_remote && !ml_value_addr_is_loopback(&n->admin)) {
+        key_error(c, sec, sec->key_line[ML_K_node_admin], "admin",
+                  "expected a loopback address (127.0.0.0/8 or [::1]) unless admin_remote = on, "
+                  "got \"%s\"",
+                  shown(n->admin.text, got, sizeof(got)));
+    }
+}
+
+static void check_fleet(struct vctx *c, const struct ml_raw_section *sec)
+{
+    struct ml_cfg_fleet *f = &c->snap->fleet;
+    char got[GOT_MAX];
+
+    if (!ML_HAVE_FLEET) {
+        key_error(c, sec, sec->line, NULL,
+                  "expected no [fleet] section: this build of meshlet has no fleet client");
+        return;
+    }
+    if (f->url != NULL && !f->url_tls && !f->insecure) {
+        key_error(c, sec, sec->key_line[ML_K_fleet_url], "url",
+                  "expected wss:// (ws:// only with insecure = on), got \"%s\"",
+                  shown(f->url, got, sizeof(got)));
+    }
+    if (f->url != NULL && f->url_tls && f->ca == NULL) {
+        key_error(c, sec, sec->line, "ca",
+                  "expected this key with a wss:// url (the controller's certificate is checked "
+                  "against it), got nothing");
+    }
+    if ((f->cert == NULL) != (f->key == NULL)) {
+        int key = f->cert ? ML_K_fleet_cert : ML_K_fleet_key;
+        key_error(c, sec, sec->key_line[key], ml_schema_keys[key].name,
+                  "expected cert and key together (the node's client certificate), got only %s",
+                  ml_schema_keys[key].name);
+    }
+}
+
+static void default_node_id(struct vctx *c)
+{
+    char host[256] = "";
+    size_t n;
+
+    if (c->snap->node.id != NULL) {
+        return;
+    }
+    if (gethostname(host, sizeof(host) - 1) < 0 || host[0] == '\0') {
+        strcpy(host, "meshlet");
+    }
+    /* A host name may hold characters a node id may not: map them, keep it recognisable. */
+    for (n = 0; host[n] && n < 63; n++) {
+        if (!ml_value_is_name(&host[n], 1)) {
+            host[n] = '-';
+        }
+    }
+    host[n] = '\0';
+    c->snap->node.id = cfg_strdup(c, host, n);
+}
+
+int ml_config_validate(struct ml_snapshot *snap, const struct ml_raw_doc *doc,
+                       struct ml_config_errors *errs)
+{
+    struct vctx c = {.snap = snap, .doc = doc, .errs = errs};
+    struct ml_arena *a = &snap->arena;
+
+    /* The arrays, sized by the sections found (each bounded by its Kconfig limit in parse.c). */
+    snap->n_listeners = doc->n_kind[ML_KIND_LISTENER];
+    snap->n_routes = doc->n_kind[ML_KIND_ROUTE];
+    snap->n_clusters = doc->n_kind[ML_KIND_CLUSTER];
+    snap->n_authz = doc->n_kind[ML_KIND_AUTHZ];
+    if ((snap->n_listeners && !(snap->listeners = ml_arena_alloc(a, snap->n_listeners * sizeof(*snap->listeners)))) ||
+        (snap->n_routes && !(snap->routes = ml_arena_alloc(a, snap->n_routes * sizeof(*snap->routes)))) ||
+        (snap->n_clusters && !(snap->clusters = ml_arena_alloc(a, snap->n_clusters * sizeof(*snap->clusters)))) ||
+        (snap->n_authz && !(snap->authz = ml_arena_alloc(a, snap->n_authz * sizeof(*snap->authz))))) {
+        return -ENOMEM;
+    }
+
+    /* Defaults first, so every section is complete whatever the file gives. */
+    apply_defaults(&c, ML_KIND_NODE, &snap->node);
+    apply_defaults(&c, ML_KIND_FLEET, &snap->fleet);
+    for (uint32_t i = 0; i < doc->n_sections; i++) {
+        const struct ml_raw_section *sec = doc->sections[i];
+        void *obj = section_struct(snap, sec->kind, sec->index);
+        if (sec->kind == ML_KIND_NODE || sec->kind == ML_KIND_FLEET) {
+            if (sec->kind == ML_KIND_FLEET) {
+                snap->fleet.present = true;
+                snap->fleet.line = sec->line;
+            }
+            continue;
+        }
+        apply_defaults(&c, sec->kind, obj);
+        if (alloc_arrays(&c, sec, obj) < 0) {
+            return -ENOMEM;
+        }
+        /* name and line are the first two fields' worth of every named section */
+        switch (sec->kind) {
+        case ML_KIND_LISTENER:
+            snap->listeners[sec->index].name = cfg_strdup(&c, sec->name, strlen(sec->name));
+            snap->listeners[sec->index].line = sec->line;
+            break;
+        case ML_KIND_ROUTE:
+            snap->routes[sec->index].name = cfg_strdup(&c, sec->name, strlen(sec->name));
+            snap->routes[sec->index].line = sec->line;
+            snap->routes[sec->index].listener = -1;
+            break;
+        case ML_KIND_CLUSTER:
+            snap->clusters[sec->index].name = cfg_strdup(&c, sec->name, strlen(sec->name));
+            snap->clusters[sec->index].line = sec->line;
+            break;
+        case ML_KIND_AUTHZ:
+            snap->authz[sec->index].name = cfg_strdup(&c, sec->name, strlen(sec->name));
+            snap->authz[sec->index].line = sec->line;
+            snap->authz[sec->index].listener = -1;
+            break;
+        default:
+            break;
+        }
+    }
+
+    /* Every value, in file order. */
+    for (uint32_t i = 0; i < doc->n_entries; i++) {
+        const struct ml_raw_entry *e = &doc->entries[i];
+        c.sec = doc->sections[e->section];
+        apply(&c, section_struct(snap, c.sec->kind, c.sec->index), e->key, e->value, e->line);
+    }
+    default_node_id(&c);
+
+    /* Then what spans keys and sections. Listeners before routes and authz: they refer to them. */
+    for (uint32_t i = 0; i < doc->n_sections; i++) {
+        const struct ml_raw_section *sec = doc->sections[i];
+        required_keys(&c, sec);
+        switch (sec->kind) {
+        case ML_KIND_NODE:
+            check_node(&c, sec);
+            break;
+        case ML_KIND_FLEET:
+            check_fleet(&c, sec);
+            break;
+        case ML_KIND_LISTENER:
+            check_listener(&c, sec);
+            break;
+        case ML_KIND_ROUTE:
+            check_route(&c, sec);
+            break;
+        case ML_KIND_CLUSTER:
+            check_cluster(&c, sec);
+            break;
+        case ML_KIND_AUTHZ:
+            check_authz(&c, sec);
+            break;
+        default:
+            break;
+        }
+    }
+    return c.oom ? -ENOMEM : 0;
+}

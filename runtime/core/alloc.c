@@ -1,0 +1,49 @@
+#include "core/alloc.h"
+
+#include <stdlib.h>
+
+/* Test hook state. Process-wide on purpose: it stands in for the allocator, which is too. */
+static long fail_budget = -1; /* allocations left before failing; < 0 = never fail */
+static long n_allocs;         /* allocations since the last ml_alloc_fail_after */
+
+static int should_fail(void)
+{
+    n_allocs++;
+    if (fail_budget < 0) {
+        return 0;
+    }
+    if (fail_budget == 0) {
+        return 1;
+    }
+    fail_budget--;
+    return 0;
+}
+
+void *ml_malloc(size_t n)
+{
+    return should_fail() ? NULL : malloc(n);
+}
+
+void *ml_calloc(size_t count, size_t n)
+{
+    return should_fail() ? NULL : calloc(count, n);
+}
+
+void *ml_realloc(void *p, size_t n)
+{
+    return should_fail() ? NULL : realloc(p, n);
+}
+
+void ml_free(void *p)
+{
+    free(p);
+}
+
+long ml_alloc_fail_after(long n)
+{
+    long made = n_allocs;
+
+    fail_budget = n;
+    n_allocs = 0;
+    return made;
+}

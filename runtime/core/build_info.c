@@ -1,0 +1,56 @@
+#include "core/build_info.h"
+
+#include "meshlet_config.h"
+
+#ifndef ML_VERSION
+#define ML_VERSION "0.0.0-unknown"
+#endif
+
+static const char *const features[] = {
+#ifdef CONFIG_ML_ADMIN
+    "admin",
+#endif
+#ifdef CONFIG_ML_FLEET
+    "fleet",
+#endif
+#ifdef CONFIG_ML_CONTROLLER
+    "controller",
+#endif
+#ifdef CONFIG_ML_FAULT
+    "fault",
+#endif
+#ifdef CONFIG_ML_RATE_LIMIT
+    "rate_limit",
+#endif
+#ifdef CONFIG_ML_HEALTH_CHECK
+    "health_check",
+#endif
+    "lb.round_robin",
+    "lb.least_request",
+    "lb.random",
+#ifdef CONFIG_ML_LB_RING_HASH
+    "lb.ring_hash",
+#endif
+#ifdef CONFIG_ML_LB_MAGLEV
+    "lb.maglev",
+#endif
+#ifdef CONFIG_ML_DNS
+    "dns",
+#endif
+    NULL,
+};
+
+const char *ml_build_version(void)
+{
+    return ML_VERSION;
+}
+
+const char *ml_build_board(void)
+{
+    return CONFIG_ML_BOARD_NAME;
+}
+
+const char *const *ml_build_features(void)
+{
+    return features;
+}
