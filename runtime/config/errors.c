@@ -112,6 +112,22 @@ void ml_config_errors_print(const struct ml_config_errors *e, const char *file, 
     }
 }
 
+/* n, or less so that s[0..n) does not end inside a UTF-8 sequence (for a line cut short). */
+static size_t utf8_complete(const char *s, size_t n)
+{
+    size_t start = n, len;
+
+    while (start > 0 && ((unsigned char)s[start - 1] & 0xc0) == 0x80) {
+        start--;
+    }
+    if (start == 0 || (unsigned char)s[start - 1] < 0xc0) {
+        return n; /* ends in ASCII (or in stray continuation bytes: not ours to judge) */
+    }
+    start--;
+    len = (unsigned char)s[start] >= 0xf0 ? 4 : (unsigned char)s[start] >= 0xe0 ? 3 : 2;
+    return n - start >= len ? n : start;
+}
+
 size_t ml_config_errors_join(const struct ml_config_errors *e, const char *file, char *buf,
                              size_t cap)
 {
@@ -131,7 +147,7 @@ size_t ml_config_errors_join(const struct ml_config_errors *e, const char *file,
             continue;
         }
         if ((size_t)n >= sizeof(line)) {
-            n = (int)sizeof(line) - 1;
+            n = (int)utf8_complete(line, sizeof(line) - 1);
         }
         /* Keep room for the "... and N more" line whenever lines remain after this one. */
         more_n = (size_t)snprintf(more, sizeof(more), "... and %zu more", total - i - 1);

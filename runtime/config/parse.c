@@ -72,11 +72,13 @@ static const char *check_line(struct parse_ctx *ctx, const char *line)
     }
     if (*s == '[') {
         end = find_chars_or_comment(s + 1, "]");
-        if (*end != ']') {
-            return "expected a section header like [cluster NAME]";
-        }
-        if (*skip_space(end + 1) != '\0' && !strchr(";#", *skip_space(end + 1))) {
-            return "expected nothing after the section header but a comment";
+        if (*end != ']' || (*skip_space(end + 1) != '\0' && !strchr(";#", *skip_space(end + 1)))) {
+            /* A broken header still ends the section before it: its keys are not the previous
+             * section's (they are skipped, like those of any section reported bad). */
+            ctx->section = -1;
+            ctx->in_section = true;
+            return *end != ']' ? "expected a section header like [cluster NAME]"
+                               : "expected nothing after the section header but a comment";
         }
         size_t n = (size_t)(end - (s + 1));
         if (n >= sizeof(ctx->header)) {
@@ -96,18 +98,45 @@ static const char *check_line(struct parse_ctx *ctx, const char *line)
 
 static void quote_into(char *dst, size_t cap, const char *s, size_t n)
 {
-    /* Error messages quote what they got; keep them one line and short. */
-    size_t j = 0;
+    /* Error messages quote what they got; keep them one line and short. A cut ends in "..." and
+     * never inside a UTF-8 sequence (the text is UTF-8; error lines must stay so). */
+    size_t i = 0, j = 0;
 
-    for (size_t i = 0; i < n && j + 4 < cap; i++) {
-        unsigned char c = (unsigned char)s[i];
+    while (i < n && j + 4 < cap) {
+        unsigned char c = (unsigned char)s[i++];
         dst[j++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
     }
-    if (j + 4 >= cap) {
+    if (i < n) {
+        if (((unsigned char)s[i] & 0xc0) == 0x80) { /* cut mid-sequence: drop its start */
+            while (j > 0 && ((unsigned char)dst[j - 1] & 0xc0) == 0x80) {
+                j--;
+            }
+            j -= j > 0;
+        }
         memcpy(dst + j, "...", 3);
         j += 3;
     }
     dst[j] = '\0';
+}
+
+static void section_label(const struct ml_raw_section *sec, char *buf, size_t cap);
+
+/* "[SECTION]: " for an error on line s[0..n) when that line is not a header and sits in a
+ * well-formed section (CONFIG.md: an error names its section), else "". */
+static const char *line_label(const struct parse_ctx *ctx, const char *s, size_t n, char *buf,
+                              size_t cap)
+{
+    size_t i = 0;
+
+    buf[0] = '\0';
+    while (i < n && isspace((unsigned char)s[i])) {
+        i++;
+    }
+    if (ctx->section >= 0 && (i == n || s[i] != '[')) {
+        section_label(ctx->doc->sections[ctx->section], buf, cap - 2);
+        strcat(buf, ": ");
+    }
+    return buf;
 }
 
 /* inih's line reader (fgets-like) over the in-memory text. */
@@ -117,7 +146,11 @@ static char *read_line(char *str, int num, void *stream)
     const char *nl;
     size_t n, max = (size_t)num - 2; /* room for '\n' and NUL */
     const char *why;
+    char label[HEADER_MAX + 8];
 
+    if (ctx->line == 0 && ctx->end - ctx->p >= 3 && memcmp(ctx->p, "\xef\xbb\xbf", 3) == 0) {
+        ctx->p += 3; /* a UTF-8 byte order mark, as some editors write: not part of the text */
+    }
     if (ctx->p >= ctx->end) {
         return NULL;
     }
@@ -129,10 +162,10 @@ static char *read_line(char *str, int num, void *stream)
     }
     if (n > max) {
         char got[48];
-        quote_into(got, sizeof(got), ctx->p, 40);
+        quote_into(got, sizeof(got), ctx->p, n); /* its start, ending in "..." */
         ml_config_errors_add(ctx->errs, ctx->line,
-                             "expected a line of at most %zu bytes, got %zu bytes (\"%s\")", max, n,
-                             got);
+                             "%sexpected a line of at most %zu bytes, got %zu bytes (\"%s\")",
+                             line_label(ctx, ctx->p, n, label, sizeof(label)), max, n, got);
         str[0] = '\n';
         str[1] = '\0';
         ctx->header[0] = '\0';
@@ -142,7 +175,8 @@ static char *read_line(char *str, int num, void *stream)
         if ((why = check_line(ctx, str)) != NULL) {
             char got[80];
             quote_into(got, sizeof(got), str, n);
-            ml_config_errors_add(ctx->errs, ctx->line, "%s, got \"%s\"", why, got);
+            ml_config_errors_add(ctx->errs, ctx->line, "%s%s, got \"%s\"",
+                                 line_label(ctx, str, n, label, sizeof(label)), why, got);
             str[0] = '\0';
             ctx->header[0] = '\0';
         }
@@ -174,7 +208,7 @@ static int on_section(struct parse_ctx *ctx, int line)
     struct ml_raw_doc *doc = ctx->doc;
     const char *h = ctx->header, *kind_end, *name = NULL, *name_end = NULL;
     struct ml_raw_section *sec;
-    char shown[HEADER_MAX + 8];
+    char shown[HEADER_MAX + 8], part[HEADER_MAX + 8];
     int kind;
 
     ctx->section = -1;
@@ -200,15 +234,19 @@ static int on_section(struct parse_ctx *ctx, int line)
     }
     kind = ml_schema_kind_parse(h, (size_t)(kind_end - h));
     if (kind < 0) {
+        quote_into(part, sizeof(part), h, (size_t)(kind_end - h));
         ml_config_errors_add(ctx->errs, line,
                              "[%s]: expected a section kind of node, fleet, listener, route, "
-                             "cluster or authz, got \"%.*s\"",
-                             shown, (int)(kind_end - h), h);
+                             "cluster or authz, got \"%s\"",
+                             shown, part);
         return 0;
     }
+    if (name != NULL) {
+        quote_into(part, sizeof(part), name, (size_t)(name_end - name));
+    }
     if (!ml_schema_kind_named(kind) && name != NULL) {
-        ml_config_errors_add(ctx->errs, line, "[%s]: expected [%s] without a name, got \"%.*s\"",
-                             shown, ml_schema_kind_name(kind), (int)(name_end - name), name);
+        ml_config_errors_add(ctx->errs, line, "[%s]: expected [%s] without a name, got \"%s\"",
+                             shown, ml_schema_kind_name(kind), part);
         return 0;
     }
     if (ml_schema_kind_named(kind)) {
@@ -220,8 +258,8 @@ static int on_section(struct parse_ctx *ctx, int line)
         if (!ml_value_is_name(name, (size_t)(name_end - name))) {
             ml_config_errors_add(ctx->errs, line,
                                  "[%s]: expected a name of 1..63 characters from A-Z a-z 0-9 _ . "
-                                 "-, got \"%.*s\"",
-                                 shown, (int)(name_end - name), name);
+                                 "-, got \"%s\"",
+                                 shown, part);
             return 0;
         }
     }
@@ -277,19 +315,21 @@ static int on_key(struct parse_ctx *ctx, const char *name, const char *value, in
     struct ml_raw_doc *doc = ctx->doc;
     struct ml_raw_section *sec;
     struct ml_raw_entry *e;
-    char label[HEADER_MAX + 8], got[96];
+    char label[HEADER_MAX + 8], got[96], name_shown[96];
     const struct ml_key_def *k;
     int key;
 
     quote_into(got, sizeof(got), value, strlen(value));
+    quote_into(name_shown, sizeof(name_shown), name, strlen(name)); /* not a key (yet): quote it */
     if (*name == '\0') {
-        ml_config_errors_add(ctx->errs, line, "expected \"key = value\", got \"= %s\"", got);
+        ml_config_errors_add(ctx->errs, line, "%sexpected \"key = value\", got \"= %s\"",
+                             line_label(ctx, name, 0, label, sizeof(label)), got);
         return 0;
     }
     if (!ctx->in_section) {
         ml_config_errors_add(ctx->errs, line,
                              "%s: expected a [section] header before the first key, got \"%s\"",
-                             name, got);
+                             name_shown, got);
         return 0;
     }
     if (ctx->section < 0) {
@@ -303,10 +343,10 @@ static int on_key(struct parse_ctx *ctx, const char *name, const char *value, in
         if (near != NULL) {
             ml_config_errors_add(ctx->errs, line,
                                  "%s %s: expected a key of [%s] (did you mean %s?), got \"%s\"",
-                                 label, name, ml_schema_kind_name(sec->kind), near, got);
+                                 label, name_shown, ml_schema_kind_name(sec->kind), near, got);
         } else {
             ml_config_errors_add(ctx->errs, line, "%s %s: expected a key of [%s], got \"%s\"",
-                                 label, name, ml_schema_kind_name(sec->kind), got);
+                                 label, name_shown, ml_schema_kind_name(sec->kind), got);
         }
         return 0;
     }

@@ -14,11 +14,19 @@
 #include <string.h>
 
 /* Arena caps, as multiples of the text: a snapshot holds its text, its strings (each at most as
- * long as the text) and fixed-size section structs (bounded by the Kconfig section limits). */
+ * long as the text) and fixed-size section structs (bounded by the Kconfig section limits).
+ * The scratch arena holds the raw document, whose worst case is a text of repeatable keys with
+ * empty values ("deny=\n": one entry per 6 bytes): per entry a 16-byte value and, as the entry
+ * array doubles inside the arena (old copies are not freed), under 4 entries' worth of array,
+ * 4 * 24 bytes on a 64-bit target. That is 112 bytes per 6 of text, < 19n; 8n ran out of memory
+ * at ~80 KB of such text, so `meshlet check` said "out of memory" for a config it must list the
+ * errors of. */
 #define SNAPSHOT_ARENA_BYTES(n) (4 * (n) + 1024 * 1024)
-#define SCRATCH_ARENA_BYTES(n) (8 * (n) + 1024 * 1024)
+#define SCRATCH_ARENA_BYTES(n) (20 * (n) + 1024 * 1024)
 
-/* Offset of the first byte that makes text[0..n) not UTF-8 text, or n when it is. */
+/* Offset of the first byte that makes text[0..n) not UTF-8 text, or n when it is. UTF-8 as RFC 3629
+ * has it: no overlong forms, no surrogates (U+D800..DFFF), nothing past U+10FFFF; the text goes
+ * on to the controller and into error lines, whose readers refuse those. */
 static size_t first_non_text(const char *text, size_t n)
 {
     const unsigned char *s = (const unsigned char *)text;
@@ -26,6 +34,7 @@ static size_t first_non_text(const char *text, size_t n)
 
     while (i < n) {
         unsigned char c = s[i];
+        unsigned char lo = 0x80, hi = 0xbf; /* what the second byte may be */
         size_t len;
         if (c == 0) {
             return i;
@@ -38,15 +47,19 @@ static size_t first_non_text(const char *text, size_t n)
             len = 2;
         } else if (c >= 0xe0 && c <= 0xef) {
             len = 3;
+            lo = c == 0xe0 ? 0xa0 : 0x80; /* E0 80..9F: overlong */
+            hi = c == 0xed ? 0x9f : 0xbf; /* ED A0..BF: surrogates */
         } else if (c >= 0xf0 && c <= 0xf4) {
             len = 4;
+            lo = c == 0xf0 ? 0x90 : 0x80; /* F0 80..8F: overlong */
+            hi = c == 0xf4 ? 0x8f : 0xbf; /* F4 90..: past U+10FFFF */
         } else {
             return i;
         }
-        if (i + len > n) {
+        if (i + len > n || s[i + 1] < lo || s[i + 1] > hi) {
             return i;
         }
-        for (size_t j = 1; j < len; j++) {
+        for (size_t j = 2; j < len; j++) {
             if ((s[i + j] & 0xc0) != 0x80) {
                 return i;
             }

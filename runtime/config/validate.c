@@ -71,6 +71,13 @@ static const char *shown(const char *v, char *buf, size_t cap)
         unsigned char ch = (unsigned char)v[i];
         buf[j++] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
         if (v[i + 1] && j + 4 >= cap) {
+            /* Cut, but never inside a UTF-8 sequence: error lines stay UTF-8 like the text. */
+            if (((unsigned char)v[i + 1] & 0xc0) == 0x80) {
+                while (j > 0 && ((unsigned char)buf[j - 1] & 0xc0) == 0x80) {
+                    j--;
+                }
+                j -= j > 0;
+            }
             memcpy(buf + j, "...", 3);
             j += 3;
         }
@@ -189,7 +196,7 @@ static int read_size(struct vctx *c, const struct ml_key_def *k, const char *v, 
     if (ml_value_size(v, &n) < 0 || n < k->min || n > k->max) {
         ml_value_format_size(k->min, lo, sizeof(lo));
         ml_value_format_size(k->max, hi, sizeof(hi));
-        return bad_value(c, line, k, v, "a size in bytes, KiB or MiB, %s..%s", lo, hi);
+        return bad_value(c, line, k, v, "a size in bytes, KiB, MiB or GiB, %s..%s", lo, hi);
     }
     *out = (uint32_t)n;
     return 0;
@@ -835,6 +842,9 @@ static int apply(struct vctx *c, void *obj, int key, const char *v, int line)
     case ML_KT_PATH:
         return read_path(c, k, v, line, field);
     case ML_KT_STRING:
+        if (has_space_or_ctl(v)) {
+            return bad_value(c, line, k, v, "text without spaces or control characters");
+        }
         *(const char **)field = cfg_strdup(c, v, strlen(v));
         return 0;
     case ML_KT_ADDR:
@@ -1012,16 +1022,14 @@ static void check_listener(struct vctx *c, const struct ml_raw_section *sec)
     }
     for (uint32_t i = 0; i < sec->index; i++) {
         const struct ml_cfg_listener *o = &s->listeners[i];
-        if (o->bind.set && o->bind.family == l->bind.family && o->bind.port == l->bind.port &&
-            memcmp(o->bind.ip, l->bind.ip, 16) == 0) {
+        if (ml_value_addr_overlaps(&o->bind, &l->bind)) {
             key_error(c, sec, sec->key_line[ML_K_listener_bind], "bind",
                       "expected an address no other listener binds ([listener %s] on line %d), "
                       "got \"%s\"",
                       o->name, o->line, shown(l->bind.text, got, sizeof(got)));
         }
     }
-    if (s->node.admin.set && s->node.admin.family == l->bind.family &&
-        s->node.admin.port == l->bind.port && memcmp(s->node.admin.ip, l->bind.ip, 16) == 0) {
+    if (ml_value_addr_overlaps(&s->node.admin, &l->bind)) {
         key_error(c, sec, sec->key_line[ML_K_listener_bind], "bind",
                   "expected an address other than the admin endpoint's ([node] admin), got \"%s\"",
                   shown(l->bind.text, got, sizeof(got)));
@@ -1128,11 +1136,15 @@ static void check_fleet(struct vctx *c, const struct ml_raw_section *sec)
                   "expected this key with a wss:// url (the controller's certificate is checked "
                   "against it), got nothing");
     }
-    if ((f->cert == NULL) != (f->key == NULL)) {
-        int key = f->cert ? ML_K_fleet_cert : ML_K_fleet_key;
-        key_error(c, sec, sec->key_line[key], ml_schema_keys[key].name,
-                  "expected cert and key together (the node's client certificate), got only %s",
-                  ml_schema_keys[key].name);
+    /* cert and key come together: the one missing is a missing key (header line, CONFIG.md). A
+     * key given but unreadable was reported where it stands. */
+    if (sec->key_line[ML_K_fleet_cert] != 0 && sec->key_line[ML_K_fleet_key] == 0) {
+        key_error(c, sec, sec->line, "key",
+                  "expected this key with cert (the private key of the node's client "
+                  "certificate), got nothing");
+    } else if (sec->key_line[ML_K_fleet_key] != 0 && sec->key_line[ML_K_fleet_cert] == 0) {
+        key_error(c, sec, sec->line, "cert",
+                  "expected this key with key (the node's client certificate), got nothing");
     }
 }
 
@@ -1224,6 +1236,10 @@ int ml_config_validate(struct ml_snapshot *snap, const struct ml_raw_doc *doc,
         apply(&c, section_struct(snap, c.sec->kind, c.sec->index), e->key, e->value, e->line);
     }
     default_node_id(&c);
+    if (c.oom) {
+        /* A string or array the checks below read may be missing (NULL): stop here. */
+        return -ENOMEM;
+    }
 
     /* Then what spans keys and sections. Listeners before routes and authz: they refer to them. */
     for (uint32_t i = 0; i < doc->n_sections; i++) {

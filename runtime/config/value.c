@@ -209,6 +209,28 @@ int ml_value_addr(const char *s, struct ml_cfg_addr *a)
     return 0;
 }
 
+static bool addr_is_wildcard(const struct ml_cfg_addr *a)
+{
+    static const uint8_t zero[16];
+
+    return memcmp(a->ip, zero, a->family == AF_INET ? 4 : 16) == 0;
+}
+
+bool ml_value_addr_overlaps(const struct ml_cfg_addr *a, const struct ml_cfg_addr *b)
+{
+    if (!a->set || !b->set || a->port != b->port) {
+        return false;
+    }
+    if (a->family == b->family && memcmp(a->ip, b->ip, 16) == 0) {
+        return true;
+    }
+    if ((a->family == AF_INET6 && addr_is_wildcard(a)) ||
+        (b->family == AF_INET6 && addr_is_wildcard(b))) {
+        return true;
+    }
+    return a->family == b->family && (addr_is_wildcard(a) || addr_is_wildcard(b));
+}
+
 bool ml_value_addr_is_loopback(const struct ml_cfg_addr *a)
 {
     static const uint8_t v6_loopback[16] = {[15] = 1};

@@ -27,6 +27,9 @@ int ml_value_bool(const char *s, bool *out);
 int ml_value_duration_range(const char *s, uint64_t *from_ms, uint64_t *to_ms);
 /* "127.0.0.1:15001" or "[::1]:15001": an IP literal and a port 1..65535. a->text is not set. */
 int ml_value_addr(const char *s, struct ml_cfg_addr *a);
+/* true when binding both would collide: the same port and the same address, or a wildcard
+ * (0.0.0.0 covers every IPv4 address; [::] every address, since Linux binds it dual-stack). */
+bool ml_value_addr_overlaps(const struct ml_cfg_addr *a, const struct ml_cfg_addr *b);
 /* true for 127.0.0.0/8 and ::1. */
 bool ml_value_addr_is_loopback(const struct ml_cfg_addr *a);
 /* "host.name:port" (RFC 1123 host name, or an IP literal) → host length and port. */

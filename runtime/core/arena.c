@@ -38,7 +38,7 @@ void ml_arena_deinit(struct ml_arena *a)
 
 void *ml_arena_alloc(struct ml_arena *a, size_t n)
 {
-    const size_t align = sizeof(max_align_t);
+    const size_t align = _Alignof(max_align_t);
     struct ml_arena_chunk *c = a->head;
     size_t need = (n + align - 1) / align * align;
     void *p;
