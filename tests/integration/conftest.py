@@ -1,0 +1,281 @@
+"""Fixtures for meshlet's integration tests: real processes, no mocks.
+
+The binary is $ML_MESHLET, else build/host/meshlet; $ML_EMULATOR (e.g.
+"qemu-aarch64-static -cpu cortex-a53") is put in front of it for a cross build. Every wait is
+bounded: each test gets a wall-clock limit (`meshlet_test_timeout` in pytest.ini, scaled by
+$ML_TIMEOUT_SCALE, default 5 under an emulator) and every process a test starts is killed at
+teardown.
+"""
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+EMULATOR = shlex.split(os.environ.get("ML_EMULATOR", ""))
+TIMEOUT_SCALE = float(os.environ.get("ML_TIMEOUT_SCALE", "5" if EMULATOR else "1"))
+
+
+def scaled(seconds):
+    """A time bound, stretched when meshlet runs under an emulator."""
+    return seconds * TIMEOUT_SCALE
+
+
+# ---- a wall-clock limit per test (pytest-timeout is not installed) --------------------------
+
+class MeshletTestTimeout(Exception):
+    pass
+
+
+def pytest_addoption(parser):
+    parser.addini("meshlet_test_timeout", "seconds a test (setup, call, teardown each) may take",
+                  default="60")
+
+
+def _limited(item):
+    limit = scaled(float(item.config.getini("meshlet_test_timeout")))
+    marker = item.get_closest_marker("timeout")
+    if marker is not None and marker.args:
+        limit = scaled(float(marker.args[0]))
+
+    def on_alarm(signum, frame):
+        raise MeshletTestTimeout(f"{item.nodeid}: took longer than {limit:g}s "
+                                 "(meshlet_test_timeout in pytest.ini, or its timeout mark)")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, limit)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    yield from _limited(item)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    yield from _limited(item)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item):
+    yield from _limited(item)
+
+
+
+# ---- the binary -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def meshlet_bin():
+    path = Path(os.environ.get("ML_MESHLET") or ROOT / "build" / "host" / "meshlet")
+    if not path.is_file() or not os.access(path, os.X_OK):
+        pytest.fail(f"no meshlet binary at {path}: build it (cmake --build build/host) "
+                    "or set ML_MESHLET")
+    return path
+
+
+@pytest.fixture(scope="session")
+def meshlet_cmd(meshlet_bin):
+    """The argv prefix that runs meshlet: [emulator..., binary]."""
+    return [*EMULATOR, str(meshlet_bin)]
+
+
+@pytest.fixture
+def meshlet(meshlet_cmd, workdir):
+    """meshlet(*args, timeout=10, input=None) → CompletedProcess (text, stdout/stderr captured).
+    For commands that end by themselves (version, check, bad arguments)."""
+
+    def run(*args, timeout=10):
+        return subprocess.run([*meshlet_cmd, *map(str, args)], cwd=workdir, capture_output=True,
+                              text=True, errors="replace", timeout=scaled(timeout),
+                              stdin=subprocess.DEVNULL)
+
+    return run
+
+
+# ---- scratch space and ports ----------------------------------------------------------------
+
+@pytest.fixture
+def workdir(tmp_path):
+    """A fresh directory for the test's files (outside the repository)."""
+    return tmp_path
+
+
+_ports_given = set()
+
+
+@pytest.fixture
+def free_port():
+    """free_port() → a loopback TCP port nothing listens on now and no other call returned."""
+
+    def get():
+        for _ in range(100):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            if port not in _ports_given:
+                _ports_given.add(port)
+                return port
+        raise RuntimeError("no free loopback port")
+
+    return get
+
+
+# ---- a running meshlet ----------------------------------------------------------------------
+
+class Meshlet:
+    """One `meshlet -c FILE` process; stderr and stdout are read by threads as they come."""
+
+    def __init__(self, argv, config_path, cwd):
+        self.argv = argv
+        self.config_path = config_path
+        self.proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._lines = {"stdout": [], "stderr": []}
+        self._cond = threading.Condition()
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, "stdout"), daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr, "stderr"), daemon=True),
+        ]
+        for t in self._readers:
+            t.start()
+
+    def _read(self, pipe, name):
+        for raw in iter(pipe.readline, b""):
+            with self._cond:
+                self._lines[name].append(raw.decode("utf-8", "replace").rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    @property
+    def stderr(self):
+        with self._cond:
+            return "\n".join(self._lines["stderr"])
+
+    @property
+    def stdout(self):
+        with self._cond:
+            return "\n".join(self._lines["stdout"])
+
+    @property
+    def returncode(self):
+        return self.proc.poll()
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def wait_for_stderr(self, text, timeout=10):
+        """True once a stderr line contains text; False if the process exits or time runs out
+        first."""
+        deadline = time.monotonic() + scaled(timeout)
+        with self._cond:
+            while True:
+                if any(text in line for line in self._lines["stderr"]):
+                    return True
+                if self.proc.poll() is not None and not any(t.is_alive() for t in self._readers):
+                    return False
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.05))
+
+    def wait(self, timeout=10):
+        """The exit code, waiting at most timeout seconds (then subprocess.TimeoutExpired).
+        Also waits (bounded) for the output readers to drain the pipes."""
+        rc = self.proc.wait(timeout=scaled(timeout))
+        for t in self._readers:
+            t.join(timeout=scaled(2))
+        return rc
+
+    def send_signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        try:
+            self.proc.wait(timeout=scaled(5))
+        except subprocess.TimeoutExpired:
+            pass
+        for t in self._readers:
+            t.join(timeout=1)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+
+
+def _with_node_defaults(text, state_dir, admin_port):
+    """text with state_dir (and admin, on a port of its own) in [node] unless it sets them, so
+    tests never touch /var/lib/meshlet or fight over 127.0.0.1:15000."""
+    lines = text.splitlines()
+    node_at = None
+    keys = set()
+    section = None
+    for i, line in enumerate(lines):
+        s = line.strip()
+        if s.startswith("["):
+            section = s.strip("[]").split()[0] if s.strip("[]").split() else ""
+            if section == "node" and node_at is None:
+                node_at = i
+        elif section == "node" and "=" in s and not s.startswith((";", "#")):
+            keys.add(s.split("=", 1)[0].strip())
+    extra = []
+    if "state_dir" not in keys:
+        extra.append(f"state_dir = {state_dir}")
+    if "admin" not in keys:
+        extra.append(f"admin = 127.0.0.1:{admin_port}")
+    if node_at is None:
+        lines = ["[node]", *extra, "", *lines]
+    else:
+        lines[node_at + 1:node_at + 1] = extra
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def run_meshlet(meshlet_cmd, workdir, free_port):
+    """run_meshlet(config_text, *args, wait=True, timeout=10, defaults=True) → Meshlet.
+
+    Writes config_text to a file in the test's directory (with state_dir in that directory and
+    admin on a free port unless the text sets them; defaults=False writes it as it is) and
+    starts `meshlet -c FILE *args`. With wait, returns once meshlet logs that it is running (a
+    stderr line containing "running") or exits, whichever comes first, at most timeout seconds.
+    config_text None: no file, `-c` is not given (args say everything). Every process started is
+    killed at teardown."""
+    started = []
+    counter = [0]
+
+    def start(config_text, *args, wait=True, timeout=10, defaults=True):
+        argv = list(meshlet_cmd)
+        path = None
+        if config_text is not None:
+            counter[0] += 1
+            path = workdir / f"meshlet-{counter[0]}.ini"
+            if defaults:
+                config_text = _with_node_defaults(config_text, workdir / "state", free_port())
+            path.write_text(config_text)
+            argv += ["-c", str(path)]
+        argv += [str(a) for a in args]
+        m = Meshlet(argv, path, workdir)
+        started.append(m)
+        if wait:
+            m.wait_for_stderr("running", timeout=timeout)
+        return m
+
+    yield start
+    for m in started:
+        m.kill()
