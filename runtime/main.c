@@ -13,6 +13,7 @@
 #include "core/loop.h"
 #include "grpc/pb_version.h"
 #include "h2/h2_version.h"
+#include "proxy/proxy.h"
 #include "tls/tls_version.h"
 
 #include <errno.h>
@@ -127,8 +128,9 @@ static int check_state_dir(const char *dir)
 static int cmd_run(const char *path)
 {
     struct ml_snapshot *snap;
+    struct ml_proxy *proxy;
     struct ml_loop *loop;
-    char summary[160];
+    char summary[160], why[256];
     int rv;
 
     if ((rv = load_or_report(path, &snap)) != EXIT_USABLE) {
@@ -143,9 +145,17 @@ static int cmd_run(const char *path)
         ml_snapshot_unref(snap);
         return EXIT_CANNOT_START;
     }
+    if (ml_proxy_new(loop, snap, why, sizeof(why), &proxy) < 0) {
+        fprintf(stderr, "meshlet: %s\n", why);
+        ml_loop_free(loop);
+        ml_snapshot_unref(snap);
+        return EXIT_CANNOT_START;
+    }
     ml_snapshot_summary(snap, summary, sizeof(summary));
     ML_LOG_INF("node %s: running %s (version %s): %s", snap->node.id, path, snap->version, summary);
     rv = ml_loop_run(loop);
+    /* Stop: every connection and call ends now (a graceful drain is not there yet). */
+    ml_proxy_free(proxy);
     ml_loop_free(loop);
     ml_snapshot_unref(snap);
     ML_LOG_INF("stopped");

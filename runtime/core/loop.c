@@ -1,7 +1,9 @@
 #include "core/loop.h"
 
 #include "core/alloc.h"
+#include "core/list.h"
 #include "core/log.h"
+#include "core/loop_int.h"
 
 #include <errno.h>
 #include <libwebsockets.h>
@@ -9,11 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct ml_loop {
-    struct lws_context *lws;
-    int stop; /* set by ml_loop_stop */
-};
 
 /* Set from the signal handler; the loop checks it each time lws_service returns (a signal makes
  * poll() return EINTR, so the check comes at once). */
@@ -49,6 +46,7 @@ struct ml_loop *ml_loop_new(void)
         ML_LOG_ERR("loop: out of memory");
         return NULL;
     }
+    ml_list_init(&loop->deferred);
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_to_ml_log);
     memset(&info, 0, sizeof(info));
     /* Vhosts (listeners, admin, the fleet client) are added by their owners. */
@@ -57,6 +55,7 @@ struct ml_loop *ml_loop_new(void)
     /* Big reads: DESIGN.md "The loop, measured" (the 4 KiB default costs 16-21%). */
     info.pt_serv_buf_size = 32 * 1024;
     info.fd_limit_per_thread = 1024;
+    info.user = loop; /* lws_context_user(): how sock.c finds the loop of a wsi */
     loop->lws = lws_create_context(&info);
     if (loop->lws == NULL) {
         ML_LOG_ERR("loop: libwebsockets context creation failed");
@@ -88,6 +87,7 @@ int ml_loop_run(struct ml_loop *loop)
             ML_LOG_ERR("loop: lws_service failed");
             return -EIO;
         }
+        ml_loop_run_deferred(loop); /* normally empty: the glue runs it after each event */
     }
     if (stop_signal) {
         ML_LOG_INF("loop: %s received, stopping", stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
@@ -99,6 +99,36 @@ void ml_loop_stop(struct ml_loop *loop)
 {
     loop->stop = 1;
     lws_cancel_service(loop->lws);
+}
+
+void ml_loop_defer(struct ml_loop *loop, struct ml_defer *d, ml_defer_fn *fn)
+{
+    if (!ml_list_linked(&d->node)) {
+        d->fn = fn;
+        ml_list_add_tail(&loop->deferred, &d->node);
+    }
+}
+
+void ml_loop_defer_cancel(struct ml_loop *loop, struct ml_defer *d)
+{
+    ml_list_remove(&d->node);
+}
+
+void ml_loop_run_deferred(struct ml_loop *loop)
+{
+    struct ml_list *n;
+
+    if (loop->in_deferred) {
+        return;
+    }
+    loop->in_deferred = true;
+    while ((n = ml_list_first(&loop->deferred)) != NULL) {
+        struct ml_defer *d = ML_CONTAINER_OF(n, struct ml_defer, node);
+
+        ml_list_remove(n);
+        d->fn(d); /* may queue more, or free d's owner */
+    }
+    loop->in_deferred = false;
 }
 
 const char *ml_loop_library_version(void)

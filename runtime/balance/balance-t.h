@@ -1,0 +1,23 @@
+#ifndef ML_BALANCE_BALANCE_T_H
+#define ML_BALANCE_BALANCE_T_H
+
+#include "core/list-t.h"
+
+#include <stdint.h>
+
+struct ml_balance; /* every cluster of a snapshot, with their connection pools */
+struct ml_cluster; /* one [cluster]: endpoints, round robin, limits */
+struct ml_pool;    /* the upstream connections to one endpoint */
+struct ml_h2_conn;
+
+/* A call waiting for a stream slot, embedded in the call (proxy/call). */
+struct ml_balance_waiter {
+    struct ml_list node;  /* in the pool's queue while waiting */
+    struct ml_pool *pool; /* the pool it waits on; NULL when not waiting */
+    /* A connection with a free stream slot: open the stream on it now. */
+    void (*on_ready)(struct ml_balance_waiter *w, struct ml_h2_conn *conn);
+    /* No slot will come (the endpoint cannot be reached): why is borrowed. */
+    void (*on_fail)(struct ml_balance_waiter *w, int reason, const char *why);
+};
+
+#endif

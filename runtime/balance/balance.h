@@ -1,0 +1,45 @@
+/* Upstream side of the proxy: per cluster, round robin over its static endpoints for every
+ * call, and per endpoint a pool of HTTP/2 connections shared by many calls. A connection carries
+ * up to min(peer's SETTINGS_MAX_CONCURRENT_STREAMS, max_streams_per_connection) streams; another
+ * is opened only when those are full, up to max_connections per endpoint; beyond that calls wait
+ * (max_pending per cluster), and max_requests caps the active calls of a cluster. */
+#ifndef ML_BALANCE_BALANCE_H
+#define ML_BALANCE_BALANCE_H
+
+#include "balance/balance-t.h"
+#include "config/snapshot-t.h"
+#include "core/loop-t.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The clusters of snap (borrowed: it must outlive the balance). conn_ids: the counter that numbers
+ * connections for logs, shared with the listeners. 0 and *out; -ENOMEM. */
+int ml_balance_new(struct ml_loop *loop, const struct ml_snapshot *snap, uint32_t *conn_ids,
+                   struct ml_balance **out);
+/* Closes every upstream connection (the owners of their streams hear on_close) and frees b.
+ * No call may be waiting any more. NULL is a no-op. */
+void ml_balance_free(struct ml_balance *b);
+
+/* The cluster of snap->clusters[index]. */
+struct ml_cluster *ml_balance_cluster(struct ml_balance *b, int index);
+const char *ml_cluster_name(const struct ml_cluster *cl);
+
+/* A call starts on cl: 0, or -EBUSY when max_requests calls are active (why says so). Each 0
+ * is paired with one ml_cluster_call_end(). */
+int ml_cluster_call_begin(struct ml_cluster *cl, char *why, size_t cap);
+void ml_cluster_call_end(struct ml_cluster *cl);
+
+/* Picks the next endpoint (round robin, weighted by the endpoints' weight=) and a connection to
+ * it with a free stream slot:
+ * 0 and *conn: open the stream now (before returning to the loop);
+ * -EINPROGRESS: w waits; exactly one of w->on_ready / w->on_fail runs later, never from inside
+ *   this call, unless ml_balance_waiter_cancel(w) comes first;
+ * -EBUSY (max_pending calls wait already), -ENOENT (no endpoint), -ENOMEM: why says so and no
+ *   callback runs. */
+int ml_cluster_pick(struct ml_cluster *cl, struct ml_balance_waiter *w, struct ml_h2_conn **conn,
+                    char *why, size_t cap);
+/* w stops waiting; its callbacks will not run. A no-op when it is not waiting. */
+void ml_balance_waiter_cancel(struct ml_balance_waiter *w);
+
+#endif

@@ -1,0 +1,277 @@
+/* The connection pool of one endpoint. Who owns what: the pool owns its ml_pool_conn records
+ * and the HTTP/2 client connections in them (closing them at deinit); a waiting call owns its
+ * ml_balance_waiter (embedded), the pool only links it. Slots are counted by the connection
+ * (ml_h2_conn_free_slots): a call that gets a connection opens its stream before returning to
+ * the loop, so the count is right the next time anyone looks. */
+#include "balance/balance.h"
+
+#include "balance/balance_int.h"
+#include "core/alloc.h"
+#include "core/list.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/sock.h"
+#include "h2/h2.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+static void dispatch_deferred(struct ml_defer *d);
+static const struct ml_h2_client_ops pool_conn_ops;
+
+void ml_pool_init(struct ml_pool *p, struct ml_cluster *cl, uint32_t endpoint)
+{
+    const struct ml_cfg_addr *a = &cl->cfg->endpoints[endpoint].addr;
+
+    memset(p, 0, sizeof(*p));
+    p->cluster = cl;
+    p->endpoint = endpoint;
+    p->addr.family = a->family;
+    p->addr.port = a->port;
+    memcpy(p->addr.ip, a->ip, sizeof(p->addr.ip));
+    ml_sock_addr_text(&p->addr, p->addr_text, sizeof(p->addr_text));
+    ml_list_init(&p->conns);
+    ml_list_init(&p->waiters);
+}
+
+static void conn_unlink(struct ml_pool *p, struct ml_pool_conn *pc)
+{
+    ml_list_remove(&pc->node);
+    p->n_conns--;
+    if (!pc->ready) {
+        p->n_connecting--;
+    }
+}
+
+void ml_pool_deinit(struct ml_pool *p)
+{
+    struct ml_loop *loop = p->cluster->balance->loop;
+
+    struct ml_list *n;
+
+    ml_loop_defer_cancel(loop, &p->dispatch);
+    while ((n = ml_list_first(&p->conns)) != NULL) {
+        struct ml_pool_conn *pc = ML_CONTAINER_OF(n, struct ml_pool_conn, node);
+
+        conn_unlink(p, pc);
+        ml_h2_conn_close(pc->conn); /* its streams' owners hear on_close; no pool callback */
+        ml_free(pc);
+    }
+}
+
+static void waiter_push(struct ml_pool *p, struct ml_balance_waiter *w)
+{
+    w->pool = p;
+    ml_list_add_tail(&p->waiters, &w->node);
+    p->n_waiting++;
+    p->cluster->n_pending++;
+}
+
+void ml_balance_waiter_cancel(struct ml_balance_waiter *w)
+{
+    struct ml_pool *p = w->pool;
+
+    if (p == NULL) {
+        return;
+    }
+    ml_list_remove(&w->node);
+    w->pool = NULL;
+    p->n_waiting--;
+    p->cluster->n_pending--;
+}
+
+/* The oldest waiter, taken off the queue; NULL when none waits. */
+static struct ml_balance_waiter *waiter_pop(struct ml_pool *p)
+{
+    struct ml_balance_waiter *w =
+        ML_LIST_ENTRY(ml_list_first(&p->waiters), struct ml_balance_waiter, node);
+
+    if (w != NULL) {
+        ml_balance_waiter_cancel(w);
+    }
+    return w;
+}
+
+/* The first connection with a free slot: filling connections in order is what makes a new
+ * one open only when the others are full. */
+static struct ml_pool_conn *find_slot(struct ml_pool *p)
+{
+    uint32_t limit = p->cluster->cfg->max_streams_per_connection;
+
+    for (struct ml_list *n = ml_list_first(&p->conns); n != NULL; n = ml_list_next(&p->conns, n)) {
+        struct ml_pool_conn *pc = ML_CONTAINER_OF(n, struct ml_pool_conn, node);
+
+        if (pc->ready && ml_h2_conn_free_slots(pc->conn, limit) > 0) {
+            return pc;
+        }
+    }
+    return NULL;
+}
+
+/* Opens one more connection. 0, or a negative errno with why. */
+static int open_conn(struct ml_pool *p, char *why, size_t cap)
+{
+    struct ml_cluster *cl = p->cluster;
+    struct ml_pool_conn *pc = ml_calloc(1, sizeof(*pc));
+    uint32_t id;
+    int rv;
+
+    if (pc == NULL) {
+        snprintf(why, cap, "cluster %s: out of memory for a connection to %s", cl->cfg->name,
+                 p->addr_text);
+        return -ENOMEM;
+    }
+    pc->pool = p;
+    id = ++*cl->balance->conn_ids;
+    rv = ml_h2_client_new(cl->balance->loop, &p->addr, cl->cfg->connect_timeout_ms, id,
+                          &cl->settings, &pool_conn_ops, pc, &pc->conn);
+    if (rv < 0) {
+        ml_free(pc);
+        snprintf(why, cap, "cluster %s: cannot connect to %s: %s", cl->cfg->name, p->addr_text,
+                 strerror(-rv));
+        return rv;
+    }
+    ML_LOG_DBG("c%u: cluster %s: connecting to %s (%u of %u)", id, cl->cfg->name, p->addr_text,
+               p->n_conns + 1, cl->cfg->max_connections);
+    ml_list_add_tail(&p->conns, &pc->node); /* the oldest connection is filled first */
+    p->n_conns++;
+    p->n_connecting++;
+    return 0;
+}
+
+/* Tells every waiter that no slot will come. */
+static void fail_waiters(struct ml_pool *p, int reason, const char *why)
+{
+    struct ml_balance_waiter *w;
+
+    while ((w = waiter_pop(p)) != NULL) {
+        w->on_fail(w, reason, why);
+    }
+}
+
+/* Opens connections while the waiters outnumber what the connecting ones are expected to take. */
+static void grow(struct ml_pool *p)
+{
+    struct ml_cluster *cl = p->cluster;
+    char why[160];
+    int rv;
+
+    while (p->n_waiting > p->n_connecting * cl->slots_per_conn &&
+           p->n_conns < cl->cfg->max_connections) {
+        if ((rv = open_conn(p, why, sizeof(why))) < 0) {
+            if (p->n_conns == 0) {
+                fail_waiters(p, rv, why);
+            }
+            return;
+        }
+    }
+}
+
+/* Hands free slots to waiters, oldest first; opens connections for the rest. */
+static void dispatch(struct ml_pool *p)
+{
+    struct ml_pool_conn *pc;
+
+    while (!ml_list_empty(&p->waiters) && (pc = find_slot(p)) != NULL) {
+        struct ml_balance_waiter *w = waiter_pop(p);
+
+        w->on_ready(w, pc->conn); /* opens its stream on pc->conn now */
+    }
+    if (!ml_list_empty(&p->waiters)) {
+        grow(p);
+    }
+}
+
+static void dispatch_deferred(struct ml_defer *d)
+{
+    dispatch(ML_CONTAINER_OF(d, struct ml_pool, dispatch));
+}
+
+static void dispatch_later(struct ml_pool *p)
+{
+    ml_loop_defer(p->cluster->balance->loop, &p->dispatch, dispatch_deferred);
+}
+
+int ml_pool_pick(struct ml_pool *p, struct ml_balance_waiter *w, struct ml_h2_conn **conn,
+                 char *why, size_t cap)
+{
+    struct ml_cluster *cl = p->cluster;
+    struct ml_pool_conn *pc;
+    int rv;
+
+    *conn = NULL;
+    if (ml_list_empty(&p->waiters) && (pc = find_slot(p)) != NULL) {
+        *conn = pc->conn;
+        return 0;
+    }
+    if (cl->n_pending >= cl->cfg->max_pending) {
+        snprintf(why, cap, "cluster %s: no free stream to %s and max_pending (%u) calls waiting",
+                 cl->cfg->name, p->addr_text, cl->cfg->max_pending);
+        return -EBUSY;
+    }
+    /* Open a connection now if this call will need one, so that an error shows here. */
+    if (p->n_waiting + 1 > p->n_connecting * cl->slots_per_conn &&
+        p->n_conns < cl->cfg->max_connections && (rv = open_conn(p, why, cap)) < 0 &&
+        p->n_conns == 0) {
+        return rv;
+    }
+    waiter_push(p, w);
+    return -EINPROGRESS;
+}
+
+/* ---- the pooled connections' events ---------------------------------------------------- */
+
+static void pc_on_ready(void *user, struct ml_h2_conn *conn)
+{
+    struct ml_pool_conn *pc = user;
+    struct ml_pool *p = pc->pool;
+
+    pc->ready = true;
+    p->n_connecting--;
+    ML_LOG_DBG("c%u: cluster %s: connected to %s", ml_h2_conn_id(conn), p->cluster->cfg->name,
+               p->addr_text);
+    dispatch(p); /* now: the requests go out with the connection preface */
+}
+
+static void pc_on_slots(void *user, struct ml_h2_conn *conn)
+{
+    struct ml_pool_conn *pc = user;
+
+    if (!ml_list_empty(&pc->pool->waiters)) {
+        dispatch_later(pc->pool); /* called from inside the connection's nghttp2 callbacks */
+    }
+}
+
+static void pc_on_close(void *user, struct ml_h2_conn *conn, int reason, const char *why)
+{
+    struct ml_pool_conn *pc = user;
+    struct ml_pool *p = pc->pool;
+    struct ml_cluster *cl = p->cluster;
+    bool was_ready = pc->ready;
+    char msg[200];
+
+    conn_unlink(p, pc);
+    ml_free(pc);
+    if (!was_ready) {
+        snprintf(msg, sizeof(msg), "cluster %s: connect to %s failed: %s", cl->cfg->name,
+                 p->addr_text, why);
+        ML_LOG_WRN("c%u: %s", ml_h2_conn_id(conn), msg);
+        if (p->n_conns == 0) {
+            fail_waiters(p, reason < 0 ? reason : -ECONNREFUSED, msg);
+        }
+    } else {
+        ML_LOG_DBG("c%u: cluster %s: connection to %s closed (%s)", ml_h2_conn_id(conn),
+                   cl->cfg->name, p->addr_text, why);
+    }
+    if (!ml_list_empty(&p->waiters)) {
+        dispatch_later(p);
+    }
+}
+
+static const struct ml_h2_client_ops pool_conn_ops = {
+    .on_ready = pc_on_ready,
+    .on_slots = pc_on_slots,
+    .on_close = pc_on_close,
+};

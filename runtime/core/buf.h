@@ -1,0 +1,25 @@
+#ifndef ML_CORE_BUF_H
+#define ML_CORE_BUF_H
+
+#include "core/buf-t.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Caller embeds the buffer; nothing is allocated until the first append. */
+void ml_buf_init(struct ml_buf *b, size_t max_bytes);
+/* Drops whatever is held. */
+void ml_buf_deinit(struct ml_buf *b);
+
+/* Appends p[0..n) (copied). 0; -ENOBUFS when it would go past max_bytes (nothing appended);
+ * -ENOMEM (nothing appended). */
+int ml_buf_append(struct ml_buf *b, const uint8_t *p, size_t n);
+/* Moves up to cap of the oldest bytes into out; returns how many. */
+size_t ml_buf_read(struct ml_buf *b, uint8_t *out, size_t cap);
+
+static inline size_t ml_buf_len(const struct ml_buf *b)
+{
+    return b->len;
+}
+
+#endif

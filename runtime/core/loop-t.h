@@ -1,0 +1,20 @@
+#ifndef ML_CORE_LOOP_T_H
+#define ML_CORE_LOOP_T_H
+
+#include "core/list-t.h"
+
+struct ml_loop;
+struct ml_defer;
+
+typedef void ml_defer_fn(struct ml_defer *d);
+
+/* A piece of work deferred to the end of the current event (socket callback or timer), embedded
+ * in its owner. Deferring keeps one connection's callbacks from running another connection's
+ * I/O, and lets an object that ends deep inside a callback be freed once nothing on the stack
+ * refers to it. Queued at most once; cancel it before freeing the owner. */
+struct ml_defer {
+    struct ml_list node; /* in the loop's queue while queued */
+    ml_defer_fn *fn;
+};
+
+#endif

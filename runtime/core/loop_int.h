@@ -1,0 +1,23 @@
+/* core/-private: the loop's insides, for the libwebsockets glue (loop.c, sock.c, timer.c). Nothing
+ * outside core/ includes this, so libwebsockets stays behind the core/ seam. */
+#ifndef ML_CORE_LOOP_INT_H
+#define ML_CORE_LOOP_INT_H
+
+#include "core/list-t.h"
+#include "core/loop-t.h"
+
+#include <libwebsockets.h>
+#include <stdbool.h>
+
+struct ml_loop {
+    struct lws_context *lws;
+    struct lws_vhost *client_vhost; /* sock.c: the vhost of outgoing connections; made on the
+                                       first ml_sock_connect, destroyed with the context */
+    struct ml_list deferred;        /* ml_loop_defer's queue (struct ml_defer), FIFO */
+    bool in_deferred;               /* ml_loop_run_deferred is running */
+    int depth; /* lws callbacks (sock.c, timer.c) being handled, nested; deferred work runs
+                  when the outermost returns */
+    int stop;  /* set by ml_loop_stop */
+};
+
+#endif

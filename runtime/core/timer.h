@@ -1,0 +1,29 @@
+/* One-shot timers on the loop (lws_sul underneath), on the monotonic clock. */
+#ifndef ML_CORE_TIMER_H
+#define ML_CORE_TIMER_H
+
+#include "core/loop-t.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct ml_timer;
+
+/* Runs on the loop when the timer fires; the timer is disarmed by then and may be re-armed or
+ * freed from here. */
+typedef void ml_timer_fn(void *user);
+
+/* A disarmed timer that will call fn(user); NULL when out of memory. Free with ml_timer_free. */
+struct ml_timer *ml_timer_new(struct ml_loop *loop, ml_timer_fn *fn, void *user);
+/* Disarms and frees; NULL is a no-op. fn never runs afterwards. */
+void ml_timer_free(struct ml_timer *t);
+
+/* (Re)arms the timer to fire delay_ms from now (0: at the next turn of the loop). */
+void ml_timer_arm(struct ml_timer *t, uint32_t delay_ms);
+void ml_timer_disarm(struct ml_timer *t);
+bool ml_timer_armed(const struct ml_timer *t);
+
+/* Milliseconds on the monotonic clock (never jumps with the wall clock). */
+uint64_t ml_time_now_ms(void);
+
+#endif

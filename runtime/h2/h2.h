@@ -1,0 +1,79 @@
+/* HTTP/2 connections (nghttp2) over the socket seam: the downstream (server) side and the
+ * upstream (client) side. The only folder that includes nghttp2. A connection never calls
+ * another connection: the owner of a stream (proxy/call) is the only thing that knows both.
+ *
+ * Flow control is manual: received DATA stays counted against the peer's window until the owner
+ * calls ml_h2_stream_consume(), so a peer never has more in flight than the owner has room for.
+ * Output goes out when nghttp2 has some and the socket can take it; while the socket keeps
+ * bytes back nothing more is produced (body reads stop, windows stay closed). */
+#ifndef ML_H2_H2_H
+#define ML_H2_H2_H
+
+#include "core/loop-t.h"
+#include "core/sock-t.h"
+#include "h2/h2-t.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The connection-level receive window for streams of stream_window_bytes each, n_streams at
+ * once: as large as all of them together (capped by HTTP/2), so it adds no bound of its own and
+ * one stalled stream cannot hold up the others. */
+static inline uint32_t ml_h2_conn_window(uint32_t stream_window_bytes, uint32_t n_streams)
+{
+    uint64_t w = (uint64_t)stream_window_bytes * n_streams;
+
+    return w > 0x7fffffff ? 0x7fffffff : (uint32_t)w;
+}
+
+/* A server connection on an accepted socket, which it takes over (on success only). id is for
+ * logs ("c%u"). 0 and *out; -ENOMEM. */
+int ml_h2_server_new(struct ml_loop *loop, struct ml_sock *sock, uint32_t id,
+                     const struct ml_h2_settings *settings, const struct ml_h2_server_ops *ops,
+                     void *user, struct ml_h2_conn **out);
+
+/* A client connection to addr: connects (giving up after connect_timeout_ms, 0 = lws's limit),
+ * then on_ready, or on_close if it never came up. 0 and *out; -ENOMEM (no callback runs). */
+int ml_h2_client_new(struct ml_loop *loop, const struct ml_sock_addr *addr,
+                     uint32_t connect_timeout_ms, uint32_t id,
+                     const struct ml_h2_settings *settings, const struct ml_h2_client_ops *ops,
+                     void *user, struct ml_h2_conn **out);
+
+/* The owner is done with c: every stream still open is closed (its owner gets on_close(CANCEL)),
+ * the socket is closed and c freed; the connection's own on_close does not run. Must not be
+ * called from inside c's callbacks. */
+void ml_h2_conn_close(struct ml_h2_conn *c);
+
+uint32_t ml_h2_conn_id(const struct ml_h2_conn *c);
+/* Client: streams that can be opened now: min(peer's SETTINGS_MAX_CONCURRENT_STREAMS, limit)
+ * minus those open; 0 while connecting, after GOAWAY or when closing. */
+uint32_t ml_h2_conn_free_slots(const struct ml_h2_conn *c, uint32_t limit);
+/* Client: streams open (requested, not closed yet). */
+uint32_t ml_h2_conn_n_streams(const struct ml_h2_conn *c);
+
+/* Client: sends a request. hdrs: pseudo-headers first (borrowed, copied); connection-specific
+ * fields are left out. end_stream: no body (ops->read is never called). On 0, *out is the
+ * stream, reporting to ops/owner until on_close; -ENOMEM, -EAGAIN (no stream slot or id left,
+ * or the connection is going away): no callback runs. */
+int ml_h2_conn_request(struct ml_h2_conn *c, const struct ml_h2_hdrs *hdrs, bool end_stream,
+                       const struct ml_h2_stream_ops *ops, void *owner, struct ml_h2_stream **out);
+
+/* Server, from on_request: the owner of the new stream. */
+void ml_h2_stream_attach(struct ml_h2_stream *s, const struct ml_h2_stream_ops *ops, void *owner);
+/* Server: sends the response headers (":status" first; connection-specific fields left out).
+ * end_stream: nothing follows (a trailers-only gRPC answer); else the body comes from
+ * ops->read. 0; -ENOMEM; -EPROTO (already responded, or the stream is going away). */
+int ml_h2_stream_respond(struct ml_h2_stream *s, const struct ml_h2_hdrs *hdrs, bool end_stream);
+/* Body bytes (or its end) are there for ops->read again after it returned -EAGAIN. */
+void ml_h2_stream_resume(struct ml_h2_stream *s);
+/* The owner is done with n bytes of received DATA: the peer may send that much more. */
+void ml_h2_stream_consume(struct ml_h2_stream *s, size_t n);
+/* The owner gives up the stream: RST_STREAM with error_code is sent, no callback runs any more,
+ * and s must not be used. */
+void ml_h2_stream_reset(struct ml_h2_stream *s, uint32_t error_code);
+
+int32_t ml_h2_stream_id(const struct ml_h2_stream *s);
+struct ml_h2_conn *ml_h2_stream_conn(const struct ml_h2_stream *s);
+
+#endif

@@ -1,0 +1,138 @@
+#include "h2/hdrs.h"
+
+#include "core/alloc.h"
+
+#include <errno.h>
+#include <string.h>
+#include <strings.h>
+
+/* RFC 9113 6.5.2: a field's size in the header list is name + value + 32. */
+#define FIELD_OVERHEAD 32
+
+void ml_h2_hdrs_init(struct ml_h2_hdrs *h, size_t max_list_bytes)
+{
+    memset(h, 0, sizeof(*h));
+    h->max_list_bytes = max_list_bytes;
+}
+
+void ml_h2_hdrs_deinit(struct ml_h2_hdrs *h)
+{
+    ml_free(h->fields);
+    ml_free(h->bytes);
+    ml_h2_hdrs_init(h, h->max_list_bytes);
+}
+
+void ml_h2_hdrs_clear(struct ml_h2_hdrs *h)
+{
+    h->n_fields = 0;
+    h->n_bytes = 0;
+    h->list_bytes = 0;
+}
+
+void ml_h2_hdrs_move(struct ml_h2_hdrs *dst, struct ml_h2_hdrs *src)
+{
+    ml_h2_hdrs_deinit(dst);
+    *dst = *src;
+    ml_h2_hdrs_init(src, src->max_list_bytes);
+}
+
+/* Grows *p (of *cap elements of size elem) to hold at least need, doubling; the bound on the
+ * list size bounds the growth. */
+static int grow(void **p, size_t elem, size_t need, size_t *cap, size_t initial)
+{
+    size_t n = *cap != 0 ? *cap : initial;
+    void *q;
+
+    while (n < need) {
+        n *= 2;
+    }
+    if (n == *cap) {
+        return 0;
+    }
+    if ((q = ml_realloc(*p, n * elem)) == NULL) {
+        return -ENOMEM;
+    }
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
+int ml_h2_hdrs_add(struct ml_h2_hdrs *h, const uint8_t *name, size_t name_len, const uint8_t *value,
+                   size_t value_len, bool never_index)
+{
+    size_t field_bytes = name_len + value_len + FIELD_OVERHEAD, cap;
+    struct ml_h2_field *f;
+    int rv;
+
+    if (field_bytes < name_len || field_bytes > h->max_list_bytes - h->list_bytes ||
+        h->list_bytes > h->max_list_bytes) {
+        return -ENOBUFS;
+    }
+    cap = h->cap_fields;
+    if ((rv = grow((void **)&h->fields, sizeof(*h->fields), h->n_fields + 1u, &cap, 16)) < 0) {
+        return rv;
+    }
+    h->cap_fields = (uint32_t)cap;
+    if ((rv = grow((void **)&h->bytes, 1, h->n_bytes + name_len + value_len, &h->cap_bytes, 512)) <
+        0) {
+        return rv;
+    }
+    f = &h->fields[h->n_fields++];
+    f->name_off = (uint32_t)h->n_bytes;
+    f->name_len = (uint32_t)name_len;
+    memcpy(h->bytes + h->n_bytes, name, name_len);
+    h->n_bytes += name_len;
+    f->value_off = (uint32_t)h->n_bytes;
+    f->value_len = (uint32_t)value_len;
+    memcpy(h->bytes + h->n_bytes, value, value_len);
+    h->n_bytes += value_len;
+    f->never_index = never_index;
+    h->list_bytes += field_bytes;
+    return 0;
+}
+
+int ml_h2_hdrs_add_str(struct ml_h2_hdrs *h, const char *name, const char *value)
+{
+    return ml_h2_hdrs_add(h, (const uint8_t *)name, strlen(name), (const uint8_t *)value,
+                          strlen(value), false);
+}
+
+struct ml_slice ml_h2_hdrs_name(const struct ml_h2_hdrs *h, uint32_t i)
+{
+    return (struct ml_slice){h->bytes + h->fields[i].name_off, h->fields[i].name_len};
+}
+
+struct ml_slice ml_h2_hdrs_value(const struct ml_h2_hdrs *h, uint32_t i)
+{
+    return (struct ml_slice){h->bytes + h->fields[i].value_off, h->fields[i].value_len};
+}
+
+int ml_h2_hdrs_find(const struct ml_h2_hdrs *h, const char *name, uint32_t from)
+{
+    size_t len = strlen(name);
+
+    for (uint32_t i = from; i < h->n_fields; i++) {
+        if (h->fields[i].name_len == len &&
+            strncasecmp((const char *)h->bytes + h->fields[i].name_off, name, len) == 0) {
+            return (int)i;
+        }
+    }
+    return -ENOENT;
+}
+
+static bool slice_is(struct ml_slice s, const char *lit)
+{
+    size_t n = strlen(lit);
+
+    return s.n == n && strncasecmp((const char *)s.p, lit, n) == 0;
+}
+
+bool ml_h2_field_is_connection_specific(struct ml_slice name, struct ml_slice value)
+{
+    if (slice_is(name, "te")) {
+        return !slice_is(value, "trailers");
+    }
+    return slice_is(name, "connection") || slice_is(name, "keep-alive") ||
+           slice_is(name, "proxy-connection") || slice_is(name, "transfer-encoding") ||
+           slice_is(name, "upgrade") || slice_is(name, "http2-settings");
+}

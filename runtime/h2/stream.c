@@ -1,0 +1,267 @@
+/* HTTP/2 streams: what a stream owner (proxy/call) does with one. Every function here only
+ * tells nghttp2 and asks for the output to be written at the end of the event
+ * (ml_h2_conn_kick); none does I/O itself, so each may be called from any callback. */
+#include "h2/h2.h"
+
+#include "core/alloc.h"
+#include "core/list.h"
+#include "core/log.h"
+#include "h2/h2_int.h"
+#include "h2/hdrs.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* Header lists up to this many fields are converted on the stack. */
+#define NVA_STACK 48
+
+struct ml_h2_stream *ml_h2_stream_new(struct ml_h2_conn *c, int32_t id)
+{
+    struct ml_h2_stream *s = ml_calloc(1, sizeof(*s));
+
+    if (s == NULL) {
+        return NULL;
+    }
+    s->conn = c;
+    s->id = id;
+    ml_h2_hdrs_init(&s->hdrs, c->settings.max_header_list_bytes);
+    ml_list_add_tail(&c->streams, &s->node);
+    c->n_streams++;
+    return s;
+}
+
+static void stream_unlink(struct ml_h2_conn *c, struct ml_h2_stream *s)
+{
+    ml_list_remove(&s->node);
+    c->n_streams--;
+}
+
+static void stream_free(struct ml_h2_stream *s)
+{
+    ml_h2_hdrs_deinit(&s->hdrs);
+    ml_free(s);
+}
+
+void ml_h2_stream_gone(struct ml_h2_conn *c, struct ml_h2_stream *s, uint32_t error_code)
+{
+    const struct ml_h2_stream_ops *ops = s->ops;
+    void *owner = s->owner;
+
+    stream_unlink(c, s);
+    if (!c->dead && s->unconsumed > 0) {
+        /* Bytes the owner still holds no longer count against the connection's window. */
+        nghttp2_session_consume_connection(c->ng, s->unconsumed);
+        ml_h2_conn_kick(c);
+    }
+    s->ops = NULL;
+    if (ops != NULL) {
+        ops->on_close(owner, error_code);
+    }
+    stream_free(s);
+    if (!c->server && !c->dead && !c->owner_gone && c->cops->on_slots != NULL) {
+        c->cops->on_slots(c->user, c);
+    }
+}
+
+/* hdrs as nghttp2 name/value pairs pointing into hdrs, without the fields HTTP/2 forbids. *nva
+ * is stack (when it has room) or allocated (free with nva_free). */
+static int nva_build(const struct ml_h2_hdrs *h, nghttp2_nv *stack, nghttp2_nv **nva, size_t *n)
+{
+    nghttp2_nv *v = stack;
+
+    if (h->n_fields > NVA_STACK && (v = ml_malloc(h->n_fields * sizeof(*v))) == NULL) {
+        return -ENOMEM;
+    }
+    *n = 0;
+    for (uint32_t i = 0; i < h->n_fields; i++) {
+        struct ml_slice name = ml_h2_hdrs_name(h, i), value = ml_h2_hdrs_value(h, i);
+
+        if (ml_h2_field_is_connection_specific(name, value)) {
+            continue;
+        }
+        /* nghttp2 copies names and values on submit (no NO_COPY flags). */
+        v[*n] = (nghttp2_nv){
+            .name = (uint8_t *)name.p,
+            .value = (uint8_t *)value.p,
+            .namelen = name.n,
+            .valuelen = value.n,
+            .flags = h->fields[i].never_index ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE,
+        };
+        (*n)++;
+    }
+    *nva = v;
+    return 0;
+}
+
+static void nva_free(nghttp2_nv *nva, nghttp2_nv *stack)
+{
+    if (nva != stack) {
+        ml_free(nva);
+    }
+}
+
+static nghttp2_ssize data_read(nghttp2_session *ng, int32_t stream_id, uint8_t *buf, size_t len,
+                               uint32_t *data_flags, nghttp2_data_source *source, void *ud)
+{
+    struct ml_h2_stream *s = source->ptr;
+    const struct ml_h2_hdrs *trailers = NULL;
+    nghttp2_nv stack[NVA_STACK], *nva;
+    bool eof = false;
+    ssize_t n;
+    size_t n_nva;
+
+    if (s->ops == NULL) {
+        return NGHTTP2_ERR_DEFERRED; /* reset by its owner: the RST_STREAM closes it */
+    }
+    n = s->ops->read(s->owner, buf, len, &eof, &trailers);
+    if (n == -EAGAIN || (n == 0 && !eof)) {
+        s->deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    if (n < 0) {
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    if (eof) {
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (trailers != NULL && trailers->n_fields > 0) {
+            if (nva_build(trailers, stack, &nva, &n_nva) < 0) {
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+            }
+            /* Allowed from inside the read callback; END_STREAM then goes on the trailers. */
+            if (nghttp2_submit_trailer(ng, stream_id, nva, n_nva) != 0) {
+                nva_free(nva, stack);
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+            }
+            nva_free(nva, stack);
+            *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        }
+    }
+    return (nghttp2_ssize)n;
+}
+
+int ml_h2_conn_request(struct ml_h2_conn *c, const struct ml_h2_hdrs *hdrs, bool end_stream,
+                       const struct ml_h2_stream_ops *ops, void *owner, struct ml_h2_stream **out)
+{
+    nghttp2_nv stack[NVA_STACK], *nva;
+    nghttp2_data_provider2 dp;
+    struct ml_h2_stream *s;
+    size_t n_nva;
+    int32_t id;
+    int rv;
+
+    *out = NULL;
+    if (c->server || c->dead || !c->connected || c->goaway || c->owner_gone) {
+        return -EAGAIN;
+    }
+    if ((s = ml_h2_stream_new(c, -1)) == NULL) {
+        return -ENOMEM;
+    }
+    if ((rv = nva_build(hdrs, stack, &nva, &n_nva)) < 0) {
+        stream_unlink(c, s);
+        stream_free(s);
+        return rv;
+    }
+    s->ops = ops;
+    s->owner = owner;
+    dp.source.ptr = s;
+    dp.read_callback = data_read;
+    id = nghttp2_submit_request2(c->ng, NULL, nva, n_nva, end_stream ? NULL : &dp, s);
+    nva_free(nva, stack);
+    if (id < 0) {
+        stream_unlink(c, s);
+        stream_free(s);
+        if (id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE) {
+            c->goaway = true; /* out of stream ids: no new streams on this connection */
+        }
+        return id == NGHTTP2_ERR_NOMEM ? -ENOMEM : -EAGAIN;
+    }
+    s->id = id;
+    ml_h2_conn_kick(c);
+    *out = s;
+    return 0;
+}
+
+void ml_h2_stream_attach(struct ml_h2_stream *s, const struct ml_h2_stream_ops *ops, void *owner)
+{
+    s->ops = ops;
+    s->owner = owner;
+}
+
+int ml_h2_stream_respond(struct ml_h2_stream *s, const struct ml_h2_hdrs *hdrs, bool end_stream)
+{
+    struct ml_h2_conn *c = s->conn;
+    nghttp2_nv stack[NVA_STACK], *nva;
+    nghttp2_data_provider2 dp;
+    size_t n_nva;
+    int rv;
+
+    if (c->dead || s->responded || s->reset || !c->server) {
+        return -EPROTO;
+    }
+    if ((rv = nva_build(hdrs, stack, &nva, &n_nva)) < 0) {
+        return rv;
+    }
+    dp.source.ptr = s;
+    dp.read_callback = data_read;
+    rv = nghttp2_submit_response2(c->ng, s->id, nva, n_nva, end_stream ? NULL : &dp);
+    nva_free(nva, stack);
+    if (rv != 0) {
+        return rv == NGHTTP2_ERR_NOMEM ? -ENOMEM : -EPROTO;
+    }
+    s->responded = true;
+    ml_h2_conn_kick(c);
+    return 0;
+}
+
+void ml_h2_stream_resume(struct ml_h2_stream *s)
+{
+    struct ml_h2_conn *c = s->conn;
+
+    if (c->dead || s->reset || !s->deferred) {
+        return; /* not waiting: nghttp2 asks ops->read when the stream's turn comes */
+    }
+    s->deferred = false;
+    nghttp2_session_resume_data(c->ng, s->id);
+    ml_h2_conn_kick(c);
+}
+
+void ml_h2_stream_consume(struct ml_h2_stream *s, size_t n)
+{
+    struct ml_h2_conn *c = s->conn;
+
+    if (n > s->unconsumed) {
+        n = s->unconsumed;
+    }
+    if (c->dead || n == 0) {
+        return;
+    }
+    s->unconsumed -= n;
+    nghttp2_session_consume(c->ng, s->id, n);
+    ml_h2_conn_kick(c);
+}
+
+void ml_h2_stream_reset(struct ml_h2_stream *s, uint32_t error_code)
+{
+    struct ml_h2_conn *c = s->conn;
+
+    if (s->reset) {
+        return;
+    }
+    s->ops = NULL;
+    s->owner = NULL;
+    s->reset = true;
+    if (!c->dead) {
+        nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, s->id, error_code);
+        ml_h2_conn_kick(c);
+    }
+}
+
+int32_t ml_h2_stream_id(const struct ml_h2_stream *s)
+{
+    return s->id;
+}
+
+struct ml_h2_conn *ml_h2_stream_conn(const struct ml_h2_stream *s)
+{
+    return s->conn;
+}
