@@ -1,0 +1,124 @@
+#!/bin/bash
+# The whole test suite, from a fresh Debian bookworm machine (run as root: it installs packages).
+#
+#   tests/run.sh            everything: host, qemu-aarch64 and qemu-armv7 (unit tests and the
+#                           config corpus under qemu-user), pytest integration tests, the fuzzers
+#                           for a bounded time, and builds of the real boards (rpi4,
+#                           beaglebone-black) checked under qemu-user with their CPU
+#   ML_FUZZ_SECONDS=N       seconds per fuzz target (default 60)
+#   ML_BOARDS="host ..."    only these boards (default: all under boards/)
+#
+# Ends with one line "N passed, N failed" over every test case run, and exits non-zero when
+# anything failed.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+export PATH="/usr/bin:$PATH" # Debian's python3 (kconfiglib, grpcio), not a pyenv one
+
+"$ROOT/firmware/setup-host.sh"
+
+FUZZ_SECONDS=${ML_FUZZ_SECONDS:-60}
+BOARDS=${ML_BOARDS:-"host qemu-aarch64 qemu-armv7 rpi4 beaglebone-black"}
+# Boards whose unit tests and corpus run (under qemu-user when cross); the others only build and
+# answer `meshlet version` under qemu-user with their own CPU.
+TESTED_BOARDS="host qemu-aarch64 qemu-armv7"
+
+passed=0
+failed=0
+failures=()
+
+count_ctest() { # LOG: "100% tests passed, 0 tests failed out of 41"
+    local line n_failed n_total
+    line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$1" | tail -1 || true)
+    if [ -z "$line" ]; then
+        failed=$((failed + 1))
+        return
+    fi
+    n_failed=$(echo "$line" | sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/')
+    n_total=$(echo "$line" | sed -E 's/.* failed out of ([0-9]+).*/\1/')
+    passed=$((passed + n_total - n_failed))
+    failed=$((failed + n_failed))
+}
+
+stage() { # NAME COMMAND...: run, log to build/logs/NAME.log, record the outcome
+    local name=$1 log
+    shift
+    log="$ROOT/build/logs/$name.log"
+    mkdir -p "$ROOT/build/logs"
+    echo "=== $name: $*"
+    local t0=$SECONDS
+    if "$@" >"$log" 2>&1; then
+        echo "=== $name: ok ($((SECONDS - t0)) s)"
+        return 0
+    fi
+    echo "=== $name: FAILED ($((SECONDS - t0)) s); last lines of $log:"
+    tail -40 "$log"
+    failures+=("$name")
+    return 1
+}
+
+build_board() { # BOARD
+    cmake -S "$ROOT" -B "$ROOT/build/$1" -G Ninja -DML_BOARD="$1" &&
+        cmake --build "$ROOT/build/$1"
+}
+
+version_under_qemu() { # BOARD: the binary starts on the board's CPU and says what it is
+    # shellcheck disable=SC1090
+    . "$ROOT/boards/$1/qemu.conf"
+    $QEMU_USER "$ROOT/build/$1/meshlet" version | tee /dev/stderr | grep -q "board: $1"
+}
+
+for board in $BOARDS; do
+    if ! stage "build-$board" build_board "$board"; then
+        failed=$((failed + 1))
+        continue
+    fi
+    grep -h "meshlet ($board):" "$ROOT/build/logs/build-$board.log" || true
+    case " $TESTED_BOARDS " in
+    *" $board "*)
+        stage "ctest-$board" ctest --test-dir "$ROOT/build/$board" --output-on-failure -j2 || true
+        count_ctest "$ROOT/build/logs/ctest-$board.log"
+        grep -E 'tests passed|Failed|\*\*\*' "$ROOT/build/logs/ctest-$board.log" | tail -5 || true
+        ;;
+    *)
+        if stage "version-$board" version_under_qemu "$board"; then
+            passed=$((passed + 1))
+        else
+            failed=$((failed + 1))
+        fi
+        ;;
+    esac
+done
+
+case " $BOARDS " in
+*" host "*)
+    if [ -d "$ROOT/tests/integration" ]; then
+        stage pytest /usr/bin/python3 -m pytest -q -p no:cacheprovider "$ROOT/tests/integration" || true
+        tail -3 "$ROOT/build/logs/pytest.log"
+        line=$(grep -E '^[0-9]+ passed|^=+ .*(passed|failed)' "$ROOT/build/logs/pytest.log" | tail -1 || true)
+        p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
+        f=0
+        for n in $(echo "$line" | grep -oE '[0-9]+ (failed|errors?)' | grep -oE '^[0-9]+' || true); do
+            f=$((f + n))
+        done
+        passed=$((passed + ${p:-0}))
+        failed=$((failed + f))
+        if [ -z "$line" ]; then failed=$((failed + 1)); fi
+    fi
+    if [ -x "$ROOT/tests/fuzz/run.sh" ] && [ "$FUZZ_SECONDS" -gt 0 ]; then
+        if stage fuzz "$ROOT/tests/fuzz/run.sh" "$FUZZ_SECONDS"; then
+            passed=$((passed + 1))
+        else
+            failed=$((failed + 1))
+        fi
+        grep -E '^(fuzz|Done|#[0-9]+ *DONE)' "$ROOT/build/logs/fuzz.log" | tail -5 || true
+    fi
+    ;;
+esac
+
+if [ ${#failures[@]} -gt 0 ]; then
+    echo "failed stages: ${failures[*]} (logs in build/logs/)"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ ${#failures[@]} -eq 0 ]
