@@ -5,6 +5,7 @@
  *   meshlet version                       version, board, features, libraries
  *   meshlet controller ...                the fleet controller (not in this version yet)
  */
+#include "admin/admin.h"
 #include "config/defaults.h"
 #include "config/errors.h"
 #include "config/snapshot.h"
@@ -18,6 +19,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +131,7 @@ static int cmd_run(const char *path)
 {
     struct ml_snapshot *snap;
     struct ml_proxy *proxy;
+    struct ml_admin *admin;
     struct ml_loop *loop;
     char summary[160], why[256];
     int rv;
@@ -151,10 +154,24 @@ static int cmd_run(const char *path)
         ml_snapshot_unref(snap);
         return EXIT_CANNOT_START;
     }
+    if (ml_admin_new(loop, proxy, why, sizeof(why), &admin) < 0) {
+        fprintf(stderr, "meshlet: %s\n", why);
+        ml_proxy_free(proxy);
+        ml_loop_free(loop);
+        ml_snapshot_unref(snap);
+        return EXIT_CANNOT_START;
+    }
     ml_snapshot_summary(snap, summary, sizeof(summary));
     ML_LOG_INF("node %s: running %s (version %s): %s", snap->node.id, path, snap->version, summary);
     rv = ml_loop_run(loop);
-    /* Stop: every connection and call ends now (a graceful drain is not there yet). */
+    if (rv == 0 && ml_loop_signal(loop) == SIGTERM && snap->node.drain_timeout_ms > 0) {
+        /* Drain: GOAWAY everywhere, calls in flight finish (within drain_timeout); a second
+         * SIGTERM or SIGINT ends the wait. */
+        ml_proxy_drain(proxy, snap->node.drain_timeout_ms);
+        rv = ml_loop_run(loop);
+    }
+    /* Stop: what is left of the connections and calls ends now. */
+    ml_admin_free(admin);
     ml_proxy_free(proxy);
     ml_loop_free(loop);
     ml_snapshot_unref(snap);

@@ -14,6 +14,8 @@ struct ml_h2_conn;
 struct ml_balance_waiter {
     struct ml_list node;  /* in the pool's queue while waiting */
     struct ml_pool *pool; /* the pool it waits on; NULL when not waiting */
+    int endpoint;         /* set by ml_cluster_pick: the endpoint picked (index into the
+                             cluster's endpoints), -1 when none was */
     /* A connection with a free stream slot: open the stream on it now. */
     void (*on_ready)(struct ml_balance_waiter *w, struct ml_h2_conn *conn);
     /* No slot will come (the endpoint cannot be reached): why is borrowed. */

@@ -3,6 +3,7 @@
 #include "balance/balance_int.h"
 #include "core/alloc.h"
 #include "core/log.h"
+#include "core/stats.h"
 #include "h2/h2.h"
 #include "meshlet_config.h"
 
@@ -77,6 +78,24 @@ void ml_balance_free(struct ml_balance *b)
     ml_free(b);
 }
 
+void ml_balance_set_stats(struct ml_balance *b, struct ml_stats *stats)
+{
+    b->stats = stats;
+}
+
+int ml_cluster_index(const struct ml_cluster *cl)
+{
+    return (int)(cl - cl->balance->clusters);
+}
+
+const char *ml_cluster_endpoint_text(const struct ml_cluster *cl, int endpoint)
+{
+    if (endpoint < 0 || (uint32_t)endpoint >= cl->n_pools) {
+        return NULL;
+    }
+    return cl->pools[endpoint].addr_text;
+}
+
 struct ml_cluster *ml_balance_cluster(struct ml_balance *b, int index)
 {
     return &b->clusters[index];
@@ -109,6 +128,7 @@ int ml_cluster_pick(struct ml_cluster *cl, struct ml_balance_waiter *w, struct m
     struct ml_pool *best = NULL;
 
     *conn = NULL;
+    w->endpoint = -1;
     if (cl->n_pools == 0) {
         snprintf(why, cap, "cluster %s: no endpoint", cl->cfg->name);
         return -ENOENT;
@@ -125,5 +145,6 @@ int ml_cluster_pick(struct ml_cluster *cl, struct ml_balance_waiter *w, struct m
         }
     }
     best->rr_current -= cl->rr_total;
+    w->endpoint = (int)best->endpoint;
     return ml_pool_pick(best, w, conn, why, cap);
 }

@@ -21,9 +21,18 @@ int ml_balance_new(struct ml_loop *loop, const struct ml_snapshot *snap, uint32_
  * No call may be waiting any more. NULL is a no-op. */
 void ml_balance_free(struct ml_balance *b);
 
+/* Where the balance counts upstream connections (core/stats.h); NULL (the default): nowhere.
+ * stats is borrowed and must outlive b. */
+struct ml_stats;
+void ml_balance_set_stats(struct ml_balance *b, struct ml_stats *stats);
+
 /* The cluster of snap->clusters[index]. */
 struct ml_cluster *ml_balance_cluster(struct ml_balance *b, int index);
 const char *ml_cluster_name(const struct ml_cluster *cl);
+/* cl's index into snap->clusters. */
+int ml_cluster_index(const struct ml_cluster *cl);
+/* "127.0.0.1:50051" of endpoint (an index into cl's endpoints), or NULL for a bad index. */
+const char *ml_cluster_endpoint_text(const struct ml_cluster *cl, int endpoint);
 
 /* A call starts on cl: 0, or -EBUSY when max_requests calls are active (why says so). Each 0
  * is paired with one ml_cluster_call_end(). */

@@ -12,12 +12,17 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct ml_timer;
+
 /* One upstream connection of a pool. */
 struct ml_pool_conn {
     struct ml_pool *pool;
     struct ml_h2_conn *conn;
     struct ml_list node; /* in pool->conns */
     bool ready;          /* connected: streams may be opened */
+    bool going_away;     /* GOAWAY: finishing its streams, takes no new ones (n_going_away) */
+    struct ml_timer *keepalive; /* cluster keepalive: PINGs a quiet connection; NULL when off */
+    uint64_t ping_sent_ms;      /* ml_time_now_ms() of the PING in flight */
 };
 
 struct ml_pool {
@@ -28,6 +33,7 @@ struct ml_pool {
     struct ml_list conns; /* struct ml_pool_conn, ready and connecting; filled in this order */
     uint32_t n_conns;
     uint32_t n_connecting;
+    uint32_t n_going_away;  /* of n_conns: GOAWAY'd ones, not counted against max_connections */
     struct ml_list waiters; /* struct ml_balance_waiter, FIFO */
     uint32_t n_waiting;
     struct ml_defer dispatch; /* hand free slots to waiters at the end of the event */
@@ -51,6 +57,7 @@ struct ml_balance {
     struct ml_loop *loop;
     const struct ml_snapshot *snap;
     uint32_t *conn_ids;
+    struct ml_stats *stats;      /* where connections are counted; NULL: nowhere */
     struct ml_cluster *clusters; /* as snap->clusters */
     uint32_t n_clusters;
 };

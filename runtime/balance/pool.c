@@ -11,6 +11,8 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/sock.h"
+#include "core/stats.h"
+#include "core/timer.h"
 #include "h2/h2.h"
 
 #include <errno.h>
@@ -19,7 +21,11 @@
 #include <string.h>
 
 static void dispatch_deferred(struct ml_defer *d);
+static void dispatch_later(struct ml_pool *p);
 static const struct ml_h2_client_ops pool_conn_ops;
+
+/* The longest a PING may go unanswered before the connection counts as dead. */
+#define PING_ACK_MAX_MS 20000
 
 void ml_pool_init(struct ml_pool *p, struct ml_cluster *cl, uint32_t endpoint)
 {
@@ -36,6 +42,12 @@ void ml_pool_init(struct ml_pool *p, struct ml_cluster *cl, uint32_t endpoint)
     ml_list_init(&p->waiters);
 }
 
+static void count(struct ml_pool *p, enum ml_stats_up_event ev)
+{
+    ml_stats_upstream(p->cluster->balance->stats, ml_cluster_index(p->cluster), (int)p->endpoint,
+                      ev);
+}
+
 static void conn_unlink(struct ml_pool *p, struct ml_pool_conn *pc)
 {
     ml_list_remove(&pc->node);
@@ -43,6 +55,11 @@ static void conn_unlink(struct ml_pool *p, struct ml_pool_conn *pc)
     if (!pc->ready) {
         p->n_connecting--;
     }
+    if (pc->going_away) {
+        p->n_going_away--;
+    }
+    ml_timer_free(pc->keepalive);
+    pc->keepalive = NULL;
 }
 
 void ml_pool_deinit(struct ml_pool *p)
@@ -129,6 +146,7 @@ static int open_conn(struct ml_pool *p, char *why, size_t cap)
                           &cl->settings, &pool_conn_ops, pc, &pc->conn);
     if (rv < 0) {
         ml_free(pc);
+        count(p, ML_STATS_UP_FAILED);
         snprintf(why, cap, "cluster %s: cannot connect to %s: %s", cl->cfg->name, p->addr_text,
                  strerror(-rv));
         return rv;
@@ -138,6 +156,7 @@ static int open_conn(struct ml_pool *p, char *why, size_t cap)
     ml_list_add_tail(&p->conns, &pc->node); /* the oldest connection is filled first */
     p->n_conns++;
     p->n_connecting++;
+    count(p, ML_STATS_UP_OPENED);
     return 0;
 }
 
@@ -159,7 +178,7 @@ static void grow(struct ml_pool *p)
     int rv;
 
     while (p->n_waiting > p->n_connecting * cl->slots_per_conn &&
-           p->n_conns < cl->cfg->max_connections) {
+           p->n_conns - p->n_going_away < cl->cfg->max_connections) {
         if ((rv = open_conn(p, why, sizeof(why))) < 0) {
             if (p->n_conns == 0) {
                 fail_waiters(p, rv, why);
@@ -213,12 +232,54 @@ int ml_pool_pick(struct ml_pool *p, struct ml_balance_waiter *w, struct ml_h2_co
     }
     /* Open a connection now if this call will need one, so that an error shows here. */
     if (p->n_waiting + 1 > p->n_connecting * cl->slots_per_conn &&
-        p->n_conns < cl->cfg->max_connections && (rv = open_conn(p, why, cap)) < 0 &&
-        p->n_conns == 0) {
+        p->n_conns - p->n_going_away < cl->cfg->max_connections &&
+        (rv = open_conn(p, why, cap)) < 0 && p->n_conns == 0) {
         return rv;
     }
     waiter_push(p, w);
     return -EINPROGRESS;
+}
+
+/* ---- keepalive ------------------------------------------------------------------------------ */
+
+/* Cluster keepalive: a connection that has heard nothing from its peer for `keepalive` gets a
+ * PING; when that stays unanswered for min(keepalive, 20 s) the path is taken for dead (a NAT
+ * that forgot it, a peer that vanished without a FIN): the connection is closed, its calls fail
+ * (UNAVAILABLE before their response started, a reset after), new calls get a new connection. */
+static void pc_on_keepalive(void *user)
+{
+    struct ml_pool_conn *pc = user;
+    struct ml_pool *p = pc->pool;
+    uint32_t interval = p->cluster->cfg->keepalive_ms;
+    uint32_t ack_max = interval < PING_ACK_MAX_MS ? interval : PING_ACK_MAX_MS;
+    uint64_t now = ml_time_now_ms(), quiet = now - ml_h2_conn_last_read_ms(pc->conn);
+
+    if (ml_h2_conn_ping_pending(pc->conn)) {
+        if (now - pc->ping_sent_ms < ack_max) {
+            ml_timer_arm(pc->keepalive, (uint32_t)(pc->ping_sent_ms + ack_max - now));
+            return;
+        }
+        ML_LOG_WRN("c%u: cluster %s: %s did not answer a PING within %u ms: closing",
+                   ml_h2_conn_id(pc->conn), p->cluster->cfg->name, p->addr_text, ack_max);
+        conn_unlink(p, pc); /* frees this timer: allowed from its own callback */
+        count(p, ML_STATS_UP_CLOSED);
+        ml_h2_conn_close(pc->conn); /* its calls hear on_close(CANCEL) */
+        ml_free(pc);
+        if (!ml_list_empty(&p->waiters)) {
+            dispatch_later(p);
+        }
+        return;
+    }
+    if (quiet < interval) {
+        ml_timer_arm(pc->keepalive, (uint32_t)(interval - quiet));
+        return;
+    }
+    if (ml_h2_conn_ping(pc->conn) == 0) {
+        pc->ping_sent_ms = now;
+        ml_timer_arm(pc->keepalive, ack_max);
+    } else {
+        ml_timer_arm(pc->keepalive, interval);
+    }
 }
 
 /* ---- the pooled connections' events ---------------------------------------------------- */
@@ -230,6 +291,16 @@ static void pc_on_ready(void *user, struct ml_h2_conn *conn)
 
     pc->ready = true;
     p->n_connecting--;
+    count(p, ML_STATS_UP_CONNECTED);
+    if (p->cluster->cfg->keepalive_ms > 0) {
+        /* No memory for it: the connection goes without keepalive (logged). */
+        pc->keepalive = ml_timer_new(p->cluster->balance->loop, pc_on_keepalive, pc);
+        if (pc->keepalive != NULL) {
+            ml_timer_arm(pc->keepalive, p->cluster->cfg->keepalive_ms);
+        } else {
+            ML_LOG_WRN("c%u: out of memory for keepalive", ml_h2_conn_id(conn));
+        }
+    }
     ML_LOG_DBG("c%u: cluster %s: connected to %s", ml_h2_conn_id(conn), p->cluster->cfg->name,
                p->addr_text);
     dispatch(p); /* now: the requests go out with the connection preface */
@@ -239,6 +310,13 @@ static void pc_on_slots(void *user, struct ml_h2_conn *conn)
 {
     struct ml_pool_conn *pc = user;
 
+    if (!pc->going_away && ml_h2_conn_going_away(conn)) {
+        /* It only finishes what it has: a new connection may take its place in the pool. */
+        ML_LOG_DBG("c%u: cluster %s: %s sent GOAWAY", ml_h2_conn_id(conn),
+                   pc->pool->cluster->cfg->name, pc->pool->addr_text);
+        pc->going_away = true;
+        pc->pool->n_going_away++;
+    }
     if (!ml_list_empty(&pc->pool->waiters)) {
         dispatch_later(pc->pool); /* called from inside the connection's nghttp2 callbacks */
     }
@@ -254,6 +332,7 @@ static void pc_on_close(void *user, struct ml_h2_conn *conn, int reason, const c
 
     conn_unlink(p, pc);
     ml_free(pc);
+    count(p, was_ready ? ML_STATS_UP_CLOSED : ML_STATS_UP_FAILED);
     if (!was_ready) {
         snprintf(msg, sizeof(msg), "cluster %s: connect to %s failed: %s", cl->cfg->name,
                  p->addr_text, why);

@@ -8,6 +8,12 @@ struct ml_defer;
 
 typedef void ml_defer_fn(struct ml_defer *d);
 
+/* Runs on the loop (never in the signal handler) after sig was received. */
+typedef void ml_loop_signal_fn(void *user, int sig);
+
+/* Signals that ml_loop_watch_signal can watch at once, per loop. */
+#define ML_LOOP_MAX_SIGNAL_WATCHES 4
+
 /* A piece of work deferred to the end of the current event (socket callback or timer), embedded
  * in its owner. Deferring keeps one connection's callbacks from running another connection's
  * I/O, and lets an object that ends deep inside a callback be freed once nothing on the stack

@@ -21,6 +21,67 @@ static void on_stop_signal(int sig)
     stop_signal = sig;
 }
 
+/* Watched signals received and not handled yet: a bit per signal number (< 64). The only thing
+ * the handler does. */
+static volatile sig_atomic_t watched_pending[64];
+
+static void on_watched_signal(int sig)
+{
+    if (sig > 0 && sig < 64) {
+        watched_pending[sig] = 1;
+    }
+}
+
+/* Runs the watchers of the signals received since the last look. */
+static void run_signal_watches(struct ml_loop *loop)
+{
+    for (int i = 0; i < ML_LOOP_MAX_SIGNAL_WATCHES; i++) {
+        int sig = loop->watch[i].sig;
+
+        if (sig > 0 && watched_pending[sig]) {
+            watched_pending[sig] = 0;
+            loop->watch[i].fn(loop->watch[i].user, sig);
+        }
+    }
+}
+
+int ml_loop_watch_signal(struct ml_loop *loop, int sig, ml_loop_signal_fn *fn, void *user)
+{
+    struct sigaction sa;
+
+    if (sig <= 0 || sig >= 64 || sig == SIGINT || sig == SIGTERM) {
+        return -EINVAL;
+    }
+    for (int i = 0; i < ML_LOOP_MAX_SIGNAL_WATCHES; i++) {
+        if (loop->watch[i].sig == 0 || loop->watch[i].sig == sig) {
+            loop->watch[i].sig = sig;
+            loop->watch[i].fn = fn;
+            loop->watch[i].user = user;
+            memset(&sa, 0, sizeof(sa));
+            sa.sa_handler = on_watched_signal;
+            sigemptyset(&sa.sa_mask);
+            sigaction(sig, &sa, NULL); /* no SA_RESTART: poll() returns at once */
+            return 0;
+        }
+    }
+    return -ENOSPC;
+}
+
+void ml_loop_unwatch_signal(struct ml_loop *loop, int sig)
+{
+    for (int i = 0; i < ML_LOOP_MAX_SIGNAL_WATCHES; i++) {
+        if (loop->watch[i].sig == sig) {
+            signal(sig, SIG_DFL);
+            loop->watch[i].sig = 0;
+        }
+    }
+}
+
+struct lws_context *ml_loop_lws_context(struct ml_loop *loop)
+{
+    return loop->lws;
+}
+
 static void lws_to_ml_log(int level, const char *line)
 {
     size_t n = strlen(line);
@@ -82,17 +143,27 @@ void ml_loop_free(struct ml_loop *loop)
 
 int ml_loop_run(struct ml_loop *loop)
 {
+    loop->signal = 0;
     while (!loop->stop && !stop_signal) {
         if (lws_service(loop->lws, 0) < 0) {
             ML_LOG_ERR("loop: lws_service failed");
             return -EIO;
         }
         ml_loop_run_deferred(loop); /* normally empty: the glue runs it after each event */
+        run_signal_watches(loop);
+        ml_loop_run_deferred(loop);
     }
     if (stop_signal) {
         ML_LOG_INF("loop: %s received, stopping", stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
+        loop->signal = stop_signal;
+        stop_signal = 0; /* taken: a later ml_loop_run (a drain) runs until the next one */
     }
     return 0;
+}
+
+int ml_loop_signal(const struct ml_loop *loop)
+{
+    return loop->signal;
 }
 
 void ml_loop_stop(struct ml_loop *loop)

@@ -16,6 +16,9 @@ void ml_loop_free(struct ml_loop *loop);
  * failed. */
 int ml_loop_run(struct ml_loop *loop);
 void ml_loop_stop(struct ml_loop *loop);
+/* SIGINT or SIGTERM when a signal ended the last ml_loop_run (which then may be run again, until
+ * ml_loop_stop or the next signal); 0 when ml_loop_stop did. */
+int ml_loop_signal(const struct ml_loop *loop);
 
 /* Queues d to run fn(d) at the end of the current event, after the callback that is running
  * returns (or at the next ml_loop_run_deferred). A no-op when d is already queued. */
@@ -25,6 +28,18 @@ void ml_loop_defer_cancel(struct ml_loop *loop, struct ml_defer *d);
 /* Runs the queued work, including work queued meanwhile, until the queue is empty. Called by the
  * socket and timer glue after each event; does nothing when called from inside deferred work. */
 void ml_loop_run_deferred(struct ml_loop *loop);
+
+/* From now on sig (SIGUSR1, SIGHUP, ...) runs fn(user, sig) on the loop: the handler only sets a
+ * flag, which the loop checks each time lws_service returns (the signal interrupts its poll()).
+ * 0; -ENOSPC when ML_LOOP_MAX_SIGNAL_WATCHES are taken; -EINVAL for a bad signal. */
+int ml_loop_watch_signal(struct ml_loop *loop, int sig, ml_loop_signal_fn *fn, void *user);
+/* Stops watching sig (its disposition goes back to the default). */
+void ml_loop_unwatch_signal(struct ml_loop *loop, int sig);
+
+/* The libwebsockets context under the loop, for the modules that speak HTTP or WebSocket
+ * through libwebsockets themselves (admin/, fleet/); nothing on the data path uses it. */
+struct lws_context;
+struct lws_context *ml_loop_lws_context(struct ml_loop *loop);
 
 /* "libwebsockets 4.3.5"; static storage. */
 const char *ml_loop_library_version(void);

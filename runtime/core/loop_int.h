@@ -18,6 +18,12 @@ struct ml_loop {
     int depth; /* lws callbacks (sock.c, timer.c) being handled, nested; deferred work runs
                   when the outermost returns */
     int stop;  /* set by ml_loop_stop */
+    int signal; /* SIGINT or SIGTERM ended the last ml_loop_run; 0 = none */
+    struct {
+        int sig; /* 0: a free slot */
+        ml_loop_signal_fn *fn;
+        void *user;
+    } watch[ML_LOOP_MAX_SIGNAL_WATCHES]; /* ml_loop_watch_signal */
 };
 
 #endif

@@ -303,7 +303,7 @@ char *ml_sock_addr_text(const struct ml_sock_addr *a, char *buf, size_t cap)
 
 /* Why lws could not bind addr: it only says "init server failed", so try the bind once more
  * ourselves to learn the errno (failure path only). */
-static int bind_errno(const struct ml_sock_addr *a)
+int ml_sock_bind_errno(const struct ml_sock_addr *a)
 {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -365,7 +365,7 @@ int ml_sock_listen(struct ml_loop *loop, const struct ml_sock_addr *addr, const 
     info.user = l;
     l->vh = lws_create_vhost(loop->lws, &info);
     if (l->vh == NULL) {
-        rv = bind_errno(addr);
+        rv = ml_sock_bind_errno(addr);
         ml_free(l);
         return rv < 0 ? rv : -EIO;
     }
@@ -378,9 +378,11 @@ void ml_sock_listener_free(struct ml_sock_listener *l)
     if (l == NULL) {
         return;
     }
-    /* Closes the listening socket now; lws frees the vhost once its sockets are gone. Nothing
-     * reaches l afterwards: accepts come only from the listening socket. */
-    lws_vhost_destroy(l->vh);
+    /* Closes the listening socket now, and only that: lws_vhost_destroy() would also close
+     * every connection accepted on it. lws frees the vhost once its last connection is gone (or
+     * with the context). Nothing reaches l afterwards: accepts come only from the listening
+     * socket. */
+    lws_vhost_destroy1(l->vh);
     ml_free(l);
 }
 

@@ -22,6 +22,9 @@
  * -EACCES (the bind failed: nothing listens), -ENOMEM, -EIO. */
 int ml_sock_listen(struct ml_loop *loop, const struct ml_sock_addr *addr, const char *name,
                    ml_sock_accept_fn *on_accept, void *user, struct ml_sock_listener **out);
+/* Why addr cannot be bound: tries a bind once (and closes it) to learn the errno, for the reason
+ * a failed listen gives (libwebsockets only says it failed). -errno, or -EIO when it binds. */
+int ml_sock_bind_errno(const struct ml_sock_addr *addr);
 /* Stops listening and frees l. Connections it accepted are not affected. NULL is a no-op. */
 void ml_sock_listener_free(struct ml_sock_listener *l);
 

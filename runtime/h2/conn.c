@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/sock.h"
+#include "core/timer.h"
 #include "h2/h2_int.h"
 #include "h2/hdrs.h"
 
@@ -176,6 +177,11 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
             tell_slots(c);
         }
         return 0;
+    case NGHTTP2_PING:
+        if (frame->hd.flags & NGHTTP2_FLAG_ACK) {
+            c->ping_pending = false;
+        }
+        return 0;
     case NGHTTP2_GOAWAY:
         c->goaway = true;
         ML_LOG_DBG("c%u: GOAWAY received (last stream %d, error 0x%x)", c->id,
@@ -303,12 +309,12 @@ static int conn_flush(struct ml_h2_conn *c)
     bool drained = false;
     int rv;
 
-    if (c->dead || c->sock == NULL || !c->connected) {
+    if (c->dead || (c->sock == NULL && c->output == NULL) || !c->connected) {
         return 0;
     }
     ml_loop_defer_cancel(c->loop, &c->flush_defer);
     while (!drained) {
-        if (!ml_sock_can_write(c->sock)) {
+        if (c->sock != NULL && !ml_sock_can_write(c->sock)) {
             ml_sock_want_writable(c->sock); /* on_writable brings us back */
             return 0;
         }
@@ -337,7 +343,8 @@ static int conn_flush(struct ml_h2_conn *c)
             c->out_len += (size_t)n;
         }
         if (c->out_len > 0) {
-            rv = ml_sock_write(c->sock, c->out, c->out_len);
+            rv = c->output != NULL ? c->output(c->output_user, c->out, c->out_len)
+                                   : ml_sock_write(c->sock, c->out, c->out_len);
             if (rv == -EAGAIN) {
                 return 0; /* on_writable follows */
             }
@@ -363,7 +370,8 @@ static void flush_deferred(struct ml_defer *d)
 
 void ml_h2_conn_kick(struct ml_h2_conn *c)
 {
-    if (c->dead || c->in_ng > 0) {
+    if (c->dead || c->in_ng > 0 || c->loop == NULL) {
+        /* A memory connection (no loop) writes at its next ml_h2_conn_feed. */
         return; /* inside this connection's own nghttp2 call: its caller writes right after */
     }
     ml_loop_defer(c->loop, &c->flush_defer, flush_deferred);
@@ -391,6 +399,7 @@ static void sock_on_read(void *user, const uint8_t *p, size_t n)
     if (c->dead) {
         return;
     }
+    c->last_read_ms = ml_time_now_ms();
     c->in_ng++;
     rv = nghttp2_session_mem_recv2(c->ng, p, n);
     c->in_ng--;
@@ -469,6 +478,8 @@ static struct ml_h2_conn *conn_alloc(struct ml_loop *loop, uint32_t id, bool ser
     c->server = server;
     c->user = user;
     c->settings = *settings;
+    c->last_read_ms = ml_time_now_ms();
+    c->idle_since_ms = c->last_read_ms;
     ml_list_init(&c->streams);
     return c;
 }
@@ -530,13 +541,111 @@ void ml_h2_conn_close(struct ml_h2_conn *c)
         return;
     }
     c->owner_gone = true;
-    if (c->connected && c->sock != NULL) {
+    if (c->connected && (c->sock != NULL || c->output != NULL)) {
         nghttp2_session_terminate_session(c->ng, NGHTTP2_NO_ERROR); /* GOAWAY, best effort */
         if (conn_flush(c) < 0) {
             return; /* torn down already (the session had nothing left to do) */
         }
     }
     conn_destroy(c, 0, "closed");
+}
+
+void ml_h2_conn_shutdown(struct ml_h2_conn *c)
+{
+    if (c->dead || c->goaway_sent || c->owner_gone) {
+        return;
+    }
+    c->goaway_sent = true;
+    /* The last stream we processed: every stream the peer opened so far may finish. */
+    nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(c->ng),
+                          NGHTTP2_NO_ERROR, NULL, 0);
+    ml_h2_conn_kick(c);
+}
+
+bool ml_h2_conn_going_away(const struct ml_h2_conn *c)
+{
+    return c->goaway || c->goaway_sent;
+}
+
+int ml_h2_conn_ping(struct ml_h2_conn *c)
+{
+    if (c->dead || !c->connected || c->sock == NULL) {
+        return -EPIPE;
+    }
+    if (nghttp2_submit_ping(c->ng, NGHTTP2_FLAG_NONE, NULL) != 0) {
+        return -ENOMEM;
+    }
+    c->ping_pending = true;
+    ml_h2_conn_kick(c);
+    return 0;
+}
+
+bool ml_h2_conn_ping_pending(const struct ml_h2_conn *c)
+{
+    return c->ping_pending;
+}
+
+uint64_t ml_h2_conn_last_read_ms(const struct ml_h2_conn *c)
+{
+    return c->last_read_ms;
+}
+
+uint64_t ml_h2_conn_idle_since_ms(const struct ml_h2_conn *c)
+{
+    uint64_t t = c->idle_since_ms > c->last_read_ms ? c->idle_since_ms : c->last_read_ms;
+
+    return c->n_streams == 0 ? t : 0;
+}
+
+int ml_h2_server_new_mem(uint32_t id, const struct ml_h2_settings *settings,
+                         const struct ml_h2_server_ops *ops, void *user, ml_h2_output_fn *output,
+                         void *output_user, struct ml_h2_conn **out)
+{
+    struct ml_h2_conn *c = conn_alloc(NULL, id, true, settings, user);
+    int rv;
+
+    *out = NULL;
+    if (c == NULL) {
+        return -ENOMEM;
+    }
+    c->sops = ops;
+    c->connected = true;
+    c->output = output;
+    c->output_user = output_user;
+    if ((rv = session_new(c)) < 0) {
+        ml_free(c);
+        return rv;
+    }
+    *out = c;
+    return 0;
+}
+
+int ml_h2_client_new_mem(uint32_t id, const struct ml_h2_settings *settings,
+                         const struct ml_h2_client_ops *ops, void *user, ml_h2_output_fn *output,
+                         void *output_user, struct ml_h2_conn **out)
+{
+    struct ml_h2_conn *c = conn_alloc(NULL, id, false, settings, user);
+    int rv;
+
+    *out = NULL;
+    if (c == NULL) {
+        return -ENOMEM;
+    }
+    c->cops = ops;
+    c->connected = true;
+    c->output = output;
+    c->output_user = output_user;
+    if ((rv = session_new(c)) < 0) {
+        ml_free(c);
+        return rv;
+    }
+    *out = c;
+    return 0;
+}
+
+void ml_h2_conn_feed(struct ml_h2_conn *c, const uint8_t *p, size_t n)
+{
+    sock_on_read(c, p, n);
 }
 
 uint32_t ml_h2_conn_id(const struct ml_h2_conn *c)

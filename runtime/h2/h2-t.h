@@ -58,6 +58,10 @@ struct ml_h2_stream_ops {
     void (*on_close)(void *owner, uint32_t error_code);
 };
 
+/* Where a memory connection's output goes (ml_h2_server_new_mem): n bytes (borrowed). Return 0,
+ * or a negative errno to tear the connection down. */
+typedef int ml_h2_output_fn(void *output_user, const uint8_t *p, size_t n);
+
 /* A server (downstream) connection's events. */
 struct ml_h2_server_ops {
     /* A request's headers arrived on stream s (end_stream: it has no body; on_end follows

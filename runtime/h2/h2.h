@@ -40,10 +40,40 @@ int ml_h2_client_new(struct ml_loop *loop, const struct ml_sock_addr *addr,
                      const struct ml_h2_settings *settings, const struct ml_h2_client_ops *ops,
                      void *user, struct ml_h2_conn **out);
 
+/* A server connection with no socket and no loop, for tests and fuzzing: input comes from
+ * ml_h2_conn_feed(), output goes to output(), in the feed's event (our SETTINGS with the first
+ * feed); a timer never runs. Everything else as ml_h2_server_new. 0 and *out; -ENOMEM. */
+int ml_h2_server_new_mem(uint32_t id, const struct ml_h2_settings *settings,
+                         const struct ml_h2_server_ops *ops, void *user, ml_h2_output_fn *output,
+                         void *output_user, struct ml_h2_conn **out);
+/* The same for a client connection: connected at once (on_ready does not run; requests may be
+ * sent right away). */
+int ml_h2_client_new_mem(uint32_t id, const struct ml_h2_settings *settings,
+                         const struct ml_h2_client_ops *ops, void *user, ml_h2_output_fn *output,
+                         void *output_user, struct ml_h2_conn **out);
+/* Memory connection: p[0..n) (borrowed) as if read from the socket (n = 0 only writes what is
+ * pending). c may be torn down inside (ops->on_close tells). */
+void ml_h2_conn_feed(struct ml_h2_conn *c, const uint8_t *p, size_t n);
+
 /* The owner is done with c: every stream still open is closed (its owner gets on_close(CANCEL)),
  * the socket is closed and c freed; the connection's own on_close does not run. Must not be
  * called from inside c's callbacks. */
 void ml_h2_conn_close(struct ml_h2_conn *c);
+
+/* Graceful GOAWAY (NO_ERROR, last stream = the last one the peer opened): no new streams, the
+ * open ones finish; the connection closes (and its on_close runs) once none is left. A no-op the
+ * second time. */
+void ml_h2_conn_shutdown(struct ml_h2_conn *c);
+/* true once a GOAWAY went either way (or stream ids ran out): no new streams on c, ever. */
+bool ml_h2_conn_going_away(const struct ml_h2_conn *c);
+/* Sends a PING; ml_h2_conn_ping_pending() is true until its ACK arrives. 0; -EPIPE (not
+ * connected, or going away); -ENOMEM. */
+int ml_h2_conn_ping(struct ml_h2_conn *c);
+bool ml_h2_conn_ping_pending(const struct ml_h2_conn *c);
+/* ml_time_now_ms() when bytes last arrived from the peer (or when c was made). */
+uint64_t ml_h2_conn_last_read_ms(const struct ml_h2_conn *c);
+/* 0 while streams are open; else ml_time_now_ms() since when none is and nothing arrived. */
+uint64_t ml_h2_conn_idle_since_ms(const struct ml_h2_conn *c);
 
 uint32_t ml_h2_conn_id(const struct ml_h2_conn *c);
 /* Client: streams that can be opened now: min(peer's SETTINGS_MAX_CONCURRENT_STREAMS, limit)

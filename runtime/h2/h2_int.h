@@ -38,7 +38,9 @@ struct ml_h2_stream {
 struct ml_h2_conn {
     struct ml_loop *loop;
     nghttp2_session *ng;
-    struct ml_sock *sock; /* NULL once gone */
+    struct ml_sock *sock;    /* NULL once gone */
+    ml_h2_output_fn *output; /* a memory connection's output (then no sock, no loop); else NULL */
+    void *output_user;
     uint32_t id;
     bool server;
     const struct ml_h2_server_ops *sops; /* server */
@@ -50,6 +52,10 @@ struct ml_h2_conn {
     int in_ng;                   /* inside nghttp2_session_mem_recv2/mem_send2 (nesting) */
     bool connected;              /* client: the socket is up (a server's always is) */
     bool goaway;                 /* the peer sent GOAWAY: no new streams */
+    bool goaway_sent;            /* ml_h2_conn_shutdown ran: the peer opens no new streams */
+    bool ping_pending;           /* a PING we sent has not been acknowledged yet */
+    uint64_t last_read_ms;       /* ml_time_now_ms() of the last bytes read (or of the start) */
+    uint64_t idle_since_ms;      /* ml_time_now_ms() when the last stream closed (or the start) */
     bool owner_gone;             /* ml_h2_conn_close ran: tell the owner nothing */
     bool dead;                   /* being torn down: the stream APIs do nothing */
     struct ml_defer flush_defer; /* output to write at the end of the event */

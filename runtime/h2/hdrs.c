@@ -64,8 +64,10 @@ int ml_h2_hdrs_add(struct ml_h2_hdrs *h, const uint8_t *name, size_t name_len, c
     struct ml_h2_field *f;
     int rv;
 
-    if (field_bytes < name_len || field_bytes > h->max_list_bytes - h->list_bytes ||
-        h->list_bytes > h->max_list_bytes) {
+    /* Checked piece by piece so that no sum wraps (a wrapped field_bytes would pass). */
+    if (name_len > h->max_list_bytes || value_len > h->max_list_bytes - name_len ||
+        FIELD_OVERHEAD > h->max_list_bytes - name_len - value_len ||
+        h->list_bytes > h->max_list_bytes || field_bytes > h->max_list_bytes - h->list_bytes) {
         return -ENOBUFS;
     }
     cap = h->cap_fields;

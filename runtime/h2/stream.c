@@ -6,6 +6,7 @@
 #include "core/alloc.h"
 #include "core/list.h"
 #include "core/log.h"
+#include "core/timer.h"
 #include "h2/h2_int.h"
 #include "h2/hdrs.h"
 
@@ -33,7 +34,9 @@ struct ml_h2_stream *ml_h2_stream_new(struct ml_h2_conn *c, int32_t id)
 static void stream_unlink(struct ml_h2_conn *c, struct ml_h2_stream *s)
 {
     ml_list_remove(&s->node);
-    c->n_streams--;
+    if (--c->n_streams == 0) {
+        c->idle_since_ms = ml_time_now_ms();
+    }
 }
 
 static void stream_free(struct ml_h2_stream *s)

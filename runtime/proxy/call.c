@@ -19,11 +19,14 @@
 #include "core/list.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/timer.h"
 #include "grpc/message.h"
 #include "grpc/status-t.h"
+#include "grpc/timeout.h"
 #include "h2/h2.h"
 #include "h2/hdrs.h"
 #include "meshlet_config.h"
+#include "proxy/obs.h"
 #include "proxy/proxy_int.h"
 #include "proxy/route.h"
 
@@ -31,6 +34,9 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+
+/* Times a call refused by an upstream's GOAWAY (never processed) is sent again elsewhere. */
+#define CALL_MAX_REPLAYS 2
 
 /* :path kept for logs and status messages; longer ones are cut. */
 #define CALL_PATH_MAX 200
@@ -50,18 +56,38 @@ struct ml_call {
     struct ml_h2_stream *down;       /* NULL once gone */
     struct ml_h2_stream *up;         /* NULL before it is opened and once gone */
     struct ml_balance_waiter waiter; /* waiter.pool != NULL while waiting for a slot */
-    struct ml_h2_hdrs req_hdrs;      /* request headers, until the upstream request is sent */
+    struct ml_h2_hdrs req_hdrs;      /* request headers as they came (kept for a replay) */
     struct ml_h2_hdrs req_trailers;  /* from downstream, for upstream after the body */
     struct ml_h2_hdrs resp_trailers; /* from upstream, for downstream after the body */
     struct ml_buf req;               /* request body on its way upstream */
     struct ml_buf resp;              /* response body on its way downstream */
-    bool grpc;                       /* content-type application/grpc*: answer in gRPC */
-    bool req_ended;                  /* downstream sent END_STREAM */
-    bool up_done;      /* the upstream side is over (closed, failed, or never needed): request
-                          bytes from now on are dropped */
-    bool resp_started; /* response headers went downstream */
-    bool resp_ended;   /* the whole response is known (upstream END_STREAM, or our answer) */
+    /* Where whole gRPC messages end in the response body, so that a deadline can end the
+     * response after one with trailers (grpc-status 4) rather than a reset. Byte counts. */
+    uint64_t resp_in;       /* body bytes upstream gave */
+    uint64_t resp_out;      /* of those, bytes that went downstream */
+    uint64_t resp_boundary; /* resp_in where the last whole message ended */
+    uint64_t resp_limit;    /* the body ends here, trailers follow (deadline); else UINT64_MAX */
+    uint32_t resp_msg_left; /* bytes left of the message being received; 0: in a prefix */
+    uint8_t resp_prefix[5]; /* the message prefix (flag, 4-byte length) being received */
+    uint8_t resp_prefix_n;
+    bool grpc;               /* content-type application/grpc*: answer in gRPC */
+    bool req_ended;          /* downstream sent END_STREAM */
+    bool up_done;            /* the upstream side is over (closed, failed, or never needed): request
+                                bytes from now on are dropped */
+    bool resp_started;       /* response headers went downstream */
+    bool resp_ended;         /* the whole response is known (upstream END_STREAM, or our answer) */
+    bool no_replay;          /* req_copy does not hold all upstream took (too much, or a response
+                                came): a refused stream cannot go again */
+    struct ml_buf req_copy;  /* request bytes upstream took, kept for a replay (!no_replay) */
+    size_t req_reread;       /* bytes at the front of req that are there again for a replay: the
+                                downstream window counted them already */
+    bool has_deadline;       /* deadline_ms applies (client grpc-timeout and/or route timeout) */
+    uint8_t n_replays;       /* times the call was sent again after a GOAWAY refused it */
+    uint64_t budget_ms;      /* min(client grpc-timeout, route timeout), for messages */
+    uint64_t deadline_ms;    /* ml_time_now_ms() at which the call expires (has_deadline) */
+    struct ml_timer *expiry; /* fires at deadline_ms; NULL without a deadline */
     struct ml_defer free_defer;
+    struct ml_call_obs obs; /* stats and the access log line (proxy/obs.h) */
     char path[CALL_PATH_MAX + 1];
 };
 
@@ -75,16 +101,20 @@ static void call_free_deferred(struct ml_defer *d)
     struct ml_call *call = ML_CONTAINER_OF(d, struct ml_call, free_defer);
 
     ML_LOG_DBG("call %llu: done", (unsigned long long)call->id);
+    ml_call_obs_end(&call->obs, call->proxy, call->path);
     if (call->cluster != NULL) {
         ml_cluster_call_end(call->cluster);
     }
+    ml_timer_free(call->expiry);
     ml_buf_deinit(&call->req);
+    ml_buf_deinit(&call->req_copy);
     ml_buf_deinit(&call->resp);
     ml_h2_hdrs_deinit(&call->req_hdrs);
     ml_h2_hdrs_deinit(&call->req_trailers);
     ml_h2_hdrs_deinit(&call->resp_trailers);
     ml_snapshot_unref(call->snap);
     call->proxy->n_live_calls--;
+    ml_proxy_call_gone(call->proxy);
     ml_free(call);
 }
 
@@ -99,10 +129,13 @@ static void call_maybe_done(struct ml_call *call)
 static void drop_request_body(struct ml_call *call)
 {
     uint8_t scrap[1024];
-    size_t held = ml_buf_len(&call->req);
+    size_t held = ml_buf_len(&call->req) - call->req_reread;
 
     while (ml_buf_read(&call->req, scrap, sizeof(scrap)) > 0) {
     }
+    call->req_reread = 0;
+    call->no_replay = true;
+    ml_buf_deinit(&call->req_copy);
     if (call->down != NULL && held > 0) {
         ml_h2_stream_consume(call->down, held);
     }
@@ -133,6 +166,7 @@ static void call_answer(struct ml_call *call, int grpc_status, int http_status, 
                call->grpc ? "grpc-status" : "HTTP", call->grpc ? grpc_status : http_status);
     call->resp_started = true;
     call->resp_ended = true;
+    ml_call_obs_answer(&call->obs, call->grpc, grpc_status, http_status);
     ml_h2_hdrs_init(&h, CONFIG_ML_MAX_HEADER_LIST_BYTES);
     if (call->grpc) {
         snprintf(status, sizeof(status), "%d", grpc_status);
@@ -165,14 +199,55 @@ static void call_unavailable(struct ml_call *call, const char *msg)
 
 /* ---- upstream -------------------------------------------------------------------------- */
 
+/* The request headers for upstream in *out (initialised here; the caller deinits it): as they
+ * came, except grpc-timeout, which says the time left of the call's deadline (right after the
+ * pseudo-headers, as gRPC asks). */
+static int upstream_headers(struct ml_call *call, struct ml_h2_hdrs *out)
+{
+    const struct ml_h2_hdrs *h = &call->req_hdrs;
+    char value[ML_GRPC_TIMEOUT_TEXT_MAX];
+    bool rewrite = call->has_deadline && call->grpc; /* plain HTTP passes as it came */
+    bool timeout_added = !rewrite;
+    uint64_t now = ml_time_now_ms();
+    int rv = 0;
+
+    /* At least 1 ms: an expired call is ended by its timer, not by upstream. */
+    ml_grpc_timeout_format(call->deadline_ms > now ? call->deadline_ms - now : 1, value,
+                           sizeof(value));
+    ml_h2_hdrs_init(out, CONFIG_ML_MAX_HEADER_LIST_BYTES);
+    for (uint32_t i = 0; i < h->n_fields && rv == 0; i++) {
+        struct ml_slice name = ml_h2_hdrs_name(h, i), v = ml_h2_hdrs_value(h, i);
+
+        if (!timeout_added && (name.n == 0 || name.p[0] != ':')) {
+            timeout_added = true;
+            if ((rv = ml_h2_hdrs_add_str(out, "grpc-timeout", value)) < 0) {
+                break;
+            }
+        }
+        if (rewrite && name.n == 12 && memcmp(name.p, "grpc-timeout", 12) == 0) {
+            continue; /* names arrive lower case: HTTP/2 forbids upper case */
+        }
+        rv = ml_h2_hdrs_add(out, name.p, name.n, v.p, v.n, h->fields[i].never_index);
+    }
+    if (rv == 0 && !timeout_added) {
+        rv = ml_h2_hdrs_add_str(out, "grpc-timeout", value);
+    }
+    return rv;
+}
+
 static void call_open_upstream(struct ml_call *call, struct ml_h2_conn *conn)
 {
     bool no_body =
         call->req_ended && ml_buf_len(&call->req) == 0 && call->req_trailers.n_fields == 0;
+    struct ml_h2_hdrs up_hdrs;
     char msg[160];
     int rv;
 
-    rv = ml_h2_conn_request(conn, &call->req_hdrs, no_body, &up_ops, call, &call->up);
+    rv = upstream_headers(call, &up_hdrs);
+    if (rv == 0) {
+        rv = ml_h2_conn_request(conn, &up_hdrs, no_body, &up_ops, call, &call->up);
+    }
+    ml_h2_hdrs_deinit(&up_hdrs); /* nghttp2 copied them */
     if (rv < 0) {
         snprintf(msg, sizeof(msg), "cluster %s: upstream connection c%u cannot take the call (%s)",
                  ml_cluster_name(call->cluster), ml_h2_conn_id(conn), strerror(-rv));
@@ -181,7 +256,23 @@ static void call_open_upstream(struct ml_call *call, struct ml_h2_conn *conn)
     }
     ML_LOG_DBG("call %llu: %s -> cluster %s c%u s%d", (unsigned long long)call->id, call->path,
                ml_cluster_name(call->cluster), ml_h2_conn_id(conn), ml_h2_stream_id(call->up));
-    ml_h2_hdrs_deinit(&call->req_hdrs); /* nghttp2 copied them */
+}
+
+/* Picks an endpoint and connection for the call and opens its upstream stream, now or once a
+ * slot frees up; answers UNAVAILABLE when there is none. */
+static void call_pick_upstream(struct ml_call *call)
+{
+    struct ml_h2_conn *conn;
+    char msg[200];
+    int rv;
+
+    rv = ml_cluster_pick(call->cluster, &call->waiter, &conn, msg, sizeof(msg));
+    ml_call_obs_endpoint(&call->obs, call->proxy, call->waiter.endpoint);
+    if (rv == 0) {
+        call_open_upstream(call, conn);
+    } else if (rv != -EINPROGRESS) {
+        call_unavailable(call, msg);
+    }
 }
 
 static void waiter_on_ready(struct ml_balance_waiter *w, struct ml_h2_conn *conn)
@@ -205,6 +296,7 @@ static int up_on_headers(void *owner, struct ml_h2_hdrs *hdrs, bool trailers, bo
     struct ml_call *call = owner;
     int rv;
 
+    ml_call_obs_headers(&call->obs, hdrs);
     if (trailers) {
         ml_h2_hdrs_move(&call->resp_trailers, hdrs);
         return 0; /* on_end follows */
@@ -219,7 +311,39 @@ static int up_on_headers(void *owner, struct ml_h2_hdrs *hdrs, bool trailers, bo
         return rv; /* h2 resets upstream; our on_close resets downstream */
     }
     call->resp_started = true;
+    call->no_replay = true; /* upstream answered: it took the call; the copy can go */
+    ml_buf_deinit(&call->req_copy);
     return 0;
+}
+
+/* Follows the gRPC framing (1-byte flag, 4-byte big-endian length, message) of response body
+ * bytes as they come, noting where whole messages end. */
+static void resp_track_messages(struct ml_call *call, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        if (call->resp_msg_left > 0) {
+            size_t k = n < call->resp_msg_left ? n : call->resp_msg_left;
+
+            call->resp_msg_left -= (uint32_t)k;
+            call->resp_in += k;
+            p += k;
+            n -= k;
+        } else {
+            call->resp_prefix[call->resp_prefix_n++] = *p++;
+            call->resp_in++;
+            n--;
+            if (call->resp_prefix_n < sizeof(call->resp_prefix)) {
+                continue;
+            }
+            call->resp_prefix_n = 0;
+            call->resp_msg_left = (uint32_t)call->resp_prefix[1] << 24 |
+                                  (uint32_t)call->resp_prefix[2] << 16 |
+                                  (uint32_t)call->resp_prefix[3] << 8 | call->resp_prefix[4];
+        }
+        if (call->resp_msg_left == 0 && call->resp_prefix_n == 0) {
+            call->resp_boundary = call->resp_in;
+        }
+    }
 }
 
 static int up_on_data(void *owner, const uint8_t *p, size_t n)
@@ -236,6 +360,9 @@ static int up_on_data(void *owner, const uint8_t *p, size_t n)
         ML_LOG_INF("call %llu: response body: %s", (unsigned long long)call->id, strerror(-rv));
         return rv;
     }
+    if (call->grpc) {
+        resp_track_messages(call, p, n);
+    }
     ml_h2_stream_resume(call->down);
     return 0;
 }
@@ -250,15 +377,53 @@ static void up_on_end(void *owner)
     }
 }
 
+/* Puts what upstream took of the request body back in front of the rest, for a replay. 0;
+ * -ENOMEM (the call cannot go again). */
+static int call_rewind_request(struct ml_call *call)
+{
+    struct ml_buf all;
+    uint8_t scrap[1024];
+    size_t n, again = ml_buf_len(&call->req_copy);
+
+    if (again == 0) {
+        return 0;
+    }
+    /* Twice a buffer: what went (at most a buffer) and what the window lets come. */
+    ml_buf_init(&all, 2 * (size_t)CALL_BUFFER_BYTES);
+    while ((n = ml_buf_read(&call->req_copy, scrap, sizeof(scrap))) > 0) {
+        if (ml_buf_append(&all, scrap, n) < 0) {
+            ml_buf_deinit(&all);
+            return -ENOMEM;
+        }
+    }
+    while ((n = ml_buf_read(&call->req, scrap, sizeof(scrap))) > 0) {
+        if (ml_buf_append(&all, scrap, n) < 0) {
+            ml_buf_deinit(&all);
+            return -ENOMEM;
+        }
+    }
+    ml_buf_deinit(&call->req);
+    call->req = all;
+    call->req_reread += again;
+    return 0;
+}
+
 /* The request body for upstream (upstream's connection pulls it). */
 static ssize_t up_read(void *owner, uint8_t *buf, size_t cap, bool *eof,
                        const struct ml_h2_hdrs **trailers)
 {
     struct ml_call *call = owner;
-    size_t n = ml_buf_read(&call->req, buf, cap);
+    size_t n = ml_buf_read(&call->req, buf, cap),
+           again = n < call->req_reread ? n : call->req_reread;
 
-    if (n > 0 && call->down != NULL) {
-        ml_h2_stream_consume(call->down, n); /* taken by upstream: downstream may send more */
+    call->req_reread -= again;
+    if (n > again && call->down != NULL) {
+        /* taken by upstream: downstream may send more */
+        ml_h2_stream_consume(call->down, n - again);
+    }
+    if (n > 0 && !call->no_replay && ml_buf_append(&call->req_copy, buf, n) < 0) {
+        call->no_replay = true; /* more than a buffer's worth went: no replay */
+        ml_buf_deinit(&call->req_copy);
     }
     if (ml_buf_len(&call->req) == 0 && call->req_ended) {
         *eof = true;
@@ -275,6 +440,19 @@ static void up_on_close(void *owner, uint32_t error_code)
     char msg[160];
 
     call->up = NULL;
+    if (error_code == ML_H2_REFUSED_STREAM && !call->resp_started && !call->no_replay &&
+        call->down != NULL && !call->up_done && call->n_replays < CALL_MAX_REPLAYS &&
+        call_rewind_request(call) == 0) {
+        /* Refused (GOAWAY below its id, or REFUSED_STREAM): the upstream never processed it and
+         * all of it is still here, so it goes again, on another connection (the refusing one
+         * takes no new streams). */
+        call->n_replays++;
+        ML_LOG_INF("call %llu: %s: cluster %s refused the stream (GOAWAY): sending it again",
+                   (unsigned long long)call->id, call->path, ml_cluster_name(call->cluster));
+        call_pick_upstream(call);
+        call_maybe_done(call);
+        return;
+    }
     call->up_done = true;
     if (!call->resp_ended) {
         if (!call->resp_started) {
@@ -326,6 +504,7 @@ static int down_on_data(void *owner, const uint8_t *p, size_t n)
     struct ml_call *call = owner;
     int rv;
 
+    ml_call_obs_bytes_in(&call->obs, n); /* also what is dropped: the client sent it */
     if (call->up_done) {
         ml_h2_stream_consume(call->down, n); /* nowhere to go */
         return 0;
@@ -355,12 +534,18 @@ static ssize_t down_read(void *owner, uint8_t *buf, size_t cap, bool *eof,
                          const struct ml_h2_hdrs **trailers)
 {
     struct ml_call *call = owner;
-    size_t n = ml_buf_read(&call->resp, buf, cap);
+    size_t n;
 
+    if (call->resp_limit - call->resp_out < cap) {
+        cap = (size_t)(call->resp_limit - call->resp_out); /* the body was cut (deadline) */
+    }
+    n = ml_buf_read(&call->resp, buf, cap);
+    call->resp_out += n;
+    ml_call_obs_bytes_out(&call->obs, n);
     if (n > 0 && call->up != NULL) {
         ml_h2_stream_consume(call->up, n); /* taken by downstream: upstream may send more */
     }
-    if (ml_buf_len(&call->resp) == 0 && call->resp_ended) {
+    if ((ml_buf_len(&call->resp) == 0 || call->resp_out == call->resp_limit) && call->resp_ended) {
         *eof = true;
         *trailers = &call->resp_trailers;
     } else if (n == 0) {
@@ -397,6 +582,107 @@ static const struct ml_h2_stream_ops down_ops = {
     .on_close = down_on_close,
 };
 
+/* ---- the deadline ---------------------------------------------------------------------------- */
+
+/* Ends the response body after the last whole message that came, with trailers carrying
+ * DEADLINE_EXCEEDED and msg. 0; -ENOMEM (then the caller resets the stream). */
+static int call_cut_response(struct ml_call *call, const char *msg)
+{
+    char value[160];
+    int rv;
+
+    ml_h2_hdrs_clear(&call->resp_trailers);
+    rv = ml_h2_hdrs_add_str(&call->resp_trailers, "grpc-status", "4");
+    rv = rv < 0 ? rv
+                : ml_h2_hdrs_add_str(&call->resp_trailers, "grpc-message",
+                                     ml_grpc_message_encode(msg, value, sizeof(value)));
+    if (rv < 0) {
+        return rv;
+    }
+    call->resp_limit = call->resp_boundary;
+    call->resp_ended = true;
+    ml_h2_stream_resume(call->down);
+    return 0;
+}
+
+/* The call's time is up: upstream is cancelled, downstream gets DEADLINE_EXCEEDED: a
+ * trailers-only answer; once response headers went, the messages that came whole and then
+ * trailers with grpc-status 4; when part of a message went already, RST_STREAM(CANCEL) (a gRPC
+ * client whose own deadline passed reports that as DEADLINE_EXCEEDED too). */
+static void call_on_expiry(void *user)
+{
+    struct ml_call *call = user;
+    char msg[96];
+
+    if (call->resp_ended) {
+        return; /* the whole response is here: it only has to reach the client */
+    }
+    ml_balance_waiter_cancel(&call->waiter);
+    if (call->up != NULL) {
+        ml_h2_stream_reset(call->up, ML_H2_CANCEL);
+        call->up = NULL;
+    }
+    snprintf(msg, sizeof(msg), "deadline exceeded (%llu ms)", (unsigned long long)call->budget_ms);
+    if (!call->resp_started) {
+        call_answer(call, ML_GRPC_DEADLINE_EXCEEDED, 504, msg);
+    } else {
+        call->up_done = true;
+        drop_request_body(call);
+        if (call->down != NULL && call->grpc && call->resp_out <= call->resp_boundary &&
+            call_cut_response(call, msg) == 0) {
+            ML_LOG_INF("call %llu: %s: %s after the response started: ended after %llu "
+                       "body bytes",
+                       (unsigned long long)call->id, call->path, msg,
+                       (unsigned long long)call->resp_boundary);
+        } else if (call->down != NULL) {
+            /* Part of a message went already: only a reset can end it. */
+            ML_LOG_INF("call %llu: %s: %s after the response started: reset",
+                       (unsigned long long)call->id, call->path, msg);
+            ml_h2_stream_reset(call->down, ML_H2_CANCEL);
+            call->down = NULL;
+        }
+    }
+    call_maybe_done(call);
+}
+
+/* The call's deadline: the client's grpc-timeout and the route's timeout, whichever is sooner,
+ * on the monotonic clock. 0 (armed, or none applies); otherwise the call was answered
+ * (malformed grpc-timeout: INTERNAL, already expired: DEADLINE_EXCEEDED, no memory: UNAVAILABLE)
+ * and a negative errno says so. */
+static int call_arm_deadline(struct ml_call *call, const struct ml_cfg_route *route)
+{
+    int i = ml_h2_hdrs_find(&call->req_hdrs, "grpc-timeout", 0);
+    uint64_t budget_ms = route->timeout_ms, ms;
+
+    if (i >= 0) {
+        if (ml_grpc_timeout_parse(ml_h2_hdrs_value(&call->req_hdrs, (uint32_t)i), &ms) < 0) {
+            /* The gRPC grammar is strict (1-8 digits and a unit); gRPC servers (grpc-go) fail
+             * such a call with INTERNAL rather than guess. */
+            call_answer(call, ML_GRPC_INTERNAL, 400, "malformed grpc-timeout");
+            return -EINVAL;
+        }
+        ms = (ms + 999999) / 1000000; /* ns to whole ms, rounded up: "1n" is not expired yet */
+        if (route->timeout_ms == 0 || ms < budget_ms) {
+            budget_ms = ms;
+        }
+    } else if (route->timeout_ms == 0) {
+        return 0;
+    }
+    call->has_deadline = true;
+    call->budget_ms = budget_ms;
+    call->deadline_ms = ml_time_now_ms() + budget_ms;
+    if (budget_ms == 0) {
+        call_answer(call, ML_GRPC_DEADLINE_EXCEEDED, 504, "deadline exceeded (0 ms)");
+        return -ETIMEDOUT;
+    }
+    if ((call->expiry = ml_timer_new(call->proxy->loop, call_on_expiry, call)) == NULL) {
+        call_unavailable(call, "out of memory for the call's deadline");
+        return -ENOMEM;
+    }
+    ml_timer_arm(call->expiry, budget_ms < UINT32_MAX ? (uint32_t)budget_ms : UINT32_MAX);
+    return 0;
+}
+
 /* ---- the start ----------------------------------------------------------------------------- */
 
 static struct ml_slice field(const struct ml_h2_hdrs *h, const char *name)
@@ -410,11 +696,10 @@ void ml_call_start(struct ml_proxy *p, struct ml_listener *l, struct ml_h2_strea
                    struct ml_h2_hdrs *hdrs, bool end_stream)
 {
     struct ml_route_request req;
-    struct ml_h2_conn *conn;
     struct ml_call *call;
     struct ml_slice path;
     char msg[CALL_PATH_MAX + 160];
-    int route, rv;
+    int route;
 
     if ((call = ml_calloc(1, sizeof(*call))) == NULL) {
         ML_LOG_WRN("c%u s%d: out of memory for a call: refused",
@@ -433,8 +718,11 @@ void ml_call_start(struct ml_proxy *p, struct ml_listener *l, struct ml_h2_strea
     ml_h2_hdrs_init(&call->req_trailers, CONFIG_ML_MAX_HEADER_LIST_BYTES);
     ml_h2_hdrs_init(&call->resp_trailers, CONFIG_ML_MAX_HEADER_LIST_BYTES);
     ml_buf_init(&call->req, CALL_BUFFER_BYTES);
+    ml_buf_init(&call->req_copy, CALL_BUFFER_BYTES);
     ml_buf_init(&call->resp, CALL_BUFFER_BYTES);
+    call->resp_limit = UINT64_MAX;
     ml_h2_hdrs_move(&call->req_hdrs, hdrs);
+    ml_call_obs_begin(&call->obs, p, l->index, &call->req_hdrs);
     p->n_live_calls++;
     ml_h2_stream_attach(down, &down_ops, call);
 
@@ -454,17 +742,16 @@ void ml_call_start(struct ml_proxy *p, struct ml_listener *l, struct ml_h2_strea
         call_answer(call, ML_GRPC_UNIMPLEMENTED, 404, msg);
         return;
     }
+    if (call_arm_deadline(call, &call->snap->routes[route]) < 0) {
+        return; /* answered */
+    }
     call->cluster = ml_balance_cluster(
         p->balance, ml_route_pick_cluster(&call->snap->routes[route], ml_proxy_random(p)));
+    ml_call_obs_route(&call->obs, p, route, call->cluster);
     if (ml_cluster_call_begin(call->cluster, msg, sizeof(msg)) < 0) {
         call->cluster = NULL; /* not counted */
         call_unavailable(call, msg);
         return;
     }
-    rv = ml_cluster_pick(call->cluster, &call->waiter, &conn, msg, sizeof(msg));
-    if (rv == 0) {
-        call_open_upstream(call, conn);
-    } else if (rv != -EINPROGRESS) {
-        call_unavailable(call, msg);
-    }
+    call_pick_upstream(call);
 }

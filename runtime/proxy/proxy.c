@@ -10,9 +10,12 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/sock.h"
+#include "core/stats.h"
+#include "core/timer.h"
 #include "h2/h2.h"
 #include "meshlet_config.h"
 #include "proxy/call.h"
+#include "proxy/obs.h"
 #include "proxy/proxy_int.h"
 
 #include <errno.h>
@@ -50,6 +53,60 @@ static void downstream_unlink(struct ml_downstream *d)
 {
     ml_list_remove(&d->node);
     d->listener->n_conns--;
+    ml_stats_downstream(d->listener->proxy->stats, d->listener->index, ML_STATS_DOWN_CLOSED);
+    ml_timer_free(d->timer);
+    d->timer = NULL;
+}
+
+/* GOAWAY: the client opens no new streams here (and goes elsewhere); those open finish, then the
+ * connection closes (on_conn_close). */
+static void downstream_goaway(struct ml_downstream *d, const char *why)
+{
+    if (d->going_away) {
+        return;
+    }
+    ML_LOG_DBG("c%u: listener %s: %s: GOAWAY", ml_h2_conn_id(d->conn), d->listener->cfg->name, why);
+    d->going_away = true;
+    if (d->timer != NULL) {
+        ml_timer_disarm(d->timer);
+    }
+    ml_h2_conn_shutdown(d->conn);
+}
+
+/* idle_timeout: no stream open and nothing received for that long; max_connection_age: this
+ * old. Either ends the connection with a GOAWAY; otherwise the timer comes back when the sooner
+ * of the two could be due. */
+static void downstream_on_timer(void *user)
+{
+    struct ml_downstream *d = user;
+    const struct ml_cfg_listener *cfg = d->listener->cfg;
+    uint64_t now = ml_time_now_ms(), next = UINT64_MAX, idle_since;
+
+    if (d->going_away) {
+        return;
+    }
+    if (cfg->max_connection_age_ms > 0) {
+        if (now >= d->born_ms + cfg->max_connection_age_ms) {
+            downstream_goaway(d, "max_connection_age reached");
+            return;
+        }
+        next = d->born_ms + cfg->max_connection_age_ms;
+    }
+    if (cfg->idle_timeout_ms > 0) {
+        idle_since = ml_h2_conn_idle_since_ms(d->conn);
+        if (idle_since != 0 && now >= idle_since + cfg->idle_timeout_ms) {
+            downstream_goaway(d, "idle_timeout reached");
+            return;
+        }
+        /* Streams open: look again a whole idle_timeout later (it cannot be due before). */
+        idle_since = idle_since != 0 ? idle_since : now;
+        if (idle_since + cfg->idle_timeout_ms < next) {
+            next = idle_since + cfg->idle_timeout_ms;
+        }
+    }
+    if (next != UINT64_MAX) {
+        ml_timer_arm(d->timer, next - now < UINT32_MAX ? (uint32_t)(next - now) : UINT32_MAX);
+    }
 }
 
 static void on_request(void *user, struct ml_h2_stream *s, struct ml_h2_hdrs *hdrs, bool end_stream)
@@ -80,22 +137,39 @@ static void on_accept(void *user, struct ml_sock *sock)
     uint32_t id;
     int rv;
 
+    if (l->proxy->draining) {
+        ml_sock_close(sock); /* accepted just before the listening socket closed */
+        return;
+    }
     if (l->n_conns >= l->cfg->max_connections) {
         ML_LOG_WRN("listener %s: max_connections (%u) reached: connection refused", l->cfg->name,
                    l->cfg->max_connections);
+        ml_stats_downstream(l->proxy->stats, l->index, ML_STATS_DOWN_REFUSED);
         ml_sock_close(sock);
         return;
     }
     if ((d = ml_calloc(1, sizeof(*d))) == NULL) {
         ML_LOG_WRN("listener %s: out of memory: connection refused", l->cfg->name);
+        ml_stats_downstream(l->proxy->stats, l->index, ML_STATS_DOWN_REFUSED);
         ml_sock_close(sock);
         return;
     }
     d->listener = l;
+    d->born_ms = ml_time_now_ms();
+    if ((l->cfg->idle_timeout_ms > 0 || l->cfg->max_connection_age_ms > 0) &&
+        (d->timer = ml_timer_new(l->proxy->loop, downstream_on_timer, d)) == NULL) {
+        ML_LOG_WRN("listener %s: out of memory: connection refused", l->cfg->name);
+        ml_stats_downstream(l->proxy->stats, l->index, ML_STATS_DOWN_REFUSED);
+        ml_free(d);
+        ml_sock_close(sock);
+        return;
+    }
     id = ++l->proxy->conn_ids;
     if ((rv = ml_h2_server_new(l->proxy->loop, sock, id, &l->settings, &downstream_ops, d,
                                &d->conn)) < 0) {
         ML_LOG_WRN("listener %s: %s: connection refused", l->cfg->name, strerror(-rv));
+        ml_stats_downstream(l->proxy->stats, l->index, ML_STATS_DOWN_REFUSED);
+        ml_timer_free(d->timer);
         ml_free(d);
         ml_sock_close(sock);
         return;
@@ -103,6 +177,10 @@ static void on_accept(void *user, struct ml_sock *sock)
     ML_LOG_DBG("c%u: listener %s: connection accepted", id, l->cfg->name);
     ml_list_add_tail(&l->conns, &d->node);
     l->n_conns++;
+    ml_stats_downstream(l->proxy->stats, l->index, ML_STATS_DOWN_ACCEPTED);
+    if (d->timer != NULL) {
+        downstream_on_timer(d); /* arms it for the sooner of the two */
+    }
 }
 
 /* ---- listeners -------------------------------------------------------------------------- */
@@ -172,10 +250,10 @@ static void warn_unapplied(const struct ml_snapshot *snap)
     for (uint32_t i = 0; i < snap->n_routes; i++) {
         const struct ml_cfg_route *r = &snap->routes[i];
 
-        if (r->retries > 0 || r->timeout_ms > 0 || r->fault_delay_ppm > 0 ||
-            r->fault_abort_ppm > 0 || r->fault_headers || r->rate_per_min > 0) {
-            ML_LOG_WRN("route %s: retries, timeout, fault_* and rate_limit are not applied by "
-                       "this version yet",
+        if (r->retries > 0 || r->fault_delay_ppm > 0 || r->fault_abort_ppm > 0 ||
+            r->fault_headers || r->rate_per_min > 0) {
+            ML_LOG_WRN("route %s: retries, fault_* and rate_limit are not applied by this "
+                       "version yet",
                        r->name);
         }
     }
@@ -218,6 +296,9 @@ int ml_proxy_new(struct ml_loop *loop, struct ml_snapshot *snap, char *why, size
         snprintf(why, cap, "out of memory for the clusters");
         goto fail;
     }
+    if ((rv = ml_proxy_obs_init(p, why, cap)) < 0) {
+        goto fail;
+    }
     if (snap->n_listeners > 0 &&
         (p->listeners = ml_calloc(snap->n_listeners, sizeof(*p->listeners))) == NULL) {
         snprintf(why, cap, "out of memory for the listeners");
@@ -239,17 +320,71 @@ fail:
     return rv;
 }
 
+/* ---- drain -------------------------------------------------------------------------------- */
+
+void ml_proxy_call_gone(struct ml_proxy *p)
+{
+    if (p->draining && p->n_live_calls == 0) {
+        ML_LOG_INF("proxy: drained: no call left");
+        ml_loop_stop(p->loop);
+    }
+}
+
+static void drain_on_timeout(void *user)
+{
+    struct ml_proxy *p = user;
+
+    ML_LOG_INF("proxy: drain_timeout reached with %llu calls in flight: ending them",
+               (unsigned long long)p->n_live_calls);
+    ml_loop_stop(p->loop);
+}
+
+void ml_proxy_drain(struct ml_proxy *p, uint32_t timeout_ms)
+{
+    if (p->draining) {
+        return;
+    }
+    p->draining = true;
+    for (uint32_t i = 0; i < p->n_listeners; i++) {
+        struct ml_listener *l = &p->listeners[i];
+
+        ml_sock_listener_free(l->sock); /* no new connections */
+        l->sock = NULL;
+        for (struct ml_list *n = ml_list_first(&l->conns); n != NULL;
+             n = ml_list_next(&l->conns, n)) {
+            downstream_goaway(ML_CONTAINER_OF(n, struct ml_downstream, node), "draining");
+        }
+    }
+    ML_LOG_INF("proxy: draining: %llu calls in flight, at most %u ms",
+               (unsigned long long)p->n_live_calls, timeout_ms);
+    if (p->n_live_calls == 0) {
+        ml_loop_stop(p->loop);
+        return;
+    }
+    if ((p->drain = ml_timer_new(p->loop, drain_on_timeout, p)) == NULL) {
+        ml_loop_stop(p->loop); /* no memory for the wait: stop now */
+        return;
+    }
+    ml_timer_arm(p->drain, timeout_ms);
+}
+
 void ml_proxy_free(struct ml_proxy *p)
 {
     if (p == NULL) {
         return;
     }
+    ml_timer_free(p->drain);
+    p->drain = NULL;
+    p->draining = false;
     /* Downstream first: every call loses its client, resets its upstream stream and leaves its
      * pool's queue; then the upstream connections; the deferred work in between frees calls. */
     for (uint32_t i = 0; i < p->n_listeners; i++) {
         listener_stop(&p->listeners[i]);
     }
     ml_loop_run_deferred(p->loop);
+    /* Stats and the access log go before the pools: calls that end while the pools close
+     * count nothing, and nothing counted refers to a cluster already freed. */
+    ml_proxy_obs_deinit(p);
     ml_balance_free(p->balance);
     ml_loop_run_deferred(p->loop);
     if (p->n_live_calls != 0) {

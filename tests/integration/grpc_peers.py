@@ -51,6 +51,8 @@ class Backend:
             "Block": grpc.unary_unary_rpc_method_handler(self.block, ident, ident),
             "Chat": grpc.stream_stream_rpc_method_handler(self.chat, ident, ident),
             "Gather": grpc.unary_unary_rpc_method_handler(self.gather, ident, ident),
+            "Sleep": grpc.unary_unary_rpc_method_handler(self.sleep, ident, ident),
+            "Deadline": grpc.unary_unary_rpc_method_handler(self.deadline, ident, ident),
         }
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers),
                                   options=[("grpc.so_reuseport", 0)])
@@ -137,7 +139,26 @@ class Backend:
         deadline = time.monotonic() + 20
         while context.is_active() and time.monotonic() < deadline:
             time.sleep(0.02)
+        if not context.is_active():
+            self.cancelled.set()
         return b"late"
+
+    # unary: request "SECONDS" → sleeps that long (unless cancelled first), then b"slept"
+    def sleep(self, request, context):
+        self._seen(context, "Sleep")
+        deadline = time.monotonic() + float(request)
+        while context.is_active() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not context.is_active():
+            self.cancelled.set()
+        return b"slept"
+
+    # unary: the seconds left of the call's deadline as the backend got it (grpc-timeout), or
+    # b"none"
+    def deadline(self, request, context):
+        self._seen(context, "Deadline")
+        left = context.time_remaining()
+        return b"none" if left is None else repr(left).encode()
 
     # bidi: every message echoed as it comes, prefixed with the backend's name
     def chat(self, request_iterator, context):

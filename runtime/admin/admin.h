@@ -1,0 +1,39 @@
+/* The admin HTTP endpoint ([node] admin): health, readiness, stats, the running config.
+ *
+ *   GET /healthz            200 "ok" while the process serves HTTP at all
+ *   GET /ready              200 once the config is applied and every listener is bound, else 503
+ *   GET /stats              every counter as "name value" lines (text/plain)
+ *   GET /stats/prometheus   the same in Prometheus' text exposition format 0.0.4
+ *   GET /config             the running INI, after a "# version: V" line; also in the
+ *                           X-Meshlet-Config-Version header
+ *   anything else           404 (405 for a method other than GET)
+ *
+ * A libwebsockets HTTP server vhost on the one loop; responses are built whole into a buffer of
+ * at most ML_ADMIN_MAX_RESPONSE_BYTES (a bigger one is a 500 saying so), then written as the
+ * socket takes them. */
+#ifndef ML_ADMIN_ADMIN_H
+#define ML_ADMIN_ADMIN_H
+
+#include "core/loop-t.h"
+
+#include <stddef.h>
+
+struct ml_admin;
+struct ml_proxy;
+
+/* Largest response body. */
+#define ML_ADMIN_MAX_RESPONSE_BYTES (1024 * 1024)
+
+/* Starts the endpoint on the [node] admin address of proxy's snapshot (proxy borrowed: it must
+ * outlive the admin, or be replaced with ml_admin_set_proxy first). admin = off, or a build
+ * without CONFIG_ML_ADMIN: 0 and *out = NULL (nothing listens). Otherwise 0 and *out, or
+ * -EADDRINUSE, -EADDRNOTAVAIL, -EACCES (the bind failed; why says so: exit 3), -ENOMEM. */
+int ml_admin_new(struct ml_loop *loop, struct ml_proxy *proxy, char *why, size_t cap,
+                 struct ml_admin **out);
+/* Stops listening; requests in progress are dropped. NULL is a no-op. */
+void ml_admin_free(struct ml_admin *a);
+
+/* The proxy whose state the endpoint shows from now on (a new configuration; NULL: not ready). */
+void ml_admin_set_proxy(struct ml_admin *a, struct ml_proxy *proxy);
+
+#endif

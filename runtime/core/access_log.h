@@ -1,0 +1,39 @@
+/* The access log: one logfmt line per call, to [node] access_log (off | stderr | syslog | a file).
+ * A file is opened in append mode and reopened on request (SIGUSR1, after logrotate renamed it),
+ * so new lines go to a new file at the configured path. Lines are written with one write() each:
+ * whole lines, never interleaved. */
+#ifndef ML_CORE_ACCESS_LOG_H
+#define ML_CORE_ACCESS_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct ml_access_log;
+struct ml_cfg_node;
+
+/* Longest line; longer ones are cut (values are bounded before that anyway). */
+#define ML_ACCESS_LOG_LINE_MAX 2048
+
+/* The sink node asks for. 0 and *out; -errno when the file cannot be opened (why says so);
+ * -ENOMEM. */
+int ml_access_log_new(const struct ml_cfg_node *node, char *why, size_t cap,
+                      struct ml_access_log **out);
+void ml_access_log_free(struct ml_access_log *al);
+
+/* false for access_log = off (and a NULL log): callers skip building lines. */
+bool ml_access_log_enabled(const struct ml_access_log *al);
+
+/* Reopens the file (a no-op for the other sinks). 0, or -errno: the old file is kept then. */
+int ml_access_log_reopen(struct ml_access_log *al);
+
+/* Writes line[0..n) (without its '\n', which is added). */
+void ml_access_log_write(struct ml_access_log *al, const char *line, size_t n);
+
+/* Appends " key=value" (no leading space at n == 0) to buf, logfmt-quoted when value has a
+ * space, '=', '"', a backslash or a control byte (which are escaped); an empty or NULL value is
+ * written as "-". Cut at cap; buf stays NUL-terminated. Returns the new length. */
+size_t ml_logfmt_add(char *buf, size_t n, size_t cap, const char *key, const char *value);
+size_t ml_logfmt_add_len(char *buf, size_t n, size_t cap, const char *key, const char *value,
+                         size_t value_len);
+
+#endif

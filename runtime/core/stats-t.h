@@ -1,0 +1,59 @@
+/* Counters and call-duration histograms of one proxy (core/stats.c). */
+#ifndef ML_CORE_STATS_T_H
+#define ML_CORE_STATS_T_H
+
+#include <stdint.h>
+
+struct ml_stats; /* every counter of one proxy context, sized from its snapshot */
+
+/* Upper bounds (ms, inclusive) of the duration buckets; one more bucket, +Inf, follows. */
+#define ML_STATS_BUCKETS_MS 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000
+#define ML_STATS_N_BOUNDS 12
+#define ML_STATS_N_BUCKETS (ML_STATS_N_BOUNDS + 1)
+
+/* grpc-status 0..16, then one slot for calls that ended without one (a reset, plain HTTP). */
+#define ML_STATS_N_STATUS 18
+#define ML_STATS_STATUS_NONE 17
+
+struct ml_stats_hist {
+    uint64_t buckets[ML_STATS_N_BUCKETS]; /* not cumulative: bucket i counts bound[i-1] < d <=
+                                             bound[i] */
+    uint64_t sum_ms;
+    uint64_t count;
+};
+
+/* What is kept per listener, route, cluster, endpoint, and for the whole proxy. */
+struct ml_stats_calls {
+    uint64_t total;  /* calls ended */
+    uint64_t active; /* calls started, not ended */
+    uint64_t by_status[ML_STATS_N_STATUS];
+    uint64_t bytes_in;  /* request DATA payload from downstream */
+    uint64_t bytes_out; /* response DATA payload to downstream */
+    struct ml_stats_hist duration;
+};
+
+/* Downstream connection events (per listener). */
+enum ml_stats_down_event {
+    ML_STATS_DOWN_ACCEPTED = 0, /* accepted and served: active until CLOSED */
+    ML_STATS_DOWN_REFUSED, /* accepted by the kernel, closed at once (max_connections, memory) */
+    ML_STATS_DOWN_CLOSED,
+};
+
+/* Upstream connection events (per endpoint). */
+enum ml_stats_up_event {
+    ML_STATS_UP_OPENED = 0, /* a connect started */
+    ML_STATS_UP_CONNECTED,  /* it came up: active until CLOSED */
+    ML_STATS_UP_FAILED,     /* it never came up (refused, timed out, could not start) */
+    ML_STATS_UP_CLOSED,     /* an active one closed */
+};
+
+/* Where one call is counted, embedded in the call: indexes into the snapshot's arrays (the
+ * endpoint into its cluster's endpoints); -1 while not known. */
+struct ml_stats_call {
+    int listener;
+    int route;
+    int cluster;
+    int endpoint;
+};
+
+#endif

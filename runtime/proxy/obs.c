@@ -1,0 +1,217 @@
+#include "proxy/obs.h"
+
+#include "balance/balance.h"
+#include "config/snapshot-t.h"
+#include "core/access_log.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/stats.h"
+#include "core/timer.h"
+#include "h2/hdrs.h"
+#include "proxy/proxy_int.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static void on_sigusr1(void *user, int sig)
+{
+    struct ml_proxy *p = user;
+
+    ml_access_log_reopen(p->access_log);
+}
+
+int ml_proxy_obs_init(struct ml_proxy *p, char *why, size_t cap)
+{
+    int rv;
+
+    if ((p->stats = ml_stats_new(p->snap)) == NULL) {
+        snprintf(why, cap, "out of memory for the stats");
+        return -ENOMEM;
+    }
+    ml_balance_set_stats(p->balance, p->stats);
+    if ((rv = ml_access_log_new(&p->snap->node, why, cap, &p->access_log)) < 0) {
+        return rv;
+    }
+    if ((rv = ml_loop_watch_signal(p->loop, SIGUSR1, on_sigusr1, p)) < 0) {
+        snprintf(why, cap, "cannot watch SIGUSR1: %s", strerror(-rv));
+        return rv;
+    }
+    return 0;
+}
+
+/* Runs last in ml_proxy_free: after the calls (which count here) and the balance (which counts
+ * here too, and is freed already) are gone. */
+void ml_proxy_obs_deinit(struct ml_proxy *p)
+{
+    if (p->access_log != NULL) {
+        ml_loop_unwatch_signal(p->loop, SIGUSR1);
+    }
+    ml_access_log_free(p->access_log);
+    p->access_log = NULL;
+    ml_stats_free(p->stats);
+    p->stats = NULL;
+}
+
+const struct ml_stats *ml_proxy_stats(const struct ml_proxy *p)
+{
+    return p->stats;
+}
+
+const struct ml_snapshot *ml_proxy_snapshot(const struct ml_proxy *p)
+{
+    return p->snap;
+}
+
+bool ml_proxy_ready(const struct ml_proxy *p)
+{
+    /* ml_proxy_new binds every listener or fails: a proxy that exists is serving, until it
+     * drains (load balancers in front should stop sending then). */
+    return p != NULL && !p->draining && p->n_listeners == p->snap->n_listeners;
+}
+
+/* ---- the call's hooks ------------------------------------------------------------------ */
+
+static void copy_field(char *dst, size_t cap, const struct ml_h2_hdrs *h, const char *name)
+{
+    int i = ml_h2_hdrs_find(h, name, 0);
+    struct ml_slice v;
+
+    dst[0] = '\0';
+    if (i >= 0) {
+        v = ml_h2_hdrs_value(h, (uint32_t)i);
+        snprintf(dst, cap, "%.*s", (int)v.n, (const char *)v.p);
+    }
+}
+
+void ml_call_obs_begin(struct ml_call_obs *o, struct ml_proxy *p, int listener,
+                       const struct ml_h2_hdrs *req)
+{
+    memset(o, 0, sizeof(*o));
+    o->start_ms = ml_time_now_ms();
+    clock_gettime(CLOCK_REALTIME, &o->start_wall);
+    o->grpc_status = -1;
+    ml_stats_call_begin(p->stats, &o->sc, listener);
+    copy_field(o->method, sizeof(o->method), req, ":method");
+    copy_field(o->authority, sizeof(o->authority), req, ":authority");
+    if (o->authority[0] == '\0') {
+        copy_field(o->authority, sizeof(o->authority), req, "host");
+    }
+}
+
+void ml_call_obs_route(struct ml_call_obs *o, struct ml_proxy *p, int route,
+                       const struct ml_cluster *cl)
+{
+    ml_stats_call_route(p->stats, &o->sc, route, cl != NULL ? ml_cluster_index(cl) : -1);
+}
+
+void ml_call_obs_endpoint(struct ml_call_obs *o, struct ml_proxy *p, int endpoint)
+{
+    ml_stats_call_endpoint(p->stats, &o->sc, endpoint);
+}
+
+static int field_int(const struct ml_h2_hdrs *h, const char *name)
+{
+    int i = ml_h2_hdrs_find(h, name, 0), v = 0;
+    struct ml_slice s;
+
+    if (i < 0) {
+        return -1;
+    }
+    s = ml_h2_hdrs_value(h, (uint32_t)i);
+    if (s.n == 0 || s.n > 4) {
+        return -1;
+    }
+    for (size_t k = 0; k < s.n; k++) {
+        if (s.p[k] < '0' || s.p[k] > '9') {
+            return -1;
+        }
+        v = v * 10 + (s.p[k] - '0');
+    }
+    return v;
+}
+
+void ml_call_obs_headers(struct ml_call_obs *o, const struct ml_h2_hdrs *h)
+{
+    int v;
+
+    if ((v = field_int(h, ":status")) >= 0 && o->http_status == 0) {
+        o->http_status = v;
+    }
+    if ((v = field_int(h, "grpc-status")) >= 0) {
+        o->grpc_status = v;
+    }
+}
+
+void ml_call_obs_answer(struct ml_call_obs *o, bool grpc, int grpc_status, int http_status)
+{
+    o->grpc_status = grpc ? grpc_status : -1;
+    o->http_status = grpc ? 200 : http_status;
+}
+
+static void write_line(struct ml_call_obs *o, struct ml_proxy *p, const char *path,
+                       uint64_t duration_ms)
+{
+    const struct ml_snapshot *snap = p->snap;
+    const struct ml_stats_call *sc = &o->sc;
+    char line[ML_ACCESS_LOG_LINE_MAX], ts[40], num[24];
+    const char *upstream = NULL;
+    struct tm tm;
+    size_t n = 0, k;
+
+    gmtime_r(&o->start_wall.tv_sec, &tm);
+    k = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(ts + k, sizeof(ts) - k, ".%03ldZ", o->start_wall.tv_nsec / 1000000L);
+    /* From the snapshot, not the balance: calls are freed last at shutdown, after it. */
+    if (sc->cluster >= 0 && sc->endpoint >= 0 &&
+        (uint32_t)sc->endpoint < snap->clusters[sc->cluster].n_endpoints) {
+        upstream = snap->clusters[sc->cluster].endpoints[sc->endpoint].addr.text;
+    }
+    line[0] = '\0';
+    n = ml_logfmt_add(line, n, sizeof(line), "ts", ts);
+    n = ml_logfmt_add(line, n, sizeof(line), "method", o->method);
+    n = ml_logfmt_add(line, n, sizeof(line), "path", path);
+    n = ml_logfmt_add(line, n, sizeof(line), "authority", o->authority);
+    if (o->grpc_status >= 0) {
+        snprintf(num, sizeof(num), "%d", o->grpc_status);
+    } else {
+        num[0] = '\0';
+    }
+    n = ml_logfmt_add(line, n, sizeof(line), "grpc_status", num);
+    if (o->http_status > 0) {
+        snprintf(num, sizeof(num), "%d", o->http_status);
+    } else {
+        num[0] = '\0';
+    }
+    n = ml_logfmt_add(line, n, sizeof(line), "http_status", num);
+    snprintf(num, sizeof(num), "%llu", (unsigned long long)duration_ms);
+    n = ml_logfmt_add(line, n, sizeof(line), "duration_ms", num);
+    n = ml_logfmt_add(line, n, sizeof(line), "upstream", upstream);
+    snprintf(num, sizeof(num), "%llu", (unsigned long long)o->bytes_in);
+    n = ml_logfmt_add(line, n, sizeof(line), "bytes_in", num);
+    snprintf(num, sizeof(num), "%llu", (unsigned long long)o->bytes_out);
+    n = ml_logfmt_add(line, n, sizeof(line), "bytes_out", num);
+    n = ml_logfmt_add(line, n, sizeof(line), "listener",
+                      sc->listener >= 0 ? snap->listeners[sc->listener].name : NULL);
+    n = ml_logfmt_add(line, n, sizeof(line), "route",
+                      sc->route >= 0 ? snap->routes[sc->route].name : NULL);
+    n = ml_logfmt_add(line, n, sizeof(line), "cluster",
+                      sc->cluster >= 0 ? snap->clusters[sc->cluster].name : NULL);
+    ml_access_log_write(p->access_log, line, n);
+}
+
+void ml_call_obs_end(struct ml_call_obs *o, struct ml_proxy *p, const char *path)
+{
+    uint64_t duration_ms;
+
+    if (o->ended) {
+        return;
+    }
+    o->ended = true;
+    duration_ms = ml_time_now_ms() - o->start_ms;
+    if (ml_access_log_enabled(p->access_log)) {
+        write_line(o, p, path, duration_ms); /* before stats_call_end resets o->sc */
+    }
+    ml_stats_call_end(p->stats, &o->sc, o->grpc_status, duration_ms, o->bytes_in, o->bytes_out);
+}

@@ -1,0 +1,67 @@
+/* What the proxy tells the outside about itself: counters (core/stats), the access log line of
+ * every call, and the accessors the admin endpoint reads. The call (proxy/call.c) reports to its
+ * ml_call_obs with one hook per fact, where the fact is decided. */
+#ifndef ML_PROXY_OBS_H
+#define ML_PROXY_OBS_H
+
+#include "core/stats-t.h"
+#include "h2/hdrs-t.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct ml_proxy;
+struct ml_cluster;
+struct ml_snapshot;
+
+/* One call as counted and logged, embedded in the call. */
+struct ml_call_obs {
+    struct ml_stats_call sc;    /* where it is counted */
+    uint64_t start_ms;          /* monotonic, at the request headers */
+    struct timespec start_wall; /* for the access log's ts= */
+    uint64_t bytes_in;          /* request DATA payload from downstream */
+    uint64_t bytes_out;         /* response DATA payload handed to downstream */
+    int grpc_status;            /* the final grpc-status sent downstream; -1: none (yet) */
+    int http_status;            /* :status sent downstream; 0: none (yet) */
+    bool ended;                 /* ml_call_obs_end ran */
+    char method[16];            /* :method, cut */
+    char authority[128];        /* :authority (or Host), cut */
+};
+
+/* Called by ml_proxy_new / ml_proxy_free: the stats, the access log ([node] access_log; SIGUSR1
+ * reopens its file). 0, or a negative errno with why (the access log file cannot be opened:
+ * the node cannot start, exit 3). deinit is safe after a failed or no init. */
+int ml_proxy_obs_init(struct ml_proxy *p, char *why, size_t cap);
+void ml_proxy_obs_deinit(struct ml_proxy *p);
+
+/* For the admin endpoint. */
+const struct ml_stats *ml_proxy_stats(const struct ml_proxy *p);
+const struct ml_snapshot *ml_proxy_snapshot(const struct ml_proxy *p);
+/* true once the configuration is applied and every listener is bound (and while it stays so). */
+bool ml_proxy_ready(const struct ml_proxy *p);
+
+/* The hooks of a call, in the order they happen. */
+void ml_call_obs_begin(struct ml_call_obs *o, struct ml_proxy *p, int listener,
+                       const struct ml_h2_hdrs *req);
+void ml_call_obs_route(struct ml_call_obs *o, struct ml_proxy *p, int route,
+                       const struct ml_cluster *cl);
+void ml_call_obs_endpoint(struct ml_call_obs *o, struct ml_proxy *p, int endpoint);
+/* A header block relayed downstream (response headers or trailers): :status, grpc-status. */
+void ml_call_obs_headers(struct ml_call_obs *o, const struct ml_h2_hdrs *h);
+/* meshlet answered the call itself. */
+void ml_call_obs_answer(struct ml_call_obs *o, bool grpc, int grpc_status, int http_status);
+static inline void ml_call_obs_bytes_in(struct ml_call_obs *o, size_t n)
+{
+    o->bytes_in += n;
+}
+static inline void ml_call_obs_bytes_out(struct ml_call_obs *o, size_t n)
+{
+    o->bytes_out += n;
+}
+/* The call is over: counted, and its access log line written. path: the call's :path (cut).
+ * Runs once; later calls do nothing. */
+void ml_call_obs_end(struct ml_call_obs *o, struct ml_proxy *p, const char *path);
+
+#endif

@@ -1,0 +1,190 @@
+/* core/stats.c: the proxy's counters, histograms and their two renderings. */
+#include "core/stats.h"
+
+#include "config/errors.h"
+#include "config/snapshot.h"
+#include "core/alloc.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+static const char ini[] = "[node]\nstate_dir = /tmp\n"
+                          "[listener ingress]\nbind = 127.0.0.1:15001\n"
+                          "[route echo]\nlistener = ingress\nto = three\n"
+                          "[cluster three]\nendpoint = 127.0.0.1:50051\n"
+                          "endpoint = 127.0.0.1:50052\n";
+
+static struct ml_snapshot *load(void)
+{
+    struct ml_config_errors errs;
+    struct ml_snapshot *s = NULL;
+
+    ml_config_errors_init(&errs);
+    assert_int_equal(ml_config_load_text(ini, strlen(ini), NULL, &errs, &s), 0);
+    ml_config_errors_deinit(&errs);
+    return s;
+}
+
+static int teardown(void **state)
+{
+    ml_alloc_fail_after(-1);
+    return 0;
+}
+
+static void expect_line(const char *text, const char *line)
+{
+    char want[256];
+
+    snprintf(want, sizeof(want), "\n%s\n", line);
+    if (strncmp(text, want + 1, strlen(want + 1)) != 0 && strstr(text, want) == NULL) {
+        fail_msg("no line \"%s\" in:\n%s", line, text);
+    }
+}
+
+static void test_histogram_buckets_include_their_upper_bound(void **state)
+{
+    struct ml_stats_hist h;
+
+    memset(&h, 0, sizeof(h));
+    ml_stats_hist_add(&h, 0);
+    ml_stats_hist_add(&h, 1);
+    ml_stats_hist_add(&h, 2);
+    ml_stats_hist_add(&h, 10000);
+    ml_stats_hist_add(&h, 10001);
+    assert_int_equal(h.buckets[0], 2);                     /* <= 1 */
+    assert_int_equal(h.buckets[1], 1);                     /* <= 5 */
+    assert_int_equal(h.buckets[ML_STATS_N_BOUNDS - 1], 1); /* <= 10000 */
+    assert_int_equal(h.buckets[ML_STATS_N_BOUNDS], 1);     /* +Inf */
+    assert_int_equal(h.count, 5);
+    assert_int_equal(h.sum_ms, 20004);
+}
+
+static void test_a_call_is_counted_where_it_went(void **state)
+{
+    struct ml_snapshot *snap = load();
+    struct ml_stats *st = ml_stats_new(snap);
+    struct ml_stats_call c;
+    char out[16384];
+
+    assert_non_null(st);
+    ml_stats_downstream(st, 0, ML_STATS_DOWN_ACCEPTED);
+    ml_stats_upstream(st, 0, 1, ML_STATS_UP_OPENED);
+    ml_stats_upstream(st, 0, 1, ML_STATS_UP_CONNECTED);
+    ml_stats_upstream(st, 0, 0, ML_STATS_UP_FAILED);
+    ml_stats_call_begin(st, &c, 0);
+    ml_stats_call_route(st, &c, 0, 0);
+    ml_stats_call_endpoint(st, &c, 1);
+    assert_true(ml_stats_render_text(st, out, sizeof(out)) > 0);
+    expect_line(out, "calls.rq_active 1");
+    expect_line(out, "cluster.three.endpoint.127.0.0.1:50052.rq_active 1");
+    ml_stats_call_end(st, &c, 0, 7, 6, 9);
+    /* and one that never found a route */
+    ml_stats_call_begin(st, &c, 0);
+    ml_stats_call_end(st, &c, 12, 0, 6, 0);
+    assert_true(ml_stats_render_text(st, out, sizeof(out)) > 0);
+    expect_line(out, "calls.rq_total 2");
+    expect_line(out, "calls.rq_active 0");
+    expect_line(out, "calls.grpc_status.0 1");
+    expect_line(out, "calls.grpc_status.12 1");
+    expect_line(out, "calls.bytes_in 12");
+    expect_line(out, "calls.duration_ms.le_5 1");
+    expect_line(out, "calls.duration_ms.le_10 2");
+    expect_line(out, "calls.duration_ms.sum 7");
+    expect_line(out, "listener.ingress.downstream_cx_active 1");
+    expect_line(out, "listener.ingress.downstream_rq_total 2");
+    expect_line(out, "route.echo.rq_total 1");
+    expect_line(out, "cluster.three.upstream_rq_total 1");
+    expect_line(out, "cluster.three.upstream_cx_opened 1");
+    expect_line(out, "cluster.three.upstream_cx_active 1");
+    expect_line(out, "cluster.three.upstream_cx_failed 1");
+    expect_line(out, "cluster.three.endpoint.127.0.0.1:50052.rq_total 1");
+    expect_line(out, "cluster.three.endpoint.127.0.0.1:50051.rq_total 0");
+    assert_true(ml_stats_render_prometheus(st, out, sizeof(out)) > 0);
+    expect_line(out, "meshlet_calls_total{code=\"12\"} 1");
+    expect_line(out, "meshlet_endpoint_calls_total{cluster=\"three\",endpoint=\"127.0.0.1:50052\","
+                     "code=\"0\"} 1");
+    expect_line(out, "meshlet_call_duration_seconds_bucket{le=\"0.010\"} 2");
+    expect_line(out, "meshlet_call_duration_seconds_sum 0.007");
+    expect_line(out, "# TYPE meshlet_upstream_cx_failed_total counter");
+    ml_stats_free(st);
+    ml_snapshot_unref(snap);
+}
+
+static void test_bad_indexes_and_null_stats_count_nothing(void **state)
+{
+    struct ml_snapshot *snap = load();
+    struct ml_stats *st = ml_stats_new(snap);
+    struct ml_stats_call c;
+    char out[16384];
+
+    ml_stats_downstream(NULL, 0, ML_STATS_DOWN_ACCEPTED);
+    ml_stats_downstream(st, 5, ML_STATS_DOWN_ACCEPTED);
+    ml_stats_upstream(st, 0, 2, ML_STATS_UP_OPENED);
+    ml_stats_upstream(st, -1, 0, ML_STATS_UP_OPENED);
+    ml_stats_call_begin(NULL, &c, 0);
+    ml_stats_call_end(NULL, &c, 0, 1, 1, 1);
+    ml_stats_downstream(st, 0, ML_STATS_DOWN_CLOSED); /* never below 0 */
+    assert_true(ml_stats_render_text(st, out, sizeof(out)) > 0);
+    expect_line(out, "listener.ingress.downstream_cx_accepted 0");
+    expect_line(out, "listener.ingress.downstream_cx_active 0");
+    expect_line(out, "cluster.three.upstream_cx_opened 0");
+    ml_stats_free(st);
+    ml_snapshot_unref(snap);
+}
+
+static void test_a_rendering_that_does_not_fit_is_enobufs_with_whole_lines(void **state)
+{
+    struct ml_snapshot *snap = load();
+    struct ml_stats *st = ml_stats_new(snap);
+    char out[100];
+    size_t n;
+
+    assert_int_equal(ml_stats_render_text(st, out, sizeof(out)), -ENOBUFS);
+    n = strlen(out);
+    assert_true(n < sizeof(out));
+    assert_true(n > 0 && out[n - 1] == '\n');
+    assert_int_equal(ml_stats_render_prometheus(st, out, sizeof(out)), -ENOBUFS);
+    assert_int_equal(ml_stats_render_text(st, out, 0), -ENOBUFS);
+    ml_stats_free(st);
+    ml_snapshot_unref(snap);
+}
+
+static void test_each_failing_allocation_gives_null_and_no_leak(void **state)
+{
+    struct ml_snapshot *snap = load();
+    struct ml_stats *st;
+    long n;
+
+    for (n = 0;; n++) {
+        ml_alloc_fail_after(n);
+        st = ml_stats_new(snap);
+        ml_alloc_fail_after(-1);
+        if (st != NULL) {
+            break;
+        }
+    }
+    assert_true(n >= 4);
+    ml_stats_free(st);
+    ml_snapshot_unref(snap);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_teardown(f, teardown)
+        T(test_histogram_buckets_include_their_upper_bound),
+        T(test_a_call_is_counted_where_it_went),
+        T(test_bad_indexes_and_null_stats_count_nothing),
+        T(test_a_rendering_that_does_not_fit_is_enobufs_with_whole_lines),
+        T(test_each_failing_allocation_gives_null_and_no_leak),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
