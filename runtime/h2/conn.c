@@ -597,18 +597,24 @@ uint64_t ml_h2_conn_idle_since_ms(const struct ml_h2_conn *c)
     return c->n_streams == 0 ? t : 0;
 }
 
-int ml_h2_server_new_mem(uint32_t id, const struct ml_h2_settings *settings,
-                         const struct ml_h2_server_ops *ops, void *user, ml_h2_output_fn *output,
-                         void *output_user, struct ml_h2_conn **out)
+/* A connection with no socket and no loop: its output goes to output(), its input comes from
+ * ml_h2_conn_feed (fuzzers and unit tests drive the protocol engine from memory). */
+static int mem_conn_new(bool server, uint32_t id, const struct ml_h2_settings *settings,
+                        const void *ops, void *user, ml_h2_output_fn *output, void *output_user,
+                        struct ml_h2_conn **out)
 {
-    struct ml_h2_conn *c = conn_alloc(NULL, id, true, settings, user);
+    struct ml_h2_conn *c = conn_alloc(NULL, id, server, settings, user);
     int rv;
 
     *out = NULL;
     if (c == NULL) {
         return -ENOMEM;
     }
-    c->sops = ops;
+    if (server) {
+        c->sops = ops;
+    } else {
+        c->cops = ops;
+    }
     c->connected = true;
     c->output = output;
     c->output_user = output_user;
@@ -620,27 +626,18 @@ int ml_h2_server_new_mem(uint32_t id, const struct ml_h2_settings *settings,
     return 0;
 }
 
+int ml_h2_server_new_mem(uint32_t id, const struct ml_h2_settings *settings,
+                         const struct ml_h2_server_ops *ops, void *user, ml_h2_output_fn *output,
+                         void *output_user, struct ml_h2_conn **out)
+{
+    return mem_conn_new(true, id, settings, ops, user, output, output_user, out);
+}
+
 int ml_h2_client_new_mem(uint32_t id, const struct ml_h2_settings *settings,
                          const struct ml_h2_client_ops *ops, void *user, ml_h2_output_fn *output,
                          void *output_user, struct ml_h2_conn **out)
 {
-    struct ml_h2_conn *c = conn_alloc(NULL, id, false, settings, user);
-    int rv;
-
-    *out = NULL;
-    if (c == NULL) {
-        return -ENOMEM;
-    }
-    c->cops = ops;
-    c->connected = true;
-    c->output = output;
-    c->output_user = output_user;
-    if ((rv = session_new(c)) < 0) {
-        ml_free(c);
-        return rv;
-    }
-    *out = c;
-    return 0;
+    return mem_conn_new(false, id, settings, ops, user, output, output_user, out);
 }
 
 void ml_h2_conn_feed(struct ml_h2_conn *c, const uint8_t *p, size_t n)
