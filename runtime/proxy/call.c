@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/timer.h"
+#include "grpc/framing.h"
 #include "grpc/message.h"
 #include "grpc/status-t.h"
 #include "grpc/timeout.h"
@@ -63,13 +64,9 @@ struct ml_call {
     struct ml_buf resp;              /* response body on its way downstream */
     /* Where whole gRPC messages end in the response body, so that a deadline can end the
      * response after one with trailers (grpc-status 4) rather than a reset. Byte counts. */
-    uint64_t resp_in;       /* body bytes upstream gave */
+    struct ml_grpc_framer resp_framer; /* bytes upstream gave, and where messages end */
     uint64_t resp_out;      /* of those, bytes that went downstream */
-    uint64_t resp_boundary; /* resp_in where the last whole message ended */
     uint64_t resp_limit;    /* the body ends here, trailers follow (deadline); else UINT64_MAX */
-    uint32_t resp_msg_left; /* bytes left of the message being received; 0: in a prefix */
-    uint8_t resp_prefix[5]; /* the message prefix (flag, 4-byte length) being received */
-    uint8_t resp_prefix_n;
     bool grpc;               /* content-type application/grpc*: answer in gRPC */
     bool req_ended;          /* downstream sent END_STREAM */
     bool up_done;            /* the upstream side is over (closed, failed, or never needed): request
@@ -316,36 +313,6 @@ static int up_on_headers(void *owner, struct ml_h2_hdrs *hdrs, bool trailers, bo
     return 0;
 }
 
-/* Follows the gRPC framing (1-byte flag, 4-byte big-endian length, message) of response body
- * bytes as they come, noting where whole messages end. */
-static void resp_track_messages(struct ml_call *call, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        if (call->resp_msg_left > 0) {
-            size_t k = n < call->resp_msg_left ? n : call->resp_msg_left;
-
-            call->resp_msg_left -= (uint32_t)k;
-            call->resp_in += k;
-            p += k;
-            n -= k;
-        } else {
-            call->resp_prefix[call->resp_prefix_n++] = *p++;
-            call->resp_in++;
-            n--;
-            if (call->resp_prefix_n < sizeof(call->resp_prefix)) {
-                continue;
-            }
-            call->resp_prefix_n = 0;
-            call->resp_msg_left = (uint32_t)call->resp_prefix[1] << 24 |
-                                  (uint32_t)call->resp_prefix[2] << 16 |
-                                  (uint32_t)call->resp_prefix[3] << 8 | call->resp_prefix[4];
-        }
-        if (call->resp_msg_left == 0 && call->resp_prefix_n == 0) {
-            call->resp_boundary = call->resp_in;
-        }
-    }
-}
-
 static int up_on_data(void *owner, const uint8_t *p, size_t n)
 {
     struct ml_call *call = owner;
@@ -361,7 +328,7 @@ static int up_on_data(void *owner, const uint8_t *p, size_t n)
         return rv;
     }
     if (call->grpc) {
-        resp_track_messages(call, p, n);
+        ml_grpc_framer_feed(&call->resp_framer, p, n);
     }
     ml_h2_stream_resume(call->down);
     return 0;
@@ -599,7 +566,7 @@ static int call_cut_response(struct ml_call *call, const char *msg)
     if (rv < 0) {
         return rv;
     }
-    call->resp_limit = call->resp_boundary;
+    call->resp_limit = call->resp_framer.boundary;
     call->resp_ended = true;
     ml_h2_stream_resume(call->down);
     return 0;
@@ -628,12 +595,12 @@ static void call_on_expiry(void *user)
     } else {
         call->up_done = true;
         drop_request_body(call);
-        if (call->down != NULL && call->grpc && call->resp_out <= call->resp_boundary &&
+        if (call->down != NULL && call->grpc && call->resp_out <= call->resp_framer.boundary &&
             call_cut_response(call, msg) == 0) {
             ML_LOG_INF("call %llu: %s: %s after the response started: ended after %llu "
                        "body bytes",
                        (unsigned long long)call->id, call->path, msg,
-                       (unsigned long long)call->resp_boundary);
+                       (unsigned long long)call->resp_framer.boundary);
         } else if (call->down != NULL) {
             /* Part of a message went already: only a reset can end it. */
             ML_LOG_INF("call %llu: %s: %s after the response started: reset",
