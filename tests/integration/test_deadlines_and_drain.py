@@ -13,6 +13,7 @@ import pytest
 
 import grpc_peers
 from conftest import scaled
+from h2_peers import H2Server
 from grpc_peers import channel, server_stream, unary
 # Fixtures shared with the proxy tests (pytest finds them by name in this module).
 from test_proxy import GRPC_HEADERS, backends, grpc_request_file, nghttp, proxy  # noqa: F401
@@ -163,56 +164,16 @@ def test_malformed_grpc_timeout_fails_the_call_with_internal(backends, proxy, wo
 
 # ---- upstream GOAWAY and keepalive ---------------------------------------------------------
 
-class GoawayServer:
-    """A bare HTTP/2 server (python3-h2) that answers every request's HEADERS with GOAWAY
-    (NO_ERROR, last stream 0: nothing was processed), as a server going down does."""
+class GoawayServer(H2Server):
+    """Answers every request's HEADERS with GOAWAY (NO_ERROR, last stream 0: nothing was
+    processed), as a server going down does."""
 
-    def __init__(self):
-        h2 = pytest.importorskip("h2.connection")
-        self.h2config = pytest.importorskip("h2.config")
-        self.events = pytest.importorskip("h2.events")
-        self.errors = (OSError, pytest.importorskip("h2.exceptions").ProtocolError)
-        self.h2 = h2
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        self.requests = 0
-        self.stop = False
-        threading.Thread(target=self._serve, daemon=True).start()
+    conn_timeout = 10
 
-    def _serve(self):
-        self.sock.settimeout(0.2)
-        while not self.stop:
-            try:
-                conn, _ = self.sock.accept()
-            except (socket.timeout, OSError):
-                continue
-            threading.Thread(target=self._conn, args=(conn,), daemon=True).start()
-
-    def _conn(self, conn):
-        c = self.h2.H2Connection(self.h2config.H2Configuration(client_side=False))
-        c.initiate_connection()
-        conn.sendall(c.data_to_send())
-        conn.settimeout(10)
-        try:
-            while True:
-                data = conn.recv(65536)
-                if not data:
-                    break
-                for ev in c.receive_data(data):
-                    if isinstance(ev, self.events.RequestReceived):
-                        self.requests += 1
-                        c.close_connection(error_code=0, last_stream_id=0)
-                conn.sendall(c.data_to_send())
-        except self.errors:
-            pass
-        finally:
-            conn.close()
-
-    def close(self):
-        self.stop = True
-        self.sock.close()
+    def on_event(self, c, ev, sock, state):
+        if isinstance(ev, self.events.RequestReceived):
+            self.requests += 1
+            c.close_connection(error_code=0, last_stream_id=0)
 
 
 def test_call_refused_by_upstream_goaway_is_sent_again_on_another_connection(backends, proxy):
@@ -229,33 +190,17 @@ def test_call_refused_by_upstream_goaway_is_sent_again_on_another_connection(bac
         gone.close()
 
 
-class StreamThenHangServer(GoawayServer):
+class StreamThenHangServer(H2Server):
     """Answers each request with response headers and one gRPC message, b"started", then nothing
     more (and, unlike grpcio, keeps no deadline of its own)."""
 
-    def _conn(self, conn):
-        c = self.h2.H2Connection(self.h2config.H2Configuration(client_side=False))
-        c.initiate_connection()
-        conn.sendall(c.data_to_send())
-        conn.settimeout(15)
-        try:
-            while True:
-                data = conn.recv(65536)
-                if not data:
-                    break
-                for ev in c.receive_data(data):
-                    if isinstance(ev, self.events.StreamEnded):
-                        self.requests += 1
-                        c.send_headers(ev.stream_id, [(":status", "200"),
-                                                      ("content-type", "application/grpc")])
-                        c.send_data(ev.stream_id, b"\x00\x00\x00\x00\x07started")
-                    elif isinstance(ev, self.events.DataReceived):
-                        c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-                conn.sendall(c.data_to_send())
-        except self.errors:
-            pass
-        finally:
-            conn.close()
+    def on_event(self, c, ev, sock, state):
+        if isinstance(ev, self.events.StreamEnded):
+            self.requests += 1
+            c.send_headers(ev.stream_id, [(":status", "200"), ("content-type", "application/grpc")])
+            c.send_data(ev.stream_id, b"\x00\x00\x00\x00\x07started")
+        elif isinstance(ev, self.events.DataReceived):
+            c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
 
 
 def test_deadline_after_the_response_started_ends_it_with_trailers_after_whole_messages(proxy):
@@ -276,7 +221,7 @@ def test_deadline_after_the_response_started_ends_it_with_trailers_after_whole_m
         server.close()
 
 
-class DrainingServer(GoawayServer):
+class DrainingServer(H2Server):
     """The first connection's first request gets a graceful GOAWAY (last stream = that one) and
     no answer: the connection stays up, finishing it. Every later connection answers each
     request with a gRPC OK and the message b"new"."""
@@ -285,39 +230,25 @@ class DrainingServer(GoawayServer):
         self.n_conns = 0
         super().__init__()
 
-    def _conn(self, conn):
+    def on_connect(self):
         self.n_conns += 1
-        first = self.n_conns == 1
-        c = self.h2.H2Connection(self.h2config.H2Configuration(client_side=False))
-        c.initiate_connection()
-        conn.sendall(c.data_to_send())
-        conn.settimeout(15)
-        try:
-            while True:
-                data = conn.recv(65536)
-                if not data:
-                    break
-                for ev in c.receive_data(data):
-                    if isinstance(ev, self.events.RequestReceived):
-                        self.requests += 1
-                        if first and self.requests == 1:
-                            # GOAWAY(NO_ERROR, last stream = this one) written raw: h2's own
-                            # close_connection() would stop it reading the rest of the stream
-                            conn.sendall(c.data_to_send())
-                            conn.sendall(b"\x00\x00\x08\x07\x00\x00\x00\x00\x00" +
-                                         ev.stream_id.to_bytes(4, "big") + b"\x00" * 4)
-                    elif isinstance(ev, self.events.StreamEnded) and not first:
-                        c.send_headers(ev.stream_id, [(":status", "200"),
-                                                      ("content-type", "application/grpc")])
-                        c.send_data(ev.stream_id, b"\x00\x00\x00\x00\x03new")
-                        c.send_headers(ev.stream_id, [("grpc-status", "0")], end_stream=True)
-                    elif isinstance(ev, self.events.DataReceived):
-                        c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-                conn.sendall(c.data_to_send())
-        except self.errors:
-            pass
-        finally:
-            conn.close()
+        return {"first": self.n_conns == 1}
+
+    def on_event(self, c, ev, sock, state):
+        if isinstance(ev, self.events.RequestReceived):
+            self.requests += 1
+            if state["first"] and self.requests == 1:
+                # GOAWAY(NO_ERROR, last stream = this one) written raw: h2's own
+                # close_connection() would stop it reading the rest of the stream
+                sock.sendall(c.data_to_send())
+                sock.sendall(b"\x00\x00\x08\x07\x00\x00\x00\x00\x00" +
+                             ev.stream_id.to_bytes(4, "big") + b"\x00" * 4)
+        elif isinstance(ev, self.events.StreamEnded) and not state["first"]:
+            c.send_headers(ev.stream_id, [(":status", "200"), ("content-type", "application/grpc")])
+            c.send_data(ev.stream_id, b"\x00\x00\x00\x00\x03new")
+            c.send_headers(ev.stream_id, [("grpc-status", "0")], end_stream=True)
+        elif isinstance(ev, self.events.DataReceived):
+            c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
 
 
 def test_a_goaway_connection_finishing_its_calls_leaves_room_for_a_new_one(proxy):

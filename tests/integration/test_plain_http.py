@@ -1,72 +1,35 @@
 """Non-gRPC HTTP/2 requests are proxied too: a plain HTTP/2 server (python3-h2) behind meshlet,
 nghttp (nghttp2-client) in front. Status, headers and body come back as the server sent them."""
 
-import socket
-import threading
-
 import pytest
 
+from h2_peers import H2Server
 from test_proxy import nghttp, proxy  # noqa: F401  (proxy is a fixture)
 
 
-class PlainServer:
+class PlainServer(H2Server):
     """Answers every request with 201, `x-served-path: PATH` and the body "plain:" + the request
     body (a GET has none)."""
 
-    def __init__(self):
-        self.h2 = pytest.importorskip("h2.connection")
-        self.config = pytest.importorskip("h2.config")
-        self.events = pytest.importorskip("h2.events")
-        self.errors = (OSError, pytest.importorskip("h2.exceptions").ProtocolError)
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        self.stop = False
-        threading.Thread(target=self._serve, daemon=True).start()
+    conn_timeout = 10
 
-    def _serve(self):
-        self.sock.settimeout(0.2)
-        while not self.stop:
-            try:
-                conn, _ = self.sock.accept()
-            except (socket.timeout, OSError):
-                continue
-            threading.Thread(target=self._conn, args=(conn,), daemon=True).start()
+    def on_connect(self):
+        return {"paths": {}, "bodies": {}}
 
-    def _conn(self, conn):
-        c = self.h2.H2Connection(self.config.H2Configuration(client_side=False))
-        c.initiate_connection()
-        conn.sendall(c.data_to_send())
-        conn.settimeout(10)
-        paths, bodies = {}, {}
-        try:
-            while True:
-                data = conn.recv(65536)
-                if not data:
-                    break
-                for ev in c.receive_data(data):
-                    if isinstance(ev, self.events.RequestReceived):
-                        paths[ev.stream_id] = dict(ev.headers)[b":path"]
-                        bodies[ev.stream_id] = b""
-                    elif isinstance(ev, self.events.DataReceived):
-                        bodies[ev.stream_id] += ev.data
-                        c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-                    elif isinstance(ev, self.events.StreamEnded):
-                        body = b"plain:" + bodies.pop(ev.stream_id)
-                        c.send_headers(ev.stream_id, [
-                            (":status", "201"), ("content-type", "text/plain"),
-                            ("x-served-path", paths.pop(ev.stream_id).decode())])
-                        c.send_data(ev.stream_id, body, end_stream=True)
-                conn.sendall(c.data_to_send())
-        except self.errors:
-            pass
-        finally:
-            conn.close()
-
-    def close(self):
-        self.stop = True
-        self.sock.close()
+    def on_event(self, c, ev, sock, state):
+        paths, bodies = state["paths"], state["bodies"]
+        if isinstance(ev, self.events.RequestReceived):
+            paths[ev.stream_id] = dict(ev.headers)[b":path"]
+            bodies[ev.stream_id] = b""
+        elif isinstance(ev, self.events.DataReceived):
+            bodies[ev.stream_id] += ev.data
+            c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+        elif isinstance(ev, self.events.StreamEnded):
+            body = b"plain:" + bodies.pop(ev.stream_id)
+            c.send_headers(ev.stream_id, [
+                (":status", "201"), ("content-type", "text/plain"),
+                ("x-served-path", paths.pop(ev.stream_id).decode())])
+            c.send_data(ev.stream_id, body, end_stream=True)
 
 
 @pytest.fixture
