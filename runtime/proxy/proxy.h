@@ -20,6 +20,28 @@ int ml_proxy_new(struct ml_loop *loop, struct ml_snapshot *snap, char *why, size
  * no call is left or timeout_ms passed, whichever comes first. ml_proxy_free then ends what is
  * left. */
 void ml_proxy_drain(struct ml_proxy *p, uint32_t timeout_ms);
+/* Hot apply (CONFIG.md, PROTOCOL.md "Which configuration runs"), in two steps so that the node
+ * can make the new config durable (state_dir, off the loop) between them:
+ *
+ * ml_proxy_prepare: binds every listener of next whose bind address no running listener has
+ * (those that remain keep their sockets and connections; a prepared socket does not accept until
+ * commit, the kernel's backlog holds early clients) and builds next's clusters. Nothing that runs
+ * changes. 0 and *out; -EADDRINUSE, -EADDRNOTAVAIL, -EACCES, -ENOMEM: why says what, and nothing
+ * is left of the attempt. At most one change is prepared at a time (-EBUSY otherwise).
+ *
+ * ml_proxy_commit: switches. New calls (also on connections that stay) use next; calls in flight
+ * finish on the snapshot, clusters and upstream connections they started with; listeners whose
+ * bind is gone stop listening and GOAWAY their connections; changed clusters keep the pooled
+ * connections of endpoints that remain; upstream connections of endpoints that are gone close
+ * once their streams end. No call fails because of an apply. Frees change.
+ *
+ * ml_proxy_abort: undoes a prepare (closes the new binds), frees change. */
+struct ml_proxy_change;
+int ml_proxy_prepare(struct ml_proxy *p, struct ml_snapshot *next, char *why, size_t cap,
+                     struct ml_proxy_change **out);
+void ml_proxy_commit(struct ml_proxy *p, struct ml_proxy_change *change);
+void ml_proxy_abort(struct ml_proxy *p, struct ml_proxy_change *change);
+
 /* Stops listening, ends every connection and call at once (their streams are reset), frees p. */
 void ml_proxy_free(struct ml_proxy *p);
 

@@ -1,0 +1,17 @@
+/* `meshlet controller` (PROTOCOL.md): a small fleet controller in the same binary, for a small
+ * fleet and for tests.
+ *
+ *   meshlet controller --listen HOST:PORT --configs DIR [--cert FILE --key FILE [--ca FILE]]
+ *
+ * Serves DIR/NODE_ID.ini, else DIR/default.ini, to each node that connects (WebSocket,
+ * subprotocol meshlet.fleet.v1; TLS with --cert/--key, client certificates required to chain to
+ * --ca), versioned by the first 16 hex digits of the file's SHA-256; pushes again when a file
+ * changes, never a version a node nacked; GET /fleet shows every node as JSON. */
+#ifndef ML_CONTROLLER_CONTROLLER_H
+#define ML_CONTROLLER_CONTROLLER_H
+
+/* argv[0] is "controller". Runs until SIGINT/SIGTERM: 0; 2 for bad arguments (usage on stderr);
+ * 3 when it cannot start (the reason on stderr). */
+int ml_controller_main(int argc, char **argv);
+
+#endif
