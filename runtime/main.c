@@ -9,6 +9,7 @@
 #include "config/defaults.h"
 #include "config/errors.h"
 #include "config/snapshot.h"
+#include "controller/controller.h"
 #include "core/build_info.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -41,7 +42,10 @@ static void usage(FILE *out)
     fprintf(out, "usage: meshlet [-c FILE] [--reset-state]   run the node (default FILE: %s)\n"
                  "       meshlet check [--defaults] FILE     check a config (exit 0 usable, 1 "
                  "invalid, 2 unreadable)\n"
-                 "       meshlet version                     version, board, features, libraries\n",
+                 "       meshlet version                     version, board, features, libraries\n"
+                 "       meshlet controller --listen HOST:PORT --configs DIR [--cert FILE --key "
+                 "FILE [--ca FILE]]\n"
+                 "                                           the fleet controller\n",
             DEFAULT_CONFIG_PATH);
 }
 
@@ -190,8 +194,12 @@ int main(int argc, char **argv)
         return cmd_check(argc - 1, argv + 1);
     }
     if (argc >= 2 && strcmp(argv[1], "controller") == 0) {
-        fprintf(stderr, "meshlet controller: not in this version of meshlet yet\n");
+#ifdef CONFIG_ML_CONTROLLER
+        return ml_controller_main(argc - 1, argv + 1);
+#else
+        fprintf(stderr, "meshlet controller: not in this build (CONFIG_ML_CONTROLLER is off)\n");
         return EXIT_UNREADABLE;
+#endif
     }
     if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
                       strcmp(argv[1], "help") == 0)) {
