@@ -1,12 +1,243 @@
-/* `meshlet controller`: arguments and the run (controller/controller.h). */
+/* `meshlet controller`: arguments, start, the directory poll, stop (controller/controller.h;
+ * the parts are listed in controller_int.h). */
 #include "controller/controller.h"
 
+#include "controller/controller_int.h"
+#include "core/alloc.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/timer.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+enum {
+    EXIT_BAD_ARGS = 2,
+    EXIT_CANNOT_START = 3,
+};
+
+struct args {
+    char iface[INET6_ADDRSTRLEN];
+    uint16_t port;
+    const char *listen; /* as given, for log lines */
+    const char *configs;
+    const char *cert, *key, *ca;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: meshlet controller --listen HOST:PORT --configs DIR [--cert FILE --key FILE "
+            "[--ca FILE]]\n"
+            "  --listen HOST:PORT  an IPv4 address, [IPv6] or localhost, and a port\n"
+            "  --configs DIR       DIR/NODE_ID.ini, else DIR/default.ini, is each node's config\n"
+            "  --cert, --key       serve TLS (PEM)\n"
+            "  --ca FILE           require client certificates that chain to FILE\n"
+            "GET /fleet on the same port lists the nodes as JSON.\n");
+}
+
+/* HOST:PORT → a.iface, a.port. false when it is not one. */
+static bool parse_listen(const char *text, struct args *a)
+{
+    const char *colon = strrchr(text, ':');
+    char host[INET6_ADDRSTRLEN];
+    uint8_t ip[16];
+    size_t n;
+    char *end;
+    long port;
+
+    if (colon == NULL || colon == text) {
+        return false;
+    }
+    n = (size_t)(colon - text);
+    if (text[0] == '[') {
+        if (n < 3 || text[n - 1] != ']') {
+            return false;
+        }
+        text++;
+        n -= 2;
+    }
+    if (n >= sizeof(host)) {
+        return false;
+    }
+    memcpy(host, text, n);
+    host[n] = '\0';
+    errno = 0;
+    port = strtol(colon + 1, &end, 10);
+    if (errno != 0 || *end != '\0' || end == colon + 1 || port < 1 || port > 65535) {
+        return false;
+    }
+    if (strcmp(host, "localhost") == 0) {
+        snprintf(host, sizeof(host), "127.0.0.1");
+    }
+    if (inet_pton(AF_INET, host, ip) != 1 && inet_pton(AF_INET6, host, ip) != 1) {
+        return false;
+    }
+    snprintf(a->iface, sizeof(a->iface), "%s", host);
+    a->port = (uint16_t)port;
+    return true;
+}
+
+/* 0, or EXIT_BAD_ARGS after saying why (the usage follows). */
+static int parse_args(int argc, char **argv, struct args *a)
+{
+    memset(a, 0, sizeof(*a));
+    for (int i = 1; i < argc; i++) {
+        const char *opt = argv[i];
+        const char **slot = NULL;
+
+        if (strcmp(opt, "--listen") == 0) {
+            slot = &a->listen;
+        } else if (strcmp(opt, "--configs") == 0) {
+            slot = &a->configs;
+        } else if (strcmp(opt, "--cert") == 0) {
+            slot = &a->cert;
+        } else if (strcmp(opt, "--key") == 0) {
+            slot = &a->key;
+        } else if (strcmp(opt, "--ca") == 0) {
+            slot = &a->ca;
+        } else {
+            fprintf(stderr, "meshlet controller: unknown argument \"%s\"\n", opt);
+            return EXIT_BAD_ARGS;
+        }
+        if (i + 1 >= argc || argv[i + 1][0] == '\0') {
+            fprintf(stderr, "meshlet controller: %s needs a value\n", opt);
+            return EXIT_BAD_ARGS;
+        }
+        if (*slot != NULL) {
+            fprintf(stderr, "meshlet controller: %s given twice\n", opt);
+            return EXIT_BAD_ARGS;
+        }
+        *slot = argv[++i];
+    }
+    if (a->listen == NULL || a->configs == NULL) {
+        fprintf(stderr, "meshlet controller: --listen and --configs are required\n");
+        return EXIT_BAD_ARGS;
+    }
+    if (!parse_listen(a->listen, a)) {
+        fprintf(stderr, "meshlet controller: --listen %s: expected IP:PORT, [IPv6]:PORT or "
+                        "localhost:PORT\n",
+                a->listen);
+        return EXIT_BAD_ARGS;
+    }
+    if ((a->cert == NULL) != (a->key == NULL)) {
+        fprintf(stderr, "meshlet controller: --cert and --key go together\n");
+        return EXIT_BAD_ARGS;
+    }
+    if (a->ca != NULL && a->cert == NULL) {
+        fprintf(stderr, "meshlet controller: --ca needs --cert and --key (client certificates "
+                        "are checked over TLS)\n");
+        return EXIT_BAD_ARGS;
+    }
+    return 0;
+}
+
+/* The directory must exist and be listable: stat and read its files. */
+static int check_dir(const char *dir)
+{
+    struct stat st;
+
+    if (stat(dir, &st) != 0) {
+        fprintf(stderr, "meshlet controller: --configs %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "meshlet controller: --configs %s: not a directory\n", dir);
+        return -1;
+    }
+    if (access(dir, R_OK | X_OK) != 0) {
+        fprintf(stderr, "meshlet controller: --configs %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void on_poll(void *user)
+{
+    struct ml_ctl *ctl = user;
+
+    ml_ctl_sync_all(ctl);
+    ml_timer_arm(ctl->poll, ML_CTL_POLL_MS);
+}
+
+/* Nonces start at the wall clock in milliseconds, so they keep increasing across restarts. */
+static uint64_t first_nonce(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void ctl_free(struct ml_ctl *ctl)
+{
+    ml_ctl_nodes_free(ctl);
+    ml_ctl_file_deinit(&ctl->fallback);
+    ml_free(ctl);
+}
 
 int ml_controller_main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "meshlet controller: not implemented yet\n");
-    return 3;
+    struct ml_ctl_listen l;
+    struct ml_loop *loop;
+    struct ml_ctl *ctl;
+    struct args a;
+    char why[512];
+    int rv;
+
+    if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+        usage(stdout);
+        return 0;
+    }
+    if (parse_args(argc, argv, &a) != 0) {
+        usage(stderr);
+        return EXIT_BAD_ARGS;
+    }
+    if (check_dir(a.configs) < 0) {
+        return EXIT_CANNOT_START;
+    }
+    if ((ctl = ml_calloc(1, sizeof(*ctl))) == NULL) {
+        fprintf(stderr, "meshlet controller: out of memory\n");
+        return EXIT_CANNOT_START;
+    }
+    snprintf(ctl->dir, sizeof(ctl->dir), "%s", a.configs);
+    ctl->next_nonce = first_nonce();
+    if (strlen(a.configs) >= sizeof(ctl->dir) ||
+        ml_ctl_file_init(&ctl->fallback, ctl->dir, "default.ini") < 0) {
+        fprintf(stderr, "meshlet controller: --configs %s: path too long\n", a.configs);
+        ml_free(ctl);
+        return EXIT_CANNOT_START;
+    }
+    if ((loop = ml_loop_new()) == NULL) {
+        fprintf(stderr, "meshlet controller: cannot create the event loop\n");
+        ctl_free(ctl);
+        return EXIT_CANNOT_START;
+    }
+    ctl->loop = loop;
+    l = (struct ml_ctl_listen){a.iface, a.port, a.cert, a.key, a.ca};
+    if ((rv = ml_ctl_ws_listen(ctl, &l, why, sizeof(why))) < 0 ||
+        (ctl->poll = ml_timer_new(loop, on_poll, ctl)) == NULL) {
+        fprintf(stderr, "meshlet controller: %s\n", rv < 0 ? why : "out of memory");
+        ml_loop_free(loop);
+        ctl_free(ctl);
+        return EXIT_CANNOT_START;
+    }
+    ml_ctl_file_refresh(&ctl->fallback);
+    ml_timer_arm(ctl->poll, ML_CTL_POLL_MS);
+    ML_LOG_INF("controller: running on %s (%s%s), configs in %s, GET /fleet", a.listen,
+               a.cert != NULL ? "wss" : "ws", a.ca != NULL ? ", client certificates required" : "",
+               ctl->dir);
+    rv = ml_loop_run(loop);
+    ml_timer_free(ctl->poll);
+    /* Closes every connection: their CLOSED callbacks still see ctl. */
+    ml_loop_free(loop);
+    ctl_free(ctl);
+    ML_LOG_INF("controller: stopped");
+    return rv < 0 ? EXIT_CANNOT_START : 0;
 }

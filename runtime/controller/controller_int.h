@@ -1,0 +1,189 @@
+/* `meshlet controller` inside: what its files share (folder-private).
+ *
+ *   controller.c  arguments, start, the poll timer, stop
+ *   configs.c     the watched directory: one struct ml_ctl_file per INI file, re-read on change
+ *   nodes.c       the node table and what each message does to it; when to push
+ *   json.c        GET /fleet
+ *   msg.c         envelopes in and out (the only file here that sees nanopb's types)
+ *   ws.c          libwebsockets: the vhost, the fleet WebSocket protocol and plain HTTP
+ *
+ * Who owns what: struct ml_ctl owns the node table, the files and the vhost; lws owns each
+ * connection and its struct ml_ctl_conn (per-session data), which owns its receive and send
+ * buffers. A node and its connection point at each other while it is connected; ws.c breaks the
+ * link when the connection closes. */
+#ifndef ML_CONTROLLER_CONTROLLER_INT_H
+#define ML_CONTROLLER_CONTROLLER_INT_H
+
+#include "core/loop-t.h"
+#include "core/slice-t.h"
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Nodes the table remembers, connected or not. A Hello from a new node when the table is full
+ * takes the slot of the node that has been disconnected longest; when every slot is a connected
+ * node, the new connection is closed with a logged reason. */
+#define ML_CTL_MAX_NODES 1024
+/* How often the configuration directory is looked at (stat; re-read only what changed). */
+#define ML_CTL_POLL_MS 500
+/* Version: the first 16 hex digits of the file's SHA-256 (PROTOCOL.md). */
+#define ML_CTL_VERSION_HEX 16
+/* Largest GET /fleet body; past it the answer is 500 and a logged line. */
+#define ML_CTL_MAX_JSON_BYTES (16u * 1024 * 1024)
+
+/* Text bounds of the fleet fields, without the NUL; msg.c checks they match the wire's
+ * (fleet/envelope.h ML_FLEET_*). */
+#define ML_CTL_TEXT_MAX 128 /* node id, board, meshlet version, config version */
+#define ML_CTL_FEATURES_MAX 16
+#define ML_CTL_FEATURE_MAX 31
+#define ML_CTL_ERROR_MAX 4096
+
+struct ml_ctl_conn;
+struct ml_timer;
+struct lws_vhost;
+
+/* One INI file of the directory as last seen. */
+struct ml_ctl_file {
+    char path[PATH_MAX];
+    /* What stat said last time, to tell a change without reading: */
+    bool seen;    /* stat has run at least once */
+    bool present; /* the file exists */
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    struct timespec ctime;
+    /* The content, when usable: */
+    int error; /* 0 = usable; else why it is not pushed (-errno, -EFBIG, -EINVAL = invalid) */
+    char version[ML_CTL_VERSION_HEX + 1];
+    uint8_t *ini; /* the file's bytes (ml_file_read_all's, free()); NULL when not usable */
+    size_t n;
+};
+
+struct ml_ctl_status {
+    char config_version[ML_CTL_TEXT_MAX + 1];
+    uint64_t uptime_s;
+    uint64_t calls_total;
+    uint64_t calls_failed;
+    uint32_t endpoints_healthy;
+    uint32_t endpoints_total;
+};
+
+struct ml_ctl_node {
+    char id[ML_CTL_TEXT_MAX + 1];
+    char board[ML_CTL_TEXT_MAX + 1];
+    char version[ML_CTL_TEXT_MAX + 1]; /* meshlet's */
+    char features[ML_CTL_FEATURES_MAX][ML_CTL_FEATURE_MAX + 1];
+    size_t n_features;
+    char config_version[ML_CTL_TEXT_MAX + 1]; /* what the node says it runs ("" = its local file) */
+    struct ml_ctl_conn *conn;                 /* NULL: disconnected */
+    uint64_t disconnected_ms;                 /* when conn went NULL (monotonic), for eviction */
+    char pushed_version[ML_CTL_VERSION_HEX + 1]; /* sent on this connection, no answer yet; "" */
+    uint64_t pushed_nonce;
+    bool has_nack;
+    char nack_version[ML_CTL_TEXT_MAX + 1]; /* never pushed to this node again */
+    char nack_error[ML_CTL_ERROR_MAX + 1];
+    bool has_status;
+    struct ml_ctl_status status;
+    struct ml_ctl_file own; /* DIR/ID.ini; when absent, DIR/default.ini serves the node */
+};
+
+struct ml_ctl {
+    struct ml_loop *loop;
+    struct lws_vhost *vh;
+    struct ml_timer *poll;
+    char dir[PATH_MAX];
+    struct ml_ctl_file fallback; /* DIR/default.ini */
+    struct ml_ctl_node *nodes[ML_CTL_MAX_NODES]; /* ml_calloc'd; the first n_nodes are used */
+    size_t n_nodes;
+    uint64_t next_nonce;
+    unsigned next_conn_id; /* for log lines: "c%u" */
+};
+
+/* A Hello, Ack, Nack or Status as received; strings NUL-terminated. */
+enum ml_ctl_msg_kind {
+    ML_CTL_MSG_UNKNOWN = 0, /* well formed, a kind this controller does not know: ignored */
+    ML_CTL_MSG_HELLO,
+    ML_CTL_MSG_PUSH, /* a node never sends one */
+    ML_CTL_MSG_ACK,
+    ML_CTL_MSG_NACK,
+    ML_CTL_MSG_STATUS,
+};
+
+struct ml_ctl_msg {
+    enum ml_ctl_msg_kind kind;
+    struct {
+        char node_id[ML_CTL_TEXT_MAX + 1];
+        char board[ML_CTL_TEXT_MAX + 1];
+        char version[ML_CTL_TEXT_MAX + 1];
+        char config_version[ML_CTL_TEXT_MAX + 1];
+        char features[ML_CTL_FEATURES_MAX][ML_CTL_FEATURE_MAX + 1];
+        size_t n_features;
+    } hello;
+    struct {
+        char version[ML_CTL_TEXT_MAX + 1];
+        uint64_t nonce;
+        char error[ML_CTL_ERROR_MAX + 1]; /* Nack only */
+    } answer;
+    struct ml_ctl_status status;
+};
+
+/* msg.c. Decodes one whole message p[0..n) into *out: 0; -EMSGSIZE over the message cap;
+ * -EPROTO for bytes that are not an Envelope. */
+int ml_ctl_msg_decode(const uint8_t *p, size_t n, struct ml_ctl_msg *out);
+/* A Push envelope into a new ml_malloc'd buffer with LWS_PRE bytes free in front (*out, the
+ * envelope at *out + pre, *n_out bytes). 0; -ENOBUFS when it would pass the message cap;
+ * -ENOMEM. */
+int ml_ctl_msg_push(const char *version, uint64_t nonce, struct ml_slice ini, size_t pre,
+                    uint8_t **out, size_t *n_out);
+/* The largest message a node accepts (ML_FLEET_MAX_MESSAGE_BYTES). */
+size_t ml_ctl_msg_max_bytes(void);
+
+/* configs.c. Sets up f for dir/name (nothing is read yet). -ENAMETOOLONG. */
+int ml_ctl_file_init(struct ml_ctl_file *f, const char *dir, const char *name);
+void ml_ctl_file_deinit(struct ml_ctl_file *f);
+/* Stats f's file and re-reads it when it changed (logging a new version, or why it is not
+ * usable, once per change). true when what the file offers changed since the last call. */
+bool ml_ctl_file_refresh(struct ml_ctl_file *f);
+/* true for a node id that can name a file in DIR: not empty, no '/', not starting with '.'. */
+bool ml_ctl_node_id_safe(const char *id);
+
+/* nodes.c: what the messages do. Each returns 0, or -1 when the connection must close (the
+ * reason is logged and in why[cap]). */
+int ml_ctl_on_hello(struct ml_ctl *ctl, struct ml_ctl_conn *conn, const struct ml_ctl_msg *m,
+                    char *why, size_t cap);
+void ml_ctl_on_answer(struct ml_ctl *ctl, struct ml_ctl_node *node, const struct ml_ctl_msg *m);
+void ml_ctl_on_status(struct ml_ctl *ctl, struct ml_ctl_node *node, const struct ml_ctl_msg *m);
+/* The connection of node closed. */
+void ml_ctl_on_gone(struct ml_ctl *ctl, struct ml_ctl_node *node);
+/* Looks at the directory again and pushes what changed to the connected nodes. */
+void ml_ctl_sync_all(struct ml_ctl *ctl);
+void ml_ctl_nodes_free(struct ml_ctl *ctl);
+
+/* json.c. The GET /fleet body, ml_malloc'd, in *out (*n_out bytes). 0; -ENOBUFS past
+ * ML_CTL_MAX_JSON_BYTES; -ENOMEM. */
+int ml_ctl_json_fleet(const struct ml_ctl *ctl, char **out, size_t *n_out);
+
+/* ws.c */
+struct ml_ctl_listen {
+    const char *iface; /* an IP literal */
+    uint16_t port;
+    const char *cert, *key, *ca; /* NULL: plain / no client certificates */
+};
+/* Creates the vhost on ctl->loop. 0, or a negative errno with the reason in why[cap]. */
+int ml_ctl_ws_listen(struct ml_ctl *ctl, const struct ml_ctl_listen *l, char *why, size_t cap);
+/* Queues a whole envelope (buf from ml_ctl_msg_push; taken) on conn, replacing one not yet sent
+ * (a newer config supersedes it). */
+void ml_ctl_ws_send_take(struct ml_ctl_conn *conn, uint8_t *buf, size_t n);
+/* Closes conn soon with a WebSocket close reason; its node link is cut now. */
+void ml_ctl_ws_close(struct ml_ctl_conn *conn, const char *reason);
+/* Which node this connection is: set by nodes.c on Hello; NULL cuts the link. */
+void ml_ctl_ws_set_node(struct ml_ctl_conn *conn, struct ml_ctl_node *node);
+unsigned ml_ctl_ws_conn_id(const struct ml_ctl_conn *conn);
+/* Bytes a send buffer keeps free in front of the message (LWS_PRE). */
+size_t ml_ctl_ws_pre(void);
+
+#endif

@@ -1,0 +1,240 @@
+/* GET /fleet: every node the table remembers, as JSON (PROTOCOL.md "meshlet controller"):
+ *
+ *   {"nodes":[{"id":..,"board":..,"version":..,"features":[..],"connected":true,
+ *              "config_version":..,"last_nack":{"version":..,"error":..}|null,
+ *              "last_status":{"config_version":..,"uptime_s":..,"calls_total":..,
+ *                             "calls_failed":..,"endpoints_healthy":..,
+ *                             "endpoints_total":..}|null}]}
+ *
+ * Strings come from nodes and are escaped as RFC 8259 says (quote, backslash, control
+ * characters); valid UTF-8 passes as it is, any other byte >= 0x80 becomes U+FFFD, so the
+ * answer is always valid JSON whatever a node sent. */
+#include "controller/controller_int.h"
+
+#include "core/alloc.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define FIRST_BYTES 4096
+
+/* A growing buffer, capped at ML_CTL_MAX_JSON_BYTES; the first failure sticks. */
+struct out {
+    char *p;
+    size_t n, cap;
+    int error; /* 0, -ENOMEM or -ENOBUFS */
+};
+
+static bool reserve(struct out *o, size_t more)
+{
+    size_t cap = o->cap != 0 ? o->cap : FIRST_BYTES;
+    char *p;
+
+    if (o->error != 0) {
+        return false;
+    }
+    if (o->n + more + 1 <= o->cap) {
+        return true;
+    }
+    while (cap < o->n + more + 1) {
+        cap *= 2;
+    }
+    if (cap > ML_CTL_MAX_JSON_BYTES) {
+        if (o->n + more + 1 > ML_CTL_MAX_JSON_BYTES) {
+            o->error = -ENOBUFS;
+            return false;
+        }
+        cap = ML_CTL_MAX_JSON_BYTES;
+    }
+    if ((p = ml_realloc(o->p, cap)) == NULL) {
+        o->error = -ENOMEM;
+        return false;
+    }
+    o->p = p;
+    o->cap = cap;
+    return true;
+}
+
+static void put(struct out *o, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (reserve(o, n)) {
+        memcpy(o->p + o->n, s, n + 1);
+        o->n += n;
+    }
+}
+
+static void putf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void putf(struct out *o, const char *fmt, ...)
+{
+    char buf[256]; /* numbers only */
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    put(o, buf);
+}
+
+/* Length of the valid UTF-8 sequence at c (lead byte >= 0x80), or 0 when it is not one. */
+static size_t utf8_len(const unsigned char *c)
+{
+    size_t n;
+    uint32_t cp;
+
+    if (c[0] >= 0xc2 && c[0] <= 0xdf) {
+        n = 2;
+        cp = c[0] & 0x1f;
+    } else if (c[0] >= 0xe0 && c[0] <= 0xef) {
+        n = 3;
+        cp = c[0] & 0x0f;
+    } else if (c[0] >= 0xf0 && c[0] <= 0xf4) {
+        n = 4;
+        cp = c[0] & 0x07;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((c[i] & 0xc0) != 0x80) {
+            return 0; /* also stops at the NUL */
+        }
+        cp = cp << 6 | (c[i] & 0x3f);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff)) {
+        return 0; /* overlong, out of range, or a surrogate */
+    }
+    return n;
+}
+
+static void put_string(struct out *o, const char *s)
+{
+    char esc[8];
+    size_t n;
+
+    put(o, "\"");
+    for (const unsigned char *c = (const unsigned char *)s; *c != '\0'; c++) {
+        if (*c >= 0x80) {
+            if ((n = utf8_len(c)) == 0) {
+                put(o, "\\ufffd");
+                continue;
+            }
+            memcpy(esc, c, n);
+            esc[n] = '\0';
+            put(o, esc);
+            c += n - 1;
+            continue;
+        }
+        switch (*c) {
+        case '"':
+            put(o, "\\\"");
+            break;
+        case '\\':
+            put(o, "\\\\");
+            break;
+        case '\n':
+            put(o, "\\n");
+            break;
+        case '\r':
+            put(o, "\\r");
+            break;
+        case '\t':
+            put(o, "\\t");
+            break;
+        default:
+            if (*c < 0x20 || *c == 0x7f) {
+                snprintf(esc, sizeof(esc), "\\u%04x", *c);
+                put(o, esc);
+            } else {
+                esc[0] = (char)*c;
+                esc[1] = '\0';
+                put(o, esc);
+            }
+        }
+    }
+    put(o, "\"");
+}
+
+static void put_key(struct out *o, const char *key)
+{
+    put_string(o, key);
+    put(o, ":");
+}
+
+static void put_node(struct out *o, const struct ml_ctl_node *n)
+{
+    put(o, "{");
+    put_key(o, "id");
+    put_string(o, n->id);
+    put(o, ",");
+    put_key(o, "board");
+    put_string(o, n->board);
+    put(o, ",");
+    put_key(o, "version");
+    put_string(o, n->version);
+    put(o, ",");
+    put_key(o, "features");
+    put(o, "[");
+    for (size_t i = 0; i < n->n_features; i++) {
+        put(o, i > 0 ? "," : "");
+        put_string(o, n->features[i]);
+    }
+    put(o, "],");
+    put_key(o, "connected");
+    put(o, n->conn != NULL ? "true," : "false,");
+    put_key(o, "config_version");
+    put_string(o, n->config_version);
+    put(o, ",");
+    put_key(o, "last_nack");
+    if (n->has_nack) {
+        put(o, "{");
+        put_key(o, "version");
+        put_string(o, n->nack_version);
+        put(o, ",");
+        put_key(o, "error");
+        put_string(o, n->nack_error);
+        put(o, "}");
+    } else {
+        put(o, "null");
+    }
+    put(o, ",");
+    put_key(o, "last_status");
+    if (n->has_status) {
+        const struct ml_ctl_status *s = &n->status;
+
+        put(o, "{");
+        put_key(o, "config_version");
+        put_string(o, s->config_version);
+        putf(o,
+             ",\"uptime_s\":%" PRIu64 ",\"calls_total\":%" PRIu64 ",\"calls_failed\":%" PRIu64
+             ",\"endpoints_healthy\":%" PRIu32 ",\"endpoints_total\":%" PRIu32 "}",
+             s->uptime_s, s->calls_total, s->calls_failed, s->endpoints_healthy,
+             s->endpoints_total);
+    } else {
+        put(o, "null");
+    }
+    put(o, "}");
+}
+
+int ml_ctl_json_fleet(const struct ml_ctl *ctl, char **out, size_t *n_out)
+{
+    struct out o = {0};
+
+    put(&o, "{\"nodes\":[");
+    for (size_t i = 0; i < ctl->n_nodes; i++) {
+        put(&o, i > 0 ? "," : "");
+        put_node(&o, ctl->nodes[i]);
+    }
+    put(&o, "]}\n");
+    if (o.error != 0) {
+        ml_free(o.p);
+        return o.error;
+    }
+    *out = o.p;
+    *n_out = o.n;
+    return 0;
+}

@@ -1,0 +1,457 @@
+/* The controller's listener over libwebsockets: one vhost on the shared loop, protocol
+ * "meshlet.fleet.v1" for nodes (one binary WebSocket message = one Envelope) and plain HTTP on
+ * the same port for GET /fleet. TLS with --cert/--key; with --ca, client certificates are
+ * required and must chain to it (mbedTLS verifies them during the handshake).
+ *
+ * Who owns what: lws allocates and zeroes each connection's record (struct ml_ctl_conn, struct
+ * http_session: per_session_data_size) and frees it after LWS_CALLBACK_CLOSED /
+ * LWS_CALLBACK_CLOSED_HTTP; the record owns its buffers, freed there. */
+#include "controller/controller_int.h"
+
+#include "core/alloc.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/sock.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define FLEET_PROTOCOL "meshlet.fleet.v1"
+/* Time a new connection has to say Hello. */
+#define HELLO_TIMEOUT_S 30
+/* The most of the GET /fleet body written per WRITEABLE callback. */
+#define HTTP_CHUNK_BYTES 16384
+/* A WebSocket close frame's reason (RFC 6455: 125 bytes of payload, 2 of them the code). */
+#define CLOSE_REASON_MAX 123
+
+struct ml_ctl_conn {
+    struct lws *wsi;
+    struct ml_ctl *ctl;
+    struct ml_ctl_node *node; /* after Hello; NULL before, and once closing */
+    unsigned id;
+    uint8_t *rx; /* the message being reassembled (ml_malloc), rx_n of rx_cap bytes used */
+    size_t rx_n, rx_cap;
+    uint8_t *tx; /* the envelope to send at tx + LWS_PRE (ml_malloc), tx_n bytes; NULL: none */
+    size_t tx_n;
+    bool closing; /* close at the next WRITEABLE, with close_status and close_reason */
+    enum lws_close_status close_status;
+    char close_reason[CLOSE_REASON_MAX + 1];
+};
+
+struct http_session {
+    char *body; /* ml_malloc'd response body being written; NULL when none */
+    size_t len, sent;
+};
+
+size_t ml_ctl_ws_pre(void)
+{
+    return LWS_PRE;
+}
+
+unsigned ml_ctl_ws_conn_id(const struct ml_ctl_conn *conn)
+{
+    return conn->id;
+}
+
+void ml_ctl_ws_set_node(struct ml_ctl_conn *conn, struct ml_ctl_node *node)
+{
+    conn->node = node;
+}
+
+void ml_ctl_ws_send_take(struct ml_ctl_conn *conn, uint8_t *buf, size_t n)
+{
+    ml_free(conn->tx);
+    conn->tx = buf;
+    conn->tx_n = n;
+    lws_callback_on_writable(conn->wsi);
+}
+
+static void set_close(struct ml_ctl_conn *conn, enum lws_close_status status, const char *reason)
+{
+    conn->closing = true;
+    conn->close_status = status;
+    snprintf(conn->close_reason, sizeof(conn->close_reason), "%s", reason);
+}
+
+void ml_ctl_ws_close(struct ml_ctl_conn *conn, const char *reason)
+{
+    set_close(conn, LWS_CLOSE_STATUS_POLICY_VIOLATION, reason);
+    conn->node = NULL; /* the node's record is no longer this connection's */
+    lws_callback_on_writable(conn->wsi);
+}
+
+/* Closes conn from inside its own callback: log the reason, put it in the close frame; the
+ * callback returns -1 next. */
+static int close_now(struct ml_ctl_conn *conn, enum lws_close_status status, const char *reason)
+{
+    ML_LOG_WRN("c%u%s%s: closed: %s", conn->id, conn->node != NULL ? " node " : "",
+               conn->node != NULL ? conn->node->id : "", reason);
+    lws_close_reason(conn->wsi, status, (unsigned char *)(uintptr_t)reason,
+                     strnlen(reason, CLOSE_REASON_MAX));
+    return -1;
+}
+
+/* One whole message. 0, or -1 to close the connection. */
+static int on_message(struct ml_ctl_conn *conn)
+{
+    struct ml_ctl *ctl = conn->ctl;
+    /* Large (a Nack's error is 4 KiB): one per controller would do, but the stack of a loop
+     * callback has room for it. */
+    struct ml_ctl_msg m;
+    char why[256];
+    int rv;
+
+    if ((rv = ml_ctl_msg_decode(conn->rx, conn->rx_n, &m)) < 0) {
+        snprintf(why, sizeof(why), "undecodable envelope (%zu bytes): %s", conn->rx_n,
+                 rv == -EMSGSIZE ? "too large" : "not a fleet Envelope");
+        return close_now(conn, LWS_CLOSE_STATUS_PROTOCOL_ERR, why);
+    }
+    if (m.kind == ML_CTL_MSG_HELLO) {
+        if (conn->node != NULL && strcmp(conn->node->id, m.hello.node_id) != 0) {
+            return close_now(conn, LWS_CLOSE_STATUS_PROTOCOL_ERR,
+                             "a second Hello with another node id");
+        }
+        if (ml_ctl_on_hello(ctl, conn, &m, why, sizeof(why)) < 0) {
+            return close_now(conn, LWS_CLOSE_STATUS_POLICY_VIOLATION, why);
+        }
+        lws_set_timeout(conn->wsi, NO_PENDING_TIMEOUT, 0);
+        return 0;
+    }
+    if (m.kind == ML_CTL_MSG_UNKNOWN) {
+        ML_LOG_DBG("c%u: an envelope of a kind this controller does not know: ignored", conn->id);
+        return 0;
+    }
+    if (conn->node == NULL) {
+        return close_now(conn, LWS_CLOSE_STATUS_PROTOCOL_ERR, "expected Hello first");
+    }
+    switch (m.kind) {
+    case ML_CTL_MSG_ACK:
+    case ML_CTL_MSG_NACK:
+        ml_ctl_on_answer(ctl, conn->node, &m);
+        return 0;
+    case ML_CTL_MSG_STATUS:
+        ml_ctl_on_status(ctl, conn->node, &m);
+        return 0;
+    default:
+        return close_now(conn, LWS_CLOSE_STATUS_PROTOCOL_ERR, "a node does not send Push");
+    }
+}
+
+/* A piece of a message. 0, or -1 to close. */
+static int on_receive(struct ml_ctl_conn *conn, const uint8_t *in, size_t len)
+{
+    size_t max = ml_ctl_msg_max_bytes();
+    size_t want = conn->rx_n + len + lws_remaining_packet_payload(conn->wsi);
+    char why[96];
+
+    if (conn->closing) {
+        return 0; /* replaced by a newer connection: nothing it says counts */
+    }
+    if (!lws_frame_is_binary(conn->wsi)) {
+        return close_now(conn, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
+                         "a text frame: envelopes are binary");
+    }
+    if (want > max) {
+        snprintf(why, sizeof(why), "a message over %zu bytes", max);
+        return close_now(conn, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, why);
+    }
+    if (want > conn->rx_cap) {
+        uint8_t *p = ml_realloc(conn->rx, want);
+
+        if (p == NULL) {
+            return close_now(conn, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        }
+        conn->rx = p;
+        conn->rx_cap = want;
+    }
+    if (len > 0) {
+        memcpy(conn->rx + conn->rx_n, in, len);
+    }
+    conn->rx_n += len;
+    if (!lws_is_final_fragment(conn->wsi) || lws_remaining_packet_payload(conn->wsi) > 0) {
+        return 0;
+    }
+    {
+        int rv = on_message(conn);
+
+        conn->rx_n = 0;
+        return rv;
+    }
+}
+
+static int fleet_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                          size_t len)
+{
+    struct ml_ctl *ctl = lws_get_vhost_user(lws_get_vhost(wsi));
+    struct ml_ctl_conn *conn = user;
+    char peer[64];
+
+    switch (reason) {
+    case LWS_CALLBACK_ESTABLISHED:
+        if (ctl == NULL || conn == NULL) {
+            return -1;
+        }
+        conn->wsi = wsi;
+        conn->ctl = ctl;
+        conn->id = ++ctl->next_conn_id;
+        lws_get_peer_simple(wsi, peer, sizeof(peer));
+        ML_LOG_INF("c%u: WebSocket from %s", conn->id, peer);
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, HELLO_TIMEOUT_S);
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        return conn != NULL && conn->ctl != NULL ? on_receive(conn, in, len) : -1;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        if (conn == NULL || conn->ctl == NULL) {
+            return -1;
+        }
+        if (conn->closing) {
+            ML_LOG_INF("c%u: closed: %s", conn->id, conn->close_reason);
+            lws_close_reason(wsi, conn->close_status, (unsigned char *)conn->close_reason,
+                             strlen(conn->close_reason));
+            return -1;
+        }
+        if (conn->tx != NULL) {
+            int n = lws_write(wsi, conn->tx + LWS_PRE, conn->tx_n, LWS_WRITE_BINARY);
+
+            ml_free(conn->tx);
+            conn->tx = NULL;
+            if (n < (int)conn->tx_n) {
+                ML_LOG_WRN("c%u: write failed: closed", conn->id);
+                return -1;
+            }
+        }
+        return 0;
+    case LWS_CALLBACK_CLOSED:
+        if (conn == NULL || conn->ctl == NULL) {
+            return 0;
+        }
+        if (conn->node != NULL && conn->node->conn == conn) {
+            ml_ctl_on_gone(ctl, conn->node);
+        }
+        conn->node = NULL;
+        ml_free(conn->rx);
+        ml_free(conn->tx);
+        conn->rx = conn->tx = NULL;
+        ML_LOG_DBG("c%u: connection closed", conn->id);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* ---- plain HTTP: GET /fleet ------------------------------------------------------------- */
+
+static void http_drop(struct http_session *s)
+{
+    ml_free(s->body);
+    s->body = NULL;
+    s->len = s->sent = 0;
+}
+
+/* Headers now, the body from WRITEABLE. 0, or -1 to close. */
+static int http_respond(struct lws *wsi, struct http_session *s, unsigned status,
+                        const char *type, char *body_take, size_t n)
+{
+    uint8_t buf[LWS_PRE + 512];
+    uint8_t *start = &buf[LWS_PRE], *p = start, *end = &buf[sizeof(buf) - 1];
+
+    http_drop(s);
+    s->body = body_take;
+    s->len = n;
+    if (lws_add_http_common_headers(wsi, status, type, (lws_filepos_t)n, &p, end) != 0 ||
+        lws_finalize_write_http_header(wsi, start, &p, end) != 0) {
+        return -1;
+    }
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static int http_respond_text(struct lws *wsi, struct http_session *s, unsigned status,
+                             const char *text)
+{
+    size_t n = strlen(text);
+    char *body = ml_malloc(n + 1);
+
+    if (body == NULL) {
+        return -1;
+    }
+    memcpy(body, text, n + 1);
+    if (http_respond(wsi, s, status, "text/plain; charset=utf-8", body, n) < 0) {
+        http_drop(s);
+        return -1;
+    }
+    return 0;
+}
+
+static int http_request(struct lws *wsi, struct ml_ctl *ctl, struct http_session *s,
+                        const char *path)
+{
+    char *body;
+    size_t n;
+    int rv;
+
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
+        return http_respond_text(wsi, s, 405, "only GET is served here\n");
+    }
+    if (strcmp(path, "/fleet") != 0) {
+        return http_respond_text(wsi, s, 404, "not found; GET /fleet lists the nodes\n");
+    }
+    if ((rv = ml_ctl_json_fleet(ctl, &body, &n)) < 0) {
+        ML_LOG_ERR("GET /fleet: %s", rv == -ENOBUFS ? "over ML_CTL_MAX_JSON_BYTES" : "no memory");
+        return http_respond_text(wsi, s, 500, "cannot render the fleet\n");
+    }
+    if (http_respond(wsi, s, 200, "application/json", body, n) < 0) {
+        http_drop(s);
+        return -1;
+    }
+    return 0;
+}
+
+static int http_write(struct lws *wsi, struct http_session *s)
+{
+    uint8_t buf[LWS_PRE + HTTP_CHUNK_BYTES];
+    size_t n = s->len - s->sent;
+    bool last;
+
+    if (s->body == NULL) {
+        return 0;
+    }
+    if (n > HTTP_CHUNK_BYTES) {
+        n = HTTP_CHUNK_BYTES;
+    }
+    last = s->sent + n == s->len;
+    memcpy(&buf[LWS_PRE], s->body + s->sent, n);
+    if (lws_write(wsi, &buf[LWS_PRE], n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < (int)n) {
+        return -1;
+    }
+    s->sent += n;
+    if (!last) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    http_drop(s);
+    return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+}
+
+static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len)
+{
+    struct ml_ctl *ctl = lws_get_vhost_user(lws_get_vhost(wsi));
+    struct http_session *s = user;
+
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        if (ctl == NULL || s == NULL) {
+            return -1;
+        }
+        return http_request(wsi, ctl, s, in != NULL ? (const char *)in : "");
+    case LWS_CALLBACK_HTTP_BODY:
+        return 0; /* not read: a non-GET was answered 405 */
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return 0;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return s != NULL ? http_write(wsi, s) : -1;
+    case LWS_CALLBACK_ESTABLISHED:
+        /* A WebSocket upgrade that named no subprotocol lands on the first protocol. */
+        ML_LOG_WRN("a WebSocket without subprotocol " FLEET_PROTOCOL ": closed");
+        return -1;
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        if (s != NULL) {
+            http_drop(s);
+        }
+        break;
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols protocols[] = {
+    {
+        .name = "ml-ctl-http",
+        .callback = http_callback,
+        .per_session_data_size = sizeof(struct http_session),
+    },
+    {
+        .name = FLEET_PROTOCOL,
+        .callback = fleet_callback,
+        .per_session_data_size = sizeof(struct ml_ctl_conn),
+        .rx_buffer_size = 16384,
+    },
+    LWS_PROTOCOL_LIST_TERM,
+};
+
+/* Why a file cannot be used, into why; -errno, or 0 when it can be read. */
+static int check_readable(const char *what, const char *path, char *why, size_t cap)
+{
+    if (access(path, R_OK) != 0) {
+        int e = errno;
+
+        snprintf(why, cap, "%s %s: %s", what, path, strerror(e));
+        return -e;
+    }
+    return 0;
+}
+
+int ml_ctl_ws_listen(struct ml_ctl *ctl, const struct ml_ctl_listen *l, char *why, size_t cap)
+{
+    struct lws_context_creation_info info;
+    struct ml_sock_addr sa;
+    int rv;
+
+    if (l->cert != NULL && (rv = check_readable("--cert", l->cert, why, cap)) < 0) {
+        return rv;
+    }
+    if (l->key != NULL && (rv = check_readable("--key", l->key, why, cap)) < 0) {
+        return rv;
+    }
+    if (l->ca != NULL && (rv = check_readable("--ca", l->ca, why, cap)) < 0) {
+        return rv;
+    }
+    memset(&info, 0, sizeof(info));
+    info.vhost_name = "ml-controller";
+    info.iface = l->iface;
+    info.port = l->port;
+    info.protocols = protocols;
+    info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+    if (l->cert != NULL) {
+        /* Without this option on the vhost too, lws 4.3 quietly serves plaintext. */
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = l->cert;
+        info.ssl_private_key_filepath = l->key;
+        if (l->ca != NULL) {
+            info.ssl_ca_filepath = l->ca;
+            info.options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
+        }
+    }
+    info.keepalive_timeout = 5;
+    info.timeout_secs = 10;
+    info.user = ctl;
+    ctl->vh = lws_create_vhost(ml_loop_lws_context(ctl->loop), &info);
+    if (ctl->vh != NULL) {
+        return 0;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.port = l->port;
+    if (inet_pton(AF_INET, l->iface, sa.ip) == 1) {
+        sa.family = AF_INET;
+    } else {
+        sa.family = AF_INET6;
+        inet_pton(AF_INET6, l->iface, sa.ip);
+    }
+    rv = ml_sock_bind_errno(&sa);
+    if (rv < 0) {
+        snprintf(why, cap, "cannot listen on %s port %u: %s", l->iface, l->port, strerror(-rv));
+        return rv;
+    }
+    snprintf(why, cap, "cannot listen on %s port %u: %s", l->iface, l->port,
+             l->cert != NULL ? "TLS setup failed (is --cert/--key/--ca PEM, and the key the "
+                               "cert's?)"
+                             : "libwebsockets refused the listener");
+    return -EIO;
+}
