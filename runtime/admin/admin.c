@@ -17,26 +17,13 @@
 #include <libwebsockets.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Written per WRITEABLE callback. */
 #define ADMIN_CHUNK_BYTES 16384
 /* First try at a stats rendering; doubled up to ML_ADMIN_MAX_RESPONSE_BYTES. */
 #define ADMIN_FIRST_BYTES 16384
-
-struct ml_admin {
-    struct ml_loop *loop;
-    struct lws_vhost *vh;
-    struct ml_proxy *proxy; /* borrowed; NULL: not ready */
-};
-
-/* One HTTP connection (lws allocates and zeroes it; per_session_data_size). */
-struct session {
-    char *body; /* the response body being written (ml_malloc); NULL when none */
-    size_t len;
-    size_t sent;
-    bool close; /* close the connection after this response */
-};
 
 struct response {
     unsigned int status;
@@ -46,11 +33,63 @@ struct response {
     char version[ML_CFG_VERSION_MAX + 1]; /* X-Meshlet-Config-Version; "" = none */
 };
 
+/* POST /config requests waiting for the node's answer at once; more get 503. */
+#define ADMIN_MAX_PENDING_POSTS 4
+
+struct ml_admin {
+    struct ml_loop *loop;
+    struct lws_vhost *vh;
+    struct ml_proxy *proxy; /* borrowed; NULL: not ready */
+    const struct ml_admin_hooks *hooks; /* NULL: no POST /config, no node counters */
+    void *hooks_user;
+    unsigned int last_token;
+    struct {
+        unsigned int token; /* 0: a free slot */
+        struct lws *wsi;
+    } posts[ADMIN_MAX_PENDING_POSTS];
+};
+
+/* One HTTP connection (lws allocates and zeroes it; per_session_data_size). */
+struct session {
+    char *body; /* the response body being written (ml_malloc); NULL when none */
+    size_t len;
+    size_t sent;
+    bool close; /* close the connection after this response */
+    /* POST /config */
+    char *req;         /* the request body so far (ml_malloc, CONFIG_ML_MAX_CONFIG_BYTES + 1) */
+    size_t req_len;
+    bool req_too_big;  /* over CONFIG_ML_MAX_CONFIG_BYTES: answered 413 */
+    unsigned int token; /* waiting for the node's answer; 0: not */
+    struct response *answer; /* the node's answer, to send when writeable (ml_malloc) */
+};
+
 static void session_drop(struct session *s)
 {
     ml_free(s->body);
     s->body = NULL;
     s->len = s->sent = 0;
+}
+
+/* Forgets the POST of s: its request body, and its slot (a later answer is dropped). */
+static void session_drop_post(struct ml_admin *a, struct session *s)
+{
+    ml_free(s->req);
+    s->req = NULL;
+    s->req_len = 0;
+    if (s->answer != NULL) {
+        ml_free(s->answer->body);
+        ml_free(s->answer);
+        s->answer = NULL;
+    }
+    if (s->token != 0 && a != NULL) {
+        for (int i = 0; i < ADMIN_MAX_PENDING_POSTS; i++) {
+            if (a->posts[i].token == s->token) {
+                a->posts[i].token = 0;
+                a->posts[i].wsi = NULL;
+            }
+        }
+    }
+    s->token = 0;
 }
 
 /* A short fixed body. false when out of memory. */
@@ -85,7 +124,16 @@ static bool respond_stats(struct ml_admin *a, struct response *r, render_fn *ren
             return false;
         }
         if ((n = render(st, r->body, cap)) >= 0) {
-            break;
+            long m = 0;
+            if (a->hooks != NULL && a->hooks->render_stats != NULL) {
+                m = a->hooks->render_stats(a->hooks_user,
+                                           render == ml_stats_render_prometheus, r->body + n,
+                                           cap - (size_t)n);
+            }
+            if (m >= 0) {
+                n += m;
+                break;
+            }
         }
         ml_free(r->body);
         r->body = NULL;
@@ -146,6 +194,21 @@ static bool route(struct ml_admin *a, const char *path, struct response *r)
     }
     if (strcmp(path, "/config") == 0) {
         return respond_config(a, r);
+    }
+    if (strcmp(path, "/fleet") == 0 && a->hooks != NULL && a->hooks->render_fleet != NULL) {
+        long n;
+        r->status = 200;
+        r->content_type = "text/plain; charset=utf-8";
+        if ((r->body = ml_malloc(ADMIN_FIRST_BYTES)) == NULL) {
+            return false;
+        }
+        if ((n = a->hooks->render_fleet(a->hooks_user, false, r->body, ADMIN_FIRST_BYTES)) < 0) {
+            ml_free(r->body);
+            r->body = NULL;
+            return respond_text(r, 500, "the fleet state does not fit\n");
+        }
+        r->len = (size_t)n;
+        return true;
     }
     return respond_text(r, 404, "not found\n");
 }
@@ -208,6 +271,56 @@ static int write_body(struct lws *wsi, struct session *s)
     return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
 }
 
+/* POST /config: reserves a slot and a buffer for the body. 0, or -1 to close the connection.
+ * A refusal is answered at once (r filled, *answered set). */
+static int post_begin(struct ml_admin *a, struct lws *wsi, struct session *s, struct response *r,
+                      bool *answered)
+{
+    char len_text[32];
+    unsigned long long want;
+    int slot = -1;
+
+    *answered = true;
+    s->close = true; /* a refused body would have to be read first: close instead */
+    if (lws_hdr_copy(wsi, len_text, sizeof(len_text), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0) {
+        return respond_text(r, 411, "POST /config needs a Content-Length\n") ? 0 : -1;
+    }
+    want = strtoull(len_text, NULL, 10);
+    if (want == 0) {
+        return respond_text(r, 400, "push:0: expected an INI text, got an empty body\n") ? 0 : -1;
+    }
+    if (want > CONFIG_ML_MAX_CONFIG_BYTES) {
+        char text[160];
+        snprintf(text, sizeof(text),
+                 "push:0: expected at most %d bytes (CONFIG_ML_MAX_CONFIG_BYTES), got %llu "
+                 "bytes\n",
+                 CONFIG_ML_MAX_CONFIG_BYTES, want);
+        return respond_text(r, 413, text) ? 0 : -1;
+    }
+    for (int i = 0; i < ADMIN_MAX_PENDING_POSTS; i++) {
+        if (a->posts[i].token == 0) {
+            slot = i;
+            break;
+        }
+    }
+    if (slot < 0) {
+        return respond_text(r, 503, "busy: other POST /config requests wait\n") ? 0 : -1;
+    }
+    if ((s->req = ml_malloc((size_t)want + 1)) == NULL) {
+        return respond_text(r, 503, "out of memory\n") ? 0 : -1;
+    }
+    s->req_len = 0;
+    if (++a->last_token == 0) {
+        a->last_token = 1;
+    }
+    s->token = a->last_token;
+    s->close = false;
+    a->posts[slot].token = s->token;
+    a->posts[slot].wsi = wsi;
+    *answered = false;
+    return 0;
+}
+
 static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                           size_t len)
 {
@@ -221,9 +334,18 @@ static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
             return -1;
         }
         memset(&r, 0, sizeof(r));
-        if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
+        if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0 && in != NULL &&
+            strcmp(in, "/config") == 0 && a->hooks != NULL && a->hooks->apply != NULL) {
+            bool answered;
+            if (post_begin(a, wsi, s, &r, &answered) < 0) {
+                return -1;
+            }
+            if (!answered) {
+                return 0; /* the body comes next */
+            }
+        } else if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
             s->close = true; /* a body we do not read may follow */
-            if (!respond_text(&r, 405, "only GET is served here\n")) {
+            if (!respond_text(&r, 405, "only GET is served here, and POST /config\n")) {
                 return -1;
             }
         } else if (!route(a, in != NULL ? (const char *)in : "", &r)) {
@@ -236,16 +358,48 @@ static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         }
         return 0;
     case LWS_CALLBACK_HTTP_BODY:
-        return 0; /* a POST's body: answered 405 above, the connection closes after */
+        if (s != NULL && s->req != NULL) {
+            /* post_begin sized req by Content-Length; lws delivers no more than that */
+            size_t room = CONFIG_ML_MAX_CONFIG_BYTES - s->req_len;
+            if (len > room) {
+                len = room;
+            }
+            memcpy(s->req + s->req_len, in, len);
+            s->req_len += len;
+        }
+        return 0; /* otherwise a refused POST's body: the connection closes after the answer */
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (s != NULL && s->req != NULL && a != NULL && a->hooks != NULL) {
+            char *text = s->req;
+            size_t n = s->req_len;
+            s->req = NULL;
+            text[n] = '\0';
+            /* may answer at once (ml_admin_apply_done), or later */
+            a->hooks->apply(a->hooks_user, text, n, s->token);
+            ml_free(text);
+        }
+        return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         if (s == NULL) {
             return -1;
+        }
+        if (s->answer != NULL) {
+            struct response *ans = s->answer;
+            s->answer = NULL;
+            if (send_response(wsi, s, ans) < 0) {
+                ml_free(ans->body);
+                ml_free(ans);
+                return -1;
+            }
+            ml_free(ans);
+            return 0;
         }
         return write_body(wsi, s);
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         if (s != NULL) {
             session_drop(s);
+            session_drop_post(a, s);
         }
         break;
     default:
@@ -327,6 +481,57 @@ void ml_admin_free(struct ml_admin *a)
     }
     lws_vhost_destroy(a->vh);
     ml_free(a);
+}
+
+void ml_admin_set_hooks(struct ml_admin *a, const struct ml_admin_hooks *hooks, void *user)
+{
+    if (a != NULL) {
+        a->hooks = hooks;
+        a->hooks_user = user;
+    }
+}
+
+void ml_admin_apply_done(struct ml_admin *a, unsigned int token, unsigned int status,
+                         const char *body)
+{
+    struct session *s;
+    struct response *ans;
+    struct lws *wsi = NULL;
+
+    if (a == NULL || token == 0) {
+        return;
+    }
+    for (int i = 0; i < ADMIN_MAX_PENDING_POSTS; i++) {
+        if (a->posts[i].token == token) {
+            wsi = a->posts[i].wsi;
+            a->posts[i].token = 0;
+            a->posts[i].wsi = NULL;
+        }
+    }
+    if (wsi == NULL || (s = lws_wsi_user(wsi)) == NULL) {
+        return; /* the client went away */
+    }
+    s->token = 0;
+    if ((ans = ml_calloc(1, sizeof(*ans))) == NULL) {
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    if (!respond_text(ans, status, body)) {
+        ml_free(ans);
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    if (ans->len > 0 && ans->body[ans->len - 1] != '\n' && status != 200) {
+        /* error lines end with a newline like every other body here */
+        char *b = ml_realloc(ans->body, ans->len + 2);
+        if (b != NULL) {
+            b[ans->len++] = '\n';
+            b[ans->len] = '\0';
+            ans->body = b;
+        }
+    }
+    s->answer = ans;
+    lws_callback_on_writable(wsi);
 }
 
 void ml_admin_set_proxy(struct ml_admin *a, struct ml_proxy *proxy)

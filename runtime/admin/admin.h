@@ -6,7 +6,11 @@
  *   GET /stats/prometheus   the same in Prometheus' text exposition format 0.0.4
  *   GET /config             the running INI, after a "# version: V" line; also in the
  *                           X-Meshlet-Config-Version header
- *   anything else           404 (405 for a method other than GET)
+ *   POST /config            the body is a whole INI: applied like a push (PROTOCOL.md); 200
+ *                           "version: V", or 400 with the error lines ("push:LINE: ..."), or
+ *                           413 over CONFIG_ML_MAX_CONFIG_BYTES, 503 when nothing applies
+ *   GET /fleet              the control plane as this node sees it (text)
+ *   anything else           404 (405 for another method)
  *
  * A libwebsockets HTTP server vhost on the one loop; responses are built whole into a buffer of
  * at most ML_ADMIN_MAX_RESPONSE_BYTES (a bigger one is a 500 saying so), then written as the
@@ -16,6 +20,7 @@
 
 #include "core/loop-t.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct ml_admin;
@@ -32,6 +37,24 @@ int ml_admin_new(struct ml_loop *loop, struct ml_proxy *proxy, char *why, size_t
                  struct ml_admin **out);
 /* Stops listening; requests in progress are dropped. NULL is a no-op. */
 void ml_admin_free(struct ml_admin *a);
+
+/* What the node adds to the endpoint (node/node.c). user is passed back to every hook.
+ * apply: POST /config's body text[0..n) (borrowed for the call); the node answers later, once,
+ *   with ml_admin_apply_done(a, token, ...).
+ * render_stats: appends the node's own counters to /stats (prometheus false) and
+ *   /stats/prometheus (true): the length written, or -ENOBUFS when out[0..cap) is too small.
+ * render_fleet: the body of GET /fleet, the same way. */
+struct ml_admin_hooks {
+    void (*apply)(void *user, const char *text, size_t n, unsigned int token);
+    long (*render_stats)(void *user, bool prometheus, char *out, size_t cap);
+    long (*render_fleet)(void *user, bool prometheus, char *out, size_t cap);
+};
+void ml_admin_set_hooks(struct ml_admin *a, const struct ml_admin_hooks *hooks, void *user);
+
+/* The answer to the POST /config of token: status and a text body (copied). Dropped when that
+ * connection is gone. NULL a: a no-op. */
+void ml_admin_apply_done(struct ml_admin *a, unsigned int token, unsigned int status,
+                         const char *body);
 
 /* The proxy whose state the endpoint shows from now on (a new configuration; NULL: not ready). */
 void ml_admin_set_proxy(struct ml_admin *a, struct ml_proxy *proxy);

@@ -37,6 +37,8 @@ enum ml_cfg_access_log {
 };
 
 struct ml_cfg_node {
+    int line;     /* the [node] header line; 0: no [node] section */
+    int id_line;  /* the line of id; 0: not given (the host name is used; a fleet push keeps ours) */
     const char *id;
     struct ml_cfg_addr admin; /* admin.set == false: admin = off */
     bool admin_remote;

@@ -1194,6 +1194,10 @@ int ml_config_validate(struct ml_snapshot *snap, const struct ml_raw_doc *doc,
         const struct ml_raw_section *sec = doc->sections[i];
         void *obj = section_struct(snap, sec->kind, sec->index);
         if (sec->kind == ML_KIND_NODE || sec->kind == ML_KIND_FLEET) {
+            if (sec->kind == ML_KIND_NODE) {
+                snap->node.line = sec->line;
+                snap->node.id_line = sec->key_line[ML_K_node_id];
+            }
             if (sec->kind == ML_KIND_FLEET) {
                 snap->fleet.present = true;
                 snap->fleet.line = sec->line;

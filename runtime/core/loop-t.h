@@ -23,4 +23,13 @@ struct ml_defer {
     ml_defer_fn *fn;
 };
 
+/* Work handed to the loop by another thread (ml_loop_post), embedded in its owner: fn(user) runs on
+ * the loop. */
+typedef void ml_loop_post_fn(void *user);
+struct ml_loop_post {
+    struct ml_list node; /* in the loop's post queue while queued */
+    ml_loop_post_fn *fn;
+    void *user;
+};
+
 #endif

@@ -108,6 +108,8 @@ struct ml_loop *ml_loop_new(void)
         return NULL;
     }
     ml_list_init(&loop->deferred);
+    ml_list_init(&loop->posts);
+    pthread_mutex_init(&loop->posts_lock, NULL);
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_to_ml_log);
     memset(&info, 0, sizeof(info));
     /* Vhosts (listeners, admin, the fleet client) are added by their owners. */
@@ -120,6 +122,7 @@ struct ml_loop *ml_loop_new(void)
     loop->lws = lws_create_context(&info);
     if (loop->lws == NULL) {
         ML_LOG_ERR("loop: libwebsockets context creation failed");
+        pthread_mutex_destroy(&loop->posts_lock);
         ml_free(loop);
         return NULL;
     }
@@ -138,7 +141,36 @@ void ml_loop_free(struct ml_loop *loop)
         return;
     }
     lws_context_destroy(loop->lws);
+    pthread_mutex_destroy(&loop->posts_lock);
     ml_free(loop);
+}
+
+void ml_loop_post(struct ml_loop *loop, struct ml_loop_post *post)
+{
+    pthread_mutex_lock(&loop->posts_lock);
+    ml_list_add_tail(&loop->posts, &post->node);
+    pthread_mutex_unlock(&loop->posts_lock);
+    lws_cancel_service(loop->lws); /* writes lws' wake pipe: safe from any thread */
+}
+
+/* Runs what other threads posted, each on its own (the lock is not held while fn runs). */
+static void run_posts(struct ml_loop *loop)
+{
+    for (;;) {
+        struct ml_loop_post *post;
+
+        pthread_mutex_lock(&loop->posts_lock);
+        post = ML_LIST_ENTRY(ml_list_first(&loop->posts), struct ml_loop_post, node);
+        if (post != NULL) {
+            ml_list_remove(&post->node);
+        }
+        pthread_mutex_unlock(&loop->posts_lock);
+        if (post == NULL) {
+            return;
+        }
+        post->fn(post->user);
+        ml_loop_run_deferred(loop);
+    }
 }
 
 int ml_loop_run(struct ml_loop *loop)
@@ -152,6 +184,7 @@ int ml_loop_run(struct ml_loop *loop)
         ml_loop_run_deferred(loop); /* normally empty: the glue runs it after each event */
         run_signal_watches(loop);
         ml_loop_run_deferred(loop);
+        run_posts(loop);
     }
     if (stop_signal) {
         ML_LOG_INF("loop: %s received, stopping", stop_signal == SIGINT ? "SIGINT" : "SIGTERM");

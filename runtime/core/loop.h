@@ -36,6 +36,11 @@ int ml_loop_watch_signal(struct ml_loop *loop, int sig, ml_loop_signal_fn *fn, v
 /* Stops watching sig (its disposition goes back to the default). */
 void ml_loop_unwatch_signal(struct ml_loop *loop, int sig);
 
+/* The one thing another thread may do with the loop: queue post to run post->fn(post->user) on
+ * the loop soon (it wakes lws_service). post must stay alive and not be posted again until fn ran.
+ * Thread-safe; used by the worker that makes a new config durable off the loop (node/). */
+void ml_loop_post(struct ml_loop *loop, struct ml_loop_post *post);
+
 /* The libwebsockets context under the loop, for the modules that speak HTTP or WebSocket
  * through libwebsockets themselves (admin/, fleet/); nothing on the data path uses it. */
 struct lws_context;

@@ -7,6 +7,7 @@
 #include "core/loop-t.h"
 
 #include <libwebsockets.h>
+#include <pthread.h>
 #include <stdbool.h>
 
 struct ml_loop {
@@ -19,6 +20,8 @@ struct ml_loop {
                   when the outermost returns */
     int stop;  /* set by ml_loop_stop */
     int signal; /* SIGINT or SIGTERM ended the last ml_loop_run; 0 = none */
+    pthread_mutex_t posts_lock; /* guards posts: the one field other threads touch */
+    struct ml_list posts;       /* ml_loop_post's queue (struct ml_loop_post), FIFO */
     struct {
         int sig; /* 0: a free slot */
         ml_loop_signal_fn *fn;

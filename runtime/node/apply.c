@@ -1,0 +1,374 @@
+/* The one path of every new configuration (PROTOCOL.md "Which configuration runs"), whatever
+ * brings it — a fleet push, SIGHUP, POST /config — one at a time, in order:
+ *
+ *   1. check: the text is parsed and validated completely (ml_config_load_text); a push whose
+ *      version is the one running is answered at once, nothing re-applied; a push is made whole
+ *      with our [node] id and [fleet] (node/merge.c) and refused if it names another node;
+ *   2. prepare: new listener binds are made, clusters built (ml_proxy_prepare) — a bind that
+ *      fails ends the apply here, nothing changed;
+ *   3. save: the text and version go to state_dir atomically (ml_config_store_save), on a worker
+ *      thread because fsync may take long on flash and the data plane never waits; a save that
+ *      fails undoes the prepare;
+ *   4. commit: the proxy switches (calls in flight finish on the old config), the fleet client
+ *      learns the new version and [fleet], then the answer goes out: Ack, 200, or a log line.
+ *
+ * Any failure is answered with the reason (a Nack, a 400, a log line) and leaves everything that
+ * ran running. Who owns what: the node owns each job from ml_node_apply until apply_finish; a job
+ * owns its text copy, its snapshot reference and its prepared change. */
+#include "node/node_int.h"
+
+#include "admin/admin.h"
+#include "config/errors.h"
+#include "config/snapshot.h"
+#include "config/store.h"
+#include "core/alloc.h"
+#include "core/list.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "fleet/client.h"
+#include "node/merge.h"
+#include "proxy/proxy.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+/* The error text of one apply: the config's error lines, or one line saying why. */
+#define APPLY_ERROR_BYTES 4096
+
+struct ml_apply_job {
+    struct ml_list node; /* in node->queue while queued */
+    struct ml_node *owner;
+    enum ml_apply_source src;
+    char version[ML_CONFIG_STORE_VERSION_MAX + 1]; /* a push's; "" for a local apply */
+    uint64_t nonce;                                /* a push's */
+    uint32_t token;                                /* POST /config's request */
+    char *text; /* the text to check, then to save (ml_malloc) */
+    size_t n;
+    struct ml_snapshot *next;       /* checked (a reference) */
+    struct ml_proxy_change *change; /* prepared */
+    /* the save, on a worker thread */
+    pthread_t thread;
+    bool thread_running; /* joined when false */
+    int save_rv;
+    struct ml_loop_post done; /* the worker's way back to the loop */
+};
+
+static const char *source_name(enum ml_apply_source src)
+{
+    switch (src) {
+    case ML_APPLY_FILE:
+        return "SIGHUP";
+    case ML_APPLY_ADMIN:
+        return "POST /config";
+    case ML_APPLY_PUSH:
+        return "push";
+    }
+    return "?";
+}
+
+static void start_next(struct ml_node *node);
+
+static void job_free(struct ml_apply_job *job)
+{
+    ml_free(job->text);
+    ml_snapshot_unref(job->next);
+    ml_free(job);
+}
+
+/* Answers the job's source: rv 0 applied (version), else error (the reason). Then the next. */
+static void apply_finish(struct ml_apply_job *job, int rv, const char *version, const char *error)
+{
+    struct ml_node *node = job->owner;
+
+    if (rv == 0) {
+        node->applies_total++;
+    } else {
+        node->apply_failures_total++;
+        ML_LOG_WRN("apply (%s%s%s) refused, the running config (version %s) stays:\n%s",
+                   source_name(job->src), job->version[0] ? " of version " : "", job->version,
+                   node->snap->version, error);
+    }
+    switch (job->src) {
+    case ML_APPLY_PUSH:
+        if (rv == 0) {
+            if (node->fleet != NULL) {
+                ml_fleet_client_ack(node->fleet, job->version, job->nonce);
+            }
+        } else {
+            node->fleet_nacks_total++;
+            snprintf(node->last_nack_version, sizeof(node->last_nack_version), "%s", job->version);
+            snprintf(node->last_nack_error, sizeof(node->last_nack_error), "%s", error);
+            if (node->fleet != NULL) {
+                ml_fleet_client_nack(node->fleet, job->version, job->nonce, error, strlen(error));
+            }
+        }
+        break;
+    case ML_APPLY_ADMIN: {
+        char body[ML_CONFIG_STORE_VERSION_MAX + 32];
+        if (rv == 0) {
+            snprintf(body, sizeof(body), "version: %s\n", version);
+            ml_admin_apply_done(node->admin, job->token, 200, body);
+        } else {
+            ml_admin_apply_done(node->admin, job->token, 400, error);
+        }
+        break;
+    }
+    case ML_APPLY_FILE:
+        break;
+    }
+    node->current = NULL;
+    job_free(job);
+    start_next(node);
+}
+
+/* Step 4, on the loop: the proxy switches, then the answer. */
+static void apply_commit(struct ml_apply_job *job)
+{
+    struct ml_node *node = job->owner;
+    struct ml_snapshot *old = node->snap;
+    char summary[160];
+
+    ml_proxy_commit(node->proxy, job->change);
+    job->change = NULL;
+    node->snap = job->next; /* the job's reference becomes the node's */
+    job->next = NULL;
+    ml_log_level = node->snap->node.log_level;
+    if (node->snap->fleet.present && node->fleet != NULL) {
+        ml_fleet_client_update(node->fleet, &node->snap->fleet, ml_node_hello_version(node));
+    } else if (node->fleet != NULL) {
+        ML_LOG_INF("fleet: the new config has no [fleet]: the control-plane client stops");
+        ml_fleet_client_free(node->fleet);
+        node->fleet = NULL;
+    } else if (node->snap->fleet.present) {
+        ML_LOG_INF("fleet: the new config has a [fleet]: it takes effect at the next start");
+    }
+    if (old->node.admin.set != node->snap->node.admin.set ||
+        (old->node.admin.set && strcmp(old->node.admin.text, node->snap->node.admin.text) != 0)) {
+        ML_LOG_WRN("[node] admin changed to %s: it takes effect at the next start",
+                   node->snap->node.admin.set ? node->snap->node.admin.text : "off");
+    }
+    if (strcmp(old->node.state_dir, node->snap->node.state_dir) != 0) {
+        ML_LOG_WRN("[node] state_dir changed to %s: it takes effect at the next start (%s is used "
+                   "until then)",
+                   node->snap->node.state_dir, node->state_dir);
+    }
+    ml_snapshot_summary(node->snap, summary, sizeof(summary));
+    ML_LOG_INF("applied version %s (%s), was %s: %s", node->snap->version, source_name(job->src),
+               old->version, summary);
+    ml_snapshot_unref(old);
+    apply_finish(job, 0, node->snap->version, NULL);
+}
+
+/* The worker's result, back on the loop. */
+static void on_saved(void *user)
+{
+    struct ml_apply_job *job = user;
+    struct ml_node *node = job->owner;
+    char why[512];
+
+    pthread_join(job->thread, NULL);
+    job->thread_running = false;
+    if (job->save_rv < 0) {
+        ml_proxy_abort(node->proxy, job->change);
+        job->change = NULL;
+        snprintf(why, sizeof(why), "state_dir %s: cannot save the config: %s", node->state_dir,
+                 strerror(-job->save_rv));
+        apply_finish(job, job->save_rv, NULL, why);
+        return;
+    }
+    apply_commit(job);
+}
+
+/* Step 3, on the worker thread: only the store, with the job's own text and version. */
+static void *save_thread(void *arg)
+{
+    struct ml_apply_job *job = arg;
+    struct ml_node *node = job->owner;
+
+    job->save_rv = ml_config_store_save(node->store_ops, node->state_dir, job->next->version,
+                                        job->text, job->n);
+    ml_loop_post(node->loop, &job->done);
+    return NULL;
+}
+
+/* Steps 1 and 2, then 3 is handed to the worker. */
+static void apply_start(struct ml_apply_job *job)
+{
+    struct ml_node *node = job->owner;
+    struct ml_config_errors errs;
+    char error[APPLY_ERROR_BYTES], why[512];
+    const char *file = job->src == ML_APPLY_FILE ? node->config_path : "push";
+    int rv;
+
+    if (job->src == ML_APPLY_PUSH && strcmp(job->version, node->snap->version) == 0) {
+        ML_LOG_INF("push of version %s: already running, acknowledged", job->version);
+        apply_finish(job, 0, job->version, NULL);
+        return;
+    }
+    ml_config_errors_init(&errs);
+    rv = ml_config_load_text(job->text, job->n, job->src == ML_APPLY_PUSH ? job->version : NULL,
+                             &errs, &job->next);
+    if (rv < 0) {
+        if (ml_config_errors_count(&errs) > 0) {
+            ml_config_errors_join(&errs, file, error, sizeof(error));
+        } else {
+            snprintf(error, sizeof(error), "%s:0: %s", file, strerror(-rv));
+        }
+        ml_config_errors_deinit(&errs);
+        apply_finish(job, rv, NULL, error);
+        return;
+    }
+    ml_config_errors_deinit(&errs);
+
+    if (job->src == ML_APPLY_PUSH) {
+        char *whole = NULL;
+        size_t whole_n = 0;
+        if ((rv = ml_node_merge_push(node->snap, job->next, &whole, &whole_n, error,
+                                     sizeof(error))) < 0) {
+            if (rv == -ENOMEM) {
+                snprintf(error, sizeof(error), "push:0: out of memory");
+            }
+            apply_finish(job, rv, NULL, error);
+            return;
+        }
+        if (whole != NULL) {
+            /* check again what will run and be saved: our [node] id and [fleet] added */
+            ml_snapshot_unref(job->next);
+            job->next = NULL;
+            ml_free(job->text);
+            job->text = whole;
+            job->n = whole_n;
+            ml_config_errors_init(&errs);
+            rv = ml_config_load_text(job->text, job->n, job->version, &errs, &job->next);
+            if (rv < 0) {
+                ml_config_errors_join(&errs, "push (with this node's [node] id and [fleet])",
+                                      error, sizeof(error));
+                ml_config_errors_deinit(&errs);
+                apply_finish(job, rv, NULL, error);
+                return;
+            }
+            ml_config_errors_deinit(&errs);
+        }
+    }
+
+    if ((rv = ml_proxy_prepare(node->proxy, job->next, why, sizeof(why), &job->change)) < 0) {
+        snprintf(error, sizeof(error), "%s:0: %s", file, why);
+        apply_finish(job, rv, NULL, error);
+        return;
+    }
+    job->done.fn = on_saved;
+    job->done.user = job;
+    if (pthread_create(&job->thread, NULL, save_thread, job) != 0) {
+        /* no thread to be had: save here, the loop waits this once */
+        ML_LOG_WRN("apply: no worker thread, saving on the loop");
+        job->save_rv = ml_config_store_save(node->store_ops, node->state_dir, job->next->version,
+                                            job->text, job->n);
+        job->thread_running = false;
+        if (job->save_rv < 0) {
+            ml_proxy_abort(node->proxy, job->change);
+            job->change = NULL;
+            snprintf(why, sizeof(why), "state_dir %s: cannot save the config: %s",
+                     node->state_dir, strerror(-job->save_rv));
+            apply_finish(job, job->save_rv, NULL, why);
+            return;
+        }
+        apply_commit(job);
+        return;
+    }
+    job->thread_running = true;
+}
+
+static void start_next(struct ml_node *node)
+{
+    struct ml_apply_job *job;
+
+    if (node->current != NULL) {
+        return;
+    }
+    job = ML_LIST_ENTRY(ml_list_first(&node->queue), struct ml_apply_job, node);
+    if (job == NULL) {
+        return;
+    }
+    ml_list_remove(&job->node);
+    node->n_queued--;
+    node->current = job;
+    apply_start(job);
+}
+
+void ml_node_apply(struct ml_node *node, enum ml_apply_source src, const char *text, size_t n,
+                   const char *version, uint64_t nonce, uint32_t token)
+{
+    struct ml_apply_job *job = ml_calloc(1, sizeof(*job));
+    char why[128] = "";
+
+    if (job == NULL) {
+        snprintf(why, sizeof(why), "out of memory");
+    } else if (node->n_queued >= ML_NODE_MAX_QUEUED_APPLIES) {
+        snprintf(why, sizeof(why), "busy: %d applies wait already (ML_NODE_MAX_QUEUED_APPLIES)",
+                 ML_NODE_MAX_QUEUED_APPLIES);
+    } else if (version != NULL && strlen(version) > ML_CONFIG_STORE_VERSION_MAX) {
+        snprintf(why, sizeof(why), "expected a version of at most %d bytes, got %zu bytes",
+                 ML_CONFIG_STORE_VERSION_MAX, strlen(version));
+    } else if ((job->text = ml_malloc(n + 1)) == NULL) {
+        snprintf(why, sizeof(why), "out of memory");
+    }
+    if (why[0] != '\0') {
+        char error[256];
+        snprintf(error, sizeof(error), "%s:0: %s",
+                 src == ML_APPLY_FILE ? node->config_path : "push", why);
+        ML_LOG_WRN("apply (%s) refused: %s", source_name(src), error);
+        node->apply_failures_total++;
+        if (src == ML_APPLY_PUSH && node->fleet != NULL) {
+            node->fleet_nacks_total++;
+            ml_fleet_client_nack(node->fleet, version != NULL ? version : "", nonce, error,
+                                 strlen(error));
+        } else if (src == ML_APPLY_ADMIN) {
+            ml_admin_apply_done(node->admin, token, 503, error);
+        }
+        if (job != NULL) {
+            ml_free(job->text);
+            ml_free(job);
+        }
+        return;
+    }
+    memcpy(job->text, text, n);
+    job->text[n] = '\0';
+    job->n = n;
+    job->owner = node;
+    job->src = src;
+    job->nonce = nonce;
+    job->token = token;
+    snprintf(job->version, sizeof(job->version), "%s", version != NULL ? version : "");
+    ml_list_add_tail(&node->queue, &job->node);
+    node->n_queued++;
+    start_next(node);
+}
+
+void ml_node_apply_shutdown(struct ml_node *node)
+{
+    struct ml_apply_job *job;
+
+    while ((job = ML_LIST_ENTRY(ml_list_first(&node->queue), struct ml_apply_job, node)) != NULL) {
+        ml_list_remove(&job->node);
+        job_free(job);
+    }
+    node->n_queued = 0;
+    if ((job = node->current) != NULL) {
+        if (job->thread_running) {
+            /* its post may be queued on the loop: the loop is freed without running it */
+            pthread_join(job->thread, NULL);
+        }
+        if (job->change != NULL) {
+            ml_proxy_abort(node->proxy, job->change);
+        }
+        node->current = NULL;
+        job_free(job);
+    }
+}
+
+const char *ml_node_hello_version(const struct ml_node *node)
+{
+    return strncmp(node->snap->version, "local-", 6) == 0 ? "" : node->snap->version;
+}

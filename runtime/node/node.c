@@ -1,0 +1,368 @@
+/* node/node.h: start, run and stop the node; the glue between the fleet client, the admin
+ * endpoint, SIGHUP and the apply path (node/apply.c). */
+#include "node/node.h"
+
+#include "admin/admin.h"
+#include "config/errors.h"
+#include "config/snapshot.h"
+#include "config/store.h"
+#include "core/alloc.h"
+#include "core/build_info.h"
+#include "core/file.h"
+#include "core/list.h"
+#include "core/log.h"
+#include "core/stats.h"
+#include "core/loop.h"
+#include "core/timer.h"
+#include "fleet/client.h"
+#include "node/node_int.h"
+#include "proxy/obs.h"
+#include "proxy/proxy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Exit codes of CONFIG.md. */
+enum {
+    EXIT_USABLE = 0,
+    EXIT_INVALID = 1,
+    EXIT_UNREADABLE = 2,
+    EXIT_CANNOT_START = 3,
+};
+
+/* Loads path; on failure prints every error on stderr and returns the exit code. */
+static int load_file(const char *path, struct ml_snapshot **out)
+{
+    struct ml_config_errors errs;
+    int rv;
+
+    ml_config_errors_init(&errs);
+    rv = ml_config_load_file(path, &errs, out);
+    if (rv < 0) {
+        ml_config_errors_print(&errs, path, stderr);
+        if (rv == -ENOMEM && ml_config_errors_count(&errs) == 0) {
+            fprintf(stderr, "%s: out of memory while checking\n", path);
+        }
+    }
+    ml_config_errors_deinit(&errs);
+    if (rv == 0) {
+        return EXIT_USABLE;
+    }
+    return rv == -EINVAL ? EXIT_INVALID : EXIT_UNREADABLE;
+}
+
+/* state_dir must exist (it is made if missing) and take a file: the node keeps its last good
+ * config there. Returns 0 or -errno, with the reason on stderr. */
+static int check_state_dir(const char *dir)
+{
+    char probe[4096];
+    int fd;
+
+    if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+        int e = errno;
+        fprintf(stderr, "meshlet: state_dir %s: cannot create it: %s\n", dir, strerror(e));
+        return -e;
+    }
+    snprintf(probe, sizeof(probe), "%s/.meshlet-write-test", dir);
+    fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int e = errno;
+        fprintf(stderr, "meshlet: state_dir %s: not writable: %s\n", dir, strerror(e));
+        return -e;
+    }
+    close(fd);
+    unlink(probe);
+    return 0;
+}
+
+/* PROTOCOL.md "Which configuration runs": a fleet-managed node (the local file has [fleet]) runs
+ * the config saved in state_dir if there is a good one; otherwise, and for a node without
+ * [fleet], the local file. *snap is the local file's on entry and what runs on return. */
+static void choose_config(const char *path, const char *state_dir, struct ml_snapshot **snap)
+{
+    char version[ML_CONFIG_STORE_VERSION_MAX + 1];
+    struct ml_config_errors errs;
+    struct ml_snapshot *saved;
+    char *text;
+    size_t n;
+    int rv;
+
+    if (!(*snap)->fleet.present) {
+        ML_LOG_INF("config: using %s (no [fleet]: the local file is what runs)", path);
+        return;
+    }
+    rv = ml_config_store_load(NULL, state_dir, version, &text, &n);
+    if (rv == -ENOENT) {
+        ML_LOG_INF("config: using %s (fleet-managed, nothing saved in %s yet)", path, state_dir);
+        return;
+    }
+    if (rv < 0) {
+        ML_LOG_WRN("config: the config saved in %s cannot be used (%s): using %s", state_dir,
+                   rv == -EBADMSG ? "torn or garbled" : strerror(-rv), path);
+        return;
+    }
+    ml_config_errors_init(&errs);
+    rv = ml_config_load_text(text, n, version, &errs, &saved);
+    if (rv < 0) {
+        char lines[1024];
+        ml_config_errors_join(&errs, "state", lines, sizeof(lines));
+        ML_LOG_WRN("config: the config saved in %s (version %s) is not valid for this build: "
+                   "using %s instead:\n%s",
+                   state_dir, version, path, lines);
+    } else {
+        ML_LOG_INF("config: using the last applied config from %s (version %s), not %s "
+                   "(fleet-managed; --reset-state discards it)",
+                   state_dir, version, path);
+        ml_snapshot_unref(*snap);
+        *snap = saved;
+    }
+    ml_config_errors_deinit(&errs);
+    ml_free(text);
+}
+
+/* ---- the fleet client's hooks ---------------------------------------------------------------- */
+
+static void on_push(void *user, const char *version, uint64_t nonce, const char *ini, size_t n)
+{
+    ml_node_apply(user, ML_APPLY_PUSH, ini, n, version, nonce, 0);
+}
+
+static void fill_report(void *user, struct ml_fleet_report *r)
+{
+    struct ml_node *node = user;
+    uint32_t endpoints = 0;
+
+    for (uint32_t i = 0; i < node->snap->n_clusters; i++) {
+        endpoints += node->snap->clusters[i].n_endpoints;
+    }
+    r->config_version = node->snap->version;
+    r->uptime_s = (ml_time_now_ms() - node->started_ms) / 1000;
+    ml_stats_totals(ml_proxy_stats(node->proxy), &r->calls_total, &r->calls_failed);
+    /* no health checks yet: every configured endpoint counts as healthy */
+    r->endpoints_healthy = endpoints;
+    r->endpoints_total = endpoints;
+}
+
+static const struct ml_fleet_client_ops fleet_ops = {
+    .on_push = on_push,
+    .fill_report = fill_report,
+};
+
+static void start_fleet(struct ml_node *node)
+{
+    const char *const *f = ml_build_features();
+    struct ml_fleet_identity id = {
+        .node_id = node->snap->node.id,
+        .board = ml_build_board(),
+        .version = ml_build_version(),
+        .features = f,
+    };
+    char why[256];
+
+    while (f[id.n_features] != NULL) {
+        id.n_features++;
+    }
+    if (ml_fleet_client_new(node->loop, &node->snap->fleet, &id, ml_node_hello_version(node),
+                            &fleet_ops, node, why, sizeof(why), &node->fleet) < 0) {
+        /* the data plane runs without its controller (PROTOCOL.md) */
+        ML_LOG_ERR("fleet: the control-plane client cannot start: %s", why);
+        node->fleet = NULL;
+    }
+}
+
+/* ---- the admin endpoint's hooks -------------------------------------------------------------- */
+
+static void on_post_config(void *user, const char *text, size_t n, unsigned int token)
+{
+    ml_node_apply(user, ML_APPLY_ADMIN, text, n, NULL, 0, token);
+}
+
+/* Appends "name value" lines (or Prometheus' format) for what the node itself counts. */
+static long render_node_stats(void *user, bool prometheus, char *out, size_t cap)
+{
+    struct ml_node *node = user;
+    const struct ml_fleet_client_counters *fc =
+        node->fleet != NULL ? ml_fleet_client_counters(node->fleet) : NULL;
+    static const struct ml_fleet_client_counters none;
+    struct {
+        const char *name, *type, *help;
+        uint64_t value;
+    } rows[] = {
+        {"config_applies_total", "counter", "configurations applied (push, SIGHUP, POST /config)",
+         node->applies_total},
+        {"config_apply_failures_total", "counter", "configurations refused, nothing changed",
+         node->apply_failures_total},
+        {"fleet_nacks_total", "counter", "pushes nacked", node->fleet_nacks_total},
+        {"fleet_connected", "gauge", "1 while the controller connection is up",
+         fc != NULL && fc->connected},
+        {"fleet_connect_attempts_total", "counter", "connections to the controller tried",
+         (fc ? fc : &none)->connect_attempts},
+        {"fleet_connects_total", "counter", "connections to the controller made",
+         (fc ? fc : &none)->connects},
+        {"fleet_connect_failures_total", "counter", "connection attempts that failed",
+         (fc ? fc : &none)->connect_failures},
+        {"fleet_disconnects_total", "counter", "connections to the controller lost",
+         (fc ? fc : &none)->disconnects},
+        {"fleet_protocol_errors_total", "counter",
+         "undecodable or oversized envelopes (connection closed)",
+         (fc ? fc : &none)->protocol_errors},
+        {"fleet_unknown_kinds_total", "counter", "envelopes of an unknown kind (ignored)",
+         (fc ? fc : &none)->unknown_kinds},
+        {"fleet_pushes_total", "counter", "pushes received", (fc ? fc : &none)->pushes},
+        {"fleet_acks_total", "counter", "acks sent", (fc ? fc : &none)->acks},
+    };
+    size_t len = 0;
+
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        int w;
+        if (prometheus) {
+            w = snprintf(out + len, cap - len, "# HELP meshlet_%s %s\n# TYPE meshlet_%s %s\nmeshlet_%s %llu\n",
+                         rows[i].name, rows[i].help, rows[i].name, rows[i].type, rows[i].name,
+                         (unsigned long long)rows[i].value);
+        } else {
+            w = snprintf(out + len, cap - len, "%s %llu\n", rows[i].name,
+                         (unsigned long long)rows[i].value);
+        }
+        if (w < 0 || (size_t)w >= cap - len) {
+            return -ENOBUFS;
+        }
+        len += (size_t)w;
+    }
+    return (long)len;
+}
+
+/* GET /fleet on the node: the control plane as this node sees it. */
+static long render_fleet(void *user, bool prometheus, char *out, size_t cap)
+{
+    struct ml_node *node = user;
+    const struct ml_fleet_client_counters *fc =
+        node->fleet != NULL ? ml_fleet_client_counters(node->fleet) : NULL;
+    int w;
+
+    (void)prometheus;
+    w = snprintf(out, cap,
+                 "fleet: %s\nconnected: %s\nconfig_version: %s\nhello_config_version: %s\n"
+                 "nacks: %llu\nlast_nack_version: %s\nlast_nack_error:\n%s%s",
+                 node->snap->fleet.present ? node->snap->fleet.url : "off",
+                 fc != NULL && fc->connected ? "yes" : "no", node->snap->version,
+                 ml_node_hello_version(node), (unsigned long long)node->fleet_nacks_total,
+                 node->last_nack_version, node->last_nack_error,
+                 node->last_nack_error[0] != '\0' ? "\n" : "");
+    return w < 0 || (size_t)w >= cap ? -ENOBUFS : (long)w;
+}
+
+static const struct ml_admin_hooks admin_hooks = {
+    .apply = on_post_config,
+    .render_stats = render_node_stats,
+    .render_fleet = render_fleet,
+};
+
+/* ---- SIGHUP ---------------------------------------------------------------------------------- */
+
+static void on_sighup(void *user, int sig)
+{
+    struct ml_node *node = user;
+    char *text;
+    size_t n;
+    int rv;
+
+    (void)sig;
+    ML_LOG_INF("SIGHUP: re-reading %s", node->config_path);
+    if ((rv = ml_file_read_all(node->config_path, CONFIG_ML_MAX_CONFIG_BYTES, &text, &n)) < 0) {
+        node->apply_failures_total++;
+        ML_LOG_WRN("SIGHUP: %s:0: cannot read it: %s; the running config (version %s) stays",
+                   node->config_path, strerror(-rv), node->snap->version);
+        return;
+    }
+    ml_node_apply(node, ML_APPLY_FILE, text, n, NULL, 0, 0);
+    ml_free(text);
+}
+
+/* ---- run ------------------------------------------------------------------------------------- */
+
+int ml_node_run(const struct ml_node_options *o)
+{
+    struct ml_node node = {.config_path = o->config_path};
+    char summary[160], why[256];
+    int rv, code = EXIT_CANNOT_START;
+
+    ml_list_init(&node.queue);
+    if ((rv = load_file(o->config_path, &node.snap)) != EXIT_USABLE) {
+        return rv;
+    }
+    ml_log_level = node.snap->node.log_level;
+    if (check_state_dir(node.snap->node.state_dir) < 0) {
+        ml_snapshot_unref(node.snap);
+        return EXIT_CANNOT_START;
+    }
+    if ((node.state_dir = ml_malloc(strlen(node.snap->node.state_dir) + 1)) == NULL) {
+        ml_snapshot_unref(node.snap);
+        return EXIT_CANNOT_START;
+    }
+    strcpy(node.state_dir, node.snap->node.state_dir);
+    if (o->reset_state) {
+        if ((rv = ml_config_store_reset(NULL, node.state_dir)) < 0) {
+            fprintf(stderr, "meshlet: --reset-state: cannot remove the config saved in %s: %s\n",
+                    node.state_dir, strerror(-rv));
+            goto out;
+        }
+        ML_LOG_INF("config: --reset-state: the config saved in %s is discarded", node.state_dir);
+    }
+    choose_config(o->config_path, node.state_dir, &node.snap);
+    ml_log_level = node.snap->node.log_level;
+    node.started_ms = ml_time_now_ms();
+    if ((node.loop = ml_loop_new()) == NULL) {
+        goto out;
+    }
+    if (ml_proxy_new(node.loop, node.snap, why, sizeof(why), &node.proxy) < 0) {
+        fprintf(stderr, "meshlet: %s\n", why);
+        goto out;
+    }
+    if (ml_admin_new(node.loop, node.proxy, why, sizeof(why), &node.admin) < 0) {
+        fprintf(stderr, "meshlet: %s\n", why);
+        goto out;
+    }
+    ml_admin_set_hooks(node.admin, &admin_hooks, &node);
+    if (ml_loop_watch_signal(node.loop, SIGHUP, on_sighup, &node) < 0) {
+        ML_LOG_WRN("SIGHUP cannot be watched: a changed file needs a restart or POST /config");
+    }
+    if (node.snap->fleet.present) {
+        start_fleet(&node);
+    }
+    ml_snapshot_summary(node.snap, summary, sizeof(summary));
+    ML_LOG_INF("node %s: running version %s: %s", node.snap->node.id, node.snap->version,
+               summary);
+    rv = ml_loop_run(node.loop);
+    if (rv == 0 && ml_loop_signal(node.loop) == SIGTERM && node.snap->node.drain_timeout_ms > 0) {
+        /* Drain: GOAWAY everywhere, calls in flight finish (within drain_timeout); a second
+         * SIGTERM or SIGINT ends the wait. The control plane stops first: no apply mid-drain. */
+        ml_fleet_client_free(node.fleet);
+        node.fleet = NULL;
+        ml_node_apply_shutdown(&node);
+        ml_proxy_drain(node.proxy, node.snap->node.drain_timeout_ms);
+        rv = ml_loop_run(node.loop);
+    }
+    code = rv < 0 ? EXIT_CANNOT_START : EXIT_USABLE;
+
+out:
+    /* Stop: what is left of the connections and calls ends now. */
+    ml_fleet_client_free(node.fleet);
+    if (node.proxy != NULL) {
+        ml_node_apply_shutdown(&node);
+    }
+    ml_admin_free(node.admin);
+    ml_proxy_free(node.proxy);
+    ml_loop_free(node.loop);
+    ml_snapshot_unref(node.snap);
+    ml_free(node.state_dir);
+    if (code == EXIT_USABLE) {
+        ML_LOG_INF("stopped");
+    }
+    return code;
+}
