@@ -95,6 +95,26 @@ static int close_now(struct ml_ctl_conn *conn, enum lws_close_status status, con
     return -1;
 }
 
+/* With --ca, whether the peer showed a certificate that chains to it. mbedTLS already refuses
+ * the handshake otherwise (see ml_ctl_ws_listen); this is the second lock on the door, in case
+ * a libwebsockets update changes how it maps the verify mode. */
+static bool peer_allowed(struct ml_ctl *ctl, struct lws *wsi)
+{
+    union lws_tls_cert_info_results r;
+    char peer[64];
+
+    if (!ctl->client_certs) {
+        return true;
+    }
+    if (lws_tls_peer_cert_info(wsi, LWS_TLS_CERT_INFO_VERIFIED, &r, 0) == 0 && r.verified) {
+        return true;
+    }
+    lws_get_peer_simple(wsi, peer, sizeof(peer));
+    ML_LOG_WRN("a connection from %s without a client certificate that chains to --ca: closed",
+               peer);
+    return false;
+}
+
 /* One whole message. 0, or -1 to close the connection. */
 static int on_message(struct ml_ctl_conn *conn)
 {
@@ -191,8 +211,10 @@ static int fleet_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
     char peer[64];
 
     switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return ctl != NULL && peer_allowed(ctl, wsi) ? 0 : -1;
     case LWS_CALLBACK_ESTABLISHED:
-        if (ctl == NULL || conn == NULL) {
+        if (ctl == NULL || conn == NULL || !peer_allowed(ctl, wsi)) {
             return -1;
         }
         conn->wsi = wsi;
@@ -345,7 +367,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 
     switch (reason) {
     case LWS_CALLBACK_HTTP:
-        if (ctl == NULL || s == NULL) {
+        if (ctl == NULL || s == NULL || !peer_allowed(ctl, wsi)) {
             return -1;
         }
         return http_request(wsi, ctl, s, in != NULL ? (const char *)in : "");
@@ -425,8 +447,17 @@ int ml_ctl_ws_listen(struct ml_ctl *ctl, const struct ml_ctl_listen *l, char *wh
         info.ssl_cert_filepath = l->cert;
         info.ssl_private_key_filepath = l->key;
         if (l->ca != NULL) {
+            /* lws 4.3.5 on mbedTLS turns REQUIRE_VALID_OPENSSL_CLIENT_CERT alone into
+             * SSL_VERIFY_FAIL_IF_NO_PEER_CERT, which its wrapper maps to
+             * MBEDTLS_SSL_VERIFY_OPTIONAL: a handshake without a certificate, or with one from
+             * any CA, succeeds and nothing checks the result. With PEER_CERT_NOT_REQUIRED as
+             * well, lws asks for SSL_VERIFY_PEER, which the wrapper maps to
+             * MBEDTLS_SSL_VERIFY_REQUIRED: the handshake fails as it should. peer_allowed()
+             * checks again. */
             info.ssl_ca_filepath = l->ca;
-            info.options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
+            info.options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT |
+                            LWS_SERVER_OPTION_PEER_CERT_NOT_REQUIRED;
+            ctl->client_certs = true;
         }
     }
     info.keepalive_timeout = 5;
