@@ -1,0 +1,1004 @@
+/* The fleet client (client.h, PROTOCOL.md) over libwebsockets' WebSocket client role.
+ *
+ * One connection at a time. Each attempt gets a number (conn_id): the wsi carries the client as
+ * its opaque user data only while it is the current connection; the moment it stops being so
+ * (failed, closed, replaced, client freed) the pointer is cleared, so a late callback of an old
+ * wsi finds NULL and does nothing. Everything a connection owns (queued messages, unanswered
+ * pushes, the report timer) is dropped in one place, conn_end(), which also counts, logs and arms
+ * the reconnect.
+ *
+ * TLS settings live on a vhost of our own (client_ssl_ca/cert/key), made on the shared context
+ * before the first attempt and again at the first attempt after ml_fleet_client_update changed
+ * [fleet]. Writes go out one envelope per LWS_CALLBACK_CLIENT_WRITEABLE from a small fixed queue.
+ *
+ * lws traps met here (4.3.5):
+ * - a vhost makes its client TLS context only if ITS OWN creation info has
+ *   LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT (the context's flag is not enough);
+ * - lws_client_connect_via_info may call CLIENT_CONNECTION_ERROR before it returns (and then
+ *   return NULL or the dying wsi): failures seen inside it are only recorded, and handled once it
+ *   has returned;
+ * - with async DNS, a failed lookup is retried by lws every second with no end and no callback:
+ *   our own deadline (CONNECT_TIMEOUT_MS) ends such an attempt;
+ * - lws_vhost_destroy closes the vhost's wsis synchronously, so it must never run inside a
+ *   callback of one of them (free from inside on_push is deferred). */
+#include "fleet/client.h"
+
+#include "core/alloc.h"
+#include "core/list.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/timer.h"
+#include "fleet/backoff.h"
+#include "fleet/envelope.h"
+
+#include <errno.h>
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FLEET_PROTOCOL "meshlet.fleet.v1"
+
+/* Outgoing envelopes waiting for WRITEABLE: a Hello, a Status and the answers to pushes. More
+ * than this means the controller does not read: further ones are dropped (counted in the log). */
+#define OUT_QUEUE_MAX 8
+/* Pushes handed to the node and not answered yet (ack/nack finds its connection here). */
+#define PUSHES_MAX 8
+/* An attempt that is not a WebSocket after this long is abandoned (DNS, TCP, TLS, upgrade). */
+#define CONNECT_TIMEOUT_MS 10000
+/* The largest envelope the node sends: a Nack with a whole error text, or a full Hello. */
+#define OUT_MAX_BYTES (ML_FLEET_ERROR_MAX + ML_FLEET_VERSION_MAX + 64)
+_Static_assert(OUT_MAX_BYTES >= ML_FLEET_NODE_ID_MAX + ML_FLEET_BOARD_MAX +
+                                    2 * ML_FLEET_VERSION_MAX +
+                                    ML_FLEET_FEATURES_MAX * (ML_FLEET_FEATURE_MAX + 2) + 32,
+               "a whole Hello fits");
+
+/* A private copy of [fleet], strings in one block. */
+struct cfg_copy {
+    struct ml_cfg_fleet f;
+    char *mem;
+};
+
+struct out_msg {
+    uint8_t *buf; /* LWS_PRE bytes of headroom, then n bytes of envelope; owned */
+    size_t n;
+    bool status; /* a Status: at most one is queued */
+};
+
+struct pending_push {
+    bool used;
+    uint32_t conn_id; /* the connection that brought it */
+    uint64_t nonce;
+    char version[ML_FLEET_VERSION_MAX + 1];
+};
+
+enum state {
+    ST_WAITING,    /* the retry timer will start the next attempt */
+    ST_CONNECTING, /* c->wsi: DNS, TCP, TLS or upgrade under way */
+    ST_CONNECTED,  /* c->wsi: the WebSocket is up */
+};
+
+struct ml_fleet_client {
+    struct ml_loop *loop;
+    struct lws_context *lws;
+    struct lws_vhost *vh; /* NULL until the next attempt makes it */
+    struct cfg_copy cfg;  /* what the current (or next) attempt uses */
+    struct cfg_copy next; /* from ml_fleet_client_update, for the next attempt; mem NULL: none */
+    bool has_next;
+
+    char *id_mem; /* identity strings and the features array, one block */
+    struct ml_fleet_identity id;
+    char config_version[ML_FLEET_VERSION_MAX + 1];
+    const struct ml_fleet_client_ops *ops;
+    void *user;
+
+    struct ml_fleet_backoff backoff;
+    struct ml_timer *retry;    /* ST_WAITING: starts the next attempt */
+    struct ml_timer *deadline; /* ST_CONNECTING: abandons a slow attempt */
+    struct ml_timer *report;   /* ST_CONNECTED: the next Status */
+
+    enum state state;
+    struct lws *wsi;     /* the current connection; NULL in ST_WAITING */
+    uint32_t conn_id;    /* number of the current (or last) attempt */
+    uint64_t up_since_ms; /* ST_CONNECTED: when the upgrade completed */
+    bool in_connect;     /* inside lws_client_connect_via_info */
+    bool connect_failed; /* a CONNECTION_ERROR came while in_connect */
+    char why[256];       /* why the current connection is ending, for the log */
+    char peer_close[128]; /* the controller's close frame, if it sent one */
+    bool said_unknown, said_direction; /* logged once per connection at info/warn */
+
+    int depth;                /* our lws callbacks on the stack */
+    bool freed;               /* ml_fleet_client_free ran inside one of them */
+    struct ml_defer free_later; /* finishes that free once the callback is gone */
+
+    uint8_t *rx; /* ML_FLEET_MAX_MESSAGE_BYTES: the message being reassembled */
+    size_t rx_len;
+    meshlet_fleet_v1_Envelope env; /* the last decoded one (too big for the stack) */
+
+    struct out_msg out[OUT_QUEUE_MAX]; /* ring */
+    unsigned out_head, out_n;
+    struct pending_push pushes[PUSHES_MAX];
+    unsigned push_next; /* where the next push goes when all slots are taken */
+    uint8_t scratch[OUT_MAX_BYTES];
+
+    struct ml_fleet_client_counters counters;
+};
+
+static void start_attempt(struct ml_fleet_client *c);
+static int fleet_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                          void *in, size_t len);
+
+static const struct lws_protocols fleet_protocols[] = {
+    {
+        .name = FLEET_PROTOCOL,
+        .callback = fleet_callback,
+        .rx_buffer_size = 16 * 1024, /* chunks; messages are reassembled into c->rx */
+    },
+    LWS_PROTOCOL_LIST_TERM,
+};
+
+/* ---- copies of [fleet] and of the identity ----------------------------------------------- */
+
+static size_t str_size(const char *s)
+{
+    return s != NULL ? strlen(s) + 1 : 0;
+}
+
+static char *put_str(char **at, const char *s)
+{
+    char *r;
+
+    if (s == NULL) {
+        return NULL;
+    }
+    r = *at;
+    memcpy(r, s, strlen(s) + 1);
+    *at += strlen(s) + 1;
+    return r;
+}
+
+static int cfg_copy(struct cfg_copy *dst, const struct ml_cfg_fleet *src)
+{
+    size_t n = str_size(src->url) + str_size(src->url_host) + str_size(src->url_path) +
+               str_size(src->ca) + str_size(src->cert) + str_size(src->key) + 1;
+    char *at;
+
+    memset(dst, 0, sizeof(*dst));
+    if ((dst->mem = ml_malloc(n)) == NULL) {
+        return -ENOMEM;
+    }
+    at = dst->mem;
+    dst->f = *src;
+    dst->f.url = put_str(&at, src->url);
+    dst->f.url_host = put_str(&at, src->url_host);
+    dst->f.url_path = put_str(&at, src->url_path);
+    dst->f.ca = put_str(&at, src->ca);
+    dst->f.cert = put_str(&at, src->cert);
+    dst->f.key = put_str(&at, src->key);
+    return 0;
+}
+
+static void cfg_drop(struct cfg_copy *c)
+{
+    ml_free(c->mem);
+    memset(c, 0, sizeof(*c));
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static bool cfg_same(const struct ml_cfg_fleet *a, const struct ml_cfg_fleet *b)
+{
+    return str_eq(a->url, b->url) && str_eq(a->ca, b->ca) && str_eq(a->cert, b->cert) &&
+           str_eq(a->key, b->key) && a->backoff.from_ms == b->backoff.from_ms &&
+           a->backoff.to_ms == b->backoff.to_ms && a->report_interval_ms == b->report_interval_ms &&
+           a->insecure == b->insecure;
+}
+
+/* Why cfg cannot be used, or NULL. */
+static const char *cfg_unusable(const struct ml_cfg_fleet *f)
+{
+    if (!f->present) {
+        return "no [fleet] section";
+    }
+    if (f->url == NULL || f->url_host == NULL || f->url_host[0] == '\0' || f->url_path == NULL) {
+        return "no usable url";
+    }
+    if (!f->url_tls && !f->insecure) {
+        return "ws:// needs insecure = on";
+    }
+    if (f->url_tls && f->ca == NULL) {
+        return "wss:// needs ca (the controller's certificate is checked against it)";
+    }
+    if ((f->cert == NULL) != (f->key == NULL)) {
+        return "cert and key come together";
+    }
+    if (f->report_interval_ms == 0) {
+        return "report_interval must not be 0";
+    }
+    return NULL;
+}
+
+static int identity_copy(struct ml_fleet_client *c, const struct ml_fleet_identity *id)
+{
+    size_t n = str_size(id->node_id) + str_size(id->board) + str_size(id->version) +
+               id->n_features * sizeof(char *) + sizeof(char *);
+    const char **features;
+    char *at;
+
+    for (size_t i = 0; i < id->n_features; i++) {
+        n += str_size(id->features[i]);
+    }
+    if ((c->id_mem = ml_malloc(n)) == NULL) {
+        return -ENOMEM;
+    }
+    features = (const char **)(void *)c->id_mem;
+    at = c->id_mem + (id->n_features + 1) * sizeof(char *);
+    c->id.node_id = put_str(&at, id->node_id);
+    c->id.board = put_str(&at, id->board);
+    c->id.version = put_str(&at, id->version);
+    for (size_t i = 0; i < id->n_features; i++) {
+        features[i] = put_str(&at, id->features[i]);
+    }
+    c->id.features = features;
+    c->id.n_features = id->n_features;
+    return 0;
+}
+
+static void set_config_version(struct ml_fleet_client *c, const char *v)
+{
+    size_t n = v != NULL ? strlen(v) : 0;
+
+    if (n > ML_FLEET_VERSION_MAX) {
+        ML_LOG_WRN("fleet: config version \"%.32s...\" is over %d bytes: the Hello says it cut",
+                   v, ML_FLEET_VERSION_MAX);
+        n = ML_FLEET_VERSION_MAX;
+    }
+    memcpy(c->config_version, v != NULL ? v : "", n);
+    c->config_version[n] = '\0';
+}
+
+static int encode_hello(struct ml_fleet_client *c, size_t *n)
+{
+    struct ml_fleet_hello h = {
+        .node_id = c->id.node_id,
+        .board = c->id.board,
+        .version = c->id.version,
+        .config_version = c->config_version,
+        .features = c->id.features,
+        .n_features = c->id.n_features,
+    };
+
+    return ml_fleet_hello_encode(&h, c->scratch, sizeof(c->scratch), n);
+}
+
+/* ---- the outgoing queue ------------------------------------------------------------------- */
+
+static void out_clear(struct ml_fleet_client *c)
+{
+    while (c->out_n > 0) {
+        ml_free(c->out[c->out_head].buf);
+        c->out[c->out_head].buf = NULL;
+        c->out_head = (c->out_head + 1) % OUT_QUEUE_MAX;
+        c->out_n--;
+    }
+    c->out_head = 0;
+}
+
+/* Queues c->scratch[0..n) and asks for WRITEABLE. 0; -ENOBUFS (queue full); -ENOMEM. */
+static int out_push(struct ml_fleet_client *c, size_t n, bool status)
+{
+    struct out_msg *m;
+
+    if (c->out_n == OUT_QUEUE_MAX) {
+        return -ENOBUFS;
+    }
+    m = &c->out[(c->out_head + c->out_n) % OUT_QUEUE_MAX];
+    if ((m->buf = ml_malloc(LWS_PRE + n)) == NULL) {
+        return -ENOMEM;
+    }
+    memcpy(m->buf + LWS_PRE, c->scratch, n);
+    m->n = n;
+    m->status = status;
+    c->out_n++;
+    lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+static bool status_queued(const struct ml_fleet_client *c)
+{
+    for (unsigned i = 0; i < c->out_n; i++) {
+        if (c->out[(c->out_head + i) % OUT_QUEUE_MAX].status) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* WRITEABLE: one envelope out. 0, or -1 to close (lws could not write). */
+static int out_send_one(struct ml_fleet_client *c, struct lws *wsi)
+{
+    struct out_msg *m;
+    int rv;
+
+    if (c->out_n == 0) {
+        return 0;
+    }
+    m = &c->out[c->out_head];
+    rv = lws_write(wsi, m->buf + LWS_PRE, m->n, LWS_WRITE_BINARY);
+    ml_free(m->buf);
+    m->buf = NULL;
+    c->out_head = (c->out_head + 1) % OUT_QUEUE_MAX;
+    c->out_n--;
+    if (rv < 0) {
+        snprintf(c->why, sizeof(c->why), "write failed");
+        return -1;
+    }
+    if (c->out_n > 0) {
+        lws_callback_on_writable(wsi);
+    }
+    return 0;
+}
+
+/* ---- connection lifecycle ----------------------------------------------------------------- */
+
+static void on_retry(void *user)
+{
+    start_attempt(user);
+}
+
+/* The current connection (or attempt) is over: forget it, count, log why and when the next
+ * attempt comes. wsi (if still alive) no longer reaches c. */
+static void conn_end(struct ml_fleet_client *c, const char *why)
+{
+    bool was_up = c->state == ST_CONNECTED;
+    uint64_t now = ml_time_now_ms(), lived = was_up ? now - c->up_since_ms : 0;
+    uint32_t delay;
+
+    if (c->wsi != NULL) {
+        lws_set_opaque_user_data(c->wsi, NULL);
+        c->wsi = NULL;
+    }
+    ml_timer_disarm(c->deadline);
+    ml_timer_disarm(c->report);
+    out_clear(c);
+    memset(c->pushes, 0, sizeof(c->pushes));
+    c->rx_len = 0;
+    c->counters.connected = false;
+    if (was_up) {
+        c->counters.disconnects++;
+        /* PROTOCOL.md: the backoff resets only once a connection stayed up for its upper
+         * bound, so a controller that accepts and drops us at once never speeds us up. */
+        if (lived >= c->backoff.max_ms) {
+            ml_fleet_backoff_reset(&c->backoff);
+        }
+    } else {
+        c->counters.connect_failures++;
+    }
+    delay = ml_fleet_backoff_next(&c->backoff);
+    c->state = ST_WAITING;
+    if (was_up) {
+        ML_LOG_WRN("fleet: c%u: connection to %s ended after %llu ms: %s; next attempt in %u ms",
+                   c->conn_id, c->cfg.f.url, (unsigned long long)lived, why, delay);
+    } else {
+        ML_LOG_WRN("fleet: c%u: cannot connect to %s: %s; next attempt in %u ms", c->conn_id,
+                   c->cfg.f.url, why, delay);
+    }
+    ml_timer_arm(c->retry, delay);
+}
+
+/* A person-readable reason for lws' CLIENT_CONNECTION_ERROR text. */
+static void describe_failure(struct lws *wsi, const char *in, size_t len, char *out, size_t cap)
+{
+    char text[128];
+    int fd = wsi != NULL ? lws_get_socket_fd(wsi) : -1, err = 0;
+    socklen_t elen = sizeof(err);
+
+    snprintf(text, sizeof(text), "%.*s", in != NULL ? (int)len : 0, in != NULL ? in : "");
+    while (text[0] != '\0' && (text[strlen(text) - 1] == '\n' || text[strlen(text) - 1] == ' ')) {
+        text[strlen(text) - 1] = '\0';
+    }
+    if (fd >= 0) {
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen);
+    }
+    if (strncmp(text, "mbedtls", 7) == 0 || strstr(text, "cert") != NULL ||
+        strstr(text, "SSL") != NULL || strstr(text, "tls") != NULL) {
+        snprintf(out, cap,
+                 "TLS handshake failed (%s): the controller's certificate does not chain to ca or "
+                 "names another host, or it refused our TLS",
+                 text);
+    } else if (strncmp(text, "HS:", 3) == 0 || strstr(text, "protocol") != NULL) {
+        snprintf(out, cap, "WebSocket upgrade refused (%s)", text);
+    } else if (strstr(text, "DNS") != NULL || strstr(text, "dns") != NULL) {
+        snprintf(out, cap, "DNS lookup failed (%s)", text);
+    } else if (strcmp(text, "Closed before conn") == 0 || strcmp(text, "Peer hung up") == 0) {
+        snprintf(out, cap, "closed by the controller before the upgrade (%s)", text);
+    } else if (strncmp(text, "conn fail:", 10) == 0) {
+        const char *num = strstr(text, "errno ");
+        int e = atoi(num != NULL ? num + 6 : text + 10);
+
+        snprintf(out, cap, "TCP connect failed: %s (%s)", e > 0 ? strerror(e) : "?", text);
+    } else if (err != 0) {
+        snprintf(out, cap, "%s (%s)", strerror(err), text);
+    } else {
+        snprintf(out, cap, "%s", text[0] != '\0' ? text : "connection failed");
+    }
+}
+
+static void on_deadline(void *user)
+{
+    struct ml_fleet_client *c = user;
+    struct lws *wsi = c->wsi;
+
+    if (c->state != ST_CONNECTING) {
+        return;
+    }
+    if (wsi != NULL) {
+        lws_set_opaque_user_data(wsi, NULL);
+        c->wsi = NULL;
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
+    conn_end(c, "no WebSocket after 10 s (DNS lookup, TCP connect, TLS or upgrade hung)");
+}
+
+static void on_report(void *user)
+{
+    struct ml_fleet_client *c = user;
+    struct ml_fleet_report r = {.config_version = c->config_version};
+    struct ml_fleet_status s;
+    size_t n;
+    int rv;
+
+    if (c->state != ST_CONNECTED) {
+        return;
+    }
+    ml_timer_arm(c->report, c->cfg.f.report_interval_ms);
+    if (status_queued(c)) {
+        ML_LOG_DBG("fleet: c%u: the last Status is not out yet: this one skipped", c->conn_id);
+        return;
+    }
+    if (c->ops != NULL && c->ops->fill_report != NULL) {
+        c->ops->fill_report(c->user, &r);
+    }
+    s.config_version = r.config_version != NULL ? r.config_version : c->config_version;
+    s.uptime_s = r.uptime_s;
+    s.calls_total = r.calls_total;
+    s.calls_failed = r.calls_failed;
+    s.endpoints_healthy = r.endpoints_healthy;
+    s.endpoints_total = r.endpoints_total;
+    if ((rv = ml_fleet_status_encode(&s, c->scratch, sizeof(c->scratch), &n)) < 0 ||
+        (rv = out_push(c, n, true)) < 0) {
+        ML_LOG_WRN("fleet: c%u: Status not sent: %s", c->conn_id, strerror(-rv));
+    }
+}
+
+/* Makes the vhost for c->cfg if there is none. 0, or -EINVAL with why. */
+static int vhost_make(struct ml_fleet_client *c, char *why, size_t cap)
+{
+    struct lws_context_creation_info info;
+
+    if (c->vh != NULL) {
+        return 0;
+    }
+    memset(&info, 0, sizeof(info));
+    info.vhost_name = "ml-fleet";
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = fleet_protocols;
+    /* Without this flag on the vhost itself, lws makes no client TLS context for it. */
+    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.timeout_secs = CONNECT_TIMEOUT_MS / 1000;
+    if (c->cfg.f.url_tls) {
+        info.client_ssl_ca_filepath = c->cfg.f.ca;
+        info.client_ssl_cert_filepath = c->cfg.f.cert;
+        info.client_ssl_private_key_filepath = c->cfg.f.key;
+    }
+    c->vh = lws_create_vhost(c->lws, &info);
+    if (c->vh == NULL) {
+        snprintf(why, cap, "cannot set up the client (TLS files ca=%s cert=%s key=%s unreadable "
+                           "or not PEM?)",
+                 c->cfg.f.ca ? c->cfg.f.ca : "-", c->cfg.f.cert ? c->cfg.f.cert : "-",
+                 c->cfg.f.key ? c->cfg.f.key : "-");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static void start_attempt(struct ml_fleet_client *c)
+{
+    struct lws_client_connect_info ci;
+    char why[sizeof(c->why)];
+    struct lws *wsi;
+
+    if (c->state != ST_WAITING) {
+        return;
+    }
+    if (c->has_next) {
+        /* A changed [fleet] takes effect now, at the reconnect (PROTOCOL.md). */
+        bool tls_same = str_eq(c->next.f.ca, c->cfg.f.ca) &&
+                        str_eq(c->next.f.cert, c->cfg.f.cert) &&
+                        str_eq(c->next.f.key, c->cfg.f.key) &&
+                        c->next.f.url_tls == c->cfg.f.url_tls;
+
+        cfg_drop(&c->cfg);
+        c->cfg = c->next;
+        memset(&c->next, 0, sizeof(c->next));
+        c->has_next = false;
+        ml_fleet_backoff_set_bounds(&c->backoff, c->cfg.f.backoff.from_ms,
+                                    c->cfg.f.backoff.to_ms);
+        if (!tls_same && c->vh != NULL) {
+            lws_vhost_destroy(c->vh); /* no wsi of ours on it: we are between connections */
+            c->vh = NULL;
+        }
+        ML_LOG_INF("fleet: using the new [fleet] settings: %s", c->cfg.f.url);
+    }
+    c->conn_id++;
+    c->counters.connect_attempts++;
+    c->state = ST_CONNECTING;
+    c->why[0] = '\0';
+    c->peer_close[0] = '\0';
+    c->said_unknown = c->said_direction = false;
+    if (vhost_make(c, why, sizeof(why)) < 0) {
+        conn_end(c, why);
+        return;
+    }
+    memset(&ci, 0, sizeof(ci));
+    ci.context = c->lws;
+    ci.vhost = c->vh;
+    ci.address = c->cfg.f.url_host;
+    ci.port = c->cfg.f.url_port;
+    ci.path = c->cfg.f.url_path;
+    ci.host = c->cfg.f.url_host; /* Host header, SNI and the name the certificate must carry */
+    ci.origin = c->cfg.f.url_host;
+    ci.protocol = FLEET_PROTOCOL;            /* Sec-WebSocket-Protocol we ask for */
+    ci.local_protocol_name = FLEET_PROTOCOL; /* our lws_protocols entry */
+    /* wss://: the chain must end at ca and the name must match; no ALLOW_* escape hatch. */
+    ci.ssl_connection = c->cfg.f.url_tls ? LCCSCF_USE_SSL : 0;
+    ci.opaque_user_data = c;
+    ML_LOG_DBG("fleet: c%u: connecting to %s", c->conn_id, c->cfg.f.url);
+    c->connect_failed = false;
+    c->in_connect = true;
+    wsi = lws_client_connect_via_info(&ci);
+    c->in_connect = false;
+    if (wsi == NULL || c->connect_failed) {
+        /* Failed inside the call (lws may have called back already; that wsi is detached). */
+        c->wsi = NULL;
+        conn_end(c, c->why[0] != '\0' ? c->why : "lws could not start the connection");
+        return;
+    }
+    if (c->state == ST_CONNECTING) {
+        c->wsi = wsi;
+        ml_timer_arm(c->deadline, CONNECT_TIMEOUT_MS);
+    }
+}
+
+static void established(struct ml_fleet_client *c, struct lws *wsi)
+{
+    size_t n;
+    int rv;
+
+    c->wsi = wsi;
+    c->state = ST_CONNECTED;
+    c->up_since_ms = ml_time_now_ms();
+    ml_timer_disarm(c->deadline);
+    c->counters.connects++;
+    c->counters.connected = true;
+    ML_LOG_INF("fleet: c%u: connected to %s", c->conn_id, c->cfg.f.url);
+    if ((rv = encode_hello(c, &n)) < 0 || (rv = out_push(c, n, false)) < 0) {
+        ML_LOG_ERR("fleet: c%u: cannot send the Hello: %s", c->conn_id, strerror(-rv));
+    }
+    ml_timer_arm(c->report, c->cfg.f.report_interval_ms);
+}
+
+/* ---- receiving ---------------------------------------------------------------------------- */
+
+/* A protocol error: logged, counted, the connection closed (the caller returns -1). */
+static int protocol_error(struct ml_fleet_client *c, struct lws *wsi, enum lws_close_status code,
+                          const char *why)
+{
+    char reason[64];
+
+    c->counters.protocol_errors++;
+    snprintf(reason, sizeof(reason), "%s", why);
+    lws_close_reason(wsi, code, (unsigned char *)reason, strlen(reason));
+    conn_end(c, why);
+    return -1;
+}
+
+static void remember_push(struct ml_fleet_client *c, const meshlet_fleet_v1_Push *p)
+{
+    struct pending_push *slot = NULL;
+
+    for (unsigned i = 0; i < PUSHES_MAX && slot == NULL; i++) {
+        if (!c->pushes[i].used) {
+            slot = &c->pushes[i];
+        }
+    }
+    if (slot == NULL) {
+        /* The node sits on PUSHES_MAX answers: the oldest slot's answer will be dropped. */
+        slot = &c->pushes[c->push_next];
+        c->push_next = (c->push_next + 1) % PUSHES_MAX;
+    }
+    slot->used = true;
+    slot->conn_id = c->conn_id;
+    slot->nonce = p->nonce;
+    snprintf(slot->version, sizeof(slot->version), "%s", p->version);
+}
+
+/* A whole message in c->rx. 0, or -1 to close. */
+static int on_message(struct ml_fleet_client *c, struct lws *wsi)
+{
+    const meshlet_fleet_v1_Push *p;
+    char why[96];
+    int rv = ml_fleet_envelope_decode(c->rx, c->rx_len, &c->env);
+
+    if (rv == ML_FLEET_UNKNOWN_KIND) {
+        c->counters.unknown_kinds++;
+        if (!c->said_unknown) {
+            ML_LOG_INF("fleet: c%u: envelope of a kind this node does not know (%zu bytes): "
+                       "ignored (newer controller?)",
+                       c->conn_id, c->rx_len);
+            c->said_unknown = true;
+        } else {
+            ML_LOG_DBG("fleet: c%u: unknown envelope kind ignored", c->conn_id);
+        }
+        return 0;
+    }
+    if (rv < 0) {
+        snprintf(why, sizeof(why), "undecodable envelope of %zu bytes from the controller",
+                 c->rx_len);
+        ML_LOG_WRN("fleet: c%u: %s: closing", c->conn_id, why);
+        return protocol_error(c, wsi, LWS_CLOSE_STATUS_INVALID_PAYLOAD, why);
+    }
+    if (c->env.which_msg != meshlet_fleet_v1_Envelope_push_tag) {
+        /* Hello, Status, Ack and Nack go node → controller. One coming back is the controller's
+         * bug, not something a newer protocol does: counted as a protocol error so that it is
+         * seen, but the connection stays (closing would only bring the same controller back). */
+        c->counters.protocol_errors++;
+        if (!c->said_direction) {
+            ML_LOG_WRN("fleet: c%u: the controller sent a node's message (kind %u): ignored",
+                       c->conn_id, (unsigned)c->env.which_msg);
+            c->said_direction = true;
+        }
+        return 0;
+    }
+    p = &c->env.msg.push;
+    c->counters.pushes++;
+    ML_LOG_INF("fleet: c%u: push of version %s (nonce %llu, %zu bytes of INI)", c->conn_id,
+               p->version, (unsigned long long)p->nonce, p->ini.n);
+    remember_push(c, p);
+    if (c->ops != NULL && c->ops->on_push != NULL) {
+        c->ops->on_push(c->user, p->version, p->nonce, (const char *)p->ini.p, p->ini.n);
+    }
+    return 0;
+}
+
+static int on_receive(struct ml_fleet_client *c, struct lws *wsi, const void *in, size_t len)
+{
+    char why[96];
+
+    if (lws_is_first_fragment(wsi)) {
+        c->rx_len = 0;
+    }
+    if (!lws_frame_is_binary(wsi)) {
+        ML_LOG_WRN("fleet: c%u: text frame from the controller (fleet messages are binary): "
+                   "closing",
+                   c->conn_id);
+        return protocol_error(c, wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, "text frame");
+    }
+    if (len > ML_FLEET_MAX_MESSAGE_BYTES - c->rx_len) {
+        snprintf(why, sizeof(why), "message over %d bytes (CONFIG_ML_FLEET_MAX_MESSAGE_BYTES)",
+                 ML_FLEET_MAX_MESSAGE_BYTES);
+        ML_LOG_WRN("fleet: c%u: %s: closing", c->conn_id, why);
+        return protocol_error(c, wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, why);
+    }
+    if (len > 0) {
+        memcpy(c->rx + c->rx_len, in, len);
+        c->rx_len += len;
+    }
+    if (!lws_is_final_fragment(wsi)) {
+        return 0;
+    }
+    return on_message(c, wsi);
+}
+
+/* ---- the lws callback --------------------------------------------------------------------- */
+
+static void finish_free(struct ml_fleet_client *c);
+
+static void on_free_later(struct ml_defer *d)
+{
+    finish_free(ML_CONTAINER_OF(d, struct ml_fleet_client, free_later));
+}
+
+static int fleet_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                          void *in, size_t len)
+{
+    struct ml_fleet_client *c = wsi != NULL ? lws_get_opaque_user_data(wsi) : NULL;
+    int rv = 0;
+
+    if (c == NULL) {
+        return 0; /* not ours any more (see the top of this file), or a vhost-level event */
+    }
+    if (!c->in_connect && wsi != c->wsi) {
+        lws_set_opaque_user_data(wsi, NULL); /* a stale connection: cut it loose */
+        return 0;
+    }
+    c->depth++;
+    switch (reason) {
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        describe_failure(wsi, in, len, c->why, sizeof(c->why));
+        lws_set_opaque_user_data(wsi, NULL);
+        if (c->in_connect) {
+            c->connect_failed = true; /* start_attempt handles it once lws returns */
+        } else {
+            c->wsi = NULL;
+            conn_end(c, c->why);
+        }
+        break;
+    case LWS_CALLBACK_CLIENT_ESTABLISHED:
+        established(c, wsi);
+        break;
+    case LWS_CALLBACK_CLIENT_RECEIVE:
+        rv = on_receive(c, wsi, in, len);
+        break;
+    case LWS_CALLBACK_CLIENT_WRITEABLE:
+        if (c->state == ST_CONNECTED && out_send_one(c, wsi) < 0) {
+            conn_end(c, c->why);
+            rv = -1;
+        }
+        break;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (len >= 2 && in != NULL) {
+            const uint8_t *p = in;
+
+            snprintf(c->peer_close, sizeof(c->peer_close), "closed by the controller (%u%s%.*s)",
+                     (unsigned)(p[0] << 8 | p[1]), len > 2 ? ": " : "",
+                     (int)(len > 2 ? (len - 2 > 80 ? 80 : len - 2) : 0), (const char *)p + 2);
+        }
+        break;
+    case LWS_CALLBACK_CLIENT_CLOSED:
+        conn_end(c, c->peer_close[0] != '\0' ? c->peer_close : "closed by the controller");
+        break;
+    case LWS_CALLBACK_WSI_DESTROY:
+        /* lws ended it without telling us how: still an end. */
+        if (c->in_connect) {
+            lws_set_opaque_user_data(wsi, NULL);
+            c->connect_failed = true;
+        } else {
+            conn_end(c, c->state == ST_CONNECTED ? "connection lost" : "connection failed");
+        }
+        break;
+    default:
+        break;
+    }
+    if (--c->depth == 0 && c->freed) {
+        /* ml_fleet_client_free ran from on_push: finish once this callback is off the stack. */
+        ml_loop_defer(c->loop, &c->free_later, on_free_later);
+        return -1;
+    }
+    return rv;
+}
+
+/* ---- the API ------------------------------------------------------------------------------ */
+
+int ml_fleet_client_new(struct ml_loop *loop, const struct ml_cfg_fleet *cfg,
+                        const struct ml_fleet_identity *id, const char *config_version,
+                        const struct ml_fleet_client_ops *ops, void *user, char *why, size_t cap,
+                        struct ml_fleet_client **out)
+{
+    struct ml_fleet_client *c;
+    const char *bad;
+    uint64_t seed = 0;
+    size_t n;
+    int rv;
+
+    *out = NULL;
+    if ((bad = cfg_unusable(cfg)) != NULL) {
+        snprintf(why, cap, "fleet: %s", bad);
+        return -EINVAL;
+    }
+    if ((c = ml_calloc(1, sizeof(*c))) == NULL) {
+        rv = -ENOMEM;
+        goto fail;
+    }
+    c->loop = loop;
+    c->lws = ml_loop_lws_context(loop);
+    c->ops = ops;
+    c->user = user;
+    set_config_version(c, config_version);
+    if ((rv = cfg_copy(&c->cfg, cfg)) < 0) {
+        goto fail_c;
+    }
+    if ((rv = identity_copy(c, id)) < 0) {
+        goto fail_cfg;
+    }
+    if ((rv = encode_hello(c, &n)) < 0) {
+        snprintf(why, cap, "fleet: the Hello does not fit its bounds (node id, board or version "
+                           "over 128 bytes, or over 16 features of 31 bytes)");
+        rv = -EINVAL;
+        goto fail_id;
+    }
+    if ((c->rx = ml_malloc(ML_FLEET_MAX_MESSAGE_BYTES)) == NULL) {
+        rv = -ENOMEM;
+        goto fail_id;
+    }
+    if ((c->retry = ml_timer_new(loop, on_retry, c)) == NULL ||
+        (c->deadline = ml_timer_new(loop, on_deadline, c)) == NULL ||
+        (c->report = ml_timer_new(loop, on_report, c)) == NULL) {
+        rv = -ENOMEM;
+        goto fail_timers;
+    }
+    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed)) {
+        seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32); /* only spreads a fleet */
+    }
+    ml_fleet_backoff_init(&c->backoff, cfg->backoff.from_ms, cfg->backoff.to_ms, seed);
+    if (!cfg->url_tls) {
+        ML_LOG_WRN("fleet: INSECURE: %s is plain ws:// (insecure = on): the controller is not "
+                   "authenticated and configurations travel unencrypted; for tests only",
+                   cfg->url);
+    }
+    c->state = ST_WAITING;
+    ml_timer_arm(c->retry, 0); /* the first attempt at once, from the loop */
+    ML_LOG_INF("fleet: controller %s, node %s, backoff %u..%u ms, report every %u ms", cfg->url,
+               c->id.node_id ? c->id.node_id : "", cfg->backoff.from_ms, cfg->backoff.to_ms,
+               cfg->report_interval_ms);
+    *out = c;
+    return 0;
+
+fail_timers:
+    ml_timer_free(c->report);
+    ml_timer_free(c->deadline);
+    ml_timer_free(c->retry);
+    ml_free(c->rx);
+fail_id:
+    ml_free(c->id_mem);
+fail_cfg:
+    cfg_drop(&c->cfg);
+fail_c:
+    ml_free(c);
+fail:
+    if (rv == -ENOMEM) {
+        snprintf(why, cap, "fleet: out of memory");
+    }
+    return rv;
+}
+
+static void finish_free(struct ml_fleet_client *c)
+{
+    if (c->vh != NULL) {
+        /* Closes what is still bound to it; those wsis no longer point at c. */
+        lws_vhost_destroy(c->vh);
+    }
+    out_clear(c);
+    ml_free(c->rx);
+    ml_free(c->id_mem);
+    cfg_drop(&c->next);
+    cfg_drop(&c->cfg);
+    ml_free(c);
+}
+
+void ml_fleet_client_free(struct ml_fleet_client *c)
+{
+    if (c == NULL || c->freed) {
+        return;
+    }
+    ml_timer_free(c->retry);
+    ml_timer_free(c->deadline);
+    ml_timer_free(c->report);
+    c->retry = c->deadline = c->report = NULL;
+    if (c->wsi != NULL) {
+        /* Closed by lws_vhost_destroy (finish_free), or by lws once our callback returns -1. */
+        lws_set_opaque_user_data(c->wsi, NULL);
+        c->wsi = NULL;
+    }
+    c->counters.connected = false;
+    if (c->depth > 0) {
+        /* Inside our own callback (on_push): lws must not see the vhost destroyed under the
+         * wsi it is serving; fleet_callback returns -1 and defers the rest. */
+        c->freed = true;
+        return;
+    }
+    finish_free(c);
+}
+
+void ml_fleet_client_update(struct ml_fleet_client *c, const struct ml_cfg_fleet *cfg,
+                            const char *config_version)
+{
+    const char *bad;
+    struct cfg_copy copy;
+
+    if (c == NULL) {
+        return;
+    }
+    set_config_version(c, config_version);
+    if (cfg == NULL) {
+        return;
+    }
+    if ((bad = cfg_unusable(cfg)) != NULL) {
+        ML_LOG_WRN("fleet: new [fleet] not used (%s): keeping %s", bad, c->cfg.f.url);
+        return;
+    }
+    if (cfg_same(cfg, c->has_next ? &c->next.f : &c->cfg.f)) {
+        return;
+    }
+    if (cfg_copy(&copy, cfg) < 0) {
+        ML_LOG_WRN("fleet: out of memory: new [fleet] not used, keeping %s", c->cfg.f.url);
+        return;
+    }
+    cfg_drop(&c->next);
+    c->next = copy;
+    c->has_next = true;
+    if (!cfg->url_tls) {
+        ML_LOG_WRN("fleet: INSECURE: %s is plain ws:// (insecure = on); for tests only", cfg->url);
+    }
+    ML_LOG_INF("fleet: [fleet] changed: %s is used from the next reconnect on", cfg->url);
+}
+
+/* Finds and takes the unanswered push (version, nonce) of the current connection. */
+static bool take_push(struct ml_fleet_client *c, const char *version, uint64_t nonce)
+{
+    for (unsigned i = 0; i < PUSHES_MAX; i++) {
+        struct pending_push *p = &c->pushes[i];
+
+        if (p->used && p->nonce == nonce && p->conn_id == c->conn_id &&
+            strcmp(p->version, version != NULL ? version : "") == 0) {
+            p->used = false;
+            return true;
+        }
+    }
+    return false;
+}
+
+static int answer(struct ml_fleet_client *c, bool ack, const char *version, uint64_t nonce,
+                  const char *error, size_t n)
+{
+    size_t len;
+    int rv;
+
+    if (c->state != ST_CONNECTED || c->freed || !take_push(c, version, nonce)) {
+        ML_LOG_INF("fleet: %s of version %s (nonce %llu) dropped: the connection that brought "
+                   "the push is gone (the next Hello says what runs)",
+                   ack ? "ack" : "nack", version != NULL ? version : "",
+                   (unsigned long long)nonce);
+        return -ENOTCONN;
+    }
+    rv = ack ? ml_fleet_ack_encode(version, nonce, c->scratch, sizeof(c->scratch), &len)
+             : ml_fleet_nack_encode(version, nonce, error != NULL ? error : "", error ? n : 0,
+                                    c->scratch, sizeof(c->scratch), &len);
+    if (rv == 0) {
+        rv = out_push(c, len, false);
+    }
+    if (rv < 0) {
+        ML_LOG_WRN("fleet: c%u: %s of version %s (nonce %llu) not sent: %s", c->conn_id,
+                   ack ? "ack" : "nack", version, (unsigned long long)nonce, strerror(-rv));
+        return rv;
+    }
+    if (ack) {
+        c->counters.acks++;
+    } else {
+        c->counters.nacks++;
+    }
+    return 0;
+}
+
+int ml_fleet_client_ack(struct ml_fleet_client *c, const char *version, uint64_t nonce)
+{
+    return answer(c, true, version, nonce, NULL, 0);
+}
+
+int ml_fleet_client_nack(struct ml_fleet_client *c, const char *version, uint64_t nonce,
+                         const char *error, size_t n)
+{
+    return answer(c, false, version, nonce, error, n);
+}
+
+const struct ml_fleet_client_counters *ml_fleet_client_counters(const struct ml_fleet_client *c)
+{
+    return &c->counters;
+}
