@@ -107,7 +107,7 @@ struct ml_fleet_client {
     uint64_t up_since_ms; /* ST_CONNECTED: when the upgrade completed */
     bool in_connect;     /* inside lws_client_connect_via_info */
     bool connect_failed; /* a CONNECTION_ERROR came while in_connect */
-    char why[256];       /* why the current connection is ending, for the log */
+    char why[320];       /* why the current connection is ending, for the log */
     char peer_close[128]; /* the controller's close frame, if it sent one */
     bool said_unknown, said_direction; /* logged once per connection at info/warn */
 
@@ -407,11 +407,14 @@ static void describe_failure(struct lws *wsi, const char *in, size_t len, char *
     if (fd >= 0) {
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen);
     }
-    if (strncmp(text, "mbedtls", 7) == 0 || strstr(text, "cert") != NULL ||
-        strstr(text, "SSL") != NULL || strstr(text, "tls") != NULL) {
+    if (strstr(text, "didn't look good") != NULL) {
+        /* lws' verdict on the chain or the name: "..., invalidca ...", "..., hostname ..." */
+        snprintf(out, cap, "TLS: the controller's certificate was refused (%s)", text);
+    } else if (strncmp(text, "mbedtls", 7) == 0 || strstr(text, "SSL") != NULL ||
+               strstr(text, "tls") != NULL) {
         snprintf(out, cap,
-                 "TLS handshake failed (%s): the controller's certificate does not chain to ca or "
-                 "names another host, or it refused our TLS",
+                 "TLS handshake failed (%s): the controller refused our TLS (client certificate "
+                 "missing or not trusted?) or its certificate is unusable",
                  text);
     } else if (strncmp(text, "HS:", 3) == 0 || strstr(text, "protocol") != NULL) {
         snprintf(out, cap, "WebSocket upgrade refused (%s)", text);
@@ -568,7 +571,14 @@ static void start_attempt(struct ml_fleet_client *c)
     if (wsi == NULL || c->connect_failed) {
         /* Failed inside the call (lws may have called back already; that wsi is detached). */
         c->wsi = NULL;
-        conn_end(c, c->why[0] != '\0' ? c->why : "lws could not start the connection");
+        if (c->why[0] == '\0') {
+            /* lws says nothing when its async resolver fails at once (no nameserver reachable,
+             * bad name) or it is out of memory. */
+            snprintf(c->why, sizeof(c->why),
+                     "could not start the connection (DNS lookup of %s failed at once?)",
+                     c->cfg.f.url_host);
+        }
+        conn_end(c, c->why);
         return;
     }
     if (c->state == ST_CONNECTING) {
