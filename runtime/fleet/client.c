@@ -50,6 +50,11 @@
 #define PUSHES_MAX 8
 /* An attempt that is not a WebSocket after this long is abandoned (DNS, TCP, TLS, upgrade). */
 #define CONNECT_TIMEOUT_MS 10000
+/* A connection with nothing from the controller for PING_AFTER_S gets a WebSocket PING; with no
+ * answer (or anything else) by HANGUP_AFTER_S it is dropped: behind NAT a dead path otherwise
+ * looks alive until TCP gives up on a Status, many minutes later. */
+#define PING_AFTER_S 30
+#define HANGUP_AFTER_S 90
 /* The largest envelope the node sends: a Nack with a whole error text, or a full Hello. */
 #define OUT_MAX_BYTES (ML_FLEET_ERROR_MAX + ML_FLEET_VERSION_MAX + 64)
 _Static_assert(OUT_MAX_BYTES >= ML_FLEET_NODE_ID_MAX + ML_FLEET_BOARD_MAX +
@@ -126,6 +131,11 @@ struct ml_fleet_client {
     uint8_t scratch[OUT_MAX_BYTES];
 
     struct ml_fleet_client_counters counters;
+};
+
+static const lws_retry_bo_t keepalive = {
+    .secs_since_valid_ping = PING_AFTER_S,
+    .secs_since_valid_hangup = HANGUP_AFTER_S,
 };
 
 static void start_attempt(struct ml_fleet_client *c);
@@ -563,6 +573,7 @@ static void start_attempt(struct ml_fleet_client *c)
     /* wss://: the chain must end at ca and the name must match; no ALLOW_* escape hatch. */
     ci.ssl_connection = c->cfg.f.url_tls ? LCCSCF_USE_SSL : 0;
     ci.opaque_user_data = c;
+    ci.retry_and_idle_policy = &keepalive;
     ML_LOG_DBG("fleet: c%u: connecting to %s", c->conn_id, c->cfg.f.url);
     c->connect_failed = false;
     c->in_connect = true;
@@ -773,7 +784,9 @@ static int fleet_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         }
         break;
     case LWS_CALLBACK_CLIENT_CLOSED:
-        conn_end(c, c->peer_close[0] != '\0' ? c->peer_close : "closed by the controller");
+        conn_end(c, c->peer_close[0] != '\0'
+                        ? c->peer_close
+                        : "closed by the controller (or no answer to pings for 90 s)");
         break;
     case LWS_CALLBACK_WSI_DESTROY:
         /* lws ended it without telling us how: still an end. */
