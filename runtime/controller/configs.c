@@ -104,8 +104,8 @@ static void load(struct ml_ctl_file *f)
     drop_content(f);
     rv = ml_file_read_all(f->path, max_bytes, &text, &n);
     if (rv == -EFBIG) {
-        ML_LOG_ERR("configs: %s: %zu bytes, over the %zu a push can carry: not pushed", f->path,
-                   n, max_bytes);
+        ML_LOG_ERR("configs: %s: %zu bytes, over the %zu a push can carry: not pushed", f->path, n,
+                   max_bytes);
     } else if (rv < 0) {
         ML_LOG_ERR("configs: %s: cannot read it (%s): not pushed", f->path, strerror(-rv));
     }

@@ -121,8 +121,9 @@ static int parse_args(int argc, char **argv, struct args *a)
         return EXIT_BAD_ARGS;
     }
     if (!parse_listen(a->listen, a)) {
-        fprintf(stderr, "meshlet controller: --listen %s: expected IP:PORT, [IPv6]:PORT or "
-                        "localhost:PORT\n",
+        fprintf(stderr,
+                "meshlet controller: --listen %s: expected IP:PORT, [IPv6]:PORT or "
+                "localhost:PORT\n",
                 a->listen);
         return EXIT_BAD_ARGS;
     }

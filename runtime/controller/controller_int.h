@@ -97,7 +97,7 @@ struct ml_ctl {
     struct ml_timer *poll;
     bool client_certs; /* --ca: every connection must show a certificate that chains to it */
     char dir[PATH_MAX];
-    struct ml_ctl_file fallback; /* DIR/default.ini */
+    struct ml_ctl_file fallback;                 /* DIR/default.ini */
     struct ml_ctl_node *nodes[ML_CTL_MAX_NODES]; /* ml_calloc'd; the first n_nodes are used */
     size_t n_nodes;
     uint64_t next_nonce;

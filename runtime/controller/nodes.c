@@ -130,8 +130,8 @@ static void sync_node(struct ml_ctl *ctl, struct ml_ctl_node *node, const struct
     ctl->next_nonce++;
     COPY(node->pushed_version, f->version);
     node->pushed_nonce = ctl->next_nonce;
-    ML_LOG_INF("node %s: push version %s of %s (nonce %llu, was %s)", node->id, f->version,
-               f->path, (unsigned long long)node->pushed_nonce,
+    ML_LOG_INF("node %s: push version %s of %s (nonce %llu, was %s)", node->id, f->version, f->path,
+               (unsigned long long)node->pushed_nonce,
                node->config_version[0] != '\0' ? node->config_version : "\"\"");
     ml_ctl_ws_send_take(node->conn, buf, n);
 }
@@ -145,8 +145,9 @@ int ml_ctl_on_hello(struct ml_ctl *ctl, struct ml_ctl_conn *conn, const struct m
     bool changed;
 
     if (!ml_ctl_node_id_safe(id)) {
-        snprintf(why, cap, "node id \"%.64s\" is not a safe file name (empty, '/' or a leading "
-                           "'.')",
+        snprintf(why, cap,
+                 "node id \"%.64s\" is not a safe file name (empty, '/' or a leading "
+                 "'.')",
                  id);
         return -1;
     }
@@ -168,8 +169,8 @@ int ml_ctl_on_hello(struct ml_ctl *ctl, struct ml_ctl_conn *conn, const struct m
     node->pushed_version[0] = '\0';
     node->conn = conn;
     ml_ctl_ws_set_node(conn, node);
-    ML_LOG_INF("c%u: node %s connected (board %s, meshlet %s, config %s)",
-               ml_ctl_ws_conn_id(conn), id, node->board, node->version,
+    ML_LOG_INF("c%u: node %s connected (board %s, meshlet %s, config %s)", ml_ctl_ws_conn_id(conn),
+               id, node->board, node->version,
                node->config_version[0] != '\0' ? node->config_version : "local");
     ml_ctl_file_refresh(&ctl->fallback);
     f = effective(ctl, node, &changed);

@@ -275,8 +275,8 @@ static void http_drop(struct http_session *s)
 }
 
 /* Headers now, the body from WRITEABLE. 0, or -1 to close. */
-static int http_respond(struct lws *wsi, struct http_session *s, unsigned status,
-                        const char *type, char *body_take, size_t n)
+static int http_respond(struct lws *wsi, struct http_session *s, unsigned status, const char *type,
+                        char *body_take, size_t n)
 {
     uint8_t buf[LWS_PRE + 512];
     uint8_t *start = &buf[LWS_PRE], *p = start, *end = &buf[sizeof(buf) - 1];
