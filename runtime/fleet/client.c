@@ -358,6 +358,8 @@ static int out_send_one(struct ml_fleet_client *c, struct lws *wsi)
 
 /* ---- connection lifecycle ----------------------------------------------------------------- */
 
+static void on_free_later(struct ml_defer *d);
+
 static void on_retry(void *user)
 {
     start_attempt(user);
@@ -477,7 +479,12 @@ static void on_report(void *user)
         return;
     }
     if (c->ops != NULL && c->ops->fill_report != NULL) {
+        c->depth++;
         c->ops->fill_report(c->user, &r);
+        if (--c->depth == 0 && c->freed) {
+            ml_loop_defer(c->loop, &c->free_later, on_free_later); /* freed from fill_report */
+            return;
+        }
     }
     s.config_version = r.config_version != NULL ? r.config_version : c->config_version;
     s.uptime_s = r.uptime_s;

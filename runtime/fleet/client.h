@@ -55,7 +55,8 @@ struct ml_fleet_client_counters {
     uint64_t connects;          /* upgrades that succeeded */
     uint64_t connect_failures;  /* attempts that failed before the upgrade completed */
     uint64_t disconnects;       /* established connections that ended */
-    uint64_t protocol_errors;   /* undecodable or oversized envelopes, text frames: closed */
+    uint64_t protocol_errors;   /* undecodable or oversized envelopes, text frames: closed;
+                                   a Hello/Status/Ack/Nack from the controller: ignored */
     uint64_t unknown_kinds;     /* envelopes of a kind this node does not know: ignored */
     uint64_t pushes;            /* Push envelopes received */
     uint64_t acks, nacks;       /* answers sent */
@@ -69,7 +70,9 @@ int ml_fleet_client_new(struct ml_loop *loop, const struct ml_cfg_fleet *cfg,
                         const struct ml_fleet_identity *id, const char *config_version,
                         const struct ml_fleet_client_ops *ops, void *user, char *why, size_t cap,
                         struct ml_fleet_client **out);
-/* Closes the connection (if any) and frees c. NULL is a no-op. */
+/* Closes the connection (if any) and frees c. NULL is a no-op. Safe at any moment, also from
+ * inside ops->on_push or ops->fill_report (the rest is then finished at the end of the event);
+ * no callback runs afterwards. An answer queued but not yet written is dropped. */
 void ml_fleet_client_free(struct ml_fleet_client *c);
 
 /* A new config was applied: the Hello of later connections says config_version, and a changed
@@ -77,9 +80,11 @@ void ml_fleet_client_free(struct ml_fleet_client *c);
 void ml_fleet_client_update(struct ml_fleet_client *c, const struct ml_cfg_fleet *cfg,
                             const char *config_version);
 
-/* Answers the Push of nonce. Sent if the connection that brought it is still up, else dropped
- * (the next Hello tells the controller what runs). 0; -ENOTCONN (dropped); -ENOMEM. The Nack's
- * error[0..n) is cut as ml_fleet_nack_encode says. */
+/* Answers the Push of (version, nonce). Sent if the connection that brought it is still up,
+ * else dropped (the next Hello tells the controller what runs). 0; -ENOTCONN (dropped: another
+ * connection, or no such unanswered push); -ENOBUFS (the controller reads nothing and the small
+ * send queue is full: dropped); -ENOMEM. The Nack's error[0..n) is cut as ml_fleet_nack_encode
+ * says. */
 int ml_fleet_client_ack(struct ml_fleet_client *c, const char *version, uint64_t nonce);
 int ml_fleet_client_nack(struct ml_fleet_client *c, const char *version, uint64_t nonce,
                          const char *error, size_t n);
