@@ -224,12 +224,18 @@ def pki(tmp_path_factory):
                                    "basicConstraints=CA:FALSE\n")
         run("x509", "-req", "-in", f"srv-{ca}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
             "-CAcreateserial", "-out", f"srv-{ca}.pem", "-days", "2", "-extfile", "san.ext")
+    # from the trusted CA, but for another host name
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", "srv-othername.key", "-out", "srv-othername.csr", "-subj", "/CN=other.example")
+    (d / "other.ext").write_text("subjectAltName=DNS:other.example\nbasicConstraints=CA:FALSE\n")
+    run("x509", "-req", "-in", "srv-othername.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "srv-othername.pem", "-days", "2", "-extfile", "other.ext")
     return d
 
 
-def server_context(pki, ca):
+def server_context(pki, name):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(pki / f"srv-{ca}.pem", pki / f"srv-{ca}.key")
+    ctx.load_cert_chain(pki / f"srv-{name}.pem", pki / f"srv-{name}.key")
     return ctx
 
 
@@ -370,6 +376,18 @@ def test_certificate_from_the_wrong_ca_is_refused_and_retried_within_backoff(
     assert st["fleet_connect_failures_total"] >= len(attempts) - 1, st
     # the node hung up during the handshake: it never sent a byte of WebSocket
     assert srv.handshake_errors, "the TLS handshake went through"
+
+
+def test_certificate_for_another_host_name_is_refused(run_meshlet, free_port, backend,
+                                                      accept_counter, pki):
+    srv = accept_counter(ssl_context=server_context(pki, "othername"))
+    m, listen = start_node(run_meshlet, free_port, backend,
+                           fleet(f"wss://127.0.0.1:{srv.port}/fleet/v1", ca=pki / "ca.pem"))
+    assert m.wait_for_stderr("certificate was refused"), m.stderr
+    assert re.search(r"hostname|Hostname", m.stderr), m.stderr
+    assert serve_calls_for(listen, 0.5) >= 1
+    st = stats(m)
+    assert st["fleet_connects_total"] == 0 and st["fleet_connect_failures_total"] >= 1, st
 
 
 def test_right_ca_connects_over_tls(run_meshlet, free_port, backend, py_controller, pki):
