@@ -10,6 +10,9 @@ struct ml_cluster; /* one [cluster]: endpoints, round robin, limits */
 struct ml_pool;    /* the upstream connections to one endpoint */
 struct ml_h2_conn;
 
+/* A retired balance has no call left (ml_balance_commit). */
+typedef void ml_balance_idle_fn(void *user);
+
 /* A call waiting for a stream slot, embedded in the call (proxy/call). */
 struct ml_balance_waiter {
     struct ml_list node;  /* in the pool's queue while waiting */

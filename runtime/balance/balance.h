@@ -17,12 +17,26 @@
  * connections for logs, shared with the listeners. 0 and *out; -ENOMEM. */
 int ml_balance_new(struct ml_loop *loop, const struct ml_snapshot *snap, uint32_t *conn_ids,
                    struct ml_balance **out);
-/* Closes every upstream connection (the owners of their streams hear on_close) and frees b.
- * No call may be waiting any more. NULL is a no-op. */
+/* Closes every upstream connection of pools no other balance shares (the owners of their
+ * streams hear on_close) and frees b. No call of b may be waiting any more. NULL is a no-op. */
 void ml_balance_free(struct ml_balance *b);
 
+/* Hot apply, step one: the clusters of next (borrowed: it must outlive the balance), for the
+ * moment a commit replaces cur. An endpoint of a cluster that cur has too (same cluster name,
+ * same address) will share cur's pool, connections and waiting calls; nothing that runs changes
+ * until ml_balance_commit, and ml_balance_free undoes it. 0 and *out; -ENOMEM. */
+int ml_balance_prepare(struct ml_balance *cur, const struct ml_snapshot *next,
+                       struct ml_balance **out);
+/* Step two: next (prepared from prev) takes over the shared pools (its limits apply to them from
+ * now on); prev's calls go on where they are, but prev takes no new ones: its pools that next
+ * does not have close their connections once their streams end. Once no call of prev is left,
+ * on_idle(user) runs once, from the end of an event (never from inside a call of this API); the
+ * caller then frees prev. */
+void ml_balance_commit(struct ml_balance *next, struct ml_balance *prev,
+                       ml_balance_idle_fn *on_idle, void *user);
+
 /* Where the balance counts upstream connections (core/stats.h); NULL (the default): nowhere.
- * stats is borrowed and must outlive b. */
+ * b takes a reference on stats (ml_stats_ref) and drops it when freed or set again. */
 struct ml_stats;
 void ml_balance_set_stats(struct ml_balance *b, struct ml_stats *stats);
 

@@ -5,6 +5,7 @@
 #include "balance/balance-t.h"
 #include "config/snapshot-t.h"
 #include "core/list-t.h"
+#include "core/list.h"
 #include "core/loop-t.h"
 #include "core/sock-t.h"
 #include "h2/h2-t.h"
@@ -25,29 +26,41 @@ struct ml_pool_conn {
     uint64_t ping_sent_ms;      /* ml_time_now_ms() of the PING in flight */
 };
 
-struct ml_pool {
+/* One endpoint of one cluster: where its calls find the endpoint's pool. A hot apply shares a
+ * pool between the clusters of the old and the new balance that have the same name and endpoint
+ * address, so the pool's connections carry on. */
+struct ml_pool_slot {
     struct ml_cluster *cluster;
-    uint32_t endpoint; /* index into the cluster's config endpoints */
+    uint32_t endpoint; /* index into cluster->cfg->endpoints */
+    struct ml_pool *pool;
+    struct ml_list node; /* in pool->slots while linked */
+    bool linked;         /* false only in a prepared balance, for a pool it will share */
+    int64_t rr_current;  /* smooth weighted round robin: this endpoint's current weight */
+};
+
+struct ml_pool {
+    struct ml_list slots; /* struct ml_pool_slot, oldest balance first; the last one is the
+                             owner: its cluster's limits and stats apply */
+    bool retired;         /* no balance in force has it: connections close once idle */
     struct ml_sock_addr addr;
     char addr_text[ML_SOCK_ADDR_TEXT_MAX];
     struct ml_list conns; /* struct ml_pool_conn, ready and connecting; filled in this order */
     uint32_t n_conns;
     uint32_t n_connecting;
-    uint32_t n_going_away;  /* of n_conns: GOAWAY'd ones, not counted against max_connections */
-    struct ml_list waiters; /* struct ml_balance_waiter, FIFO */
-    uint32_t n_waiting;
+    uint32_t n_going_away;    /* of n_conns: GOAWAY'd ones, not counted against max_connections */
+    struct ml_list waiters;   /* struct ml_balance_waiter, FIFO */
+    uint32_t n_waiting;       /* counted in the owner's cluster->n_pending */
     struct ml_defer dispatch; /* hand free slots to waiters at the end of the event */
-    int64_t rr_current;       /* smooth weighted round robin: this endpoint's current weight */
 };
 
 struct ml_cluster {
     struct ml_balance *balance;
     const struct ml_cfg_cluster *cfg;
-    struct ml_pool *pools; /* one per endpoint, in config order */
-    uint32_t n_pools;
+    struct ml_pool_slot *slots; /* one per endpoint, in config order */
+    uint32_t n_slots;
     uint32_t rr_total;       /* sum of the endpoints' weights */
     uint32_t n_active;       /* calls between call_begin and call_end */
-    uint32_t n_pending;      /* calls waiting in this cluster's pools */
+    uint32_t n_pending;      /* calls waiting in the pools this cluster owns */
     uint32_t slots_per_conn; /* min(max_streams_per_connection, the 100 nghttp2 assumes before
                                 the peer's SETTINGS): what one new connection is expected to take */
     struct ml_h2_settings settings; /* what upstream connections advertise */
@@ -57,15 +70,37 @@ struct ml_balance {
     struct ml_loop *loop;
     const struct ml_snapshot *snap;
     uint32_t *conn_ids;
-    struct ml_stats *stats;      /* where connections are counted; NULL: nowhere */
+    struct ml_stats *stats;      /* where connections are counted (a reference); NULL: nowhere */
     struct ml_cluster *clusters; /* as snap->clusters */
     uint32_t n_clusters;
+    uint64_t n_active; /* calls of every cluster between call_begin and call_end */
+    bool retired;      /* ml_balance_retire ran: on_idle once n_active is 0 */
+    ml_balance_idle_fn *on_idle;
+    void *idle_user;
+    struct ml_defer idle_defer;
 };
 
+/* The pool's owner: the slot of the newest balance that has it. */
+static inline struct ml_pool_slot *ml_pool_owner(const struct ml_pool *p)
+{
+    return ML_CONTAINER_OF(p->slots.prev, struct ml_pool_slot, node);
+}
+
+static inline struct ml_cluster *ml_pool_cluster(const struct ml_pool *p)
+{
+    return ml_pool_owner(p)->cluster;
+}
+
 /* pool.c */
-void ml_pool_init(struct ml_pool *p, struct ml_cluster *cl, uint32_t endpoint);
-/* Closes the pool's connections; no call may wait on it any more. */
-void ml_pool_deinit(struct ml_pool *p);
+/* A new pool for endpoint of cl (not linked to any slot yet). NULL: no memory. */
+struct ml_pool *ml_pool_new(const struct ml_cluster *cl, uint32_t endpoint);
+/* Closes the pool's connections and frees it; no call may wait on it any more. */
+void ml_pool_free(struct ml_pool *p, struct ml_loop *loop);
+/* The pool gets a new owner (the last slot changed): moves its waiters' count. */
+void ml_pool_owner_change(struct ml_pool *p, struct ml_cluster *from, struct ml_cluster *to);
+/* p is retired (no balance in force has it): closes its idle connections now and the others once
+ * their streams end. */
+void ml_pool_retire(struct ml_pool *p);
 /* ml_cluster_pick once the endpoint is chosen. */
 int ml_pool_pick(struct ml_pool *p, struct ml_balance_waiter *w, struct ml_h2_conn **conn,
                  char *why, size_t cap);

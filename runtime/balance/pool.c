@@ -27,25 +27,40 @@ static const struct ml_h2_client_ops pool_conn_ops;
 /* The longest a PING may go unanswered before the connection counts as dead. */
 #define PING_ACK_MAX_MS 20000
 
-void ml_pool_init(struct ml_pool *p, struct ml_cluster *cl, uint32_t endpoint)
+struct ml_pool *ml_pool_new(const struct ml_cluster *cl, uint32_t endpoint)
 {
     const struct ml_cfg_addr *a = &cl->cfg->endpoints[endpoint].addr;
+    struct ml_pool *p = ml_calloc(1, sizeof(*p));
 
-    memset(p, 0, sizeof(*p));
-    p->cluster = cl;
-    p->endpoint = endpoint;
+    if (p == NULL) {
+        return NULL;
+    }
     p->addr.family = a->family;
     p->addr.port = a->port;
     memcpy(p->addr.ip, a->ip, sizeof(p->addr.ip));
     ml_sock_addr_text(&p->addr, p->addr_text, sizeof(p->addr_text));
+    ml_list_init(&p->slots);
     ml_list_init(&p->conns);
     ml_list_init(&p->waiters);
+    return p;
+}
+
+void ml_pool_owner_change(struct ml_pool *p, struct ml_cluster *from, struct ml_cluster *to)
+{
+    if (from != NULL) {
+        from->n_pending -= p->n_waiting;
+    }
+    if (to != NULL) {
+        to->n_pending += p->n_waiting;
+    }
 }
 
 static void count(struct ml_pool *p, enum ml_stats_up_event ev)
 {
-    ml_stats_upstream(p->cluster->balance->stats, ml_cluster_index(p->cluster), (int)p->endpoint,
-                      ev);
+    struct ml_pool_slot *owner = ml_pool_owner(p);
+
+    ml_stats_upstream(owner->cluster->balance->stats, ml_cluster_index(owner->cluster),
+                      (int)owner->endpoint, ev);
 }
 
 static void conn_unlink(struct ml_pool *p, struct ml_pool_conn *pc)
@@ -62,10 +77,8 @@ static void conn_unlink(struct ml_pool *p, struct ml_pool_conn *pc)
     pc->keepalive = NULL;
 }
 
-void ml_pool_deinit(struct ml_pool *p)
+void ml_pool_free(struct ml_pool *p, struct ml_loop *loop)
 {
-    struct ml_loop *loop = p->cluster->balance->loop;
-
     struct ml_list *n;
 
     ml_loop_defer_cancel(loop, &p->dispatch);
@@ -76,6 +89,7 @@ void ml_pool_deinit(struct ml_pool *p)
         ml_h2_conn_close(pc->conn); /* its streams' owners hear on_close; no pool callback */
         ml_free(pc);
     }
+    ml_free(p);
 }
 
 static void waiter_push(struct ml_pool *p, struct ml_balance_waiter *w)
@@ -83,7 +97,7 @@ static void waiter_push(struct ml_pool *p, struct ml_balance_waiter *w)
     w->pool = p;
     ml_list_add_tail(&p->waiters, &w->node);
     p->n_waiting++;
-    p->cluster->n_pending++;
+    ml_pool_cluster(p)->n_pending++;
 }
 
 void ml_balance_waiter_cancel(struct ml_balance_waiter *w)
@@ -96,7 +110,10 @@ void ml_balance_waiter_cancel(struct ml_balance_waiter *w)
     ml_list_remove(&w->node);
     w->pool = NULL;
     p->n_waiting--;
-    p->cluster->n_pending--;
+    ml_pool_cluster(p)->n_pending--;
+    if (p->retired && p->n_waiting == 0) {
+        dispatch_later(p); /* its idle connections can go now */
+    }
 }
 
 /* The oldest waiter, taken off the queue; NULL when none waits. */
@@ -115,7 +132,7 @@ static struct ml_balance_waiter *waiter_pop(struct ml_pool *p)
  * one open only when the others are full. */
 static struct ml_pool_conn *find_slot(struct ml_pool *p)
 {
-    uint32_t limit = p->cluster->cfg->max_streams_per_connection;
+    uint32_t limit = ml_pool_cluster(p)->cfg->max_streams_per_connection;
 
     for (struct ml_list *n = ml_list_first(&p->conns); n != NULL; n = ml_list_next(&p->conns, n)) {
         struct ml_pool_conn *pc = ML_CONTAINER_OF(n, struct ml_pool_conn, node);
@@ -130,7 +147,7 @@ static struct ml_pool_conn *find_slot(struct ml_pool *p)
 /* Opens one more connection. 0, or a negative errno with why. */
 static int open_conn(struct ml_pool *p, char *why, size_t cap)
 {
-    struct ml_cluster *cl = p->cluster;
+    struct ml_cluster *cl = ml_pool_cluster(p);
     struct ml_pool_conn *pc = ml_calloc(1, sizeof(*pc));
     uint32_t id;
     int rv;
@@ -173,7 +190,7 @@ static void fail_waiters(struct ml_pool *p, int reason, const char *why)
 /* Opens connections while the waiters outnumber what the connecting ones are expected to take. */
 static void grow(struct ml_pool *p)
 {
-    struct ml_cluster *cl = p->cluster;
+    struct ml_cluster *cl = ml_pool_cluster(p);
     char why[160];
     int rv;
 
@@ -185,6 +202,36 @@ static void grow(struct ml_pool *p)
             }
             return;
         }
+    }
+}
+
+/* A retired pool with no call waiting: closes the connections that carry no stream. */
+static void close_idle(struct ml_pool *p)
+{
+    struct ml_list *n, *next;
+
+    for (n = ml_list_first(&p->conns); n != NULL; n = next) {
+        struct ml_pool_conn *pc = ML_CONTAINER_OF(n, struct ml_pool_conn, node);
+
+        next = ml_list_next(&p->conns, n);
+        if (!pc->ready || ml_h2_conn_n_streams(pc->conn) == 0) {
+            ML_LOG_DBG("c%u: cluster %s: %s is gone from the config: closing",
+                       ml_h2_conn_id(pc->conn), ml_pool_cluster(p)->cfg->name, p->addr_text);
+            conn_unlink(p, pc);
+            if (pc->ready) {
+                count(p, ML_STATS_UP_CLOSED);
+            }
+            ml_h2_conn_close(pc->conn); /* no stream: nobody hears anything */
+            ml_free(pc);
+        }
+    }
+}
+
+void ml_pool_retire(struct ml_pool *p)
+{
+    p->retired = true;
+    if (p->n_waiting == 0) {
+        dispatch_later(p); /* closes the idle connections, at the end of the event */
     }
 }
 
@@ -200,6 +247,8 @@ static void dispatch(struct ml_pool *p)
     }
     if (!ml_list_empty(&p->waiters)) {
         grow(p);
+    } else if (p->retired) {
+        close_idle(p);
     }
 }
 
@@ -210,13 +259,13 @@ static void dispatch_deferred(struct ml_defer *d)
 
 static void dispatch_later(struct ml_pool *p)
 {
-    ml_loop_defer(p->cluster->balance->loop, &p->dispatch, dispatch_deferred);
+    ml_loop_defer(ml_pool_cluster(p)->balance->loop, &p->dispatch, dispatch_deferred);
 }
 
 int ml_pool_pick(struct ml_pool *p, struct ml_balance_waiter *w, struct ml_h2_conn **conn,
                  char *why, size_t cap)
 {
-    struct ml_cluster *cl = p->cluster;
+    struct ml_cluster *cl = ml_pool_cluster(p);
     struct ml_pool_conn *pc;
     int rv;
 
@@ -250,17 +299,20 @@ static void pc_on_keepalive(void *user)
 {
     struct ml_pool_conn *pc = user;
     struct ml_pool *p = pc->pool;
-    uint32_t interval = p->cluster->cfg->keepalive_ms;
+    uint32_t interval = ml_pool_cluster(p)->cfg->keepalive_ms;
     uint32_t ack_max = interval < PING_ACK_MAX_MS ? interval : PING_ACK_MAX_MS;
     uint64_t now = ml_time_now_ms(), quiet = now - ml_h2_conn_last_read_ms(pc->conn);
 
+    if (interval == 0) {
+        return; /* a hot apply turned keepalive off for the cluster */
+    }
     if (ml_h2_conn_ping_pending(pc->conn)) {
         if (now - pc->ping_sent_ms < ack_max) {
             ml_timer_arm(pc->keepalive, (uint32_t)(pc->ping_sent_ms + ack_max - now));
             return;
         }
         ML_LOG_WRN("c%u: cluster %s: %s did not answer a PING within %u ms: closing",
-                   ml_h2_conn_id(pc->conn), p->cluster->cfg->name, p->addr_text, ack_max);
+                   ml_h2_conn_id(pc->conn), ml_pool_cluster(p)->cfg->name, p->addr_text, ack_max);
         conn_unlink(p, pc); /* frees this timer: allowed from its own callback */
         count(p, ML_STATS_UP_CLOSED);
         ml_h2_conn_close(pc->conn); /* its calls hear on_close(CANCEL) */
@@ -292,17 +344,17 @@ static void pc_on_ready(void *user, struct ml_h2_conn *conn)
     pc->ready = true;
     p->n_connecting--;
     count(p, ML_STATS_UP_CONNECTED);
-    if (p->cluster->cfg->keepalive_ms > 0) {
+    if (ml_pool_cluster(p)->cfg->keepalive_ms > 0) {
         /* No memory for it: the connection goes without keepalive (logged). */
-        pc->keepalive = ml_timer_new(p->cluster->balance->loop, pc_on_keepalive, pc);
+        pc->keepalive = ml_timer_new(ml_pool_cluster(p)->balance->loop, pc_on_keepalive, pc);
         if (pc->keepalive != NULL) {
-            ml_timer_arm(pc->keepalive, p->cluster->cfg->keepalive_ms);
+            ml_timer_arm(pc->keepalive, ml_pool_cluster(p)->cfg->keepalive_ms);
         } else {
             ML_LOG_WRN("c%u: out of memory for keepalive", ml_h2_conn_id(conn));
         }
     }
-    ML_LOG_DBG("c%u: cluster %s: connected to %s", ml_h2_conn_id(conn), p->cluster->cfg->name,
-               p->addr_text);
+    ML_LOG_DBG("c%u: cluster %s: connected to %s", ml_h2_conn_id(conn),
+               ml_pool_cluster(p)->cfg->name, p->addr_text);
     dispatch(p); /* now: the requests go out with the connection preface */
 }
 
@@ -313,11 +365,11 @@ static void pc_on_slots(void *user, struct ml_h2_conn *conn)
     if (!pc->going_away && ml_h2_conn_going_away(conn)) {
         /* It only finishes what it has: a new connection may take its place in the pool. */
         ML_LOG_DBG("c%u: cluster %s: %s sent GOAWAY", ml_h2_conn_id(conn),
-                   pc->pool->cluster->cfg->name, pc->pool->addr_text);
+                   ml_pool_cluster(pc->pool)->cfg->name, pc->pool->addr_text);
         pc->going_away = true;
         pc->pool->n_going_away++;
     }
-    if (!ml_list_empty(&pc->pool->waiters)) {
+    if (!ml_list_empty(&pc->pool->waiters) || pc->pool->retired) {
         dispatch_later(pc->pool); /* called from inside the connection's nghttp2 callbacks */
     }
 }
@@ -326,7 +378,7 @@ static void pc_on_close(void *user, struct ml_h2_conn *conn, int reason, const c
 {
     struct ml_pool_conn *pc = user;
     struct ml_pool *p = pc->pool;
-    struct ml_cluster *cl = p->cluster;
+    struct ml_cluster *cl = ml_pool_cluster(p);
     bool was_ready = pc->ready;
     char msg[200];
 

@@ -27,6 +27,9 @@
 struct ml_sock_listener {
     struct ml_loop *loop;
     struct lws_vhost *vh;
+    /* lws keeps the pointer (vh->iface, compared when a later vhost is made, until
+     * lws_vhost_destroy1 takes vh off the context's list): it must live as long as l. */
+    char iface[INET6_ADDRSTRLEN];
     ml_sock_accept_fn *on_accept;
     void *user;
 };
@@ -340,22 +343,22 @@ int ml_sock_listen(struct ml_loop *loop, const struct ml_sock_addr *addr, const 
 {
     struct lws_context_creation_info info;
     struct ml_sock_listener *l;
-    char iface[INET6_ADDRSTRLEN];
     int rv;
 
     *out = NULL;
-    if (inet_ntop(addr->family, addr->ip, iface, sizeof(iface)) == NULL) {
-        return -EINVAL;
-    }
     if ((l = ml_calloc(1, sizeof(*l))) == NULL) {
         return -ENOMEM;
+    }
+    if (inet_ntop(addr->family, addr->ip, l->iface, sizeof(l->iface)) == NULL) {
+        ml_free(l);
+        return -EINVAL;
     }
     l->loop = loop;
     l->on_accept = on_accept;
     l->user = user;
     memset(&info, 0, sizeof(info));
     info.vhost_name = name;
-    info.iface = iface;
+    info.iface = l->iface;
     info.port = addr->port;
     info.protocols = sock_protocols;
     info.options = LWS_SERVER_OPTION_ADOPT_APPLY_LISTEN_ACCEPT_CONFIG |

@@ -1,5 +1,11 @@
 /* Counters and histograms of one proxy, and their two renderings (text, Prometheus 0.0.4).
- * Everything is sized once from the snapshot: counting never allocates. */
+ * Everything is sized once from the snapshot: counting never allocates.
+ *
+ * A hot apply (proxy/apply.c) makes a new table for the new snapshot with ml_stats_next: the
+ * counters of a listener, route, cluster or endpoint whose name remains are the same record in
+ * both tables (refcounted), so they carry on, and a call in flight that counts in the table it
+ * started with counts in them too; records of names that are gone live while an old table
+ * does. */
 #include "core/stats.h"
 
 #include "config/snapshot-t.h"
@@ -13,34 +19,122 @@
 
 static const uint32_t bounds_ms[ML_STATS_N_BOUNDS] = {ML_STATS_BUCKETS_MS};
 
+/* Every record starts with its reference count (see rec_ref / rec_unref). */
 struct stats_listener {
+    int refs;
     uint64_t cx_accepted, cx_active, cx_refused;
     struct ml_stats_calls calls;
 };
 
 struct stats_endpoint {
-    int cluster;  /* index into snap->clusters */
-    int endpoint; /* index into its endpoints */
+    int refs;
     uint64_t cx_opened, cx_active, cx_failed;
     struct ml_stats_calls calls;
 };
 
-struct stats_cluster {
+/* The whole proxy, a route, a cluster. */
+struct stats_calls {
+    int refs;
     struct ml_stats_calls calls;
-    uint32_t first_ep; /* its endpoints in ml_stats.eps: [first_ep, first_ep + n_endpoints) */
+};
+
+/* An endpoint's place in one table. */
+struct stats_ep_slot {
+    struct stats_endpoint *e;
+    int cluster;  /* index into snap->clusters */
+    int endpoint; /* index into its endpoints */
 };
 
 struct ml_stats {
-    const struct ml_snapshot *snap; /* names; borrowed */
-    struct ml_stats_calls all;
-    struct stats_listener *listeners; /* as snap->listeners */
-    struct ml_stats_calls *routes;    /* as snap->routes */
-    struct stats_cluster *clusters;   /* as snap->clusters */
-    struct stats_endpoint *eps;       /* every cluster's endpoints, cluster by cluster */
-    uint32_t n_eps;
+    int refs;
+    const struct ml_snapshot *snap; /* names, for rendering; borrowed */
+    /* Sizes, kept here: counting never reads snap (an old table may outlive its use). */
+    uint32_t n_listeners, n_routes, n_clusters, n_eps;
+    uint32_t *ep_counts;               /* as snap->clusters: endpoints per cluster */
+    uint32_t *first_ep;                /* as snap->clusters: its endpoints in eps */
+    struct stats_calls *all;           /* every call */
+    struct stats_listener **listeners; /* as snap->listeners */
+    struct stats_calls **routes;       /* as snap->routes */
+    struct stats_calls **clusters;     /* as snap->clusters */
+    struct stats_ep_slot *eps;         /* every cluster's endpoints, cluster by cluster */
 };
 
-struct ml_stats *ml_stats_new(const struct ml_snapshot *snap)
+static void *rec_new(size_t size)
+{
+    int *r = ml_calloc(1, size);
+
+    if (r != NULL) {
+        *r = 1;
+    }
+    return r;
+}
+
+static void *rec_ref(void *rec)
+{
+    ++*(int *)rec;
+    return rec;
+}
+
+static void rec_unref(void *rec)
+{
+    if (rec != NULL && --*(int *)rec == 0) {
+        ml_free(rec);
+    }
+}
+
+/* The record of prev named like snap's entry, with a new reference; else a new one. */
+static void *rec_take(void *found, size_t size)
+{
+    return found != NULL ? rec_ref(found) : rec_new(size);
+}
+
+static void *find_listener(const struct ml_stats *prev, const char *name)
+{
+    for (uint32_t i = 0; prev != NULL && i < prev->n_listeners; i++) {
+        if (strcmp(prev->snap->listeners[i].name, name) == 0) {
+            return prev->listeners[i];
+        }
+    }
+    return NULL;
+}
+
+static void *find_route(const struct ml_stats *prev, const char *name)
+{
+    for (uint32_t i = 0; prev != NULL && i < prev->n_routes; i++) {
+        if (strcmp(prev->snap->routes[i].name, name) == 0) {
+            return prev->routes[i];
+        }
+    }
+    return NULL;
+}
+
+static int find_cluster(const struct ml_stats *prev, const char *name)
+{
+    for (uint32_t i = 0; prev != NULL && i < prev->n_clusters; i++) {
+        if (strcmp(prev->snap->clusters[i].name, name) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static void *find_endpoint(const struct ml_stats *prev, int cluster, const char *addr)
+{
+    const struct ml_cfg_cluster *cl;
+
+    if (cluster < 0) {
+        return NULL;
+    }
+    cl = &prev->snap->clusters[cluster];
+    for (uint32_t e = 0; e < prev->ep_counts[cluster]; e++) {
+        if (strcmp(cl->endpoints[e].addr.text, addr) == 0) {
+            return prev->eps[prev->first_ep[cluster] + e].e;
+        }
+    }
+    return NULL;
+}
+
+static struct ml_stats *stats_build(const struct ml_stats *prev, const struct ml_snapshot *snap)
 {
     struct ml_stats *st = ml_calloc(1, sizeof(*st));
     uint32_t n_eps = 0;
@@ -48,6 +142,7 @@ struct ml_stats *ml_stats_new(const struct ml_snapshot *snap)
     if (st == NULL) {
         return NULL;
     }
+    st->refs = 1;
     st->snap = snap;
     for (uint32_t c = 0; c < snap->n_clusters; c++) {
         n_eps += snap->clusters[c].n_endpoints;
@@ -56,30 +151,106 @@ struct ml_stats *ml_stats_new(const struct ml_snapshot *snap)
     st->listeners = ml_calloc(snap->n_listeners + 1, sizeof(*st->listeners));
     st->routes = ml_calloc(snap->n_routes + 1, sizeof(*st->routes));
     st->clusters = ml_calloc(snap->n_clusters + 1, sizeof(*st->clusters));
+    st->ep_counts = ml_calloc(snap->n_clusters + 1, sizeof(*st->ep_counts));
+    st->first_ep = ml_calloc(snap->n_clusters + 1, sizeof(*st->first_ep));
     st->eps = ml_calloc(n_eps + 1, sizeof(*st->eps));
-    if (st->listeners == NULL || st->routes == NULL || st->clusters == NULL || st->eps == NULL) {
-        ml_stats_free(st);
-        return NULL;
+    if (st->listeners == NULL || st->routes == NULL || st->clusters == NULL ||
+        st->ep_counts == NULL || st->first_ep == NULL || st->eps == NULL) {
+        goto fail;
+    }
+    if ((st->all = prev != NULL ? rec_ref(prev->all) : rec_new(sizeof(*st->all))) == NULL) {
+        goto fail;
+    }
+    /* The counts grow with what is filled in: ml_stats_free releases exactly that. */
+    for (uint32_t i = 0; i < snap->n_listeners; i++) {
+        st->listeners[i] =
+            rec_take(find_listener(prev, snap->listeners[i].name), sizeof(struct stats_listener));
+        if (st->listeners[i] == NULL) {
+            goto fail;
+        }
+        st->n_listeners = i + 1;
+    }
+    for (uint32_t i = 0; i < snap->n_routes; i++) {
+        st->routes[i] =
+            rec_take(find_route(prev, snap->routes[i].name), sizeof(struct stats_calls));
+        if (st->routes[i] == NULL) {
+            goto fail;
+        }
+        st->n_routes = i + 1;
     }
     for (uint32_t c = 0; c < snap->n_clusters; c++) {
-        st->clusters[c].first_ep = st->n_eps;
-        for (uint32_t e = 0; e < snap->clusters[c].n_endpoints; e++) {
-            st->eps[st->n_eps].cluster = (int)c;
-            st->eps[st->n_eps].endpoint = (int)e;
-            st->n_eps++;
+        const struct ml_cfg_cluster *cl = &snap->clusters[c];
+        int old = find_cluster(prev, cl->name);
+
+        st->clusters[c] =
+            rec_take(old >= 0 ? prev->clusters[old] : NULL, sizeof(struct stats_calls));
+        if (st->clusters[c] == NULL) {
+            goto fail;
         }
+        st->n_clusters = c + 1;
+        st->first_ep[c] = st->n_eps;
+        for (uint32_t e = 0; e < cl->n_endpoints; e++) {
+            struct stats_ep_slot *s = &st->eps[st->n_eps];
+
+            s->e = rec_take(find_endpoint(prev, old, cl->endpoints[e].addr.text),
+                            sizeof(struct stats_endpoint));
+            if (s->e == NULL) {
+                goto fail;
+            }
+            s->cluster = (int)c;
+            s->endpoint = (int)e;
+            st->n_eps++;
+            st->ep_counts[c] = e + 1;
+        }
+    }
+    return st;
+
+fail:
+    ml_stats_free(st);
+    return NULL;
+}
+
+struct ml_stats *ml_stats_new(const struct ml_snapshot *snap)
+{
+    return stats_build(NULL, snap);
+}
+
+struct ml_stats *ml_stats_next(const struct ml_stats *prev, const struct ml_snapshot *snap)
+{
+    return stats_build(prev, snap);
+}
+
+struct ml_stats *ml_stats_ref(struct ml_stats *st)
+{
+    if (st != NULL) {
+        st->refs++;
     }
     return st;
 }
 
 void ml_stats_free(struct ml_stats *st)
 {
-    if (st == NULL) {
+    if (st == NULL || --st->refs > 0) {
         return;
     }
+    for (uint32_t i = 0; i < st->n_listeners; i++) {
+        rec_unref(st->listeners[i]);
+    }
+    for (uint32_t i = 0; i < st->n_routes; i++) {
+        rec_unref(st->routes[i]);
+    }
+    for (uint32_t i = 0; i < st->n_clusters; i++) {
+        rec_unref(st->clusters[i]);
+    }
+    for (uint32_t i = 0; i < st->n_eps; i++) {
+        rec_unref(st->eps[i].e);
+    }
+    rec_unref(st->all);
     ml_free(st->listeners);
     ml_free(st->routes);
     ml_free(st->clusters);
+    ml_free(st->ep_counts);
+    ml_free(st->first_ep);
     ml_free(st->eps);
     ml_free(st);
 }
@@ -110,21 +281,20 @@ static bool in(int i, uint32_t n)
 
 static struct stats_endpoint *endpoint_of(struct ml_stats *st, int cluster, int endpoint)
 {
-    if (!in(cluster, st->snap->n_clusters) ||
-        !in(endpoint, st->snap->clusters[cluster].n_endpoints)) {
+    if (!in(cluster, st->n_clusters) || !in(endpoint, st->ep_counts[cluster])) {
         return NULL;
     }
-    return &st->eps[st->clusters[cluster].first_ep + (uint32_t)endpoint];
+    return st->eps[st->first_ep[cluster] + (uint32_t)endpoint].e;
 }
 
 void ml_stats_downstream(struct ml_stats *st, int listener, enum ml_stats_down_event ev)
 {
     struct stats_listener *l;
 
-    if (st == NULL || !in(listener, st->snap->n_listeners)) {
+    if (st == NULL || !in(listener, st->n_listeners)) {
         return;
     }
-    l = &st->listeners[listener];
+    l = st->listeners[listener];
     switch (ev) {
     case ML_STATS_DOWN_ACCEPTED:
         l->cx_accepted++;
@@ -173,15 +343,15 @@ static int calls_of(struct ml_stats *st, const struct ml_stats_call *c,
     struct stats_endpoint *e;
     int n = 0;
 
-    out[n++] = &st->all;
-    if (in(c->listener, st->snap->n_listeners)) {
-        out[n++] = &st->listeners[c->listener].calls;
+    out[n++] = &st->all->calls;
+    if (in(c->listener, st->n_listeners)) {
+        out[n++] = &st->listeners[c->listener]->calls;
     }
-    if (in(c->route, st->snap->n_routes)) {
-        out[n++] = &st->routes[c->route];
+    if (in(c->route, st->n_routes)) {
+        out[n++] = &st->routes[c->route]->calls;
     }
-    if (in(c->cluster, st->snap->n_clusters)) {
-        out[n++] = &st->clusters[c->cluster].calls;
+    if (in(c->cluster, st->n_clusters)) {
+        out[n++] = &st->clusters[c->cluster]->calls;
         if ((e = endpoint_of(st, c->cluster, c->endpoint)) != NULL) {
             out[n++] = &e->calls;
         }
@@ -195,9 +365,9 @@ void ml_stats_call_begin(struct ml_stats *st, struct ml_stats_call *c, int liste
     if (st == NULL) {
         return;
     }
-    st->all.active++;
-    if (in(listener, st->snap->n_listeners)) {
-        st->listeners[listener].calls.active++;
+    st->all->calls.active++;
+    if (in(listener, st->n_listeners)) {
+        st->listeners[listener]->calls.active++;
     }
 }
 
@@ -206,13 +376,13 @@ void ml_stats_call_route(struct ml_stats *st, struct ml_stats_call *c, int route
     if (st == NULL || c->route >= 0) {
         return;
     }
-    c->route = in(route, st->snap->n_routes) ? route : -1;
-    c->cluster = in(cluster, st->snap->n_clusters) ? cluster : -1;
+    c->route = in(route, st->n_routes) ? route : -1;
+    c->cluster = in(cluster, st->n_clusters) ? cluster : -1;
     if (c->route >= 0) {
-        st->routes[c->route].active++;
+        st->routes[c->route]->calls.active++;
     }
     if (c->cluster >= 0) {
-        st->clusters[c->cluster].calls.active++;
+        st->clusters[c->cluster]->calls.active++;
     }
 }
 
@@ -255,6 +425,19 @@ void ml_stats_call_end(struct ml_stats *st, struct ml_stats_call *c, int grpc_st
         ml_stats_hist_add(&all[i]->duration, duration_ms);
     }
     *c = (struct ml_stats_call){.listener = -1, .route = -1, .cluster = -1, .endpoint = -1};
+}
+
+void ml_stats_totals(const struct ml_stats *st, uint64_t *calls_total, uint64_t *calls_failed)
+{
+    *calls_total = 0;
+    *calls_failed = 0;
+    if (st == NULL) {
+        return;
+    }
+    *calls_total = st->all->calls.total;
+    for (int s = 1; s <= 16; s++) {
+        *calls_failed += st->all->calls.by_status[s];
+    }
 }
 
 /* ---- rendering ----------------------------------------------------------------------------- */
@@ -341,9 +524,9 @@ long ml_stats_render_text(const struct ml_stats *st, char *out, size_t cap)
         return -ENOBUFS;
     }
     out[0] = '\0';
-    text_calls(&o, "calls.", "rq", &st->all, true, true);
+    text_calls(&o, "calls.", "rq", &st->all->calls, true, true);
     for (uint32_t i = 0; i < snap->n_listeners; i++) {
-        const struct stats_listener *l = &st->listeners[i];
+        const struct stats_listener *l = st->listeners[i];
 
         snprintf(prefix, sizeof(prefix), "listener.%s.", snap->listeners[i].name);
         put(&o, "%sdownstream_cx_accepted %llu\n", prefix, (unsigned long long)l->cx_accepted);
@@ -353,16 +536,17 @@ long ml_stats_render_text(const struct ml_stats *st, char *out, size_t cap)
     }
     for (uint32_t i = 0; i < snap->n_routes; i++) {
         snprintf(prefix, sizeof(prefix), "route.%s.", snap->routes[i].name);
-        text_calls(&o, prefix, "rq", &st->routes[i], true, false);
+        text_calls(&o, prefix, "rq", &st->routes[i]->calls, true, false);
     }
     for (uint32_t c = 0; c < snap->n_clusters; c++) {
-        const struct stats_cluster *cl = &st->clusters[c];
+        const struct stats_calls *cl = st->clusters[c];
+        uint32_t first_ep = st->first_ep[c];
         uint64_t opened = 0, active = 0, failed = 0;
 
         for (uint32_t e = 0; e < snap->clusters[c].n_endpoints; e++) {
-            opened += st->eps[cl->first_ep + e].cx_opened;
-            active += st->eps[cl->first_ep + e].cx_active;
-            failed += st->eps[cl->first_ep + e].cx_failed;
+            opened += st->eps[first_ep + e].e->cx_opened;
+            active += st->eps[first_ep + e].e->cx_active;
+            failed += st->eps[first_ep + e].e->cx_failed;
         }
         snprintf(prefix, sizeof(prefix), "cluster.%s.", snap->clusters[c].name);
         put(&o, "%supstream_cx_opened %llu\n", prefix, (unsigned long long)opened);
@@ -370,7 +554,7 @@ long ml_stats_render_text(const struct ml_stats *st, char *out, size_t cap)
         put(&o, "%supstream_cx_failed %llu\n", prefix, (unsigned long long)failed);
         text_calls(&o, prefix, "upstream_rq", &cl->calls, true, false);
         for (uint32_t e = 0; e < snap->clusters[c].n_endpoints; e++) {
-            const struct stats_endpoint *ep = &st->eps[cl->first_ep + e];
+            const struct stats_endpoint *ep = st->eps[first_ep + e].e;
 
             snprintf(prefix, sizeof(prefix), "cluster.%s.endpoint.%s.", snap->clusters[c].name,
                      snap->clusters[c].endpoints[e].addr.text);
@@ -398,11 +582,11 @@ static uint32_t scope_count(const struct ml_stats *st, enum scope s)
     case SCOPE_ALL:
         return 1;
     case SCOPE_LISTENER:
-        return st->snap->n_listeners;
+        return st->n_listeners;
     case SCOPE_ROUTE:
-        return st->snap->n_routes;
+        return st->n_routes;
     case SCOPE_CLUSTER:
-        return st->snap->n_clusters;
+        return st->n_clusters;
     case SCOPE_ENDPOINT:
         return st->n_eps;
     default:
@@ -439,27 +623,27 @@ static const struct ml_stats_calls *scope_entity(const struct ml_stats *st, enum
     labels[0] = '\0';
     switch (s) {
     case SCOPE_ALL:
-        return &st->all;
+        return &st->all->calls;
     case SCOPE_LISTENER:
         label_value(a, sizeof(a), snap->listeners[i].name);
         snprintf(labels, cap, "listener=\"%s\"", a);
-        return &st->listeners[i].calls;
+        return &st->listeners[i]->calls;
     case SCOPE_ROUTE:
         label_value(a, sizeof(a), snap->routes[i].name);
         snprintf(labels, cap, "route=\"%s\"", a);
-        return &st->routes[i];
+        return &st->routes[i]->calls;
     case SCOPE_CLUSTER:
         label_value(a, sizeof(a), snap->clusters[i].name);
         snprintf(labels, cap, "cluster=\"%s\"", a);
-        return &st->clusters[i].calls;
+        return &st->clusters[i]->calls;
     case SCOPE_ENDPOINT: {
-        const struct stats_endpoint *e = &st->eps[i];
+        const struct stats_ep_slot *e = &st->eps[i];
         const struct ml_cfg_cluster *cl = &snap->clusters[e->cluster];
 
         label_value(a, sizeof(a), cl->name);
         label_value(b, sizeof(b), cl->endpoints[e->endpoint].addr.text);
         snprintf(labels, cap, "cluster=\"%s\",endpoint=\"%s\"", a, b);
-        return &e->calls;
+        return &e->e->calls;
     }
     default:
         return NULL;
@@ -572,7 +756,7 @@ static void prom_cx(struct out *o, const struct ml_stats *st, enum scope s, cons
     family(o, name, type, help, scope_what[s]);
     for (uint32_t i = 0; i < scope_count(st, s); i++) {
         const void *rec =
-            s == SCOPE_LISTENER ? (const void *)&st->listeners[i] : (const void *)&st->eps[i];
+            s == SCOPE_LISTENER ? (const void *)st->listeners[i] : (const void *)st->eps[i].e;
         uint64_t v;
 
         scope_entity(st, s, i, labels, sizeof(labels));
@@ -592,7 +776,7 @@ long ml_stats_render_prometheus(const struct ml_stats *st, char *out, size_t cap
     for (int s = 0; s < N_SCOPES; s++) {
         prom_calls(&o, st, (enum scope)s);
     }
-    if (st->snap->n_listeners > 0) {
+    if (st->n_listeners > 0) {
         prom_cx(&o, st, SCOPE_LISTENER, "meshlet_downstream_cx_accepted_total", "counter",
                 "Downstream connections accepted", offsetof(struct stats_listener, cx_accepted));
         prom_cx(&o, st, SCOPE_LISTENER, "meshlet_downstream_cx_active", "gauge",

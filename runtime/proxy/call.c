@@ -51,9 +51,9 @@
 struct ml_call {
     struct ml_proxy *proxy;
     uint64_t id;
-    struct ml_snapshot *snap; /* the config the call started on (a reference) */
-    struct ml_listener *listener;
-    struct ml_cluster *cluster;      /* NULL until picked; then counted in its max_requests */
+    struct ml_snapshot *snap; /* the config the call started on (a reference): routes, names */
+    struct ml_cluster *cluster;   /* NULL until picked; then counted in its max_requests (which
+                                     keeps its balance alive across a hot apply) */
     struct ml_h2_stream *down;       /* NULL once gone */
     struct ml_h2_stream *up;         /* NULL before it is opened and once gone */
     struct ml_balance_waiter waiter; /* waiter.pool != NULL while waiting for a slot */
@@ -676,7 +676,6 @@ void ml_call_start(struct ml_proxy *p, struct ml_listener *l, struct ml_h2_strea
     call->proxy = p;
     call->id = ++p->call_ids;
     call->snap = ml_snapshot_ref(p->snap);
-    call->listener = l;
     call->down = down;
     call->waiter.on_ready = waiter_on_ready;
     call->waiter.on_fail = waiter_on_fail;
@@ -689,7 +688,7 @@ void ml_call_start(struct ml_proxy *p, struct ml_listener *l, struct ml_h2_strea
     ml_buf_init(&call->resp, CALL_BUFFER_BYTES);
     call->resp_limit = UINT64_MAX;
     ml_h2_hdrs_move(&call->req_hdrs, hdrs);
-    ml_call_obs_begin(&call->obs, p, l->index, &call->req_hdrs);
+    ml_call_obs_begin(&call->obs, p, call->snap, l->index, &call->req_hdrs);
     p->n_live_calls++;
     ml_h2_stream_attach(down, &down_ops, call);
 

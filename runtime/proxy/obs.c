@@ -66,8 +66,9 @@ const struct ml_snapshot *ml_proxy_snapshot(const struct ml_proxy *p)
 
 bool ml_proxy_ready(const struct ml_proxy *p)
 {
-    /* ml_proxy_new binds every listener or fails: a proxy that exists is serving, until it
-     * drains (load balancers in front should stop sending then). */
+    /* ml_proxy_new binds every listener or fails, and so does a hot apply (ml_proxy_prepare):
+     * a proxy that exists is serving all of its snapshot's listeners, until it drains (load
+     * balancers in front should stop sending then). */
     return p != NULL && !p->draining && p->n_listeners == p->snap->n_listeners;
 }
 
@@ -85,14 +86,16 @@ static void copy_field(char *dst, size_t cap, const struct ml_h2_hdrs *h, const 
     }
 }
 
-void ml_call_obs_begin(struct ml_call_obs *o, struct ml_proxy *p, int listener,
-                       const struct ml_h2_hdrs *req)
+void ml_call_obs_begin(struct ml_call_obs *o, struct ml_proxy *p, const struct ml_snapshot *snap,
+                       int listener, const struct ml_h2_hdrs *req)
 {
     memset(o, 0, sizeof(*o));
+    o->stats = ml_stats_ref(p->stats);
+    o->snap = snap;
     o->start_ms = ml_time_now_ms();
     clock_gettime(CLOCK_REALTIME, &o->start_wall);
     o->grpc_status = -1;
-    ml_stats_call_begin(p->stats, &o->sc, listener);
+    ml_stats_call_begin(o->stats, &o->sc, listener);
     copy_field(o->method, sizeof(o->method), req, ":method");
     copy_field(o->authority, sizeof(o->authority), req, ":authority");
     if (o->authority[0] == '\0') {
@@ -103,12 +106,12 @@ void ml_call_obs_begin(struct ml_call_obs *o, struct ml_proxy *p, int listener,
 void ml_call_obs_route(struct ml_call_obs *o, struct ml_proxy *p, int route,
                        const struct ml_cluster *cl)
 {
-    ml_stats_call_route(p->stats, &o->sc, route, cl != NULL ? ml_cluster_index(cl) : -1);
+    ml_stats_call_route(o->stats, &o->sc, route, cl != NULL ? ml_cluster_index(cl) : -1);
 }
 
 void ml_call_obs_endpoint(struct ml_call_obs *o, struct ml_proxy *p, int endpoint)
 {
-    ml_stats_call_endpoint(p->stats, &o->sc, endpoint);
+    ml_stats_call_endpoint(o->stats, &o->sc, endpoint);
 }
 
 static int field_int(const struct ml_h2_hdrs *h, const char *name)
@@ -153,7 +156,7 @@ void ml_call_obs_answer(struct ml_call_obs *o, bool grpc, int grpc_status, int h
 static void write_line(struct ml_call_obs *o, struct ml_proxy *p, const char *path,
                        uint64_t duration_ms)
 {
-    const struct ml_snapshot *snap = p->snap;
+    const struct ml_snapshot *snap = o->snap; /* the call's own: names as it started */
     const struct ml_stats_call *sc = &o->sc;
     char line[ML_ACCESS_LOG_LINE_MAX], ts[40], num[24];
     const char *upstream = NULL;
@@ -213,5 +216,7 @@ void ml_call_obs_end(struct ml_call_obs *o, struct ml_proxy *p, const char *path
     if (ml_access_log_enabled(p->access_log)) {
         write_line(o, p, path, duration_ms); /* before stats_call_end resets o->sc */
     }
-    ml_stats_call_end(p->stats, &o->sc, o->grpc_status, duration_ms, o->bytes_in, o->bytes_out);
+    ml_stats_call_end(o->stats, &o->sc, o->grpc_status, duration_ms, o->bytes_in, o->bytes_out);
+    ml_stats_free(o->stats);
+    o->stats = NULL;
 }

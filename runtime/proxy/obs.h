@@ -18,16 +18,19 @@ struct ml_snapshot;
 
 /* One call as counted and logged, embedded in the call. */
 struct ml_call_obs {
-    struct ml_stats_call sc;    /* where it is counted */
-    uint64_t start_ms;          /* monotonic, at the request headers */
-    struct timespec start_wall; /* for the access log's ts= */
-    uint64_t bytes_in;          /* request DATA payload from downstream */
-    uint64_t bytes_out;         /* response DATA payload handed to downstream */
-    int grpc_status;            /* the final grpc-status sent downstream; -1: none (yet) */
-    int http_status;            /* :status sent downstream; 0: none (yet) */
-    bool ended;                 /* ml_call_obs_end ran */
-    char method[16];            /* :method, cut */
-    char authority[128];        /* :authority (or Host), cut */
+    struct ml_stats *stats;         /* the counters of the snapshot it started on (a reference):
+                                       a hot apply does not move it */
+    const struct ml_snapshot *snap; /* that snapshot (borrowed from the call): access log names */
+    struct ml_stats_call sc;        /* where it is counted: indices into snap */
+    uint64_t start_ms;              /* monotonic, at the request headers */
+    struct timespec start_wall;     /* for the access log's ts= */
+    uint64_t bytes_in;              /* request DATA payload from downstream */
+    uint64_t bytes_out;             /* response DATA payload handed to downstream */
+    int grpc_status;                /* the final grpc-status sent downstream; -1: none (yet) */
+    int http_status;                /* :status sent downstream; 0: none (yet) */
+    bool ended;                     /* ml_call_obs_end ran */
+    char method[16];                /* :method, cut */
+    char authority[128];            /* :authority (or Host), cut */
 };
 
 /* Called by ml_proxy_new / ml_proxy_free: the stats, the access log ([node] access_log; SIGUSR1
@@ -42,9 +45,10 @@ const struct ml_snapshot *ml_proxy_snapshot(const struct ml_proxy *p);
 /* true once the configuration is applied and every listener is bound (and while it stays so). */
 bool ml_proxy_ready(const struct ml_proxy *p);
 
-/* The hooks of a call, in the order they happen. */
-void ml_call_obs_begin(struct ml_call_obs *o, struct ml_proxy *p, int listener,
-                       const struct ml_h2_hdrs *req);
+/* The hooks of a call, in the order they happen. snap: the call's snapshot (p's in force; the
+ * call holds a reference on it until after ml_call_obs_end). */
+void ml_call_obs_begin(struct ml_call_obs *o, struct ml_proxy *p, const struct ml_snapshot *snap,
+                       int listener, const struct ml_h2_hdrs *req);
 void ml_call_obs_route(struct ml_call_obs *o, struct ml_proxy *p, int route,
                        const struct ml_cluster *cl);
 void ml_call_obs_endpoint(struct ml_call_obs *o, struct ml_proxy *p, int endpoint);
@@ -60,8 +64,9 @@ static inline void ml_call_obs_bytes_out(struct ml_call_obs *o, size_t n)
 {
     o->bytes_out += n;
 }
-/* The call is over: counted, and its access log line written. path: the call's :path (cut).
- * Runs once; later calls do nothing. */
+/* The call is over: counted, and its access log line written (names from the call's own
+ * snapshot); its reference on the counters goes. path: the call's :path (cut). Runs once; later
+ * calls do nothing. */
 void ml_call_obs_end(struct ml_call_obs *o, struct ml_proxy *p, const char *path);
 
 #endif

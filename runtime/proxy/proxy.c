@@ -53,7 +53,7 @@ static void downstream_unlink(struct ml_downstream *d)
 {
     ml_list_remove(&d->node);
     d->listener->n_conns--;
-    ml_stats_downstream(d->listener->proxy->stats, d->listener->index, ML_STATS_DOWN_CLOSED);
+    ml_stats_downstream(d->listener->stats, d->listener->index, ML_STATS_DOWN_CLOSED);
     ml_timer_free(d->timer);
     d->timer = NULL;
 }
@@ -79,29 +79,28 @@ static void downstream_goaway(struct ml_downstream *d, const char *why)
 static void downstream_on_timer(void *user)
 {
     struct ml_downstream *d = user;
-    const struct ml_cfg_listener *cfg = d->listener->cfg;
     uint64_t now = ml_time_now_ms(), next = UINT64_MAX, idle_since;
 
     if (d->going_away) {
         return;
     }
-    if (cfg->max_connection_age_ms > 0) {
-        if (now >= d->born_ms + cfg->max_connection_age_ms) {
+    if (d->max_connection_age_ms > 0) {
+        if (now >= d->born_ms + d->max_connection_age_ms) {
             downstream_goaway(d, "max_connection_age reached");
             return;
         }
-        next = d->born_ms + cfg->max_connection_age_ms;
+        next = d->born_ms + d->max_connection_age_ms;
     }
-    if (cfg->idle_timeout_ms > 0) {
+    if (d->idle_timeout_ms > 0) {
         idle_since = ml_h2_conn_idle_since_ms(d->conn);
-        if (idle_since != 0 && now >= idle_since + cfg->idle_timeout_ms) {
+        if (idle_since != 0 && now >= idle_since + d->idle_timeout_ms) {
             downstream_goaway(d, "idle_timeout reached");
             return;
         }
         /* Streams open: look again a whole idle_timeout later (it cannot be due before). */
         idle_since = idle_since != 0 ? idle_since : now;
-        if (idle_since + cfg->idle_timeout_ms < next) {
-            next = idle_since + cfg->idle_timeout_ms;
+        if (idle_since + d->idle_timeout_ms < next) {
+            next = idle_since + d->idle_timeout_ms;
         }
     }
     if (next != UINT64_MAX) {
@@ -113,6 +112,11 @@ static void on_request(void *user, struct ml_h2_stream *s, struct ml_h2_hdrs *hd
 {
     struct ml_downstream *d = user;
 
+    if (d->listener->retired) {
+        /* A request that crossed our GOAWAY on a listener a hot apply removed: refused (h2
+         * answers REFUSED_STREAM), so the client sends it again elsewhere. */
+        return;
+    }
     ml_call_start(d->listener->proxy, d->listener, s, hdrs, end_stream);
 }
 
@@ -120,9 +124,15 @@ static void on_conn_close(void *user, struct ml_h2_conn *c)
 {
     struct ml_downstream *d = user;
 
-    ML_LOG_DBG("c%u: listener %s: connection closed", ml_h2_conn_id(c), d->listener->cfg->name);
+    struct ml_listener *l = d->listener;
+
+    ML_LOG_DBG("c%u: listener %s: connection closed", ml_h2_conn_id(c), l->cfg->name);
     downstream_unlink(d);
     ml_free(d);
+    if (l->retired && l->n_conns == 0) {
+        ML_LOG_INF("listener %s: its last connection closed", l->cfg->name);
+        ml_proxy_listener_free(l);
+    }
 }
 
 static const struct ml_h2_server_ops downstream_ops = {
@@ -130,9 +140,11 @@ static const struct ml_h2_server_ops downstream_ops = {
     .on_close = on_conn_close,
 };
 
-static void on_accept(void *user, struct ml_sock *sock)
+/* Serves sock on l: a downstream HTTP/2 connection; first[0..n) are bytes that came before
+ * (a held connection). */
+static void downstream_serve(struct ml_listener *l, struct ml_sock *sock, const uint8_t *first,
+                             size_t n)
 {
-    struct ml_listener *l = user;
     struct ml_downstream *d;
     uint32_t id;
     int rv;
@@ -144,22 +156,24 @@ static void on_accept(void *user, struct ml_sock *sock)
     if (l->n_conns >= l->cfg->max_connections) {
         ML_LOG_WRN("listener %s: max_connections (%u) reached: connection refused", l->cfg->name,
                    l->cfg->max_connections);
-        ml_stats_downstream(l->proxy->stats, l->index, ML_STATS_DOWN_REFUSED);
+        ml_stats_downstream(l->stats, l->index, ML_STATS_DOWN_REFUSED);
         ml_sock_close(sock);
         return;
     }
     if ((d = ml_calloc(1, sizeof(*d))) == NULL) {
         ML_LOG_WRN("listener %s: out of memory: connection refused", l->cfg->name);
-        ml_stats_downstream(l->proxy->stats, l->index, ML_STATS_DOWN_REFUSED);
+        ml_stats_downstream(l->stats, l->index, ML_STATS_DOWN_REFUSED);
         ml_sock_close(sock);
         return;
     }
     d->listener = l;
     d->born_ms = ml_time_now_ms();
-    if ((l->cfg->idle_timeout_ms > 0 || l->cfg->max_connection_age_ms > 0) &&
+    d->idle_timeout_ms = l->cfg->idle_timeout_ms;
+    d->max_connection_age_ms = l->cfg->max_connection_age_ms;
+    if ((d->idle_timeout_ms > 0 || d->max_connection_age_ms > 0) &&
         (d->timer = ml_timer_new(l->proxy->loop, downstream_on_timer, d)) == NULL) {
         ML_LOG_WRN("listener %s: out of memory: connection refused", l->cfg->name);
-        ml_stats_downstream(l->proxy->stats, l->index, ML_STATS_DOWN_REFUSED);
+        ml_stats_downstream(l->stats, l->index, ML_STATS_DOWN_REFUSED);
         ml_free(d);
         ml_sock_close(sock);
         return;
@@ -168,7 +182,7 @@ static void on_accept(void *user, struct ml_sock *sock)
     if ((rv = ml_h2_server_new(l->proxy->loop, sock, id, &l->settings, &downstream_ops, d,
                                &d->conn)) < 0) {
         ML_LOG_WRN("listener %s: %s: connection refused", l->cfg->name, strerror(-rv));
-        ml_stats_downstream(l->proxy->stats, l->index, ML_STATS_DOWN_REFUSED);
+        ml_stats_downstream(l->stats, l->index, ML_STATS_DOWN_REFUSED);
         ml_timer_free(d->timer);
         ml_free(d);
         ml_sock_close(sock);
@@ -177,25 +191,99 @@ static void on_accept(void *user, struct ml_sock *sock)
     ML_LOG_DBG("c%u: listener %s: connection accepted", id, l->cfg->name);
     ml_list_add_tail(&l->conns, &d->node);
     l->n_conns++;
-    ml_stats_downstream(l->proxy->stats, l->index, ML_STATS_DOWN_ACCEPTED);
+    ml_stats_downstream(l->stats, l->index, ML_STATS_DOWN_ACCEPTED);
     if (d->timer != NULL) {
         downstream_on_timer(d); /* arms it for the sooner of the two */
+    }
+    if (n > 0) {
+        ml_h2_conn_feed(d->conn, first, n); /* may close it (on_conn_close): d is not used after */
+    }
+}
+
+/* ---- held connections (a listener prepared by a hot apply, not committed yet) ------------- */
+
+/* What a held connection may send before it is served; more closes it (the client retries). */
+#define HELD_BYTES_MAX 16384
+
+struct ml_held_conn {
+    struct ml_listener *listener;
+    struct ml_sock *sock;
+    struct ml_list node; /* in listener->held_conns */
+    size_t n;
+    uint8_t bytes[HELD_BYTES_MAX];
+};
+
+static void held_free(struct ml_held_conn *h)
+{
+    ml_list_remove(&h->node);
+    ml_free(h);
+}
+
+static void held_on_read(void *user, const uint8_t *p, size_t n)
+{
+    struct ml_held_conn *h = user;
+
+    if (n > sizeof(h->bytes) - h->n) {
+        ML_LOG_INF("listener %s: a connection waiting for the apply sent too much: closed",
+                   h->listener->cfg->name);
+        ml_sock_close(h->sock);
+        held_free(h);
+        return;
+    }
+    memcpy(h->bytes + h->n, p, n);
+    h->n += n;
+}
+
+static void held_on_close(void *user, int reason, const char *why)
+{
+    held_free(user);
+}
+
+static const struct ml_sock_ops held_ops = {
+    .on_read = held_on_read,
+    .on_close = held_on_close,
+};
+
+static void on_accept(void *user, struct ml_sock *sock)
+{
+    struct ml_listener *l = user;
+    struct ml_held_conn *h;
+
+    if (!l->held) {
+        downstream_serve(l, sock, NULL, 0);
+        return;
+    }
+    if ((h = ml_malloc(sizeof(*h))) == NULL) {
+        ml_sock_close(sock);
+        return;
+    }
+    h->listener = l;
+    h->sock = sock;
+    h->n = 0;
+    ml_list_add_tail(&l->held_conns, &h->node);
+    ml_sock_set_ops(sock, &held_ops, h);
+}
+
+void ml_proxy_listener_serve(struct ml_listener *l)
+{
+    struct ml_list *n;
+
+    l->held = false;
+    while ((n = ml_list_first(&l->held_conns)) != NULL) {
+        struct ml_held_conn *h = ML_CONTAINER_OF(n, struct ml_held_conn, node);
+
+        ml_list_remove(&h->node);
+        downstream_serve(l, h->sock, h->bytes, h->n); /* takes the socket over, or closes it */
+        ml_free(h);
     }
 }
 
 /* ---- listeners -------------------------------------------------------------------------- */
 
-static int listener_start(struct ml_proxy *p, struct ml_listener *l, uint32_t index, char *why,
-                          size_t cap)
+static void listener_settings(struct ml_listener *l)
 {
-    const struct ml_cfg_listener *cfg = &p->snap->listeners[index];
-    struct ml_sock_addr addr;
-    int rv;
+    const struct ml_cfg_listener *cfg = l->cfg;
 
-    l->proxy = p;
-    l->index = (int)index;
-    l->cfg = cfg;
-    ml_list_init(&l->conns);
     l->settings = (struct ml_h2_settings){
         .max_streams = cfg->max_streams,
         /* A peer may never have more in flight on a stream than a call buffers. */
@@ -211,6 +299,31 @@ static int listener_start(struct ml_proxy *p, struct ml_listener *l, uint32_t in
     }
     l->settings.conn_window_bytes =
         ml_h2_conn_window(l->settings.stream_window_bytes, cfg->max_streams);
+}
+
+int ml_proxy_listener_new(struct ml_proxy *p, struct ml_snapshot *snap, struct ml_stats *stats,
+                          uint32_t index, bool held, char *why, size_t cap,
+                          struct ml_listener **out)
+{
+    const struct ml_cfg_listener *cfg = &snap->listeners[index];
+    struct ml_sock_addr addr;
+    struct ml_listener *l;
+    int rv;
+
+    *out = NULL;
+    if ((l = ml_calloc(1, sizeof(*l))) == NULL) {
+        snprintf(why, cap, "listener %s: out of memory", cfg->name);
+        return -ENOMEM;
+    }
+    l->proxy = p;
+    l->index = (int)index;
+    l->snap = ml_snapshot_ref(snap);
+    l->stats = ml_stats_ref(stats);
+    l->cfg = cfg;
+    l->held = held;
+    ml_list_init(&l->conns);
+    ml_list_init(&l->held_conns);
+    listener_settings(l);
     addr.family = cfg->bind.family;
     addr.port = cfg->bind.port;
     memcpy(addr.ip, cfg->bind.ip, sizeof(addr.ip));
@@ -218,19 +331,65 @@ static int listener_start(struct ml_proxy *p, struct ml_listener *l, uint32_t in
     if (rv < 0) {
         snprintf(why, cap, "listener %s: cannot bind %s: %s", cfg->name, cfg->bind.text,
                  strerror(-rv));
+        ml_proxy_listener_free(l);
         return rv;
     }
-    ML_LOG_INF("listener %s: listening on %s", cfg->name, cfg->bind.text);
+    ML_LOG_INF("listener %s: listening on %s%s", cfg->name, cfg->bind.text,
+               held ? " (serving once the new config is committed)" : "");
+    *out = l;
     return 0;
 }
 
-/* Stops accepting and closes l's connections (their calls end). */
-static void listener_stop(struct ml_listener *l)
+void ml_proxy_listener_update(struct ml_listener *l, struct ml_snapshot *snap,
+                              struct ml_stats *stats, uint32_t index)
+{
+    struct ml_snapshot *old_snap = l->snap;
+    struct ml_stats *old_stats = l->stats;
+
+    l->snap = ml_snapshot_ref(snap);
+    l->stats = ml_stats_ref(stats);
+    l->index = (int)index;
+    l->cfg = &snap->listeners[index];
+    listener_settings(l);
+    ml_stats_free(old_stats);
+    ml_snapshot_unref(old_snap);
+}
+
+void ml_proxy_listener_retire(struct ml_listener *l)
+{
+    struct ml_proxy *p = l->proxy;
+
+    ML_LOG_INF("listener %s: %s is gone from the config: not listening any more, %u connections "
+               "finish their calls",
+               l->cfg->name, l->cfg->bind.text, l->n_conns);
+    ml_sock_listener_free(l->sock);
+    l->sock = NULL;
+    if (l->n_conns == 0) {
+        ml_proxy_listener_free(l);
+        return;
+    }
+    l->retired = true;
+    ml_list_add_tail(&p->retired_listeners, &l->node);
+    for (struct ml_list *n = ml_list_first(&l->conns); n != NULL; n = ml_list_next(&l->conns, n)) {
+        downstream_goaway(ML_CONTAINER_OF(n, struct ml_downstream, node), "bind gone");
+    }
+}
+
+void ml_proxy_listener_free(struct ml_listener *l)
 {
     struct ml_list *n;
 
+    if (l == NULL) {
+        return;
+    }
     ml_sock_listener_free(l->sock);
     l->sock = NULL;
+    while ((n = ml_list_first(&l->held_conns)) != NULL) {
+        struct ml_held_conn *h = ML_CONTAINER_OF(n, struct ml_held_conn, node);
+
+        ml_sock_close(h->sock);
+        held_free(h);
+    }
     while ((n = ml_list_first(&l->conns)) != NULL) {
         struct ml_downstream *d = ML_CONTAINER_OF(n, struct ml_downstream, node);
 
@@ -238,6 +397,10 @@ static void listener_stop(struct ml_listener *l)
         ml_h2_conn_close(d->conn); /* no on_close for us: d is ours to free */
         ml_free(d);
     }
+    ml_list_remove(&l->node); /* retired */
+    ml_stats_free(l->stats);
+    ml_snapshot_unref(l->snap);
+    ml_free(l);
 }
 
 /* Says which settings of snap this version accepts but does not act on yet, so nobody relies on
@@ -291,6 +454,8 @@ int ml_proxy_new(struct ml_loop *loop, struct ml_snapshot *snap, char *why, size
     }
     p->loop = loop;
     p->snap = ml_snapshot_ref(snap);
+    ml_list_init(&p->retired_listeners);
+    ml_list_init(&p->retired_balances);
     seed(p);
     if ((rv = ml_balance_new(loop, snap, &p->conn_ids, &p->balance)) < 0) {
         snprintf(why, cap, "out of memory for the clusters");
@@ -299,14 +464,14 @@ int ml_proxy_new(struct ml_loop *loop, struct ml_snapshot *snap, char *why, size
     if ((rv = ml_proxy_obs_init(p, why, cap)) < 0) {
         goto fail;
     }
-    if (snap->n_listeners > 0 &&
-        (p->listeners = ml_calloc(snap->n_listeners, sizeof(*p->listeners))) == NULL) {
+    if ((p->listeners = ml_calloc(snap->n_listeners + 1, sizeof(*p->listeners))) == NULL) {
         snprintf(why, cap, "out of memory for the listeners");
         rv = -ENOMEM;
         goto fail;
     }
     for (uint32_t i = 0; i < snap->n_listeners; i++) {
-        if ((rv = listener_start(p, &p->listeners[i], i, why, cap)) < 0) {
+        if ((rv = ml_proxy_listener_new(p, snap, p->stats, i, false, why, cap, &p->listeners[i])) <
+            0) {
             goto fail;
         }
         p->n_listeners = i + 1;
@@ -346,7 +511,7 @@ void ml_proxy_drain(struct ml_proxy *p, uint32_t timeout_ms)
     }
     p->draining = true;
     for (uint32_t i = 0; i < p->n_listeners; i++) {
-        struct ml_listener *l = &p->listeners[i];
+        struct ml_listener *l = p->listeners[i];
 
         ml_sock_listener_free(l->sock); /* no new connections */
         l->sock = NULL;
@@ -370,21 +535,30 @@ void ml_proxy_drain(struct ml_proxy *p, uint32_t timeout_ms)
 
 void ml_proxy_free(struct ml_proxy *p)
 {
+    struct ml_list *n;
+
     if (p == NULL) {
         return;
     }
+    /* A change prepared and never committed goes first: it refers to running listeners. */
+    ml_proxy_abort(p, p->prepared);
     ml_timer_free(p->drain);
     p->drain = NULL;
     p->draining = false;
     /* Downstream first: every call loses its client, resets its upstream stream and leaves its
      * pool's queue; then the upstream connections; the deferred work in between frees calls. */
     for (uint32_t i = 0; i < p->n_listeners; i++) {
-        listener_stop(&p->listeners[i]);
+        ml_proxy_listener_free(p->listeners[i]);
+    }
+    p->n_listeners = 0;
+    while ((n = ml_list_first(&p->retired_listeners)) != NULL) {
+        ml_proxy_listener_free(ML_CONTAINER_OF(n, struct ml_listener, node));
     }
     ml_loop_run_deferred(p->loop);
     /* Stats and the access log go before the pools: calls that end while the pools close
      * count nothing, and nothing counted refers to a cluster already freed. */
     ml_proxy_obs_deinit(p);
+    ml_proxy_apply_free(p); /* the balances of earlier snapshots */
     ml_balance_free(p->balance);
     ml_loop_run_deferred(p->loop);
     if (p->n_live_calls != 0) {

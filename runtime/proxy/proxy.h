@@ -42,7 +42,9 @@ int ml_proxy_prepare(struct ml_proxy *p, struct ml_snapshot *next, char *why, si
 void ml_proxy_commit(struct ml_proxy *p, struct ml_proxy_change *change);
 void ml_proxy_abort(struct ml_proxy *p, struct ml_proxy_change *change);
 
-/* Stops listening, ends every connection and call at once (their streams are reset), frees p. */
+/* Stops listening, ends every connection and call at once (their streams are reset), frees p.
+ * A change prepared and neither committed nor aborted is aborted first (its pointer must not be
+ * used afterwards). */
 void ml_proxy_free(struct ml_proxy *p);
 
 #endif

@@ -25,27 +25,47 @@ struct ml_downstream {
     struct ml_list node;    /* in listener->conns */
     struct ml_timer *timer; /* idle_timeout / max_connection_age checks; NULL when neither */
     uint64_t born_ms;       /* ml_time_now_ms() at accept */
-    bool going_away;        /* GOAWAY sent: it closes once its streams are done */
+    /* The listener's limits when it was accepted: a hot apply changes them for new connections
+     * only. 0 = off. */
+    uint32_t idle_timeout_ms;
+    uint32_t max_connection_age_ms;
+    bool going_away; /* GOAWAY sent: it closes once its streams are done */
 };
 
+/* A listener is known by its bind address: a hot apply keeps the listener (socket, connections)
+ * of a bind that remains and gives it the new snapshot's settings and index. */
 struct ml_listener {
     struct ml_proxy *proxy;
-    int index; /* into snap->listeners */
+    int index;                /* into snap->listeners */
+    struct ml_snapshot *snap; /* the config it serves (a reference): cfg points into it */
+    struct ml_stats *stats;   /* where its connections count (a reference), at index */
     const struct ml_cfg_listener *cfg;
-    struct ml_sock_listener *sock;
-    struct ml_h2_settings settings; /* what its connections advertise */
+    struct ml_sock_listener *sock;  /* NULL once it stopped listening */
+    struct ml_h2_settings settings; /* what its new connections advertise */
     struct ml_list conns;           /* struct ml_downstream */
     uint32_t n_conns;
+    /* Prepared by a hot apply, not committed yet: connections the kernel hands over wait here
+     * (struct ml_held_conn) and are served at commit. */
+    bool held;
+    struct ml_list held_conns;
+    /* Its bind is gone (a commit): no new calls; freed once its last connection closed. */
+    bool retired;
+    struct ml_list node; /* in proxy->retired_listeners while retired */
 };
+
+struct ml_proxy_change;
 
 struct ml_proxy {
     struct ml_loop *loop;
     struct ml_snapshot *snap; /* the configuration in force (a reference) */
     struct ml_balance *balance;
-    struct ml_listener *listeners; /* as snap->listeners */
+    struct ml_listener **listeners; /* as snap->listeners; each allocated on its own */
     uint32_t n_listeners;
-    uint32_t conn_ids; /* the last connection id given (logs: "c%u") */
-    uint64_t call_ids; /* the last call id given */
+    struct ml_list retired_listeners; /* struct ml_listener whose bind is gone */
+    struct ml_list retired_balances;  /* proxy/apply.c: balances of earlier snapshots */
+    struct ml_proxy_change *prepared; /* NULL, or the change between prepare and commit/abort */
+    uint32_t conn_ids;                /* the last connection id given (logs: "c%u") */
+    uint64_t call_ids;                /* the last call id given */
     uint64_t n_live_calls;
     uint64_t rng;                     /* xorshift64* state: weighted splits */
     struct ml_stats *stats;           /* proxy/obs.c: counters (the admin endpoint reads them) */
@@ -53,6 +73,24 @@ struct ml_proxy {
     bool draining;                    /* ml_proxy_drain ran: the loop stops once no call is left */
     struct ml_timer *drain;           /* the drain's deadline */
 };
+
+/* proxy.c, for apply.c: a listener of snap->listeners[index] (counted in stats), bound now; held
+ * (it serves nothing until ml_proxy_listener_serve). 0 and *out, or a negative errno with why. */
+int ml_proxy_listener_new(struct ml_proxy *p, struct ml_snapshot *snap, struct ml_stats *stats,
+                          uint32_t index, bool held, char *why, size_t cap,
+                          struct ml_listener **out);
+/* Ends a held listener's wait: it serves the connections that waited and those to come. */
+void ml_proxy_listener_serve(struct ml_listener *l);
+/* A listener that remains takes snap->listeners[index] (and stats) for its new connections. */
+void ml_proxy_listener_update(struct ml_listener *l, struct ml_snapshot *snap,
+                              struct ml_stats *stats, uint32_t index);
+/* Its bind is gone: stops listening, GOAWAY to its connections; freed once they are closed. */
+void ml_proxy_listener_retire(struct ml_listener *l);
+/* Stops listening, closes its connections (their calls end) and frees l. */
+void ml_proxy_listener_free(struct ml_listener *l);
+
+/* apply.c: frees the retired balances (ml_proxy_free, after the calls are gone). */
+void ml_proxy_apply_free(struct ml_proxy *p);
 
 /* A call was freed (proxy/call.c): n_live_calls went down. */
 void ml_proxy_call_gone(struct ml_proxy *p);

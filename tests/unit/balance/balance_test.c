@@ -7,10 +7,12 @@
  * port. */
 #include "balance/balance.h"
 
+#include "balance/balance_int.h"
 #include "config/errors.h"
 #include "config/snapshot-t.h"
 #include "config/snapshot.h"
 #include "core/alloc.h"
+#include "core/loop.h"
 
 #include <errno.h>
 #include <setjmp.h>
@@ -290,6 +292,151 @@ static void test_each_failing_allocation_in_balance_new_is_enomem(void **state)
     ml_snapshot_unref(s);
 }
 
+/* ---- hot apply ---------------------------------------------------------------------------- */
+
+#define S1                                                                                         \
+    HEAD "[cluster c]\nmax_pending = 0\n"                                                          \
+         "endpoint = 127.0.0.1:50001\nendpoint = 127.0.0.1:50002\n"                                \
+         "[cluster d]\nmax_pending = 0\nendpoint = 127.0.0.1:50011\n"
+
+/* c keeps 50002, drops 50001, gains 50003; d is gone; e has d's address (another name). */
+#define S2                                                                                         \
+    HEAD "[cluster e]\nmax_pending = 0\nendpoint = 127.0.0.1:50011\n"                              \
+         "[cluster c]\nmax_pending = 0\nmax_requests = 7\n"                                        \
+         "endpoint = 127.0.0.1:50003\nendpoint = 127.0.0.1:50002\n"
+
+static int idle_runs;
+
+static void on_idle(void *user)
+{
+    idle_runs++;
+    ml_balance_free(user);
+}
+
+static void test_prepare_shares_pools_by_cluster_name_and_address(void **state)
+{
+    struct ml_snapshot *s1 = load(S1), *s2 = load(S2);
+    uint32_t ids = 0;
+    struct ml_balance *b1, *b2;
+    struct ml_cluster *c1, *c2;
+
+    assert_int_equal(ml_balance_new(NULL, s1, &ids, &b1), 0);
+    assert_int_equal(ml_balance_prepare(b1, s2, &b2), 0);
+    c1 = ml_balance_cluster(b1, 0);
+    c2 = ml_balance_cluster(b2, 1);
+    assert_string_equal(ml_cluster_name(c2), "c");
+    assert_ptr_equal(c2->slots[1].pool, c1->slots[1].pool); /* 50002 */
+    assert_false(c2->slots[1].linked);                      /* not before the commit */
+    assert_ptr_equal(ml_pool_cluster(c1->slots[1].pool), c1);
+    assert_ptr_not_equal(c2->slots[0].pool, c1->slots[0].pool);
+    assert_ptr_not_equal(ml_balance_cluster(b2, 0)->slots[0].pool,
+                         ml_balance_cluster(b1, 1)->slots[0].pool); /* e is not d */
+    assert_string_equal(ml_cluster_endpoint_text(c2, 1), "127.0.0.1:50002");
+    /* an abort: the prepared balance goes, the running one is as it was */
+    ml_balance_free(b2);
+    assert_int_equal(pick_port(c1), 50001);
+    assert_int_equal(pick_port(c1), 50002);
+    ml_balance_free(b1);
+    ml_snapshot_unref(s2);
+    ml_snapshot_unref(s1);
+}
+
+static void test_commit_hands_shared_pools_over_and_frees_the_old_once_idle(void **state)
+{
+    struct ml_snapshot *s1 = load(S1), *s2 = load(S2);
+    struct ml_loop *loop = ml_loop_new();
+    uint32_t ids = 0;
+    struct ml_balance *b1, *b2;
+    struct ml_cluster *c1, *c2;
+    char why[200];
+
+    assert_non_null(loop);
+    assert_int_equal(ml_balance_new(loop, s1, &ids, &b1), 0);
+    assert_int_equal(ml_balance_prepare(b1, s2, &b2), 0);
+    c1 = ml_balance_cluster(b1, 0);
+    c2 = ml_balance_cluster(b2, 1);
+    assert_int_equal(ml_cluster_call_begin(c1, why, sizeof(why)), 0); /* a call in flight */
+    idle_runs = 0;
+    ml_balance_commit(b2, b1, on_idle, b1);
+    assert_true(c2->slots[1].linked);
+    assert_ptr_equal(ml_pool_cluster(c2->slots[1].pool), c2); /* the new owner */
+    assert_true(c1->slots[0].pool->retired);                  /* 50001 is gone */
+    assert_false(c2->slots[1].pool->retired);
+    ml_loop_run_deferred(loop);
+    assert_int_equal(idle_runs, 0); /* the call holds b1 */
+    /* the old cluster still picks for its calls (a replay), over its own endpoints */
+    assert_int_equal(pick_port(c1), 50001);
+    assert_int_equal(pick_port(c1), 50002);
+    ml_cluster_call_end(c1);
+    assert_int_equal(idle_runs, 0); /* never from inside call_end */
+    ml_loop_run_deferred(loop);
+    assert_int_equal(idle_runs, 1); /* b1 freed, the shared pool stays with b2 */
+    assert_int_equal(ml_balance_cluster(b2, 1)->n_slots, 2);
+    assert_int_equal(pick_port(c2), 50003);
+    assert_int_equal(pick_port(c2), 50002);
+    assert_ptr_equal(ml_pool_cluster(c2->slots[1].pool), c2);
+    ml_balance_free(b2);
+    ml_loop_free(loop);
+    ml_snapshot_unref(s2);
+    ml_snapshot_unref(s1);
+}
+
+static void test_commit_of_an_idle_balance_frees_it_at_the_end_of_the_event(void **state)
+{
+    struct ml_snapshot *s1 = load(S1), *s2 = load(S2), *s3 = load(S1);
+    struct ml_loop *loop = ml_loop_new();
+    uint32_t ids = 0;
+    struct ml_balance *b1, *b2, *b3;
+
+    assert_int_equal(ml_balance_new(loop, s1, &ids, &b1), 0);
+    assert_int_equal(ml_balance_prepare(b1, s2, &b2), 0);
+    idle_runs = 0;
+    ml_balance_commit(b2, b1, on_idle, b1);
+    ml_loop_run_deferred(loop);
+    assert_int_equal(idle_runs, 1);
+    /* and back: c's 50002 has gone through three balances */
+    assert_int_equal(ml_balance_prepare(b2, s3, &b3), 0);
+    ml_balance_commit(b3, b2, on_idle, b2);
+    ml_loop_run_deferred(loop);
+    assert_int_equal(idle_runs, 2);
+    assert_int_equal(pick_port(ml_balance_cluster(b3, 0)), 50001);
+    assert_int_equal(pick_port(ml_balance_cluster(b3, 0)), 50002);
+    assert_int_equal(pick_port(ml_balance_cluster(b3, 1)), 50011);
+    ml_balance_free(b3);
+    ml_loop_free(loop);
+    ml_snapshot_unref(s3);
+    ml_snapshot_unref(s2);
+    ml_snapshot_unref(s1);
+}
+
+static void test_each_failing_allocation_in_prepare_is_enomem(void **state)
+{
+    struct ml_snapshot *s1 = load(S1), *s2 = load(S2);
+    uint32_t ids = 0;
+    struct ml_balance *b1, *b2 = NULL;
+    long fail_at;
+    int rv;
+
+    assert_int_equal(ml_balance_new(NULL, s1, &ids, &b1), 0);
+    for (fail_at = 0;; fail_at++) {
+        ml_alloc_fail_after(fail_at);
+        rv = ml_balance_prepare(b1, s2, &b2);
+        ml_alloc_fail_after(-1);
+        if (rv == 0) {
+            break;
+        }
+        assert_int_equal(rv, -ENOMEM);
+        assert_null(b2);
+        assert_ptr_equal(ml_pool_cluster(ml_balance_cluster(b1, 0)->slots[1].pool),
+                         ml_balance_cluster(b1, 0));
+    }
+    assert_true(fail_at >= 5);
+    ml_balance_free(b2);
+    ml_balance_free(b1);
+    ml_snapshot_unref(s2);
+    ml_snapshot_unref(s1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -303,6 +450,10 @@ int main(void)
         T(test_max_requests_caps_active_calls_and_ending_one_frees_a_place),
         T(test_pending_cap_refuses_without_queueing),
         T(test_each_failing_allocation_in_balance_new_is_enomem),
+        T(test_prepare_shares_pools_by_cluster_name_and_address),
+        T(test_commit_hands_shared_pools_over_and_frees_the_old_once_idle),
+        T(test_commit_of_an_idle_balance_frees_it_at_the_end_of_the_event),
+        T(test_each_failing_allocation_in_prepare_is_enomem),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,16 +21,31 @@ static const char ini[] = "[node]\nstate_dir = /tmp\n"
                           "[cluster three]\nendpoint = 127.0.0.1:50051\n"
                           "endpoint = 127.0.0.1:50052\n";
 
-static struct ml_snapshot *load(void)
+static struct ml_snapshot *load_text(const char *text)
 {
     struct ml_config_errors errs;
     struct ml_snapshot *s = NULL;
 
     ml_config_errors_init(&errs);
-    assert_int_equal(ml_config_load_text(ini, strlen(ini), NULL, &errs, &s), 0);
+    assert_int_equal(ml_config_load_text(text, strlen(text), NULL, &errs, &s), 0);
     ml_config_errors_deinit(&errs);
     return s;
 }
+
+static struct ml_snapshot *load(void)
+{
+    return load_text(ini);
+}
+
+/* After a hot apply of ini: the listener and cluster three remain (three keeps 50052 and gains
+ * 50053), route echo is renamed, and a new cluster four has 50051. */
+static const char ini2[] = "[node]\nstate_dir = /tmp\n"
+                           "[listener ingress]\nbind = 127.0.0.1:15002\n"
+                           "[route echo2]\nlistener = ingress\nto = four\n"
+                           "[route rest]\nlistener = ingress\nto = three\n"
+                           "[cluster four]\nendpoint = 127.0.0.1:50051\n"
+                           "[cluster three]\nendpoint = 127.0.0.1:50053\n"
+                           "endpoint = 127.0.0.1:50052\n";
 
 static int teardown(void **state)
 {
@@ -175,6 +190,120 @@ static void test_each_failing_allocation_gives_null_and_no_leak(void **state)
     ml_snapshot_unref(snap);
 }
 
+static void test_next_carries_the_counters_of_names_that_remain(void **state)
+{
+    struct ml_snapshot *s1 = load(), *s2 = load_text(ini2);
+    struct ml_stats *st1 = ml_stats_new(s1), *st2;
+    struct ml_stats_call before, after;
+    uint64_t total, failed;
+    char out[32768];
+
+    assert_non_null(st1);
+    ml_stats_downstream(st1, 0, ML_STATS_DOWN_ACCEPTED);
+    ml_stats_upstream(st1, 0, 1, ML_STATS_UP_OPENED);
+    ml_stats_upstream(st1, 0, 1, ML_STATS_UP_CONNECTED);
+    ml_stats_call_begin(st1, &before, 0);
+    ml_stats_call_route(st1, &before, 0, 0);
+    ml_stats_call_endpoint(st1, &before, 1); /* 50052 */
+    st2 = ml_stats_next(st1, s2);
+    assert_non_null(st2);
+    /* a call on the new config, while `before` goes on in st1 (which its call holds) */
+    ml_stats_call_begin(st2, &after, 0);
+    ml_stats_call_route(st2, &after, 1, 1); /* rest -> three */
+    ml_stats_call_endpoint(st2, &after, 1); /* 50052 */
+    ml_stats_call_end(st2, &after, 0, 3, 1, 1);
+    ml_stats_upstream(st2, 1, 1, ML_STATS_UP_CLOSED); /* the pooled connection, now at index 1 */
+    assert_true(ml_stats_render_text(st2, out, sizeof(out)) > 0);
+    expect_line(out, "calls.rq_total 1");
+    expect_line(out, "calls.rq_active 1"); /* `before` still runs */
+    expect_line(out, "listener.ingress.downstream_cx_accepted 1");
+    expect_line(out, "listener.ingress.downstream_rq_total 1");
+    expect_line(out, "listener.ingress.downstream_rq_active 1");
+    expect_line(out, "route.echo2.rq_total 0");
+    expect_line(out, "route.rest.rq_total 1");
+    expect_line(out, "cluster.three.upstream_rq_total 1");
+    expect_line(out, "cluster.three.upstream_rq_active 1");
+    expect_line(out, "cluster.three.upstream_cx_opened 1");
+    expect_line(out, "cluster.three.upstream_cx_active 0");
+    expect_line(out, "cluster.three.endpoint.127.0.0.1:50052.rq_total 1");
+    expect_line(out, "cluster.three.endpoint.127.0.0.1:50052.rq_active 1");
+    expect_line(out, "cluster.three.endpoint.127.0.0.1:50053.cx_opened 0");
+    expect_line(out, "cluster.four.endpoint.127.0.0.1:50051.cx_opened 0");
+    assert_null(strstr(out, "route.echo."));
+    ml_stats_call_end(st1, &before, 0, 3, 1, 1);
+    ml_stats_free(st1);
+    assert_true(ml_stats_render_text(st2, out, sizeof(out)) > 0);
+    expect_line(out, "calls.rq_total 2");
+    expect_line(out, "listener.ingress.downstream_rq_active 0");
+    expect_line(out, "cluster.three.endpoint.127.0.0.1:50052.rq_total 2");
+    ml_stats_totals(st2, &total, &failed);
+    assert_int_equal(total, 2);
+    assert_int_equal(failed, 0);
+    ml_stats_free(st2);
+    ml_snapshot_unref(s2);
+    ml_snapshot_unref(s1);
+}
+
+static void test_a_call_in_flight_ends_where_it_started_after_next(void **state)
+{
+    struct ml_snapshot *s1 = load(), *s2 = load_text(ini2);
+    struct ml_stats *st1 = ml_stats_new(s1), *st2;
+    struct ml_stats_call c;
+    uint64_t total, failed;
+    char out[32768];
+
+    ml_stats_call_begin(st1, &c, 0);
+    ml_stats_call_route(st1, &c, 0, 0); /* echo -> three */
+    ml_stats_call_endpoint(st1, &c, 0); /* 50051: gone from three in s2 */
+    st2 = ml_stats_next(st1, s2);
+    ml_stats_call_end(st1, &c, 14, 5, 2, 2); /* in its own table */
+    ml_stats_free(st1);
+    assert_true(ml_stats_render_text(st2, out, sizeof(out)) > 0);
+    expect_line(out, "calls.rq_total 1");
+    expect_line(out, "calls.rq_active 0");
+    expect_line(out, "calls.grpc_status.14 1");
+    expect_line(out, "listener.ingress.downstream_rq_total 1");
+    expect_line(out, "cluster.three.upstream_rq_total 1");
+    expect_line(out, "cluster.three.upstream_rq_active 0");
+    expect_line(out, "cluster.three.endpoint.127.0.0.1:50052.rq_total 0");
+    ml_stats_totals(st2, &total, &failed);
+    assert_int_equal(total, 1);
+    assert_int_equal(failed, 1);
+    ml_stats_totals(NULL, &total, &failed);
+    assert_int_equal(total, 0);
+    ml_stats_free(st2);
+    ml_snapshot_unref(s2);
+    ml_snapshot_unref(s1);
+}
+
+static void test_each_failing_allocation_in_next_gives_null_and_no_leak(void **state)
+{
+    struct ml_snapshot *s1 = load(), *s2 = load_text(ini2);
+    struct ml_stats *st1 = ml_stats_new(s1), *st2;
+    char out[32768];
+    long n;
+
+    ml_stats_call_begin(st1, &(struct ml_stats_call){0}, 0);
+    for (n = 0;; n++) {
+        ml_alloc_fail_after(n);
+        st2 = ml_stats_next(st1, s2);
+        ml_alloc_fail_after(-1);
+        if (st2 != NULL) {
+            break;
+        }
+        /* st1 is as it was */
+        assert_true(ml_stats_render_text(st1, out, sizeof(out)) > 0);
+        expect_line(out, "calls.rq_active 1");
+    }
+    assert_true(n >= 6);
+    ml_stats_free(st1);
+    assert_true(ml_stats_render_text(st2, out, sizeof(out)) > 0);
+    expect_line(out, "calls.rq_active 1");
+    ml_stats_free(st2);
+    ml_snapshot_unref(s2);
+    ml_snapshot_unref(s1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -184,6 +313,9 @@ int main(void)
         T(test_bad_indexes_and_null_stats_count_nothing),
         T(test_a_rendering_that_does_not_fit_is_enobufs_with_whole_lines),
         T(test_each_failing_allocation_gives_null_and_no_leak),
+        T(test_next_carries_the_counters_of_names_that_remain),
+        T(test_a_call_in_flight_ends_where_it_started_after_next),
+        T(test_each_failing_allocation_in_next_gives_null_and_no_leak),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
