@@ -3,7 +3,7 @@
  *   meshlet [-c FILE] [--reset-state]     run the node (default FILE: /etc/meshlet/meshlet.ini)
  *   meshlet check [--defaults] FILE       check a config; exit 0 usable, 1 invalid, 2 unreadable
  *   meshlet version                       version, board, features, libraries
- *   meshlet controller ...                the fleet controller (not in this version yet)
+ *   meshlet controller ...                the fleet controller (controller/controller.h)
  */
 #include "admin/admin.h"
 #include "config/defaults.h"
@@ -15,6 +15,7 @@
 #include "core/loop.h"
 #include "grpc/pb_version.h"
 #include "h2/h2_version.h"
+#include "node/node.h"
 #include "proxy/proxy.h"
 #include "tls/tls_version.h"
 
@@ -107,85 +108,9 @@ static int cmd_check(int argc, char **argv)
     return EXIT_USABLE;
 }
 
-/* state_dir must exist (it is made if missing) and take a file: the node keeps its last good
- * config there. Returns 0 or -errno, with the reason on stderr. */
-static int check_state_dir(const char *dir)
-{
-    char probe[4096];
-    int fd;
-
-    if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
-        int e = errno;
-        fprintf(stderr, "meshlet: state_dir %s: cannot create it: %s\n", dir, strerror(e));
-        return -e;
-    }
-    snprintf(probe, sizeof(probe), "%s/.meshlet-write-test", dir);
-    fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        int e = errno;
-        fprintf(stderr, "meshlet: state_dir %s: not writable: %s\n", dir, strerror(e));
-        return -e;
-    }
-    close(fd);
-    unlink(probe);
-    return 0;
-}
-
-static int cmd_run(const char *path)
-{
-    struct ml_snapshot *snap;
-    struct ml_proxy *proxy;
-    struct ml_admin *admin;
-    struct ml_loop *loop;
-    char summary[160], why[256];
-    int rv;
-
-    if ((rv = load_or_report(path, &snap)) != EXIT_USABLE) {
-        return rv;
-    }
-    ml_log_level = snap->node.log_level;
-    if (check_state_dir(snap->node.state_dir) < 0) {
-        ml_snapshot_unref(snap);
-        return EXIT_CANNOT_START;
-    }
-    if ((loop = ml_loop_new()) == NULL) {
-        ml_snapshot_unref(snap);
-        return EXIT_CANNOT_START;
-    }
-    if (ml_proxy_new(loop, snap, why, sizeof(why), &proxy) < 0) {
-        fprintf(stderr, "meshlet: %s\n", why);
-        ml_loop_free(loop);
-        ml_snapshot_unref(snap);
-        return EXIT_CANNOT_START;
-    }
-    if (ml_admin_new(loop, proxy, why, sizeof(why), &admin) < 0) {
-        fprintf(stderr, "meshlet: %s\n", why);
-        ml_proxy_free(proxy);
-        ml_loop_free(loop);
-        ml_snapshot_unref(snap);
-        return EXIT_CANNOT_START;
-    }
-    ml_snapshot_summary(snap, summary, sizeof(summary));
-    ML_LOG_INF("node %s: running %s (version %s): %s", snap->node.id, path, snap->version, summary);
-    rv = ml_loop_run(loop);
-    if (rv == 0 && ml_loop_signal(loop) == SIGTERM && snap->node.drain_timeout_ms > 0) {
-        /* Drain: GOAWAY everywhere, calls in flight finish (within drain_timeout); a second
-         * SIGTERM or SIGINT ends the wait. */
-        ml_proxy_drain(proxy, snap->node.drain_timeout_ms);
-        rv = ml_loop_run(loop);
-    }
-    /* Stop: what is left of the connections and calls ends now. */
-    ml_admin_free(admin);
-    ml_proxy_free(proxy);
-    ml_loop_free(loop);
-    ml_snapshot_unref(snap);
-    ML_LOG_INF("stopped");
-    return rv < 0 ? EXIT_CANNOT_START : 0;
-}
-
 int main(int argc, char **argv)
 {
-    const char *config_path = DEFAULT_CONFIG_PATH;
+    struct ml_node_options run = {.config_path = DEFAULT_CONFIG_PATH};
 
     if (argc >= 2 && strcmp(argv[1], "version") == 0) {
         return cmd_version();
@@ -208,14 +133,14 @@ int main(int argc, char **argv)
     }
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
-            config_path = argv[++i];
+            run.config_path = argv[++i];
         } else if (strcmp(argv[i], "--reset-state") == 0) {
-            /* state_dir holds no pushed config before the fleet client exists: nothing to drop */
+            run.reset_state = true;
         } else {
             fprintf(stderr, "meshlet: unknown argument \"%s\"\n", argv[i]);
             usage(stderr);
             return EXIT_UNREADABLE;
         }
     }
-    return cmd_run(config_path);
+    return ml_node_run(&run);
 }

@@ -287,12 +287,12 @@ static int post_begin(struct ml_admin *a, struct lws *wsi, struct session *s, st
     }
     want = strtoull(len_text, NULL, 10);
     if (want == 0) {
-        return respond_text(r, 400, "push:0: expected an INI text, got an empty body\n") ? 0 : -1;
+        return respond_text(r, 400, "push: expected an INI text, got an empty body\n") ? 0 : -1;
     }
     if (want > CONFIG_ML_MAX_CONFIG_BYTES) {
         char text[160];
         snprintf(text, sizeof(text),
-                 "push:0: expected at most %d bytes (CONFIG_ML_MAX_CONFIG_BYTES), got %llu "
+                 "push: expected at most %d bytes (CONFIG_ML_MAX_CONFIG_BYTES), got %llu "
                  "bytes\n",
                  CONFIG_ML_MAX_CONFIG_BYTES, want);
         return respond_text(r, 413, text) ? 0 : -1;

@@ -214,7 +214,7 @@ static void apply_start(struct ml_apply_job *job)
         if (ml_config_errors_count(&errs) > 0) {
             ml_config_errors_join(&errs, file, error, sizeof(error));
         } else {
-            snprintf(error, sizeof(error), "%s:0: %s", file, strerror(-rv));
+            snprintf(error, sizeof(error), "%s: %s", file, strerror(-rv));
         }
         ml_config_errors_deinit(&errs);
         apply_finish(job, rv, NULL, error);
@@ -228,7 +228,7 @@ static void apply_start(struct ml_apply_job *job)
         if ((rv = ml_node_merge_push(node->snap, job->next, &whole, &whole_n, error,
                                      sizeof(error))) < 0) {
             if (rv == -ENOMEM) {
-                snprintf(error, sizeof(error), "push:0: out of memory");
+                snprintf(error, sizeof(error), "push: out of memory");
             }
             apply_finish(job, rv, NULL, error);
             return;
@@ -254,7 +254,7 @@ static void apply_start(struct ml_apply_job *job)
     }
 
     if ((rv = ml_proxy_prepare(node->proxy, job->next, why, sizeof(why), &job->change)) < 0) {
-        snprintf(error, sizeof(error), "%s:0: %s", file, why);
+        snprintf(error, sizeof(error), "%s: %s", file, why);
         apply_finish(job, rv, NULL, error);
         return;
     }
@@ -316,7 +316,7 @@ void ml_node_apply(struct ml_node *node, enum ml_apply_source src, const char *t
     }
     if (why[0] != '\0') {
         char error[256];
-        snprintf(error, sizeof(error), "%s:0: %s",
+        snprintf(error, sizeof(error), "%s: %s",
                  src == ML_APPLY_FILE ? node->config_path : "push", why);
         ML_LOG_WRN("apply (%s) refused: %s", source_name(src), error);
         node->apply_failures_total++;

@@ -276,7 +276,7 @@ static void on_sighup(void *user, int sig)
     ML_LOG_INF("SIGHUP: re-reading %s", node->config_path);
     if ((rv = ml_file_read_all(node->config_path, CONFIG_ML_MAX_CONFIG_BYTES, &text, &n)) < 0) {
         node->apply_failures_total++;
-        ML_LOG_WRN("SIGHUP: %s:0: cannot read it: %s; the running config (version %s) stays",
+        ML_LOG_WRN("SIGHUP: %s: cannot read it: %s; the running config (version %s) stays",
                    node->config_path, strerror(-rv), node->snap->version);
         return;
     }

@@ -243,7 +243,7 @@ def test_post_config_answers_errors_and_changes_nothing(run_meshlet, free_port, 
     assert re.search(r"^push:3: \[listener in\] max_streams: expected .*got \"lots\"$", body,
                      re.M), body
     status, body = http(port, "/config", b"\x00\x01binary")
-    assert status == 400 and body.startswith("push:0: expected a text file"), body
+    assert status == 400 and body.startswith("push: expected a text file (UTF-8), got a NUL byte"), body
     assert who(listen) == "A"
     assert stats(port)["config_apply_failures_total"] == 2
 
@@ -291,3 +291,123 @@ def test_kill_9_during_pushes_leaves_a_whole_config(run_meshlet, free_port, back
     # the kills landed both before and after the save at least once
     assert len(outcomes) >= 2, outcomes
     m.proc.kill()
+
+
+# ---- hot apply under load -------------------------------------------------------------------------
+
+@pytest.mark.timeout(180)
+def test_twenty_pushes_under_bidi_and_unary_load_fail_no_call(run_meshlet, free_port, backends,
+                                                             controller):
+    """50 bidi streams stay open through 20 pushes (each one message per round, echoed), and a
+    steady unary load runs meanwhile: zero calls fail or are reset. The pushes alternate between
+    two configs with the same listener and endpoints but other route and cluster settings, so
+    each one really applies (a new version) and the listener and pools are kept."""
+    a, b = backends("A", workers=80), backends("B", workers=80)
+    ctl = controller()
+    m, listen = start_node(run_meshlet, free_port, ctl, a)
+    assert ctl.wait_hello(), m.stderr
+    configs = [data_plane(listen, a.port, b.port, route_extra="timeout = 30s\n"),
+               data_plane(listen, a.port, b.port, route_extra="timeout = 20s\n")
+               .replace("[cluster c]\n", "[cluster c]\nmax_pending = 512\n")]
+    assert ctl.push(configs[0], version="load-0").WhichOneof("msg") == "ack"
+
+    stop = threading.Event()
+    errors = []
+    rounds = [0] * 50
+    unary_ok = [0]
+
+    def bidi_stream(i, ch):
+        gate = threading.Semaphore(1)
+
+        def requests():
+            n = 0
+            while not stop.is_set() and n < 10000:
+                if not gate.acquire(timeout=CALL_TIMEOUT):
+                    return
+                n += 1
+                yield f"{i}:{n}".encode()
+                time.sleep(0.02)
+        try:
+            for msg in bidi(ch, "Chat")(requests(), timeout=scaled(150)):
+                assert msg.endswith(f":{i}:{rounds[i] + 1}".encode()), msg
+                rounds[i] += 1
+                gate.release()
+        except Exception as e:  # any failure or reset is what this test is about
+            errors.append(f"bidi {i}: {e!r}")
+
+    def unary_load(ch):
+        call = unary(ch, "Say")
+        n = 0
+        while not stop.is_set() and n < 100000:
+            n += 1
+            try:
+                call(b"u", timeout=CALL_TIMEOUT)
+                unary_ok[0] += 1
+            except Exception as e:
+                errors.append(f"unary {n}: {e!r}")
+            time.sleep(0.005)
+
+    with channel(listen) as ch_bidi, channel(listen) as ch_unary:
+        threads = [threading.Thread(target=bidi_stream, args=(i, ch_bidi)) for i in range(50)]
+        threads.append(threading.Thread(target=unary_load, args=(ch_unary,)))
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(0.5)
+            for k in range(1, 21):
+                answer = ctl.push(configs[k % 2], version=f"load-{k}")
+                assert answer.WhichOneof("msg") == "ack", answer
+                time.sleep(0.1)
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(scaled(30))
+    assert not errors, errors[:10]
+    assert min(rounds) >= 5, rounds  # every stream kept talking through the pushes
+    assert unary_ok[0] >= 100, unary_ok[0]
+    assert stats(admin_port(m))["config_applies_total"] == 21
+
+
+# ---- against `meshlet controller` -----------------------------------------------------------------
+
+def test_meshlet_controller_pushes_and_a_restarted_one_does_not_repush(
+        run_meshlet, meshlet_cmd, free_port, backends, workdir):
+    a, b = backends("A"), backends("B")
+    listen, ctl_port = free_port(), free_port()
+    configs = workdir / "configs"
+    configs.mkdir()
+    pushed = data_plane(listen, b.port)
+    (configs / "default.ini").write_text(pushed)
+
+    def start_controller():
+        return subprocess.Popen([*meshlet_cmd, "controller", "--listen", f"127.0.0.1:{ctl_port}",
+                                 "--configs", str(configs)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+
+    ctl = start_controller()
+    try:
+        text = ("[node]\nid = gw-1\n\n" + fleet_section(ctl_port, backoff="100ms..500ms") + "\n" +
+                data_plane(listen, a.port))
+        m = run_meshlet(text)
+        version = content_version(pushed)
+        assert m.wait_for_stderr(f"applied version {version} (push)", timeout=15), m.stderr
+        assert who(listen) == "B"
+
+        # the controller restarts: the node reconnects, says what it runs, gets no push
+        ctl.terminate()
+        ctl.wait(timeout=scaled(10))
+        applies = stats(admin_port(m))["config_applies_total"]
+        connects = stats(admin_port(m))["fleet_connects_total"]
+        ctl = start_controller()
+        deadline = time.monotonic() + scaled(15)
+        while stats(admin_port(m))["fleet_connects_total"] <= connects:
+            assert time.monotonic() < deadline, m.stderr
+            time.sleep(0.1)
+        time.sleep(1.0)  # a push would come right after the Hello
+        st = stats(admin_port(m))
+        assert st["fleet_pushes_total"] == 1 and st["config_applies_total"] == applies, st
+        assert who(listen) == "B"
+    finally:
+        ctl.terminate()
+        ctl.wait(timeout=scaled(10))
