@@ -83,29 +83,31 @@ static int check_state_dir(const char *dir)
 
 /* PROTOCOL.md "Which configuration runs": a fleet-managed node (the local file has [fleet]) runs
  * the config saved in state_dir if there is a good one; otherwise, and for a node without
- * [fleet], the local file. *snap is the local file's on entry and what runs on return. */
-static void choose_config(const char *path, const char *state_dir, struct ml_snapshot **snap)
+ * [fleet], the local file. *snap is the local file's on entry and what runs on return; true when
+ * that is the saved config. */
+static bool choose_config(const char *path, const char *state_dir, struct ml_snapshot **snap)
 {
     char version[ML_CONFIG_STORE_VERSION_MAX + 1];
     struct ml_config_errors errs;
     struct ml_snapshot *saved;
     char *text;
     size_t n;
+    bool saved_runs = false;
     int rv;
 
     if (!(*snap)->fleet.present) {
         ML_LOG_INF("config: using %s (no [fleet]: the local file is what runs)", path);
-        return;
+        return false;
     }
     rv = ml_config_store_load(NULL, state_dir, version, &text, &n);
     if (rv == -ENOENT) {
         ML_LOG_INF("config: using %s (fleet-managed, nothing saved in %s yet)", path, state_dir);
-        return;
+        return false;
     }
     if (rv < 0) {
         ML_LOG_WRN("config: the config saved in %s cannot be used (%s): using %s", state_dir,
                    rv == -EBADMSG ? "torn or garbled" : strerror(-rv), path);
-        return;
+        return false;
     }
     ml_config_errors_init(&errs);
     rv = ml_config_load_text(text, n, version, &errs, &saved);
@@ -121,9 +123,11 @@ static void choose_config(const char *path, const char *state_dir, struct ml_sna
                    state_dir, version, path);
         ml_snapshot_unref(*snap);
         *snap = saved;
+        saved_runs = true;
     }
     ml_config_errors_deinit(&errs);
     ml_free(text);
+    return saved_runs;
 }
 
 /* ---- the fleet client's hooks ---------------------------------------------------------------- */
@@ -291,6 +295,7 @@ int ml_node_run(const struct ml_node_options *o)
     struct ml_node node = {.config_path = o->config_path};
     char summary[160], why[256];
     int rv, code = EXIT_CANNOT_START;
+    bool from_state;
 
     ml_list_init(&node.queue);
     if ((rv = load_file(o->config_path, &node.snap)) != EXIT_USABLE) {
@@ -314,7 +319,7 @@ int ml_node_run(const struct ml_node_options *o)
         }
         ML_LOG_INF("config: --reset-state: the config saved in %s is discarded", node.state_dir);
     }
-    choose_config(o->config_path, node.state_dir, &node.snap);
+    from_state = choose_config(o->config_path, node.state_dir, &node.snap);
     ml_log_level = node.snap->node.log_level;
     node.started_ms = ml_time_now_ms();
     if ((node.loop = ml_loop_new()) == NULL) {
@@ -336,8 +341,9 @@ int ml_node_run(const struct ml_node_options *o)
         start_fleet(&node);
     }
     ml_snapshot_summary(node.snap, summary, sizeof(summary));
-    ML_LOG_INF("node %s: running version %s: %s", node.snap->node.id, node.snap->version,
-               summary);
+    ML_LOG_INF("node %s: running %s%s (version %s): %s", node.snap->node.id,
+               from_state ? "the config saved in " : "", from_state ? node.state_dir : o->config_path,
+               node.snap->version, summary);
     rv = ml_loop_run(node.loop);
     if (rv == 0 && ml_loop_signal(node.loop) == SIGTERM && node.snap->node.drain_timeout_ms > 0) {
         /* Drain: GOAWAY everywhere, calls in flight finish (within drain_timeout); a second

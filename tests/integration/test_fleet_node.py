@@ -203,7 +203,8 @@ def test_restart_runs_the_pushed_config_unless_reset(run_meshlet, free_port, bac
     # same local file: the pushed config runs, and Hello says so
     argv_file = m.config_path
     m2 = run_meshlet(None, "-c", argv_file)
-    assert m2.wait_for_stderr("node gw-1: running version v-b"), m2.stderr
+    assert m2.wait_for_stderr("node gw-1: running the config saved in "), m2.stderr
+    assert "(version v-b)" in m2.stderr, m2.stderr
     assert ctl.wait_hello(count=2).config_version == "v-b"
     assert who(listen) == "B"
     m2.send_signal(signal.SIGTERM)
@@ -211,7 +212,7 @@ def test_restart_runs_the_pushed_config_unless_reset(run_meshlet, free_port, bac
 
     # --reset-state: the local file again
     m3 = run_meshlet(None, "-c", argv_file, "--reset-state")
-    assert m3.wait_for_stderr("node gw-1: running version local-"), m3.stderr
+    assert m3.wait_for_stderr(f"node gw-1: running {argv_file} (version local-"), m3.stderr
     assert ctl.wait_hello(count=3).config_version == ""
     assert who(listen) == "A"
 
