@@ -40,6 +40,7 @@ struct ml_admin {
     struct ml_loop *loop;
     struct lws_vhost *vh;
     struct ml_proxy *proxy; /* borrowed; NULL: not ready */
+    char iface[INET6_ADDRSTRLEN]; /* the vhost's address: lws keeps the pointer for its life */
     const struct ml_admin_hooks *hooks; /* NULL: no POST /config, no node counters */
     void *hooks_user;
     unsigned int last_token;
@@ -424,7 +425,6 @@ int ml_admin_new(struct ml_loop *loop, struct ml_proxy *proxy, char *why, size_t
     const struct ml_cfg_addr *addr = &snap->node.admin;
     struct lws_context_creation_info info;
     struct ml_sock_addr sa;
-    char iface[INET6_ADDRSTRLEN];
     struct ml_admin *a;
     int rv;
 
@@ -439,19 +439,20 @@ int ml_admin_new(struct ml_loop *loop, struct ml_proxy *proxy, char *why, size_t
         ML_LOG_INF("admin: off");
         return 0;
     }
-    if (inet_ntop(addr->family, addr->ip, iface, sizeof(iface)) == NULL) {
-        snprintf(why, cap, "admin: bad address %s", addr->text);
-        return -EINVAL;
-    }
     if ((a = ml_calloc(1, sizeof(*a))) == NULL) {
         snprintf(why, cap, "admin: out of memory");
         return -ENOMEM;
+    }
+    if (inet_ntop(addr->family, addr->ip, a->iface, sizeof(a->iface)) == NULL) {
+        snprintf(why, cap, "admin: bad address %s", addr->text);
+        ml_free(a);
+        return -EINVAL;
     }
     a->loop = loop;
     a->proxy = proxy;
     memset(&info, 0, sizeof(info));
     info.vhost_name = "ml-admin";
-    info.iface = iface;
+    info.iface = a->iface;
     info.port = addr->port;
     info.protocols = admin_protocols;
     info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;

@@ -75,7 +75,9 @@ char *ml_arena_strndup(struct ml_arena *a, const char *s, size_t n)
     char *p = ml_arena_alloc(a, n + 1);
 
     if (p != NULL) {
-        memcpy(p, s, n);
+        if (n > 0) { /* s may be NULL when n is 0 (an empty pushed INI) */
+            memcpy(p, s, n);
+        }
         p[n] = '\0';
     }
     return p;

@@ -333,7 +333,9 @@ void ml_node_apply(struct ml_node *node, enum ml_apply_source src, const char *t
         }
         return;
     }
-    memcpy(job->text, text, n);
+    if (n > 0) { /* text may be NULL for an empty push */
+        memcpy(job->text, text, n);
+    }
     job->text[n] = '\0';
     job->n = n;
     job->owner = node;
