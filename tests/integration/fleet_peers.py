@@ -177,3 +177,25 @@ class PyController:
 def fleet_section(port, backoff="100ms..1s", report_interval="1s"):
     return (f"[fleet]\nurl = ws://127.0.0.1:{port}/fleet/v1\ninsecure = on\n"
             f"backoff = {backoff}\nreport_interval = {report_interval}\n")
+
+
+# ---- certificates (openssl), for the TLS tests -------------------------------------------------
+
+def _openssl(d, *args):
+    subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+
+def make_ca(d, name):
+    """d/NAME.key and d/NAME.crt: a self-signed P-256 CA, valid 2 days."""
+    _openssl(d, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", f"{name}.key", "-out", f"{name}.crt", "-days", "2", "-subj", f"/CN={name}")
+
+
+def make_leaf(d, name, ca, ext, cn=None):
+    """d/NAME.key and d/NAME.crt signed by CA (made with make_ca); ext: openssl extension lines
+    (e.g. "subjectAltName=IP:127.0.0.1" or "extendedKeyUsage=clientAuth")."""
+    (d / f"{name}.ext").write_text(ext + "\n")
+    _openssl(d, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={cn or name}")
+    _openssl(d, "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
+             "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", f"{name}.ext")

@@ -17,6 +17,7 @@ import pytest
 import websockets
 
 from conftest import ROOT, scaled
+from fleet_peers import make_ca, make_leaf
 
 PROTOCOL = "meshlet.fleet.v1"
 WAIT = scaled(5)         # for what must happen (a push after a file change: poll is 500 ms)
@@ -388,34 +389,15 @@ def test_second_connection_of_a_node_replaces_the_first(pb, controller, configs)
 
 # ---- TLS ------------------------------------------------------------------------------------
 
-def _openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def _make_ca(d, name):
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-             "-keyout", f"{name}.key", "-out", f"{name}.crt", "-days", "2", "-subj",
-             f"/CN={name}", cwd=d)
-
-
-def _make_leaf(d, name, ca, ext):
-    (d / f"{name}.ext").write_text(ext + "\n")
-    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
-             f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
-             "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", f"{name}.ext",
-             cwd=d)
-
-
 @pytest.fixture
 def pki(workdir):
     d = workdir / "pki"
     d.mkdir()
-    _make_ca(d, "ca")
-    _make_ca(d, "other-ca")
-    _make_leaf(d, "server", "ca", "subjectAltName=IP:127.0.0.1")
-    _make_leaf(d, "edge-1", "ca", "extendedKeyUsage=clientAuth")
-    _make_leaf(d, "stranger", "other-ca", "extendedKeyUsage=clientAuth")
+    make_ca(d, "ca")
+    make_ca(d, "other-ca")
+    make_leaf(d, "server", "ca", "subjectAltName=IP:127.0.0.1")
+    make_leaf(d, "edge-1", "ca", "extendedKeyUsage=clientAuth")
+    make_leaf(d, "stranger", "other-ca", "extendedKeyUsage=clientAuth")
     return d
 
 

@@ -12,7 +12,6 @@ import os
 import re
 import socket
 import ssl
-import subprocess
 import threading
 import time
 import urllib.request
@@ -21,7 +20,7 @@ import pytest
 
 import grpc_peers
 from conftest import scaled
-from fleet_peers import PyController, fleet_pb2
+from fleet_peers import PyController, fleet_pb2, make_ca, make_leaf
 from grpc_peers import Backend, channel, unary
 
 CALL_TIMEOUT = scaled(10)
@@ -211,31 +210,19 @@ def pki(tmp_path_factory):
     """Two CAs (the node trusts "ca"; "evil" it does not) and a server certificate for
     127.0.0.1 from each, made with openssl."""
     d = tmp_path_factory.mktemp("pki")
-
-    def run(*args):
-        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
-
     for ca in ("ca", "evil"):
-        run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", f"{ca}.key", "-out", f"{ca}.pem", "-days", "2", "-subj", f"/CN=test {ca}")
-        run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", f"srv-{ca}.key", "-out", f"srv-{ca}.csr", "-subj", "/CN=127.0.0.1")
-        (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-                                   "basicConstraints=CA:FALSE\n")
-        run("x509", "-req", "-in", f"srv-{ca}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
-            "-CAcreateserial", "-out", f"srv-{ca}.pem", "-days", "2", "-extfile", "san.ext")
+        make_ca(d, ca)
+        make_leaf(d, f"srv-{ca}", ca, "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                  "basicConstraints=CA:FALSE", cn="127.0.0.1")
     # from the trusted CA, but for another host name
-    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", "srv-othername.key", "-out", "srv-othername.csr", "-subj", "/CN=other.example")
-    (d / "other.ext").write_text("subjectAltName=DNS:other.example\nbasicConstraints=CA:FALSE\n")
-    run("x509", "-req", "-in", "srv-othername.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "srv-othername.pem", "-days", "2", "-extfile", "other.ext")
+    make_leaf(d, "srv-othername", "ca", "subjectAltName=DNS:other.example\n"
+              "basicConstraints=CA:FALSE", cn="other.example")
     return d
 
 
 def server_context(pki, name):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(pki / f"srv-{name}.pem", pki / f"srv-{name}.key")
+    ctx.load_cert_chain(pki / f"srv-{name}.crt", pki / f"srv-{name}.key")
     return ctx
 
 
@@ -364,7 +351,7 @@ def test_certificate_from_the_wrong_ca_is_refused_and_retried_within_backoff(
         run_meshlet, free_port, backend, accept_counter, pki):
     srv = accept_counter(ssl_context=server_context(pki, "evil"))
     m, listen = start_node(run_meshlet, free_port, backend,
-                           fleet(f"wss://127.0.0.1:{srv.port}/fleet/v1", ca=pki / "ca.pem"))
+                           fleet(f"wss://127.0.0.1:{srv.port}/fleet/v1", ca=pki / "ca.crt"))
     attempts, share, calls = watch_window(m, listen, srv.times)
     assert calls >= 8
     assert_backoff(attempts, share, "wrong CA")
@@ -382,7 +369,7 @@ def test_certificate_for_another_host_name_is_refused(run_meshlet, free_port, ba
                                                       accept_counter, pki):
     srv = accept_counter(ssl_context=server_context(pki, "othername"))
     m, listen = start_node(run_meshlet, free_port, backend,
-                           fleet(f"wss://127.0.0.1:{srv.port}/fleet/v1", ca=pki / "ca.pem"))
+                           fleet(f"wss://127.0.0.1:{srv.port}/fleet/v1", ca=pki / "ca.crt"))
     assert m.wait_for_stderr("certificate was refused"), m.stderr
     assert re.search(r"hostname|Hostname", m.stderr), m.stderr
     assert serve_calls_for(listen, 0.5) >= 1
@@ -393,7 +380,7 @@ def test_certificate_for_another_host_name_is_refused(run_meshlet, free_port, ba
 def test_right_ca_connects_over_tls(run_meshlet, free_port, backend, py_controller, pki):
     ctl = py_controller(ssl_context=server_context(pki, "ca"))
     m, _ = start_node(run_meshlet, free_port, backend,
-                      fleet(f"wss://127.0.0.1:{ctl.port}/fleet/v1", ca=pki / "ca.pem"))
+                      fleet(f"wss://127.0.0.1:{ctl.port}/fleet/v1", ca=pki / "ca.crt"))
     assert ctl.wait_hello(), m.stderr
     assert "INSECURE" not in m.stderr
 

@@ -19,7 +19,7 @@ import pytest
 
 import grpc_peers
 from conftest import scaled
-from fleet_peers import PyController, content_version, fleet_section
+from fleet_peers import PyController, content_version, fleet_section, make_ca, make_leaf
 from grpc_peers import Backend, bidi, channel, unary
 
 CALL_TIMEOUT = scaled(10)
@@ -412,3 +412,69 @@ def test_meshlet_controller_pushes_and_a_restarted_one_does_not_repush(
     finally:
         ctl.terminate()
         ctl.wait(timeout=scaled(10))
+
+
+def test_node_and_meshlet_controller_over_mutual_tls(run_meshlet, meshlet_cmd, free_port,
+                                                    backends, workdir):
+    """wss:// end to end: the node checks the controller's certificate against [fleet] ca and
+    presents its own (cert, key), which `meshlet controller --ca` requires."""
+    a, b = backends("A"), backends("B")
+    pki = workdir / "pki"
+    pki.mkdir()
+    make_ca(pki, "ca")
+    make_leaf(pki, "controller", "ca", "subjectAltName=IP:127.0.0.1")
+    make_leaf(pki, "gw-1", "ca", "extendedKeyUsage=clientAuth")
+    listen, ctl_port = free_port(), free_port()
+    configs = workdir / "configs"
+    configs.mkdir()
+    pushed = data_plane(listen, b.port)
+    (configs / "gw-1.ini").write_text(pushed)
+    ctl = subprocess.Popen([*meshlet_cmd, "controller", "--listen", f"127.0.0.1:{ctl_port}",
+                            "--configs", str(configs), "--cert", str(pki / "controller.crt"),
+                            "--key", str(pki / "controller.key"), "--ca", str(pki / "ca.crt")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        text = ("[node]\nid = gw-1\n\n"
+                f"[fleet]\nurl = wss://127.0.0.1:{ctl_port}/fleet/v1\nca = {pki / 'ca.crt'}\n"
+                f"cert = {pki / 'gw-1.crt'}\nkey = {pki / 'gw-1.key'}\nbackoff = 100ms..1s\n\n" +
+                data_plane(listen, a.port))
+        m = run_meshlet(text)
+        version = content_version(pushed)
+        assert m.wait_for_stderr(f"applied version {version} (push)", timeout=15), m.stderr
+        assert who(listen) == "B"
+        with urllib.request.urlopen(f"https://127.0.0.1:{ctl_port}/fleet", timeout=scaled(5),
+                                    context=client_tls(pki)) as r:
+            fleet = r.read().decode()
+        assert f'"config_version":"{version}"' in fleet.replace(" ", ""), fleet
+    finally:
+        ctl.terminate()
+        ctl.wait(timeout=scaled(10))
+
+
+def client_tls(pki):
+    import ssl
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    ctx.load_cert_chain(str(pki / "gw-1.crt"), str(pki / "gw-1.key"))
+    return ctx
+
+
+def test_a_push_that_cannot_be_saved_is_nacked_and_changes_nothing(run_meshlet, free_port,
+                                                                   backends, controller):
+    """The save's temporary file cannot be made (a directory sits on its name: even root cannot
+    write it): the push is nacked with the reason, the routing and the saved config stay."""
+    a, b = backends("A"), backends("B")
+    ctl = controller()
+    m, listen = start_node(run_meshlet, free_port, ctl, a)
+    assert ctl.wait_hello(), m.stderr
+    state = Path(m.config_path).parent / "state"
+    assert ctl.push(data_plane(listen, a.port), version="v-saved").WhichOneof("msg") == "ack"
+    saved = (state / "config.state").read_bytes()
+    (state / ".config.state.tmp").mkdir()
+    answer = ctl.push(data_plane(listen, b.port), version="v-unsaved")
+    assert answer.WhichOneof("msg") == "nack", answer
+    assert answer.nack.error.startswith(f"state_dir {state}: cannot save the config: "), \
+        answer.nack.error
+    assert who(listen) == "A"
+    assert (state / "config.state").read_bytes() == saved
+    status, body = http(admin_port(m), "/config")
+    assert body.startswith("# version: v-saved\n"), body
