@@ -197,3 +197,20 @@ void ml_snapshot_summary(const struct ml_snapshot *s, char *buf, size_t cap)
              s->n_clusters, s->n_clusters == 1 ? "" : "s", n_endpoints,
              n_endpoints == 1 ? "" : "s", s->fleet.present ? ", fleet-managed" : "");
 }
+
+int ml_config_load_file_print(const char *path, FILE *err, struct ml_snapshot **out)
+{
+    struct ml_config_errors errs;
+    int rv;
+
+    ml_config_errors_init(&errs);
+    rv = ml_config_load_file(path, &errs, out);
+    if (rv < 0) {
+        ml_config_errors_print(&errs, path, err);
+        if (rv == -ENOMEM && ml_config_errors_count(&errs) == 0) {
+            fprintf(err, "%s: out of memory while checking\n", path);
+        }
+    }
+    ml_config_errors_deinit(&errs);
+    return rv;
+}

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 
 /* Checks and builds a snapshot from text[0..n) (need not be NUL-terminated; it is copied).
  * version: the controller's version for a push, or NULL for a local config ("local-" and the
@@ -23,6 +24,10 @@ int ml_config_load_text(const char *text, size_t n, const char *version,
  * -EILSEQ, ...) come back as that code with one line-0 error in errs saying why. */
 int ml_config_load_file(const char *path, struct ml_config_errors *errs,
                         struct ml_snapshot **out);
+
+/* ml_config_load_file, with every error printed on err as CONFIG.md says ("FILE:LINE: ...", and
+ * a line for running out of memory before any error was found). Returns its code. */
+int ml_config_load_file_print(const char *path, FILE *err, struct ml_snapshot **out);
 
 /* true for the codes of ml_config_load_file that mean "could not be read" (exit 2), as opposed to
  * "read and found invalid" (-EINVAL, exit 1). */

@@ -39,18 +39,8 @@ enum {
 /* Loads path; on failure prints every error on stderr and returns the exit code. */
 static int load_file(const char *path, struct ml_snapshot **out)
 {
-    struct ml_config_errors errs;
-    int rv;
+    int rv = ml_config_load_file_print(path, stderr, out);
 
-    ml_config_errors_init(&errs);
-    rv = ml_config_load_file(path, &errs, out);
-    if (rv < 0) {
-        ml_config_errors_print(&errs, path, stderr);
-        if (rv == -ENOMEM && ml_config_errors_count(&errs) == 0) {
-            fprintf(stderr, "%s: out of memory while checking\n", path);
-        }
-    }
-    ml_config_errors_deinit(&errs);
     if (rv == 0) {
         return EXIT_USABLE;
     }

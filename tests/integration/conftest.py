@@ -247,6 +247,22 @@ def _with_node_defaults(text, state_dir, admin_port):
 
 
 @pytest.fixture
+def backends():
+    """backends(name, **kw) → a started grpc_peers.Backend; all are stopped at teardown."""
+    from grpc_peers import Backend  # grpcio only for the tests that use it
+    started = []
+
+    def start(name, **kw):
+        b = Backend(name, **kw)
+        started.append(b)
+        return b
+
+    yield start
+    for b in started:
+        b.stop()
+
+
+@pytest.fixture
 def run_meshlet(meshlet_cmd, workdir, free_port):
     """run_meshlet(config_text, *args, wait=True, timeout=10, defaults=True) → Meshlet.
 

@@ -14,27 +14,13 @@ import pytest
 
 import grpc_peers
 from conftest import scaled
-from grpc_peers import Backend, channel, unary
+from grpc_peers import channel, unary
 
 CALL_TIMEOUT = scaled(10)
 ECHO_PREFIX = f"/{grpc_peers.SERVICE}/"
 
 
 # ---- fixtures and helpers -----------------------------------------------------------------------
-
-@pytest.fixture
-def backends():
-    started = []
-
-    def start(name, **kw):
-        b = Backend(name, **kw)
-        started.append(b)
-        return b
-
-    yield start
-    for b in started:
-        b.stop()
-
 
 @pytest.fixture
 def mesh(run_meshlet, free_port):

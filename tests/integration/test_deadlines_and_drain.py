@@ -16,7 +16,7 @@ from conftest import scaled
 from h2_peers import H2Server
 from grpc_peers import channel, server_stream, unary
 # Fixtures shared with the proxy tests (pytest finds them by name in this module).
-from test_proxy import GRPC_HEADERS, backends, grpc_request_file, nghttp, proxy  # noqa: F401
+from test_proxy import GRPC_HEADERS, grpc_request_file, nghttp, proxy  # noqa: F401
 
 CALL_TIMEOUT = scaled(10)
 # grpcio's server rounds the deadline it derives from grpc-timeout up a little (its timer

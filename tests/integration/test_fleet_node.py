@@ -20,27 +20,13 @@ import pytest
 import grpc_peers
 from conftest import scaled
 from fleet_peers import PyController, content_version, fleet_section, make_ca, make_leaf
-from grpc_peers import Backend, bidi, channel, unary
+from grpc_peers import bidi, channel, unary
 
 CALL_TIMEOUT = scaled(10)
 PREFIX = f"/{grpc_peers.SERVICE}/"
 
 
 # ---- fixtures and helpers -----------------------------------------------------------------------
-
-@pytest.fixture
-def backends():
-    started = []
-
-    def start(name, **kw):
-        b = Backend(name, **kw)
-        started.append(b)
-        return b
-
-    yield start
-    for b in started:
-        b.stop()
-
 
 @pytest.fixture
 def controller(free_port):

@@ -15,23 +15,9 @@ import grpc
 import pytest
 
 from conftest import scaled
-from grpc_peers import Backend, bidi, channel, established, server_stream, unary
+from grpc_peers import bidi, channel, established, server_stream, unary
 
 CALL_TIMEOUT = scaled(10)
-
-
-@pytest.fixture
-def backends():
-    started = []
-
-    def start(name, **kw):
-        b = Backend(name, **kw)
-        started.append(b)
-        return b
-
-    yield start
-    for b in started:
-        b.stop()
 
 
 class Node:

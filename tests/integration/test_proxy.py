@@ -20,28 +20,13 @@ import pytest
 
 import grpc_peers
 from conftest import scaled
-from grpc_peers import Backend, bidi, channel, client_stream, server_stream, unary
+from grpc_peers import bidi, channel, client_stream, server_stream, unary
 
 HERE = Path(__file__).resolve().parent
 CALL_TIMEOUT = scaled(10)
 
 
 # ---- fixtures ---------------------------------------------------------------------------------
-
-@pytest.fixture
-def backends():
-    """backends(name, **kw) → a started Backend; all are stopped at teardown."""
-    started = []
-
-    def start(name, **kw):
-        b = Backend(name, **kw)
-        started.append(b)
-        return b
-
-    yield start
-    for b in started:
-        b.stop()
-
 
 class BackendProcess:
     """A backend in a process of its own (grpc_peers.py), so a test can kill it."""
