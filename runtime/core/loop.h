@@ -40,6 +40,11 @@ void ml_loop_unwatch_signal(struct ml_loop *loop, int sig);
  * the loop soon (it wakes lws_service). post must stay alive and not be posted again until fn ran.
  * Thread-safe; used by the worker that makes a new config durable off the loop (node/). */
 void ml_loop_post(struct ml_loop *loop, struct ml_loop_post *post);
+/* Takes post off the loop's queue if it is queued there: post->fn will not run, and post may be
+ * freed once the thread that posts it is done with it (joined). Thread-safe. The owner of a post
+ * calls this before freeing it: a post queued when the loop stops is otherwise run by the next
+ * ml_loop_run (a drain), after its owner is gone. */
+void ml_loop_post_cancel(struct ml_loop *loop, struct ml_loop_post *post);
 
 /* The libwebsockets context under the loop, for the modules that speak HTTP or WebSocket
  * through libwebsockets themselves (admin/, fleet/); nothing on the data path uses it. */
