@@ -13,8 +13,8 @@
  *
  * Save: write a new temporary file DIR/.config.state.tmp-XXXXXXXX (a random suffix, created with
  * O_CREAT | O_EXCL, so nothing that is already there is followed or truncated), fsync it,
- * hard-link the current file to
- * DIR/.config.state.prev, rename the temporary over DIR/config.state, fsync DIR. If the directory
+ * hard-link the current file to DIR/.config.state.prev, rename the temporary over
+ * DIR/config.state, fsync DIR. If the directory
  * fsync fails, the previous file is renamed back (best effort), so a save that returns an error
  * leaves the previous config in place: the caller Nacks and keeps running it, and a restart must
  * not bring up the config that was refused. (Where hard links are not supported, e.g. vfat, that
