@@ -4,15 +4,20 @@ does not hang the start, and links planted there are never followed by a save. E
 bounded."""
 
 import os
+import shutil
+import signal
 import socket
 import stat
+import subprocess
+import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import scaled
+from conftest import EMULATOR, scaled
 from fleet_peers import fleet_section
 
 PRECIOUS = "root's file, not meshlet's\n"
@@ -139,3 +144,65 @@ def test_links_in_state_dir_are_not_followed_and_a_save_leaves_their_targets_unt
     assert new.encode() in saved.read_bytes()
     assert not any(n.startswith(".config.state.tmp") for n in os.listdir(state)), \
         os.listdir(state)
+
+
+@pytest.mark.skipif(shutil.which("strace") is None or bool(EMULATOR),
+                    reason="needs strace on a native build (it stalls the save's fsync)")
+def test_sigterm_while_a_post_config_save_is_stalled_stops_cleanly(run_meshlet, workdir,
+                                                                   free_port, backends):
+    """strace holds every fsync for 1.5 s, so the save of a POST /config is still on its worker
+    thread when SIGTERM comes, with a call in flight so that the drain runs the loop again. The
+    drain waits for the worker, drops its result and stops: exit 0, and the config it was saving
+    is not applied (before the fix, the worker's completion still queued on the loop ran during
+    the drain, on the job already freed)."""
+    from grpc_peers import channel, unary  # grpcio only for the tests that use it
+    b = backends("b1")
+    state = workdir / "state"
+    listen = free_port()
+    m = run_meshlet(node_config(state, listen, b.port).replace(
+        "[node]\n", "[node]\ndrain_timeout = 2s\n", 1))
+    assert m.alive() and "running" in m.stderr, m.stderr
+    tracer = subprocess.Popen(
+        ["strace", "-f", "-e", "trace=fsync", "-e", "inject=fsync:delay_enter=1500000",
+         "-o", str(workdir / "strace.out"), "-p", str(m.proc.pid)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        # strace says "Process N attached" for each thread once it holds them
+        assert "attached" in tracer.stderr.readline(), "strace did not attach"
+        with channel(listen) as ch:
+            call = unary(ch, "Sleep").future(b"10", timeout=scaled(20))
+            deadline = time.monotonic() + scaled(10)
+            while b.calls < 1:
+                assert time.monotonic() < deadline, "the call never reached the backend"
+                time.sleep(0.02)
+            new = node_config(state, free_port(), b.port)
+            poster = threading.Thread(target=post_quietly, args=(admin_port(m), new), daemon=True)
+            poster.start()
+            while "fsync(" not in read_or_empty(workdir / "strace.out"):
+                assert time.monotonic() < deadline, "the save never reached fsync"
+                time.sleep(0.02)
+            m.send_signal(signal.SIGTERM)  # the save is held in its first fsync
+            assert m.wait(timeout=30) == 0, m.stderr
+            call.cancel()
+    finally:
+        tracer.kill()
+        tracer.wait(timeout=scaled(5))
+    log = m.stderr
+    assert "SIGTERM received" in log and log.rstrip().endswith("stopped"), log
+    after = log.split("SIGTERM received", 1)[1]
+    assert "draining: 1 calls in flight" in after, log
+    assert "applied version" not in after, log
+
+
+def post_quietly(port, text):
+    try:
+        post_config(port, text)
+    except OSError:
+        pass  # the node stops without answering an apply in progress
+
+
+def read_or_empty(path):
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
