@@ -37,7 +37,8 @@ int ml_loop_watch_signal(struct ml_loop *loop, int sig, ml_loop_signal_fn *fn, v
 void ml_loop_unwatch_signal(struct ml_loop *loop, int sig);
 
 /* The one thing another thread may do with the loop: queue post to run post->fn(post->user) on
- * the loop soon (it wakes lws_service). post must stay alive and not be posted again until fn ran.
+ * the loop soon (it wakes lws_service). post must stay alive and not be posted again until fn ran
+ * or ml_loop_post_cancel took it back.
  * Thread-safe; used by the worker that makes a new config durable off the loop (node/). */
 void ml_loop_post(struct ml_loop *loop, struct ml_loop_post *post);
 /* Takes post off the loop's queue if it is queued there: post->fn will not run, and post may be
