@@ -480,6 +480,15 @@ void ml_admin_free(struct ml_admin *a)
     if (a == NULL) {
         return;
     }
+    /* A POST still waiting for its apply (SIGTERM mid-save): lws closes its connection later,
+     * with the context, when a is gone; its session must not look a up then. */
+    for (int i = 0; i < ADMIN_MAX_PENDING_POSTS; i++) {
+        struct session *s = a->posts[i].wsi != NULL ? lws_wsi_user(a->posts[i].wsi) : NULL;
+
+        if (s != NULL) {
+            s->token = 0;
+        }
+    }
     lws_vhost_destroy(a->vh);
     ml_free(a);
 }

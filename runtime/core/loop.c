@@ -153,6 +153,13 @@ void ml_loop_post(struct ml_loop *loop, struct ml_loop_post *post)
     lws_cancel_service(loop->lws); /* writes lws' wake pipe: safe from any thread */
 }
 
+void ml_loop_post_cancel(struct ml_loop *loop, struct ml_loop_post *post)
+{
+    pthread_mutex_lock(&loop->posts_lock);
+    ml_list_remove(&post->node); /* a no-op when not queued (never posted, or taken already) */
+    pthread_mutex_unlock(&loop->posts_lock);
+}
+
 /* Runs what other threads posted, each on its own (the lock is not held while fn runs). */
 static void run_posts(struct ml_loop *loop)
 {

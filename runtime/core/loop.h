@@ -37,9 +37,15 @@ int ml_loop_watch_signal(struct ml_loop *loop, int sig, ml_loop_signal_fn *fn, v
 void ml_loop_unwatch_signal(struct ml_loop *loop, int sig);
 
 /* The one thing another thread may do with the loop: queue post to run post->fn(post->user) on
- * the loop soon (it wakes lws_service). post must stay alive and not be posted again until fn ran.
+ * the loop soon (it wakes lws_service). post must stay alive and not be posted again until fn ran
+ * or ml_loop_post_cancel took it back.
  * Thread-safe; used by the worker that makes a new config durable off the loop (node/). */
 void ml_loop_post(struct ml_loop *loop, struct ml_loop_post *post);
+/* Takes post off the loop's queue if it is queued there: post->fn will not run, and post may be
+ * freed once the thread that posts it is done with it (joined). Thread-safe. The owner of a post
+ * calls this before freeing it: a post queued when the loop stops is otherwise run by the next
+ * ml_loop_run (a drain), after its owner is gone. */
+void ml_loop_post_cancel(struct ml_loop *loop, struct ml_loop_post *post);
 
 /* The libwebsockets context under the loop, for the modules that speak HTTP or WebSocket
  * through libwebsockets themselves (admin/, fleet/); nothing on the data path uses it. */

@@ -359,8 +359,10 @@ void ml_node_apply_shutdown(struct ml_node *node)
     node->n_queued = 0;
     if ((job = node->current) != NULL) {
         if (job->thread_running) {
-            /* its post may be queued on the loop: the loop is freed without running it */
             pthread_join(job->thread, NULL);
+            /* The worker may have posted on_saved before the join: the drain's ml_loop_run would
+             * run it on the job freed below. Once joined, nothing posts it again. */
+            ml_loop_post_cancel(node->loop, &job->done);
         }
         if (job->change != NULL) {
             ml_proxy_abort(node->proxy, job->change);

@@ -47,28 +47,18 @@ static int load_file(const char *path, struct ml_snapshot **out)
     return rv == -EINVAL ? EXIT_INVALID : EXIT_UNREADABLE;
 }
 
-/* state_dir must exist (it is made if missing) and take a file: the node keeps its last good
- * config there. Returns 0 or -errno, with the reason on stderr. */
+/* state_dir must exist (it is made if missing), belong to us alone and take a file: the node
+ * keeps its last good config there, written as root, read at start (config/store.h). Returns 0
+ * or -errno, with the reason on stderr. */
 static int check_state_dir(const char *dir)
 {
-    char probe[4096];
-    int fd;
+    char why[256];
+    int rv = ml_config_store_check_dir(NULL, dir, why, sizeof(why));
 
-    if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
-        int e = errno;
-        fprintf(stderr, "meshlet: state_dir %s: cannot create it: %s\n", dir, strerror(e));
-        return -e;
+    if (rv < 0) {
+        fprintf(stderr, "meshlet: state_dir %s: %s\n", dir, why);
     }
-    snprintf(probe, sizeof(probe), "%s/.meshlet-write-test", dir);
-    fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        int e = errno;
-        fprintf(stderr, "meshlet: state_dir %s: not writable: %s\n", dir, strerror(e));
-        return -e;
-    }
-    close(fd);
-    unlink(probe);
-    return 0;
+    return rv;
 }
 
 /* PROTOCOL.md "Which configuration runs": a fleet-managed node (the local file has [fleet]) runs
@@ -96,7 +86,7 @@ static bool choose_config(const char *path, const char *state_dir, struct ml_sna
     }
     if (rv < 0) {
         ML_LOG_WRN("config: the config saved in %s cannot be used (%s): using %s", state_dir,
-                   rv == -EBADMSG ? "torn or garbled" : strerror(-rv), path);
+                   ml_config_store_strerror(rv), path);
         return false;
     }
     ml_config_errors_init(&errs);

@@ -446,8 +446,9 @@ def client_tls(pki):
 
 def test_a_push_that_cannot_be_saved_is_nacked_and_changes_nothing(run_meshlet, free_port,
                                                                    backends, controller):
-    """The save's temporary file cannot be made (a directory sits on its name: even root cannot
-    write it): the push is nacked with the reason, the routing and the saved config stay."""
+    """The save cannot keep the current file aside (a directory sits on that name: even root
+    cannot unlink it): the push is nacked with the reason, the routing and the saved config
+    stay. (The temporary file's name is random: a directory there is stepped around.)"""
     a, b = backends("A"), backends("B")
     ctl = controller()
     m, listen = start_node(run_meshlet, free_port, ctl, a)
@@ -455,7 +456,7 @@ def test_a_push_that_cannot_be_saved_is_nacked_and_changes_nothing(run_meshlet, 
     state = Path(m.config_path).parent / "state"
     assert ctl.push(data_plane(listen, a.port), version="v-saved").WhichOneof("msg") == "ack"
     saved = (state / "config.state").read_bytes()
-    (state / ".config.state.tmp").mkdir()
+    (state / ".config.state.prev").mkdir()
     answer = ctl.push(data_plane(listen, b.port), version="v-unsaved")
     assert answer.WhichOneof("msg") == "nack", answer
     assert answer.nack.error.startswith(f"state_dir {state}: cannot save the config: "), \
