@@ -28,6 +28,8 @@ PKGS=(
 	# integration tests: real gRPC peers, pytest, WebSocket fleet peer, h2load/nghttp,
 	# python3-h2 for bare HTTP/2 peers (an upstream that sends GOAWAY)
 	python3-grpcio python3-pytest python3-websockets nghttp2-client python3-h2
+	# strace stalls a save (fsync) to test SIGTERM during it: test_state_dir_trust
+	strace
 	# firmware/deps/fetch.sh: apt-get source needs dpkg-dev; patch applies
 	# Debian's patches; xz/bzip2 unpack the tarballs; CA certificates for apt
 	dpkg-dev patch xz-utils bzip2 ca-certificates
