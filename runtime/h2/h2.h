@@ -75,6 +75,10 @@ uint64_t ml_h2_conn_last_read_ms(const struct ml_h2_conn *c);
 /* 0 while streams are open; else ml_time_now_ms() since when none is and nothing arrived. */
 uint64_t ml_h2_conn_idle_since_ms(const struct ml_h2_conn *c);
 
+/* Server: the client's connection preface and its first SETTINGS frame have arrived (the HTTP/2
+ * handshake is complete on its side). */
+bool ml_h2_conn_greeted(const struct ml_h2_conn *c);
+
 uint32_t ml_h2_conn_id(const struct ml_h2_conn *c);
 /* Client: streams that can be opened now: min(peer's SETTINGS_MAX_CONCURRENT_STREAMS, limit)
  * minus those open; 0 while connecting, after GOAWAY or when closing. */
