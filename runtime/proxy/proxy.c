@@ -6,6 +6,7 @@
 #include "balance/balance.h"
 #include "config/snapshot.h"
 #include "core/alloc.h"
+#include "core/fd_budget.h"
 #include "core/list.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -55,6 +56,11 @@ static void downstream_unlink(struct ml_downstream *d)
 
     ml_list_remove(&d->node);
     l->n_conns--;
+    if (--l->proxy->n_downstream < ML_FD_BUDGET_DOWNSTREAM && l->proxy->budget_full) {
+        l->proxy->budget_full = false;
+        ML_LOG_INF("proxy: downstream connections below their fd budget (%d) again: accepting",
+                   ML_FD_BUDGET_DOWNSTREAM);
+    }
     ml_stats_downstream(l->stats, l->index, ML_STATS_DOWN_CLOSED);
     ml_timer_free(d->timer);
     d->timer = NULL;
@@ -232,6 +238,19 @@ static void downstream_serve(struct ml_listener *l, struct ml_sock *sock, const 
         ml_sock_close(sock);
         return;
     }
+    if (l->proxy->n_downstream >= ML_FD_BUDGET_DOWNSTREAM && !reclaim_idle(l)) {
+        /* `meshlet check` keeps the listeners within it; connections that listeners a hot apply
+         * removed still hold can take it all for a while. Said once, like a full listener. */
+        if (!l->proxy->budget_full) {
+            l->proxy->budget_full = true;
+            ML_LOG_WRN("proxy: downstream connections reached their fd budget (%d, "
+                       "ML_FD_BUDGET_DOWNSTREAM): new connections are refused until one closes",
+                       ML_FD_BUDGET_DOWNSTREAM);
+        }
+        ml_stats_downstream(l->stats, l->index, ML_STATS_DOWN_REFUSED);
+        ml_sock_close(sock);
+        return;
+    }
     if ((d = ml_calloc(1, sizeof(*d))) == NULL) {
         ML_LOG_WRN("listener %s: out of memory: connection refused", l->cfg->name);
         ml_stats_downstream(l->stats, l->index, ML_STATS_DOWN_REFUSED);
@@ -262,6 +281,7 @@ static void downstream_serve(struct ml_listener *l, struct ml_sock *sock, const 
     ML_LOG_DBG("c%u: listener %s: connection accepted", id, l->cfg->name);
     ml_list_add_tail(&l->conns, &d->node);
     l->n_conns++;
+    l->proxy->n_downstream++;
     ml_stats_downstream(l->stats, l->index, ML_STATS_DOWN_ACCEPTED);
     downstream_on_timer(d); /* arms it for the soonest of the handshake, idle and age limits */
     if (n > 0) {

@@ -73,6 +73,9 @@ struct ml_proxy {
     struct ml_access_log *access_log; /* proxy/obs.c: [node] access_log */
     bool draining;                    /* ml_proxy_drain ran: the loop stops once no call is left */
     struct ml_timer *drain;           /* the drain's deadline */
+
+    uint32_t n_downstream; /* downstream connections of every listener, retired ones too */
+    bool budget_full;      /* n_downstream reached ML_FD_BUDGET_DOWNSTREAM: said once in the log */
 };
 
 /* proxy.c, for apply.c: a listener of snap->listeners[index] (counted in stats), bound now; held

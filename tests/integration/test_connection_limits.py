@@ -124,3 +124,23 @@ def test_at_max_connections_with_every_call_busy_new_clients_are_refused_and_log
     assert m.wait_for_stderr("below max_connections (1) again: accepting connections")
     resp, call = say(port, b"after", timeout=scaled(10))
     assert call.code() == grpc.StatusCode.OK
+
+
+def test_check_refuses_listeners_whose_max_connections_add_up_over_the_fd_budget(meshlet, workdir):
+    (workdir / "over.ini").write_text(
+        "[listener a]\nbind = 127.0.0.1:15001\nmax_connections = 600\n\n"
+        "[listener b]\nbind = 127.0.0.1:15002\n\n"  # the default 64 crosses 640
+        "[route all]\nlistener = a\nto = x\n\n"
+        "[cluster x]\nendpoint = 127.0.0.1:50051\n")
+    r = meshlet("check", "over.ini")
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.startswith("over.ini:5: [listener b] max_connections: expected at most 40 "), \
+        r.stderr
+    assert "ML_FD_BUDGET_DOWNSTREAM" in r.stderr and "got 64 (the default)" in r.stderr
+    (workdir / "fits.ini").write_text(
+        "[listener a]\nbind = 127.0.0.1:15001\nmax_connections = 576\n\n"
+        "[listener b]\nbind = 127.0.0.1:15002\n\n"
+        "[route all]\nlistener = a\nto = x\n\n"
+        "[cluster x]\nendpoint = 127.0.0.1:50051\n")
+    r = meshlet("check", "fits.ini")
+    assert r.returncode == 0, r.stderr
