@@ -34,7 +34,8 @@ int ml_h2_server_new(struct ml_loop *loop, struct ml_sock *sock, uint32_t id,
                      void *user, struct ml_h2_conn **out);
 
 /* A client connection to addr: connects (giving up after connect_timeout_ms, 0 = lws's limit),
- * then on_ready, or on_close if it never came up. 0 and *out; -ENOMEM (no callback runs). */
+ * then on_ready, or on_close if it never came up. 0 and *out; -ENOMEM, -EMFILE (the upstream fd
+ * budget is used up: core/fd_budget.h); no callback runs then. */
 int ml_h2_client_new(struct ml_loop *loop, const struct ml_sock_addr *addr,
                      uint32_t connect_timeout_ms, uint32_t id,
                      const struct ml_h2_settings *settings, const struct ml_h2_client_ops *ops,
