@@ -9,6 +9,7 @@
 #include "config/snapshot-t.h"
 #include "config/value.h"
 #include "core/arena.h"
+#include "core/fd_budget.h"
 #include "grpc/status.h"
 
 #include <ctype.h>
@@ -1010,6 +1011,32 @@ static void tls_refused(struct vctx *c, const struct ml_raw_section *sec, int ke
     }
 }
 
+/* Listeners' max_connections together stay within the downstream fd budget (core/fd_budget.h):
+ * beyond it their connections would take the descriptors of upstream, admin and the fleet
+ * client. Said once, at the listener whose max_connections crosses it. */
+_Static_assert(CONFIG_ML_MAX_CONNECTIONS <= ML_FD_BUDGET_DOWNSTREAM,
+               "one listener's max_connections must fit in the downstream fd budget");
+
+static void downstream_budget(struct vctx *c, const struct ml_raw_section *sec)
+{
+    const struct ml_snapshot *s = c->snap;
+    uint64_t before = 0, mine = s->listeners[sec->index].max_connections;
+    int line = sec->key_line[ML_K_listener_max_connections];
+
+    for (uint32_t i = 0; i < sec->index; i++) {
+        before += s->listeners[i].max_connections;
+    }
+    if (before <= ML_FD_BUDGET_DOWNSTREAM && before + mine > ML_FD_BUDGET_DOWNSTREAM) {
+        key_error(c, sec, line != 0 ? line : sec->line, "max_connections",
+                  "expected at most %llu (all listeners together within the downstream file "
+                  "descriptor budget, %d: ML_FD_BUDGET_DOWNSTREAM; %llu taken by the listeners "
+                  "before), got %llu%s",
+                  (unsigned long long)(ML_FD_BUDGET_DOWNSTREAM - before), ML_FD_BUDGET_DOWNSTREAM,
+                  (unsigned long long)before, (unsigned long long)mine,
+                  line != 0 ? "" : " (the default)");
+    }
+}
+
 static void check_listener(struct vctx *c, const struct ml_raw_section *sec)
 {
     struct ml_snapshot *s = c->snap;
@@ -1017,6 +1044,7 @@ static void check_listener(struct vctx *c, const struct ml_raw_section *sec)
     char got[GOT_MAX];
 
     tls_refused(c, sec, ML_K_listener_tls, l->tls);
+    downstream_budget(c, sec);
     if (!l->bind.set) {
         return;
     }

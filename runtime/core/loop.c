@@ -1,6 +1,7 @@
 #include "core/loop.h"
 
 #include "core/alloc.h"
+#include "core/fd_budget.h"
 #include "core/list.h"
 #include "core/log.h"
 #include "core/loop_int.h"
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 /* Set from the signal handler; the loop checks it each time lws_service returns (a signal makes
  * poll() return EINTR, so the check comes at once). */
@@ -97,6 +99,24 @@ static void lws_to_ml_log(int level, const char *line)
     }
 }
 
+/* libwebsockets sizes its fd table from the soft RLIMIT_NOFILE (when lower than
+ * fd_limit_per_thread) and refuses any descriptor numbered beyond it: raise the soft limit to
+ * the budget when the hard limit allows, else say that the role budgets cannot all be met. */
+static void fd_limit_raise(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= ML_FD_BUDGET_TOTAL) {
+        return;
+    }
+    rl.rlim_cur = rl.rlim_max < ML_FD_BUDGET_TOTAL ? rl.rlim_max : ML_FD_BUDGET_TOTAL;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < ML_FD_BUDGET_TOTAL) {
+        ML_LOG_WRN("loop: open files limited to %llu (ulimit -n), below the %d the fd budgets "
+                   "add up to (core/fd_budget.h): the last roles to fill up may be refused",
+                   (unsigned long long)rl.rlim_cur, ML_FD_BUDGET_TOTAL);
+    }
+}
+
 struct ml_loop *ml_loop_new(void)
 {
     struct lws_context_creation_info info;
@@ -117,7 +137,9 @@ struct ml_loop *ml_loop_new(void)
     info.port = CONTEXT_PORT_NO_LISTEN;
     /* Big reads: DESIGN.md "The loop, measured" (the 4 KiB default costs 16-21%). */
     info.pt_serv_buf_size = 32 * 1024;
-    info.fd_limit_per_thread = 1024;
+    /* One table for every role; each keeps to its share of it (core/fd_budget.h). */
+    fd_limit_raise();
+    info.fd_limit_per_thread = ML_FD_BUDGET_TOTAL;
     info.user = loop; /* lws_context_user(): how sock.c finds the loop of a wsi */
     loop->lws = lws_create_context(&info);
     if (loop->lws == NULL) {

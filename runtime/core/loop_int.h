@@ -27,6 +27,9 @@ struct ml_loop {
         ml_loop_signal_fn *fn;
         void *user;
     } watch[ML_LOOP_MAX_SIGNAL_WATCHES]; /* ml_loop_watch_signal */
+
+    uint32_t n_outgoing; /* sock.c: ml_sock_connect sockets not freed yet (<= upstream fd budget) */
+    bool outgoing_full;  /* sock.c: n_outgoing reached the budget: said once in the log */
 };
 
 #endif

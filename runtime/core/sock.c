@@ -10,6 +10,7 @@
 #include "core/sock.h"
 
 #include "core/alloc.h"
+#include "core/fd_budget.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/loop_int.h"
@@ -56,9 +57,23 @@ struct ml_sock {
     bool wsi_gone;   /* lws destroyed the wsi */
     bool closing;    /* ml_sock_close ran, or lws is closing it */
     bool reported;   /* on_close ran (or the owner closed it): nothing more to tell */
+    bool outgoing;   /* made by ml_sock_connect: counted in loop->n_outgoing until freed */
 };
 
 static void on_sul(lws_sorted_usec_list_t *sul);
+
+/* Frees s; an outgoing socket gives its share of the upstream fd budget back. */
+static void sock_free(struct ml_sock *s)
+{
+    struct ml_loop *loop = s->loop;
+
+    if (s->outgoing && --loop->n_outgoing < ML_FD_BUDGET_UPSTREAM && loop->outgoing_full) {
+        loop->outgoing_full = false;
+        ML_LOG_INF("sock: upstream connections below their fd budget (%d) again: connecting",
+                   ML_FD_BUDGET_UPSTREAM);
+    }
+    ml_free(s);
+}
 
 static struct ml_loop *loop_of(struct lws *wsi)
 {
@@ -108,7 +123,7 @@ static void wsi_destroyed(struct ml_sock *s)
         report_close(s, -EIO, "event loop shut down");
     }
     lws_sul_cancel(&s->sul);
-    ml_free(s);
+    sock_free(s);
 }
 
 static void schedule(struct ml_sock *s, enum sock_pending what, uint32_t delay_ms)
@@ -146,7 +161,7 @@ static void on_sul(lws_sorted_usec_list_t *sul)
     case SOCK_PENDING_FAILED:
         report_close(s, s->fail_reason, s->fail_why);
         if (s->wsi_gone) {
-            ml_free(s); /* lws destroyed the wsi inside lws_client_connect_via_info */
+            sock_free(s); /* lws destroyed the wsi inside lws_client_connect_via_info */
         } else {
             kill_wsi(s);
         }
@@ -415,6 +430,17 @@ int ml_sock_connect(struct ml_loop *loop, const struct ml_sock_addr *addr, uint3
     if (inet_ntop(addr->family, addr->ip, ip, sizeof(ip)) == NULL) {
         return -EINVAL;
     }
+    if (loop->n_outgoing >= ML_FD_BUDGET_UPSTREAM) {
+        /* Upstream keeps to its share of the one fd table (core/fd_budget.h), so the listeners,
+         * admin and the fleet client keep theirs. Said once, not per refused connect. */
+        if (!loop->outgoing_full) {
+            loop->outgoing_full = true;
+            ML_LOG_WRN("sock: upstream connections reached their fd budget (%d, "
+                       "ML_FD_BUDGET_UPSTREAM): new ones are refused until one closes",
+                       ML_FD_BUDGET_UPSTREAM);
+        }
+        return -EMFILE;
+    }
     if (client_vhost(loop) == NULL) {
         return -ENOMEM;
     }
@@ -422,6 +448,8 @@ int ml_sock_connect(struct ml_loop *loop, const struct ml_sock_addr *addr, uint3
         return -ENOMEM;
     }
     s->loop = loop;
+    s->outgoing = true;
+    loop->n_outgoing++;
     s->ops = ops;
     s->user = user;
     s->connecting = true;

@@ -31,7 +31,8 @@ void ml_sock_listener_free(struct ml_sock_listener *l);
 /* Starts a non-blocking connect to addr. Returns 0 and *out: then exactly one of on_connected
  * (later followed by on_close) or on_close (the connect failed or took longer than timeout_ms;
  * 0 = no limit of ours) runs, never from inside this call, unless the owner closes the socket
- * first. -ENOMEM: nothing was started and no callback runs. */
+ * first. -ENOMEM, or -EMFILE (ML_FD_BUDGET_UPSTREAM sockets made here are open already): nothing
+ * was started and no callback runs. */
 int ml_sock_connect(struct ml_loop *loop, const struct ml_sock_addr *addr, uint32_t timeout_ms,
                     const struct ml_sock_ops *ops, void *user, struct ml_sock **out);
 

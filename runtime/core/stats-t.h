@@ -37,6 +37,12 @@ enum ml_stats_down_event {
     ML_STATS_DOWN_ACCEPTED = 0, /* accepted and served: active until CLOSED */
     ML_STATS_DOWN_REFUSED, /* accepted by the kernel, closed at once (max_connections, memory) */
     ML_STATS_DOWN_CLOSED,
+    /* closed (also counted CLOSED) because the client had not sent the HTTP/2 preface and its
+     * SETTINGS within CONFIG_ML_H2_HANDSHAKE_TIMEOUT_MS */
+    ML_STATS_DOWN_HANDSHAKE_TIMEOUT,
+    /* closed (also counted CLOSED): the idle connection that made room for a new one at
+     * max_connections */
+    ML_STATS_DOWN_RECLAIMED,
 };
 
 /* Upstream connection events (per endpoint). */

@@ -174,6 +174,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
         return 0;
     case NGHTTP2_SETTINGS:
         if (!(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
+            c->greeted = true; /* nghttp2 takes SETTINGS only after a valid preface */
             tell_slots(c);
         }
         return 0;
@@ -401,7 +402,8 @@ static void sock_on_read(void *user, const uint8_t *p, size_t n)
     }
     c->last_read_ms = ml_time_now_ms();
     c->in_ng++;
-    rv = nghttp2_session_mem_recv2(c->ng, p, n);
+    /* A server's input passes the gate: frames on closed streams are answered (gate.c). */
+    rv = c->server ? ml_h2_gate_recv(c, p, n) : nghttp2_session_mem_recv2(c->ng, p, n);
     c->in_ng--;
     if (rv < 0) {
         ML_LOG_INF("c%u: %s: closing", c->id, nghttp2_strerror((int)rv));
@@ -481,6 +483,7 @@ static struct ml_h2_conn *conn_alloc(struct ml_loop *loop, uint32_t id, bool ser
     c->last_read_ms = ml_time_now_ms();
     c->idle_since_ms = c->last_read_ms;
     ml_list_init(&c->streams);
+    ml_h2_gate_init(&c->gate, server);
     return c;
 }
 
@@ -643,6 +646,11 @@ int ml_h2_client_new_mem(uint32_t id, const struct ml_h2_settings *settings,
 void ml_h2_conn_feed(struct ml_h2_conn *c, const uint8_t *p, size_t n)
 {
     sock_on_read(c, p, n);
+}
+
+bool ml_h2_conn_greeted(const struct ml_h2_conn *c)
+{
+    return c->greeted;
 }
 
 uint32_t ml_h2_conn_id(const struct ml_h2_conn *c)

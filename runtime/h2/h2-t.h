@@ -17,9 +17,17 @@ enum ml_h2_error {
     ML_H2_PROTOCOL_ERROR = 0x1,
     ML_H2_INTERNAL_ERROR = 0x2,
     ML_H2_FLOW_CONTROL_ERROR = 0x3,
+    ML_H2_STREAM_CLOSED = 0x5,
     ML_H2_REFUSED_STREAM = 0x7,
     ML_H2_CANCEL = 0x8,
 };
+
+/* How many of a client's most recent streams a downstream connection remembers (id, and whether
+ * the client ended or reset it: 5 bytes each), to answer frames on closed streams exactly. A
+ * frame on a stream older than these is taken as a stream id lower than one already used
+ * (GOAWAY PROTOCOL_ERROR, RFC 9113 5.1.1): by then the client has opened this many newer
+ * streams, which RFC 9113 5.1 accepts as proof that it saw the stream close. */
+#define ML_H2_STREAMS_REMEMBERED 128
 
 /* What a connection advertises and opens up. */
 struct ml_h2_settings {

@@ -34,7 +34,8 @@ int ml_h2_server_new(struct ml_loop *loop, struct ml_sock *sock, uint32_t id,
                      void *user, struct ml_h2_conn **out);
 
 /* A client connection to addr: connects (giving up after connect_timeout_ms, 0 = lws's limit),
- * then on_ready, or on_close if it never came up. 0 and *out; -ENOMEM (no callback runs). */
+ * then on_ready, or on_close if it never came up. 0 and *out; -ENOMEM, -EMFILE (the upstream fd
+ * budget is used up: core/fd_budget.h); no callback runs then. */
 int ml_h2_client_new(struct ml_loop *loop, const struct ml_sock_addr *addr,
                      uint32_t connect_timeout_ms, uint32_t id,
                      const struct ml_h2_settings *settings, const struct ml_h2_client_ops *ops,
@@ -74,6 +75,10 @@ bool ml_h2_conn_ping_pending(const struct ml_h2_conn *c);
 uint64_t ml_h2_conn_last_read_ms(const struct ml_h2_conn *c);
 /* 0 while streams are open; else ml_time_now_ms() since when none is and nothing arrived. */
 uint64_t ml_h2_conn_idle_since_ms(const struct ml_h2_conn *c);
+
+/* Server: the client's connection preface and its first SETTINGS frame have arrived (the HTTP/2
+ * handshake is complete on its side). */
+bool ml_h2_conn_greeted(const struct ml_h2_conn *c);
 
 uint32_t ml_h2_conn_id(const struct ml_h2_conn *c);
 /* Client: streams that can be opened now: min(peer's SETTINGS_MAX_CONCURRENT_STREAMS, limit)

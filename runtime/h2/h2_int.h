@@ -35,6 +35,29 @@ struct ml_h2_stream {
     bool failed;            /* the owner refused what it got: RST_STREAM sent, input dropped */
 };
 
+/* What a server connection remembers of the peer's streams, to answer frames on closed streams
+ * as RFC 9113 5.1 says (gate.c). nghttp2 forgets a stream as soon as it closes: meshlet sets
+ * no_closed_streams, and nghttp2 only ever keeps closed streams for the RFC 7540 priority tree
+ * (not when the peer opts out of it), never tells a peer's RST_STREAM from ours, and has no
+ * memory of ids that were skipped; so it silently drops DATA/HEADERS on any closed stream. */
+#define H2_SEEN_PEER_ENDED 0x1 /* the peer ended its side (END_STREAM) */
+#define H2_SEEN_PEER_RESET 0x2 /* the peer sent RST_STREAM */
+#define H2_SEEN_WE_RESET 0x4   /* we answered STREAM_CLOSED once: later frames are ignored */
+
+struct ml_h2_gate {
+    uint32_t preface_left; /* bytes of the client connection preface still to pass through */
+    uint32_t payload_left; /* bytes of the current frame's payload still to pass through */
+    uint8_t hd[9];         /* the next frame header, as far as it came */
+    uint8_t hd_n;
+    bool closed;    /* the gate ended the connection (GOAWAY queued): input is dropped */
+    int32_t max_id; /* the highest stream id the peer opened; 0 = none yet */
+    /* The last ML_H2_STREAMS_REMEMBERED streams the peer opened, oldest first from `next`
+     * (ids ascend): one older than these counts as never opened. */
+    uint32_t n_seen, next;
+    int32_t seen_id[ML_H2_STREAMS_REMEMBERED];
+    uint8_t seen_how[ML_H2_STREAMS_REMEMBERED]; /* H2_SEEN_* */
+};
+
 struct ml_h2_conn {
     struct ml_loop *loop;
     nghttp2_session *ng;
@@ -59,6 +82,8 @@ struct ml_h2_conn {
     bool owner_gone;             /* ml_h2_conn_close ran: tell the owner nothing */
     bool dead;                   /* being torn down: the stream APIs do nothing */
     struct ml_defer flush_defer; /* output to write at the end of the event */
+    bool greeted;                /* server: the client's preface and SETTINGS arrived */
+    struct ml_h2_gate gate;      /* server: frames on closed streams (gate.c) */
     size_t out_len;              /* bytes in out[] not written yet */
     uint8_t out[H2_OUT_BYTES];
 };
@@ -66,6 +91,14 @@ struct ml_h2_conn {
 /* Output is waiting: write it at the end of the event (or right after the nghttp2 call this
  * connection is inside). */
 void ml_h2_conn_kick(struct ml_h2_conn *c);
+
+/* gate.c: a server connection's input, frame by frame, to nghttp2 (what nghttp2_session_mem_recv2
+ * returns: n, or a negative nghttp2 error). A DATA or HEADERS frame on a stream that is closed
+ * is answered before nghttp2 sees it: RST_STREAM STREAM_CLOSED after the peer's RST_STREAM,
+ * GOAWAY STREAM_CLOSED after the peer ended it, GOAWAY PROTOCOL_ERROR for an id lower than one
+ * already used that was never opened (or is forgotten); ignored when we reset it. */
+void ml_h2_gate_init(struct ml_h2_gate *g, bool server);
+long ml_h2_gate_recv(struct ml_h2_conn *c, const uint8_t *p, size_t n);
 
 /* stream.c */
 struct ml_h2_stream *ml_h2_stream_new(struct ml_h2_conn *c, int32_t id);

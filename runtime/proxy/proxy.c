@@ -6,6 +6,7 @@
 #include "balance/balance.h"
 #include "config/snapshot.h"
 #include "core/alloc.h"
+#include "core/fd_budget.h"
 #include "core/list.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -51,11 +52,40 @@ static void seed(struct ml_proxy *p)
 
 static void downstream_unlink(struct ml_downstream *d)
 {
+    struct ml_listener *l = d->listener;
+
     ml_list_remove(&d->node);
-    d->listener->n_conns--;
-    ml_stats_downstream(d->listener->stats, d->listener->index, ML_STATS_DOWN_CLOSED);
+    l->n_conns--;
+    if (--l->proxy->n_downstream < ML_FD_BUDGET_DOWNSTREAM && l->proxy->budget_full) {
+        l->proxy->budget_full = false;
+        ML_LOG_INF("proxy: downstream connections below their fd budget (%d) again: accepting",
+                   ML_FD_BUDGET_DOWNSTREAM);
+    }
+    ml_stats_downstream(l->stats, l->index, ML_STATS_DOWN_CLOSED);
     ml_timer_free(d->timer);
     d->timer = NULL;
+    if (l->full && l->n_conns < l->cfg->max_connections && !l->retired) {
+        l->full = false;
+        ML_LOG_INF("listener %s: below max_connections (%u) again: accepting connections",
+                   l->cfg->name, l->cfg->max_connections);
+    }
+}
+
+/* Closes d now, from outside its connection's callbacks: a GOAWAY goes out (best effort), its
+ * streams (if any) end, d is freed. ev says why it is counted (besides CLOSED). */
+static void downstream_close(struct ml_downstream *d, enum ml_stats_down_event ev)
+{
+    struct ml_listener *l = d->listener;
+    struct ml_h2_conn *c = d->conn;
+
+    ml_stats_downstream(l->stats, l->index, ev);
+    downstream_unlink(d);
+    ml_free(d);
+    ml_h2_conn_close(c); /* no on_conn_close for us: d is gone already */
+    if (l->retired && l->n_conns == 0) {
+        ML_LOG_INF("listener %s: its last connection closed", l->cfg->name);
+        ml_proxy_listener_free(l);
+    }
 }
 
 /* GOAWAY: the client opens no new streams here (and goes elsewhere); those open finish, then the
@@ -73,9 +103,11 @@ static void downstream_goaway(struct ml_downstream *d, const char *why)
     ml_h2_conn_shutdown(d->conn);
 }
 
-/* idle_timeout: no stream open and nothing received for that long; max_connection_age: this
- * old. Either ends the connection with a GOAWAY; otherwise the timer comes back when the sooner
- * of the two could be due. */
+/* The HTTP/2 handshake (the client's preface and SETTINGS) not done within
+ * CONFIG_ML_H2_HANDSHAKE_TIMEOUT_MS closes the connection: silent TCP connections would
+ * otherwise hold max_connections for a whole idle_timeout. idle_timeout: no stream open and
+ * nothing received for that long; max_connection_age: this old. Either ends the connection with
+ * a GOAWAY; otherwise the timer comes back when the soonest of them could be due. */
 static void downstream_on_timer(void *user)
 {
     struct ml_downstream *d = user;
@@ -84,12 +116,25 @@ static void downstream_on_timer(void *user)
     if (d->going_away) {
         return;
     }
+    if (!ml_h2_conn_greeted(d->conn)) {
+        if (now >= d->born_ms + CONFIG_ML_H2_HANDSHAKE_TIMEOUT_MS) {
+            ML_LOG_INF("c%u: listener %s: no HTTP/2 preface and SETTINGS within %u ms "
+                       "(CONFIG_ML_H2_HANDSHAKE_TIMEOUT_MS): closed",
+                       ml_h2_conn_id(d->conn), d->listener->cfg->name,
+                       (unsigned)CONFIG_ML_H2_HANDSHAKE_TIMEOUT_MS);
+            downstream_close(d, ML_STATS_DOWN_HANDSHAKE_TIMEOUT);
+            return;
+        }
+        next = d->born_ms + CONFIG_ML_H2_HANDSHAKE_TIMEOUT_MS;
+    }
     if (d->max_connection_age_ms > 0) {
         if (now >= d->born_ms + d->max_connection_age_ms) {
             downstream_goaway(d, "max_connection_age reached");
             return;
         }
-        next = d->born_ms + d->max_connection_age_ms;
+        if (d->born_ms + d->max_connection_age_ms < next) {
+            next = d->born_ms + d->max_connection_age_ms;
+        }
     }
     if (d->idle_timeout_ms > 0) {
         idle_since = ml_h2_conn_idle_since_ms(d->conn);
@@ -140,6 +185,34 @@ static const struct ml_h2_server_ops downstream_ops = {
     .on_close = on_conn_close,
 };
 
+/* At max_connections: closes the connection of l idle the longest (no stream open: nothing is
+ * lost but the connection, and the client reconnects when it has a call), with a GOAWAY, to
+ * make room for a new one. true when one was closed. */
+static bool reclaim_idle(struct ml_listener *l)
+{
+    struct ml_downstream *oldest = NULL;
+    uint64_t oldest_since = UINT64_MAX;
+
+    for (struct ml_list *n = ml_list_first(&l->conns); n != NULL; n = ml_list_next(&l->conns, n)) {
+        struct ml_downstream *d = ML_CONTAINER_OF(n, struct ml_downstream, node);
+        uint64_t since = ml_h2_conn_idle_since_ms(d->conn);
+
+        if (since != 0 && since < oldest_since) {
+            oldest = d;
+            oldest_since = since;
+        }
+    }
+    if (oldest == NULL) {
+        return false;
+    }
+    ML_LOG_INF("c%u: listener %s: max_connections (%u) reached: closing this connection, idle "
+               "for %llu ms, to make room",
+               ml_h2_conn_id(oldest->conn), l->cfg->name, l->cfg->max_connections,
+               (unsigned long long)(ml_time_now_ms() - oldest_since));
+    downstream_close(oldest, ML_STATS_DOWN_RECLAIMED);
+    return true;
+}
+
 /* Serves sock on l: a downstream HTTP/2 connection; first[0..n) are bytes that came before
  * (a held connection). */
 static void downstream_serve(struct ml_listener *l, struct ml_sock *sock, const uint8_t *first,
@@ -153,9 +226,27 @@ static void downstream_serve(struct ml_listener *l, struct ml_sock *sock, const 
         ml_sock_close(sock); /* accepted just before the listening socket closed */
         return;
     }
-    if (l->n_conns >= l->cfg->max_connections) {
-        ML_LOG_WRN("listener %s: max_connections (%u) reached: connection refused", l->cfg->name,
-                   l->cfg->max_connections);
+    if (l->n_conns >= l->cfg->max_connections && !reclaim_idle(l)) {
+        if (!l->full) {
+            /* Once, not per accept: a flood of connections must not flood the log. */
+            l->full = true;
+            ML_LOG_WRN("listener %s: max_connections (%u) reached and every connection has "
+                       "calls open: new connections are refused until one closes",
+                       l->cfg->name, l->cfg->max_connections);
+        }
+        ml_stats_downstream(l->stats, l->index, ML_STATS_DOWN_REFUSED);
+        ml_sock_close(sock);
+        return;
+    }
+    if (l->proxy->n_downstream >= ML_FD_BUDGET_DOWNSTREAM && !reclaim_idle(l)) {
+        /* `meshlet check` keeps the listeners within it; connections that listeners a hot apply
+         * removed still hold can take it all for a while. Said once, like a full listener. */
+        if (!l->proxy->budget_full) {
+            l->proxy->budget_full = true;
+            ML_LOG_WRN("proxy: downstream connections reached their fd budget (%d, "
+                       "ML_FD_BUDGET_DOWNSTREAM): new connections are refused until one closes",
+                       ML_FD_BUDGET_DOWNSTREAM);
+        }
         ml_stats_downstream(l->stats, l->index, ML_STATS_DOWN_REFUSED);
         ml_sock_close(sock);
         return;
@@ -170,8 +261,7 @@ static void downstream_serve(struct ml_listener *l, struct ml_sock *sock, const 
     d->born_ms = ml_time_now_ms();
     d->idle_timeout_ms = l->cfg->idle_timeout_ms;
     d->max_connection_age_ms = l->cfg->max_connection_age_ms;
-    if ((d->idle_timeout_ms > 0 || d->max_connection_age_ms > 0) &&
-        (d->timer = ml_timer_new(l->proxy->loop, downstream_on_timer, d)) == NULL) {
+    if ((d->timer = ml_timer_new(l->proxy->loop, downstream_on_timer, d)) == NULL) {
         ML_LOG_WRN("listener %s: out of memory: connection refused", l->cfg->name);
         ml_stats_downstream(l->stats, l->index, ML_STATS_DOWN_REFUSED);
         ml_free(d);
@@ -191,10 +281,9 @@ static void downstream_serve(struct ml_listener *l, struct ml_sock *sock, const 
     ML_LOG_DBG("c%u: listener %s: connection accepted", id, l->cfg->name);
     ml_list_add_tail(&l->conns, &d->node);
     l->n_conns++;
+    l->proxy->n_downstream++;
     ml_stats_downstream(l->stats, l->index, ML_STATS_DOWN_ACCEPTED);
-    if (d->timer != NULL) {
-        downstream_on_timer(d); /* arms it for the sooner of the two */
-    }
+    downstream_on_timer(d); /* arms it for the soonest of the handshake, idle and age limits */
     if (n > 0) {
         ml_h2_conn_feed(d->conn, first, n); /* may close it (on_conn_close): d is not used after */
     }

@@ -23,7 +23,7 @@ struct ml_downstream {
     struct ml_listener *listener;
     struct ml_h2_conn *conn;
     struct ml_list node;    /* in listener->conns */
-    struct ml_timer *timer; /* idle_timeout / max_connection_age checks; NULL when neither */
+    struct ml_timer *timer; /* handshake timeout, idle_timeout and max_connection_age checks */
     uint64_t born_ms;       /* ml_time_now_ms() at accept */
     /* The listener's limits when it was accepted: a hot apply changes them for new connections
      * only. 0 = off. */
@@ -44,6 +44,7 @@ struct ml_listener {
     struct ml_h2_settings settings; /* what its new connections advertise */
     struct ml_list conns;           /* struct ml_downstream */
     uint32_t n_conns;
+    bool full; /* at max_connections with no idle connection to reclaim: said once in the log */
     /* Prepared by a hot apply, not committed yet: connections the kernel hands over wait here
      * (struct ml_held_conn) and are served at commit. */
     bool held;
@@ -72,6 +73,9 @@ struct ml_proxy {
     struct ml_access_log *access_log; /* proxy/obs.c: [node] access_log */
     bool draining;                    /* ml_proxy_drain ran: the loop stops once no call is left */
     struct ml_timer *drain;           /* the drain's deadline */
+
+    uint32_t n_downstream; /* downstream connections of every listener, retired ones too */
+    bool budget_full;      /* n_downstream reached ML_FD_BUDGET_DOWNSTREAM: said once in the log */
 };
 
 /* proxy.c, for apply.c: a listener of snap->listeners[index] (counted in stats), bound now; held

@@ -134,6 +134,23 @@ def h2_seeds():
     seeds["more-streams-than-allowed"] = bytes([0x40, 0]) + settings() + b"".join(
         frame(HEADERS, END_HEADERS, sid, grpc_request_block()) for sid in range(1, 60, 2))
 
+    # Frames on closed streams (h2/gate.c): DATA after the client's own RST_STREAM, DATA and
+    # HEADERS on a stream closed both ways, a new stream id lower than one already used.
+    post = frame(HEADERS, END_HEADERS, 1, grpc_request_block())
+    seeds["closed-data-after-client-reset"] = bytes([0x40, 0]) + settings() + post + \
+        frame(RST_STREAM, 0, 1, struct.pack(">I", 8)) + \
+        frame(DATA, 0, 1, grpc_message(HELLO)) + frame(DATA, 0, 1, grpc_message(HELLO)) + \
+        frame(HEADERS, END_HEADERS | END_STREAM, 3, grpc_request_block())
+    seeds["closed-both-ways-then-data"] = bytes([0x41, 0]) + settings() + \
+        frame(HEADERS, END_HEADERS | END_STREAM, 1, grpc_request_block()) + \
+        frame(DATA, 0, 1, grpc_message(HELLO))
+    seeds["closed-both-ways-then-headers"] = bytes([0x41, 0]) + settings() + \
+        frame(HEADERS, END_HEADERS | END_STREAM, 1, grpc_request_block()) + \
+        frame(HEADERS, END_HEADERS | END_STREAM, 1, grpc_request_block())
+    seeds["lower-stream-id"] = bytes([0x40, 0]) + settings() + \
+        frame(HEADERS, END_HEADERS | END_STREAM, 5, grpc_request_block()) + \
+        frame(HEADERS, END_HEADERS | END_STREAM, 3, grpc_request_block())
+
     # Bad HPACK: an index past both tables, a table size update past SETTINGS, bad Huffman,
     # an integer that overflows, a literal longer than the block.
     bad = {
