@@ -370,23 +370,6 @@ def test_garbage_frame_closes_that_connection_only(pb, controller, configs):
     assert m.alive()
 
 
-def test_second_connection_of_a_node_replaces_the_first(pb, controller, configs):
-    (configs / "default.ini").write_text(INI)
-    m, port = controller()
-
-    async def go():
-        a = await connect(pb, port, "edge-1")
-        await a.push()
-        b = await connect(pb, port, "edge-1")
-        await b.push()  # a push in flight on the old connection was never answered
-        with pytest.raises(websockets.exceptions.ConnectionClosed):
-            await a.recv()
-        assert node_of(port, "edge-1")["connected"] is True
-        await b.close()
-
-    run(go())
-
-
 # ---- TLS ------------------------------------------------------------------------------------
 
 @pytest.fixture
