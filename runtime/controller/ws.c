@@ -1,7 +1,9 @@
 /* The controller's listener over libwebsockets: one vhost on the shared loop, protocol
  * "meshlet.fleet.v1" for nodes (one binary WebSocket message = one Envelope) and plain HTTP on
- * the same port for GET /fleet. TLS with --cert/--key; with --ca, client certificates are
- * required and must chain to it (mbedTLS verifies them during the handshake).
+ * the same port for GET /fleet and GET /stats. TLS with --cert/--key; with --ca, client
+ * certificates are required and must chain to it (mbedTLS verifies them during the handshake),
+ * and a Hello's node id must be the one the certificate names (tls/peer_id.h). At most
+ * ML_CTL_MAX_CONNS sockets are open at once.
  *
  * Who owns what: lws allocates and zeroes each connection's record (struct ml_ctl_conn, struct
  * http_session: per_session_data_size) and frees it after LWS_CALLBACK_CLOSED /
