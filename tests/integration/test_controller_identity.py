@@ -313,3 +313,63 @@ def test_idle_sockets_over_the_cap_are_closed_and_counted(pb, controller, config
         await n.close()
 
     run(go())
+
+
+# ---- a dead first connection does not hold the id for ever ----------------------------------
+
+def _raw_websocket_hello(port, pb, node_id):
+    """A WebSocket that says Hello and then never reads: it answers no ping, as a peer gone
+    without a FIN (NAT, power) would not. The socket, to close at the end."""
+    import base64
+    import os
+    s = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall((f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+               "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: meshlet.fleet.v1\r\n\r\n")
+              .encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        assert chunk, head
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101"), head
+    payload = pb.Envelope(hello=pb.Hello(node_id=node_id, board="silent",
+                                         version="0.0.0-test")).SerializeToString()
+    assert len(payload) < 126
+    mask = os.urandom(4)
+    s.sendall(bytes([0x82, 0x80 | len(payload)]) + mask +
+              bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+    return s
+
+
+@pytest.mark.timeout(150)
+def test_silent_first_connection_is_dropped_and_frees_its_id(pb, controller, configs):
+    """Pinged after 30 s, closed 60 s after connecting without a pong (ws.c PING_AFTER_S,
+    HANGUP_AFTER_S): then the node gets its id back."""
+    (configs / "default.ini").write_text(INI)
+    m, port = controller()
+    silent = _raw_websocket_hello(port, pb, "edge-1")
+    try:
+        assert wait_until(lambda: [n["board"] for n in fleet(port)["nodes"]] == ["silent"])
+        started = time.monotonic()
+
+        async def refused_while_held():
+            n = await connect(pb, port, "edge-1")
+            code, reason = await refused(n)
+            assert code == 1008 and "in use" in reason
+
+        run(refused_while_held())
+        assert wait_until(lambda: node_of(port, "edge-1")["connected"] is False,
+                          timeout=scaled(100))
+        held = time.monotonic() - started
+        assert 20 < held < scaled(100), held
+
+        async def served_after():
+            n = await connect(pb, port, "edge-1")
+            assert (await n.push()).ini == INI.encode()
+            await n.close()
+
+        run(served_after())
+    finally:
+        silent.close()
