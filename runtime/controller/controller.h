@@ -1,5 +1,5 @@
-/* `meshlet controller` (PROTOCOL.md): a small fleet controller in the same binary, for a small
- * fleet and for tests.
+/* `meshlet controller` (the fleet protocol): a small fleet controller in the same binary, for a
+ * small fleet and for tests.
  *
  *   meshlet controller --listen HOST:PORT --configs DIR [--cert FILE --key FILE [--ca FILE]]
  *

@@ -40,7 +40,7 @@
 #define ML_CTL_NODE_ID_MAX 64
 /* How often the configuration directory is looked at (stat; re-read only what changed). */
 #define ML_CTL_POLL_MS 500
-/* Version: the first 16 hex digits of the file's SHA-256 (PROTOCOL.md). */
+/* Version: the first 16 hex digits of the file's SHA-256 (runtime/fleet/README.md). */
 #define ML_CTL_VERSION_HEX 16
 /* Largest GET /fleet body; past it the answer is 500 and a logged line. json.c bounds each
  * node's record (ML_CTL_JSON_NODE_MAX_BYTES) so that a full table stays under it. */

@@ -1,4 +1,5 @@
-/* GET /fleet: every node the table remembers, as JSON (PROTOCOL.md "meshlet controller"):
+/* GET /fleet: every node the table remembers, as JSON (runtime/fleet/README.md, "meshlet
+ * controller"):
  *
  *   {"nodes":[{"id":..,"board":..,"version":..,"features":[..],"connected":true,
  *              "config_version":..,"last_nack":{"version":..,"error":..}|null,

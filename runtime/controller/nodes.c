@@ -1,8 +1,8 @@
-/* The node table and the push rule (PROTOCOL.md "meshlet controller"): a connected node gets the
- * version of its file (DIR/ID.ini, else DIR/default.ini) unless it already runs it, is still
- * answering a push of it on this connection, or nacked it; a nacked version is pushed again only
- * after the file changes to another version. Versions are content hashes, so a controller that
- * restarts and hears a Hello with the current version pushes nothing. */
+/* The node table and the push rule (runtime/fleet/README.md, "meshlet controller"): a connected
+ * node gets the version of its file (DIR/ID.ini, else DIR/default.ini) unless it already runs it,
+ * is still answering a push of it on this connection, or nacked it; a nacked version is pushed
+ * again only after the file changes to another version. Versions are content hashes, so a
+ * controller that restarts and hears a Hello with the current version pushes nothing. */
 #include "controller/controller_int.h"
 
 #include "core/alloc.h"
@@ -243,7 +243,7 @@ void ml_ctl_on_status(struct ml_ctl *ctl, struct ml_ctl_conn *conn, struct ml_ct
     node->has_status = true;
     node->status = m->status;
     /* What the node runs, from the node: also after a local change (SIGHUP, POST /config),
-     * which the controller replaces only when the file changes (PROTOCOL.md). */
+     * which the controller replaces only when the file changes (runtime/fleet/README.md). */
     COPY(node->config_version, m->status.config_version);
 }
 

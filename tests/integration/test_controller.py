@@ -1,4 +1,4 @@
-"""`meshlet controller` (PROTOCOL.md), end to end: the tests play the nodes with python3-websockets
+"""`meshlet controller` (runtime/fleet/README.md), end to end: the tests play the nodes with python3-websockets
 and Google's protobuf (fleet_pb2 generated from runtime/fleet/fleet.proto into a temporary
 directory with the system protoc), and read GET /fleet with urllib. Every wait is bounded."""
 
