@@ -30,10 +30,10 @@
 #define HTTP_CHUNK_BYTES 16384
 /* A WebSocket close frame's reason (RFC 6455: 125 bytes of payload, 2 of them the code). */
 #define CLOSE_REASON_MAX 123
-/* A node's WebSocket is pinged after this much time without a pong, and closed when the pong has
- * not come this much later: a node whose old connection died without a FIN (NAT, power) gets its
- * id back within PING_AFTER_S + HANGUP_AFTER_S, since a second connection with an id in use is
- * refused (nodes.c). */
+/* A node's WebSocket is pinged PING_AFTER_S after it opened or last answered a ping, and closed
+ * when HANGUP_AFTER_S pass without an answer: a node whose old connection died without a FIN
+ * (NAT, power) gets its id back within HANGUP_AFTER_S, since a second connection with an id in
+ * use is refused (nodes.c). */
 #define PING_AFTER_S 30
 #define HANGUP_AFTER_S 60
 
@@ -393,8 +393,14 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
         /* wsi is the listener; lws closes the new socket when this is not 0. */
         if (ctl != NULL && ctl->counters.conns_active >= ML_CTL_MAX_CONNS) {
-            ctl->counters.conns_refused_over_cap++;
-            ML_LOG_WRN("a new connection closed: %d are open (ML_CTL_MAX_CONNS)", ML_CTL_MAX_CONNS);
+            uint64_t k = ++ctl->counters.conns_refused_over_cap;
+
+            /* A flood of connections must not flood the log too: the 1st, 2nd, 4th, 8th... */
+            if ((k & (k - 1)) == 0) {
+                ML_LOG_WRN("a new connection closed: %d are open (ML_CTL_MAX_CONNS); %llu closed "
+                           "so far",
+                           ML_CTL_MAX_CONNS, (unsigned long long)k);
+            }
             return -1;
         }
         return 0;
