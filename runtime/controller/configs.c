@@ -49,11 +49,6 @@ void ml_ctl_file_deinit(struct ml_ctl_file *f)
     drop_content(f);
 }
 
-bool ml_ctl_node_id_safe(const char *id)
-{
-    return id[0] != '\0' && id[0] != '.' && strchr(id, '/') == NULL;
-}
-
 static bool same_time(const struct timespec *a, const struct timespec *b)
 {
     return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;

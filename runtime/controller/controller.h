@@ -1,12 +1,14 @@
-/* `meshlet controller` (PROTOCOL.md): a small fleet controller in the same binary, for a small
- * fleet and for tests.
+/* `meshlet controller` (the fleet protocol): a small fleet controller in the same binary, for a
+ * small fleet and for tests.
  *
  *   meshlet controller --listen HOST:PORT --configs DIR [--cert FILE --key FILE [--ca FILE]]
  *
  * Serves DIR/NODE_ID.ini, else DIR/default.ini, to each node that connects (WebSocket,
  * subprotocol meshlet.fleet.v1; TLS with --cert/--key, client certificates required to chain to
  * --ca), versioned by the first 16 hex digits of the file's SHA-256; pushes again when a file
- * changes, never a version a node nacked; GET /fleet shows every node as JSON. */
+ * changes, never a version a node nacked; GET /fleet shows every node as JSON, GET /stats what
+ * was refused or ignored. With --ca, a node's id must be the one its certificate names; one
+ * connection per id (runtime/fleet/README.md, "meshlet controller"). */
 #ifndef ML_CONTROLLER_CONTROLLER_H
 #define ML_CONTROLLER_CONTROLLER_H
 

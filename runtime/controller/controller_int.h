@@ -3,7 +3,8 @@
  *   controller.c  arguments, start, the poll timer, stop
  *   configs.c     the watched directory: one struct ml_ctl_file per INI file, re-read on change
  *   nodes.c       the node table and what each message does to it; when to push
- *   json.c        GET /fleet
+ *   json.c        GET /fleet and GET /stats
+ *   text.c        text from nodes: the node id rule, text made safe for log lines
  *   msg.c         envelopes in and out (the only file here that sees nanopb's types)
  *   ws.c          libwebsockets: the vhost, the fleet WebSocket protocol and plain HTTP
  *
@@ -27,12 +28,30 @@
  * takes the slot of the node that has been disconnected longest; when every slot is a connected
  * node, the new connection is closed with a logged reason. */
 #define ML_CTL_MAX_NODES 1024
+/* A node disconnected this long is forgotten (its record leaves GET /fleet): a fleet that renames
+ * or retires nodes does not keep their records for ever. */
+#define ML_CTL_FORGET_AFTER_S (7u * 24 * 3600)
+/* Connections of any kind (WebSocket, HTTP, a socket that says nothing) open at once; one more is
+ * closed as it is accepted and counted, so idle sockets cannot take every fd of the loop (whose
+ * libwebsockets context has 1024: core/loop.c). */
+#define ML_CTL_MAX_CONNS 768
+/* A Hello's node id: 1 to 64 bytes of [A-Za-z0-9._:-], not starting with '.' (it names
+ * DIR/ID.ini, a log line and a certificate name). */
+#define ML_CTL_NODE_ID_MAX 64
 /* How often the configuration directory is looked at (stat; re-read only what changed). */
 #define ML_CTL_POLL_MS 500
-/* Version: the first 16 hex digits of the file's SHA-256 (PROTOCOL.md). */
+/* Version: the first 16 hex digits of the file's SHA-256 (runtime/fleet/README.md). */
 #define ML_CTL_VERSION_HEX 16
-/* Largest GET /fleet body; past it the answer is 500 and a logged line. */
+/* Largest GET /fleet body; past it the answer is 500 and a logged line. json.c bounds each
+ * node's record (ML_CTL_JSON_NODE_MAX_BYTES) so that a full table stays under it. */
 #define ML_CTL_MAX_JSON_BYTES (16u * 1024 * 1024)
+/* A Nack's error in GET /fleet: at most this many bytes of escaped JSON text, then
+ * ML_CTL_JSON_CUT_MARKER (the whole error is in the controller's log). */
+#define ML_CTL_JSON_ERROR_MAX_BYTES 1024
+#define ML_CTL_JSON_CUT_MARKER "\u2026 [cut]"
+/* The most one node's record takes in GET /fleet, whatever its strings hold (json.c checks the
+ * worst case fits). */
+#define ML_CTL_JSON_NODE_MAX_BYTES (12u * 1024)
 
 /* Text bounds of the fleet fields, without the NUL; msg.c checks they match the wire's
  * (fleet/envelope.h ML_FLEET_*). */
@@ -91,8 +110,21 @@ struct ml_ctl_node {
     struct ml_ctl_file own; /* DIR/ID.ini; when absent, DIR/default.ini serves the node */
 };
 
+/* What the controller refused or ignored, and why (GET /stats). */
+struct ml_ctl_counters {
+    uint64_t conns_active;           /* sockets open on the listener now */
+    uint64_t conns_refused_over_cap; /* closed as accepted: ML_CTL_MAX_CONNS were open */
+    uint64_t hello_refused_bad_id;   /* node id outside the rule (ML_CTL_NODE_ID_MAX, charset) */
+    uint64_t hello_refused_identity; /* with --ca: the certificate names another node */
+    uint64_t hello_refused_in_use;   /* the id is connected on another connection */
+    uint64_t hello_refused_table_full;
+    uint64_t answers_ignored; /* Ack/Nack not for the push outstanding on that connection */
+    uint64_t nodes_forgotten; /* disconnected longer than ML_CTL_FORGET_AFTER_S, or table full */
+};
+
 struct ml_ctl {
     struct ml_loop *loop;
+    struct ml_ctl_counters counters;
     struct lws_vhost *vh;
     struct ml_timer *poll;
     bool client_certs; /* --ca: every connection must show a certificate that chains to it */
@@ -143,21 +175,33 @@ int ml_ctl_msg_push(const char *version, uint64_t nonce, struct ml_slice ini, si
 /* The largest message a node accepts (ML_FLEET_MAX_MESSAGE_BYTES). */
 size_t ml_ctl_msg_max_bytes(void);
 
+/* text.c. true for a node id that follows the rule (ML_CTL_NODE_ID_MAX): it can name a file in
+ * DIR and be printed as it is. */
+bool ml_ctl_node_id_safe(const char *id);
+/* At most n_max bytes of s (NUL-terminated or not) into out[cap] for a log line: printable ASCII
+ * as it is, anything else (and '\\') as \xHH, "..." when it does not fit. */
+void ml_ctl_text_printable(const char *s, size_t n_max, char *out, size_t cap);
+
 /* configs.c. Sets up f for dir/name (nothing is read yet). -ENAMETOOLONG. */
 int ml_ctl_file_init(struct ml_ctl_file *f, const char *dir, const char *name);
 void ml_ctl_file_deinit(struct ml_ctl_file *f);
 /* Stats f's file and re-reads it when it changed (logging a new version, or why it is not
  * usable, once per change). true when what the file offers changed since the last call. */
 bool ml_ctl_file_refresh(struct ml_ctl_file *f);
-/* true for a node id that can name a file in DIR: not empty, no '/', not starting with '.'. */
-bool ml_ctl_node_id_safe(const char *id);
 
-/* nodes.c: what the messages do. Each returns 0, or -1 when the connection must close (the
- * reason is logged and in why[cap]). */
+/* nodes.c: what the messages do. ml_ctl_on_hello takes a Hello whose node id is safe (and, with
+ * --ca, is the certificate's): 0, or -1 when the connection must close (the reason in why[cap]).
+ * Two connections never share a node: while one is connected, a Hello with its id on another
+ * connection is refused, so two peers using one id cannot take the record back and forth. */
 int ml_ctl_on_hello(struct ml_ctl *ctl, struct ml_ctl_conn *conn, const struct ml_ctl_msg *m,
                     char *why, size_t cap);
-void ml_ctl_on_answer(struct ml_ctl *ctl, struct ml_ctl_node *node, const struct ml_ctl_msg *m);
-void ml_ctl_on_status(struct ml_ctl *ctl, struct ml_ctl_node *node, const struct ml_ctl_msg *m);
+/* An Ack or Nack from conn, the connection of node: it counts only when it names the version and
+ * nonce of the push outstanding on that connection; anything else is ignored and counted. */
+void ml_ctl_on_answer(struct ml_ctl *ctl, struct ml_ctl_conn *conn, struct ml_ctl_node *node,
+                      const struct ml_ctl_msg *m);
+/* A Status from conn: counts only when conn is node's connection. */
+void ml_ctl_on_status(struct ml_ctl *ctl, struct ml_ctl_conn *conn, struct ml_ctl_node *node,
+                      const struct ml_ctl_msg *m);
 /* The connection of node closed. */
 void ml_ctl_on_gone(struct ml_ctl *ctl, struct ml_ctl_node *node);
 /* Looks at the directory again and pushes what changed to the connected nodes. */
@@ -167,6 +211,8 @@ void ml_ctl_nodes_free(struct ml_ctl *ctl);
 /* json.c. The GET /fleet body, ml_malloc'd, in *out (*n_out bytes). 0; -ENOBUFS past
  * ML_CTL_MAX_JSON_BYTES; -ENOMEM. */
 int ml_ctl_json_fleet(const struct ml_ctl *ctl, char **out, size_t *n_out);
+/* The GET /stats body (text, one "name value" per line), ml_malloc'd. 0; -ENOMEM. */
+int ml_ctl_json_stats(const struct ml_ctl *ctl, char **out, size_t *n_out);
 
 /* ws.c */
 struct ml_ctl_listen {
@@ -179,8 +225,6 @@ int ml_ctl_ws_listen(struct ml_ctl *ctl, const struct ml_ctl_listen *l, char *wh
 /* Queues a whole envelope (buf from ml_ctl_msg_push; taken) on conn, replacing one not yet sent
  * (a newer config supersedes it). */
 void ml_ctl_ws_send_take(struct ml_ctl_conn *conn, uint8_t *buf, size_t n);
-/* Closes conn soon with a WebSocket close reason; its node link is cut now. */
-void ml_ctl_ws_close(struct ml_ctl_conn *conn, const char *reason);
 /* Which node this connection is: set by nodes.c on Hello; NULL cuts the link. */
 void ml_ctl_ws_set_node(struct ml_ctl_conn *conn, struct ml_ctl_node *node);
 unsigned ml_ctl_ws_conn_id(const struct ml_ctl_conn *conn);

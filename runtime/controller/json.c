@@ -1,4 +1,5 @@
-/* GET /fleet: every node the table remembers, as JSON (PROTOCOL.md "meshlet controller"):
+/* GET /fleet: every node the table remembers, as JSON (runtime/fleet/README.md, "meshlet
+ * controller"):
  *
  *   {"nodes":[{"id":..,"board":..,"version":..,"features":[..],"connected":true,
  *              "config_version":..,"last_nack":{"version":..,"error":..}|null,
@@ -8,7 +9,13 @@
  *
  * Strings come from nodes and are escaped as RFC 8259 says (quote, backslash, control
  * characters); valid UTF-8 passes as it is, any other byte >= 0x80 becomes U+FFFD, so the
- * answer is always valid JSON whatever a node sent. */
+ * answer is always valid JSON whatever a node sent.
+ *
+ * Bounded: every string but a Nack's error is bounded by the wire (ML_CTL_TEXT_MAX and the
+ * feature bounds) and at most 6 bytes escaped per byte; the error is cut at
+ * ML_CTL_JSON_ERROR_MAX_BYTES of escaped text with ML_CTL_JSON_CUT_MARKER. So a record never
+ * passes ML_CTL_JSON_NODE_MAX_BYTES and a full table never passes ML_CTL_MAX_JSON_BYTES: nodes
+ * cannot turn GET /fleet into a 500 by what they send. */
 #include "controller/controller_int.h"
 
 #include "core/alloc.h"
@@ -20,6 +27,25 @@
 #include <string.h>
 
 #define FIRST_BYTES 4096
+/* The most one byte of a node's string takes escaped ("\\u001f"). */
+#define ESCAPED_MAX 6
+/* A string of n bytes at most, escaped and quoted. */
+#define STRING_MAX(n) ((n)*ESCAPED_MAX + 2)
+/* Keys, punctuation, booleans, null and the numbers of one record (five of 20 digits at most),
+ * with room to spare. */
+#define RECORD_FRAME_BYTES 512
+
+/* The worst case of one record, from the bounds of what it holds. */
+#define NODE_WORST_BYTES                                                                           \
+    (STRING_MAX(ML_CTL_NODE_ID_MAX) + 3 * STRING_MAX(ML_CTL_TEXT_MAX) +                            \
+     ML_CTL_FEATURES_MAX * (STRING_MAX(ML_CTL_FEATURE_MAX) + 1) + STRING_MAX(ML_CTL_TEXT_MAX) +    \
+     ML_CTL_JSON_ERROR_MAX_BYTES + sizeof(ML_CTL_JSON_CUT_MARKER) + 2 +                            \
+     STRING_MAX(ML_CTL_TEXT_MAX) + RECORD_FRAME_BYTES)
+_Static_assert(NODE_WORST_BYTES <= ML_CTL_JSON_NODE_MAX_BYTES,
+               "a node's record fits ML_CTL_JSON_NODE_MAX_BYTES");
+_Static_assert((uint64_t)ML_CTL_MAX_NODES *(ML_CTL_JSON_NODE_MAX_BYTES + 1) + 64 <=
+                   ML_CTL_MAX_JSON_BYTES,
+               "a full node table fits ML_CTL_MAX_JSON_BYTES");
 
 /* A growing buffer, capped at ML_CTL_MAX_JSON_BYTES; the first failure sticks. */
 struct out {
@@ -111,52 +137,75 @@ static size_t utf8_len(const unsigned char *c)
     return n;
 }
 
-static void put_string(struct out *o, const char *s)
+/* The escaped text of the character at c into esc (NUL-terminated); how many bytes of c it
+ * stands for. */
+static size_t escape_one(const unsigned char *c, char esc[8])
 {
-    char esc[8];
     size_t n;
 
-    put(o, "\"");
-    for (const unsigned char *c = (const unsigned char *)s; *c != '\0'; c++) {
-        if (*c >= 0x80) {
-            if ((n = utf8_len(c)) == 0) {
-                put(o, "\\ufffd");
-                continue;
-            }
-            memcpy(esc, c, n);
-            esc[n] = '\0';
-            put(o, esc);
-            c += n - 1;
-            continue;
+    if (*c >= 0x80) {
+        if ((n = utf8_len(c)) == 0) {
+            snprintf(esc, 8, "\\ufffd");
+            return 1;
         }
-        switch (*c) {
-        case '"':
-            put(o, "\\\"");
-            break;
-        case '\\':
-            put(o, "\\\\");
-            break;
-        case '\n':
-            put(o, "\\n");
-            break;
-        case '\r':
-            put(o, "\\r");
-            break;
-        case '\t':
-            put(o, "\\t");
-            break;
-        default:
-            if (*c < 0x20 || *c == 0x7f) {
-                snprintf(esc, sizeof(esc), "\\u%04x", *c);
-                put(o, esc);
-            } else {
-                esc[0] = (char)*c;
-                esc[1] = '\0';
-                put(o, esc);
-            }
+        memcpy(esc, c, n);
+        esc[n] = '\0';
+        return n;
+    }
+    switch (*c) {
+    case '"':
+        snprintf(esc, 8, "\\\"");
+        break;
+    case '\\':
+        snprintf(esc, 8, "\\\\");
+        break;
+    case '\n':
+        snprintf(esc, 8, "\\n");
+        break;
+    case '\r':
+        snprintf(esc, 8, "\\r");
+        break;
+    case '\t':
+        snprintf(esc, 8, "\\t");
+        break;
+    default:
+        if (*c < 0x20 || *c == 0x7f) {
+            snprintf(esc, 8, "\\u%04x", *c);
+        } else {
+            esc[0] = (char)*c;
+            esc[1] = '\0';
         }
     }
+    return 1;
+}
+
+/* s as a JSON string. With max_bytes (0: no cap), the escaped text between the quotes stops at
+ * the last whole character within max_bytes and ends with ML_CTL_JSON_CUT_MARKER. */
+static void put_string_max(struct out *o, const char *s, size_t max_bytes)
+{
+    const unsigned char *c = (const unsigned char *)s;
+    size_t used = 0;
+    char esc[8];
+
     put(o, "\"");
+    while (*c != '\0') {
+        size_t n = escape_one(c, esc);
+        size_t len = strlen(esc);
+
+        if (max_bytes != 0 && used + len > max_bytes) {
+            put(o, ML_CTL_JSON_CUT_MARKER);
+            break;
+        }
+        put(o, esc);
+        used += len;
+        c += n;
+    }
+    put(o, "\"");
+}
+
+static void put_string(struct out *o, const char *s)
+{
+    put_string_max(o, s, 0);
 }
 
 static void put_key(struct out *o, const char *key)
@@ -196,7 +245,7 @@ static void put_node(struct out *o, const struct ml_ctl_node *n)
         put_string(o, n->nack_version);
         put(o, ",");
         put_key(o, "error");
-        put_string(o, n->nack_error);
+        put_string_max(o, n->nack_error, ML_CTL_JSON_ERROR_MAX_BYTES);
         put(o, "}");
     } else {
         put(o, "null");
@@ -230,6 +279,29 @@ int ml_ctl_json_fleet(const struct ml_ctl *ctl, char **out, size_t *n_out)
         put_node(&o, ctl->nodes[i]);
     }
     put(&o, "]}\n");
+    if (o.error != 0) {
+        ml_free(o.p);
+        return o.error;
+    }
+    *out = o.p;
+    *n_out = o.n;
+    return 0;
+}
+
+int ml_ctl_json_stats(const struct ml_ctl *ctl, char **out, size_t *n_out)
+{
+    const struct ml_ctl_counters *c = &ctl->counters;
+    struct out o = {0};
+
+    putf(&o, "controller.nodes %zu\n", ctl->n_nodes);
+    putf(&o, "controller.conns_active %" PRIu64 "\n", c->conns_active);
+    putf(&o, "controller.conns_refused_over_cap %" PRIu64 "\n", c->conns_refused_over_cap);
+    putf(&o, "controller.hello_refused_bad_id %" PRIu64 "\n", c->hello_refused_bad_id);
+    putf(&o, "controller.hello_refused_identity %" PRIu64 "\n", c->hello_refused_identity);
+    putf(&o, "controller.hello_refused_in_use %" PRIu64 "\n", c->hello_refused_in_use);
+    putf(&o, "controller.hello_refused_table_full %" PRIu64 "\n", c->hello_refused_table_full);
+    putf(&o, "controller.answers_ignored %" PRIu64 "\n", c->answers_ignored);
+    putf(&o, "controller.nodes_forgotten %" PRIu64 "\n", c->nodes_forgotten);
     if (o.error != 0) {
         ml_free(o.p);
         return o.error;

@@ -1,8 +1,8 @@
-/* The node table and the push rule (PROTOCOL.md "meshlet controller"): a connected node gets the
- * version of its file (DIR/ID.ini, else DIR/default.ini) unless it already runs it, is still
- * answering a push of it on this connection, or nacked it; a nacked version is pushed again only
- * after the file changes to another version. Versions are content hashes, so a controller that
- * restarts and hears a Hello with the current version pushes nothing. */
+/* The node table and the push rule (runtime/fleet/README.md, "meshlet controller"): a connected
+ * node gets the version of its file (DIR/ID.ini, else DIR/default.ini) unless it already runs it,
+ * is still answering a push of it on this connection, or nacked it; a nacked version is pushed
+ * again only after the file changes to another version. Versions are content hashes, so a
+ * controller that restarts and hears a Hello with the current version pushes nothing. */
 #include "controller/controller_int.h"
 
 #include "core/alloc.h"
@@ -52,6 +52,7 @@ static bool evict_one(struct ml_ctl *ctl)
                "for %llu s",
                ML_CTL_MAX_NODES, ctl->nodes[victim]->id,
                (unsigned long long)((now_ms - ctl->nodes[victim]->disconnected_ms) / 1000));
+    ctl->counters.nodes_forgotten++;
     node_free(ctl->nodes[victim]);
     ctl->nodes[victim] = ctl->nodes[--ctl->n_nodes];
     return true;
@@ -144,20 +145,20 @@ int ml_ctl_on_hello(struct ml_ctl *ctl, struct ml_ctl_conn *conn, const struct m
     struct ml_ctl_node *node;
     bool changed;
 
-    if (!ml_ctl_node_id_safe(id)) {
-        snprintf(why, cap,
-                 "node id \"%.64s\" is not a safe file name (empty, '/' or a leading "
-                 "'.')",
-                 id);
-        return -1;
-    }
     if ((node = find(ctl, id)) == NULL && (node = add(ctl, id, why, cap)) == NULL) {
+        ctl->counters.hello_refused_table_full++;
         return -1;
     }
     if (node->conn != NULL && node->conn != conn) {
-        ML_LOG_WRN("node %s: connected again (c%u): closing its older connection c%u", id,
-                   ml_ctl_ws_conn_id(conn), ml_ctl_ws_conn_id(node->conn));
-        ml_ctl_ws_close(node->conn, "replaced by a newer connection of this node");
+        /* The first connection keeps the id while it is alive (pings find a dead one: ws.c). Had
+         * the newer one replaced it, two peers with one id would take turns for ever, each
+         * reconnect knocking the other off and rewriting the record. */
+        ctl->counters.hello_refused_in_use++;
+        snprintf(why, cap,
+                 "node id %s is in use by connection c%u (the first connection keeps it while it "
+                 "is alive)",
+                 id, ml_ctl_ws_conn_id(node->conn));
+        return -1;
     }
     COPY(node->board, m->hello.board);
     COPY(node->version, m->hello.version);
@@ -178,27 +179,42 @@ int ml_ctl_on_hello(struct ml_ctl *ctl, struct ml_ctl_conn *conn, const struct m
     return 0;
 }
 
-/* A line of text for the log: newlines become spaces. */
-static void one_line(char *s)
+/* Whether m answers the push outstanding on conn; logs and counts when it does not. */
+static bool answers_outstanding(struct ml_ctl *ctl, struct ml_ctl_conn *conn,
+                                const struct ml_ctl_node *node, const struct ml_ctl_msg *m)
 {
-    for (; *s != '\0'; s++) {
-        if (*s == '\n' || *s == '\r') {
-            *s = ' ';
-        }
+    char v[ML_CTL_TEXT_MAX + 1];
+
+    if (node->conn == conn && node->pushed_version[0] != '\0' &&
+        m->answer.nonce == node->pushed_nonce &&
+        strcmp(m->answer.version, node->pushed_version) == 0) {
+        return true;
     }
+    ctl->counters.answers_ignored++;
+    ml_ctl_text_printable(m->answer.version, ML_CTL_TEXT_MAX, v, sizeof(v));
+    if (node->pushed_version[0] == '\0') {
+        ML_LOG_WRN("c%u node %s: %s for version %s nonce %llu ignored: no push is outstanding",
+                   ml_ctl_ws_conn_id(conn), node->id, m->kind == ML_CTL_MSG_ACK ? "Ack" : "Nack", v,
+                   (unsigned long long)m->answer.nonce);
+    } else {
+        ML_LOG_WRN("c%u node %s: %s for version %s nonce %llu ignored: the push outstanding is "
+                   "version %s nonce %llu",
+                   ml_ctl_ws_conn_id(conn), node->id, m->kind == ML_CTL_MSG_ACK ? "Ack" : "Nack", v,
+                   (unsigned long long)m->answer.nonce, node->pushed_version,
+                   (unsigned long long)node->pushed_nonce);
+    }
+    return false;
 }
 
-void ml_ctl_on_answer(struct ml_ctl *ctl, struct ml_ctl_node *node, const struct ml_ctl_msg *m)
+void ml_ctl_on_answer(struct ml_ctl *ctl, struct ml_ctl_conn *conn, struct ml_ctl_node *node,
+                      const struct ml_ctl_msg *m)
 {
     const char *v = m->answer.version;
 
-    if (m->answer.nonce != node->pushed_nonce) {
-        ML_LOG_DBG("node %s: answer for nonce %llu, last push had %llu", node->id,
-                   (unsigned long long)m->answer.nonce, (unsigned long long)node->pushed_nonce);
+    if (!answers_outstanding(ctl, conn, node, m)) {
+        return;
     }
-    if (strcmp(v, node->pushed_version) == 0) {
-        node->pushed_version[0] = '\0';
-    }
+    node->pushed_version[0] = '\0';
     if (m->kind == ML_CTL_MSG_ACK) {
         COPY(node->config_version, v);
         ML_LOG_INF("node %s: acked version %s", node->id, v);
@@ -210,20 +226,24 @@ void ml_ctl_on_answer(struct ml_ctl *ctl, struct ml_ctl_node *node, const struct
     {
         char line[sizeof(node->nack_error)];
 
-        COPY(line, m->answer.error);
-        one_line(line);
+        /* Control bytes and all: one log line, whatever the node sent. */
+        ml_ctl_text_printable(m->answer.error, ML_CTL_ERROR_MAX, line, sizeof(line));
         ML_LOG_WRN("node %s: nacked version %s (not pushed to it again until the file changes): "
                    "%s",
                    node->id, v, line);
     }
 }
 
-void ml_ctl_on_status(struct ml_ctl *ctl, struct ml_ctl_node *node, const struct ml_ctl_msg *m)
+void ml_ctl_on_status(struct ml_ctl *ctl, struct ml_ctl_conn *conn, struct ml_ctl_node *node,
+                      const struct ml_ctl_msg *m)
 {
+    if (node->conn != conn) {
+        return; /* ws.c links a connection only to the node it owns: not reached */
+    }
     node->has_status = true;
     node->status = m->status;
     /* What the node runs, from the node: also after a local change (SIGHUP, POST /config),
-     * which the controller replaces only when the file changes (PROTOCOL.md). */
+     * which the controller replaces only when the file changes (runtime/fleet/README.md). */
     COPY(node->config_version, m->status.config_version);
 }
 
@@ -235,9 +255,27 @@ void ml_ctl_on_gone(struct ml_ctl *ctl, struct ml_ctl_node *node)
     ML_LOG_INF("node %s: disconnected", node->id);
 }
 
+/* Forgets node i when it has been disconnected longer than ML_CTL_FORGET_AFTER_S (the last node
+ * takes its slot). true when it did. */
+static bool forget_if_stale(struct ml_ctl *ctl, size_t i, uint64_t now_ms)
+{
+    struct ml_ctl_node *node = ctl->nodes[i];
+
+    if (node->conn != NULL || now_ms - node->disconnected_ms < ML_CTL_FORGET_AFTER_S * 1000ull) {
+        return false;
+    }
+    ML_LOG_INF("node %s: forgotten, disconnected for over %u s (ML_CTL_FORGET_AFTER_S)", node->id,
+               ML_CTL_FORGET_AFTER_S);
+    ctl->counters.nodes_forgotten++;
+    node_free(node);
+    ctl->nodes[i] = ctl->nodes[--ctl->n_nodes];
+    return true;
+}
+
 void ml_ctl_sync_all(struct ml_ctl *ctl)
 {
     bool fallback_changed = ml_ctl_file_refresh(&ctl->fallback);
+    uint64_t now_ms = ml_time_now_ms();
 
     for (size_t i = 0; i < ctl->n_nodes; i++) {
         struct ml_ctl_node *node = ctl->nodes[i];
@@ -245,6 +283,9 @@ void ml_ctl_sync_all(struct ml_ctl *ctl)
         bool changed;
 
         if (node->conn == NULL) {
+            if (forget_if_stale(ctl, i, now_ms)) {
+                i--; /* slot i now holds the node that was last */
+            }
             continue;
         }
         f = effective(ctl, node, &changed);

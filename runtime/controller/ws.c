@@ -1,7 +1,9 @@
 /* The controller's listener over libwebsockets: one vhost on the shared loop, protocol
  * "meshlet.fleet.v1" for nodes (one binary WebSocket message = one Envelope) and plain HTTP on
- * the same port for GET /fleet. TLS with --cert/--key; with --ca, client certificates are
- * required and must chain to it (mbedTLS verifies them during the handshake).
+ * the same port for GET /fleet and GET /stats. TLS with --cert/--key; with --ca, client
+ * certificates are required and must chain to it (mbedTLS verifies them during the handshake),
+ * and a Hello's node id must be the one the certificate names (tls/peer_id.h). At most
+ * ML_CTL_MAX_CONNS sockets are open at once.
  *
  * Who owns what: lws allocates and zeroes each connection's record (struct ml_ctl_conn, struct
  * http_session: per_session_data_size) and frees it after LWS_CALLBACK_CLOSED /
@@ -12,6 +14,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/sock.h"
+#include "tls/peer_id.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,19 +30,22 @@
 #define HTTP_CHUNK_BYTES 16384
 /* A WebSocket close frame's reason (RFC 6455: 125 bytes of payload, 2 of them the code). */
 #define CLOSE_REASON_MAX 123
+/* A node's WebSocket is pinged PING_AFTER_S after it opened or last answered a ping, and closed
+ * when HANGUP_AFTER_S pass without an answer: a node whose old connection died without a FIN
+ * (NAT, power) gets its id back within HANGUP_AFTER_S, since a second connection with an id in
+ * use is refused (nodes.c). */
+#define PING_AFTER_S 30
+#define HANGUP_AFTER_S 60
 
 struct ml_ctl_conn {
     struct lws *wsi;
     struct ml_ctl *ctl;
-    struct ml_ctl_node *node; /* after Hello; NULL before, and once closing */
+    struct ml_ctl_node *node; /* after Hello; NULL before */
     unsigned id;
     uint8_t *rx; /* the message being reassembled (ml_malloc), rx_n of rx_cap bytes used */
     size_t rx_n, rx_cap;
     uint8_t *tx; /* the envelope to send at tx + LWS_PRE (ml_malloc), tx_n bytes; NULL: none */
     size_t tx_n;
-    bool closing; /* close at the next WRITEABLE, with close_status and close_reason */
-    enum lws_close_status close_status;
-    char close_reason[CLOSE_REASON_MAX + 1];
 };
 
 struct http_session {
@@ -67,20 +73,6 @@ void ml_ctl_ws_send_take(struct ml_ctl_conn *conn, uint8_t *buf, size_t n)
     ml_free(conn->tx);
     conn->tx = buf;
     conn->tx_n = n;
-    lws_callback_on_writable(conn->wsi);
-}
-
-static void set_close(struct ml_ctl_conn *conn, enum lws_close_status status, const char *reason)
-{
-    conn->closing = true;
-    conn->close_status = status;
-    snprintf(conn->close_reason, sizeof(conn->close_reason), "%s", reason);
-}
-
-void ml_ctl_ws_close(struct ml_ctl_conn *conn, const char *reason)
-{
-    set_close(conn, LWS_CLOSE_STATUS_POLICY_VIOLATION, reason);
-    conn->node = NULL; /* the node's record is no longer this connection's */
     lws_callback_on_writable(conn->wsi);
 }
 
@@ -115,6 +107,33 @@ static bool peer_allowed(struct ml_ctl *ctl, struct lws *wsi)
     return false;
 }
 
+/* Whether a Hello's node id may be this connection's, before it touches the node table: the id
+ * follows the rule and, with --ca, is the one the certificate names. 0, or close_now's -1. */
+static int hello_allowed(struct ml_ctl_conn *conn, const char *id)
+{
+    struct ml_ctl *ctl = conn->ctl;
+    char shown[ML_CTL_NODE_ID_MAX * 4 + 8];
+    char seen[160];
+    char why[512];
+
+    if (!ml_ctl_node_id_safe(id)) {
+        ctl->counters.hello_refused_bad_id++;
+        ml_ctl_text_printable(id, ML_CTL_TEXT_MAX, shown, sizeof(shown));
+        snprintf(why, sizeof(why),
+                 "node id \"%s\" refused: not a safe file name (1 to %d of [A-Za-z0-9._:-], "
+                 "no leading '.')",
+                 shown, ML_CTL_NODE_ID_MAX);
+        return close_now(conn, LWS_CLOSE_STATUS_POLICY_VIOLATION, why);
+    }
+    if (ctl->client_certs && ml_tls_peer_id_check(conn->wsi, id, seen, sizeof(seen)) != 0) {
+        ctl->counters.hello_refused_identity++;
+        snprintf(why, sizeof(why),
+                 "node id %s refused: the client certificate names another node (%s)", id, seen);
+        return close_now(conn, LWS_CLOSE_STATUS_POLICY_VIOLATION, why);
+    }
+    return 0;
+}
+
 /* One whole message. 0, or -1 to close the connection. */
 static int on_message(struct ml_ctl_conn *conn)
 {
@@ -122,7 +141,7 @@ static int on_message(struct ml_ctl_conn *conn)
     /* Large (a Nack's error is 4 KiB): one per controller would do, but the stack of a loop
      * callback has room for it. */
     struct ml_ctl_msg m;
-    char why[256];
+    char why[512];
     int rv;
 
     if ((rv = ml_ctl_msg_decode(conn->rx, conn->rx_n, &m)) < 0) {
@@ -134,6 +153,9 @@ static int on_message(struct ml_ctl_conn *conn)
         if (conn->node != NULL && strcmp(conn->node->id, m.hello.node_id) != 0) {
             return close_now(conn, LWS_CLOSE_STATUS_PROTOCOL_ERR,
                              "a second Hello with another node id");
+        }
+        if (hello_allowed(conn, m.hello.node_id) < 0) {
+            return -1;
         }
         if (ml_ctl_on_hello(ctl, conn, &m, why, sizeof(why)) < 0) {
             return close_now(conn, LWS_CLOSE_STATUS_POLICY_VIOLATION, why);
@@ -151,10 +173,10 @@ static int on_message(struct ml_ctl_conn *conn)
     switch (m.kind) {
     case ML_CTL_MSG_ACK:
     case ML_CTL_MSG_NACK:
-        ml_ctl_on_answer(ctl, conn->node, &m);
+        ml_ctl_on_answer(ctl, conn, conn->node, &m);
         return 0;
     case ML_CTL_MSG_STATUS:
-        ml_ctl_on_status(ctl, conn->node, &m);
+        ml_ctl_on_status(ctl, conn, conn->node, &m);
         return 0;
     default:
         return close_now(conn, LWS_CLOSE_STATUS_PROTOCOL_ERR, "a node does not send Push");
@@ -168,9 +190,6 @@ static int on_receive(struct ml_ctl_conn *conn, const uint8_t *in, size_t len)
     size_t want = conn->rx_n + len + lws_remaining_packet_payload(conn->wsi);
     char why[96];
 
-    if (conn->closing) {
-        return 0; /* replaced by a newer connection: nothing it says counts */
-    }
     if (!lws_frame_is_binary(conn->wsi)) {
         return close_now(conn, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
                          "a text frame: envelopes are binary");
@@ -228,12 +247,6 @@ static int fleet_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         return conn != NULL && conn->ctl != NULL ? on_receive(conn, in, len) : -1;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         if (conn == NULL || conn->ctl == NULL) {
-            return -1;
-        }
-        if (conn->closing) {
-            ML_LOG_INF("c%u: closed: %s", conn->id, conn->close_reason);
-            lws_close_reason(wsi, conn->close_status, (unsigned char *)conn->close_reason,
-                             strlen(conn->close_reason));
             return -1;
         }
         if (conn->tx != NULL) {
@@ -319,8 +332,19 @@ static int http_request(struct lws *wsi, struct ml_ctl *ctl, struct http_session
     if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
         return http_respond_text(wsi, s, 405, "only GET is served here\n");
     }
+    if (strcmp(path, "/stats") == 0) {
+        if (ml_ctl_json_stats(ctl, &body, &n) < 0) {
+            return http_respond_text(wsi, s, 500, "out of memory\n");
+        }
+        if (http_respond(wsi, s, 200, "text/plain; charset=utf-8", body, n) < 0) {
+            http_drop(s);
+            return -1;
+        }
+        return 0;
+    }
     if (strcmp(path, "/fleet") != 0) {
-        return http_respond_text(wsi, s, 404, "not found; GET /fleet lists the nodes\n");
+        return http_respond_text(wsi, s, 404,
+                                 "not found; GET /fleet lists the nodes, GET /stats counts\n");
     }
     if ((rv = ml_ctl_json_fleet(ctl, &body, &n)) < 0) {
         ML_LOG_ERR("GET /fleet: %s", rv == -ENOBUFS ? "over ML_CTL_MAX_JSON_BYTES" : "no memory");
@@ -366,6 +390,32 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     struct http_session *s = user;
 
     switch (reason) {
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        /* wsi is the listener; lws closes the new socket when this is not 0. */
+        if (ctl != NULL && ctl->counters.conns_active >= ML_CTL_MAX_CONNS) {
+            uint64_t k = ++ctl->counters.conns_refused_over_cap;
+
+            /* A flood of connections must not flood the log too: the 1st, 2nd, 4th, 8th... */
+            if ((k & (k - 1)) == 0) {
+                ML_LOG_WRN("a new connection closed: %d are open (ML_CTL_MAX_CONNS); %llu closed "
+                           "so far",
+                           ML_CTL_MAX_CONNS, (unsigned long long)k);
+            }
+            return -1;
+        }
+        return 0;
+    case LWS_CALLBACK_WSI_CREATE:
+        /* Every accepted socket, before any protocol (lws sends it to the first one). */
+        if (ctl != NULL) {
+            ctl->counters.conns_active++;
+        }
+        return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        /* Also the listener's own, at the end: never below 0. */
+        if (ctl != NULL && ctl->counters.conns_active > 0) {
+            ctl->counters.conns_active--;
+        }
+        return 0;
     case LWS_CALLBACK_HTTP:
         if (ctl == NULL || s == NULL || !peer_allowed(ctl, wsi)) {
             return -1;
@@ -422,6 +472,10 @@ static int check_readable(const char *what, const char *path, char *why, size_t 
 
 int ml_ctl_ws_listen(struct ml_ctl *ctl, const struct ml_ctl_listen *l, char *why, size_t cap)
 {
+    static const lws_retry_bo_t keepalive = {
+        .secs_since_valid_ping = PING_AFTER_S,
+        .secs_since_valid_hangup = HANGUP_AFTER_S,
+    };
     struct lws_context_creation_info info;
     struct ml_sock_addr sa;
     int rv;
@@ -460,6 +514,7 @@ int ml_ctl_ws_listen(struct ml_ctl *ctl, const struct ml_ctl_listen *l, char *wh
             ctl->client_certs = true;
         }
     }
+    info.retry_and_idle_policy = &keepalive;
     info.keepalive_timeout = 5;
     info.timeout_secs = 10;
     info.user = ctl;

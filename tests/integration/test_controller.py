@@ -1,4 +1,4 @@
-"""`meshlet controller` (PROTOCOL.md), end to end: the tests play the nodes with python3-websockets
+"""`meshlet controller` (runtime/fleet/README.md), end to end: the tests play the nodes with python3-websockets
 and Google's protobuf (fleet_pb2 generated from runtime/fleet/fleet.proto into a temporary
 directory with the system protoc), and read GET /fleet with urllib. Every wait is bounded."""
 
@@ -368,23 +368,6 @@ def test_garbage_frame_closes_that_connection_only(pb, controller, configs):
     run(go())
     assert m.wait_for_stderr("undecodable envelope", timeout=1)
     assert m.alive()
-
-
-def test_second_connection_of_a_node_replaces_the_first(pb, controller, configs):
-    (configs / "default.ini").write_text(INI)
-    m, port = controller()
-
-    async def go():
-        a = await connect(pb, port, "edge-1")
-        await a.push()
-        b = await connect(pb, port, "edge-1")
-        await b.push()  # a push in flight on the old connection was never answered
-        with pytest.raises(websockets.exceptions.ConnectionClosed):
-            await a.recv()
-        assert node_of(port, "edge-1")["connected"] is True
-        await b.close()
-
-    run(go())
 
 
 # ---- TLS ------------------------------------------------------------------------------------
