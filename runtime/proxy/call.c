@@ -646,7 +646,9 @@ static int call_arm_deadline(struct ml_call *call, const struct ml_cfg_route *ro
         call_unavailable(call, "out of memory for the call's deadline");
         return -ENOMEM;
     }
-    ml_timer_arm(call->expiry, budget_ms < UINT32_MAX ? (uint32_t)budget_ms : UINT32_MAX);
+    /* Absolute on the 64-bit monotonic clock: a grpc-timeout of up to 99999999H (41,000 years)
+     * is waited out in steps by the timer, never cut to what one uint32 ms wait holds. */
+    ml_timer_arm_at(call->expiry, call->deadline_ms);
     return 0;
 }
 
