@@ -20,7 +20,7 @@ struct ml_timer {
     ml_timer_fn *fn;
     void *user;
     bool armed;
-    uint64_t due_ms; /* ml_timer_arm_at: ml_time_now_ms() at which fn runs; 0 = armed relative */
+    uint64_t due_ms;  /* ml_timer_arm_at: ml_time_now_ms() at which fn runs; 0 = armed relative */
     uint32_t n_steps; /* times it woke before due_ms and waited again (since ml_timer_arm_at) */
 };
 
@@ -29,8 +29,8 @@ static void on_sul(lws_sorted_usec_list_t *sul);
 /* Schedules the next step towards t->due_ms: the time left, at most one step. */
 static void schedule_step(struct ml_timer *t, uint64_t now)
 {
-    uint64_t step_max = t->loop->timer_step_max_ms != 0 ? t->loop->timer_step_max_ms
-                                                        : TIMER_STEP_MAX_MS;
+    uint64_t step_max =
+        t->loop->timer_step_max_ms != 0 ? t->loop->timer_step_max_ms : TIMER_STEP_MAX_MS;
     uint64_t left = t->due_ms > now ? t->due_ms - now : 0;
 
     lws_sul_schedule(t->loop->lws, 0, &t->sul, on_sul,

@@ -51,11 +51,11 @@
 struct ml_call {
     struct ml_proxy *proxy;
     uint64_t id;
-    struct ml_snapshot *snap; /* the config the call started on (a reference): routes, names */
-    struct ml_cluster *cluster;   /* NULL until picked; then counted in its max_requests (which
-                                     keeps its balance alive across a hot apply) */
-    struct ml_h2_stream *down;       /* NULL once gone */
-    struct ml_h2_stream *up;         /* NULL before it is opened and once gone */
+    struct ml_snapshot *snap;   /* the config the call started on (a reference): routes, names */
+    struct ml_cluster *cluster; /* NULL until picked; then counted in its max_requests (which
+                                   keeps its balance alive across a hot apply) */
+    struct ml_h2_stream *down;  /* NULL once gone */
+    struct ml_h2_stream *up;    /* NULL before it is opened and once gone */
     struct ml_balance_waiter waiter; /* waiter.pool != NULL while waiting for a slot */
     struct ml_h2_hdrs req_hdrs;      /* request headers as they came (kept for a replay) */
     struct ml_h2_hdrs req_trailers;  /* from downstream, for upstream after the body */
@@ -65,8 +65,8 @@ struct ml_call {
     /* Where whole gRPC messages end in the response body, so that a deadline can end the
      * response after one with trailers (grpc-status 4) rather than a reset. Byte counts. */
     struct ml_grpc_framer resp_framer; /* bytes upstream gave, and where messages end */
-    uint64_t resp_out;      /* of those, bytes that went downstream */
-    uint64_t resp_limit;    /* the body ends here, trailers follow (deadline); else UINT64_MAX */
+    uint64_t resp_out;                 /* of those, bytes that went downstream */
+    uint64_t resp_limit;     /* the body ends here, trailers follow (deadline); else UINT64_MAX */
     bool grpc;               /* content-type application/grpc*: answer in gRPC */
     bool req_ended;          /* downstream sent END_STREAM */
     bool up_done;            /* the upstream side is over (closed, failed, or never needed): request

@@ -112,8 +112,7 @@ static void test_a_due_time_in_the_past_fires_at_the_next_turn(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(
-            test_a_due_time_beyond_one_wait_fires_once_when_due_not_at_the_first_step),
+        cmocka_unit_test(test_a_due_time_beyond_one_wait_fires_once_when_due_not_at_the_first_step),
         cmocka_unit_test(test_a_due_time_past_uint32_ms_stays_armed_and_does_not_fire),
         cmocka_unit_test(test_a_due_time_in_the_past_fires_at_the_next_turn),
     };
