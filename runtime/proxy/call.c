@@ -708,10 +708,10 @@ void ml_call_start(struct ml_proxy *p, struct ml_listener *l, struct ml_h2_strea
     if (route < 0) {
         snprintf(msg, sizeof(msg), "no route for %s on listener %s", call->path, l->cfg->name);
         call_answer(call, ML_GRPC_UNIMPLEMENTED, 404, msg);
-        return;
+        goto out;
     }
     if (call_arm_deadline(call, &call->snap->routes[route]) < 0) {
-        return; /* answered */
+        goto out; /* answered */
     }
     call->cluster = ml_balance_cluster(
         p->balance, ml_route_pick_cluster(&call->snap->routes[route], ml_proxy_random(p)));
@@ -719,7 +719,11 @@ void ml_call_start(struct ml_proxy *p, struct ml_listener *l, struct ml_h2_strea
     if (ml_cluster_call_begin(call->cluster, msg, sizeof(msg)) < 0) {
         call->cluster = NULL; /* not counted */
         call_unavailable(call, msg);
-        return;
+        goto out;
     }
     call_pick_upstream(call);
+out:
+    /* Every way out, once: an answer that could not be sent (ENOMEM) reset the downstream
+     * stream, whose on_close then never runs, so nothing else would free the call. */
+    call_maybe_done(call);
 }
