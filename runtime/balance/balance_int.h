@@ -20,8 +20,11 @@ struct ml_pool_conn {
     struct ml_pool *pool;
     struct ml_h2_conn *conn;
     struct ml_list node; /* in pool->conns */
-    bool ready;          /* connected: streams may be opened */
-    bool going_away;     /* GOAWAY: finishing its streams, takes no new ones (n_going_away) */
+    bool connected;      /* the TCP connection is up (the peer's SETTINGS may still be due) */
+    bool ready;          /* the peer's SETTINGS arrived: streams may be opened */
+    struct ml_timer *handshake; /* connect_timeout, from the connect to the peer's SETTINGS;
+                                   NULL once ready */
+    bool going_away; /* GOAWAY: finishing its streams, takes no new ones (n_going_away) */
     struct ml_timer *keepalive; /* cluster keepalive: PINGs a quiet connection; NULL when off */
     uint64_t ping_sent_ms;      /* ml_time_now_ms() of the PING in flight */
 };

@@ -174,6 +174,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
         return 0;
     case NGHTTP2_SETTINGS:
         if (!(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
+            c->peer_settings = true;
             tell_slots(c);
         }
         return 0;
@@ -663,6 +664,11 @@ uint32_t ml_h2_conn_free_slots(const struct ml_h2_conn *c, uint32_t limit)
         limit = peer;
     }
     return c->n_streams < limit ? limit - c->n_streams : 0;
+}
+
+bool ml_h2_conn_peer_settings(const struct ml_h2_conn *c)
+{
+    return c->peer_settings;
 }
 
 uint32_t ml_h2_conn_n_streams(const struct ml_h2_conn *c)

@@ -79,6 +79,9 @@ uint32_t ml_h2_conn_id(const struct ml_h2_conn *c);
 /* Client: streams that can be opened now: min(peer's SETTINGS_MAX_CONCURRENT_STREAMS, limit)
  * minus those open; 0 while connecting, after GOAWAY or when closing. */
 uint32_t ml_h2_conn_free_slots(const struct ml_h2_conn *c, uint32_t limit);
+/* true once the peer's SETTINGS (the first frame of its connection preface) arrived: the peer
+ * speaks HTTP/2. A client's on_slots runs when they do. */
+bool ml_h2_conn_peer_settings(const struct ml_h2_conn *c);
 /* Client: streams open (requested, not closed yet). */
 uint32_t ml_h2_conn_n_streams(const struct ml_h2_conn *c);
 

@@ -54,6 +54,7 @@ struct ml_h2_conn {
     bool goaway;                 /* the peer sent GOAWAY: no new streams */
     bool goaway_sent;            /* ml_h2_conn_shutdown ran: the peer opens no new streams */
     bool ping_pending;           /* a PING we sent has not been acknowledged yet */
+    bool peer_settings;          /* the peer's first SETTINGS arrived (its connection preface) */
     uint64_t last_read_ms;       /* ml_time_now_ms() of the last bytes read (or of the start) */
     uint64_t idle_since_ms;      /* ml_time_now_ms() when the last stream closed (or the start) */
     bool owner_gone;             /* ml_h2_conn_close ran: tell the owner nothing */
