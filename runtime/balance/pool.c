@@ -101,34 +101,33 @@ static void waiter_push(struct ml_pool *p, struct ml_balance_waiter *w)
     ml_list_add_tail(&p->waiters, &w->node);
     p->n_waiting++;
     ml_pool_cluster(p)->n_pending++;
+    if (w->share != NULL) {
+        w->share->n_waiting++;
+    }
 }
 
-void ml_balance_waiter_cancel(struct ml_balance_waiter *w)
+/* Takes w off p's queue; its share stays (the caller settles it, or w holds a slot next). */
+static void waiter_unlink(struct ml_pool *p, struct ml_balance_waiter *w)
 {
-    struct ml_pool *p = w->pool;
-
-    if (p == NULL) {
-        return;
-    }
     ml_list_remove(&w->node);
     w->pool = NULL;
     p->n_waiting--;
     ml_pool_cluster(p)->n_pending--;
+    if (w->share != NULL) {
+        w->share->n_waiting--;
+    }
     if (p->retired && p->n_waiting == 0) {
         dispatch_later(p); /* its idle connections can go now */
     }
 }
 
-/* The oldest waiter, taken off the queue; NULL when none waits. */
-static struct ml_balance_waiter *waiter_pop(struct ml_pool *p)
+void ml_balance_waiter_cancel(struct ml_balance_waiter *w)
 {
-    struct ml_balance_waiter *w =
-        ML_LIST_ENTRY(ml_list_first(&p->waiters), struct ml_balance_waiter, node);
-
-    if (w != NULL) {
-        ml_balance_waiter_cancel(w);
+    if (w->pool == NULL) {
+        return;
     }
-    return w;
+    waiter_unlink(w->pool, w);
+    ml_share_settle(w);
 }
 
 /* The first connection with a free slot: filling connections in order is what makes a new
@@ -196,7 +195,9 @@ static void fail_waiters(struct ml_pool *p, int reason, const char *why)
 {
     struct ml_balance_waiter *w;
 
-    while ((w = waiter_pop(p)) != NULL) {
+    while ((w = ML_LIST_ENTRY(ml_list_first(&p->waiters), struct ml_balance_waiter, node)) !=
+           NULL) {
+        ml_balance_waiter_cancel(w);
         w->on_fail(w, reason, why);
     }
 }
@@ -249,14 +250,32 @@ void ml_pool_retire(struct ml_pool *p)
     }
 }
 
-/* Hands free slots to waiters, oldest first; opens connections for the rest. */
+/* The oldest waiter whose share lets it take a slot now; NULL when none. Waiters over their
+ * share are passed over, not failed: they go once their connection's streams end. */
+static struct ml_balance_waiter *next_eligible(struct ml_pool *p)
+{
+    for (struct ml_list *n = ml_list_first(&p->waiters); n != NULL;
+         n = ml_list_next(&p->waiters, n)) {
+        struct ml_balance_waiter *w = ML_CONTAINER_OF(n, struct ml_balance_waiter, node);
+
+        if (ml_share_may_hold(w)) {
+            return w;
+        }
+    }
+    return NULL;
+}
+
+/* Hands free slots to waiters, oldest first within their shares; opens connections for the
+ * rest. */
 static void dispatch(struct ml_pool *p)
 {
+    struct ml_balance_waiter *w;
     struct ml_pool_conn *pc;
 
-    while (!ml_list_empty(&p->waiters) && (pc = find_slot(p)) != NULL) {
-        struct ml_balance_waiter *w = waiter_pop(p);
-
+    /* Looked up afresh each time: on_ready may end other calls (and so change the queue). */
+    while ((pc = find_slot(p)) != NULL && (w = next_eligible(p)) != NULL) {
+        waiter_unlink(p, w);
+        ml_share_hold(w);
         w->on_ready(w, pc->conn); /* opens its stream on pc->conn now */
     }
     if (!ml_list_empty(&p->waiters)) {
@@ -276,6 +295,11 @@ static void dispatch_later(struct ml_pool *p)
     ml_loop_defer(ml_pool_cluster(p)->balance->loop, &p->dispatch, dispatch_deferred);
 }
 
+void ml_pool_dispatch_later(struct ml_pool *p)
+{
+    dispatch_later(p);
+}
+
 int ml_pool_pick(struct ml_pool *p, struct ml_balance_waiter *w, struct ml_h2_conn **conn,
                  char *why, size_t cap)
 {
@@ -284,13 +308,18 @@ int ml_pool_pick(struct ml_pool *p, struct ml_balance_waiter *w, struct ml_h2_co
     int rv;
 
     *conn = NULL;
-    if (ml_list_empty(&p->waiters) && (pc = find_slot(p)) != NULL) {
+    if (ml_share_may_hold(w) && ml_list_empty(&p->waiters) && (pc = find_slot(p)) != NULL) {
+        ml_share_hold(w);
         *conn = pc->conn;
         return 0;
     }
     if (cl->n_pending >= cl->cfg->max_pending) {
         snprintf(why, cap, "cluster %s: no free stream to %s and max_pending (%u) calls waiting",
                  cl->cfg->name, p->addr_text, cl->cfg->max_pending);
+        return -EBUSY;
+    }
+    if (w->share != NULL && w->share->n_waiting >= ml_share_wait_max(w->share->cluster)) {
+        ml_share_why(w, why, cap); /* it would take more than its part of the queue */
         return -EBUSY;
     }
     /* Open a connection now if this call will need one, so that an error shows here. */
@@ -300,6 +329,11 @@ int ml_pool_pick(struct ml_pool *p, struct ml_balance_waiter *w, struct ml_h2_co
         return rv;
     }
     waiter_push(p, w);
+    if (find_slot(p) != NULL) {
+        /* A free slot, but earlier waiters over their share hold the queue: this one may
+         * take it, at the end of the event (never from inside this call). */
+        dispatch_later(p);
+    }
     return -EINPROGRESS;
 }
 
@@ -359,6 +393,8 @@ static void pc_ready(struct ml_pool_conn *pc)
 
     pc->ready = true;
     p->n_connecting--;
+    p->conn_streams = ml_h2_conn_free_slots(pc->conn, cl->cfg->max_streams_per_connection) +
+                      ml_h2_conn_n_streams(pc->conn);
     ml_timer_free(pc->handshake);
     pc->handshake = NULL;
     count(p, ML_STATS_UP_CONNECTED);
@@ -419,6 +455,12 @@ static void pc_on_slots(void *user, struct ml_h2_conn *conn)
 
     if (!pc->ready && pc->connected && ml_h2_conn_peer_settings(conn)) {
         pc_ready(pc);
+    } else if (pc->ready && !ml_h2_conn_going_away(conn)) {
+        /* The peer's SETTINGS may have changed what a connection takes (fair shares). */
+        pc->pool->conn_streams =
+            ml_h2_conn_free_slots(conn,
+                                  ml_pool_cluster(pc->pool)->cfg->max_streams_per_connection) +
+            ml_h2_conn_n_streams(conn);
     }
     if (!pc->going_away && ml_h2_conn_going_away(conn)) {
         /* It only finishes what it has: a new connection may take its place in the pool. */

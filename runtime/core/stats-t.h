@@ -37,6 +37,7 @@ enum ml_stats_down_event {
     ML_STATS_DOWN_ACCEPTED = 0, /* accepted and served: active until CLOSED */
     ML_STATS_DOWN_REFUSED, /* accepted by the kernel, closed at once (max_connections, memory) */
     ML_STATS_DOWN_CLOSED,
+    ML_STATS_DOWN_RQ_STALLED, /* a call reset by stream_stall_timeout (no bytes moved) */
 };
 
 /* Upstream connection events (per endpoint). */

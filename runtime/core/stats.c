@@ -23,6 +23,7 @@ static const uint32_t bounds_ms[ML_STATS_N_BOUNDS] = {ML_STATS_BUCKETS_MS};
 struct stats_listener {
     int refs;
     uint64_t cx_accepted, cx_active, cx_refused;
+    uint64_t rq_stalled; /* calls reset by stream_stall_timeout */
     struct ml_stats_calls calls;
 };
 
@@ -308,6 +309,9 @@ void ml_stats_downstream(struct ml_stats *st, int listener, enum ml_stats_down_e
             l->cx_active--;
         }
         break;
+    case ML_STATS_DOWN_RQ_STALLED:
+        l->rq_stalled++;
+        break;
     }
 }
 
@@ -532,6 +536,7 @@ long ml_stats_render_text(const struct ml_stats *st, char *out, size_t cap)
         put(&o, "%sdownstream_cx_accepted %llu\n", prefix, (unsigned long long)l->cx_accepted);
         put(&o, "%sdownstream_cx_active %llu\n", prefix, (unsigned long long)l->cx_active);
         put(&o, "%sdownstream_cx_refused %llu\n", prefix, (unsigned long long)l->cx_refused);
+        put(&o, "%sdownstream_rq_stalled %llu\n", prefix, (unsigned long long)l->rq_stalled);
         text_calls(&o, prefix, "downstream_rq", &l->calls, true, false);
     }
     for (uint32_t i = 0; i < snap->n_routes; i++) {
@@ -784,6 +789,9 @@ long ml_stats_render_prometheus(const struct ml_stats *st, char *out, size_t cap
         prom_cx(&o, st, SCOPE_LISTENER, "meshlet_downstream_cx_refused_total", "counter",
                 "Downstream connections refused (max_connections, out of memory)",
                 offsetof(struct stats_listener, cx_refused));
+        prom_cx(&o, st, SCOPE_LISTENER, "meshlet_downstream_rq_stalled_total", "counter",
+                "Calls reset because no bytes moved for stream_stall_timeout",
+                offsetof(struct stats_listener, rq_stalled));
     }
     if (st->n_eps > 0) {
         prom_cx(&o, st, SCOPE_ENDPOINT, "meshlet_upstream_cx_opened_total", "counter",
