@@ -253,3 +253,26 @@ def test_a_stalled_stream_is_reset_after_stream_stall_timeout(backends, gateway,
     # its slot is back: a new call goes through
     with channel(port) as ch:
         assert unary(ch, "Say")(b"y", timeout=CALL_TIMEOUT) == b"b1:y"
+
+
+def test_a_request_the_upstream_stops_taking_is_answered_unavailable_after_the_stall(
+        gateway):
+    # A bare HTTP/2 backend that takes the request headers and never a byte more (no
+    # WINDOW_UPDATE) nor answers: the request body waits in meshlet; no response headers went,
+    # so the client gets a gRPC status naming the stall, not a reset.
+    from h2_peers import H2Server
+
+    server = H2Server()  # on_event does nothing: never reads on, never answers
+    try:
+        _, port, _ = gateway(server.port, listener="stream_stall_timeout = 1s")
+        with channel(port) as ch:
+            t0 = time.monotonic()
+            with pytest.raises(grpc.RpcError) as e:
+                unary(ch, "Say")(b"x" * 300000, timeout=scaled(20))
+            elapsed = time.monotonic() - t0
+        assert e.value.code() == grpc.StatusCode.UNAVAILABLE, e.value
+        assert "stream stalled" in e.value.details(), e.value.details()
+        assert "stream_stall_timeout" in e.value.details(), e.value.details()
+        assert 0.9 <= elapsed < scaled(10), elapsed
+    finally:
+        server.close()
