@@ -2,7 +2,8 @@
  * call, and per endpoint a pool of HTTP/2 connections shared by many calls. A connection carries
  * up to min(peer's SETTINGS_MAX_CONCURRENT_STREAMS, max_streams_per_connection) streams; another
  * is opened only when those are full, up to max_connections per endpoint; beyond that calls wait
- * (max_pending per cluster), and max_requests caps the active calls of a cluster. */
+ * (max_pending per cluster), and max_requests caps the active calls of a cluster. One downstream
+ * connection takes at most its fair share of a cluster's slots and queue (share.c, max_share). */
 #ifndef ML_BALANCE_BALANCE_H
 #define ML_BALANCE_BALANCE_H
 
