@@ -3,11 +3,13 @@
 
 #include "core/list-t.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct ml_balance; /* every cluster of a snapshot, with their connection pools */
 struct ml_cluster; /* one [cluster]: endpoints, round robin, limits */
 struct ml_pool;    /* the upstream connections to one endpoint */
+struct ml_share;   /* one downstream connection's part of one cluster's stream slots */
 struct ml_h2_conn;
 
 /* A retired balance has no call left (ml_balance_commit). */
@@ -19,6 +21,11 @@ struct ml_balance_waiter {
     struct ml_pool *pool; /* the pool it waits on; NULL when not waiting */
     int endpoint;         /* set by ml_cluster_pick: the endpoint picked (index into the
                              cluster's endpoints), -1 when none was */
+    /* Set by the caller before ml_cluster_pick: whose share of the cluster the call counts in
+     * (the downstream connection it came on; compared, never dereferenced). NULL: none. */
+    const void *tenant;
+    struct ml_share *share; /* balance's: the share it holds a slot in or waits in; else NULL */
+    bool holding;           /* balance's: it holds a stream slot (ml_balance_waiter_release) */
     /* A connection with a free stream slot: open the stream on it now. */
     void (*on_ready)(struct ml_balance_waiter *w, struct ml_h2_conn *conn);
     /* No slot will come (the endpoint cannot be reached): why is borrowed. */

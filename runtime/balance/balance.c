@@ -94,6 +94,7 @@ static int balance_build(struct ml_loop *loop, const struct ml_snapshot *snap, u
 
         cl->balance = b;
         cl->cfg = cfg;
+        ml_list_init(&cl->shares);
         cl->slots_per_conn =
             cfg->max_streams_per_connection < 100 ? cfg->max_streams_per_connection : 100;
         /* Per stream, a peer may send what one call buffers. */
@@ -261,6 +262,7 @@ int ml_cluster_pick(struct ml_cluster *cl, struct ml_balance_waiter *w, struct m
                     char *why, size_t cap)
 {
     struct ml_pool_slot *best = NULL;
+    int rv;
 
     *conn = NULL;
     w->endpoint = -1;
@@ -281,5 +283,13 @@ int ml_cluster_pick(struct ml_cluster *cl, struct ml_balance_waiter *w, struct m
     }
     best->rr_current -= cl->rr_total;
     w->endpoint = (int)best->endpoint;
-    return ml_pool_pick(best->pool, w, conn, why, cap);
+    if (ml_share_join(cl, w) < 0) {
+        snprintf(why, cap, "cluster %s: out of memory for a call's share", cl->cfg->name);
+        return -ENOMEM;
+    }
+    rv = ml_pool_pick(best->pool, w, conn, why, cap);
+    if (rv < 0 && rv != -EINPROGRESS) {
+        ml_share_settle(w);
+    }
+    return rv;
 }

@@ -2,7 +2,8 @@
  * call, and per endpoint a pool of HTTP/2 connections shared by many calls. A connection carries
  * up to min(peer's SETTINGS_MAX_CONCURRENT_STREAMS, max_streams_per_connection) streams; another
  * is opened only when those are full, up to max_connections per endpoint; beyond that calls wait
- * (max_pending per cluster), and max_requests caps the active calls of a cluster. */
+ * (max_pending per cluster), and max_requests caps the active calls of a cluster. One downstream
+ * connection takes at most its fair share of a cluster's slots and queue (share.c, max_share). */
 #ifndef ML_BALANCE_BALANCE_H
 #define ML_BALANCE_BALANCE_H
 
@@ -54,15 +55,19 @@ int ml_cluster_call_begin(struct ml_cluster *cl, char *why, size_t cap);
 void ml_cluster_call_end(struct ml_cluster *cl);
 
 /* Picks the next endpoint (round robin, weighted by the endpoints' weight=) and a connection to
- * it with a free stream slot:
+ * it with a free stream slot, within w->tenant's fair share of the cluster (balance/share.c):
  * 0 and *conn: open the stream now (before returning to the loop);
  * -EINPROGRESS: w waits; exactly one of w->on_ready / w->on_fail runs later, never from inside
  *   this call, unless ml_balance_waiter_cancel(w) comes first;
- * -EBUSY (max_pending calls wait already), -ENOENT (no endpoint), -ENOMEM: why says so and no
- *   callback runs. */
+ * -EBUSY (max_pending calls wait already, or w->tenant's share of them), -ENOENT (no
+ *   endpoint), -ENOMEM: why says so and no callback runs. */
 int ml_cluster_pick(struct ml_cluster *cl, struct ml_balance_waiter *w, struct ml_h2_conn **conn,
                     char *why, size_t cap);
 /* w stops waiting; its callbacks will not run. A no-op when it is not waiting. */
 void ml_balance_waiter_cancel(struct ml_balance_waiter *w);
+/* The stream w opened on the connection ml_cluster_pick or on_ready gave it is over (or was
+ * never opened): its slot no longer counts in w->tenant's share. A no-op when w holds none.
+ * Each 0 from ml_cluster_pick and each on_ready is paired with one release. */
+void ml_balance_waiter_release(struct ml_balance_waiter *w);
 
 #endif

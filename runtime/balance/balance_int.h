@@ -20,8 +20,11 @@ struct ml_pool_conn {
     struct ml_pool *pool;
     struct ml_h2_conn *conn;
     struct ml_list node; /* in pool->conns */
-    bool ready;          /* connected: streams may be opened */
-    bool going_away;     /* GOAWAY: finishing its streams, takes no new ones (n_going_away) */
+    bool connected;      /* the TCP connection is up (the peer's SETTINGS may still be due) */
+    bool ready;          /* the peer's SETTINGS arrived: streams may be opened */
+    struct ml_timer *handshake; /* connect_timeout, from the connect to the peer's SETTINGS;
+                                   NULL once ready */
+    bool going_away; /* GOAWAY: finishing its streams, takes no new ones (n_going_away) */
     struct ml_timer *keepalive; /* cluster keepalive: PINGs a quiet connection; NULL when off */
     uint64_t ping_sent_ms;      /* ml_time_now_ms() of the PING in flight */
 };
@@ -51,6 +54,19 @@ struct ml_pool {
     struct ml_list waiters;   /* struct ml_balance_waiter, FIFO */
     uint32_t n_waiting;       /* counted in the owner's cluster->n_pending */
     struct ml_defer dispatch; /* hand free slots to waiters at the end of the event */
+    uint32_t conn_streams;    /* streams one connection takes: min(max_streams_per_connection,
+                                 the peer's SETTINGS_MAX_CONCURRENT_STREAMS) as last seen; 0 until
+                                 a connection came up */
+};
+
+/* One downstream connection's part of one cluster (share.c): exists while one of its calls
+ * holds a stream slot of the cluster or waits for one. */
+struct ml_share {
+    const void *tenant; /* the downstream connection (compared, never dereferenced) */
+    struct ml_cluster *cluster;
+    struct ml_list node; /* in cluster->shares */
+    uint32_t n_held;     /* its calls' upstream streams on the cluster */
+    uint32_t n_waiting;  /* its calls in the cluster's pools' queues */
 };
 
 struct ml_cluster {
@@ -64,6 +80,8 @@ struct ml_cluster {
     uint32_t slots_per_conn; /* min(max_streams_per_connection, the 100 nghttp2 assumes before
                                 the peer's SETTINGS): what one new connection is expected to take */
     struct ml_h2_settings settings; /* what upstream connections advertise */
+    struct ml_list shares;          /* struct ml_share: the downstream connections using it */
+    uint32_t n_shares;
 };
 
 struct ml_balance {
@@ -104,5 +122,24 @@ void ml_pool_retire(struct ml_pool *p);
 /* ml_cluster_pick once the endpoint is chosen. */
 int ml_pool_pick(struct ml_pool *p, struct ml_balance_waiter *w, struct ml_h2_conn **conn,
                  char *why, size_t cap);
+/* Hands free slots to p's waiters at the end of the event (a share shrank or grew). */
+void ml_pool_dispatch_later(struct ml_pool *p);
+
+/* share.c */
+/* w counts in the share of w->tenant on cl from now on (found, or made). 0; -ENOMEM. A no-op
+ * without a tenant or when w has a share already. */
+int ml_share_join(struct ml_cluster *cl, struct ml_balance_waiter *w);
+/* w neither holds nor waits any more: it leaves its share, which goes when empty. */
+void ml_share_settle(struct ml_balance_waiter *w);
+/* w got a stream slot. */
+void ml_share_hold(struct ml_balance_waiter *w);
+/* The most stream slots one downstream connection may hold on cl, and the most of its calls
+ * that may wait there. */
+uint32_t ml_share_hold_max(const struct ml_cluster *cl);
+uint32_t ml_share_wait_max(const struct ml_cluster *cl);
+/* w may take a stream slot now: it has no share, or its share is below ml_share_hold_max. */
+bool ml_share_may_hold(const struct ml_balance_waiter *w);
+/* Why w may neither hold nor wait (for its UNAVAILABLE). */
+void ml_share_why(const struct ml_balance_waiter *w, char *why, size_t cap);
 
 #endif

@@ -22,6 +22,7 @@
 
 static void dispatch_deferred(struct ml_defer *d);
 static void dispatch_later(struct ml_pool *p);
+static void pc_on_handshake_timeout(void *user);
 static const struct ml_h2_client_ops pool_conn_ops;
 
 /* The longest a PING may go unanswered before the connection counts as dead. */
@@ -75,6 +76,8 @@ static void conn_unlink(struct ml_pool *p, struct ml_pool_conn *pc)
     }
     ml_timer_free(pc->keepalive);
     pc->keepalive = NULL;
+    ml_timer_free(pc->handshake);
+    pc->handshake = NULL;
 }
 
 void ml_pool_free(struct ml_pool *p, struct ml_loop *loop)
@@ -98,34 +101,33 @@ static void waiter_push(struct ml_pool *p, struct ml_balance_waiter *w)
     ml_list_add_tail(&p->waiters, &w->node);
     p->n_waiting++;
     ml_pool_cluster(p)->n_pending++;
+    if (w->share != NULL) {
+        w->share->n_waiting++;
+    }
 }
 
-void ml_balance_waiter_cancel(struct ml_balance_waiter *w)
+/* Takes w off p's queue; its share stays (the caller settles it, or w holds a slot next). */
+static void waiter_unlink(struct ml_pool *p, struct ml_balance_waiter *w)
 {
-    struct ml_pool *p = w->pool;
-
-    if (p == NULL) {
-        return;
-    }
     ml_list_remove(&w->node);
     w->pool = NULL;
     p->n_waiting--;
     ml_pool_cluster(p)->n_pending--;
+    if (w->share != NULL) {
+        w->share->n_waiting--;
+    }
     if (p->retired && p->n_waiting == 0) {
         dispatch_later(p); /* its idle connections can go now */
     }
 }
 
-/* The oldest waiter, taken off the queue; NULL when none waits. */
-static struct ml_balance_waiter *waiter_pop(struct ml_pool *p)
+void ml_balance_waiter_cancel(struct ml_balance_waiter *w)
 {
-    struct ml_balance_waiter *w =
-        ML_LIST_ENTRY(ml_list_first(&p->waiters), struct ml_balance_waiter, node);
-
-    if (w != NULL) {
-        ml_balance_waiter_cancel(w);
+    if (w->pool == NULL) {
+        return;
     }
-    return w;
+    waiter_unlink(w->pool, w);
+    ml_share_settle(w);
 }
 
 /* The first connection with a free slot: filling connections in order is what makes a new
@@ -158,10 +160,20 @@ static int open_conn(struct ml_pool *p, char *why, size_t cap)
         return -ENOMEM;
     }
     pc->pool = p;
+    /* connect_timeout bounds the whole way to a usable connection: TCP, and then the peer's
+     * SETTINGS. A peer that accepts and never speaks HTTP/2 would otherwise hold the calls
+     * waiting for it until their deadlines (or lws's own limits). */
+    if ((pc->handshake = ml_timer_new(cl->balance->loop, pc_on_handshake_timeout, pc)) == NULL) {
+        ml_free(pc);
+        snprintf(why, cap, "cluster %s: out of memory for a connection to %s", cl->cfg->name,
+                 p->addr_text);
+        return -ENOMEM;
+    }
     id = ++*cl->balance->conn_ids;
     rv = ml_h2_client_new(cl->balance->loop, &p->addr, cl->cfg->connect_timeout_ms, id,
                           &cl->settings, &pool_conn_ops, pc, &pc->conn);
     if (rv < 0) {
+        ml_timer_free(pc->handshake);
         ml_free(pc);
         count(p, ML_STATS_UP_FAILED);
         snprintf(why, cap, "cluster %s: cannot connect to %s: %s", cl->cfg->name, p->addr_text,
@@ -173,6 +185,7 @@ static int open_conn(struct ml_pool *p, char *why, size_t cap)
     ml_list_add_tail(&p->conns, &pc->node); /* the oldest connection is filled first */
     p->n_conns++;
     p->n_connecting++;
+    ml_timer_arm(pc->handshake, cl->cfg->connect_timeout_ms);
     count(p, ML_STATS_UP_OPENED);
     return 0;
 }
@@ -182,7 +195,9 @@ static void fail_waiters(struct ml_pool *p, int reason, const char *why)
 {
     struct ml_balance_waiter *w;
 
-    while ((w = waiter_pop(p)) != NULL) {
+    while ((w = ML_LIST_ENTRY(ml_list_first(&p->waiters), struct ml_balance_waiter, node)) !=
+           NULL) {
+        ml_balance_waiter_cancel(w);
         w->on_fail(w, reason, why);
     }
 }
@@ -235,14 +250,32 @@ void ml_pool_retire(struct ml_pool *p)
     }
 }
 
-/* Hands free slots to waiters, oldest first; opens connections for the rest. */
+/* The oldest waiter whose share lets it take a slot now; NULL when none. Waiters over their
+ * share are passed over, not failed: they go once their connection's streams end. */
+static struct ml_balance_waiter *next_eligible(struct ml_pool *p)
+{
+    for (struct ml_list *n = ml_list_first(&p->waiters); n != NULL;
+         n = ml_list_next(&p->waiters, n)) {
+        struct ml_balance_waiter *w = ML_CONTAINER_OF(n, struct ml_balance_waiter, node);
+
+        if (ml_share_may_hold(w)) {
+            return w;
+        }
+    }
+    return NULL;
+}
+
+/* Hands free slots to waiters, oldest first within their shares; opens connections for the
+ * rest. */
 static void dispatch(struct ml_pool *p)
 {
+    struct ml_balance_waiter *w;
     struct ml_pool_conn *pc;
 
-    while (!ml_list_empty(&p->waiters) && (pc = find_slot(p)) != NULL) {
-        struct ml_balance_waiter *w = waiter_pop(p);
-
+    /* Looked up afresh each time: on_ready may end other calls (and so change the queue). */
+    while ((pc = find_slot(p)) != NULL && (w = next_eligible(p)) != NULL) {
+        waiter_unlink(p, w);
+        ml_share_hold(w);
         w->on_ready(w, pc->conn); /* opens its stream on pc->conn now */
     }
     if (!ml_list_empty(&p->waiters)) {
@@ -262,6 +295,11 @@ static void dispatch_later(struct ml_pool *p)
     ml_loop_defer(ml_pool_cluster(p)->balance->loop, &p->dispatch, dispatch_deferred);
 }
 
+void ml_pool_dispatch_later(struct ml_pool *p)
+{
+    dispatch_later(p);
+}
+
 int ml_pool_pick(struct ml_pool *p, struct ml_balance_waiter *w, struct ml_h2_conn **conn,
                  char *why, size_t cap)
 {
@@ -270,13 +308,18 @@ int ml_pool_pick(struct ml_pool *p, struct ml_balance_waiter *w, struct ml_h2_co
     int rv;
 
     *conn = NULL;
-    if (ml_list_empty(&p->waiters) && (pc = find_slot(p)) != NULL) {
+    if (ml_share_may_hold(w) && ml_list_empty(&p->waiters) && (pc = find_slot(p)) != NULL) {
+        ml_share_hold(w);
         *conn = pc->conn;
         return 0;
     }
     if (cl->n_pending >= cl->cfg->max_pending) {
         snprintf(why, cap, "cluster %s: no free stream to %s and max_pending (%u) calls waiting",
                  cl->cfg->name, p->addr_text, cl->cfg->max_pending);
+        return -EBUSY;
+    }
+    if (w->share != NULL && w->share->n_waiting >= ml_share_wait_max(w->share->cluster)) {
+        ml_share_why(w, why, cap); /* it would take more than its part of the queue */
         return -EBUSY;
     }
     /* Open a connection now if this call will need one, so that an error shows here. */
@@ -286,6 +329,11 @@ int ml_pool_pick(struct ml_pool *p, struct ml_balance_waiter *w, struct ml_h2_co
         return rv;
     }
     waiter_push(p, w);
+    if (find_slot(p) != NULL) {
+        /* A free slot, but earlier waiters over their share hold the queue: this one may
+         * take it, at the end of the event (never from inside this call). */
+        dispatch_later(p);
+    }
     return -EINPROGRESS;
 }
 
@@ -336,32 +384,84 @@ static void pc_on_keepalive(void *user)
 
 /* ---- the pooled connections' events ---------------------------------------------------- */
 
-static void pc_on_ready(void *user, struct ml_h2_conn *conn)
+/* The peer's SETTINGS arrived: the connection takes streams. From inside its nghttp2 callbacks,
+ * so the waiters get it at the end of the event (their requests go out then). */
+static void pc_ready(struct ml_pool_conn *pc)
 {
-    struct ml_pool_conn *pc = user;
     struct ml_pool *p = pc->pool;
+    struct ml_cluster *cl = ml_pool_cluster(p);
 
     pc->ready = true;
     p->n_connecting--;
+    p->conn_streams = ml_h2_conn_free_slots(pc->conn, cl->cfg->max_streams_per_connection) +
+                      ml_h2_conn_n_streams(pc->conn);
+    ml_timer_free(pc->handshake);
+    pc->handshake = NULL;
     count(p, ML_STATS_UP_CONNECTED);
-    if (ml_pool_cluster(p)->cfg->keepalive_ms > 0) {
+    if (cl->cfg->keepalive_ms > 0) {
         /* No memory for it: the connection goes without keepalive (logged). */
-        pc->keepalive = ml_timer_new(ml_pool_cluster(p)->balance->loop, pc_on_keepalive, pc);
+        pc->keepalive = ml_timer_new(cl->balance->loop, pc_on_keepalive, pc);
         if (pc->keepalive != NULL) {
-            ml_timer_arm(pc->keepalive, ml_pool_cluster(p)->cfg->keepalive_ms);
+            ml_timer_arm(pc->keepalive, cl->cfg->keepalive_ms);
         } else {
-            ML_LOG_WRN("c%u: out of memory for keepalive", ml_h2_conn_id(conn));
+            ML_LOG_WRN("c%u: out of memory for keepalive", ml_h2_conn_id(pc->conn));
         }
     }
-    ML_LOG_DBG("c%u: cluster %s: connected to %s", ml_h2_conn_id(conn),
-               ml_pool_cluster(p)->cfg->name, p->addr_text);
-    dispatch(p); /* now: the requests go out with the connection preface */
+    ML_LOG_DBG("c%u: cluster %s: connected to %s (SETTINGS received)", ml_h2_conn_id(pc->conn),
+               cl->cfg->name, p->addr_text);
+    dispatch_later(p);
+}
+
+/* TCP is up; our preface goes out now, the connection takes streams once the peer's SETTINGS
+ * come (pc_on_slots), within what is left of connect_timeout. */
+static void pc_on_ready(void *user, struct ml_h2_conn *conn)
+{
+    struct ml_pool_conn *pc = user;
+
+    pc->connected = true;
+    ML_LOG_DBG("c%u: cluster %s: TCP connected to %s, waiting for its SETTINGS",
+               ml_h2_conn_id(conn), ml_pool_cluster(pc->pool)->cfg->name, pc->pool->addr_text);
+}
+
+/* connect_timeout passed before the peer's SETTINGS: the connection failed to connect, like a
+ * refused one; the calls waiting for it fail (UNAVAILABLE, naming the timeout) unless another
+ * connection of the pool may still serve them. */
+static void pc_on_handshake_timeout(void *user)
+{
+    struct ml_pool_conn *pc = user;
+    struct ml_pool *p = pc->pool;
+    struct ml_cluster *cl = ml_pool_cluster(p);
+    char msg[200];
+
+    snprintf(msg, sizeof(msg),
+             "cluster %s: connect to %s failed: %s within connect_timeout (%u ms)", cl->cfg->name,
+             p->addr_text, pc->connected ? "no HTTP/2 SETTINGS from the peer" : "TCP not connected",
+             cl->cfg->connect_timeout_ms);
+    ML_LOG_WRN("c%u: %s", ml_h2_conn_id(pc->conn), msg);
+    conn_unlink(p, pc); /* frees this timer: allowed from its own callback */
+    count(p, ML_STATS_UP_FAILED);
+    ml_h2_conn_close(pc->conn); /* not ready: no stream on it, nobody hears anything */
+    ml_free(pc);
+    if (p->n_conns == 0) {
+        fail_waiters(p, -ETIMEDOUT, msg);
+    } else if (!ml_list_empty(&p->waiters)) {
+        dispatch_later(p);
+    }
 }
 
 static void pc_on_slots(void *user, struct ml_h2_conn *conn)
 {
     struct ml_pool_conn *pc = user;
 
+    if (!pc->ready && pc->connected && ml_h2_conn_greeted(conn)) {
+        pc_ready(pc);
+    } else if (pc->ready && !ml_h2_conn_going_away(conn)) {
+        /* The peer's SETTINGS may have changed what a connection takes (fair shares). */
+        pc->pool->conn_streams =
+            ml_h2_conn_free_slots(conn,
+                                  ml_pool_cluster(pc->pool)->cfg->max_streams_per_connection) +
+            ml_h2_conn_n_streams(conn);
+    }
     if (!pc->going_away && ml_h2_conn_going_away(conn)) {
         /* It only finishes what it has: a new connection may take its place in the pool. */
         ML_LOG_DBG("c%u: cluster %s: %s sent GOAWAY", ml_h2_conn_id(conn),

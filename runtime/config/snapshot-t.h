@@ -72,8 +72,9 @@ struct ml_cfg_listener {
     uint32_t max_connections;
     uint32_t max_streams;
     uint32_t window_bytes;
-    uint32_t idle_timeout_ms;       /* 0 = off */
-    uint32_t max_connection_age_ms; /* 0 = off */
+    uint32_t idle_timeout_ms;         /* 0 = off */
+    uint32_t max_connection_age_ms;   /* 0 = off */
+    uint32_t stream_stall_timeout_ms; /* 0 = off */
 };
 
 struct ml_cfg_header_match {
@@ -171,6 +172,7 @@ struct ml_cfg_cluster {
     uint32_t max_pending;
     uint32_t max_requests;
     uint32_t max_retries;
+    uint32_t max_share_percent; /* 1..100: of the slots and of max_pending, per downstream conn */
     enum ml_cfg_health health_check;
     const char *health_service; /* "" = the whole server */
     uint32_t health_interval_ms;

@@ -19,7 +19,9 @@ struct ml_loop {
     int depth; /* lws callbacks (sock.c, timer.c) being handled, nested; deferred work runs
                   when the outermost returns */
     int stop;  /* set by ml_loop_stop */
-    int signal; /* SIGINT or SIGTERM ended the last ml_loop_run; 0 = none */
+    uint32_t timer_step_max_ms; /* timer.c: the longest single wait of ml_timer_arm_at; 0 = its
+                                   default (49.7 days). Tests lower it to see the steps. */
+    int signal;                 /* SIGINT or SIGTERM ended the last ml_loop_run; 0 = none */
     pthread_mutex_t posts_lock; /* guards posts: the one field other threads touch */
     struct ml_list posts;       /* ml_loop_post's queue (struct ml_loop_post), FIFO */
     struct {

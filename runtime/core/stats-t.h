@@ -43,6 +43,7 @@ enum ml_stats_down_event {
     /* closed (also counted CLOSED): the idle connection that made room for a new one at
      * max_connections */
     ML_STATS_DOWN_RECLAIMED,
+    ML_STATS_DOWN_RQ_STALLED, /* a call reset by stream_stall_timeout (no bytes moved) */
 };
 
 /* Upstream connection events (per endpoint). */

@@ -24,6 +24,7 @@ struct stats_listener {
     int refs;
     uint64_t cx_accepted, cx_active, cx_refused;
     uint64_t cx_handshake_timeout, cx_reclaimed;
+    uint64_t rq_stalled; /* calls reset by stream_stall_timeout */
     struct ml_stats_calls calls;
 };
 
@@ -314,6 +315,8 @@ void ml_stats_downstream(struct ml_stats *st, int listener, enum ml_stats_down_e
         break;
     case ML_STATS_DOWN_RECLAIMED:
         l->cx_reclaimed++;
+    case ML_STATS_DOWN_RQ_STALLED:
+        l->rq_stalled++;
         break;
     }
 }
@@ -542,6 +545,7 @@ long ml_stats_render_text(const struct ml_stats *st, char *out, size_t cap)
         put(&o, "%sdownstream_cx_handshake_timeout %llu\n", prefix,
             (unsigned long long)l->cx_handshake_timeout);
         put(&o, "%sdownstream_cx_reclaimed %llu\n", prefix, (unsigned long long)l->cx_reclaimed);
+        put(&o, "%sdownstream_rq_stalled %llu\n", prefix, (unsigned long long)l->rq_stalled);
         text_calls(&o, prefix, "downstream_rq", &l->calls, true, false);
     }
     for (uint32_t i = 0; i < snap->n_routes; i++) {
@@ -800,6 +804,9 @@ long ml_stats_render_prometheus(const struct ml_stats *st, char *out, size_t cap
         prom_cx(&o, st, SCOPE_LISTENER, "meshlet_downstream_cx_reclaimed_total", "counter",
                 "Idle downstream connections closed to make room at max_connections",
                 offsetof(struct stats_listener, cx_reclaimed));
+        prom_cx(&o, st, SCOPE_LISTENER, "meshlet_downstream_rq_stalled_total", "counter",
+                "Calls reset because no bytes moved for stream_stall_timeout",
+                offsetof(struct stats_listener, rq_stalled));
     }
     if (st->n_eps > 0) {
         prom_cx(&o, st, SCOPE_ENDPOINT, "meshlet_upstream_cx_opened_total", "counter",

@@ -20,6 +20,13 @@ void ml_timer_free(struct ml_timer *t);
 
 /* (Re)arms the timer to fire delay_ms from now (0: at the next turn of the loop). */
 void ml_timer_arm(struct ml_timer *t, uint32_t delay_ms);
+/* (Re)arms the timer to fire once ml_time_now_ms() reaches due_ms (a past time: at the next turn
+ * of the loop). Any distance works: beyond what one lws wait holds (49.7 days) the timer wakes
+ * in steps and waits again, and fn runs only when due_ms is reached, never earlier. */
+void ml_timer_arm_at(struct ml_timer *t, uint64_t due_ms);
+/* Since the last ml_timer_arm_at: the times the timer woke before its due time and waited
+ * again (tests; logs). */
+uint32_t ml_timer_steps(const struct ml_timer *t);
 void ml_timer_disarm(struct ml_timer *t);
 bool ml_timer_armed(const struct ml_timer *t);
 

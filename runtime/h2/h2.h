@@ -76,8 +76,8 @@ uint64_t ml_h2_conn_last_read_ms(const struct ml_h2_conn *c);
 /* 0 while streams are open; else ml_time_now_ms() since when none is and nothing arrived. */
 uint64_t ml_h2_conn_idle_since_ms(const struct ml_h2_conn *c);
 
-/* Server: the client's connection preface and its first SETTINGS frame have arrived (the HTTP/2
- * handshake is complete on its side). */
+/* The peer's connection preface and its first SETTINGS frame have arrived: the HTTP/2 handshake is
+ * complete on its side (a server's client, or a client's upstream: its on_slots runs then). */
 bool ml_h2_conn_greeted(const struct ml_h2_conn *c);
 
 uint32_t ml_h2_conn_id(const struct ml_h2_conn *c);

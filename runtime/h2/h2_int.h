@@ -82,7 +82,7 @@ struct ml_h2_conn {
     bool owner_gone;             /* ml_h2_conn_close ran: tell the owner nothing */
     bool dead;                   /* being torn down: the stream APIs do nothing */
     struct ml_defer flush_defer; /* output to write at the end of the event */
-    bool greeted;                /* server: the client's preface and SETTINGS arrived */
+    bool greeted;                /* the peer's preface and first SETTINGS arrived: it speaks HTTP/2 */
     struct ml_h2_gate gate;      /* server: frames on closed streams (gate.c) */
     size_t out_len;              /* bytes in out[] not written yet */
     uint8_t out[H2_OUT_BYTES];

@@ -19,6 +19,7 @@
 #include "core/list.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/stats.h"
 #include "core/timer.h"
 #include "grpc/framing.h"
 #include "grpc/message.h"
@@ -51,11 +52,11 @@
 struct ml_call {
     struct ml_proxy *proxy;
     uint64_t id;
-    struct ml_snapshot *snap; /* the config the call started on (a reference): routes, names */
-    struct ml_cluster *cluster;   /* NULL until picked; then counted in its max_requests (which
-                                     keeps its balance alive across a hot apply) */
-    struct ml_h2_stream *down;       /* NULL once gone */
-    struct ml_h2_stream *up;         /* NULL before it is opened and once gone */
+    struct ml_snapshot *snap;   /* the config the call started on (a reference): routes, names */
+    struct ml_cluster *cluster; /* NULL until picked; then counted in its max_requests (which
+                                   keeps its balance alive across a hot apply) */
+    struct ml_h2_stream *down;  /* NULL once gone */
+    struct ml_h2_stream *up;    /* NULL before it is opened and once gone */
     struct ml_balance_waiter waiter; /* waiter.pool != NULL while waiting for a slot */
     struct ml_h2_hdrs req_hdrs;      /* request headers as they came (kept for a replay) */
     struct ml_h2_hdrs req_trailers;  /* from downstream, for upstream after the body */
@@ -65,8 +66,8 @@ struct ml_call {
     /* Where whole gRPC messages end in the response body, so that a deadline can end the
      * response after one with trailers (grpc-status 4) rather than a reset. Byte counts. */
     struct ml_grpc_framer resp_framer; /* bytes upstream gave, and where messages end */
-    uint64_t resp_out;      /* of those, bytes that went downstream */
-    uint64_t resp_limit;    /* the body ends here, trailers follow (deadline); else UINT64_MAX */
+    uint64_t resp_out;                 /* of those, bytes that went downstream */
+    uint64_t resp_limit;     /* the body ends here, trailers follow (deadline); else UINT64_MAX */
     bool grpc;               /* content-type application/grpc*: answer in gRPC */
     bool req_ended;          /* downstream sent END_STREAM */
     bool up_done;            /* the upstream side is over (closed, failed, or never needed): request
@@ -83,6 +84,9 @@ struct ml_call {
     uint64_t budget_ms;      /* min(client grpc-timeout, route timeout), for messages */
     uint64_t deadline_ms;    /* ml_time_now_ms() at which the call expires (has_deadline) */
     struct ml_timer *expiry; /* fires at deadline_ms; NULL without a deadline */
+    uint32_t stall_ms;       /* [listener] stream_stall_timeout; 0 = off */
+    uint64_t moved_ms;       /* ml_time_now_ms() when body bytes last moved in or out */
+    struct ml_timer *stall;  /* looks for a stall every stall_ms; NULL when off */
     struct ml_defer free_defer;
     struct ml_call_obs obs; /* stats and the access log line (proxy/obs.h) */
     char path[CALL_PATH_MAX + 1];
@@ -99,10 +103,12 @@ static void call_free_deferred(struct ml_defer *d)
 
     ML_LOG_DBG("call %llu: done", (unsigned long long)call->id);
     ml_call_obs_end(&call->obs, call->proxy, call->path);
+    ml_balance_waiter_release(&call->waiter); /* a no-op: every way the upstream ends did it */
     if (call->cluster != NULL) {
         ml_cluster_call_end(call->cluster);
     }
     ml_timer_free(call->expiry);
+    ml_timer_free(call->stall);
     ml_buf_deinit(&call->req);
     ml_buf_deinit(&call->req_copy);
     ml_buf_deinit(&call->resp);
@@ -120,6 +126,14 @@ static void call_maybe_done(struct ml_call *call)
     if (call->down == NULL && call->up == NULL && call->waiter.pool == NULL) {
         ml_loop_defer(call->proxy->loop, &call->free_defer, call_free_deferred);
     }
+}
+
+/* The upstream stream is over (or was never opened on the connection the balance gave): its
+ * stream slot stops counting in the downstream connection's fair share of the cluster. */
+static void call_up_gone(struct ml_call *call)
+{
+    call->up = NULL;
+    ml_balance_waiter_release(&call->waiter);
 }
 
 /* Request bytes held for upstream are not going anywhere: let downstream send more. */
@@ -246,6 +260,7 @@ static void call_open_upstream(struct ml_call *call, struct ml_h2_conn *conn)
     }
     ml_h2_hdrs_deinit(&up_hdrs); /* nghttp2 copied them */
     if (rv < 0) {
+        call_up_gone(call);
         snprintf(msg, sizeof(msg), "cluster %s: upstream connection c%u cannot take the call (%s)",
                  ml_cluster_name(call->cluster), ml_h2_conn_id(conn), strerror(-rv));
         call_unavailable(call, msg);
@@ -322,6 +337,7 @@ static int up_on_data(void *owner, const uint8_t *p, size_t n)
         ml_h2_stream_consume(call->up, n); /* nobody to relay to */
         return 0;
     }
+    call->moved_ms = ml_time_now_ms();
     if ((rv = ml_buf_append(&call->resp, p, n)) < 0) {
         /* -ENOBUFS would mean the peer ignored our window; -ENOMEM */
         ML_LOG_INF("call %llu: response body: %s", (unsigned long long)call->id, strerror(-rv));
@@ -384,6 +400,9 @@ static ssize_t up_read(void *owner, uint8_t *buf, size_t cap, bool *eof,
            again = n < call->req_reread ? n : call->req_reread;
 
     call->req_reread -= again;
+    if (n > 0) {
+        call->moved_ms = ml_time_now_ms();
+    }
     if (n > again && call->down != NULL) {
         /* taken by upstream: downstream may send more */
         ml_h2_stream_consume(call->down, n - again);
@@ -406,7 +425,7 @@ static void up_on_close(void *owner, uint32_t error_code)
     struct ml_call *call = owner;
     char msg[160];
 
-    call->up = NULL;
+    call_up_gone(call);
     if (error_code == ML_H2_REFUSED_STREAM && !call->resp_started && !call->no_replay &&
         call->down != NULL && !call->up_done && call->n_replays < CALL_MAX_REPLAYS &&
         call_rewind_request(call) == 0) {
@@ -476,6 +495,7 @@ static int down_on_data(void *owner, const uint8_t *p, size_t n)
         ml_h2_stream_consume(call->down, n); /* nowhere to go */
         return 0;
     }
+    call->moved_ms = ml_time_now_ms();
     if ((rv = ml_buf_append(&call->req, p, n)) < 0) {
         ML_LOG_INF("call %llu: request body: %s", (unsigned long long)call->id, strerror(-rv));
         return rv;
@@ -507,6 +527,9 @@ static ssize_t down_read(void *owner, uint8_t *buf, size_t cap, bool *eof,
         cap = (size_t)(call->resp_limit - call->resp_out); /* the body was cut (deadline) */
     }
     n = ml_buf_read(&call->resp, buf, cap);
+    if (n > 0) {
+        call->moved_ms = ml_time_now_ms();
+    }
     call->resp_out += n;
     ml_call_obs_bytes_out(&call->obs, n);
     if (n > 0 && call->up != NULL) {
@@ -535,7 +558,7 @@ static void down_on_close(void *owner, uint32_t error_code)
                        (unsigned long long)call->id, error_code);
         }
         ml_h2_stream_reset(call->up, ML_H2_CANCEL);
-        call->up = NULL;
+        call_up_gone(call);
     }
     call->up_done = true;
     call_maybe_done(call);
@@ -587,7 +610,7 @@ static void call_on_expiry(void *user)
     ml_balance_waiter_cancel(&call->waiter);
     if (call->up != NULL) {
         ml_h2_stream_reset(call->up, ML_H2_CANCEL);
-        call->up = NULL;
+        call_up_gone(call);
     }
     snprintf(msg, sizeof(msg), "deadline exceeded (%llu ms)", (unsigned long long)call->budget_ms);
     if (!call->resp_started) {
@@ -646,7 +669,76 @@ static int call_arm_deadline(struct ml_call *call, const struct ml_cfg_route *ro
         call_unavailable(call, "out of memory for the call's deadline");
         return -ENOMEM;
     }
-    ml_timer_arm(call->expiry, budget_ms < UINT32_MAX ? (uint32_t)budget_ms : UINT32_MAX);
+    /* Absolute on the 64-bit monotonic clock: a grpc-timeout of up to 99999999H (41,000 years)
+     * is waited out in steps by the timer, never cut to what one uint32 ms wait holds. */
+    ml_timer_arm_at(call->expiry, call->deadline_ms);
+    return 0;
+}
+
+/* ---- stalls --------------------------------------------------------------------------------- */
+
+/* Bytes wait to move: response bytes downstream does not take (a client that stopped reading:
+ * its window stays shut), or request bytes an open upstream stream does not take. A call that is
+ * only quiet (nothing buffered: a stream waiting for its next message) is not stalled; deadlines
+ * bound those. */
+static bool call_stalled(const struct ml_call *call)
+{
+    return (call->down != NULL && ml_buf_len(&call->resp) > 0 &&
+            call->resp_out < call->resp_limit) ||
+           (call->up != NULL && ml_buf_len(&call->req) > 0);
+}
+
+/* stream_stall_timeout: a call whose bytes have waited that long without any moving holds an
+ * upstream stream slot (and its buffers) for a client or backend that does not take them: it is
+ * ended. Downstream gets UNAVAILABLE while no response headers went, else RST_STREAM(CANCEL);
+ * upstream gets RST_STREAM(CANCEL). Counted per listener (downstream_rq_stalled). */
+static void call_on_stall_check(void *user)
+{
+    struct ml_call *call = user;
+    uint64_t now = ml_time_now_ms(), quiet = now - call->moved_ms;
+    char msg[128];
+
+    if (!call_stalled(call) || quiet < call->stall_ms) {
+        /* Next look: when it would have stalled for stall_ms if nothing moves meanwhile. */
+        ml_timer_arm(call->stall,
+                     call_stalled(call) ? (uint32_t)(call->stall_ms - quiet) : call->stall_ms);
+        return;
+    }
+    snprintf(msg, sizeof(msg), "stream stalled: no bytes moved for %llu ms (stream_stall_timeout)",
+             (unsigned long long)quiet);
+    ml_stats_downstream(call->obs.stats, call->obs.sc.listener, ML_STATS_DOWN_RQ_STALLED);
+    ml_balance_waiter_cancel(&call->waiter);
+    if (call->up != NULL) {
+        ml_h2_stream_reset(call->up, ML_H2_CANCEL);
+        call_up_gone(call);
+    }
+    if (!call->resp_started) {
+        call_answer(call, ML_GRPC_UNAVAILABLE, 504, msg);
+    } else {
+        call->up_done = true;
+        drop_request_body(call);
+        if (call->down != NULL) {
+            ML_LOG_INF("call %llu: %s: %s: reset", (unsigned long long)call->id, call->path, msg);
+            ml_h2_stream_reset(call->down, ML_H2_CANCEL);
+            call->down = NULL;
+        }
+    }
+    call_maybe_done(call);
+}
+
+/* Arms the stall check of a call on listener l. 0; -ENOMEM (answered UNAVAILABLE). */
+static int call_arm_stall(struct ml_call *call, const struct ml_listener *l)
+{
+    call->stall_ms = l->cfg->stream_stall_timeout_ms;
+    call->moved_ms = ml_time_now_ms();
+    if (call->stall_ms == 0) {
+        return 0;
+    }
+    if ((call->stall = ml_timer_new(call->proxy->loop, call_on_stall_check, call)) == NULL) {
+        call_unavailable(call, "out of memory for the call's stall check");
+        return -ENOMEM;
+    }
+    ml_timer_arm(call->stall, call->stall_ms);
     return 0;
 }
 
@@ -679,6 +771,8 @@ void ml_call_start(struct ml_proxy *p, struct ml_listener *l, struct ml_h2_strea
     call->down = down;
     call->waiter.on_ready = waiter_on_ready;
     call->waiter.on_fail = waiter_on_fail;
+    /* Its calls count in one share of a cluster's stream slots (balance/share.c). */
+    call->waiter.tenant = ml_h2_stream_conn(down);
     call->req_ended = end_stream;
     ml_h2_hdrs_init(&call->req_hdrs, CONFIG_ML_MAX_HEADER_LIST_BYTES);
     ml_h2_hdrs_init(&call->req_trailers, CONFIG_ML_MAX_HEADER_LIST_BYTES);
@@ -706,10 +800,10 @@ void ml_call_start(struct ml_proxy *p, struct ml_listener *l, struct ml_h2_strea
     if (route < 0) {
         snprintf(msg, sizeof(msg), "no route for %s on listener %s", call->path, l->cfg->name);
         call_answer(call, ML_GRPC_UNIMPLEMENTED, 404, msg);
-        return;
+        goto out;
     }
-    if (call_arm_deadline(call, &call->snap->routes[route]) < 0) {
-        return; /* answered */
+    if (call_arm_deadline(call, &call->snap->routes[route]) < 0 || call_arm_stall(call, l) < 0) {
+        goto out; /* answered */
     }
     call->cluster = ml_balance_cluster(
         p->balance, ml_route_pick_cluster(&call->snap->routes[route], ml_proxy_random(p)));
@@ -717,7 +811,11 @@ void ml_call_start(struct ml_proxy *p, struct ml_listener *l, struct ml_h2_strea
     if (ml_cluster_call_begin(call->cluster, msg, sizeof(msg)) < 0) {
         call->cluster = NULL; /* not counted */
         call_unavailable(call, msg);
-        return;
+        goto out;
     }
     call_pick_upstream(call);
+out:
+    /* Every way out, once: an answer that could not be sent (ENOMEM) reset the downstream
+     * stream, whose on_close then never runs, so nothing else would free the call. */
+    call_maybe_done(call);
 }

@@ -48,7 +48,9 @@ def silent_peer():
     call sent there."""
     socks, held = [], []
 
-    def start():
+    def start(settings=False):
+        # settings=True: it sends an empty SETTINGS first (its HTTP/2 preface), so that meshlet
+        # takes the connection as up (connect_timeout covers the wait for SETTINGS), then nothing
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
         s.listen(8)
@@ -57,7 +59,10 @@ def silent_peer():
         def accept():
             try:
                 while True:
-                    held.append(s.accept()[0])
+                    conn = s.accept()[0]
+                    held.append(conn)
+                    if settings:
+                        conn.sendall(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
             except OSError:
                 pass
 
@@ -271,7 +276,7 @@ def test_a_goaway_connection_finishing_its_calls_leaves_room_for_a_new_one(proxy
 
 
 def test_unanswered_keepalive_ping_closes_a_dead_upstream_connection(silent_peer, proxy):
-    _, port = proxy({"echo": ([silent_peer()], "keepalive = 1s\n")})
+    _, port = proxy({"echo": ([silent_peer(settings=True)], "keepalive = 1s\n")})
     with channel(port) as ch:
         t0 = time.monotonic()
         with pytest.raises(grpc.RpcError) as e:

@@ -360,7 +360,9 @@ def test_200_concurrent_streams_on_one_client_connection(backends, proxy):
 
     b = backends("b1", workers=256, barrier_parties=200, barrier_action=at_peak)
     holder["bport"] = b.port
-    _, port = proxy({"echo": ([b.port], "max_connections = 2\nmax_pending = 256\n")},
+    # max_share = 100: one client connection alone may fill the whole pool
+    _, port = proxy({"echo": ([b.port], "max_connections = 2\nmax_pending = 256\n"
+                              "max_share = 100\n")},
                     listener="max_streams = 256\n")
     holder["port"] = port
     with channel(port) as ch:
@@ -400,7 +402,7 @@ def test_weighted_split_sends_calls_to_both_clusters(backends, proxy):
 def test_calls_beyond_the_pool_wait_up_to_max_pending_then_get_unavailable(backends, proxy):
     b = backends("b1")
     _, port = proxy({"echo": ([b.port], "max_connections = 1\nmax_streams_per_connection = 2\n"
-                              "max_pending = 3\n")})
+                              "max_pending = 3\nmax_share = 100\n")})
     with channel(port) as ch:
         block = unary(ch, "Block")
         active = [block.future(b"", timeout=CALL_TIMEOUT) for _ in range(2)]
