@@ -12,6 +12,12 @@
  *   GET /fleet              the control plane as this node sees it (text)
  *   anything else           404 (405 for another method)
  *
+ * Before any of it, every request passes admin/guard.h's checks: one Content-Length of digits and
+ * no Transfer-Encoding (else 400), no Origin (403), a Host naming this endpoint (421), and with
+ * [node] admin_token the bearer token, but for /healthz and /ready (401). At most
+ * CONFIG_ML_ADMIN_MAX_CONNECTIONS connections at once (more are closed when accepted); one idle
+ * for CONFIG_ML_ADMIN_IDLE_TIMEOUT_S is closed.
+ *
  * A libwebsockets HTTP server vhost on the one loop; responses are built whole into a buffer of
  * at most ML_ADMIN_MAX_RESPONSE_BYTES (a bigger one is a 500 saying so), then written as the
  * socket takes them. */
