@@ -3,6 +3,7 @@
  * response body the session owns until it is written or the connection closes. */
 #include "admin/admin.h"
 
+#include "admin/admin_int.h"
 #include "admin/guard.h"
 #include "config/snapshot-t.h"
 #include "core/alloc.h"
@@ -15,11 +16,13 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libwebsockets.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Written per WRITEABLE callback. */
 #define ADMIN_CHUNK_BYTES 16384
@@ -595,8 +598,9 @@ static const struct lws_protocols admin_protocols[] = {
     LWS_PROTOCOL_LIST_TERM,
 };
 
-int ml_admin_new(struct ml_loop *loop, struct ml_proxy *proxy, char *why, size_t cap,
-                 struct ml_admin **out)
+/* ml_admin_new, and with listen false ml_admin_new_detached (admin_int.h). */
+static int admin_create(struct ml_loop *loop, struct ml_proxy *proxy, bool listen, char *why,
+                        size_t cap, struct ml_admin **out)
 {
     const struct ml_snapshot *snap = ml_proxy_snapshot(proxy);
     const struct ml_cfg_addr *addr = &snap->node.admin;
@@ -632,7 +636,8 @@ int ml_admin_new(struct ml_loop *loop, struct ml_proxy *proxy, char *why, size_t
     memset(&info, 0, sizeof(info));
     info.vhost_name = "ml-admin";
     info.iface = a->iface;
-    info.port = addr->port;
+    /* detached: a server vhost without a socket of its own, fed by ml_admin_adopt */
+    info.port = listen ? addr->port : CONTEXT_PORT_NO_LISTEN_SERVER;
     info.protocols = admin_protocols;
     info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
     info.keepalive_timeout = CONFIG_ML_ADMIN_IDLE_TIMEOUT_S;
@@ -649,9 +654,40 @@ int ml_admin_new(struct ml_loop *loop, struct ml_proxy *proxy, char *why, size_t
         ml_free(a);
         return rv;
     }
-    ML_LOG_INF("admin: listening on %s", addr->text);
+    if (listen) {
+        ML_LOG_INF("admin: listening on %s", addr->text);
+    }
     *out = a;
     return 0;
+}
+
+int ml_admin_new(struct ml_loop *loop, struct ml_proxy *proxy, char *why, size_t cap,
+                 struct ml_admin **out)
+{
+    return admin_create(loop, proxy, true, why, cap, out);
+}
+
+int ml_admin_new_detached(struct ml_loop *loop, struct ml_proxy *proxy, char *why, size_t cap,
+                          struct ml_admin **out)
+{
+    return admin_create(loop, proxy, false, why, cap, out);
+}
+
+int ml_admin_adopt(struct ml_admin *a, int fd)
+{
+    if (lws_adopt_socket_vhost(a->vh, fd) != NULL) {
+        return 0;
+    }
+    /* lws closes fd when it fails after making the connection, not before: close it then */
+    if (fcntl(fd, F_GETFD) != -1) {
+        close(fd);
+    }
+    return -EIO;
+}
+
+unsigned int ml_admin_connections(const struct ml_admin *a)
+{
+    return a != NULL ? a->n_conns : 0;
 }
 
 void ml_admin_free(struct ml_admin *a)
