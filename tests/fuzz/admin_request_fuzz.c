@@ -20,6 +20,7 @@
 #include "proxy/proxy.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libwebsockets.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,7 +33,7 @@
 /* Loop turns per input while the client still talks, and after it hung up. */
 #define FUZZ_TURNS 256
 #define FUZZ_CLOSE_TURNS 64
-/* The token the seeds carry (tests/fuzz/corpus/admin_request/*token*). */
+/* The token the seeds carry (the *_token files of tests/fuzz/corpus/admin_request). */
 #define FUZZ_TOKEN "fuzz-admin-token-0123456789abcdef"
 
 static struct ml_loop *loop;
@@ -89,16 +90,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     }
     close(fd);
     snprintf(ini, sizeof(ini),
-             "[node]\nadmin = 127.0.0.1:15000\nadmin_token = %s\nstate_dir = /tmp\n",
-             token_path);
+             "[node]\nadmin = 127.0.0.1:15000\nadmin_token = %s\nstate_dir = /tmp\n", token_path);
     ml_config_errors_init(&errs);
     if (ml_config_load_text(ini, strlen(ini), NULL, &errs, &snap) != 0) {
         __builtin_trap(); /* the fixture itself must be valid */
     }
     ml_config_errors_deinit(&errs);
     unlink(token_path); /* read into the snapshot already */
-    if ((loop = ml_loop_new()) == NULL ||
-        ml_proxy_new(loop, snap, why, sizeof(why), &proxy) != 0 ||
+    if ((loop = ml_loop_new()) == NULL || ml_proxy_new(loop, snap, why, sizeof(why), &proxy) != 0 ||
         ml_admin_new_detached(loop, proxy, why, sizeof(why), &admin) != 0 || admin == NULL) {
         __builtin_trap();
     }
@@ -139,7 +138,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int turn = 0; turn < FUZZ_CLOSE_TURNS && ml_admin_connections(admin) > 0; turn++) {
         lws_service(ctx, -1);
     }
-    if (ml_admin_connections(admin) > 0) {
+    if (ml_admin_connections(admin) > 0 || fcntl(sv[0], F_GETFD) != -1) {
         __builtin_trap(); /* a connection outlived its client: an fd leak */
     }
     return 0;
