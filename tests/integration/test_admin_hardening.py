@@ -443,3 +443,37 @@ def test_half_sent_request_head_is_closed_after_the_idle_timeout(node):
         assert closed_by_peer(s, IDLE_TIMEOUT_S * 4 + 5), "a stalled request head stayed open"
     finally:
         s.close()
+
+
+def test_1100_idle_admin_connections_do_not_starve_the_data_plane(backends, run_meshlet,
+                                                                   free_port):
+    import grpc_peers
+    backend = backends("b0")
+    port = free_port()
+    m = run_meshlet(f"[listener ingress]\nbind = 127.0.0.1:{port}\n\n"
+                    f"[route echo]\nlistener = ingress\nprefix = /{grpc_peers.SERVICE}/\n"
+                    "to = one\n\n"
+                    f"[cluster one]\nendpoint = 127.0.0.1:{backend.port}\n")
+    assert m.alive(), m.stderr
+    admin = admin_port(m)
+    held = []
+    try:
+        for _ in range(1100):
+            held.append(socket.create_connection(("127.0.0.1", admin), timeout=scaled(5)))
+        ch = grpc_peers.channel(port)
+        try:
+            assert grpc_peers.unary(ch, "Say")(b"x", timeout=scaled(10)).endswith(b"x")
+        finally:
+            ch.close()
+    finally:
+        for s in held:
+            s.close()
+
+    def served():
+        try:
+            return request(admin)[0] == 200
+        except OSError:
+            return False
+    assert wait_until(served)
+    assert stat(admin, "admin.downstream_cx_refused") >= 1100 - MAX_CONNECTIONS
+    assert m.alive()
