@@ -422,10 +422,15 @@ static int request_check(struct ml_admin *a, struct lws *wsi, struct session *s,
         return refuse(a, s, r, 403, "requests from a web page (with Origin) are refused\n") ? 0
                                                                                             : -1;
     }
-    if ((got = header(wsi, WSI_TOKEN_HOST, value, sizeof(value))) <= 0) {
-        return refuse(a, s, r, 400, "expected a Host header\n") ? 0 : -1;
-    }
-    if (!ml_admin_host_allowed(&a->addr, value)) {
+    if ((got = header(wsi, WSI_TOKEN_HOST, value, sizeof(value))) == 0) {
+        /* HTTP/1.1 requires Host (RFC 9112 3.2); an HTTP/1.0 probe may leave it out, and a
+         * request that names no host cannot carry a rebound name either */
+        char version[16];
+        if (header(wsi, WSI_TOKEN_HTTP, version, sizeof(version)) <= 0 ||
+            strcmp(version, "HTTP/1.0") != 0) {
+            return refuse(a, s, r, 400, "expected a Host header\n") ? 0 : -1;
+        }
+    } else if (got < 0 || !ml_admin_host_allowed(&a->addr, value)) {
         return refuse(a, s, r, 421, "Host is not this admin endpoint's address\n") ? 0 : -1;
     }
     if (strcmp(path, "/healthz") == 0 || strcmp(path, "/ready") == 0) {

@@ -52,9 +52,9 @@ def exchange(port, data, more=b"", timeout=5):
 
 
 def request(port, method="GET", path="/healthz", headers=None, body=b"", host=True,
-            close=True):
+            close=True, version="HTTP/1.1"):
     """(status, headers dict with lower-case names, body bytes) of one HTTP/1.1 request."""
-    lines = [f"{method} {path} HTTP/1.1"]
+    lines = [f"{method} {path} {version}"]
     if host is True:
         lines.append(f"Host: 127.0.0.1:{port}")
     elif host:
@@ -299,10 +299,15 @@ def test_foreign_host_is_refused(node, host):
     assert status == 421
 
 
-def test_missing_host_is_refused(node):
+def test_missing_host_is_refused_in_http_1_1(node):
     m, port = node()
     status, _, _ = request(port, path="/stats", host=None)
-    assert status in (400, 421)
+    assert status == 400
+
+
+def test_http_1_0_probe_without_host_is_served(node):
+    m, port = node()
+    assert request(port, path="/healthz", host=None, close=False, version="HTTP/1.0")[0] == 200
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "LOCALHOST:{port}",
