@@ -438,6 +438,7 @@ static int request_check(struct ml_admin *a, struct lws *wsi, struct session *s,
     }
     if (snap == NULL) {
         /* no snapshot: whether a token is required is unknown; fail closed */
+        s->close = true;
         return respond_text(r, 503, "not ready: no configuration is applied\n") ? 0 : -1;
     }
     if (snap->node.admin_token_value != NULL) {
