@@ -44,6 +44,10 @@ struct response {
 struct ml_admin {
     struct ml_loop *loop;
     struct lws_vhost *vh;
+    /* lws closes the vhost's sockets after lws_vhost_destroy returns, and calls us for each:
+     * ml_admin_free only marks the admin freed, the last callback (PROTOCOL_DESTROY) frees it */
+    bool freed;                   /* ml_admin_free was called: no hooks, no proxy any more */
+    bool vhost_gone;              /* lws destroyed the vhost (the context went first) */
     struct ml_proxy *proxy;       /* borrowed; NULL: not ready */
     char iface[INET6_ADDRSTRLEN]; /* the vhost's address: lws keeps the pointer for its life */
     const struct ml_admin_hooks *hooks; /* NULL: no POST /config, no node counters */
@@ -481,6 +485,14 @@ static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
             a->n_conns--;
         }
         break;
+    case LWS_CALLBACK_PROTOCOL_DESTROY:
+        /* the vhost is gone, every connection of it closed before: nothing calls back after */
+        if (a != NULL && a->freed) {
+            ml_free(a);
+        } else if (a != NULL) {
+            a->vhost_gone = true;
+        }
+        return 0;
     case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
         /* lws gives a connection that never sends a request head no timeout of its own; it
          * clears this one when the head is complete, and sets keepalive_timeout after each
@@ -701,8 +713,15 @@ void ml_admin_free(struct ml_admin *a)
     if (a == NULL) {
         return;
     }
-    lws_vhost_destroy(a->vh);
-    ml_free(a);
+    if (a->vhost_gone) {
+        ml_free(a);
+        return;
+    }
+    /* the node and its proxy go now; the connections lws still closes must not reach them */
+    a->freed = true;
+    a->hooks = NULL;
+    a->proxy = NULL;
+    lws_vhost_destroy(a->vh); /* ends in LWS_CALLBACK_PROTOCOL_DESTROY, which frees a */
 }
 
 void ml_admin_set_hooks(struct ml_admin *a, const struct ml_admin_hooks *hooks, void *user)
