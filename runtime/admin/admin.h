@@ -6,7 +6,7 @@
  *   GET /stats/prometheus   the same in Prometheus' text exposition format 0.0.4
  *   GET /config             the running INI, after a "# version: V" line; also in the
  *                           X-Meshlet-Config-Version header
- *   POST /config            the body is a whole INI: applied like a push (PROTOCOL.md); 200
+ *   POST /config            the body is a whole INI: applied like a push (node/apply.c); 200
  *                           "version: V", or 400 with the error lines ("push:LINE: ..."), or
  *                           413 over CONFIG_ML_MAX_CONFIG_BYTES, 503 when nothing applies
  *   GET /fleet              the control plane as this node sees it (text)
