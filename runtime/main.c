@@ -9,6 +9,7 @@
 #include "config/defaults.h"
 #include "config/errors.h"
 #include "config/snapshot.h"
+#include "config/value.h"
 #include "controller/controller.h"
 #include "core/build_info.h"
 #include "core/log.h"
@@ -91,6 +92,13 @@ static int cmd_check(int argc, char **argv)
     }
     if ((rv = load_or_report(argv[1], &snap)) != EXIT_USABLE) {
         return rv;
+    }
+    if (snap->node.admin.set && !ml_value_addr_is_loopback(&snap->node.admin)) {
+        /* allowed (admin_remote = on, with a token), but worth a look: exit status stays 0 */
+        fprintf(stderr,
+                "%s:%d: warning: [node] admin: listens beyond loopback on %s: anyone who reaches "
+                "it can try the token\n",
+                argv[1], snap->node.admin_line, snap->node.admin.text);
     }
     ml_snapshot_summary(snap, summary, sizeof(summary));
     printf("%s: ok, version %s: %s\n", argv[1], snap->version, summary);

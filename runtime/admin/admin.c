@@ -3,8 +3,11 @@
  * response body the session owns until it is written or the connection closes. */
 #include "admin/admin.h"
 
+#include "admin/admin_int.h"
+#include "admin/guard.h"
 #include "config/snapshot-t.h"
 #include "core/alloc.h"
+#include "core/fd_budget.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/sock.h"
@@ -14,11 +17,13 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libwebsockets.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Written per WRITEABLE callback. */
 #define ADMIN_CHUNK_BYTES 16384
@@ -31,19 +36,31 @@ struct response {
     char *body; /* ml_malloc'd, handed to the session */
     size_t len;
     char version[ML_CFG_VERSION_MAX + 1]; /* X-Meshlet-Config-Version; "" = none */
+    bool challenge;                       /* a 401: say WWW-Authenticate: Bearer */
 };
 
 /* POST /config requests waiting for the node's answer at once; more get 503. */
 #define ADMIN_MAX_PENDING_POSTS 4
 
+_Static_assert(CONFIG_ML_ADMIN_MAX_CONNECTIONS <= ML_FD_BUDGET_ADMIN,
+               "the admin connection cap must fit the admin's share of the fd budget");
+
 struct ml_admin {
     struct ml_loop *loop;
     struct lws_vhost *vh;
-    struct ml_proxy *proxy; /* borrowed; NULL: not ready */
+    /* lws closes the vhost's sockets after lws_vhost_destroy returns, and calls us for each:
+     * ml_admin_free only marks the admin freed, the last callback (PROTOCOL_DESTROY) frees it */
+    bool freed;                   /* ml_admin_free was called: no hooks, no proxy any more */
+    bool vhost_gone;              /* lws destroyed the vhost (the context went first) */
+    struct ml_proxy *proxy;       /* borrowed; NULL: not ready */
     char iface[INET6_ADDRSTRLEN]; /* the vhost's address: lws keeps the pointer for its life */
     const struct ml_admin_hooks *hooks; /* NULL: no POST /config, no node counters */
     void *hooks_user;
+    struct ml_cfg_addr addr; /* where the vhost listens (text not kept): the Host check */
     unsigned int last_token;
+    unsigned int n_conns; /* connections open now, up to CONFIG_ML_ADMIN_MAX_CONNECTIONS */
+    uint64_t cx_refused;  /* closed at accept: over CONFIG_ML_ADMIN_MAX_CONNECTIONS */
+    uint64_t rq_refused;  /* requests refused by the checks (400, 401, 403, 421) */
     struct {
         unsigned int token; /* 0: a free slot */
         struct lws *wsi;
@@ -57,10 +74,11 @@ struct session {
     size_t sent;
     bool close; /* close the connection after this response */
     /* POST /config */
-    char *req;         /* the request body so far (ml_malloc, CONFIG_ML_MAX_CONFIG_BYTES + 1) */
+    char *req;       /* the request body so far (ml_malloc, req_want + 1 bytes) */
+    size_t req_want; /* the Content-Length announced: req never holds more */
     size_t req_len;
-    bool req_too_big;  /* over CONFIG_ML_MAX_CONFIG_BYTES: answered 413 */
-    unsigned int token; /* waiting for the node's answer; 0: not */
+    bool req_too_big;        /* over CONFIG_ML_MAX_CONFIG_BYTES: answered 413 */
+    unsigned int token;      /* waiting for the node's answer; 0: not */
     struct response *answer; /* the node's answer, to send when writeable (ml_malloc) */
 };
 
@@ -110,6 +128,37 @@ static bool respond_text(struct response *r, unsigned int status, const char *te
 
 typedef long render_fn(const struct ml_stats *st, char *out, size_t cap);
 
+/* The admin endpoint's own counters, after the proxy's and the node's: the length written, or
+ * -ENOBUFS when out[0..cap) is too small. */
+static long render_admin(const struct ml_admin *a, bool prometheus, char *out, size_t cap)
+{
+    int n;
+
+    if (prometheus) {
+        n = snprintf(out, cap,
+                     "# HELP meshlet_admin_cx_active Admin endpoint connections open now.\n"
+                     "# TYPE meshlet_admin_cx_active gauge\n"
+                     "meshlet_admin_cx_active %u\n"
+                     "# HELP meshlet_admin_cx_refused_total Admin connections closed when "
+                     "accepted, over ML_ADMIN_MAX_CONNECTIONS.\n"
+                     "# TYPE meshlet_admin_cx_refused_total counter\n"
+                     "meshlet_admin_cx_refused_total %llu\n"
+                     "# HELP meshlet_admin_rq_refused_total Admin requests refused (bad framing, "
+                     "Origin, Host or token).\n"
+                     "# TYPE meshlet_admin_rq_refused_total counter\n"
+                     "meshlet_admin_rq_refused_total %llu\n",
+                     a->n_conns, (unsigned long long)a->cx_refused,
+                     (unsigned long long)a->rq_refused);
+    } else {
+        n = snprintf(out, cap,
+                     "admin.downstream_cx_active %u\nadmin.downstream_cx_refused %llu\n"
+                     "admin.rq_refused %llu\n",
+                     a->n_conns, (unsigned long long)a->cx_refused,
+                     (unsigned long long)a->rq_refused);
+    }
+    return n < 0 || (size_t)n >= cap ? -ENOBUFS : n;
+}
+
 static bool respond_stats(struct ml_admin *a, struct response *r, render_fn *render,
                           const char *content_type)
 {
@@ -127,9 +176,13 @@ static bool respond_stats(struct ml_admin *a, struct response *r, render_fn *ren
         if ((n = render(st, r->body, cap)) >= 0) {
             long m = 0;
             if (a->hooks != NULL && a->hooks->render_stats != NULL) {
-                m = a->hooks->render_stats(a->hooks_user,
-                                           render == ml_stats_render_prometheus, r->body + n,
-                                           cap - (size_t)n);
+                m = a->hooks->render_stats(a->hooks_user, render == ml_stats_render_prometheus,
+                                           r->body + n, cap - (size_t)n);
+            }
+            if (m >= 0) {
+                n += m;
+                m = render_admin(a, render == ml_stats_render_prometheus, r->body + n,
+                                 cap - (size_t)n);
             }
             if (m >= 0) {
                 n += m;
@@ -234,6 +287,11 @@ static int send_response(struct lws *wsi, struct session *s, struct response *r)
                                     end) != 0) {
         return -1;
     }
+    if (r->challenge &&
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"www-authenticate:",
+                                    (const unsigned char *)"Bearer", 6, &p, end) != 0) {
+        return -1;
+    }
     if (lws_finalize_write_http_header(wsi, start, &p, end) != 0) {
         return -1;
     }
@@ -272,21 +330,19 @@ static int write_body(struct lws *wsi, struct session *s)
     return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
 }
 
-/* POST /config: reserves a slot and a buffer for the body. 0, or -1 to close the connection.
- * A refusal is answered at once (r filled, *answered set). */
+/* POST /config whose body announces want bytes (request_check read it; has_length false: no
+ * Content-Length): reserves a slot and a buffer of exactly that size for the body. 0, or -1 to
+ * close the connection. A refusal is answered at once (r filled, *answered set). */
 static int post_begin(struct ml_admin *a, struct lws *wsi, struct session *s, struct response *r,
-                      bool *answered)
+                      bool has_length, unsigned long long want, bool *answered)
 {
-    char len_text[32];
-    unsigned long long want;
     int slot = -1;
 
     *answered = true;
     s->close = true; /* a refused body would have to be read first: close instead */
-    if (lws_hdr_copy(wsi, len_text, sizeof(len_text), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0) {
+    if (!has_length) {
         return respond_text(r, 411, "POST /config needs a Content-Length\n") ? 0 : -1;
     }
-    want = strtoull(len_text, NULL, 10);
     if (want == 0) {
         return respond_text(r, 400, "push: expected an INI text, got an empty body\n") ? 0 : -1;
     }
@@ -311,6 +367,7 @@ static int post_begin(struct ml_admin *a, struct lws *wsi, struct session *s, st
         return respond_text(r, 503, "out of memory\n") ? 0 : -1;
     }
     s->req_len = 0;
+    s->req_want = (size_t)want;
     if (++a->last_token == 0) {
         a->last_token = 1;
     }
@@ -322,6 +379,89 @@ static int post_begin(struct ml_admin *a, struct lws *wsi, struct session *s, st
     return 0;
 }
 
+/* A header's value into buf: 1 copied, 0 absent, -1 longer than buf (a refusal, not a cut). */
+static int header(struct lws *wsi, enum lws_token_indexes h, char *buf, size_t cap)
+{
+    if (lws_hdr_total_length(wsi, h) <= 0) {
+        buf[0] = '\0';
+        return 0;
+    }
+    return lws_hdr_copy(wsi, buf, (int)cap, h) < 0 ? -1 : 1;
+}
+
+/* A refusal by the checks: counted, answered, and the connection closes after it (a body we
+ * do not read may follow). false when out of memory. */
+static bool refuse(struct ml_admin *a, struct session *s, struct response *r, unsigned int status,
+                   const char *text)
+{
+    a->rq_refused++;
+    s->close = true;
+    return respond_text(r, status, text);
+}
+
+/* The checks every request passes before it is served (admin/guard.h): the body's framing,
+ * Origin, Host, then the token unless path is /healthz or /ready. 1: go on (*has_length and
+ * *length say what Content-Length announced); 0: refused, r holds the answer; -1: no memory. */
+static int request_check(struct ml_admin *a, struct lws *wsi, struct session *s, const char *path,
+                         struct response *r, bool *has_length, uint64_t *length)
+{
+    char value[ML_CFG_ADMIN_TOKEN_MAX_BYTES + 32];
+    const struct ml_snapshot *snap = a->proxy != NULL ? ml_proxy_snapshot(a->proxy) : NULL;
+    int got;
+
+    *has_length = false;
+    *length = 0;
+    /* lws reads a body by neither chunked coding nor a bounded Content-Length of its own: one
+     * framing only, ours, or a request could smuggle a second one past us. */
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+        return refuse(a, s, r, 400, "Transfer-Encoding is not accepted: send a Content-Length\n")
+                   ? 0
+                   : -1;
+    }
+    if ((got = header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, value, sizeof(value))) != 0) {
+        if (got < 0 || ml_admin_content_length(value, length) < 0) {
+            return refuse(a, s, r, 400, "expected one Content-Length of digits\n") ? 0 : -1;
+        }
+        *has_length = true;
+    }
+    /* A browser sends Origin with every POST and with cross-origin requests; nothing that
+     * manages a node does: a web page on the board must not reach the admin (CSRF). */
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0) {
+        return refuse(a, s, r, 403, "requests from a web page (with Origin) are refused\n") ? 0
+                                                                                            : -1;
+    }
+    if ((got = header(wsi, WSI_TOKEN_HOST, value, sizeof(value))) == 0) {
+        /* HTTP/1.1 requires Host (RFC 9112 3.2); an HTTP/1.0 probe may leave it out, and a
+         * request that names no host cannot carry a rebound name either */
+        char version[16];
+        if (header(wsi, WSI_TOKEN_HTTP, version, sizeof(version)) <= 0 ||
+            strcmp(version, "HTTP/1.0") != 0) {
+            return refuse(a, s, r, 400, "expected a Host header\n") ? 0 : -1;
+        }
+    } else if (got < 0 || !ml_admin_host_allowed(&a->addr, value)) {
+        return refuse(a, s, r, 421, "Host is not this admin endpoint's address\n") ? 0 : -1;
+    }
+    if (strcmp(path, "/healthz") == 0 || strcmp(path, "/ready") == 0) {
+        return 1; /* probes carry no secret */
+    }
+    if (snap == NULL) {
+        /* no snapshot: whether a token is required is unknown; fail closed */
+        s->close = true;
+        return respond_text(r, 503, "not ready: no configuration is applied\n") ? 0 : -1;
+    }
+    if (snap->node.admin_token_value != NULL) {
+        if (header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, value, sizeof(value)) <= 0 ||
+            !ml_admin_bearer_matches(value, snap->node.admin_token_value,
+                                     snap->node.admin_token_bytes)) {
+            r->challenge = true;
+            return refuse(a, s, r, 401, "expected Authorization: Bearer with the admin token\n")
+                       ? 0
+                       : -1;
+        }
+    }
+    return 1;
+}
+
 static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                           size_t len)
 {
@@ -330,15 +470,58 @@ static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
     struct response r;
 
     switch (reason) {
-    case LWS_CALLBACK_HTTP:
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        /* Before lws makes a connection of the accepted socket: over the cap it is closed at
+         * once, so idle admin connections cannot hold the fds the data plane needs. */
+        if (a != NULL && a->n_conns >= CONFIG_ML_ADMIN_MAX_CONNECTIONS) {
+            a->cx_refused++;
+            return -1;
+        }
+        return 0;
+    case LWS_CALLBACK_WSI_CREATE:
+        if (a != NULL) {
+            a->n_conns++;
+        }
+        break;
+    case LWS_CALLBACK_WSI_DESTROY:
+        /* also said of the listening socket when the vhost goes, which was never counted */
+        if (a != NULL && a->n_conns > 0) {
+            a->n_conns--;
+        }
+        break;
+    case LWS_CALLBACK_PROTOCOL_DESTROY:
+        /* the vhost is gone, every connection of it closed before: nothing calls back after */
+        if (a != NULL && a->freed) {
+            ml_free(a);
+        } else if (a != NULL) {
+            a->vhost_gone = true;
+        }
+        return 0;
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+        /* lws gives a connection that never sends a request head no timeout of its own; it
+         * clears this one when the head is complete, and sets keepalive_timeout after each
+         * answer */
+        lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, CONFIG_ML_ADMIN_IDLE_TIMEOUT_S);
+        break;
+    case LWS_CALLBACK_HTTP: {
+        const char *path = in != NULL ? (const char *)in : "";
+        bool has_length;
+        uint64_t length;
+        int ok;
+
         if (a == NULL || s == NULL) {
             return -1;
         }
         memset(&r, 0, sizeof(r));
-        if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0 && in != NULL &&
-            strcmp(in, "/config") == 0 && a->hooks != NULL && a->hooks->apply != NULL) {
+        if ((ok = request_check(a, wsi, s, path, &r, &has_length, &length)) < 0) {
+            return -1;
+        }
+        if (ok == 0) {
+            ML_LOG_DBG("admin: %s refused: %u", path, r.status);
+        } else if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0 &&
+                   strcmp(path, "/config") == 0 && a->hooks != NULL && a->hooks->apply != NULL) {
             bool answered;
-            if (post_begin(a, wsi, s, &r, &answered) < 0) {
+            if (post_begin(a, wsi, s, &r, has_length, length, &answered) < 0) {
                 return -1;
             }
             if (!answered) {
@@ -349,7 +532,13 @@ static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
             if (!respond_text(&r, 405, "only GET is served here, and POST /config\n")) {
                 return -1;
             }
-        } else if (!route(a, in != NULL ? (const char *)in : "", &r)) {
+        } else if (has_length && length > 0) {
+            s->close = true; /* a GET with a body: we do not read it, so no next request */
+            if (!route(a, path, &r)) {
+                ML_LOG_WRN("admin: out of memory for a response: connection closed");
+                return -1;
+            }
+        } else if (!route(a, path, &r)) {
             ML_LOG_WRN("admin: out of memory for a response: connection closed");
             return -1;
         }
@@ -358,12 +547,25 @@ static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
             return -1;
         }
         return 0;
+    }
     case LWS_CALLBACK_HTTP_BODY:
-        if (s != NULL && s->req != NULL) {
-            /* post_begin sized req by Content-Length; lws delivers no more than that */
-            size_t room = CONFIG_ML_MAX_CONFIG_BYTES - s->req_len;
-            if (len > room) {
-                len = room;
+        if (s != NULL && s->req != NULL && a != NULL) {
+            /* req holds req_want bytes, what Content-Length announced. lws 4.3's HTTP/1 server
+             * does not stop the body there (it passes on whatever was read): more than announced
+             * is a client that lies about its framing, answered 400 and closed. */
+            if (len > s->req_want - s->req_len) {
+                memset(&r, 0, sizeof(r));
+                ML_LOG_WRN("admin: POST /config body longer than its Content-Length %zu: 400, "
+                           "connection closed",
+                           s->req_want);
+                session_drop_post(a, s);
+                if (!refuse(a, s, &r, 400,
+                            "expected a body of the length Content-Length announced, got more\n") ||
+                    send_response(wsi, s, &r) < 0) {
+                    ml_free(r.body);
+                    return -1;
+                }
+                return 0;
             }
             memcpy(s->req + s->req_len, in, len);
             s->req_len += len;
@@ -418,8 +620,9 @@ static const struct lws_protocols admin_protocols[] = {
     LWS_PROTOCOL_LIST_TERM,
 };
 
-int ml_admin_new(struct ml_loop *loop, struct ml_proxy *proxy, char *why, size_t cap,
-                 struct ml_admin **out)
+/* ml_admin_new, and with listen false ml_admin_new_detached (admin_int.h). */
+static int admin_create(struct ml_loop *loop, struct ml_proxy *proxy, bool listen, char *why,
+                        size_t cap, struct ml_admin **out)
 {
     const struct ml_snapshot *snap = ml_proxy_snapshot(proxy);
     const struct ml_cfg_addr *addr = &snap->node.admin;
@@ -450,13 +653,16 @@ int ml_admin_new(struct ml_loop *loop, struct ml_proxy *proxy, char *why, size_t
     }
     a->loop = loop;
     a->proxy = proxy;
+    a->addr = *addr;
+    a->addr.text = NULL; /* the snapshot's: it may go before the admin */
     memset(&info, 0, sizeof(info));
     info.vhost_name = "ml-admin";
     info.iface = a->iface;
-    info.port = addr->port;
+    /* detached: a server vhost without a socket of its own, fed by ml_admin_adopt */
+    info.port = listen ? addr->port : CONTEXT_PORT_NO_LISTEN_SERVER;
     info.protocols = admin_protocols;
     info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
-    info.keepalive_timeout = 5;
+    info.keepalive_timeout = CONFIG_ML_ADMIN_IDLE_TIMEOUT_S;
     info.timeout_secs = 10;
     info.user = a;
     a->vh = lws_create_vhost(ml_loop_lws_context(loop), &info);
@@ -470,14 +676,49 @@ int ml_admin_new(struct ml_loop *loop, struct ml_proxy *proxy, char *why, size_t
         ml_free(a);
         return rv;
     }
-    ML_LOG_INF("admin: listening on %s", addr->text);
+    if (listen) {
+        ML_LOG_INF("admin: listening on %s", addr->text);
+    }
     *out = a;
     return 0;
+}
+
+int ml_admin_new(struct ml_loop *loop, struct ml_proxy *proxy, char *why, size_t cap,
+                 struct ml_admin **out)
+{
+    return admin_create(loop, proxy, true, why, cap, out);
+}
+
+int ml_admin_new_detached(struct ml_loop *loop, struct ml_proxy *proxy, char *why, size_t cap,
+                          struct ml_admin **out)
+{
+    return admin_create(loop, proxy, false, why, cap, out);
+}
+
+int ml_admin_adopt(struct ml_admin *a, int fd)
+{
+    if (lws_adopt_socket_vhost(a->vh, fd) != NULL) {
+        return 0;
+    }
+    /* lws closes fd when it fails after making the connection, not before: close it then */
+    if (fcntl(fd, F_GETFD) != -1) {
+        close(fd);
+    }
+    return -EIO;
+}
+
+unsigned int ml_admin_connections(const struct ml_admin *a)
+{
+    return a != NULL ? a->n_conns : 0;
 }
 
 void ml_admin_free(struct ml_admin *a)
 {
     if (a == NULL) {
+        return;
+    }
+    if (a->vhost_gone) {
+        ml_free(a);
         return;
     }
     /* A POST still waiting for its apply (SIGTERM mid-save): lws closes its connection later,
@@ -489,8 +730,11 @@ void ml_admin_free(struct ml_admin *a)
             s->token = 0;
         }
     }
-    lws_vhost_destroy(a->vh);
-    ml_free(a);
+    /* the node and its proxy go now; the connections lws still closes must not reach them */
+    a->freed = true;
+    a->hooks = NULL;
+    a->proxy = NULL;
+    lws_vhost_destroy(a->vh); /* ends in LWS_CALLBACK_PROTOCOL_DESTROY, which frees a */
 }
 
 void ml_admin_set_hooks(struct ml_admin *a, const struct ml_admin_hooks *hooks, void *user)

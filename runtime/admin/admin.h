@@ -6,11 +6,17 @@
  *   GET /stats/prometheus   the same in Prometheus' text exposition format 0.0.4
  *   GET /config             the running INI, after a "# version: V" line; also in the
  *                           X-Meshlet-Config-Version header
- *   POST /config            the body is a whole INI: applied like a push (PROTOCOL.md); 200
+ *   POST /config            the body is a whole INI: applied like a push (node/apply.c); 200
  *                           "version: V", or 400 with the error lines ("push:LINE: ..."), or
  *                           413 over CONFIG_ML_MAX_CONFIG_BYTES, 503 when nothing applies
  *   GET /fleet              the control plane as this node sees it (text)
  *   anything else           404 (405 for another method)
+ *
+ * Before any of it, every request passes admin/guard.h's checks: one Content-Length of digits and
+ * no Transfer-Encoding (else 400), no Origin (403), a Host naming this endpoint (421), and with
+ * [node] admin_token the bearer token, but for /healthz and /ready (401). At most
+ * CONFIG_ML_ADMIN_MAX_CONNECTIONS connections at once (more are closed when accepted); one idle
+ * for CONFIG_ML_ADMIN_IDLE_TIMEOUT_S is closed.
  *
  * A libwebsockets HTTP server vhost on the one loop; responses are built whole into a buffer of
  * at most ML_ADMIN_MAX_RESPONSE_BYTES (a bigger one is a 500 saying so), then written as the

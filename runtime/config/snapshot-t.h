@@ -9,6 +9,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Bounds of [node] admin_token's content: shorter is guessable, longer is not a token. */
+#define ML_CFG_ADMIN_TOKEN_MIN_BYTES 16
+#define ML_CFG_ADMIN_TOKEN_MAX_BYTES 256
+
 /* An IP literal and port, as given in the INI (bind, admin, endpoint). */
 struct ml_cfg_addr {
     bool set;         /* false for "off" (admin) */
@@ -41,7 +45,14 @@ struct ml_cfg_node {
     int id_line;  /* the line of id; 0: not given (the host name is used; a fleet push keeps ours) */
     const char *id;
     struct ml_cfg_addr admin; /* admin.set == false: admin = off */
+    int admin_line;           /* the line of admin; 0: the default */
     bool admin_remote;
+    /* admin_token: the file's path as given (NULL: no token, admin requests are not checked);
+     * its content is read when the config is checked, so every apply (start, SIGHUP, push,
+     * POST /config) reads the file again. The token is secret: never logged, never shown. */
+    const char *admin_token;
+    const char *admin_token_value; /* arena-owned, NUL-terminated, the trailing newline cut */
+    size_t admin_token_bytes;      /* ML_CFG_ADMIN_TOKEN_MIN_BYTES..ML_CFG_ADMIN_TOKEN_MAX_BYTES */
     int log_level; /* enum ml_log_level */
     enum ml_cfg_access_log access_log;
     const char *access_log_path; /* ML_CFG_ACCESS_LOG_FILE only */

@@ -10,12 +10,14 @@
 #include "config/value.h"
 #include "core/arena.h"
 #include "core/fd_budget.h"
+#include "core/file.h"
 #include "grpc/status.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -1131,11 +1133,77 @@ static void check_authz(struct vctx *c, const struct ml_raw_section *sec)
     }
 }
 
+/* Reads [node] admin_token's file into the snapshot: every check of the config reads it again,
+ * so an apply takes the file as it is then. The content is never shown in an error. */
+static void read_admin_token(struct vctx *c, const struct ml_raw_section *sec)
+{
+    struct ml_cfg_node *n = &c->snap->node;
+    int line = sec->key_line[ML_K_node_admin_token];
+    char got[GOT_MAX], *buf = NULL;
+    size_t len = 0;
+    int rv;
+
+    /* room for a trailing "\r\n" after the longest token */
+    rv = ml_file_read_all(n->admin_token, ML_CFG_ADMIN_TOKEN_MAX_BYTES + 2, &buf, &len);
+    if (rv == -ENOMEM) {
+        c->oom = 1;
+        return;
+    }
+    if (rv < 0) {
+        if (rv == -EFBIG) {
+            key_error(c, sec, line, "admin_token",
+                      "expected a file holding one token of %d..%d visible ASCII characters, "
+                      "got a larger file \"%s\"",
+                      ML_CFG_ADMIN_TOKEN_MIN_BYTES, ML_CFG_ADMIN_TOKEN_MAX_BYTES,
+                      shown(n->admin_token, got, sizeof(got)));
+        } else {
+            key_error(c, sec, line, "admin_token",
+                      "expected a readable file holding the admin token, got \"%s\" (%s)",
+                      shown(n->admin_token, got, sizeof(got)), strerror(-rv));
+        }
+        return;
+    }
+    if (len > 0 && buf[len - 1] == '\n') {
+        len--;
+        if (len > 0 && buf[len - 1] == '\r') {
+            len--;
+        }
+    }
+    rv = 0;
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)buf[i] <= 0x20 || (unsigned char)buf[i] >= 0x7f) {
+            rv = -EINVAL; /* it goes in a header: one line of visible ASCII */
+        }
+    }
+    if (len < ML_CFG_ADMIN_TOKEN_MIN_BYTES || len > ML_CFG_ADMIN_TOKEN_MAX_BYTES || rv < 0) {
+        key_error(c, sec, line, "admin_token",
+                  "expected a file holding one token of %d..%d visible ASCII characters (no "
+                  "spaces), got %zu bytes%s in \"%s\"",
+                  ML_CFG_ADMIN_TOKEN_MIN_BYTES, ML_CFG_ADMIN_TOKEN_MAX_BYTES, len,
+                  rv < 0 ? " with a space or control character" : "",
+                  shown(n->admin_token, got, sizeof(got)));
+    } else {
+        n->admin_token_value = cfg_strdup(c, buf, len);
+        n->admin_token_bytes = len;
+    }
+    explicit_bzero(buf, len);
+    free(buf);
+}
+
 static void check_node(struct vctx *c, const struct ml_raw_section *sec)
 {
     struct ml_cfg_node *n = &c->snap->node;
     char got[GOT_MAX];
 
+    if (n->admin_token != NULL) {
+        read_admin_token(c, sec);
+    }
+    if (n->admin.set && n->admin_remote && n->admin_token == NULL) {
+        key_error(c, sec, sec->key_line[ML_K_node_admin_remote], "admin_remote",
+                  "expected admin_token with admin_remote = on (anyone who reaches %s could "
+                  "apply a config), got \"on\" without it",
+                  shown(n->admin.text, got, sizeof(got)));
+    }
     if (n->admin.set && !n->admin_remote && !ml_value_addr_is_loopback(&n->admin)) {
         key_error(c, sec, sec->key_line[ML_K_node_admin], "admin",
                   "expected a loopback address (127.0.0.0/8 or [::1]) unless admin_remote = on, "
@@ -1225,6 +1293,7 @@ int ml_config_validate(struct ml_snapshot *snap, const struct ml_raw_doc *doc,
             if (sec->kind == ML_KIND_NODE) {
                 snap->node.line = sec->line;
                 snap->node.id_line = sec->key_line[ML_K_node_id];
+                snap->node.admin_line = sec->key_line[ML_K_node_admin];
             }
             if (sec->kind == ML_KIND_FLEET) {
                 snap->fleet.present = true;
