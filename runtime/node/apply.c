@@ -1,5 +1,5 @@
-/* The one path of every new configuration (PROTOCOL.md "Which configuration runs"), whatever
- * brings it — a fleet push, SIGHUP, POST /config — one at a time, in order:
+/* The one path of every new configuration (runtime/fleet/README.md "Which configuration runs"),
+ * whatever brings it — a fleet push, SIGHUP, POST /config — one at a time, in order:
  *
  *   1. check: the text is parsed and validated completely (ml_config_load_text); a push whose
  *      version is the one running is answered at once, nothing re-applied; a push is made whole

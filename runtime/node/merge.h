@@ -1,6 +1,6 @@
-/* A pushed config made whole for this node (PROTOCOL.md "Which configuration runs"): a push may
- * leave out [node] id and [fleet]; they are then kept from the running config, so that what is
- * saved in state_dir and run after a restart is complete. A push that names another node is
+/* A pushed config made whole for this node (runtime/fleet/README.md "Which configuration runs"): a
+ * push may leave out [node] id and [fleet]; they are then kept from the running config, so that
+ * what is saved in state_dir and run after a restart is complete. A push that names another node is
  * refused. Pure text work: no I/O, fuzzable. */
 #ifndef ML_NODE_MERGE_H
 #define ML_NODE_MERGE_H

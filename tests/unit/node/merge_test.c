@@ -1,6 +1,6 @@
-/* node/merge.c: a push made whole with this node's [node] id and [fleet] (PROTOCOL.md "Which
- * configuration runs"). What is added keeps the push's own lines where they were (its errors are
- * reported against them), the result checks, and a push naming another node is refused with a
+/* node/merge.c: a push made whole with this node's [node] id and [fleet] (runtime/fleet/README.md
+ * "Which configuration runs"). What is added keeps the push's own lines where they were (its errors
+ * are reported against them), the result checks, and a push naming another node is refused with a
  * line in the config errors' form. */
 #include "node/merge.h"
 
