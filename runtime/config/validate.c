@@ -1217,6 +1217,11 @@ int ml_config_validate(struct ml_snapshot *snap, const struct ml_raw_doc *doc,
         const struct ml_raw_section *sec = doc->sections[i];
         void *obj = section_struct(snap, sec->kind, sec->index);
         if (sec->kind == ML_KIND_NODE || sec->kind == ML_KIND_FLEET) {
+            for (int key = 0; key < ML_K_COUNT; key++) {
+                if (ml_schema_keys[key].kind == sec->kind) {
+                    snap->bootstrap_line[key] = sec->key_line[key];
+                }
+            }
             if (sec->kind == ML_KIND_NODE) {
                 snap->node.line = sec->line;
                 snap->node.id_line = sec->key_line[ML_K_node_id];
