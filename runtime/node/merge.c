@@ -221,14 +221,6 @@ static void put_section(struct out *o, const struct ml_snapshot *running, int li
 int ml_node_merge_push(const struct ml_snapshot *running, const struct ml_snapshot *pushed,
                        char **text_out, size_t *n_out, char *why, size_t cap)
 {
-    const char *ptext = pushed->text;
-    size_t pn = pushed->text_bytes, at = 0;
-    struct {
-        size_t from, to;
-    } cut[2];
-    int n_cut = 0;
-    struct out o = {0};
-
     *text_out = NULL;
     *n_out = 0;
     if (cap > 0) {
@@ -242,6 +234,22 @@ int ml_node_merge_push(const struct ml_snapshot *running, const struct ml_snapsh
     if (bootstrap_changes(running, pushed, why, cap) > 0) {
         return -EPERM;
     }
+    return ml_node_merge_bootstrap(running, pushed, text_out, n_out);
+}
+
+int ml_node_merge_bootstrap(const struct ml_snapshot *running, const struct ml_snapshot *pushed,
+                            char **text_out, size_t *n_out)
+{
+    const char *ptext = pushed->text;
+    size_t pn = pushed->text_bytes, at = 0;
+    struct {
+        size_t from, to;
+    } cut[2];
+    int n_cut = 0;
+    struct out o = {0};
+
+    *text_out = NULL;
+    *n_out = 0;
     if (!pushed->node.line && !pushed->fleet.present && !running->node.line &&
         !running->fleet.present) {
         return 0; /* no bootstrap on either side: the push runs as it is */

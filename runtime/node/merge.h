@@ -24,4 +24,11 @@
 int ml_node_merge_push(const struct ml_snapshot *running, const struct ml_snapshot *pushed,
                        char **text_out, size_t *n_out, char *why, size_t cap);
 
+/* The text part of ml_node_merge_push, without its checks: pushed's [node] and [fleet] replaced
+ * by running's, whatever they hold. For a config saved in state_dir at start: it runs with the
+ * bootstrap of the local file as it is now. Returns 0 (*text_out as ml_node_merge_push's, NULL
+ * when neither has a [node] or [fleet]) or -ENOMEM. */
+int ml_node_merge_bootstrap(const struct ml_snapshot *running, const struct ml_snapshot *pushed,
+                            char **text_out, size_t *n_out);
+
 #endif

@@ -222,3 +222,26 @@ def test_sighup_with_a_changed_local_node_log_level_applies(run_meshlet, free_po
         assert time.monotonic() < deadline, node_lines(m)
         time.sleep(0.1)
     assert who(listen) == "A"
+
+
+def test_restart_runs_the_saved_push_with_the_local_file_bootstrap(run_meshlet, free_port,
+                                                                   backends, controller):
+    # a fleet-managed node restarts on the config saved in state_dir (the controller's data
+    # plane), but its [node] and [fleet] are the local file's as it is now
+    a, b = backends("A"), backends("B")
+    ctl = controller()
+    m, listen = start_fleet_node(run_meshlet, free_port, ctl, a)
+    answer = ctl.push(data_plane(listen, b.port), version="v-saved")
+    assert answer.WhichOneof("msg") == "ack", answer
+    m.send_signal(signal.SIGTERM)
+    assert m.wait(timeout=scaled(10)) == 0, m.stderr
+    path = Path(m.config_path)
+    new_admin = free_port()
+    path.write_text(re.sub(r"^admin = 127\.0\.0\.1:\d+$", f"admin = 127.0.0.1:{new_admin}",
+                           path.read_text(), flags=re.M).replace("[node]\n", "[node]\nlog = debug\n"))
+    m2 = run_meshlet(None, "-c", path)
+    assert m2.wait_for_stderr("using the last applied config", timeout=scaled(10)), m2.stderr
+    assert who(listen) == "B"  # the saved data plane
+    status, body = http(new_admin, "/config")  # the local file's admin, not the saved one
+    assert status == 200 and body.startswith("# version: v-saved\n"), body
+    assert f"admin = 127.0.0.1:{new_admin}" in body and "log = debug" in body, body
