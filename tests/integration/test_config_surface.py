@@ -268,6 +268,8 @@ def test_every_effect_test_named_exists():
 
 
 def test_version_and_defaults_promise_only_what_works(meshlet):
+    # the fleet Hello sends the same list (test_fleet_hostile.py::
+    # test_hello_says_who_the_node_is_and_status_comes_every_interval compares them)
     r = meshlet("version")
     features = next(line for line in r.stdout.splitlines() if line.startswith("features:"))
     for absent in ("fault", "rate_limit", "health_check", "lb.ring_hash", "lb.maglev", "dns",
