@@ -1,6 +1,7 @@
 #include "config/defaults.h"
 
 #include "config/schema.h"
+#include "config/unimplemented.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -24,9 +25,19 @@ void ml_config_print_defaults(FILE *out)
             if (k->kind != (enum ml_config_kind)kind) {
                 continue;
             }
+            const char *off = NULL;
+            bool unimpl = ml_config_unimplemented(key, &off) || ml_config_kind_unimplemented(kind);
             fprintf(out, "; %s%s%s\n", k->help, (k->flags & ML_KF_REPEATABLE) ? " (repeatable)" : "",
                     k->available ? "" : " (not in this build)");
-            if (kind == ML_KIND_NODE && strcmp(k->name, "id") == 0) {
+            if (unimpl && off != NULL) {
+                /* the default is the off value: nothing unimplemented runs by default */
+                fprintf(out, "; not implemented yet: refused unless %s\n", off[0] ? off : "empty");
+            } else if (unimpl) {
+                fprintf(out, "; not implemented yet: refused\n");
+            }
+            if (unimpl && off == NULL) {
+                fprintf(out, ";%s =                ; not implemented yet\n", k->name);
+            } else if (kind == ML_KIND_NODE && strcmp(k->name, "id") == 0) {
                 fprintf(out, "%s = %s\n", k->name, host);
             } else if (k->flags & ML_KF_REQUIRED) {
                 fprintf(out, ";%s =                ; REQUIRED\n", k->name);

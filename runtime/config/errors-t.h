@@ -3,7 +3,7 @@
 
 #include <stddef.h>
 
-/* One error of a config: LINE and the text after "FILE:LINE: " (CONFIG.md "Errors"). */
+/* One error of a config: LINE and the text after "FILE:LINE: " (config/README.md "Errors"). */
 struct ml_config_error {
     int line;   /* 1-based; 0 for errors of the whole text (it cannot be read) */
     char *text; /* "[cluster greeter] lb: expected ..., got \"x\"", owned by the list */
@@ -17,7 +17,7 @@ struct ml_config_errors {
     size_t n_dropped;
 };
 
-/* A Nack and a failed POST /config carry the error lines cut at this size (CONFIG.md). */
+/* A Nack and a failed POST /config carry the error lines cut at this size (config/README.md). */
 #define ML_CONFIG_ERRORS_TEXT_MAX 4096
 
 #endif

@@ -1,8 +1,8 @@
 /* INI text → raw document, with inih as the tokenizer.
  *
- * inih is built with the options CONFIG.md names (firmware/deps/inih.flags). Three things it does
- * not do the way the contract wants, handled in the line reader below, which sees each line before
- * inih does:
+ * inih is built with the options config/README.md names (firmware/deps/inih.flags). Three things it
+ * does not do the way the contract wants, handled in the line reader below, which sees each line
+ * before inih does:
  *  - it accepts "key: value" as well as "key = value": such a line is a syntax error here;
  *  - it cuts section names at 50 bytes and over-long lines into two: the reader keeps the whole
  *    header itself and reports a line longer than the buffer as one error;
@@ -122,7 +122,7 @@ static void quote_into(char *dst, size_t cap, const char *s, size_t n)
 static void section_label(const struct ml_raw_section *sec, char *buf, size_t cap);
 
 /* "[SECTION]: " for an error on line s[0..n) when that line is not a header and sits in a
- * well-formed section (CONFIG.md: an error names its section), else "". */
+ * well-formed section (config/README.md: an error names its section), else "". */
 static const char *line_label(const struct parse_ctx *ctx, const char *s, size_t n, char *buf,
                               size_t cap)
 {

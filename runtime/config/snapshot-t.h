@@ -4,6 +4,7 @@
 #ifndef ML_CONFIG_SNAPSHOT_T_H
 #define ML_CONFIG_SNAPSHOT_T_H
 
+#include "config/schema-t.h"
 #include "core/arena-t.h"
 
 #include <stdbool.h>
@@ -222,6 +223,9 @@ struct ml_snapshot {
 
     struct ml_cfg_node node;
     struct ml_cfg_fleet fleet;
+    /* The line each [node] and [fleet] key is set on (0: not set, its default or nothing): a
+     * push may only repeat the running bootstrap, and its refusal names the key's line. */
+    int bootstrap_line[ML_K_COUNT];
     struct ml_cfg_listener *listeners;
     uint32_t n_listeners;
     struct ml_cfg_route *routes; /* file order: the order routes are tried */

@@ -25,8 +25,8 @@ int ml_config_load_text(const char *text, size_t n, const char *version,
 int ml_config_load_file(const char *path, struct ml_config_errors *errs,
                         struct ml_snapshot **out);
 
-/* ml_config_load_file, with every error printed on err as CONFIG.md says ("FILE:LINE: ...", and
- * a line for running out of memory before any error was found). Returns its code. */
+/* ml_config_load_file, with every error printed on err as config/README.md says ("FILE:LINE: ...",
+ * and a line for running out of memory before any error was found). Returns its code. */
 int ml_config_load_file_print(const char *path, FILE *err, struct ml_snapshot **out);
 
 /* true for the codes of ml_config_load_file that mean "could not be read" (exit 2), as opposed to

@@ -1,6 +1,7 @@
-/* The last-known-good configuration in state_dir (PROTOCOL.md "Which configuration runs"): the
- * INI text of the last config applied successfully, with its version, kept so that a node that
- * restarts (or loses power at any instant) runs either the old or the new one, never a torn one.
+/* The last-known-good configuration in state_dir (runtime/fleet/README.md "Which configuration
+ * runs"): the INI text of the last config applied successfully, with its version, kept so that a
+ * node that restarts (or loses power at any instant) runs either the old or the new one, never a
+ * torn one.
  *
  * One file, DIR/config.state: a header line, the version, '\n', the text:
  *

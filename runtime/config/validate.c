@@ -7,6 +7,7 @@
 #include "config/features.h"
 #include "config/schema.h"
 #include "config/snapshot-t.h"
+#include "config/unimplemented.h"
 #include "config/value.h"
 #include "core/arena.h"
 #include "core/fd_budget.h"
@@ -1039,6 +1040,30 @@ static void downstream_budget(struct vctx *c, const struct ml_raw_section *sec)
     }
 }
 
+/* A key whose code does not exist yet (config/unimplemented.c), given a value that asks for
+ * something: refused where it stands, as tls = on is. */
+static void unimplemented_refused(struct vctx *c, const void *obj, const struct ml_raw_entry *e)
+{
+    const char *off = NULL;
+    char want[64], got[GOT_MAX];
+
+    if (!ml_config_unimplemented(e->key, &off) || ml_config_unimplemented_is_off(e->key, obj)) {
+        return;
+    }
+    if (off == NULL) {
+        snprintf(want, sizeof(want), "this key left out");
+    } else if (off[0] == '\0') {
+        snprintf(want, sizeof(want), "an empty value");
+    } else if (strcmp(off, "0") == 0) {
+        snprintf(want, sizeof(want), "0 (off)");
+    } else {
+        snprintf(want, sizeof(want), "%s", off);
+    }
+    key_error(c, c->sec, e->line, ml_schema_keys[e->key].name,
+              "expected %s: not implemented in this version, got \"%s\"", want,
+              shown(e->value, got, sizeof(got)));
+}
+
 static void check_listener(struct vctx *c, const struct ml_raw_section *sec)
 {
     struct ml_snapshot *s = c->snap;
@@ -1110,22 +1135,20 @@ static void check_cluster(struct vctx *c, const struct ml_raw_section *sec)
                   "expected either endpoint or dns, not both, got \"%s\"",
                   shown(value_at(c, sec, ML_K_cluster_dns), got, sizeof(got)));
     }
-    if ((cl->lb == ML_CFG_LB_RING_HASH && !ML_HAVE_LB_RING_HASH) ||
-        (cl->lb == ML_CFG_LB_MAGLEV && !ML_HAVE_LB_MAGLEV)) {
-        key_error(c, sec, sec->key_line[ML_K_cluster_lb], "lb",
-                  "expected a balancer this build of meshlet has, got \"%s\"",
-                  shown(value_at(c, sec, ML_K_cluster_lb), got, sizeof(got)));
-    }
-    if (cl->health_check != ML_CFG_HEALTH_OFF && !ML_HAVE_HEALTH_CHECK) {
-        key_error(c, sec, sec->key_line[ML_K_cluster_health_check], "health_check",
-                  "expected off: this build of meshlet has no health checks, got \"%s\"",
-                  shown(value_at(c, sec, ML_K_cluster_health_check), got, sizeof(got)));
-    }
+    /* lb other than round_robin and health_check other than off: refused where they are read
+     * (config/unimplemented.c), whatever this build's Kconfig says. */
 }
 
 static void check_authz(struct vctx *c, const struct ml_raw_section *sec)
 {
     struct ml_cfg_authz *az = &c->snap->authz[sec->index];
+
+    if (ml_config_kind_unimplemented(ML_KIND_AUTHZ)) {
+        /* Accepted, its rules would not be enforced: every call would pass (fail open). */
+        key_error(c, sec, sec->line, NULL,
+                  "expected no [authz] section: not implemented in this version (its rules "
+                  "would not be enforced)");
+    }
 
     if ((az->listener = find_listener(c->snap, az->name)) < 0) {
         key_error(c, sec, sec->line, NULL,
@@ -1232,8 +1255,8 @@ static void check_fleet(struct vctx *c, const struct ml_raw_section *sec)
                   "expected this key with a wss:// url (the controller's certificate is checked "
                   "against it), got nothing");
     }
-    /* cert and key come together: the one missing is a missing key (header line, CONFIG.md). A
-     * key given but unreadable was reported where it stands. */
+    /* cert and key come together: the one missing is a missing key (header line, config/README.md).
+     * A key given but unreadable was reported where it stands. */
     if (sec->key_line[ML_K_fleet_cert] != 0 && sec->key_line[ML_K_fleet_key] == 0) {
         key_error(c, sec, sec->line, "key",
                   "expected this key with cert (the private key of the node's client "
@@ -1290,6 +1313,11 @@ int ml_config_validate(struct ml_snapshot *snap, const struct ml_raw_doc *doc,
         const struct ml_raw_section *sec = doc->sections[i];
         void *obj = section_struct(snap, sec->kind, sec->index);
         if (sec->kind == ML_KIND_NODE || sec->kind == ML_KIND_FLEET) {
+            for (int key = 0; key < ML_K_COUNT; key++) {
+                if (ml_schema_keys[key].kind == sec->kind) {
+                    snap->bootstrap_line[key] = sec->key_line[key];
+                }
+            }
             if (sec->kind == ML_KIND_NODE) {
                 snap->node.line = sec->line;
                 snap->node.id_line = sec->key_line[ML_K_node_id];
@@ -1333,8 +1361,12 @@ int ml_config_validate(struct ml_snapshot *snap, const struct ml_raw_doc *doc,
     /* Every value, in file order. */
     for (uint32_t i = 0; i < doc->n_entries; i++) {
         const struct ml_raw_entry *e = &doc->entries[i];
+        void *obj;
         c.sec = doc->sections[e->section];
-        apply(&c, section_struct(snap, c.sec->kind, c.sec->index), e->key, e->value, e->line);
+        obj = section_struct(snap, c.sec->kind, c.sec->index);
+        if (apply(&c, obj, e->key, e->value, e->line) == 0) {
+            unimplemented_refused(&c, obj, e);
+        }
     }
     default_node_id(&c);
     if (c.oom) {

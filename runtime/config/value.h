@@ -1,6 +1,6 @@
-/* Parsers for the value syntax of CONFIG.md ("Syntax"): pure functions over one NUL-terminated
- * value, no allocation. Each returns 0, or -EINVAL (bad form) / -ERANGE (number too large);
- * the caller words the error, since it knows the key's range. */
+/* Parsers for the value syntax of config/README.md ("Syntax"): pure functions over one
+ * NUL-terminated value, no allocation. Each returns 0, or -EINVAL (bad form) / -ERANGE (number too
+ * large); the caller words the error, since it knows the key's range. */
 #ifndef ML_CONFIG_VALUE_H
 #define ML_CONFIG_VALUE_H
 

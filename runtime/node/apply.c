@@ -1,9 +1,10 @@
-/* The one path of every new configuration (PROTOCOL.md "Which configuration runs"), whatever
- * brings it — a fleet push, SIGHUP, POST /config — one at a time, in order:
+/* The one path of every new configuration (runtime/fleet/README.md "Which configuration runs"),
+ * whatever brings it — a fleet push, SIGHUP, POST /config — one at a time, in order:
  *
  *   1. check: the text is parsed and validated completely (ml_config_load_text); a push whose
- *      version is the one running is answered at once, nothing re-applied; a push is made whole
- *      with our [node] id and [fleet] (node/merge.c) and refused if it names another node;
+ *      version is the one running is answered at once, nothing re-applied; a push or POST is
+ *      made whole with our [node] and [fleet] (node/merge.c: the bootstrap comes from the local
+ *      file only) and refused if it sets any of their keys to another value;
  *   2. prepare: new listener binds are made, clusters built (ml_proxy_prepare) — a bind that
  *      fails ends the apply here, nothing changed;
  *   3. save: the text and version go to state_dir atomically (ml_config_store_save), on a worker
@@ -222,7 +223,8 @@ static void apply_start(struct ml_apply_job *job)
     }
     ml_config_errors_deinit(&errs);
 
-    if (job->src == ML_APPLY_PUSH) {
+    if (job->src == ML_APPLY_PUSH || job->src == ML_APPLY_ADMIN) {
+        /* [node] and [fleet] are the bootstrap: from the local file only (SIGHUP) */
         char *whole = NULL;
         size_t whole_n = 0;
         if ((rv = ml_node_merge_push(node->snap, job->next, &whole, &whole_n, error,
@@ -234,17 +236,19 @@ static void apply_start(struct ml_apply_job *job)
             return;
         }
         if (whole != NULL) {
-            /* check again what will run and be saved: our [node] id and [fleet] added */
+            /* check again what will run and be saved: with our [node] and [fleet] */
             ml_snapshot_unref(job->next);
             job->next = NULL;
             ml_free(job->text);
             job->text = whole;
             job->n = whole_n;
             ml_config_errors_init(&errs);
-            rv = ml_config_load_text(job->text, job->n, job->version, &errs, &job->next);
+            rv = ml_config_load_text(job->text, job->n,
+                                     job->src == ML_APPLY_PUSH ? job->version : NULL, &errs,
+                                     &job->next);
             if (rv < 0) {
-                ml_config_errors_join(&errs, "push (with this node's [node] id and [fleet])",
-                                      error, sizeof(error));
+                ml_config_errors_join(&errs, "push (with this node's [node] and [fleet])", error,
+                                      sizeof(error));
                 ml_config_errors_deinit(&errs);
                 apply_finish(job, rv, NULL, error);
                 return;

@@ -11,10 +11,11 @@
 #include "core/file.h"
 #include "core/list.h"
 #include "core/log.h"
-#include "core/stats.h"
 #include "core/loop.h"
+#include "core/stats.h"
 #include "core/timer.h"
 #include "fleet/client.h"
+#include "node/merge.h"
 #include "node/node_int.h"
 #include "proxy/obs.h"
 #include "proxy/proxy.h"
@@ -61,6 +62,28 @@ static int check_state_dir(const char *dir)
     return rv;
 }
 
+/* [node] and [fleet] come from the local file only (runtime/fleet/README.md): the saved config
+ * runs with the local file's, as it is now (it may have changed since the save). On success
+ * *saved is replaced; on error it is unreferenced and errs says why. */
+static int with_local_bootstrap(const struct ml_snapshot *local, const char *version,
+                                struct ml_config_errors *errs, struct ml_snapshot **saved)
+{
+    struct ml_snapshot *rebased = NULL;
+    char *text = NULL;
+    size_t n = 0;
+    int rv;
+
+    if ((rv = ml_node_merge_bootstrap(local, *saved, &text, &n)) == 0 && text != NULL) {
+        rv = ml_config_load_text(text, n, version, errs, &rebased);
+    }
+    ml_free(text);
+    if (rv < 0 || rebased != NULL) {
+        ml_snapshot_unref(*saved);
+        *saved = rebased;
+    }
+    return rv;
+}
+
 /* PROTOCOL.md "Which configuration runs": a fleet-managed node (the local file has [fleet]) runs
  * the config saved in state_dir if there is a good one; otherwise, and for a node without
  * [fleet], the local file. *snap is the local file's on entry and what runs on return; true when
@@ -91,6 +114,9 @@ static bool choose_config(const char *path, const char *state_dir, struct ml_sna
     }
     ml_config_errors_init(&errs);
     rv = ml_config_load_text(text, n, version, &errs, &saved);
+    if (rv == 0) {
+        rv = with_local_bootstrap(*snap, version, &errs, &saved);
+    }
     if (rv < 0) {
         char lines[1024];
         ml_config_errors_join(&errs, "state", lines, sizeof(lines));

@@ -492,44 +492,6 @@ void ml_proxy_listener_free(struct ml_listener *l)
     ml_free(l);
 }
 
-/* Says which settings of snap this version accepts but does not act on yet, so nobody relies on
- * them unknowingly (one line each). */
-static void warn_unapplied(const struct ml_snapshot *snap)
-{
-    static const char *const lb_names[] = {"round_robin", "least_request", "random", "ring_hash",
-                                           "maglev"};
-
-    for (uint32_t i = 0; i < snap->n_routes; i++) {
-        const struct ml_cfg_route *r = &snap->routes[i];
-
-        if (r->retries > 0 || r->fault_delay_ppm > 0 || r->fault_abort_ppm > 0 ||
-            r->fault_headers || r->rate_per_min > 0) {
-            ML_LOG_WRN("route %s: retries, fault_* and rate_limit are not applied by this "
-                       "version yet",
-                       r->name);
-        }
-    }
-    for (uint32_t i = 0; i < snap->n_clusters; i++) {
-        const struct ml_cfg_cluster *c = &snap->clusters[i];
-
-        if (c->lb != ML_CFG_LB_ROUND_ROBIN) {
-            ML_LOG_WRN("cluster %s: lb = %s is not there yet: round robin is used", c->name,
-                       lb_names[c->lb]);
-        }
-        if (c->dns_host != NULL) {
-            ML_LOG_WRN("cluster %s: dns endpoints are not resolved yet: its calls fail "
-                       "(UNAVAILABLE)",
-                       c->name);
-        }
-        if (c->health_check != ML_CFG_HEALTH_OFF) {
-            ML_LOG_WRN("cluster %s: health checks are not there yet", c->name);
-        }
-    }
-    if (snap->n_authz > 0) {
-        ML_LOG_WRN("[authz] sections are not enforced by this version yet: every call is allowed");
-    }
-}
-
 int ml_proxy_new(struct ml_loop *loop, struct ml_snapshot *snap, char *why, size_t cap,
                  struct ml_proxy **out)
 {
@@ -565,7 +527,6 @@ int ml_proxy_new(struct ml_loop *loop, struct ml_snapshot *snap, char *why, size
         }
         p->n_listeners = i + 1;
     }
-    warn_unapplied(snap);
     *out = p;
     return 0;
 

@@ -11,6 +11,7 @@
 #                        "NAME: ..." containing the text cases.txt gives.
 #   config/meshlet.ini,  exit 0, stderr empty, one line on stdout
 #   config/examples/*    "PATH: ok, version local-<12 hex>: ...".
+#   config/examples/planned/*.ini  exit 1, "PATH:LINE: ... not implemented in this version".
 #   check --defaults     exit 0, stderr empty.
 #
 # $ML_EMULATOR runs the binary when it is for another machine (e.g. "qemu-aarch64-static -cpu
@@ -160,6 +161,22 @@ done
 if [ ! -e "$root/config/meshlet.ini" ]; then
     fail config/meshlet.ini "missing"
 fi
+
+# ---- examples of features not implemented yet: refused, each with its reason ------------------
+for ini in "$root"/config/examples/planned/*.ini; do
+    [ -e "$ini" ] || continue
+    rel=${ini#"$root"/}
+    run "$root" check "$rel"
+    if [ "$rc" -ne 1 ]; then
+        fail "$rel" "exit $rc, expected 1 (refused: it uses what this version does not have)"
+        sed 's/^/    stderr: /' "$tmp/out"
+    elif ! grep -q "^$rel:[0-9]*: .*not implemented in this version" "$tmp/err"; then
+        fail "$rel" "expected \"$rel:LINE: ... not implemented in this version\" on stderr"
+        sed 's/^/    stderr: /' "$tmp/err"
+    else
+        pass "$rel (refused)"
+    fi
+done
 
 # ---- defaults --------------------------------------------------------------------------------
 run "$root" check --defaults

@@ -80,7 +80,7 @@ def test_check_good_config_prints_one_line_summary_and_exits_0(meshlet, workdir)
 def test_check_summary_counts_every_section_and_says_fleet_managed(meshlet, workdir):
     text = good_config() + (
         "endpoint = 127.0.0.2:50051 weight=3\n"
-        "\n[cluster other]\ndns = other.local:50051\n"
+        "\n[cluster other]\nendpoint = 127.0.0.3:50051\n"
         "\n[listener second]\nbind = [::1]:15002\n"
         "\n[route canary]\nlistener = second\nto = backend 90, other 10\n"
         "\n[fleet]\nurl = ws://127.0.0.1:9443/fleet/v1\ninsecure = on\n")
@@ -88,7 +88,7 @@ def test_check_summary_counts_every_section_and_says_fleet_managed(meshlet, work
     r = meshlet("check", path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.endswith(
-        ": 2 listeners, 2 routes, 2 clusters, 2 endpoints, fleet-managed\n"), r.stdout
+        ": 2 listeners, 2 routes, 2 clusters, 3 endpoints, fleet-managed\n"), r.stdout
 
 
 def test_check_version_is_a_hash_of_the_text(meshlet, workdir):

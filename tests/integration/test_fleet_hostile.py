@@ -10,6 +10,7 @@ fleet_peers.py, the ssl module, raw sockets); the certificates are made with ope
 
 import os
 import re
+import signal
 import socket
 import ssl
 import threading
@@ -438,11 +439,14 @@ def test_changed_fleet_applies_at_the_next_reconnect(run_meshlet, free_port, bac
     m, listen = start_node(run_meshlet, free_port, backend,
                            fleet(f"ws://127.0.0.1:{first.port}/fleet/v1"))
     assert first.wait_hello(), m.stderr
+    # [fleet] is bootstrap: changed in the local file, applied by SIGHUP (a push or POST /config
+    # that changes it is refused, test_bootstrap_local_only.py)
     text = open(m.config_path).read().replace(f":{first.port}/", f":{second.port}/")
-    req = urllib.request.Request(f"http://127.0.0.1:{admin_port(m)}/config",
-                                 data=text.encode(), method="POST")
-    with urllib.request.urlopen(req, timeout=scaled(10)) as r:
-        assert r.status == 200
+    with open(m.config_path, "w") as f:
+        f.write(text)
+    m.send_signal(signal.SIGHUP)
+    assert m.wait_for_stderr("(SIGHUP)", timeout=scaled(10)), m.stderr
+    assert "refused" not in m.stderr, m.stderr
     # the connection in place stays: no drop for a changed [fleet]
     time.sleep(1.0)
     assert first.connections == 1 and second.connections == 0

@@ -24,6 +24,31 @@
 
 #include <cmocka.h>
 
+#include "config/unimplemented.h"
+
+/* Link seam: clusters found by dns (no endpoints until resolved) are refused by this version's
+ * config check (config/unimplemented.c); the balancer must still cope with a cluster without
+ * endpoints, so this empty table keeps unimplemented.o out of the link and lets them load. */
+bool ml_config_unimplemented(int key, const char **off_text)
+{
+    (void)key;
+    (void)off_text;
+    return false;
+}
+
+bool ml_config_unimplemented_is_off(int key, const void *obj)
+{
+    (void)key;
+    (void)obj;
+    return true;
+}
+
+bool ml_config_kind_unimplemented(enum ml_config_kind kind)
+{
+    (void)kind;
+    return false;
+}
+
 static int teardown(void **state)
 {
     ml_alloc_fail_after(-1);

@@ -1,4 +1,4 @@
-/* config/value.c: the value syntax of CONFIG.md ("Syntax"), one pure parser per kind. */
+/* config/value.c: the value syntax of config/README.md ("Syntax"), one pure parser per kind. */
 #include "config/value.h"
 
 #include <arpa/inet.h>

@@ -1,7 +1,8 @@
-/* node/merge.c: a push made whole with this node's [node] id and [fleet] (PROTOCOL.md "Which
- * configuration runs"). What is added keeps the push's own lines where they were (its errors are
- * reported against them), the result checks, and a push naming another node is refused with a
- * line in the config errors' form. */
+/* node/merge.c: a push made whole with this node's bootstrap, [node] and [fleet], which come from
+ * the local file only (runtime/fleet/README.md "Which configuration runs"). The push's own lines
+ * keep their numbers (its errors are reported against them), the result checks, and a push that
+ * changes a bootstrap key or names another node is refused with lines in the config errors'
+ * form. */
 #include "node/merge.h"
 
 #include "config/errors.h"
@@ -28,6 +29,8 @@ static const char RUNNING[] = "[node]\nid = gw-1\nadmin = off\n\n"
                               "insecure = on\n"
                               "backoff = 100ms..2s\n"
                               "\n" BODY;
+
+#define TOKEN_FILE "/tmp/meshlet-merge-test.token"
 
 static struct ml_snapshot *load(const char *text)
 {
@@ -67,23 +70,28 @@ static char *merge(const char *push, int want_rv, char *why, size_t cap)
     return text;
 }
 
-static void whole_push_is_kept_as_is(void **state)
+static void same_bootstrap_is_accepted_and_ours_runs(void **state)
 {
-    char why[256];
+    char why[256], *text;
     (void)state;
-    assert_null(merge("[node]\nid = gw-1\n[fleet]\nurl = ws://10.0.0.1:1/x\ninsecure = on\n" BODY,
-                      0, why, sizeof(why)));
+    /* the same values, written otherwise (defaults spelled out, 100ms as 100ms) */
+    text = merge(
+        "[node]\nid = gw-1\nadmin = off\nlog = info\n[fleet]\nurl = ws://127.0.0.1:9443/fleet\n"
+        "insecure = on\n" BODY,
+        0, why, sizeof(why));
+    assert_non_null(text);
+    ml_free(text);
 }
 
-static void id_and_fleet_are_appended(void **state)
+static void bootstrap_left_out_is_kept_from_running(void **state)
 {
     char why[256], *text;
     (void)state;
     text = merge(BODY, 0, why, sizeof(why));
     assert_non_null(text);
-    /* the push's lines come first, unchanged, then ours */
+    /* the push's lines come first, unchanged, then ours as they stand */
     assert_memory_equal(text, BODY, strlen(BODY));
-    assert_string_equal(text + strlen(BODY), "[node]\nid = gw-1\n"
+    assert_string_equal(text + strlen(BODY), "[node]\nid = gw-1\nadmin = off\n\n"
                                              "[fleet]   ; ours\n"
                                              "url = ws://127.0.0.1:9443/fleet\n"
                                              "insecure = on\n"
@@ -92,13 +100,13 @@ static void id_and_fleet_are_appended(void **state)
     ml_free(text);
 }
 
-static void id_goes_under_the_push_node_header(void **state)
+static void push_node_lines_are_blanked_and_keep_their_numbers(void **state)
 {
     char why[256], *text;
     (void)state;
-    text = merge("[node]\nadmin = off\n" BODY, 0, why, sizeof(why));
+    text = merge("[node]\nadmin = off\n\n" BODY, 0, why, sizeof(why));
     assert_non_null(text);
-    assert_memory_equal(text, "[node]\nid = gw-1\nadmin = off\n", 29);
+    assert_memory_equal(text, ";\n;\n;\n" BODY, 6 + strlen(BODY));
     ml_free(text);
 }
 
@@ -108,7 +116,7 @@ static void node_header_on_the_last_line(void **state)
     (void)state;
     text = merge(BODY "[node]", 0, why, sizeof(why));
     assert_non_null(text);
-    assert_non_null(strstr(text, "[node]\nid = gw-1\n"));
+    assert_non_null(strstr(text, "50052\n;\n[node]\nid = gw-1\n"));
     ml_free(text);
 }
 
@@ -120,7 +128,7 @@ static void push_without_final_newline(void **state)
                  "[cluster c]\nendpoint = 127.0.0.1:50052",
                  0, why, sizeof(why));
     assert_non_null(text);
-    assert_non_null(strstr(text, "127.0.0.1:50052\n[node]\nid = gw-1\n[fleet]"));
+    assert_non_null(strstr(text, "127.0.0.1:50052\n[node]\nid = gw-1\n"));
     ml_free(text);
 }
 
@@ -129,8 +137,71 @@ static void another_node_is_refused(void **state)
     char why[256];
     (void)state;
     assert_null(merge("\n[node]\nid = gw-2\n" BODY, -EPERM, why, sizeof(why)));
-    assert_string_equal(why,
-                        "push:3: [node] id: expected this node's id \"gw-1\", got \"gw-2\"");
+    assert_string_equal(why, "push:3: [node] id: expected this node's id \"gw-1\", got \"gw-2\"");
+}
+
+/* issue 7: a push could open the admin endpoint to the network, move the access log or state
+ * anywhere, repoint the fleet client or downgrade it to ws://. */
+static void changed_bootstrap_is_refused_key_by_key_with_its_line(void **state)
+{
+    char why[1024];
+    FILE *f = fopen(TOKEN_FILE, "w");
+    (void)state;
+    /* admin_remote = on needs a token file that `meshlet check` can read */
+    assert_non_null(f);
+    fputs("a-token-for-the-merge-test\n", f);
+    fclose(f);
+    assert_null(merge("[node]\nadmin = 0.0.0.0:15000\nadmin_remote = on\n"
+                      "admin_token = " TOKEN_FILE "\n"
+                      "access_log = /etc/cron.d/x\nstate_dir = /tmp/elsewhere\n" BODY,
+                      -EPERM, why, sizeof(why)));
+    assert_string_equal(
+        why, "push:2: [node] admin: bootstrap setting, set only in the local file; running "
+             "\"off\", got \"0.0.0.0:15000\"\n"
+             "push:3: [node] admin_remote: bootstrap setting, set only in the local file; "
+             "running \"off\", got \"on\"\n"
+             "push:4: [node] admin_token: bootstrap setting, set only in the local file; "
+             "running \"\", got \"" TOKEN_FILE "\"\n"
+             "push:5: [node] access_log: bootstrap setting, set only in the local file; running "
+             "\"stderr\", got \"/etc/cron.d/x\"\n"
+             "push:6: [node] state_dir: bootstrap setting, set only in the local file; running "
+             "\"/var/lib/meshlet\", got \"/tmp/elsewhere\"");
+    assert_null(merge("[fleet]\nurl = ws://10.0.0.9:1/x\ninsecure = on\nbackoff = 100ms..2s\n" BODY,
+                      -EPERM, why, sizeof(why)));
+    assert_string_equal(why, "push:2: [fleet] url: bootstrap setting, set only in the local "
+                             "file; running \"ws://127.0.0.1:9443/fleet\", got "
+                             "\"ws://10.0.0.9:1/x\"");
+    assert_null(merge("[node]\nlog = debug\n" BODY, -EPERM, why, sizeof(why)));
+    assert_non_null(strstr(why, "push:2: [node] log: bootstrap setting"));
+}
+
+static void fleet_pushed_to_a_node_without_one_is_refused(void **state)
+{
+    struct ml_snapshot *running = load("[node]\nid = gw-1\n" BODY);
+    struct ml_snapshot *pushed = load("[fleet]\nurl = ws://10.0.0.9:1/x\ninsecure = on\n" BODY);
+    char why[512], *text = NULL;
+    size_t n;
+    (void)state;
+    assert_int_equal(ml_node_merge_push(running, pushed, &text, &n, why, sizeof(why)), -EPERM);
+    assert_null(text);
+    assert_string_equal(why, "push:2: [fleet] url: bootstrap setting, set only in the local "
+                             "file; running \"(no [fleet])\", got \"ws://10.0.0.9:1/x\"\n"
+                             "push:3: [fleet] insecure: bootstrap setting, set only in the local "
+                             "file; running \"(no [fleet])\", got \"on\"");
+    ml_snapshot_unref(pushed);
+    ml_snapshot_unref(running);
+}
+
+static void no_bootstrap_anywhere_runs_as_it_is(void **state)
+{
+    struct ml_snapshot *running = load(BODY), *pushed = load(BODY);
+    char why[64], *text = NULL;
+    size_t n;
+    (void)state;
+    assert_int_equal(ml_node_merge_push(running, pushed, &text, &n, why, sizeof(why)), 0);
+    assert_null(text);
+    ml_snapshot_unref(pushed);
+    ml_snapshot_unref(running);
 }
 
 static void every_allocation_failing_is_enomem(void **state)
@@ -150,12 +221,15 @@ static void every_allocation_failing_is_enomem(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(whole_push_is_kept_as_is),
-        cmocka_unit_test(id_and_fleet_are_appended),
-        cmocka_unit_test(id_goes_under_the_push_node_header),
+        cmocka_unit_test(same_bootstrap_is_accepted_and_ours_runs),
+        cmocka_unit_test(bootstrap_left_out_is_kept_from_running),
+        cmocka_unit_test(push_node_lines_are_blanked_and_keep_their_numbers),
         cmocka_unit_test(node_header_on_the_last_line),
         cmocka_unit_test(push_without_final_newline),
         cmocka_unit_test(another_node_is_refused),
+        cmocka_unit_test(changed_bootstrap_is_refused_key_by_key_with_its_line),
+        cmocka_unit_test(fleet_pushed_to_a_node_without_one_is_refused),
+        cmocka_unit_test(no_bootstrap_anywhere_runs_as_it_is),
         cmocka_unit_test(every_allocation_failing_is_enomem),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
