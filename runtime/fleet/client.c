@@ -20,7 +20,13 @@
  * - with async DNS, a failed lookup is retried by lws every second with no end and no callback:
  *   our own deadline (CONNECT_TIMEOUT_MS) ends such an attempt;
  * - lws_vhost_destroy closes the vhost's wsis synchronously, so it must never run inside a
- *   callback of one of them (free from inside on_push is deferred). */
+ *   callback of one of them (free from inside on_push is deferred);
+ * - returning -1 from CLIENT_RECEIVE after lws_close_reason starts the close handshake, and lws
+ *   then goes on parsing the rest of what it has read into its receive buffer without resetting
+ *   it: a heap overflow at once for a message of a multiple of rx_buffer_size, "double free or
+ *   corruption" for anything from about 80 KiB up. A bad message therefore never returns -1:
+ *   drop_connection() detaches the wsi, stops reading and has lws kill it from its next service
+ *   (no close frame). */
 #include "fleet/client.h"
 
 #include "core/alloc.h"
@@ -48,6 +54,11 @@
 #define OUT_QUEUE_MAX 8
 /* Pushes handed to the node and not answered yet (ack/nack finds its connection here). */
 #define PUSHES_MAX 8
+/* The reassembly buffer starts this big and doubles up to ML_FLEET_MAX_MESSAGE_BYTES only when
+ * a message needs it; over RX_KEEP_BYTES it is given back once that message is handled, so a
+ * node does not hold a whole config's worth of memory for its next Status-sized message. */
+#define RX_INITIAL_BYTES 4096
+#define RX_KEEP_BYTES 16384
 /* An attempt that is not a WebSocket after this long is abandoned (DNS, TCP, TLS, upgrade). */
 #define CONNECT_TIMEOUT_MS 10000
 /* A connection with nothing from the controller for PING_AFTER_S gets a WebSocket PING; with no
@@ -120,8 +131,9 @@ struct ml_fleet_client {
     bool freed;               /* ml_fleet_client_free ran inside one of them */
     struct ml_defer free_later; /* finishes that free once the callback is gone */
 
-    uint8_t *rx; /* ML_FLEET_MAX_MESSAGE_BYTES: the message being reassembled */
-    size_t rx_len;
+    uint8_t *rx;   /* the message being reassembled; NULL until one arrives */
+    size_t rx_len; /* bytes of it so far */
+    size_t rx_cap; /* bytes allocated: 0, or RX_INITIAL_BYTES doubled, at most the bound */
     meshlet_fleet_v1_Envelope env; /* the last decoded one (too big for the stack) */
 
     struct out_msg out[OUT_QUEUE_MAX]; /* ring */
@@ -359,6 +371,7 @@ static int out_send_one(struct ml_fleet_client *c, struct lws *wsi)
 /* ---- connection lifecycle ----------------------------------------------------------------- */
 
 static void on_free_later(struct ml_defer *d);
+static void rx_release(struct ml_fleet_client *c);
 
 static void on_retry(void *user)
 {
@@ -381,7 +394,7 @@ static void conn_end(struct ml_fleet_client *c, const char *why)
     ml_timer_disarm(c->report);
     out_clear(c);
     memset(c->pushes, 0, sizeof(c->pushes));
-    c->rx_len = 0;
+    rx_release(c);
     c->counters.connected = false;
     if (was_up) {
         c->counters.disconnects++;
@@ -625,17 +638,53 @@ static void established(struct ml_fleet_client *c, struct lws *wsi)
 
 /* ---- receiving ---------------------------------------------------------------------------- */
 
-/* A protocol error: logged, counted, the connection closed (the caller returns -1). */
-static int protocol_error(struct ml_fleet_client *c, struct lws *wsi, enum lws_close_status code,
-                          const char *why)
+static void rx_release(struct ml_fleet_client *c)
 {
-    char reason[64];
+    ml_free(c->rx);
+    c->rx = NULL;
+    c->rx_len = c->rx_cap = 0;
+}
 
-    c->counters.protocol_errors++;
-    snprintf(reason, sizeof(reason), "%s", why);
-    lws_close_reason(wsi, code, (unsigned char *)reason, strlen(reason));
+/* Room for n more bytes in c->rx (rx_len + n <= ML_FLEET_MAX_MESSAGE_BYTES, checked by the
+ * caller). 0 or -ENOMEM (c->rx unchanged). */
+static int rx_reserve(struct ml_fleet_client *c, size_t n)
+{
+    size_t need = c->rx_len + n, cap = c->rx_cap > 0 ? c->rx_cap : RX_INITIAL_BYTES;
+    uint8_t *p;
+
+    if (need <= c->rx_cap) {
+        return 0;
+    }
+    while (cap < need) {
+        cap *= 2;
+    }
+    if (cap > ML_FLEET_MAX_MESSAGE_BYTES) {
+        cap = ML_FLEET_MAX_MESSAGE_BYTES;
+    }
+    if ((p = ml_realloc(c->rx, cap)) == NULL) {
+        return -ENOMEM;
+    }
+    c->rx = p;
+    c->rx_cap = cap;
+    return 0;
+}
+
+/* Ends the current connection from inside its CLIENT_RECEIVE (see the top of this file for why
+ * not by returning -1): wsi no longer reaches c, lws reads no more of it and kills it from its
+ * next service, without a close frame. The callback returns 0 afterwards. */
+static int drop_connection(struct ml_fleet_client *c, struct lws *wsi, const char *why)
+{
+    lws_rx_flow_control(wsi, 0);
+    lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
     conn_end(c, why);
-    return -1;
+    return 0;
+}
+
+/* A protocol error (the caller has logged it): counted, the connection dropped. */
+static int protocol_error(struct ml_fleet_client *c, struct lws *wsi, const char *why)
+{
+    c->counters.protocol_errors++;
+    return drop_connection(c, wsi, why);
 }
 
 static void remember_push(struct ml_fleet_client *c, const meshlet_fleet_v1_Push *p)
@@ -681,7 +730,7 @@ static int on_message(struct ml_fleet_client *c, struct lws *wsi)
         snprintf(why, sizeof(why), "undecodable envelope of %zu bytes from the controller",
                  c->rx_len);
         ML_LOG_WRN("fleet: c%u: %s: closing", c->conn_id, why);
-        return protocol_error(c, wsi, LWS_CLOSE_STATUS_INVALID_PAYLOAD, why);
+        return protocol_error(c, wsi, why);
     }
     if (c->env.which_msg != meshlet_fleet_v1_Envelope_push_tag) {
         /* Hello, Status, Ack and Nack go node → controller. One coming back is the controller's
@@ -706,9 +755,12 @@ static int on_message(struct ml_fleet_client *c, struct lws *wsi)
     return 0;
 }
 
+/* One piece of a message (lws hands them over in chunks of at most rx_buffer_size). 0: lws
+ * goes on; a bad message drops the connection, never -1 (see the top of this file). */
 static int on_receive(struct ml_fleet_client *c, struct lws *wsi, const void *in, size_t len)
 {
     char why[96];
+    int rv;
 
     if (lws_is_first_fragment(wsi)) {
         c->rx_len = 0;
@@ -717,13 +769,18 @@ static int on_receive(struct ml_fleet_client *c, struct lws *wsi, const void *in
         ML_LOG_WRN("fleet: c%u: text frame from the controller (fleet messages are binary): "
                    "closing",
                    c->conn_id);
-        return protocol_error(c, wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, "text frame");
+        return protocol_error(c, wsi, "text frame");
     }
     if (len > ML_FLEET_MAX_MESSAGE_BYTES - c->rx_len) {
         snprintf(why, sizeof(why), "message over %d bytes (CONFIG_ML_FLEET_MAX_MESSAGE_BYTES)",
                  ML_FLEET_MAX_MESSAGE_BYTES);
         ML_LOG_WRN("fleet: c%u: %s: closing", c->conn_id, why);
-        return protocol_error(c, wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, why);
+        return protocol_error(c, wsi, why);
+    }
+    if ((rv = rx_reserve(c, len)) < 0) {
+        snprintf(why, sizeof(why), "no memory for a message of over %zu bytes", c->rx_len + len);
+        ML_LOG_WRN("fleet: c%u: %s: closing", c->conn_id, why);
+        return drop_connection(c, wsi, why);
     }
     if (len > 0) {
         memcpy(c->rx + c->rx_len, in, len);
@@ -732,7 +789,13 @@ static int on_receive(struct ml_fleet_client *c, struct lws *wsi, const void *in
     if (!lws_is_final_fragment(wsi)) {
         return 0;
     }
-    return on_message(c, wsi);
+    rv = on_message(c, wsi);
+    /* on_push has returned: nothing borrows c->rx any more. A client freed from on_push is
+     * still whole here (its free waits for the end of this callback). */
+    if (c->rx_cap > RX_KEEP_BYTES) {
+        rx_release(c);
+    }
+    return rv;
 }
 
 /* ---- the lws callback --------------------------------------------------------------------- */
@@ -854,10 +917,6 @@ int ml_fleet_client_new(struct ml_loop *loop, const struct ml_cfg_fleet *cfg,
         rv = -EINVAL;
         goto fail_id;
     }
-    if ((c->rx = ml_malloc(ML_FLEET_MAX_MESSAGE_BYTES)) == NULL) {
-        rv = -ENOMEM;
-        goto fail_id;
-    }
     if ((c->retry = ml_timer_new(loop, on_retry, c)) == NULL ||
         (c->deadline = ml_timer_new(loop, on_deadline, c)) == NULL ||
         (c->report = ml_timer_new(loop, on_report, c)) == NULL) {
@@ -885,7 +944,6 @@ fail_timers:
     ml_timer_free(c->report);
     ml_timer_free(c->deadline);
     ml_timer_free(c->retry);
-    ml_free(c->rx);
 fail_id:
     ml_free(c->id_mem);
 fail_cfg:
@@ -906,7 +964,7 @@ static void finish_free(struct ml_fleet_client *c)
         lws_vhost_destroy(c->vh);
     }
     out_clear(c);
-    ml_free(c->rx);
+    rx_release(c);
     ml_free(c->id_mem);
     cfg_drop(&c->next);
     cfg_drop(&c->cfg);
