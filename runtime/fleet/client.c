@@ -36,6 +36,7 @@
 #include "core/timer.h"
 #include "fleet/backoff.h"
 #include "fleet/envelope.h"
+#include "fleet/token.h"
 
 #include <errno.h>
 #include <libwebsockets.h>
@@ -68,6 +69,9 @@
 #define HANGUP_AFTER_S 90
 /* The largest envelope the node sends: a Nack with a whole error text, or a full Hello. */
 #define OUT_MAX_BYTES (ML_FLEET_ERROR_MAX + ML_FLEET_VERSION_MAX + 64)
+_Static_assert(ML_FLEET_VERSION_CHARS_MAX <= ML_FLEET_VERSION_MAX &&
+                   ML_FLEET_ID_CHARS_MAX <= ML_FLEET_NODE_ID_MAX,
+               "a valid version or node id fits the wire bound");
 _Static_assert(OUT_MAX_BYTES >= ML_FLEET_NODE_ID_MAX + ML_FLEET_BOARD_MAX +
                                     2 * ML_FLEET_VERSION_MAX +
                                     ML_FLEET_FEATURES_MAX * (ML_FLEET_FEATURE_MAX + 2) + 32,
@@ -162,6 +166,57 @@ static const struct lws_protocols fleet_protocols[] = {
     },
     LWS_PROTOCOL_LIST_TERM,
 };
+
+/* ---- text from the controller ------------------------------------------------------------- */
+
+/* s[0..n) as printable ASCII for a log line or a Nack: other bytes as \xHH (a backslash as \\),
+ * cut at a whole escape to fit out[cap]. Returns out. */
+static const char *printable(const void *s, size_t n, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = s;
+    size_t j = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\') {
+            if (j + 1 >= cap) {
+                break;
+            }
+            out[j++] = (char)p[i];
+        } else if (p[i] == '\\') {
+            if (j + 2 >= cap) {
+                break;
+            }
+            out[j++] = '\\';
+            out[j++] = '\\';
+        } else {
+            if (j + 4 >= cap) {
+                break;
+            }
+            out[j++] = '\\';
+            out[j++] = 'x';
+            out[j++] = hex[p[i] >> 4];
+            out[j++] = hex[p[i] & 15];
+        }
+    }
+    if (cap > 0) {
+        out[j] = '\0';
+    }
+    return out;
+}
+
+/* How many bytes of a decoded string field[cap] came off the wire: up to its last non-zero byte,
+ * so that a NUL inside it counts (decode zeroes the envelope first; only trailing NULs are lost,
+ * and those hide nothing). */
+static size_t field_len(const char *field, size_t cap)
+{
+    size_t n = cap;
+
+    while (n > 0 && field[n - 1] == '\0') {
+        n--;
+    }
+    return n;
+}
 
 /* ---- copies of [fleet] and of the identity ----------------------------------------------- */
 
@@ -424,11 +479,13 @@ static void describe_failure(struct lws *wsi, const char *in, size_t len, char *
     char text[128];
     int fd = wsi != NULL ? lws_get_socket_fd(wsi) : -1, err = 0;
     socklen_t elen = sizeof(err);
+    size_t n = in != NULL ? strnlen(in, len) : 0;
 
-    snprintf(text, sizeof(text), "%.*s", in != NULL ? (int)len : 0, in != NULL ? in : "");
-    while (text[0] != '\0' && (text[strlen(text) - 1] == '\n' || text[strlen(text) - 1] == ' ')) {
-        text[strlen(text) - 1] = '\0';
+    while (n > 0 && (in[n - 1] == '\n' || in[n - 1] == ' ')) {
+        n--;
     }
+    /* lws' words, but they may quote the controller's answer: escaped for the log line */
+    printable(in != NULL ? in : "", n, text, sizeof(text));
     if (fd >= 0) {
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen);
     }
@@ -707,11 +764,39 @@ static void remember_push(struct ml_fleet_client *c, const meshlet_fleet_v1_Push
     snprintf(slot->version, sizeof(slot->version), "%s", p->version);
 }
 
+/* A Push whose version is not one (fleet/token.h): nacked here, before the node sees it, so
+ * nothing is applied, and its bytes reach no log line, file or header unescaped. The Nack
+ * echoes the printable form (the controller matches answers by nonce). */
+static void refuse_push(struct ml_fleet_client *c, const meshlet_fleet_v1_Push *p, size_t vlen)
+{
+    char shown[ML_FLEET_VERSION_MAX + 1], error[sizeof(shown) + 128];
+    size_t n;
+    int rv;
+
+    printable(p->version, vlen, shown, sizeof(shown));
+    snprintf(error, sizeof(error), "push: version: expected 1..%d characters from %s, got \"%s\"",
+             ML_FLEET_VERSION_CHARS_MAX, ML_FLEET_TOKEN_CHARSET, shown);
+    ML_LOG_WRN("fleet: c%u: push (nonce %llu) nacked, nothing applied: %s", c->conn_id,
+               (unsigned long long)p->nonce, error);
+    if ((rv = ml_fleet_nack_encode(shown, p->nonce, error, strlen(error), c->scratch,
+                                   sizeof(c->scratch), &n)) < 0 ||
+        (rv = out_push(c, n, false)) < 0) {
+        ML_LOG_WRN("fleet: c%u: nack (nonce %llu) not sent: %s", c->conn_id,
+                   (unsigned long long)p->nonce, strerror(-rv));
+        return;
+    }
+    c->counters.nacks++;
+    if (c->ops != NULL && c->ops->on_push_refused != NULL) {
+        c->ops->on_push_refused(c->user, shown, p->nonce, error);
+    }
+}
+
 /* A whole message in c->rx. 0, or -1 to close. */
 static int on_message(struct ml_fleet_client *c, struct lws *wsi)
 {
     const meshlet_fleet_v1_Push *p;
     char why[96];
+    size_t vlen;
     int rv = ml_fleet_envelope_decode(c->rx, c->rx_len, &c->env);
 
     if (rv == ML_FLEET_UNKNOWN_KIND) {
@@ -746,6 +831,11 @@ static int on_message(struct ml_fleet_client *c, struct lws *wsi)
     }
     p = &c->env.msg.push;
     c->counters.pushes++;
+    vlen = field_len(p->version, sizeof(p->version));
+    if (!ml_fleet_token_valid(p->version, vlen, ML_FLEET_VERSION_CHARS_MAX)) {
+        refuse_push(c, p, vlen);
+        return 0;
+    }
     ML_LOG_INF("fleet: c%u: push of version %s (nonce %llu, %zu bytes of INI)", c->conn_id,
                p->version, (unsigned long long)p->nonce, p->ini.n);
     remember_push(c, p);
@@ -847,10 +937,11 @@ static int fleet_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         if (len >= 2 && in != NULL) {
             const uint8_t *p = in;
+            char words[84]; /* the controller's words, escaped: they go into a log line */
 
-            snprintf(c->peer_close, sizeof(c->peer_close), "closed by the controller (%u%s%.*s)",
-                     (unsigned)(p[0] << 8 | p[1]), len > 2 ? ": " : "",
-                     (int)(len > 2 ? (len - 2 > 80 ? 80 : len - 2) : 0), (const char *)p + 2);
+            printable(p + 2, len - 2, words, sizeof(words));
+            snprintf(c->peer_close, sizeof(c->peer_close), "closed by the controller (%u%s%s)",
+                     (unsigned)(p[0] << 8 | p[1]), len > 2 ? ": " : "", words);
         }
         break;
     case LWS_CALLBACK_CLIENT_CLOSED:
@@ -894,6 +985,13 @@ int ml_fleet_client_new(struct ml_loop *loop, const struct ml_cfg_fleet *cfg,
     *out = NULL;
     if ((bad = cfg_unusable(cfg)) != NULL) {
         snprintf(why, cap, "fleet: %s", bad);
+        return -EINVAL;
+    }
+    if (id->node_id == NULL ||
+        !ml_fleet_token_valid(id->node_id, strlen(id->node_id), ML_FLEET_ID_CHARS_MAX)) {
+        /* config/validate.c refuses such an id first; this keeps the Hello clean regardless. */
+        snprintf(why, cap, "fleet: the node id is not 1..%d characters from %s",
+                 ML_FLEET_ID_CHARS_MAX, ML_FLEET_TOKEN_CHARSET);
         return -EINVAL;
     }
     if ((c = ml_calloc(1, sizeof(*c))) == NULL) {

@@ -7,8 +7,9 @@
  * libwebsockets' asynchronous DNS: nothing here blocks the loop.
  *
  * Whatever the controller does (refuse TLS, close at once, send garbage, an envelope over
- * ML_FLEET_MAX_MESSAGE_BYTES, a kind this node does not know), the client logs why, counts it,
- * and goes on; the data plane never waits for it. */
+ * ML_FLEET_MAX_MESSAGE_BYTES, a kind this node does not know, a version that is not one), the
+ * client logs why, counts it, and goes on; the data plane never waits for it. Nothing the
+ * controller sends reaches a log line unescaped. */
 #ifndef ML_FLEET_CLIENT_H
 #define ML_FLEET_CLIENT_H
 
@@ -38,6 +39,11 @@ struct ml_fleet_client_ops {
     void (*on_push)(void *user, const char *version, uint64_t nonce, const char *ini, size_t n);
     /* Fills *r for the next Status report. */
     void (*fill_report)(void *user, struct ml_fleet_report *r);
+    /* Optional. A Push the client nacked itself, before on_push: its version is not 1..128
+     * characters of [A-Za-z0-9._:-] (fleet/token.h). version is that version made printable
+     * (other bytes as \xHH, cut), error the Nack's text; both borrowed. For the node's nack
+     * count and last error; the Nack is already queued. */
+    void (*on_push_refused)(void *user, const char *version, uint64_t nonce, const char *error);
 };
 
 /* What the Hello says, besides the config version. Strings are copied. */
