@@ -1,4 +1,4 @@
-/* The fleet client (client.h, PROTOCOL.md) over libwebsockets' WebSocket client role.
+/* The fleet client (client.h; the protocol: README.md) over libwebsockets' WebSocket client.
  *
  * One connection at a time. Each attempt gets a number (conn_id): the wsi carries the client as
  * its opaque user data only while it is the current connection; the moment it stops being so
@@ -453,7 +453,7 @@ static void conn_end(struct ml_fleet_client *c, const char *why)
     c->counters.connected = false;
     if (was_up) {
         c->counters.disconnects++;
-        /* PROTOCOL.md: the backoff resets only once a connection stayed up for its upper
+        /* README.md: the backoff resets only once a connection stayed up for its upper
          * bound, so a controller that accepts and drops us at once never speeds us up. */
         if (lived >= c->backoff.max_ms) {
             ml_fleet_backoff_reset(&c->backoff);
@@ -609,7 +609,7 @@ static void start_attempt(struct ml_fleet_client *c)
         return;
     }
     if (c->has_next) {
-        /* A changed [fleet] takes effect now, at the reconnect (PROTOCOL.md). */
+        /* A changed [fleet] takes effect now, at the reconnect (README.md) */
         bool tls_same = str_eq(c->next.f.ca, c->cfg.f.ca) &&
                         str_eq(c->next.f.cert, c->cfg.f.cert) &&
                         str_eq(c->next.f.key, c->cfg.f.key) &&

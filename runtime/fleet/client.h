@@ -1,4 +1,4 @@
-/* The fleet client (PROTOCOL.md): one outbound WebSocket to the controller, subprotocol
+/* The fleet client (README.md): one outbound WebSocket to the controller, subprotocol
  * meshlet.fleet.v1, over TLS (mbedTLS through libwebsockets) unless [fleet] insecure = on allows
  * ws://. It says Hello on every connect, sends a Status every report_interval, hands each Push to
  * the node (ops->on_push) and sends the node's Ack or Nack back. It reconnects with exponential
@@ -82,7 +82,7 @@ int ml_fleet_client_new(struct ml_loop *loop, const struct ml_cfg_fleet *cfg,
 void ml_fleet_client_free(struct ml_fleet_client *c);
 
 /* A new config was applied: the Hello of later connections says config_version, and a changed
- * [fleet] (cfg, copied) is used from the next reconnect on (PROTOCOL.md). */
+ * [fleet] (cfg, copied) is used from the next reconnect on (README.md). */
 void ml_fleet_client_update(struct ml_fleet_client *c, const struct ml_cfg_fleet *cfg,
                             const char *config_version);
 

@@ -1,7 +1,7 @@
-/* The fleet wire format: one protobuf Envelope per WebSocket message (PROTOCOL.md), decoded and
+/* The fleet wire format: one protobuf Envelope per WebSocket message (README.md here), decoded and
  * encoded with nanopb against runtime/fleet/fleet.proto (+ fleet.options, which bounds every
  * field). No I/O here: bytes in, structs out, and back. This header exposes nanopb's generated
- * types, so only runtime/fleet includes it (STYLE.md: nanopb stays behind its seam). */
+ * types, so only runtime/fleet includes it (nanopb stays behind this seam). */
 #ifndef ML_FLEET_ENVELOPE_H
 #define ML_FLEET_ENVELOPE_H
 
@@ -42,7 +42,7 @@ _Static_assert(ML_FLEET_MAX_MESSAGE_BYTES >=
                "ML_FLEET_PUSH_OVERHEAD_BYTES: a valid config must fit in a Push");
 
 /* ml_fleet_envelope_decode's one non-error, non-zero result: the envelope decoded but carries a
- * kind this node does not know (an empty oneof), to be ignored and counted (PROTOCOL.md). */
+ * kind this node does not know (an empty oneof), to be ignored and counted (README.md). */
 #define ML_FLEET_UNKNOWN_KIND 1
 
 /* Decodes p[0..n) into *out. Returns 0 (out->which_msg is one of
