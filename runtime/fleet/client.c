@@ -28,6 +28,7 @@
  *   drop_connection() detaches the wsi, stops reading and has lws kill it from its next service
  *   (no close frame). */
 #include "fleet/client.h"
+#include "fleet/client_int.h"
 
 #include "core/alloc.h"
 #include "core/list.h"
@@ -384,7 +385,9 @@ static int out_push(struct ml_fleet_client *c, size_t n, bool status)
     m->n = n;
     m->status = status;
     c->out_n++;
-    lws_callback_on_writable(c->wsi);
+    if (c->wsi != NULL) { /* NULL only under ml_fleet_client_feed */
+        lws_callback_on_writable(c->wsi);
+    }
     return 0;
 }
 
@@ -731,8 +734,10 @@ static int rx_reserve(struct ml_fleet_client *c, size_t n)
  * next service, without a close frame. The callback returns 0 afterwards. */
 static int drop_connection(struct ml_fleet_client *c, struct lws *wsi, const char *why)
 {
-    lws_rx_flow_control(wsi, 0);
-    lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    if (wsi != NULL) { /* NULL only under ml_fleet_client_feed */
+        lws_rx_flow_control(wsi, 0);
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
     conn_end(c, why);
     return 0;
 }
@@ -845,17 +850,23 @@ static int on_message(struct ml_fleet_client *c, struct lws *wsi)
     return 0;
 }
 
+/* What lws says about a received piece (lws_is_first_fragment and friends). */
+struct rx_flags {
+    bool first, final, binary;
+};
+
 /* One piece of a message (lws hands them over in chunks of at most rx_buffer_size). 0: lws
  * goes on; a bad message drops the connection, never -1 (see the top of this file). */
-static int on_receive(struct ml_fleet_client *c, struct lws *wsi, const void *in, size_t len)
+static int on_receive(struct ml_fleet_client *c, struct lws *wsi, const void *in, size_t len,
+                      struct rx_flags f)
 {
     char why[96];
     int rv;
 
-    if (lws_is_first_fragment(wsi)) {
+    if (f.first) {
         c->rx_len = 0;
     }
-    if (!lws_frame_is_binary(wsi)) {
+    if (!f.binary) {
         ML_LOG_WRN("fleet: c%u: text frame from the controller (fleet messages are binary): "
                    "closing",
                    c->conn_id);
@@ -876,7 +887,7 @@ static int on_receive(struct ml_fleet_client *c, struct lws *wsi, const void *in
         memcpy(c->rx + c->rx_len, in, len);
         c->rx_len += len;
     }
-    if (!lws_is_final_fragment(wsi)) {
+    if (!f.final) {
         return 0;
     }
     rv = on_message(c, wsi);
@@ -926,7 +937,10 @@ static int fleet_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         established(c, wsi);
         break;
     case LWS_CALLBACK_CLIENT_RECEIVE:
-        rv = on_receive(c, wsi, in, len);
+        rv = on_receive(c, wsi, in, len,
+                        (struct rx_flags){.first = lws_is_first_fragment(wsi) != 0,
+                                          .final = lws_is_final_fragment(wsi) != 0,
+                                          .binary = lws_frame_is_binary(wsi) != 0});
         break;
     case LWS_CALLBACK_CLIENT_WRITEABLE:
         if (c->state == ST_CONNECTED && out_send_one(c, wsi) < 0) {
@@ -1187,4 +1201,29 @@ int ml_fleet_client_nack(struct ml_fleet_client *c, const char *version, uint64_
 const struct ml_fleet_client_counters *ml_fleet_client_counters(const struct ml_fleet_client *c)
 {
     return &c->counters;
+}
+
+/* ---- test hook (client_int.h) ------------------------------------------------------------- */
+
+int ml_fleet_client_feed(struct ml_fleet_client *c, const void *in, size_t len, bool first,
+                         bool final, bool binary)
+{
+    if (c->freed) {
+        return -ECONNRESET;
+    }
+    if (c->state != ST_CONNECTED) {
+        /* what a completed upgrade does (Hello queued, report timer armed), with no socket */
+        ml_timer_disarm(c->retry);
+        c->conn_id++;
+        c->said_unknown = c->said_direction = false;
+        established(c, NULL);
+    }
+    c->depth++;
+    on_receive(c, NULL, in, len,
+               (struct rx_flags){.first = first, .final = final, .binary = binary});
+    if (--c->depth == 0 && c->freed) {
+        finish_free(c); /* freed from on_push: no lws callback to wait for here */
+        return -ECONNRESET;
+    }
+    return c->state == ST_CONNECTED ? 0 : -ECONNRESET;
 }
