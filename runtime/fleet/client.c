@@ -612,7 +612,7 @@ static void start_attempt(struct ml_fleet_client *c)
         return;
     }
     if (c->has_next) {
-        /* A changed [fleet] takes effect now, at the reconnect (README.md) */
+        /* A changed [fleet] takes effect now, at the reconnect (README.md). */
         bool tls_same = str_eq(c->next.f.ca, c->cfg.f.ca) &&
                         str_eq(c->next.f.cert, c->cfg.f.cert) &&
                         str_eq(c->next.f.key, c->cfg.f.key) &&
@@ -796,7 +796,7 @@ static void refuse_push(struct ml_fleet_client *c, const meshlet_fleet_v1_Push *
     }
 }
 
-/* A whole message in c->rx. 0, or -1 to close. */
+/* A whole message in c->rx. 0 (a bad one has dropped the connection: never -1, see the top). */
 static int on_message(struct ml_fleet_client *c, struct lws *wsi)
 {
     const meshlet_fleet_v1_Push *p;

@@ -118,6 +118,8 @@ def test_bad_message_at_rx_chunk_sizes_leaves_the_node_up_and_reconnecting(
         m.stderr
     assert re.search(r"fleet: c1: connection to ws://\S+ ended after \d+ ms: .*next attempt in "
                      r"\d+ ms", m.stderr), m.stderr
+    # the reconnect waited for the backoff (its lower bound is 100 ms)
+    assert ctl.connect_times[1] - ctl.connect_times[0] >= 0.1, ctl.connect_times
     st = stats(m)
     assert st["fleet_protocol_errors_total"] == 1, st
     assert st["fleet_connected"] == 1 and st["fleet_connects_total"] == 2, st
