@@ -61,7 +61,7 @@ struct ml_fleet_client_counters {
     uint64_t connects;          /* upgrades that succeeded */
     uint64_t connect_failures;  /* attempts that failed before the upgrade completed */
     uint64_t disconnects;       /* established connections that ended */
-    uint64_t protocol_errors;   /* undecodable or oversized envelopes, text frames: closed;
+    uint64_t protocol_errors;   /* undecodable or oversized envelopes, text frames: dropped;
                                    a Hello/Status/Ack/Nack from the controller: ignored */
     uint64_t unknown_kinds;     /* envelopes of a kind this node does not know: ignored */
     uint64_t pushes;            /* Push envelopes received */
