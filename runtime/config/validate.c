@@ -9,7 +9,6 @@
 #include "config/snapshot-t.h"
 #include "config/value.h"
 #include "core/arena.h"
-#include "fleet/token.h"
 #include "grpc/status.h"
 
 #include <ctype.h>
@@ -19,6 +18,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "fleet/token.h" /* [node] id follows the fleet's rule for node ids */
 
 struct vctx {
     struct ml_snapshot *snap;
