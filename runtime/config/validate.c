@@ -843,9 +843,8 @@ static int apply(struct vctx *c, void *obj, int key, const char *v, int line)
         return 0;
     case ML_KT_NODE_ID:
         /* The id goes to the controller, its logs and file names: the fleet's token rule. */
-        if (!ml_fleet_token_valid(v, strlen(v), ML_FLEET_ID_CHARS_MAX)) {
-            return bad_value(c, line, k, v, "a node id of 1..%d characters from %s",
-                             ML_FLEET_ID_CHARS_MAX, ML_FLEET_TOKEN_CHARSET);
+        if (!ml_fleet_node_id_valid(v, strlen(v))) {
+            return bad_value(c, line, k, v, "a node id of %s", ML_FLEET_NODE_ID_RULE);
         }
         *(const char **)field = cfg_strdup(c, v, strlen(v));
         return 0;
@@ -1170,13 +1169,12 @@ static void default_node_id(struct vctx *c)
         strcpy(host, "meshlet");
     }
     n = strlen(host);
-    if (c->snap->fleet.present && !ml_fleet_token_valid(host, n, ML_FLEET_ID_CHARS_MAX)) {
+    if (c->snap->fleet.present && !ml_fleet_node_id_valid(host, n)) {
         /* The controller would know this node by a name nobody gave it: say so, do not guess. */
         ml_config_errors_add(c->errs, c->snap->node.line,
                              "[node] id: the default is the host name, and it is not a node id "
-                             "(expected 1..%d characters from %s, got \"%s\"): set [node] id",
-                             ML_FLEET_ID_CHARS_MAX, ML_FLEET_TOKEN_CHARSET,
-                             shown(host, got, sizeof(got)));
+                             "(expected %s, got \"%s\"): set [node] id",
+                             ML_FLEET_NODE_ID_RULE, shown(host, got, sizeof(got)));
         return;
     }
     /* Without [fleet] the id only labels log lines: map what a node id may not hold. */

@@ -1001,11 +1001,9 @@ int ml_fleet_client_new(struct ml_loop *loop, const struct ml_cfg_fleet *cfg,
         snprintf(why, cap, "fleet: %s", bad);
         return -EINVAL;
     }
-    if (id->node_id == NULL ||
-        !ml_fleet_token_valid(id->node_id, strlen(id->node_id), ML_FLEET_ID_CHARS_MAX)) {
+    if (id->node_id == NULL || !ml_fleet_node_id_valid(id->node_id, strlen(id->node_id))) {
         /* config/validate.c refuses such an id first; this keeps the Hello clean regardless. */
-        snprintf(why, cap, "fleet: the node id is not 1..%d characters from %s",
-                 ML_FLEET_ID_CHARS_MAX, ML_FLEET_TOKEN_CHARSET);
+        snprintf(why, cap, "fleet: the node id is not %s", ML_FLEET_NODE_ID_RULE);
         return -EINVAL;
     }
     if ((c = ml_calloc(1, sizeof(*c))) == NULL) {

@@ -15,6 +15,8 @@
 #define ML_FLEET_VERSION_CHARS_MAX 128 /* a config version: 1..128 characters */
 /* For messages: the set, as people read it. */
 #define ML_FLEET_TOKEN_CHARSET "A-Z a-z 0-9 . _ : -"
+/* For messages: the whole node id rule. */
+#define ML_FLEET_NODE_ID_RULE "1..64 characters from A-Z a-z 0-9 . _ : -, not starting with ."
 
 static inline bool ml_fleet_token_char(char c)
 {
@@ -34,6 +36,13 @@ static inline bool ml_fleet_token_valid(const char *s, size_t n, size_t max)
         }
     }
     return true;
+}
+
+/* s[0..n) is a node id: a token of at most ML_FLEET_ID_CHARS_MAX that does not start with '.'
+ * (a controller keeps DIR/NODE_ID.ini: no ".", "..", or hidden file). */
+static inline bool ml_fleet_node_id_valid(const char *s, size_t n)
+{
+    return ml_fleet_token_valid(s, n, ML_FLEET_ID_CHARS_MAX) && s[0] != '.';
 }
 
 #endif

@@ -1,5 +1,5 @@
-"""Node ids and pushed config versions are 1..64 / 1..128 characters of [A-Za-z0-9._:-]
-(runtime/fleet/README.md "Names and versions"). A push whose version is anything else is nacked
+"""Node ids and pushed config versions are 1..64 / 1..128 characters of [A-Za-z0-9._:-], and a
+node id does not start with '.' (runtime/fleet/README.md "Names and versions"). A push whose version is anything else is nacked
 with a clear error and nothing is applied; none of its bytes reach a log line unescaped. The
 node's own [node] id is checked by `meshlet check` with the same rule, and a host name that is
 not a node id gives a clear error (with [fleet]) instead of a made-up id."""
@@ -153,18 +153,19 @@ def check(meshlet, workdir, text, name="c.ini"):
     return meshlet("check", path)
 
 
-@pytest.mark.parametrize("node_id", ["gw-0042", "site3:gw_7.a", "n" * 64])
+@pytest.mark.parametrize("node_id", ["gw-0042", "site3:gw_7.a", "n" * 64, "gw."])
 def test_check_accepts_node_ids_of_the_fleet_rule(meshlet, workdir, node_id):
     r = check(meshlet, workdir, f"[node]\nid = {node_id}\n")
     assert r.returncode == 0, r.stderr
 
 
-@pytest.mark.parametrize("node_id", ["gw/0042", "gw\x070", "n" * 65, "gw\u00e9", "gw,1"])
+@pytest.mark.parametrize("node_id", ["gw/0042", "gw\x070", "n" * 65, "gw\u00e9", "gw,1", ".gw",
+                                     ".."])
 def test_check_refuses_node_ids_outside_the_fleet_rule(meshlet, workdir, node_id):
     r = check(meshlet, workdir, f"[node]\nid = {node_id}\n")
     assert r.returncode == 1, r.stdout + r.stderr
     assert re.search(r"c\.ini:2: \[node\] id: expected a node id of 1\.\.64 characters from "
-                     r"A-Z a-z 0-9 \. _ : -, got \"", r.stderr), r.stderr
+                     r"A-Z a-z 0-9 \. _ : -, not starting with \., got \"", r.stderr), r.stderr
     assert_clean_log(r.stderr)
 
 
@@ -200,7 +201,8 @@ def test_host_name_that_is_not_a_node_id_is_a_clear_error_with_fleet(meshlet_cmd
         r = in_uts_namespace(meshlet_cmd, "bad host\x07", *argv, cwd=workdir)
         assert r.returncode == 1, (argv, r.stdout, r.stderr)
         assert ("n.ini:1: [node] id: the default is the host name, and it is not a node id "
-                "(expected 1..64 characters from A-Z a-z 0-9 . _ : -, got \"bad host?\"): "
+                "(expected 1..64 characters from A-Z a-z 0-9 . _ : -, not starting with ., got "
+                "\"bad host?\"): "
                 "set [node] id") in r.stderr, r.stderr
         assert_clean_log(r.stderr)
 
