@@ -25,6 +25,7 @@ enum ml_key_type {
     ML_KT_ENUM,         /* one of the key's choices → its position */
     ML_KT_RANGE,        /* DURATION..DURATION within MIN..MAX ms */
     ML_KT_NAME,         /* [A-Za-z0-9_.-]{1,63} */
+    ML_KT_NODE_ID,      /* [A-Za-z0-9._:-]{1,64} (fleet/token.h) */
     ML_KT_PATH,         /* a file or directory path */
     ML_KT_STRING,       /* any text, also empty */
     ML_KT_ADDR,         /* IP:PORT */

@@ -23,6 +23,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "fleet/token.h" /* [node] id follows the fleet's rule for node ids */
+
 struct vctx {
     struct ml_snapshot *snap;
     const struct ml_raw_doc *doc;
@@ -843,6 +845,13 @@ static int apply(struct vctx *c, void *obj, int key, const char *v, int line)
         }
         *(const char **)field = cfg_strdup(c, v, strlen(v));
         return 0;
+    case ML_KT_NODE_ID:
+        /* The id goes to the controller, its logs and file names: the fleet's token rule. */
+        if (!ml_fleet_node_id_valid(v, strlen(v))) {
+            return bad_value(c, line, k, v, "a node id of %s", ML_FLEET_NODE_ID_RULE);
+        }
+        *(const char **)field = cfg_strdup(c, v, strlen(v));
+        return 0;
     case ML_KT_PATH:
         return read_path(c, k, v, line, field);
     case ML_KT_STRING:
@@ -1269,7 +1278,7 @@ static void check_fleet(struct vctx *c, const struct ml_raw_section *sec)
 
 static void default_node_id(struct vctx *c)
 {
-    char host[256] = "";
+    char host[256] = "", got[GOT_MAX];
     size_t n;
 
     if (c->snap->node.id != NULL) {
@@ -1278,9 +1287,18 @@ static void default_node_id(struct vctx *c)
     if (gethostname(host, sizeof(host) - 1) < 0 || host[0] == '\0') {
         strcpy(host, "meshlet");
     }
-    /* A host name may hold characters a node id may not: map them, keep it recognisable. */
-    for (n = 0; host[n] && n < 63; n++) {
-        if (!ml_value_is_name(&host[n], 1)) {
+    n = strlen(host);
+    if (c->snap->fleet.present && !ml_fleet_node_id_valid(host, n)) {
+        /* The controller would know this node by a name nobody gave it: say so, do not guess. */
+        ml_config_errors_add(c->errs, c->snap->node.line,
+                             "[node] id: the default is the host name, and it is not a node id "
+                             "(expected %s, got \"%s\"): set [node] id",
+                             ML_FLEET_NODE_ID_RULE, shown(host, got, sizeof(got)));
+        return;
+    }
+    /* Without [fleet] the id only labels log lines: map what a node id may not hold. */
+    for (n = 0; host[n] && n < ML_FLEET_ID_CHARS_MAX; n++) {
+        if (!ml_fleet_token_char(host[n])) {
             host[n] = '-';
         }
     }

@@ -1,4 +1,4 @@
-/* The fleet client's reconnect delays (PROTOCOL.md "Rules"): exponential backoff with full jitter
+/* The fleet client's reconnect delays (README.md "Rules"): exponential backoff with full jitter
  * between the [fleet] backoff bounds. Pure arithmetic over a seedable random source, so a unit
  * test can pin every draw; no I/O, no clock.
  *

@@ -1,4 +1,4 @@
-/* The fleet client (client.h, PROTOCOL.md) over libwebsockets' WebSocket client role.
+/* The fleet client (client.h; the protocol: README.md) over libwebsockets' WebSocket client.
  *
  * One connection at a time. Each attempt gets a number (conn_id): the wsi carries the client as
  * its opaque user data only while it is the current connection; the moment it stops being so
@@ -20,8 +20,15 @@
  * - with async DNS, a failed lookup is retried by lws every second with no end and no callback:
  *   our own deadline (CONNECT_TIMEOUT_MS) ends such an attempt;
  * - lws_vhost_destroy closes the vhost's wsis synchronously, so it must never run inside a
- *   callback of one of them (free from inside on_push is deferred). */
+ *   callback of one of them (free from inside on_push is deferred);
+ * - returning -1 from CLIENT_RECEIVE after lws_close_reason starts the close handshake, and lws
+ *   then goes on parsing the rest of what it has read into its receive buffer without resetting
+ *   it: a heap overflow at once for a message of a multiple of rx_buffer_size, "double free or
+ *   corruption" for anything from about 80 KiB up. A bad message therefore never returns -1:
+ *   drop_connection() detaches the wsi, stops reading and has lws kill it from its next service
+ *   (no close frame). */
 #include "fleet/client.h"
+#include "fleet/client_int.h"
 
 #include "core/alloc.h"
 #include "core/list.h"
@@ -30,6 +37,7 @@
 #include "core/timer.h"
 #include "fleet/backoff.h"
 #include "fleet/envelope.h"
+#include "fleet/token.h"
 
 #include <errno.h>
 #include <libwebsockets.h>
@@ -48,6 +56,11 @@
 #define OUT_QUEUE_MAX 8
 /* Pushes handed to the node and not answered yet (ack/nack finds its connection here). */
 #define PUSHES_MAX 8
+/* The reassembly buffer starts this big and doubles up to ML_FLEET_MAX_MESSAGE_BYTES only when
+ * a message needs it; over RX_KEEP_BYTES it is given back once that message is handled, so a
+ * node does not hold a whole config's worth of memory for its next Status-sized message. */
+#define RX_INITIAL_BYTES 4096
+#define RX_KEEP_BYTES 16384
 /* An attempt that is not a WebSocket after this long is abandoned (DNS, TCP, TLS, upgrade). */
 #define CONNECT_TIMEOUT_MS 10000
 /* A connection with nothing from the controller for PING_AFTER_S gets a WebSocket PING; with no
@@ -57,6 +70,9 @@
 #define HANGUP_AFTER_S 90
 /* The largest envelope the node sends: a Nack with a whole error text, or a full Hello. */
 #define OUT_MAX_BYTES (ML_FLEET_ERROR_MAX + ML_FLEET_VERSION_MAX + 64)
+_Static_assert(ML_FLEET_VERSION_CHARS_MAX <= ML_FLEET_VERSION_MAX &&
+                   ML_FLEET_ID_CHARS_MAX <= ML_FLEET_NODE_ID_MAX,
+               "a valid version or node id fits the wire bound");
 _Static_assert(OUT_MAX_BYTES >= ML_FLEET_NODE_ID_MAX + ML_FLEET_BOARD_MAX +
                                     2 * ML_FLEET_VERSION_MAX +
                                     ML_FLEET_FEATURES_MAX * (ML_FLEET_FEATURE_MAX + 2) + 32,
@@ -120,8 +136,9 @@ struct ml_fleet_client {
     bool freed;               /* ml_fleet_client_free ran inside one of them */
     struct ml_defer free_later; /* finishes that free once the callback is gone */
 
-    uint8_t *rx; /* ML_FLEET_MAX_MESSAGE_BYTES: the message being reassembled */
-    size_t rx_len;
+    uint8_t *rx;   /* the message being reassembled; NULL until one arrives */
+    size_t rx_len; /* bytes of it so far */
+    size_t rx_cap; /* bytes allocated: 0, or RX_INITIAL_BYTES doubled, at most the bound */
     meshlet_fleet_v1_Envelope env; /* the last decoded one (too big for the stack) */
 
     struct out_msg out[OUT_QUEUE_MAX]; /* ring */
@@ -150,6 +167,57 @@ static const struct lws_protocols fleet_protocols[] = {
     },
     LWS_PROTOCOL_LIST_TERM,
 };
+
+/* ---- text from the controller ------------------------------------------------------------- */
+
+/* s[0..n) as printable ASCII for a log line or a Nack: other bytes as \xHH (a backslash as \\),
+ * cut at a whole escape to fit out[cap]. Returns out. */
+static const char *printable(const void *s, size_t n, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = s;
+    size_t j = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\') {
+            if (j + 1 >= cap) {
+                break;
+            }
+            out[j++] = (char)p[i];
+        } else if (p[i] == '\\') {
+            if (j + 2 >= cap) {
+                break;
+            }
+            out[j++] = '\\';
+            out[j++] = '\\';
+        } else {
+            if (j + 4 >= cap) {
+                break;
+            }
+            out[j++] = '\\';
+            out[j++] = 'x';
+            out[j++] = hex[p[i] >> 4];
+            out[j++] = hex[p[i] & 15];
+        }
+    }
+    if (cap > 0) {
+        out[j] = '\0';
+    }
+    return out;
+}
+
+/* How many bytes of a decoded string field[cap] came off the wire: up to its last non-zero byte,
+ * so that a NUL inside it counts (decode zeroes the envelope first; only trailing NULs are lost,
+ * and those hide nothing). */
+static size_t field_len(const char *field, size_t cap)
+{
+    size_t n = cap;
+
+    while (n > 0 && field[n - 1] == '\0') {
+        n--;
+    }
+    return n;
+}
 
 /* ---- copies of [fleet] and of the identity ----------------------------------------------- */
 
@@ -317,7 +385,9 @@ static int out_push(struct ml_fleet_client *c, size_t n, bool status)
     m->n = n;
     m->status = status;
     c->out_n++;
-    lws_callback_on_writable(c->wsi);
+    if (c->wsi != NULL) { /* NULL only under ml_fleet_client_feed */
+        lws_callback_on_writable(c->wsi);
+    }
     return 0;
 }
 
@@ -359,6 +429,7 @@ static int out_send_one(struct ml_fleet_client *c, struct lws *wsi)
 /* ---- connection lifecycle ----------------------------------------------------------------- */
 
 static void on_free_later(struct ml_defer *d);
+static void rx_release(struct ml_fleet_client *c);
 
 static void on_retry(void *user)
 {
@@ -381,11 +452,11 @@ static void conn_end(struct ml_fleet_client *c, const char *why)
     ml_timer_disarm(c->report);
     out_clear(c);
     memset(c->pushes, 0, sizeof(c->pushes));
-    c->rx_len = 0;
+    rx_release(c);
     c->counters.connected = false;
     if (was_up) {
         c->counters.disconnects++;
-        /* PROTOCOL.md: the backoff resets only once a connection stayed up for its upper
+        /* README.md: the backoff resets only once a connection stayed up for its upper
          * bound, so a controller that accepts and drops us at once never speeds us up. */
         if (lived >= c->backoff.max_ms) {
             ml_fleet_backoff_reset(&c->backoff);
@@ -411,11 +482,13 @@ static void describe_failure(struct lws *wsi, const char *in, size_t len, char *
     char text[128];
     int fd = wsi != NULL ? lws_get_socket_fd(wsi) : -1, err = 0;
     socklen_t elen = sizeof(err);
+    size_t n = in != NULL ? strnlen(in, len) : 0;
 
-    snprintf(text, sizeof(text), "%.*s", in != NULL ? (int)len : 0, in != NULL ? in : "");
-    while (text[0] != '\0' && (text[strlen(text) - 1] == '\n' || text[strlen(text) - 1] == ' ')) {
-        text[strlen(text) - 1] = '\0';
+    while (n > 0 && (in[n - 1] == '\n' || in[n - 1] == ' ')) {
+        n--;
     }
+    /* lws' words, but they may quote the controller's answer: escaped for the log line */
+    printable(in != NULL ? in : "", n, text, sizeof(text));
     if (fd >= 0) {
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen);
     }
@@ -539,7 +612,7 @@ static void start_attempt(struct ml_fleet_client *c)
         return;
     }
     if (c->has_next) {
-        /* A changed [fleet] takes effect now, at the reconnect (PROTOCOL.md). */
+        /* A changed [fleet] takes effect now, at the reconnect (README.md). */
         bool tls_same = str_eq(c->next.f.ca, c->cfg.f.ca) &&
                         str_eq(c->next.f.cert, c->cfg.f.cert) &&
                         str_eq(c->next.f.key, c->cfg.f.key) &&
@@ -625,17 +698,55 @@ static void established(struct ml_fleet_client *c, struct lws *wsi)
 
 /* ---- receiving ---------------------------------------------------------------------------- */
 
-/* A protocol error: logged, counted, the connection closed (the caller returns -1). */
-static int protocol_error(struct ml_fleet_client *c, struct lws *wsi, enum lws_close_status code,
-                          const char *why)
+static void rx_release(struct ml_fleet_client *c)
 {
-    char reason[64];
+    ml_free(c->rx);
+    c->rx = NULL;
+    c->rx_len = c->rx_cap = 0;
+}
 
-    c->counters.protocol_errors++;
-    snprintf(reason, sizeof(reason), "%s", why);
-    lws_close_reason(wsi, code, (unsigned char *)reason, strlen(reason));
+/* Room for n more bytes in c->rx (rx_len + n <= ML_FLEET_MAX_MESSAGE_BYTES, checked by the
+ * caller). 0 or -ENOMEM (c->rx unchanged). */
+static int rx_reserve(struct ml_fleet_client *c, size_t n)
+{
+    size_t need = c->rx_len + n, cap = c->rx_cap > 0 ? c->rx_cap : RX_INITIAL_BYTES;
+    uint8_t *p;
+
+    if (need <= c->rx_cap) {
+        return 0;
+    }
+    while (cap < need) {
+        cap *= 2;
+    }
+    if (cap > ML_FLEET_MAX_MESSAGE_BYTES) {
+        cap = ML_FLEET_MAX_MESSAGE_BYTES;
+    }
+    if ((p = ml_realloc(c->rx, cap)) == NULL) {
+        return -ENOMEM;
+    }
+    c->rx = p;
+    c->rx_cap = cap;
+    return 0;
+}
+
+/* Ends the current connection from inside its CLIENT_RECEIVE (see the top of this file for why
+ * not by returning -1): wsi no longer reaches c, lws reads no more of it and kills it from its
+ * next service, without a close frame. The callback returns 0 afterwards. */
+static int drop_connection(struct ml_fleet_client *c, struct lws *wsi, const char *why)
+{
+    if (wsi != NULL) { /* NULL only under ml_fleet_client_feed */
+        lws_rx_flow_control(wsi, 0);
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
     conn_end(c, why);
-    return -1;
+    return 0;
+}
+
+/* A protocol error (the caller has logged it): counted, the connection dropped. */
+static int protocol_error(struct ml_fleet_client *c, struct lws *wsi, const char *why)
+{
+    c->counters.protocol_errors++;
+    return drop_connection(c, wsi, why);
 }
 
 static void remember_push(struct ml_fleet_client *c, const meshlet_fleet_v1_Push *p)
@@ -658,11 +769,39 @@ static void remember_push(struct ml_fleet_client *c, const meshlet_fleet_v1_Push
     snprintf(slot->version, sizeof(slot->version), "%s", p->version);
 }
 
-/* A whole message in c->rx. 0, or -1 to close. */
+/* A Push whose version is not one (fleet/token.h): nacked here, before the node sees it, so
+ * nothing is applied, and its bytes reach no log line, file or header unescaped. The Nack
+ * echoes the printable form (the controller matches answers by nonce). */
+static void refuse_push(struct ml_fleet_client *c, const meshlet_fleet_v1_Push *p, size_t vlen)
+{
+    char shown[ML_FLEET_VERSION_MAX + 1], error[sizeof(shown) + 128];
+    size_t n;
+    int rv;
+
+    printable(p->version, vlen, shown, sizeof(shown));
+    snprintf(error, sizeof(error), "push: version: expected 1..%d characters from %s, got \"%s\"",
+             ML_FLEET_VERSION_CHARS_MAX, ML_FLEET_TOKEN_CHARSET, shown);
+    ML_LOG_WRN("fleet: c%u: push (nonce %llu) nacked, nothing applied: %s", c->conn_id,
+               (unsigned long long)p->nonce, error);
+    if ((rv = ml_fleet_nack_encode(shown, p->nonce, error, strlen(error), c->scratch,
+                                   sizeof(c->scratch), &n)) < 0 ||
+        (rv = out_push(c, n, false)) < 0) {
+        ML_LOG_WRN("fleet: c%u: nack (nonce %llu) not sent: %s", c->conn_id,
+                   (unsigned long long)p->nonce, strerror(-rv));
+        return;
+    }
+    c->counters.nacks++;
+    if (c->ops != NULL && c->ops->on_push_refused != NULL) {
+        c->ops->on_push_refused(c->user, shown, p->nonce, error);
+    }
+}
+
+/* A whole message in c->rx. 0 (a bad one has dropped the connection: never -1, see the top). */
 static int on_message(struct ml_fleet_client *c, struct lws *wsi)
 {
     const meshlet_fleet_v1_Push *p;
     char why[96];
+    size_t vlen;
     int rv = ml_fleet_envelope_decode(c->rx, c->rx_len, &c->env);
 
     if (rv == ML_FLEET_UNKNOWN_KIND) {
@@ -681,7 +820,7 @@ static int on_message(struct ml_fleet_client *c, struct lws *wsi)
         snprintf(why, sizeof(why), "undecodable envelope of %zu bytes from the controller",
                  c->rx_len);
         ML_LOG_WRN("fleet: c%u: %s: closing", c->conn_id, why);
-        return protocol_error(c, wsi, LWS_CLOSE_STATUS_INVALID_PAYLOAD, why);
+        return protocol_error(c, wsi, why);
     }
     if (c->env.which_msg != meshlet_fleet_v1_Envelope_push_tag) {
         /* Hello, Status, Ack and Nack go node → controller. One coming back is the controller's
@@ -697,6 +836,11 @@ static int on_message(struct ml_fleet_client *c, struct lws *wsi)
     }
     p = &c->env.msg.push;
     c->counters.pushes++;
+    vlen = field_len(p->version, sizeof(p->version));
+    if (!ml_fleet_token_valid(p->version, vlen, ML_FLEET_VERSION_CHARS_MAX)) {
+        refuse_push(c, p, vlen);
+        return 0;
+    }
     ML_LOG_INF("fleet: c%u: push of version %s (nonce %llu, %zu bytes of INI)", c->conn_id,
                p->version, (unsigned long long)p->nonce, p->ini.n);
     remember_push(c, p);
@@ -706,33 +850,53 @@ static int on_message(struct ml_fleet_client *c, struct lws *wsi)
     return 0;
 }
 
-static int on_receive(struct ml_fleet_client *c, struct lws *wsi, const void *in, size_t len)
+/* What lws says about a received piece (lws_is_first_fragment and friends). */
+struct rx_flags {
+    bool first, final, binary;
+};
+
+/* One piece of a message (lws hands them over in chunks of at most rx_buffer_size). 0: lws
+ * goes on; a bad message drops the connection, never -1 (see the top of this file). */
+static int on_receive(struct ml_fleet_client *c, struct lws *wsi, const void *in, size_t len,
+                      struct rx_flags f)
 {
     char why[96];
+    int rv;
 
-    if (lws_is_first_fragment(wsi)) {
+    if (f.first) {
         c->rx_len = 0;
     }
-    if (!lws_frame_is_binary(wsi)) {
+    if (!f.binary) {
         ML_LOG_WRN("fleet: c%u: text frame from the controller (fleet messages are binary): "
                    "closing",
                    c->conn_id);
-        return protocol_error(c, wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, "text frame");
+        return protocol_error(c, wsi, "text frame");
     }
     if (len > ML_FLEET_MAX_MESSAGE_BYTES - c->rx_len) {
         snprintf(why, sizeof(why), "message over %d bytes (CONFIG_ML_FLEET_MAX_MESSAGE_BYTES)",
                  ML_FLEET_MAX_MESSAGE_BYTES);
         ML_LOG_WRN("fleet: c%u: %s: closing", c->conn_id, why);
-        return protocol_error(c, wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, why);
+        return protocol_error(c, wsi, why);
+    }
+    if ((rv = rx_reserve(c, len)) < 0) {
+        snprintf(why, sizeof(why), "no memory for a message of over %zu bytes", c->rx_len + len);
+        ML_LOG_WRN("fleet: c%u: %s: closing", c->conn_id, why);
+        return drop_connection(c, wsi, why);
     }
     if (len > 0) {
         memcpy(c->rx + c->rx_len, in, len);
         c->rx_len += len;
     }
-    if (!lws_is_final_fragment(wsi)) {
+    if (!f.final) {
         return 0;
     }
-    return on_message(c, wsi);
+    rv = on_message(c, wsi);
+    /* on_push has returned: nothing borrows c->rx any more. A client freed from on_push is
+     * still whole here (its free waits for the end of this callback). */
+    if (c->rx_cap > RX_KEEP_BYTES) {
+        rx_release(c);
+    }
+    return rv;
 }
 
 /* ---- the lws callback --------------------------------------------------------------------- */
@@ -773,7 +937,10 @@ static int fleet_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         established(c, wsi);
         break;
     case LWS_CALLBACK_CLIENT_RECEIVE:
-        rv = on_receive(c, wsi, in, len);
+        rv = on_receive(c, wsi, in, len,
+                        (struct rx_flags){.first = lws_is_first_fragment(wsi) != 0,
+                                          .final = lws_is_final_fragment(wsi) != 0,
+                                          .binary = lws_frame_is_binary(wsi) != 0});
         break;
     case LWS_CALLBACK_CLIENT_WRITEABLE:
         if (c->state == ST_CONNECTED && out_send_one(c, wsi) < 0) {
@@ -784,10 +951,11 @@ static int fleet_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         if (len >= 2 && in != NULL) {
             const uint8_t *p = in;
+            char words[84]; /* the controller's words, escaped: they go into a log line */
 
-            snprintf(c->peer_close, sizeof(c->peer_close), "closed by the controller (%u%s%.*s)",
-                     (unsigned)(p[0] << 8 | p[1]), len > 2 ? ": " : "",
-                     (int)(len > 2 ? (len - 2 > 80 ? 80 : len - 2) : 0), (const char *)p + 2);
+            printable(p + 2, len - 2, words, sizeof(words));
+            snprintf(c->peer_close, sizeof(c->peer_close), "closed by the controller (%u%s%s)",
+                     (unsigned)(p[0] << 8 | p[1]), len > 2 ? ": " : "", words);
         }
         break;
     case LWS_CALLBACK_CLIENT_CLOSED:
@@ -833,6 +1001,11 @@ int ml_fleet_client_new(struct ml_loop *loop, const struct ml_cfg_fleet *cfg,
         snprintf(why, cap, "fleet: %s", bad);
         return -EINVAL;
     }
+    if (id->node_id == NULL || !ml_fleet_node_id_valid(id->node_id, strlen(id->node_id))) {
+        /* config/validate.c refuses such an id first; this keeps the Hello clean regardless. */
+        snprintf(why, cap, "fleet: the node id is not %s", ML_FLEET_NODE_ID_RULE);
+        return -EINVAL;
+    }
     if ((c = ml_calloc(1, sizeof(*c))) == NULL) {
         rv = -ENOMEM;
         goto fail;
@@ -852,10 +1025,6 @@ int ml_fleet_client_new(struct ml_loop *loop, const struct ml_cfg_fleet *cfg,
         snprintf(why, cap, "fleet: the Hello does not fit its bounds (node id, board or version "
                            "over 128 bytes, or over 16 features of 31 bytes)");
         rv = -EINVAL;
-        goto fail_id;
-    }
-    if ((c->rx = ml_malloc(ML_FLEET_MAX_MESSAGE_BYTES)) == NULL) {
-        rv = -ENOMEM;
         goto fail_id;
     }
     if ((c->retry = ml_timer_new(loop, on_retry, c)) == NULL ||
@@ -885,7 +1054,6 @@ fail_timers:
     ml_timer_free(c->report);
     ml_timer_free(c->deadline);
     ml_timer_free(c->retry);
-    ml_free(c->rx);
 fail_id:
     ml_free(c->id_mem);
 fail_cfg:
@@ -906,7 +1074,7 @@ static void finish_free(struct ml_fleet_client *c)
         lws_vhost_destroy(c->vh);
     }
     out_clear(c);
-    ml_free(c->rx);
+    rx_release(c);
     ml_free(c->id_mem);
     cfg_drop(&c->next);
     cfg_drop(&c->cfg);
@@ -1031,4 +1199,29 @@ int ml_fleet_client_nack(struct ml_fleet_client *c, const char *version, uint64_
 const struct ml_fleet_client_counters *ml_fleet_client_counters(const struct ml_fleet_client *c)
 {
     return &c->counters;
+}
+
+/* ---- test hook (client_int.h) ------------------------------------------------------------- */
+
+int ml_fleet_client_feed(struct ml_fleet_client *c, const void *in, size_t len, bool first,
+                         bool final, bool binary)
+{
+    if (c->freed) {
+        return -ECONNRESET;
+    }
+    if (c->state != ST_CONNECTED) {
+        /* what a completed upgrade does (Hello queued, report timer armed), with no socket */
+        ml_timer_disarm(c->retry);
+        c->conn_id++;
+        c->said_unknown = c->said_direction = false;
+        established(c, NULL);
+    }
+    c->depth++;
+    on_receive(c, NULL, in, len,
+               (struct rx_flags){.first = first, .final = final, .binary = binary});
+    if (--c->depth == 0 && c->freed) {
+        finish_free(c); /* freed from on_push: no lws callback to wait for here */
+        return -ECONNRESET;
+    }
+    return c->state == ST_CONNECTED ? 0 : -ECONNRESET;
 }

@@ -1,4 +1,4 @@
-/* The fleet client (PROTOCOL.md): one outbound WebSocket to the controller, subprotocol
+/* The fleet client (README.md): one outbound WebSocket to the controller, subprotocol
  * meshlet.fleet.v1, over TLS (mbedTLS through libwebsockets) unless [fleet] insecure = on allows
  * ws://. It says Hello on every connect, sends a Status every report_interval, hands each Push to
  * the node (ops->on_push) and sends the node's Ack or Nack back. It reconnects with exponential
@@ -7,8 +7,9 @@
  * libwebsockets' asynchronous DNS: nothing here blocks the loop.
  *
  * Whatever the controller does (refuse TLS, close at once, send garbage, an envelope over
- * ML_FLEET_MAX_MESSAGE_BYTES, a kind this node does not know), the client logs why, counts it,
- * and goes on; the data plane never waits for it. */
+ * ML_FLEET_MAX_MESSAGE_BYTES, a kind this node does not know, a version that is not one), the
+ * client logs why, counts it, and goes on; the data plane never waits for it. Nothing the
+ * controller sends reaches a log line unescaped. */
 #ifndef ML_FLEET_CLIENT_H
 #define ML_FLEET_CLIENT_H
 
@@ -38,6 +39,11 @@ struct ml_fleet_client_ops {
     void (*on_push)(void *user, const char *version, uint64_t nonce, const char *ini, size_t n);
     /* Fills *r for the next Status report. */
     void (*fill_report)(void *user, struct ml_fleet_report *r);
+    /* Optional. A Push the client nacked itself, before on_push: its version is not 1..128
+     * characters of [A-Za-z0-9._:-] (fleet/token.h). version is that version made printable
+     * (other bytes as \xHH, cut), error the Nack's text; both borrowed. For the node's nack
+     * count and last error; the Nack is already queued. */
+    void (*on_push_refused)(void *user, const char *version, uint64_t nonce, const char *error);
 };
 
 /* What the Hello says, besides the config version. Strings are copied. */
@@ -55,7 +61,7 @@ struct ml_fleet_client_counters {
     uint64_t connects;          /* upgrades that succeeded */
     uint64_t connect_failures;  /* attempts that failed before the upgrade completed */
     uint64_t disconnects;       /* established connections that ended */
-    uint64_t protocol_errors;   /* undecodable or oversized envelopes, text frames: closed;
+    uint64_t protocol_errors;   /* undecodable or oversized envelopes, text frames: dropped;
                                    a Hello/Status/Ack/Nack from the controller: ignored */
     uint64_t unknown_kinds;     /* envelopes of a kind this node does not know: ignored */
     uint64_t pushes;            /* Push envelopes received */
@@ -76,7 +82,7 @@ int ml_fleet_client_new(struct ml_loop *loop, const struct ml_cfg_fleet *cfg,
 void ml_fleet_client_free(struct ml_fleet_client *c);
 
 /* A new config was applied: the Hello of later connections says config_version, and a changed
- * [fleet] (cfg, copied) is used from the next reconnect on (PROTOCOL.md). */
+ * [fleet] (cfg, copied) is used from the next reconnect on (README.md). */
 void ml_fleet_client_update(struct ml_fleet_client *c, const struct ml_cfg_fleet *cfg,
                             const char *config_version);
 

@@ -1,8 +1,8 @@
-/* Envelope coding (PROTOCOL.md) with nanopb: bounded, allocation-free, no I/O.
+/* Envelope coding (README.md here) with nanopb: bounded, allocation-free, no I/O.
  *
  * Push.ini is a callback field whose storage is a struct ml_slice (fleet.options): decoding reads
  * the input through our own stream (src_read) so that the callback knows where in the caller's
- * bytes the INI starts and can point the slice there instead of copying up to 64 KiB. */
+ * bytes the INI starts and can point the slice there instead of copying a whole config. */
 #include "fleet/envelope.h"
 
 #include "config/store.h"

@@ -1,7 +1,7 @@
-/* The fleet wire format: one protobuf Envelope per WebSocket message (PROTOCOL.md), decoded and
+/* The fleet wire format: one protobuf Envelope per WebSocket message (README.md here), decoded and
  * encoded with nanopb against runtime/fleet/fleet.proto (+ fleet.options, which bounds every
  * field). No I/O here: bytes in, structs out, and back. This header exposes nanopb's generated
- * types, so only runtime/fleet includes it (STYLE.md: nanopb stays behind its seam). */
+ * types, so only runtime/fleet includes it (nanopb stays behind this seam). */
 #ifndef ML_FLEET_ENVELOPE_H
 #define ML_FLEET_ENVELOPE_H
 
@@ -12,14 +12,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The largest envelope a node accepts (Kconfig; the fallback only keeps a build without
- * ML_FLEET compiling: nothing calls the fleet code there). */
-#ifdef CONFIG_ML_FLEET_MAX_MESSAGE_BYTES
-#define ML_FLEET_MAX_MESSAGE_BYTES CONFIG_ML_FLEET_MAX_MESSAGE_BYTES
-#else
-#define ML_FLEET_MAX_MESSAGE_BYTES 65536
-#endif
-
 /* Text bounds of the fields, without the NUL; fleet.options gives nanopb these + 1. */
 #define ML_FLEET_VERSION_MAX 128
 #define ML_FLEET_NODE_ID_MAX 128
@@ -28,8 +20,29 @@
 #define ML_FLEET_FEATURE_MAX 31
 #define ML_FLEET_ERROR_MAX 4096 /* Nack.error is cut here (config/README.md "Errors") */
 
+/* What a Push envelope adds around its INI: the oneof's tag and length (1 + 5), the version
+ * (1 + 2 + ML_FLEET_VERSION_MAX), the nonce (1 + 10) and the INI's tag and length (1 + 5) are
+ * 154 bytes; rounded up. */
+#define ML_FLEET_PUSH_OVERHEAD_BYTES 256
+_Static_assert(ML_FLEET_PUSH_OVERHEAD_BYTES >= 6 + 3 + ML_FLEET_VERSION_MAX + 11 + 6,
+               "a Push's envelope fits its overhead");
+
+/* The largest envelope a node accepts (Kconfig; the fallback only keeps a build without
+ * ML_FLEET compiling: nothing calls the fleet code there). */
+#ifdef CONFIG_ML_FLEET_MAX_MESSAGE_BYTES
+#define ML_FLEET_MAX_MESSAGE_BYTES CONFIG_ML_FLEET_MAX_MESSAGE_BYTES
+#else
+#define ML_FLEET_MAX_MESSAGE_BYTES (CONFIG_ML_MAX_CONFIG_BYTES + ML_FLEET_PUSH_OVERHEAD_BYTES)
+#endif
+/* Any config `meshlet check` accepts can be pushed: a board that raises ML_MAX_CONFIG_BYTES
+ * raises ML_FLEET_MAX_MESSAGE_BYTES with it. */
+_Static_assert(ML_FLEET_MAX_MESSAGE_BYTES >=
+                   CONFIG_ML_MAX_CONFIG_BYTES + ML_FLEET_PUSH_OVERHEAD_BYTES,
+               "CONFIG_ML_FLEET_MAX_MESSAGE_BYTES must be at least CONFIG_ML_MAX_CONFIG_BYTES + "
+               "ML_FLEET_PUSH_OVERHEAD_BYTES: a valid config must fit in a Push");
+
 /* ml_fleet_envelope_decode's one non-error, non-zero result: the envelope decoded but carries a
- * kind this node does not know (an empty oneof), to be ignored and counted (PROTOCOL.md). */
+ * kind this node does not know (an empty oneof), to be ignored and counted (README.md). */
 #define ML_FLEET_UNKNOWN_KIND 1
 
 /* Decodes p[0..n) into *out. Returns 0 (out->which_msg is one of

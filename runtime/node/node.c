@@ -159,9 +159,21 @@ static void fill_report(void *user, struct ml_fleet_report *r)
     r->endpoints_total = endpoints;
 }
 
+/* The client nacked a push whose version is not one: counted and shown like any other Nack. */
+static void on_push_refused(void *user, const char *version, uint64_t nonce, const char *error)
+{
+    struct ml_node *node = user;
+
+    (void)nonce;
+    node->fleet_nacks_total++;
+    snprintf(node->last_nack_version, sizeof(node->last_nack_version), "%s", version);
+    snprintf(node->last_nack_error, sizeof(node->last_nack_error), "%s", error);
+}
+
 static const struct ml_fleet_client_ops fleet_ops = {
     .on_push = on_push,
     .fill_report = fill_report,
+    .on_push_refused = on_push_refused,
 };
 
 static void start_fleet(struct ml_node *node)

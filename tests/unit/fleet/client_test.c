@@ -38,7 +38,7 @@ static void fill_report(void *user, struct ml_fleet_report *r)
 {
 }
 
-static const struct ml_fleet_client_ops ops = {on_push, fill_report};
+static const struct ml_fleet_client_ops ops = {.on_push = on_push, .fill_report = fill_report};
 
 /* A loopback port nothing listens on: connections to it are refused. */
 static uint16_t refused_port(void)
@@ -132,7 +132,21 @@ static void test_unusable_configs_are_refused_with_a_reason(void **state)
     f = ws_cfg(1);
     assert_int_equal(
         ml_fleet_client_new(loop, &f, &long_id, "", &ops, NULL, why, sizeof(why), &c), -EINVAL);
+    assert_non_null(strstr(why, "node id"));
+    assert_null(c);
+
+    long_id = ident;
+    long_id.board = node_id; /* over the Hello's 128 bytes */
+    assert_int_equal(
+        ml_fleet_client_new(loop, &f, &long_id, "", &ops, NULL, why, sizeof(why), &c), -EINVAL);
     assert_non_null(strstr(why, "Hello"));
+    assert_null(c);
+
+    long_id = ident;
+    long_id.node_id = "gw\x1b[31m"; /* a control byte: never in a Hello */
+    assert_int_equal(
+        ml_fleet_client_new(loop, &f, &long_id, "", &ops, NULL, why, sizeof(why), &c), -EINVAL);
+    assert_non_null(strstr(why, "node id"));
     assert_null(c);
     ml_loop_free(loop);
 }
