@@ -174,6 +174,10 @@ int ml_ctl_msg_push(const char *version, uint64_t nonce, struct ml_slice ini, si
                     uint8_t **out, size_t *n_out);
 /* The largest message a node accepts (ML_FLEET_MAX_MESSAGE_BYTES). */
 size_t ml_ctl_msg_max_bytes(void);
+/* The largest message a node may send: a Hello (id, board, version, features), a Status, or an
+ * Ack/Nack whose error a node cuts at 4 KiB. Far below what a node accepts (a whole config), so
+ * that ML_CTL_MAX_CONNS hostile sockets cannot make the controller buffer a config's size each. */
+#define ML_CTL_MAX_NODE_MESSAGE_BYTES (16u * 1024u)
 
 /* text.c. true for a node id that follows the rule (ML_CTL_NODE_ID_MAX): it can name a file in
  * DIR and be printed as it is. */

@@ -186,7 +186,7 @@ static int on_message(struct ml_ctl_conn *conn)
 /* A piece of a message. 0, or -1 to close. */
 static int on_receive(struct ml_ctl_conn *conn, const uint8_t *in, size_t len)
 {
-    size_t max = ml_ctl_msg_max_bytes();
+    size_t max = ML_CTL_MAX_NODE_MESSAGE_BYTES;
     size_t want = conn->rx_n + len + lws_remaining_packet_payload(conn->wsi);
     char why[96];
 

@@ -353,7 +353,7 @@ def test_garbage_frame_closes_that_connection_only(pb, controller, configs):
         with pytest.raises(websockets.exceptions.ConnectionClosed):
             await text.recv()
         big = await connect(pb, port, "edge-big", hello=False)
-        await big.ws.send(b"\x00" * (266240 + 1))  # CONFIG_ML_FLEET_MAX_MESSAGE_BYTES + 1
+        await big.ws.send(b"\x00" * (16384 + 1))  # ML_CTL_MAX_NODE_MESSAGE_BYTES + 1
         with pytest.raises(websockets.exceptions.ConnectionClosed):
             await big.recv()
         assert big.ws.close_code == 1009
