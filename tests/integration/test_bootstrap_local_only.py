@@ -43,9 +43,14 @@ def node_lines(m):
 # What a push or POST tries, as (INI head, the keys it must be refused for, in line order). The
 # head comes first in the text, so a key's line is its line in the head.
 def attacks(workdir, other_port):
+    # admin_remote = on needs a token file (`meshlet check` reads it), so the attack brings one
+    token = workdir / "attacker.token"
+    token.write_text("an-attacker-chosen-token-0123\n")
     return {
-        "admin-to-the-network": ("[node]\nadmin = 0.0.0.0:{admin}\nadmin_remote = on\n",
-                                 [(2, "node", "admin"), (3, "node", "admin_remote")]),
+        "admin-to-the-network": ("[node]\nadmin = 0.0.0.0:{admin}\nadmin_remote = on\n"
+                                 f"admin_token = {token}\n",
+                                 [(2, "node", "admin"), (3, "node", "admin_remote"),
+                                  (4, "node", "admin_token")]),
         "access-log-anywhere": (f"[node]\naccess_log = {workdir}/evil.log\n",
                                 [(2, "node", "access_log")]),
         "state-dir-elsewhere": (f"[node]\nstate_dir = {workdir}/elsewhere\n",
