@@ -37,7 +37,7 @@ PKGS=(
 	pkg-config file
 )
 # NOT python3-grpc-tools: nanopb_generator.py prefers its bundled protoc
-# 3.5.1, which rejects proto3 `optional` (TOOLCHAIN-NOTES §2.4).
+# 3.5.1, which rejects proto3 `optional` (firmware/TOOLCHAIN.md).
 
 # tests/bench only (never needed by the build or the tests): the proxies meshlet is compared with.
 BENCH_PKGS=(nghttp2-proxy haproxy)

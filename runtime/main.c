@@ -29,7 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Exit codes of CONFIG.md. */
+/* Exit codes of config/README.md. */
 enum {
     EXIT_USABLE = 0,
     EXIT_INVALID = 1,

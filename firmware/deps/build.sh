@@ -247,7 +247,7 @@ package meshlet.smoke;
 message Ping { optional uint32 seq = 1; string note = 2; }
 EOF
 echo 'meshlet.smoke.Ping.note max_size:16' >"$SMOKE/smoke.options"
-# Plugin mode with the system protoc (see TOOLCHAIN-NOTES §2.4) and the
+# Plugin mode with the system protoc (see firmware/TOOLCHAIN.md) and the
 # caller's PATH (pyenv's python3 may come first), which proves the shebang fix.
 (cd "$SMOKE" && PYTHONDONTWRITEBYTECODE=1 /usr/bin/protoc \
 	--plugin=protoc-gen-nanopb="$GEN/protoc-gen-nanopb" --nanopb_out=. smoke.proto)

@@ -1,5 +1,5 @@
 /* All of meshlet's heap allocations go through here, so that tests can make the Nth one fail
- * (STYLE.md: unit tests pass when each allocation fails in turn). */
+ * (runtime/STYLE.md: unit tests pass when each allocation fails in turn). */
 #ifndef ML_CORE_ALLOC_H
 #define ML_CORE_ALLOC_H
 

@@ -135,7 +135,7 @@ struct ml_loop *ml_loop_new(void)
     /* Vhosts (listeners, admin, the fleet client) are added by their owners. */
     info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.port = CONTEXT_PORT_NO_LISTEN;
-    /* Big reads: DESIGN.md "The loop, measured" (the 4 KiB default costs 16-21%). */
+    /* Big reads: runtime/README.md "The loop, measured" (the 4 KiB default costs 16-21%). */
     info.pt_serv_buf_size = 32 * 1024;
     /* One table for every role; each keeps to its share of it (core/fd_budget.h). */
     fd_limit_raise();

@@ -3,8 +3,8 @@
  * data-path code that includes libwebsockets.
  *
  * Writing: ml_sock_write() writes at once when nothing is kept back for the socket (also from
- * on_read: DESIGN.md "The loop, measured"); what the kernel does not take is kept back (at most
- * one write, ML_SOCK_WRITE_MAX_BYTES) and goes out when the socket drains, then on_writable
+ * on_read: runtime/README.md "The loop, measured"); what the kernel does not take is kept back (at
+ * most one write, ML_SOCK_WRITE_MAX_BYTES) and goes out when the socket drains, then on_writable
  * runs. While something is kept back, writes are refused with -EAGAIN: the caller keeps its
  * data, and on_writable tells it when to try again. */
 #ifndef ML_CORE_SOCK_H

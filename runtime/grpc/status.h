@@ -3,10 +3,10 @@
 
 #include "grpc/status-t.h"
 
-/* "unavailable", "deadline-exceeded", ... (CONFIG.md spelling: lower case, dashes) or a number
- * 0..16 → the code; -EINVAL otherwise. */
+/* "unavailable", "deadline-exceeded", ... (config/README.md spelling: lower case, dashes) or a
+ * number 0..16 → the code; -EINVAL otherwise. */
 int ml_grpc_status_parse(const char *s);
-/* The CONFIG.md spelling of a code ("unavailable"); "?" for a code outside 0..16. */
+/* The config/README.md spelling of a code ("unavailable"); "?" for a code outside 0..16. */
 const char *ml_grpc_status_name(int code);
 
 #endif

@@ -29,7 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Exit codes of CONFIG.md. */
+/* Exit codes of config/README.md. */
 enum {
     EXIT_USABLE = 0,
     EXIT_INVALID = 1,
@@ -84,10 +84,10 @@ static int with_local_bootstrap(const struct ml_snapshot *local, const char *ver
     return rv;
 }
 
-/* PROTOCOL.md "Which configuration runs": a fleet-managed node (the local file has [fleet]) runs
- * the config saved in state_dir if there is a good one; otherwise, and for a node without
- * [fleet], the local file. *snap is the local file's on entry and what runs on return; true when
- * that is the saved config. */
+/* runtime/fleet/README.md "Which configuration runs": a fleet-managed node (the local file has
+ * [fleet]) runs the config saved in state_dir if there is a good one; otherwise, and for a node
+ * without [fleet], the local file. *snap is the local file's on entry and what runs on return; true
+ * when that is the saved config. */
 static bool choose_config(const char *path, const char *state_dir, struct ml_snapshot **snap)
 {
     char version[ML_CONFIG_STORE_VERSION_MAX + 1];
@@ -192,7 +192,7 @@ static void start_fleet(struct ml_node *node)
     }
     if (ml_fleet_client_new(node->loop, &node->snap->fleet, &id, ml_node_hello_version(node),
                             &fleet_ops, node, why, sizeof(why), &node->fleet) < 0) {
-        /* the data plane runs without its controller (PROTOCOL.md) */
+        /* the data plane runs without its controller (runtime/fleet/README.md) */
         ML_LOG_ERR("fleet: the control-plane client cannot start: %s", why);
         node->fleet = NULL;
     }

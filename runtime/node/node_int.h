@@ -61,7 +61,7 @@ void ml_node_apply(struct ml_node *node, enum ml_apply_source src, const char *t
  * dropped, nothing is answered. */
 void ml_node_apply_shutdown(struct ml_node *node);
 
-/* The version the Hello names: "" when the local file runs (PROTOCOL.md). */
+/* The version the Hello names: "" when the local file runs (runtime/fleet/README.md). */
 const char *ml_node_hello_version(const struct ml_node *node);
 
 #endif

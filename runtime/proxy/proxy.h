@@ -20,8 +20,8 @@ int ml_proxy_new(struct ml_loop *loop, struct ml_snapshot *snap, char *why, size
  * no call is left or timeout_ms passed, whichever comes first. ml_proxy_free then ends what is
  * left. */
 void ml_proxy_drain(struct ml_proxy *p, uint32_t timeout_ms);
-/* Hot apply (CONFIG.md, PROTOCOL.md "Which configuration runs"), in two steps so that the node
- * can make the new config durable (state_dir, off the loop) between them:
+/* Hot apply (config/README.md, runtime/fleet/README.md "Which configuration runs"), in two steps so
+ * that the node can make the new config durable (state_dir, off the loop) between them:
  *
  * ml_proxy_prepare: binds every listener of next whose bind address no running listener has
  * (those that remain keep their sockets and connections; a prepared socket does not accept until

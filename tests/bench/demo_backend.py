@@ -3,7 +3,7 @@
 
     /usr/bin/python3 tests/bench/demo_backend.py NAME HOST:PORT [--timeout SECONDS]
 
-No generated code (grpcio's generic handler, TOOLCHAIN-NOTES §7). The messages are encoded by hand
+No generated code (grpcio's generic handler, firmware/TOOLCHAIN.md). The messages are encoded by hand
 and are wire-compatible with helloworld.proto (HelloRequest/HelloReply: string field 1), so any gRPC
 client of the Greeter (grpcurl, the grpcio examples) can call it. The reply is "hello NAME from BACKEND"
 and the trailing metadata carries x-backend: BACKEND. Prints "ready NAME HOST:PORT" on stdout once it

@@ -283,7 +283,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * are sized so that any text up to CONFIG_ML_MAX_CONFIG_BYTES fits. */
     CHECK(rv != -ENOMEM, rv, NULL);
 
-    /* Then the same input once more with one allocation failing (STYLE.md: each allocation
+    /* Then the same input once more with one allocation failing (runtime/STYLE.md: each allocation
      * failing in turn gives a clean error, no leak, no crash), chosen from the input's bytes so
      * the run stays deterministic and the fuzzer walks the failure points as it mutates. */
     if (made > 0) {

@@ -1,6 +1,6 @@
 """A fleet controller written with Debian's python3-websockets and python3-protobuf, from the
 repository's runtime/fleet/fleet.proto: the independent peer of meshlet's fleet client
-(PROTOCOL.md), for the tests. It runs an asyncio loop in a thread; the test talks to it with
+(runtime/fleet/README.md), for the tests. It runs an asyncio loop in a thread; the test talks to it with
 plain blocking calls, every wait bounded."""
 
 import asyncio

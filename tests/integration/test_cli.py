@@ -1,4 +1,4 @@
-"""meshlet's command line as CONFIG.md states it: `version`, `check` (exit 0 usable, 1 invalid,
+"""meshlet's command line as config/README.md states it: `version`, `check` (exit 0 usable, 1 invalid,
 2 unreadable) and `-c FILE` (1 invalid, 2 unreadable, 3 cannot start; a clean exit on SIGTERM
 and SIGINT). Real processes: conftest.py starts them and always kills them."""
 

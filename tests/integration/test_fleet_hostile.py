@@ -1,4 +1,4 @@
-"""meshlet's fleet client against controllers that misbehave (PROTOCOL.md "Rules"): garbage,
+"""meshlet's fleet client against controllers that misbehave (runtime/fleet/README.md "Rules"): garbage,
 text frames, an envelope over the size limit, a kind the node does not know, a TLS certificate
 from the wrong CA, a controller that accepts and closes at once. In every case the node keeps
 serving gRPC calls, says why in its log, counts it in /stats, reconnects with gaps inside the

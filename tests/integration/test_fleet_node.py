@@ -1,4 +1,4 @@
-"""The node's side of the fleet protocol (PROTOCOL.md), end to end: meshlet's fleet client
+"""The node's side of the fleet protocol (runtime/fleet/README.md), end to end: meshlet's fleet client
 against an independent controller written here with python3-websockets + python3-protobuf
 (fleet_peers.py) and against `meshlet controller`; real grpcio backends behind meshlet show
 which config routes. Pushes, Ack/Nack, the start-up choice between state_dir and the local file,
