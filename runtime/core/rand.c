@@ -1,6 +1,8 @@
 /* core/rand.h: xorshift64*, plenty for spreading calls. */
 #include "core/rand.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <sys/random.h>
 #include <sys/types.h>
 #include <time.h>
@@ -38,4 +40,21 @@ uint32_t ml_rand_below(struct ml_rand *r, uint32_t n)
 {
     /* Lemire's multiply-shift: the bias is at most n / 2^32, far below what a balancer sees. */
     return (uint32_t)(((uint64_t)ml_rand_u32(r) * n) >> 32);
+}
+
+void ml_rand_seed_env_or_os(struct ml_rand *r)
+{
+    const char *v = getenv(ML_RAND_SEED_ENV);
+    char *end;
+    unsigned long long seed;
+
+    if (v != NULL && *v != '\0') {
+        errno = 0;
+        seed = strtoull(v, &end, 10);
+        if (errno == 0 && *end == '\0') {
+            ml_rand_seed(r, seed);
+            return;
+        }
+    }
+    ml_rand_seed_os(r);
 }

@@ -315,6 +315,7 @@ void ml_stats_downstream(struct ml_stats *st, int listener, enum ml_stats_down_e
         break;
     case ML_STATS_DOWN_RECLAIMED:
         l->cx_reclaimed++;
+        break;
     case ML_STATS_DOWN_RQ_STALLED:
         l->rq_stalled++;
         break;

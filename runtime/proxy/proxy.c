@@ -489,7 +489,7 @@ int ml_proxy_new(struct ml_loop *loop, struct ml_snapshot *snap, char *why, size
     p->snap = ml_snapshot_ref(snap);
     ml_list_init(&p->retired_listeners);
     ml_list_init(&p->retired_balances);
-    ml_rand_seed_os(&p->rng);
+    ml_rand_seed_env_or_os(&p->rng); /* MESHLET_RANDOM_SEED: statistical tests */
     if ((rv = ml_balance_new(loop, snap, &p->conn_ids, &p->balance)) < 0) {
         snprintf(why, cap, "out of memory for the clusters");
         goto fail;
