@@ -163,9 +163,9 @@ static int lint_parent(const char *key, int line, const char *path, struct ml_co
         }
         if (errno == ENOENT) {
             return ml_config_errors_add(geteuid() == 0 ? errs : warn, line,
-                                        "%s[node] %s: %s does not exist and neither does %s: "
-                                        "meshlet makes neither",
-                                        geteuid() == 0 ? "" : "warning: ", key, path, parent);
+                                        "%s[node] %s: expected the directory %s to exist "
+                                        "(meshlet makes %s, not its parent), got nothing there",
+                                        geteuid() == 0 ? "" : "warning: ", key, parent, path);
         }
         return 0; /* EACCES and the like: the node's user may see more */
     }
