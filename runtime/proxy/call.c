@@ -167,14 +167,16 @@ static void call_answer(struct ml_call *call, int grpc_status, int http_status, 
         return;
     }
     if (call->resp_started) {
-        ML_LOG_INF("call %llu: %s: %s after the response started: reset",
-                   (unsigned long long)call->id, call->path, msg);
+        ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF,
+                       "call %llu: %s: %s after the response started: reset",
+                       (unsigned long long)call->id, call->path, msg);
         ml_h2_stream_reset(call->down, ML_H2_INTERNAL_ERROR);
         call->down = NULL;
         return;
     }
-    ML_LOG_INF("call %llu: %s: %s (%s %d)", (unsigned long long)call->id, call->path, msg,
-               call->grpc ? "grpc-status" : "HTTP", call->grpc ? grpc_status : http_status);
+    ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF, "call %llu: %s: %s (%s %d)",
+                   (unsigned long long)call->id, call->path, msg,
+                   call->grpc ? "grpc-status" : "HTTP", call->grpc ? grpc_status : http_status);
     call->resp_started = true;
     call->resp_ended = true;
     ml_call_obs_answer(&call->obs, call->grpc, grpc_status, http_status);
@@ -318,8 +320,9 @@ static int up_on_headers(void *owner, struct ml_h2_hdrs *hdrs, bool trailers, bo
     }
     /* Relayed as they came; end_stream keeps a trailers-only response trailers-only. */
     if ((rv = ml_h2_stream_respond(call->down, hdrs, end_stream)) < 0) {
-        ML_LOG_INF("call %llu: %s: cannot relay the response headers (%s)",
-                   (unsigned long long)call->id, call->path, strerror(-rv));
+        ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF,
+                       "call %llu: %s: cannot relay the response headers (%s)",
+                       (unsigned long long)call->id, call->path, strerror(-rv));
         return rv; /* h2 resets upstream; our on_close resets downstream */
     }
     call->resp_started = true;
@@ -340,7 +343,8 @@ static int up_on_data(void *owner, const uint8_t *p, size_t n)
     call->moved_ms = ml_time_now_ms();
     if ((rv = ml_buf_append(&call->resp, p, n)) < 0) {
         /* -ENOBUFS would mean the peer ignored our window; -ENOMEM */
-        ML_LOG_INF("call %llu: response body: %s", (unsigned long long)call->id, strerror(-rv));
+        ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF, "call %llu: response body: %s",
+                       (unsigned long long)call->id, strerror(-rv));
         return rv;
     }
     if (call->grpc) {
@@ -433,8 +437,9 @@ static void up_on_close(void *owner, uint32_t error_code)
          * all of it is still here, so it goes again, on another connection (the refusing one
          * takes no new streams). */
         call->n_replays++;
-        ML_LOG_INF("call %llu: %s: cluster %s refused the stream (GOAWAY): sending it again",
-                   (unsigned long long)call->id, call->path, ml_cluster_name(call->cluster));
+        ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF,
+                       "call %llu: %s: cluster %s refused the stream (GOAWAY): sending it again",
+                       (unsigned long long)call->id, call->path, ml_cluster_name(call->cluster));
         call_pick_upstream(call);
         call_maybe_done(call);
         return;
@@ -454,8 +459,9 @@ static void up_on_close(void *owner, uint32_t error_code)
             }
             call_unavailable(call, msg);
         } else if (call->down != NULL) {
-            ML_LOG_INF("call %llu: %s: upstream ended mid-response (0x%x): reset",
-                       (unsigned long long)call->id, call->path, error_code);
+            ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF,
+                           "call %llu: %s: upstream ended mid-response (0x%x): reset",
+                           (unsigned long long)call->id, call->path, error_code);
             ml_h2_stream_reset(call->down,
                                error_code != ML_H2_NO_ERROR ? error_code : ML_H2_CANCEL);
             call->down = NULL;
@@ -497,7 +503,8 @@ static int down_on_data(void *owner, const uint8_t *p, size_t n)
     }
     call->moved_ms = ml_time_now_ms();
     if ((rv = ml_buf_append(&call->req, p, n)) < 0) {
-        ML_LOG_INF("call %llu: request body: %s", (unsigned long long)call->id, strerror(-rv));
+        ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF, "call %llu: request body: %s",
+                       (unsigned long long)call->id, strerror(-rv));
         return rv;
     }
     if (call->up != NULL) {
@@ -620,14 +627,16 @@ static void call_on_expiry(void *user)
         drop_request_body(call);
         if (call->down != NULL && call->grpc && call->resp_out <= call->resp_framer.boundary &&
             call_cut_response(call, msg) == 0) {
-            ML_LOG_INF("call %llu: %s: %s after the response started: ended after %llu "
-                       "body bytes",
-                       (unsigned long long)call->id, call->path, msg,
-                       (unsigned long long)call->resp_framer.boundary);
+            ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF,
+                           "call %llu: %s: %s after the response started: ended after %llu "
+                           "body bytes",
+                           (unsigned long long)call->id, call->path, msg,
+                           (unsigned long long)call->resp_framer.boundary);
         } else if (call->down != NULL) {
             /* Part of a message went already: only a reset can end it. */
-            ML_LOG_INF("call %llu: %s: %s after the response started: reset",
-                       (unsigned long long)call->id, call->path, msg);
+            ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF,
+                           "call %llu: %s: %s after the response started: reset",
+                           (unsigned long long)call->id, call->path, msg);
             ml_h2_stream_reset(call->down, ML_H2_CANCEL);
             call->down = NULL;
         }
@@ -718,7 +727,8 @@ static void call_on_stall_check(void *user)
         call->up_done = true;
         drop_request_body(call);
         if (call->down != NULL) {
-            ML_LOG_INF("call %llu: %s: %s: reset", (unsigned long long)call->id, call->path, msg);
+            ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF, "call %llu: %s: %s: reset",
+                           (unsigned long long)call->id, call->path, msg);
             ml_h2_stream_reset(call->down, ML_H2_CANCEL);
             call->down = NULL;
         }
