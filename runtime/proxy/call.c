@@ -166,6 +166,7 @@ static void call_answer(struct ml_call *call, int grpc_status, int http_status, 
     if (call->down == NULL) {
         return;
     }
+    ml_call_obs_fail(&call->obs, msg);
     if (call->resp_started) {
         ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF,
                        "call %llu: %s: %s after the response started: reset",
@@ -459,6 +460,7 @@ static void up_on_close(void *owner, uint32_t error_code)
             }
             call_unavailable(call, msg);
         } else if (call->down != NULL) {
+            ml_call_obs_fail(&call->obs, "upstream ended mid-response");
             ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF,
                            "call %llu: %s: upstream ended mid-response (0x%x): reset",
                            (unsigned long long)call->id, call->path, error_code);
@@ -625,6 +627,7 @@ static void call_on_expiry(void *user)
     } else {
         call->up_done = true;
         drop_request_body(call);
+        ml_call_obs_fail(&call->obs, msg);
         if (call->down != NULL && call->grpc && call->resp_out <= call->resp_framer.boundary &&
             call_cut_response(call, msg) == 0) {
             ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF,
@@ -727,6 +730,7 @@ static void call_on_stall_check(void *user)
         call->up_done = true;
         drop_request_body(call);
         if (call->down != NULL) {
+            ml_call_obs_fail(&call->obs, msg);
             ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF, "call %llu: %s: %s: reset",
                            (unsigned long long)call->id, call->path, msg);
             ml_h2_stream_reset(call->down, ML_H2_CANCEL);
@@ -793,6 +797,7 @@ void ml_call_start(struct ml_proxy *p, struct ml_listener *l, struct ml_h2_strea
     call->resp_limit = UINT64_MAX;
     ml_h2_hdrs_move(&call->req_hdrs, hdrs);
     ml_call_obs_begin(&call->obs, p, call->snap, l->index, &call->req_hdrs);
+    ml_call_obs_client(&call->obs, p, down);
     p->n_live_calls++;
     ml_h2_stream_attach(down, &down_ops, call);
 

@@ -8,6 +8,7 @@ import json
 import re
 import signal
 import time
+import urllib.error
 import urllib.request
 
 import grpc
@@ -100,3 +101,149 @@ def test_other_lines_are_not_held_back_by_a_failing_backend(run_meshlet, free_po
     assert fail_calls(listen, 30) == [grpc.StatusCode.UNAVAILABLE] * 30
     m.send_signal(signal.SIGHUP)
     assert m.wait_for_stderr("config", timeout=5), m.stderr
+
+
+# ---- the access log ---------------------------------------------------------------------------
+
+FIELDS = ["ts", "client", "request_id", "method", "path", "authority", "grpc_status",
+          "http_status", "reason", "duration_us", "upstream_us", "upstream", "bytes_in",
+          "bytes_out", "listener", "route", "cluster"]
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+
+
+def logfmt(line):
+    out = {}
+    for m in re.finditer(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)', line):
+        v = m.group(2)
+        out[m.group(1)] = v[1:-1].replace('\\"', '"').replace("\\\\", "\\") if v[0] == '"' else v
+    return out
+
+
+def wait_lines(path, n, timeout=5):
+    deadline = time.monotonic() + scaled(timeout)
+    while time.monotonic() < deadline:
+        lines = path.read_text().splitlines() if path.exists() else []
+        if len(lines) >= n:
+            return lines
+        time.sleep(0.02)
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def three_calls(port, backend_alive=True):
+    """A call with x-request-id, one with traceparent only, one with neither: their client
+    ports."""
+    with channel(port) as ch:
+        say = unary(ch, "Say")
+        for md in ([("x-request-id", 'req "7" \\ 42')], [("traceparent", TRACEPARENT)], []):
+            try:
+                say(b"x", timeout=scaled(5), metadata=md)
+            except grpc.RpcError:
+                assert not backend_alive
+
+
+@pytest.mark.parametrize("fmt", ["logfmt", "json"])
+def test_access_log_has_client_request_id_reason_and_us_durations(run_meshlet, free_port,
+                                                                 backends, workdir, fmt):
+    b = backends("b0")
+    listen, admin = free_port(), free_port()
+    log = workdir / "access.log"
+    m = run_meshlet(node(listen, b.port, admin,
+                         f"access_log = {log}\naccess_log_format = {fmt}"))
+    assert m.alive(), m.stderr
+    three_calls(listen)
+    lines = wait_lines(log, 3)
+    assert len(lines) == 3, lines
+    recs = [json.loads(x) if fmt == "json" else logfmt(x) for x in lines]
+    for rec in recs:
+        assert list(rec) == FIELDS, rec
+        assert re.fullmatch(r"127\.0\.0\.1:\d+", rec["client"]), rec
+        assert int(rec["duration_us"]) >= int(rec["upstream_us"]) >= 0, rec
+        assert rec["upstream"] == f"127.0.0.1:{b.port}"
+        assert str(rec["grpc_status"]) == "0"
+    none = None if fmt == "json" else "-"
+    assert [r["request_id"] for r in recs] == ['req "7" \\ 42', TRACE_ID, none]
+    assert [r["reason"] for r in recs] == [none] * 3
+    if fmt == "json":
+        assert isinstance(recs[0]["duration_us"], int) and recs[0]["bytes_in"] == 6
+
+
+@pytest.mark.parametrize("fmt", ["logfmt", "json"])
+def test_access_log_says_why_meshlet_failed_a_call(run_meshlet, free_port, workdir, fmt):
+    listen, admin, dead = free_port(), free_port(), free_port()
+    log = workdir / "access.log"
+    m = run_meshlet(node(listen, dead, admin, f"access_log = {log}\naccess_log_format = {fmt}"))
+    three_calls(listen, backend_alive=False)
+    lines = wait_lines(log, 3)
+    recs = [json.loads(x) if fmt == "json" else logfmt(x) for x in lines]
+    assert len(recs) == 3, lines
+    for rec in recs:
+        assert str(rec["grpc_status"]) == "14", rec
+        assert f"connect to 127.0.0.1:{dead} failed" in rec["reason"], rec
+        assert rec["upstream"] == f"127.0.0.1:{dead}"
+
+
+def test_access_log_on_stdout_keeps_stderr_for_the_node_log(run_meshlet, free_port, backends):
+    b = backends("b0")
+    listen, admin = free_port(), free_port()
+    m = run_meshlet(node(listen, b.port, admin, "access_log = stdout"))
+    three_calls(listen)
+    deadline = time.monotonic() + scaled(5)
+    while len(m.stdout.splitlines()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    out = m.stdout.splitlines()
+    assert len(out) == 3 and all(line.startswith("ts=") for line in out), out
+    for line in m.stderr.splitlines():
+        assert NODE_LINE_RE.match(line), line
+
+
+@pytest.mark.parametrize("fmt,start", [("logfmt", "ts="), ("json", '{"ts":')])
+def test_access_log_sharing_stderr_is_told_apart_by_its_first_bytes(run_meshlet, free_port,
+                                                                    backends, fmt, start):
+    b = backends("b0")
+    listen, admin = free_port(), free_port()
+    m = run_meshlet(node(listen, b.port, admin, f"access_log = stderr\naccess_log_format = {fmt}"))
+    three_calls(listen)
+    deadline = time.monotonic() + scaled(5)
+    while (sum(line.startswith(start) for line in m.stderr.splitlines()) < 3 and
+           time.monotonic() < deadline):
+        time.sleep(0.02)
+    access = [line for line in m.stderr.splitlines() if line.startswith(start)]
+    node_lines = [line for line in m.stderr.splitlines() if NODE_LINE_RE.match(line)]
+    assert len(access) == 3, m.stderr
+    assert len(access) + len(node_lines) == len(m.stderr.splitlines()), m.stderr
+    assert node_lines
+
+
+def test_access_log_format_rejects_other_values_and_changes_nothing(meshlet, workdir):
+    path = workdir / "bad.ini"
+    path.write_text("[node]\naccess_log_format = xml\n"
+                    "[listener in]\nbind = 127.0.0.1:15001\n"
+                    "[route all]\nlistener = in\nto = c\n[cluster c]\nendpoint = 127.0.0.1:1\n")
+    r = meshlet("check", path)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr == (f"{path}:2: [node] access_log_format: expected logfmt or json, "
+                        'got "xml"\n')
+
+
+def test_access_log_format_is_bootstrap_a_post_cannot_change_it(run_meshlet, free_port,
+                                                                 backends, workdir):
+    b = backends("b0")
+    listen, admin = free_port(), free_port()
+    log = workdir / "access.log"
+    m = run_meshlet(node(listen, b.port, admin, f"access_log = {log}"))
+    body = ("[node]\naccess_log_format = json\n"
+            f"[listener in]\nbind = 127.0.0.1:{listen}\n"
+            "[route all]\nlistener = in\nto = c\n"
+            f"[cluster c]\nendpoint = 127.0.0.1:{b.port}\n")
+    req = urllib.request.Request(f"http://127.0.0.1:{admin}/config", data=body.encode(),
+                                 method="POST")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=scaled(10))
+    assert e.value.code == 400
+    text = e.value.read().decode()
+    assert re.search(r'^push:2: \[node\] access_log_format: bootstrap setting, set only in the '
+                     r'local file; running "logfmt", got "json"$', text, re.M), text
+    three_calls(listen)
+    lines = wait_lines(log, 3)
+    assert len(lines) == 3 and all(line.startswith("ts=") for line in lines), lines
