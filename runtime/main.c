@@ -1,4 +1,4 @@
-/* meshlet's command line: which job this process does (config/README.md "The command line").
+/* meshlet's command line: which job this process does (config/README.md "Errors and exit codes").
  *
  *   meshlet [-c FILE] [--reset-state]     run the node (default FILE: /etc/meshlet/meshlet.ini)
  *   meshlet check [--defaults] FILE|-     check a config (- reads it from stdin)

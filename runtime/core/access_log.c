@@ -133,6 +133,7 @@ size_t ml_logfmt_add_len(char *buf, size_t n, size_t cap, const char *key, const
                          size_t value_len)
 {
     static const char hex[] = "0123456789abcdef";
+    size_t start = n;
     int rv;
 
     if (cap == 0 || n >= cap - 1) {
@@ -154,10 +155,12 @@ size_t ml_logfmt_add_len(char *buf, size_t n, size_t cap, const char *key, const
         memcpy(buf + n, value, k);
         n += k;
     } else {
-        /* 4 bytes per input byte at most, and the closing quote. */
-        if (n < cap - 1) {
-            buf[n++] = '"';
+        if (n + 2 > cap - 1) { /* not even both quotes: leave the pair out, never half-quoted */
+            buf[start] = '\0';
+            return start;
         }
+        buf[n++] = '"';
+        /* 4 bytes per input byte at most, and the closing quote. */
         for (size_t i = 0; i < value_len && n + 5 < cap; i++) {
             unsigned char c = (unsigned char)value[i];
 

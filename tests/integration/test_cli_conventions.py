@@ -1,4 +1,4 @@
-"""meshlet's command line follows the conventions config/README.md ("The command line") states:
+"""meshlet's command line follows the conventions config/README.md ("Errors and exit codes") states:
 --version/-V and --help/-h, usage errors exit 64 (EX_USAGE) with the usage text, `meshlet check -`
 reads stdin (FILE is `-` in its lines), and `meshlet check` warns (exit 0) about parts a config
 never uses and errs (exit 3) about a state_dir or access_log this machine cannot give the node.
