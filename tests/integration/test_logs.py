@@ -247,3 +247,21 @@ def test_access_log_format_is_bootstrap_a_post_cannot_change_it(run_meshlet, fre
     three_calls(listen)
     lines = wait_lines(log, 3)
     assert len(lines) == 3 and all(line.startswith("ts=") for line in lines), lines
+
+
+def test_access_log_format_changed_by_sighup_waits_for_the_next_start(run_meshlet, free_port,
+                                                                      backends, workdir):
+    b = backends("b0")
+    listen, admin = free_port(), free_port()
+    log = workdir / "access.log"
+    m = run_meshlet(node(listen, b.port, admin, f"access_log = {log}"))
+    text = m.config_path.read_text().replace(f"access_log = {log}",
+                                             f"access_log = {log}\naccess_log_format = json")
+    m.config_path.write_text(text)
+    m.send_signal(signal.SIGHUP)
+    assert m.wait_for_stderr("access_log or access_log_format changed: it takes effect at the "
+                             "next start", timeout=5), m.stderr
+    assert m.wait_for_stderr("applied version", timeout=5), m.stderr
+    three_calls(listen)
+    lines = wait_lines(log, 3)
+    assert len(lines) == 3 and all(line.startswith("ts=") for line in lines), lines
