@@ -780,13 +780,15 @@ static int read_access_log(struct vctx *c, const struct ml_key_def *k, const cha
         n->access_log = ML_CFG_ACCESS_LOG_OFF;
     } else if (strcmp(v, "stderr") == 0) {
         n->access_log = ML_CFG_ACCESS_LOG_STDERR;
+    } else if (strcmp(v, "stdout") == 0) {
+        n->access_log = ML_CFG_ACCESS_LOG_STDOUT;
     } else if (strcmp(v, "syslog") == 0) {
         n->access_log = ML_CFG_ACCESS_LOG_SYSLOG;
     } else if (v[0] == '/' && !has_space_or_ctl(v)) {
         n->access_log = ML_CFG_ACCESS_LOG_FILE;
         n->access_log_path = cfg_strdup(c, v, strlen(v));
     } else {
-        return bad_value(c, line, k, v, "off, stderr, syslog or an absolute file path");
+        return bad_value(c, line, k, v, "off, stderr, stdout, syslog or an absolute file path");
     }
     return 0;
 }

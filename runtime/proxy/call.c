@@ -161,15 +161,18 @@ void ml_call_answer(struct ml_call *call, int grpc_status, int http_status, cons
     if (call->down == NULL) {
         return;
     }
+    ml_call_obs_fail(&call->obs, msg);
     if (call->resp_started) {
-        ML_LOG_INF("call %llu: %s: %s after the response started: reset",
-                   (unsigned long long)call->id, call->path, msg);
+        ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF,
+                       "call %llu: %s: %s after the response started: reset",
+                       (unsigned long long)call->id, call->path, msg);
         ml_h2_stream_reset(call->down, ML_H2_INTERNAL_ERROR);
         call->down = NULL;
         return;
     }
-    ML_LOG_INF("call %llu: %s: %s (%s %d)", (unsigned long long)call->id, call->path, msg,
-               call->grpc ? "grpc-status" : "HTTP", call->grpc ? grpc_status : http_status);
+    ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF, "call %llu: %s: %s (%s %d)",
+                   (unsigned long long)call->id, call->path, msg,
+                   call->grpc ? "grpc-status" : "HTTP", call->grpc ? grpc_status : http_status);
     call->resp_started = true;
     call->resp_ended = true;
     ml_call_obs_answer(&call->obs, call->grpc, grpc_status, http_status);
@@ -322,8 +325,9 @@ static int up_on_headers(void *owner, struct ml_h2_hdrs *hdrs, bool trailers, bo
     }
     /* Relayed as they came; end_stream keeps a trailers-only response trailers-only. */
     if ((rv = ml_h2_stream_respond(call->down, hdrs, end_stream)) < 0) {
-        ML_LOG_INF("call %llu: %s: cannot relay the response headers (%s)",
-                   (unsigned long long)call->id, call->path, strerror(-rv));
+        ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF,
+                       "call %llu: %s: cannot relay the response headers (%s)",
+                       (unsigned long long)call->id, call->path, strerror(-rv));
         return rv; /* h2 resets upstream; our on_close resets downstream */
     }
     call->resp_started = true;
@@ -344,7 +348,8 @@ static int up_on_data(void *owner, const uint8_t *p, size_t n)
     call->moved_ms = ml_time_now_ms();
     if ((rv = ml_buf_append(&call->resp, p, n)) < 0) {
         /* -ENOBUFS would mean the peer ignored our window; -ENOMEM */
-        ML_LOG_INF("call %llu: response body: %s", (unsigned long long)call->id, strerror(-rv));
+        ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF, "call %llu: response body: %s",
+                       (unsigned long long)call->id, strerror(-rv));
         return rv;
     }
     if (call->grpc) {
@@ -442,8 +447,9 @@ static void up_on_close(void *owner, uint32_t error_code)
          * where there is one (the call's tried set has this one), else on another connection
          * (the refusing one takes no new streams). Retries go here too (proxy/steps.c). */
         call->n_replays++;
-        ML_LOG_INF("call %llu: %s: cluster %s refused the stream (GOAWAY): sending it again",
-                   (unsigned long long)call->id, call->path, ml_cluster_name(call->cluster));
+        ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF,
+                       "call %llu: %s: cluster %s refused the stream (GOAWAY): sending it again",
+                       (unsigned long long)call->id, call->path, ml_cluster_name(call->cluster));
         ml_step_pick.run(call); /* it answers the call itself when it cannot go */
         call_maybe_done(call);
         return;
@@ -463,8 +469,10 @@ static void up_on_close(void *owner, uint32_t error_code)
             }
             ml_call_unavailable(call, msg);
         } else if (call->down != NULL) {
-            ML_LOG_INF("call %llu: %s: upstream ended mid-response (0x%x): reset",
-                       (unsigned long long)call->id, call->path, error_code);
+            ml_call_obs_fail(&call->obs, "upstream ended mid-response");
+            ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF,
+                           "call %llu: %s: upstream ended mid-response (0x%x): reset",
+                           (unsigned long long)call->id, call->path, error_code);
             ml_h2_stream_reset(call->down,
                                error_code != ML_H2_NO_ERROR ? error_code : ML_H2_CANCEL);
             call->down = NULL;
@@ -506,7 +514,8 @@ static int down_on_data(void *owner, const uint8_t *p, size_t n)
     }
     call->moved_ms = ml_time_now_ms();
     if ((rv = ml_buf_append(&call->req, p, n)) < 0) {
-        ML_LOG_INF("call %llu: request body: %s", (unsigned long long)call->id, strerror(-rv));
+        ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF, "call %llu: request body: %s",
+                       (unsigned long long)call->id, strerror(-rv));
         return rv;
     }
     if (call->up != NULL) {
@@ -627,16 +636,19 @@ static void call_on_expiry(void *user)
     } else {
         call->up_done = true;
         drop_request_body(call);
+        ml_call_obs_fail(&call->obs, msg);
         if (call->down != NULL && call->grpc && call->resp_out <= call->resp_framer.boundary &&
             call_cut_response(call, msg) == 0) {
-            ML_LOG_INF("call %llu: %s: %s after the response started: ended after %llu "
-                       "body bytes",
-                       (unsigned long long)call->id, call->path, msg,
-                       (unsigned long long)call->resp_framer.boundary);
+            ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF,
+                           "call %llu: %s: %s after the response started: ended after %llu "
+                           "body bytes",
+                           (unsigned long long)call->id, call->path, msg,
+                           (unsigned long long)call->resp_framer.boundary);
         } else if (call->down != NULL) {
             /* Part of a message went already: only a reset can end it. */
-            ML_LOG_INF("call %llu: %s: %s after the response started: reset",
-                       (unsigned long long)call->id, call->path, msg);
+            ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF,
+                           "call %llu: %s: %s after the response started: reset",
+                           (unsigned long long)call->id, call->path, msg);
             ml_h2_stream_reset(call->down, ML_H2_CANCEL);
             call->down = NULL;
         }
@@ -727,7 +739,9 @@ static void call_on_stall_check(void *user)
         call->up_done = true;
         drop_request_body(call);
         if (call->down != NULL) {
-            ML_LOG_INF("call %llu: %s: %s: reset", (unsigned long long)call->id, call->path, msg);
+            ml_call_obs_fail(&call->obs, msg);
+            ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF, "call %llu: %s: %s: reset",
+                           (unsigned long long)call->id, call->path, msg);
             ml_h2_stream_reset(call->down, ML_H2_CANCEL);
             call->down = NULL;
         }
@@ -785,6 +799,7 @@ void ml_call_start(struct ml_proxy *p, struct ml_listener *l, struct ml_h2_strea
     call->resp_limit = UINT64_MAX;
     ml_h2_hdrs_move(&call->req_hdrs, hdrs);
     ml_call_obs_begin(&call->obs, p, call->snap, l->index, &call->req_hdrs);
+    ml_call_obs_client(&call->obs, p, down);
     p->n_live_calls++;
     ml_h2_stream_attach(down, &down_ops, call);
 

@@ -5,6 +5,7 @@
 #include "balance/balance-t.h"
 #include "config/snapshot-t.h"
 #include "core/list-t.h"
+#include "core/log.h"
 #include "core/loop-t.h"
 #include "core/rand.h"
 #include "core/sock-t.h"
@@ -59,6 +60,9 @@ struct ml_proxy_change;
 
 struct ml_proxy {
     struct ml_loop *loop;
+    /* Lines about one call (a failure, a reset): within a budget, so a dead backend under load
+     * does not write one per call; the calls are counted in the stats all the same. */
+    struct ml_log_limit call_log;
     struct ml_snapshot *snap; /* the configuration in force (a reference) */
     struct ml_balance *balance;
     struct ml_listener **listeners; /* as snap->listeners; each allocated on its own */

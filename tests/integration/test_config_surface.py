@@ -41,6 +41,8 @@ EFFECT_TESTS = {
                      "test_log_level_warn_leaves_out_info_lines",
     ("node", "access_log"): "tests/integration/test_admin.py::"
                             "test_access_log_file_gets_one_logfmt_line_per_call",
+    ("node", "access_log_format"): "tests/integration/test_logs.py::"
+                                   "test_access_log_has_client_request_id_reason_and_us_durations",
     ("node", "state_dir"): "tests/integration/test_cli.py::test_run_creates_a_missing_state_dir",
     ("node", "drain_timeout"): "tests/integration/test_deadlines_and_drain.py::"
                                "test_sigterm_resets_calls_still_running_at_drain_timeout",
@@ -112,7 +114,8 @@ ASKS = {
     ("node", "admin_remote"): [("on", {"admin": "0.0.0.0:15999", "admin_token": str(TOKEN_FILE)})],
     ("node", "admin_token"): [str(TOKEN_FILE)],
     ("node", "log"): ["debug", "warn"],
-    ("node", "access_log"): ["/tmp/meshlet-access.log", "off"],
+    ("node", "access_log"): ["/tmp/meshlet-access.log", "off", "stdout"],
+    ("node", "access_log_format"): ["json", "logfmt"],
     ("node", "state_dir"): ["/tmp/meshlet-state"],
     ("node", "drain_timeout"): ["1s"],
     ("fleet", "url"): ["ws://127.0.0.1:9443/x"],
