@@ -518,8 +518,7 @@ static void up_on_close(void *owner, uint32_t error_code)
         call_relay_held(call);
     } else if (!call->resp_started &&
                ml_call_retry(call,
-                             error_code == ML_H2_REFUSED_STREAM ? ML_RETRY_REFUSED
-                                                                : ML_RETRY_RESET,
+                             error_code == ML_H2_REFUSED_STREAM ? ML_RETRY_REFUSED : ML_RETRY_RESET,
                              -1)) {
         /* Refused (GOAWAY below its id, or REFUSED_STREAM: never processed), or reset and the
          * route retries on that: it goes again through the pick step, to another host where

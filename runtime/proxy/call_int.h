@@ -87,15 +87,15 @@ struct ml_call {
     int up_grpc_status;       /* the attempt's grpc-status from upstream; -1: none (yet) */
     int up_http_status;       /* the attempt's :status from upstream; 0: none (yet) */
     /* Retries (step_retry.c), fault injection (step_fault.c). */
-    uint8_t n_attempts;      /* upstream streams opened (grpc-previous-rpc-attempts) */
-    uint8_t n_retries;       /* retries after a failed attempt (route retries) */
-    bool retrying;           /* holds one of its cluster's max_retries until the attempt ends */
-    bool resp_held;          /* a trailers-only answer that may be retried waits in resp_trailers
-                                instead of going downstream */
-    int held_grpc_status;    /* its grpc-status */
-    int fault_abort;         /* step_fault: the gRPC status to end the call with after the delay;
-                                0: none */
-    struct ml_timer *hold;   /* a retry's backoff or a fault delay (never both at once) */
+    uint8_t n_attempts;    /* upstream streams opened (grpc-previous-rpc-attempts) */
+    uint8_t n_retries;     /* retries after a failed attempt (route retries) */
+    bool retrying;         /* holds one of its cluster's max_retries until the attempt ends */
+    bool resp_held;        /* a trailers-only answer that may be retried waits in resp_trailers
+                              instead of going downstream */
+    int held_grpc_status;  /* its grpc-status */
+    int fault_abort;       /* step_fault: the gRPC status to end the call with after the delay;
+                              0: none */
+    struct ml_timer *hold; /* a retry's backoff or a fault delay (never both at once) */
     char path[CALL_PATH_MAX + 1];
 };
 

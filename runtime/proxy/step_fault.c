@@ -2,22 +2,26 @@
  * that share of calls for its time before they go on; fault_abort ends that share with its
  * gRPC status (plain HTTP: the matching HTTP status), never forwarded. With fault_headers = on a
  * request header asks for a fault on its own call: x-meshlet-fault-delay: MS (1..3600000),
- * x-meshlet-fault-abort: STATUS (a gRPC status code 1..16); a malformed one is refused with
- * INVALID_ARGUMENT rather than ignored (a test that asked for a fault would pass without it).
- * The delay comes first (a delayed call may then be aborted). The draws use the proxy's random
- * source, seeded by MESHLET_RANDOM_SEED in tests, and both are drawn for every call on a route
- * that has them, so one seed gives one sequence. */
+ * x-meshlet-fault-abort: STATUS (a gRPC status other than ok, by name or number); a malformed one
+ * is refused with INVALID_ARGUMENT rather than ignored (a test that asked for a fault would pass
+ * without it). The delay comes first (a delayed call may then be aborted). The draws use the
+ * proxy's random source, seeded by MESHLET_RANDOM_SEED in tests, and both are drawn for every call
+ * on a route that has them, so one seed gives one sequence. */
 #include "proxy/step.h"
 
 #include "core/loop.h"
 #include "core/rand.h"
 #include "core/stats.h"
 #include "core/timer.h"
-#include "grpc/status-t.h"
+#include "grpc/status.h"
 #include "proxy/call_int.h"
 #include "proxy/proxy_int.h"
 
 #include <stdio.h>
+#include <string.h>
+
+/* The longest status name ("failed-precondition" is 19). */
+#define FAULT_STATUS_TEXT_MAX 32
 
 /* The longest delay a header may ask for: fault_delay's own bound in the schema (1 h). */
 #define FAULT_HEADER_DELAY_MAX_MS 3600000u
@@ -38,6 +42,26 @@ static long header_number(struct ml_call *call, const char *name, unsigned long 
         n = n * 10 + (unsigned long)(v.p[i] - '0');
     }
     return n >= 1 && n <= max ? (long)n : -2;
+}
+
+/* x-meshlet-fault-abort: a status other than ok, by name ("resource-exhausted") or number, as
+ * fault_abort takes it; -1 when absent, -2 when malformed. */
+static long header_status(struct ml_call *call)
+{
+    struct ml_slice v = ml_call_header(call, "x-meshlet-fault-abort");
+    char text[FAULT_STATUS_TEXT_MAX + 1];
+    int code;
+
+    if (v.n == 0) {
+        return -1;
+    }
+    if (v.n > FAULT_STATUS_TEXT_MAX) {
+        return -2;
+    }
+    memcpy(text, v.p, v.n);
+    text[v.n] = '\0';
+    code = ml_grpc_status_parse(text);
+    return code > 0 ? code : -2;
 }
 
 static bool drawn(struct ml_call *call, uint32_t ppm)
@@ -80,12 +104,12 @@ static enum ml_step_rv fault_run(struct ml_call *call)
 
     if (route->fault_headers) {
         long h_delay = header_number(call, "x-meshlet-fault-delay", FAULT_HEADER_DELAY_MAX_MS);
-        long h_abort = header_number(call, "x-meshlet-fault-abort", ML_GRPC_STATUS_MAX);
+        long h_abort = header_status(call);
 
         if (h_delay == -2 || h_abort == -2) {
             ml_call_answer(call, ML_GRPC_INVALID_ARGUMENT, 400,
                            "x-meshlet-fault-delay wants 1..3600000 (ms), x-meshlet-fault-abort a "
-                           "gRPC status code 1..16");
+                           "gRPC status other than ok (a name or 1..16)");
             return ML_STEP_ANSWERED;
         }
         delay_ms = h_delay > 0 ? h_delay : delay_ms;

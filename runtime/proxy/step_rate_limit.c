@@ -42,8 +42,8 @@ void ml_rate_limits_free(struct ml_rate_limits *rl)
 
 /* The buckets for snap's routes, carrying those of old whose route name and rate remain. NULL
  * when out of memory. */
-static struct ml_rate_limits *rl_next(const struct ml_rate_limits *old,
-                                      struct ml_snapshot *snap, uint64_t now)
+static struct ml_rate_limits *rl_next(const struct ml_rate_limits *old, struct ml_snapshot *snap,
+                                      uint64_t now)
 {
     struct ml_rate_limits *rl =
         ml_calloc(1, sizeof(*rl) + (size_t)snap->n_routes * sizeof(rl->buckets[0]));

@@ -125,12 +125,11 @@ bool ml_call_retry(struct ml_call *call, enum ml_retry_cause cause, int grpc_sta
         return false;
     }
     if (ml_cluster_retry_begin(call->cluster, why, sizeof(why)) < 0) {
-        ML_LOG_INF("call %llu: %s: not retried: %s", (unsigned long long)call->id, call->path,
-                   why);
+        ML_LOG_INF("call %llu: %s: not retried: %s", (unsigned long long)call->id, call->path, why);
         ml_stats_route(call->obs.stats, call->route, ML_STATS_ROUTE_RETRY_OVERFLOW);
         return false;
     }
-    call->retrying = true; /* released when the retried attempt (or the call) ends */
+    call->retrying = true;     /* released when the retried attempt (or the call) ends */
     ml_timer_free(call->hold); /* a fault delay's, or the last backoff's */
     if ((call->hold = ml_timer_new(call->proxy->loop, on_backoff_over, call)) == NULL) {
         return false; /* out of memory: the failure stands (the slot goes with the call) */

@@ -13,11 +13,11 @@
  * (step_retry.c, called where call.c ends one): it runs ml_step_pick again with the hosts
  * tried. */
 static const struct ml_step *const steps[] = {
-    &ml_step_route,    /* the route: UNIMPLEMENTED when none matches */
-    &ml_step_deadline, /* grpc-timeout and the route's timeout; stream_stall_timeout */
+    &ml_step_route,      /* the route: UNIMPLEMENTED when none matches */
+    &ml_step_deadline,   /* grpc-timeout and the route's timeout; stream_stall_timeout */
     &ml_step_rate_limit, /* the route's token bucket: RESOURCE_EXHAUSTED when empty */
     &ml_step_fault,      /* fault_delay, fault_abort, fault_headers */
-    &ml_step_pick,     /* the cluster (weighted split, max_requests), a host, a connection */
+    &ml_step_pick,       /* the cluster (weighted split, max_requests), a host, a connection */
 };
 
 #define N_STEPS (sizeof(steps) / sizeof(steps[0]))

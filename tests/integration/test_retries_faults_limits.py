@@ -351,6 +351,9 @@ def test_fault_headers_delay_and_abort_one_call(recorders, run_meshlet, free_por
         with pytest.raises(grpc.RpcError) as e:
             say(b"x", timeout=CALL_TIMEOUT, metadata=[("x-meshlet-fault-abort", "8")])
         assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        with pytest.raises(grpc.RpcError) as e:  # by name, as fault_abort takes it
+            say(b"x", timeout=CALL_TIMEOUT, metadata=[("x-meshlet-fault-abort", "not-found")])
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND
         with pytest.raises(grpc.RpcError) as e:  # bad input: a clear error, nothing injected
             say(b"x", timeout=CALL_TIMEOUT, metadata=[("x-meshlet-fault-abort", "ok")])
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -361,7 +364,7 @@ def test_fault_headers_delay_and_abort_one_call(recorders, run_meshlet, free_por
         assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert len(b.seen) == 1
     s = stats(admin)
-    assert s["route.r.rq_fault_delayed"] == "2" and s["route.r.rq_fault_aborted"] == "1", s
+    assert s["route.r.rq_fault_delayed"] == "2" and s["route.r.rq_fault_aborted"] == "2", s
 
 
 def test_fault_headers_off_ignores_the_headers(recorders, run_meshlet, free_port):
