@@ -4,6 +4,7 @@ meshlet's random source (MESHLET_RANDOM_SEED), so they are deterministic; times 
 against the configured ones, with generous bounds above."""
 
 import math
+import signal
 import subprocess
 import threading
 import time
@@ -74,17 +75,31 @@ def stats(admin_port):
         return dict(line.rsplit(" ", 1) for line in r.read().decode().splitlines() if line)
 
 
-def start_meshlet(run_meshlet, free_port, route_extra, cluster_lines):
-    """meshlet with admin on a known port, one listener, route `r` with route_extra lines to
-    cluster `c` (cluster_lines: its endpoints and keys). → (meshlet, port, admin_port)"""
-    port, admin = free_port(), free_port()
-    m = run_meshlet(f"[node]\nadmin = 127.0.0.1:{admin}\n\n"
-                    f"[listener ingress]\nbind = 127.0.0.1:{port}\n\n"
-                    f"[route r]\nlistener = ingress\nto = c\n{route_extra}\n"
-                    f"[cluster c]\n{cluster_lines}\n")
-    assert m.alive(), m.stderr
-    assert m.wait_for_stderr("listening on", timeout=5), m.stderr
-    return m, port, admin
+@pytest.fixture
+def start_meshlet(run_meshlet, free_port):
+    """start_meshlet(route_extra, cluster_lines) → (meshlet, port, admin_port): admin on a known
+    port, one listener, route `r` with route_extra lines to cluster `c` (cluster_lines: its
+    endpoints and keys). At teardown each must exit 0 on SIGTERM (under ML_SANITIZE: no leak,
+    no memory error)."""
+    started = []
+
+    def start(route_extra, cluster_lines):
+        port, admin = free_port(), free_port()
+        m = run_meshlet(f"[node]\nadmin = 127.0.0.1:{admin}\n\n"
+                        f"[listener ingress]\nbind = 127.0.0.1:{port}\n\n"
+                        f"[route r]\nlistener = ingress\nto = c\n{route_extra}\n"
+                        f"[cluster c]\n{cluster_lines}\n")
+        started.append(m)
+        assert m.alive(), m.stderr
+        assert m.wait_for_stderr("listening on", timeout=5), m.stderr
+        return m, port, admin
+
+    yield start
+    for m in started:
+        if m.alive():
+            m.send_signal(signal.SIGTERM)
+            rc = m.wait(timeout=10)
+            assert rc == 0, f"meshlet exited {rc} on SIGTERM:\n{m.stderr[-4000:]}"
 
 
 # ---- retries ----------------------------------------------------------------------------------
@@ -124,8 +139,7 @@ def test_a_backend_killed_under_load_costs_no_unary_call(backend_process, proxy)
 
 
 def test_retry_backoff_gaps_stay_within_bounds_and_grow_with_the_attempt(recorders,
-                                                                          run_meshlet,
-                                                                          free_port):
+                                                                          start_meshlet):
     # Attempts 0, 1, 2 fail UNAVAILABLE; the fourth (retry 3) answers. Retry k waits uniformly
     # in [100ms, min(800ms, 100ms * 2^k)]: means 150, 250, 450 ms.
     def flaky(request, context, attempt):
@@ -135,7 +149,7 @@ def test_retry_backoff_gaps_stay_within_bounds_and_grow_with_the_attempt(recorde
 
     b = recorders("b", {"Flaky": flaky})
     _, port, admin = start_meshlet(
-        run_meshlet, free_port, "retries = 3\nretry_on = unavailable\nretry_backoff = 100ms..800ms",
+        "retries = 3\nretry_on = unavailable\nretry_backoff = 100ms..800ms",
         f"endpoint = 127.0.0.1:{b.port}\nmax_retries = 1000\n")
     n_calls = 40
     with channel(port) as ch:
@@ -162,12 +176,12 @@ def test_retry_backoff_gaps_stay_within_bounds_and_grow_with_the_attempt(recorde
     assert int(stats(admin)["route.r.rq_retry"]) == 3 * n_calls
 
 
-def test_a_status_not_in_retry_on_is_relayed_at_once(recorders, run_meshlet, free_port):
+def test_a_status_not_in_retry_on_is_relayed_at_once(recorders, start_meshlet):
     def fail(request, context, attempt):
         context.abort(grpc.StatusCode.PERMISSION_DENIED, "no")
 
     b = recorders("b", {"Fail": fail})
-    _, port, _ = start_meshlet(run_meshlet, free_port, "retries = 3\nretry_on = unavailable",
+    _, port, _ = start_meshlet("retries = 3\nretry_on = unavailable",
                                f"endpoint = 127.0.0.1:{b.port}\n")
     with channel(port) as ch, pytest.raises(grpc.RpcError) as e:
         unary(ch, "Fail")(b"x", timeout=CALL_TIMEOUT)
@@ -176,13 +190,12 @@ def test_a_status_not_in_retry_on_is_relayed_at_once(recorders, run_meshlet, fre
     assert len(b.seen) == 1
 
 
-def test_max_retries_in_flight_stops_retries_and_the_failure_stands(recorders, run_meshlet,
-                                                                    free_port):
+def test_max_retries_in_flight_stops_retries_and_the_failure_stands(recorders, start_meshlet):
     def fail(request, context, attempt):
         context.abort(grpc.StatusCode.UNAVAILABLE, "down")
 
     b = recorders("b", {"Fail": fail})
-    _, port, admin = start_meshlet(run_meshlet, free_port, "retries = 3\nretry_on = unavailable",
+    _, port, admin = start_meshlet("retries = 3\nretry_on = unavailable",
                                    f"endpoint = 127.0.0.1:{b.port}\nmax_retries = 0\n")
     with channel(port) as ch, pytest.raises(grpc.RpcError) as e:
         unary(ch, "Fail")(b"x", timeout=CALL_TIMEOUT)
@@ -193,14 +206,13 @@ def test_max_retries_in_flight_stops_retries_and_the_failure_stands(recorders, r
     assert s["route.r.rq_retry"] == "0" and s["route.r.rq_retry_overflow"] == "1", s
 
 
-def test_retries_never_go_past_the_deadline(recorders, run_meshlet, free_port):
+def test_retries_never_go_past_the_deadline(recorders, start_meshlet):
     def fail(request, context, attempt):
         context.abort(grpc.StatusCode.UNAVAILABLE, "down")
 
     b = recorders("b", {"Fail": fail})
     # Every backoff (at least 400 ms) ends after the 300 ms deadline: one attempt only.
     _, port, _ = start_meshlet(
-        run_meshlet, free_port,
         "retries = 3\nretry_on = unavailable\nretry_backoff = 400ms..800ms\ntimeout = 300ms",
         f"endpoint = 127.0.0.1:{b.port}\n")
     with channel(port) as ch, pytest.raises(grpc.RpcError) as e:
@@ -209,7 +221,7 @@ def test_retries_never_go_past_the_deadline(recorders, run_meshlet, free_port):
     assert len(b.seen) == 1
 
 
-def test_a_client_stream_larger_than_the_retry_buffer_is_not_retried(run_meshlet, free_port):
+def test_a_client_stream_larger_than_the_retry_buffer_is_not_retried(start_meshlet):
     # Kconfig ML_RETRY_BUFFER_BYTES (64 KiB on the host): a stream that sent more than that
     # upstream cannot be sent again; a small one is.
     attempts = []
@@ -229,7 +241,7 @@ def test_a_client_stream_larger_than_the_retry_buffer_is_not_retried(run_meshlet
     bport = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
-        _, port, _ = start_meshlet(run_meshlet, free_port, "retries = 1\nretry_on = unavailable",
+        _, port, _ = start_meshlet("retries = 1\nretry_on = unavailable",
                                    f"endpoint = 127.0.0.1:{bport}\n")
         with channel(port) as ch:
             call = ch.stream_unary(f"/{SERVICE}/Gather", request_serializer=ident,
@@ -301,10 +313,10 @@ def test_hot_apply_removing_an_endpoint_while_its_calls_are_replayed(recorders, 
 # ---- fault injection --------------------------------------------------------------------------
 
 def test_fault_abort_20_percent_of_2000_calls_lands_in_the_binomial_interval(
-        recorders, run_meshlet, free_port, monkeypatch):
+        recorders, start_meshlet, monkeypatch):
     monkeypatch.setenv("MESHLET_RANDOM_SEED", "20261207")
     b = recorders("b", {"Say": lambda req, ctx, a: b"ok"})
-    _, port, admin = start_meshlet(run_meshlet, free_port, "fault_abort = 20% unavailable",
+    _, port, admin = start_meshlet("fault_abort = 20% unavailable",
                                    f"endpoint = 127.0.0.1:{b.port}\n")
     n, aborted = 2000, 0
     with channel(port) as ch:
@@ -323,9 +335,9 @@ def test_fault_abort_20_percent_of_2000_calls_lands_in_the_binomial_interval(
     assert int(stats(admin)["route.r.rq_fault_aborted"]) == aborted
 
 
-def test_fault_delay_holds_its_share_of_calls(recorders, run_meshlet, free_port):
+def test_fault_delay_holds_its_share_of_calls(recorders, start_meshlet):
     b = recorders("b", {"Say": lambda req, ctx, a: b"ok"})
-    _, port, admin = start_meshlet(run_meshlet, free_port, "fault_delay = 100% 200ms",
+    _, port, admin = start_meshlet("fault_delay = 100% 200ms",
                                    f"endpoint = 127.0.0.1:{b.port}\n")
     with channel(port) as ch:
         say = unary(ch, "Say")
@@ -338,9 +350,9 @@ def test_fault_delay_holds_its_share_of_calls(recorders, run_meshlet, free_port)
     assert stats(admin)["route.r.rq_fault_delayed"] == "5"
 
 
-def test_fault_headers_delay_and_abort_one_call(recorders, run_meshlet, free_port):
+def test_fault_headers_delay_and_abort_one_call(recorders, start_meshlet):
     b = recorders("b", {"Say": lambda req, ctx, a: b"ok"})
-    _, port, admin = start_meshlet(run_meshlet, free_port, "fault_headers = on",
+    _, port, admin = start_meshlet("fault_headers = on",
                                    f"endpoint = 127.0.0.1:{b.port}\n")
     with channel(port) as ch:
         say = unary(ch, "Say")
@@ -367,9 +379,9 @@ def test_fault_headers_delay_and_abort_one_call(recorders, run_meshlet, free_por
     assert s["route.r.rq_fault_delayed"] == "2" and s["route.r.rq_fault_aborted"] == "2", s
 
 
-def test_fault_headers_off_ignores_the_headers(recorders, run_meshlet, free_port):
+def test_fault_headers_off_ignores_the_headers(recorders, start_meshlet):
     b = recorders("b", {"Say": lambda req, ctx, a: b"ok"})
-    _, port, _ = start_meshlet(run_meshlet, free_port, "",
+    _, port, _ = start_meshlet("",
                                f"endpoint = 127.0.0.1:{b.port}\n")
     with channel(port) as ch:
         assert unary(ch, "Say")(b"x", timeout=CALL_TIMEOUT,
@@ -378,11 +390,10 @@ def test_fault_headers_off_ignores_the_headers(recorders, run_meshlet, free_port
 
 # ---- rate limits ------------------------------------------------------------------------------
 
-def test_rate_limit_burst_then_resource_exhausted_then_it_refills(recorders, run_meshlet,
-                                                                  free_port):
+def test_rate_limit_burst_then_resource_exhausted_then_it_refills(recorders, start_meshlet):
     b = recorders("b", {"Say": lambda req, ctx, a: b"ok"})
     # 20 per minute: one token every 3 s; a burst of 3.
-    _, port, admin = start_meshlet(run_meshlet, free_port, "rate_limit = 20/m burst 3",
+    _, port, admin = start_meshlet("rate_limit = 20/m burst 3",
                                    f"endpoint = 127.0.0.1:{b.port}\n")
     with channel(port) as ch:
         say = unary(ch, "Say")
@@ -401,9 +412,9 @@ def test_rate_limit_burst_then_resource_exhausted_then_it_refills(recorders, run
     assert stats(admin)["route.r.rq_rate_limited"] == "2"
 
 
-def test_rate_limit_answers_plain_http_429(recorders, run_meshlet, free_port):
+def test_rate_limit_answers_plain_http_429(recorders, start_meshlet):
     b = recorders("b", {"Say": lambda req, ctx, a: b"ok"})
-    _, port, _ = start_meshlet(run_meshlet, free_port, "rate_limit = 1/m burst 1",
+    _, port, _ = start_meshlet("rate_limit = 1/m burst 1",
                                f"endpoint = 127.0.0.1:{b.port}\n")
     with channel(port) as ch:
         assert unary(ch, "Say")(b"x", timeout=CALL_TIMEOUT) == b"ok"
