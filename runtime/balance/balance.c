@@ -305,6 +305,22 @@ void ml_cluster_call_end(struct ml_cluster *cl)
     }
 }
 
+int ml_cluster_retry_begin(struct ml_cluster *cl, char *why, size_t cap)
+{
+    if (cl->n_retrying >= cl->cfg->max_retries) {
+        snprintf(why, cap, "cluster %s: max_retries (%u) retries in flight", cl->cfg->name,
+                 cl->cfg->max_retries);
+        return -EBUSY;
+    }
+    cl->n_retrying++;
+    return 0;
+}
+
+void ml_cluster_retry_end(struct ml_cluster *cl)
+{
+    cl->n_retrying--;
+}
+
 /* The attempt of w begins on slot s's host. */
 static void attempt_begin(struct ml_cluster *cl, struct ml_balance_waiter *w, uint32_t host)
 {

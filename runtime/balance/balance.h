@@ -55,6 +55,11 @@ const char *ml_cluster_endpoint_text(const struct ml_cluster *cl, int endpoint);
  * is paired with one ml_cluster_call_end(). */
 int ml_cluster_call_begin(struct ml_cluster *cl, char *why, size_t cap);
 void ml_cluster_call_end(struct ml_cluster *cl);
+/* A retry of a call starts on cl: 0, or -EBUSY when max_retries retries are in flight (why says
+ * so: then the call is not retried). Each 0 is paired with one ml_cluster_retry_end(), when
+ * the retried attempt is over. */
+int ml_cluster_retry_begin(struct ml_cluster *cl, char *why, size_t cap);
+void ml_cluster_retry_end(struct ml_cluster *cl);
 
 /* An attempt of a call: the cluster's policy picks a usable host (ctx: the call's hash key, the
  * hosts it tried, a random source; NULL: none of those, the balance's own random source), and

@@ -82,6 +82,7 @@ struct ml_cluster {
     struct ml_lb lb;         /* its policy (lb =), over the slots' hosts */
     uint32_t n_active;       /* calls between call_begin and call_end */
     uint32_t n_pending;      /* calls waiting in the pools this cluster owns */
+    uint32_t n_retrying;     /* retries in flight (max_retries): begin to end of the attempt */
     uint32_t slots_per_conn; /* min(max_streams_per_connection, the 100 nghttp2 assumes before
                                 the peer's SETTINGS): what one new connection is expected to take */
     struct ml_h2_settings settings; /* what upstream connections advertise */

@@ -21,6 +21,12 @@ static const char *const features[] = {
 #ifdef CONFIG_ML_CONTROLLER
     "controller",
 #endif
+#ifdef CONFIG_ML_FAULT
+    "fault",
+#endif
+#ifdef CONFIG_ML_RATE_LIMIT
+    "rate_limit",
+#endif
     "lb.round_robin", "lb.random", NULL,
 };
 

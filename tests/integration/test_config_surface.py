@@ -104,6 +104,22 @@ EFFECT_TESTS = {
                               "test_a_slow_reader_cannot_take_the_stream_slots_other_clients_need",
     ("cluster", "lb", "random"): "tests/unit/balance/lb_random_test.c::"
                                  "test_random_spreads_picks_by_weight_within_binomial_bounds",
+    ("route", "retry_on"): "tests/integration/test_retries_faults_limits.py::"
+                           "test_a_status_not_in_retry_on_is_relayed_at_once",
+    ("route", "retries"): "tests/integration/test_retries_faults_limits.py::"
+                          "test_a_backend_killed_under_load_costs_no_unary_call",
+    ("route", "retry_backoff"): "tests/integration/test_retries_faults_limits.py::"
+                                "test_retry_backoff_gaps_stay_within_bounds_and_grow_with_the_attempt",
+    ("cluster", "max_retries"): "tests/integration/test_retries_faults_limits.py::"
+                                "test_max_retries_in_flight_stops_retries_and_the_failure_stands",
+    ("route", "fault_abort"): "tests/integration/test_retries_faults_limits.py::"
+                              "test_fault_abort_20_percent_of_2000_calls_lands_in_the_binomial_interval",
+    ("route", "fault_delay"): "tests/integration/test_retries_faults_limits.py::"
+                              "test_fault_delay_holds_its_share_of_calls",
+    ("route", "fault_headers"): "tests/integration/test_retries_faults_limits.py::"
+                                "test_fault_headers_delay_and_abort_one_call",
+    ("route", "rate_limit"): "tests/integration/test_retries_faults_limits.py::"
+                             "test_rate_limit_burst_then_resource_exhausted_then_it_refills",
 }
 
 # (kind, key) → values that ask for something (valid syntax), each with the keys it needs beside it
@@ -291,16 +307,16 @@ def test_version_and_defaults_promise_only_what_works(meshlet):
     # test_hello_says_who_the_node_is_and_status_comes_every_interval compares them)
     r = meshlet("version")
     features = next(line for line in r.stdout.splitlines() if line.startswith("features:"))
-    for absent in ("fault", "rate_limit", "health_check", "lb.ring_hash", "lb.maglev", "dns",
-                   "lb.least_request", "authz"):
+    for absent in ("health_check", "lb.ring_hash", "lb.maglev", "dns", "lb.least_request",
+                   "authz"):
         assert absent not in features.split(), features
     assert "lb.round_robin" in features.split(), features
     assert "lb.random" in features.split(), features
     defaults = meshlet("check", "--defaults").stdout.splitlines()
-    assert "outlier_errors = 0" in defaults and "max_retries = 0" in defaults
+    assert "outlier_errors = 0" in defaults and "max_retries = 3" in defaults
     assert "retries = 0" in defaults and "lb = round_robin" in defaults
     # a key with no off value is printed commented out, saying why
-    assert any(re.match(r"^;retry_on = .*not implemented yet", line) for line in defaults)
+    assert any(re.match(r"^;health_interval = .*not implemented yet", line) for line in defaults)
 
 
 # ---- effects no other test showed ---------------------------------------------------------------
