@@ -7,10 +7,13 @@
 #include <stddef.h>
 
 /* A policy not in this table is refused by the config check (config/unimplemented.c) until its
- * file exists: least_request, ring_hash and maglev go here. */
+ * file exists. */
 static const struct ml_lb_ops *const policies[] = {
     [ML_CFG_LB_ROUND_ROBIN] = &ml_lb_round_robin,
     [ML_CFG_LB_RANDOM] = &ml_lb_random,
+    [ML_CFG_LB_LEAST_REQUEST] = &ml_lb_least_request,
+    [ML_CFG_LB_RING_HASH] = &ml_lb_ring_hash,
+    [ML_CFG_LB_MAGLEV] = &ml_lb_maglev,
 };
 
 const struct ml_lb_ops *ml_lb_ops_for(enum ml_cfg_lb which)

@@ -45,7 +45,6 @@ static const struct {
     {ML_K_route_rate_limit, ROUTE_RATE_LIMIT_ZERO, "0"},
     /* balancers with no policy in balance/lb.c's table yet, dns endpoints */
     {ML_K_cluster_lb, CLUSTER_LB_BUILT, "round_robin"},
-    {ML_K_cluster_hash, NONE, NULL},
     {ML_K_cluster_dns, NONE, NULL},
     {ML_K_cluster_dns_refresh, NONE, NULL},
     /* health checks, outlier detection */
@@ -107,7 +106,9 @@ bool ml_config_unimplemented_is_off(int key, const void *obj)
         return r->rate_per_min == 0;
     case CLUSTER_LB_BUILT:
         /* the policies of balance/lb.c's table (config/ does not call up into balance/) */
-        return c->lb == ML_CFG_LB_ROUND_ROBIN || c->lb == ML_CFG_LB_RANDOM;
+        return c->lb == ML_CFG_LB_ROUND_ROBIN || c->lb == ML_CFG_LB_RANDOM ||
+               c->lb == ML_CFG_LB_LEAST_REQUEST || c->lb == ML_CFG_LB_RING_HASH ||
+               c->lb == ML_CFG_LB_MAGLEV;
     case CLUSTER_MAX_RETRIES_ZERO:
         return c->max_retries == 0;
     case CLUSTER_HEALTH_CHECK_OFF:

@@ -21,7 +21,7 @@ static const char *const features[] = {
 #ifdef CONFIG_ML_CONTROLLER
     "controller",
 #endif
-    "lb.round_robin", "lb.random", NULL,
+    "lb.round_robin", "lb.random", "lb.least_request", "lb.ring_hash", "lb.maglev", NULL,
 };
 
 const char *ml_build_version(void)
