@@ -1,6 +1,7 @@
 /* The table behind config/unimplemented.h: one line per key whose code does not exist yet. */
 #include "config/unimplemented.h"
 
+#include "config/features.h"
 #include "config/snapshot-t.h"
 
 #include <stddef.h>
@@ -43,7 +44,7 @@ static const struct {
     {ML_K_route_fault_abort, ROUTE_FAULT_ABORT_ZERO, "0"},
     {ML_K_route_fault_headers, ROUTE_FAULT_HEADERS_OFF, "off"},
     {ML_K_route_rate_limit, ROUTE_RATE_LIMIT_ZERO, "0"},
-    /* balancers with no policy in balance/lb.c's table yet, dns endpoints */
+    /* balancers Kconfig left out of balance/lb.c's table (ring_hash, maglev), dns endpoints */
     {ML_K_cluster_lb, CLUSTER_LB_BUILT, "round_robin"},
     {ML_K_cluster_dns, NONE, NULL},
     {ML_K_cluster_dns_refresh, NONE, NULL},
@@ -107,8 +108,9 @@ bool ml_config_unimplemented_is_off(int key, const void *obj)
     case CLUSTER_LB_BUILT:
         /* the policies of balance/lb.c's table (config/ does not call up into balance/) */
         return c->lb == ML_CFG_LB_ROUND_ROBIN || c->lb == ML_CFG_LB_RANDOM ||
-               c->lb == ML_CFG_LB_LEAST_REQUEST || c->lb == ML_CFG_LB_RING_HASH ||
-               c->lb == ML_CFG_LB_MAGLEV;
+               c->lb == ML_CFG_LB_LEAST_REQUEST ||
+               (c->lb == ML_CFG_LB_RING_HASH && ML_HAVE_LB_RING_HASH) ||
+               (c->lb == ML_CFG_LB_MAGLEV && ML_HAVE_LB_MAGLEV);
     case CLUSTER_MAX_RETRIES_ZERO:
         return c->max_retries == 0;
     case CLUSTER_HEALTH_CHECK_OFF:

@@ -102,6 +102,14 @@ EFFECT_TESTS = {
                               "test_a_slow_reader_cannot_take_the_stream_slots_other_clients_need",
     ("cluster", "lb", "random"): "tests/unit/balance/lb_random_test.c::"
                                  "test_random_spreads_picks_by_weight_within_binomial_bounds",
+    ("cluster", "lb", "least_request"): "tests/integration/test_lb_policies.py::"
+                                        "test_least_request_sends_clearly_fewer_calls_to_a_slow_backend",
+    ("cluster", "lb", "ring_hash"): "tests/integration/test_lb_policies.py::"
+                                    "test_hash_policy_keeps_a_key_on_one_backend_and_moves_about_a_third_when_one_leaves",
+    ("cluster", "lb", "maglev"): "tests/integration/test_lb_policies.py::"
+                                 "test_hash_policy_keeps_a_key_on_one_backend_and_moves_about_a_third_when_one_leaves",
+    ("cluster", "hash"): "tests/integration/test_lb_policies.py::"
+                         "test_hash_policy_keeps_a_key_on_one_backend_and_moves_about_a_third_when_one_leaves",
 }
 
 # (kind, key) → values that ask for something (valid syntax), each with the keys it needs beside it
@@ -288,11 +296,10 @@ def test_version_and_defaults_promise_only_what_works(meshlet):
     # test_hello_says_who_the_node_is_and_status_comes_every_interval compares them)
     r = meshlet("version")
     features = next(line for line in r.stdout.splitlines() if line.startswith("features:"))
-    for absent in ("fault", "rate_limit", "health_check", "lb.ring_hash", "lb.maglev", "dns",
-                   "lb.least_request", "authz"):
+    for absent in ("fault", "rate_limit", "health_check", "dns", "authz"):
         assert absent not in features.split(), features
-    assert "lb.round_robin" in features.split(), features
-    assert "lb.random" in features.split(), features
+    for lb in ("round_robin", "random", "least_request", "ring_hash", "maglev"):
+        assert f"lb.{lb}" in features.split(), features
     defaults = meshlet("check", "--defaults").stdout.splitlines()
     assert "outlier_errors = 0" in defaults and "max_retries = 0" in defaults
     assert "retries = 0" in defaults and "lb = round_robin" in defaults
