@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from grpc_peers import Backend, channel, unary
+from test_deadlines_and_drain import GoawayServer
 from test_hot_apply import node  # noqa: F401 (a fixture)
 from test_proxy import CALL_TIMEOUT, proxy  # noqa: F401 (a fixture)
 
@@ -142,3 +143,24 @@ def test_least_request_sends_clearly_fewer_calls_to_a_slow_backend(backends, pro
     assert sum(counts.values()) == N_CALLS
     # round robin would give each a third; "clearly fewer": under half of each fast one's
     assert counts["slow"] * 2 < min(counts["b0"], counts["b1"]), counts
+
+
+# Every policy: a call the GOAWAY endpoint refused goes again to the endpoint it has not tried,
+# even when the policy would pick the refusing one again (the same key, the less loaded host).
+@pytest.mark.parametrize("lb", ["least_request", "ring_hash", "maglev"])
+def test_a_replayed_call_goes_to_the_endpoint_it_has_not_tried(backends, proxy, lb):  # noqa: F811
+    gone = GoawayServer()
+    try:
+        b = backends("b1")
+        _, port = proxy({"echo": ([], f"lb = {lb}\nhash = header:x-user\n"
+                                      f"endpoint = 127.0.0.1:{gone.port}\n"
+                                      f"endpoint = 127.0.0.1:{b.port}\n")})
+        with channel(port) as ch:
+            served = call_all(ch, 40, window=1,
+                              metadata_of=lambda i: (("x-user", f"user-{i}"),))
+        assert served == ["b1"] * 40
+        # some calls were refused by it first (each once: the replay went to b1)
+        assert 1 <= gone.requests < 40, gone.requests
+        assert b.calls == 40
+    finally:
+        gone.close()
