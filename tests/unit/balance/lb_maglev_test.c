@@ -7,6 +7,8 @@
 
 #include "lb_hash_fixture.h"
 
+#include "core/alloc.h"
+
 #include <errno.h>
 
 #define N_KEYS 30000
@@ -152,6 +154,33 @@ static void test_maglev_without_a_key_draws_hosts_by_weight(void **state)
     fixture_teardown(&f);
 }
 
+/* Each allocation failing in turn (the table's among them): -ENOMEM and nothing left behind. */
+static void test_maglev_each_failing_allocation_in_balance_new_is_enomem(void **state)
+{
+    const char *text = HEAD "[cluster c]\nlb = maglev\nhash = path\n"
+                            "endpoint = 127.0.0.1:50001\nendpoint = 127.0.0.1:50002\n";
+    struct fixture f;
+    uint32_t ids = 0;
+    struct ml_balance *b = NULL;
+    long fail_at;
+    int rv;
+
+    fixture_setup(&f, text);
+    for (fail_at = 0;; fail_at++) {
+        ml_alloc_fail_after(fail_at);
+        rv = ml_balance_new(NULL, f.snap, &ids, &b);
+        ml_alloc_fail_after(-1);
+        if (rv == 0) {
+            break;
+        }
+        assert_int_equal(rv, -ENOMEM);
+        assert_null(b);
+    }
+    assert_true(fail_at >= 4); /* the balance, the clusters, a pool array, the table */
+    ml_balance_free(b);
+    fixture_teardown(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -161,6 +190,7 @@ int main(void)
         cmocka_unit_test(test_maglev_rebuilds_the_table_when_a_host_is_ejected_and_back),
         cmocka_unit_test(test_maglev_sends_a_key_to_one_host_and_passes_over_tried_ones),
         cmocka_unit_test(test_maglev_without_a_key_draws_hosts_by_weight),
+        cmocka_unit_test(test_maglev_each_failing_allocation_in_balance_new_is_enomem),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,6 +6,8 @@
 
 #include "lb_hash_fixture.h"
 
+#include "core/alloc.h"
+
 #include <errno.h>
 
 #define N_KEYS 30000
@@ -135,6 +137,33 @@ static void test_ring_without_a_key_draws_hosts_by_weight(void **state)
     fixture_teardown(&f);
 }
 
+/* Each allocation failing in turn (the table's among them): -ENOMEM and nothing left behind. */
+static void test_ring_each_failing_allocation_in_balance_new_is_enomem(void **state)
+{
+    const char *text = HEAD "[cluster c]\nlb = ring_hash\nhash = path\n"
+                            "endpoint = 127.0.0.1:50001\nendpoint = 127.0.0.1:50002\n";
+    struct fixture f;
+    uint32_t ids = 0;
+    struct ml_balance *b = NULL;
+    long fail_at;
+    int rv;
+
+    fixture_setup(&f, text);
+    for (fail_at = 0;; fail_at++) {
+        ml_alloc_fail_after(fail_at);
+        rv = ml_balance_new(NULL, f.snap, &ids, &b);
+        ml_alloc_fail_after(-1);
+        if (rv == 0) {
+            break;
+        }
+        assert_int_equal(rv, -ENOMEM);
+        assert_null(b);
+    }
+    assert_true(fail_at >= 4); /* the balance, the clusters, a pool array, the table */
+    ml_balance_free(b);
+    fixture_teardown(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -143,6 +172,7 @@ int main(void)
         cmocka_unit_test(test_ring_removing_one_of_four_hosts_moves_only_its_keys),
         cmocka_unit_test(test_ring_passes_over_tried_and_unusable_hosts_to_the_next_point),
         cmocka_unit_test(test_ring_without_a_key_draws_hosts_by_weight),
+        cmocka_unit_test(test_ring_each_failing_allocation_in_balance_new_is_enomem),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
