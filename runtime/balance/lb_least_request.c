@@ -9,42 +9,47 @@
 #include "balance/host.h"
 
 #include <errno.h>
-#include <stdbool.h>
+#include <stdint.h>
 
-/* A host by weight among the eligible ones other than not (-1: none excluded); -ENOENT. */
-static int draw(struct ml_lb *lb, const struct ml_lb_pick_ctx *ctx, int not )
+/* The host r falls on in weights w[0..n) (r < their sum). */
+static int at(const uint32_t *w, uint32_t n, uint32_t r)
 {
-    uint32_t n = ml_lb_n_hosts(lb), total = 0, r;
-
     for (uint32_t h = 0; h < n; h++) {
-        total += (int)h != not &&ml_lb_eligible(lb, ctx, h) ? ml_lb_weight(lb, h) : 0;
-    }
-    if (total == 0) {
-        return -ENOENT;
-    }
-    r = ml_rand_below(ctx->rand, total);
-    for (uint32_t h = 0; h < n; h++) {
-        uint32_t w = (int)h != not &&ml_lb_eligible(lb, ctx, h) ? ml_lb_weight(lb, h) : 0;
-
-        if (r < w) {
+        if (r < w[h]) {
             return (int)h;
         }
-        r -= w;
+        r -= w[h];
     }
-    return -ENOENT; /* not reached: r < total */
+    return -ENOENT; /* not reached: r < the sum */
 }
 
 static int lr_pick(struct ml_lb *lb, const struct ml_lb_pick_ctx *ctx)
 {
-    int a = draw(lb, ctx, -1), b;
+    /* each host's weight if the pick may take it, else 0: one pass over the hosts */
+    uint32_t w[ML_LB_HOSTS_MAX], n = ml_lb_n_hosts(lb), total = 0, wa;
     uint64_t load_a, load_b;
+    int a, b;
 
-    if (a < 0 || (b = draw(lb, ctx, a)) < 0) {
-        return a; /* none, or only one host to choose from */
+    n = n < ML_LB_HOSTS_MAX ? n : ML_LB_HOSTS_MAX;
+    for (uint32_t h = 0; h < n; h++) {
+        w[h] = ml_lb_eligible(lb, ctx, h) ? ml_lb_weight(lb, h) : 0;
+        total += w[h];
     }
+    if (total == 0) {
+        return -ENOENT;
+    }
+    a = at(w, n, ml_rand_below(ctx->rand, total));
+    if (total == w[a]) {
+        return a; /* the only host the pick may take */
+    }
+    /* the second, by weight among the others */
+    wa = w[a];
+    w[a] = 0;
+    b = at(w, n, ml_rand_below(ctx->rand, total - wa));
+    w[a] = wa;
     /* active/weight compared without division: a_active * b_weight vs b_active * a_weight */
-    load_a = (uint64_t)ml_lb_host(lb, (uint32_t)a)->counters.active * ml_lb_weight(lb, (uint32_t)b);
-    load_b = (uint64_t)ml_lb_host(lb, (uint32_t)b)->counters.active * ml_lb_weight(lb, (uint32_t)a);
+    load_a = (uint64_t)ml_lb_host(lb, (uint32_t)a)->counters.active * w[b];
+    load_b = (uint64_t)ml_lb_host(lb, (uint32_t)b)->counters.active * w[a];
     return load_b < load_a ? b : a;
 }
 
