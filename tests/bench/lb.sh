@@ -20,4 +20,24 @@ if [ ! -x "$ROOT/build/host/meshlet" ]; then
 	cmake --build "$ROOT/build/host" -j2 >/dev/null
 fi
 "$ROOT/tests/bench/build.sh"
+
+# The pick alone, in the process (tests/bench/lb_pick.c), linked against build/host's library and
+# the same deps prefix as build.sh uses.
+CACHE=${MESHLET_CACHE_DIR:-$HOME/.cache/meshlet}
+DEPS=
+for d in "$CACHE"/deps/host-*; do
+	if [ -f "$d/lib/libnghttp2.a" ] && [ -f "$d/lib/libinih.a" ]; then DEPS=$d; break; fi
+done
+if [ -n "$DEPS" ] && [ -f "$ROOT/build/host/libmeshlet_core.a" ]; then
+	mkdir -p "$ROOT/build/bench"
+	cc -O2 -I"$ROOT/runtime" -I"$ROOT/build/host/generated" -I"$DEPS/include" \
+		-o "$ROOT/build/bench/lb_pick" "$ROOT/tests/bench/lb_pick.c" \
+		"$ROOT/build/host/libmeshlet_core.a" "$DEPS/lib/libwebsockets.a" "$DEPS/lib/libmbedtls.a" \
+		"$DEPS/lib/libmbedx509.a" "$DEPS/lib/libmbedcrypto.a" "$DEPS/lib/libnghttp2.a" \
+		"$DEPS/lib/libprotobuf-nanopb.a" "$DEPS/lib/libinih.a" -lpthread 2>/dev/null
+	echo "The pick alone (tests/bench/lb_pick.c):"
+	echo
+	"$ROOT/build/bench/lb_pick"
+	echo
+fi
 exec /usr/bin/python3 "$ROOT/tests/bench/lb_bench.py" "$@"
