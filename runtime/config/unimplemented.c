@@ -1,6 +1,7 @@
 /* The table behind config/unimplemented.h: one line per key whose code does not exist yet. */
 #include "config/unimplemented.h"
 
+#include "config/features.h"
 #include "config/snapshot-t.h"
 
 #include <stddef.h>
@@ -27,9 +28,8 @@ static const struct {
     {ML_K_listener_ca, NONE, NULL},
     {ML_K_cluster_sni, NONE, NULL},
     {ML_K_cluster_identity, NONE, NULL},
-    /* balancers with no policy in balance/lb.c's table yet, dns endpoints */
+    /* balancers Kconfig left out of balance/lb.c's table (ring_hash, maglev), dns endpoints */
     {ML_K_cluster_lb, CLUSTER_LB_BUILT, "round_robin"},
-    {ML_K_cluster_hash, NONE, NULL},
     {ML_K_cluster_dns, NONE, NULL},
     {ML_K_cluster_dns_refresh, NONE, NULL},
     /* health checks, outlier detection */
@@ -80,7 +80,10 @@ bool ml_config_unimplemented_is_off(int key, const void *obj)
         return false;
     case CLUSTER_LB_BUILT:
         /* the policies of balance/lb.c's table (config/ does not call up into balance/) */
-        return c->lb == ML_CFG_LB_ROUND_ROBIN || c->lb == ML_CFG_LB_RANDOM;
+        return c->lb == ML_CFG_LB_ROUND_ROBIN || c->lb == ML_CFG_LB_RANDOM ||
+               c->lb == ML_CFG_LB_LEAST_REQUEST ||
+               (c->lb == ML_CFG_LB_RING_HASH && ML_HAVE_LB_RING_HASH) ||
+               (c->lb == ML_CFG_LB_MAGLEV && ML_HAVE_LB_MAGLEV);
     case CLUSTER_HEALTH_CHECK_OFF:
         return c->health_check == ML_CFG_HEALTH_OFF;
     case CLUSTER_HEALTH_SERVICE_EMPTY:

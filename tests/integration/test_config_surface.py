@@ -120,6 +120,14 @@ EFFECT_TESTS = {
                                 "test_fault_headers_delay_and_abort_one_call",
     ("route", "rate_limit"): "tests/integration/test_retries_faults_limits.py::"
                              "test_rate_limit_burst_then_resource_exhausted_then_it_refills",
+    ("cluster", "lb", "least_request"): "tests/integration/test_lb_policies.py::"
+                                        "test_least_request_sends_clearly_fewer_calls_to_a_slow_backend",
+    ("cluster", "lb", "ring_hash"): "tests/integration/test_lb_policies.py::"
+                                    "test_hash_policy_keeps_a_key_on_one_backend_and_moves_about_a_third_when_one_leaves",
+    ("cluster", "lb", "maglev"): "tests/integration/test_lb_policies.py::"
+                                 "test_hash_policy_keeps_a_key_on_one_backend_and_moves_about_a_third_when_one_leaves",
+    ("cluster", "hash"): "tests/integration/test_lb_policies.py::"
+                         "test_hash_policy_keeps_a_key_on_one_backend_and_moves_about_a_third_when_one_leaves",
 }
 
 # (kind, key) → values that ask for something (valid syntax), each with the keys it needs beside it
@@ -307,11 +315,10 @@ def test_version_and_defaults_promise_only_what_works(meshlet):
     # test_hello_says_who_the_node_is_and_status_comes_every_interval compares them)
     r = meshlet("version")
     features = next(line for line in r.stdout.splitlines() if line.startswith("features:"))
-    for absent in ("health_check", "lb.ring_hash", "lb.maglev", "dns", "lb.least_request",
-                   "authz"):
+    for absent in ("health_check", "dns", "authz"):
         assert absent not in features.split(), features
-    assert "lb.round_robin" in features.split(), features
-    assert "lb.random" in features.split(), features
+    for lb in ("round_robin", "random", "least_request", "ring_hash", "maglev"):
+        assert f"lb.{lb}" in features.split(), features
     defaults = meshlet("check", "--defaults").stdout.splitlines()
     assert "outlier_errors = 0" in defaults and "max_retries = 3" in defaults
     assert "retries = 0" in defaults and "lb = round_robin" in defaults
