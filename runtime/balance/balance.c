@@ -6,6 +6,7 @@
 #include "balance/balance.h"
 
 #include "balance/balance_int.h"
+#include "balance/health.h"
 #include "balance/host.h"
 #include "balance/lb.h"
 #include "core/alloc.h"
@@ -180,7 +181,12 @@ static int balance_build(struct ml_loop *loop, const struct ml_snapshot *snap, u
 int ml_balance_new(struct ml_loop *loop, const struct ml_snapshot *snap, uint32_t *conn_ids,
                    struct ml_balance **out)
 {
-    return balance_build(loop, snap, conn_ids, NULL, out);
+    int rv = balance_build(loop, snap, conn_ids, NULL, out);
+
+    if (rv == 0) {
+        ml_health_sync(*out); /* health_check = tcp | grpc: its hosts' checks start */
+    }
+    return rv;
 }
 
 int ml_balance_prepare(struct ml_balance *cur, const struct ml_snapshot *next,
@@ -208,6 +214,7 @@ void ml_balance_commit(struct ml_balance *next, struct ml_balance *prev,
             }
         }
     }
+    ml_health_sync(next); /* next's config says how its hosts are checked from now on */
     prev->retired = true;
     prev->on_idle = on_idle;
     prev->idle_user = user;

@@ -1,9 +1,9 @@
 /* grpc/health.c: grpc.health.v1 messages, checked against bytes protobuf itself produces
  * (protoc --encode on health.proto gives the same: field 1, varint or length-delimited). */
-#include <cmocka.h>
-#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
 
 #include "grpc/health.h"
 
