@@ -13,6 +13,7 @@
  * upstream but the end of an attempt: it goes where call.c's up_on_close replays a refused
  * stream today, through ml_step_pick with the hosts tried. */
 static const struct ml_step *const steps[] = {
+    &ml_step_health,   /* grpc.health.v1 Check for meshlet itself: no route, no backend */
     &ml_step_route,    /* the route: UNIMPLEMENTED when none matches */
     &ml_step_deadline, /* grpc-timeout and the route's timeout; stream_stall_timeout */
     &ml_step_pick,     /* the cluster (weighted split, max_requests), a host, a connection */
