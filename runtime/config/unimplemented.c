@@ -16,8 +16,6 @@ enum off_test {
     ROUTE_RATE_LIMIT_ZERO,
     CLUSTER_LB_BUILT,
     CLUSTER_MAX_RETRIES_ZERO,
-    CLUSTER_HEALTH_CHECK_OFF,
-    CLUSTER_HEALTH_SERVICE_EMPTY,
     CLUSTER_OUTLIER_ERRORS_ZERO,
 };
 
@@ -48,13 +46,7 @@ static const struct {
     {ML_K_cluster_hash, NONE, NULL},
     {ML_K_cluster_dns, NONE, NULL},
     {ML_K_cluster_dns_refresh, NONE, NULL},
-    /* health checks, outlier detection */
-    {ML_K_cluster_health_check, CLUSTER_HEALTH_CHECK_OFF, "off"},
-    {ML_K_cluster_health_service, CLUSTER_HEALTH_SERVICE_EMPTY, ""},
-    {ML_K_cluster_health_interval, NONE, NULL},
-    {ML_K_cluster_health_timeout, NONE, NULL},
-    {ML_K_cluster_healthy_threshold, NONE, NULL},
-    {ML_K_cluster_unhealthy_threshold, NONE, NULL},
+    /* outlier detection */
     {ML_K_cluster_outlier_errors, CLUSTER_OUTLIER_ERRORS_ZERO, "0"},
     {ML_K_cluster_outlier_ejection, NONE, NULL},
     {ML_K_cluster_outlier_max_percent, NONE, NULL},
@@ -110,10 +102,6 @@ bool ml_config_unimplemented_is_off(int key, const void *obj)
         return c->lb == ML_CFG_LB_ROUND_ROBIN || c->lb == ML_CFG_LB_RANDOM;
     case CLUSTER_MAX_RETRIES_ZERO:
         return c->max_retries == 0;
-    case CLUSTER_HEALTH_CHECK_OFF:
-        return c->health_check == ML_CFG_HEALTH_OFF;
-    case CLUSTER_HEALTH_SERVICE_EMPTY:
-        return c->health_service == NULL || c->health_service[0] == '\0';
     case CLUSTER_OUTLIER_ERRORS_ZERO:
         return c->outlier_errors == 0;
     }

@@ -9,6 +9,7 @@
 #include "config/errors.h"
 #include "config/snapshot.h"
 #include "core/alloc.h"
+#include "grpc/health.h"
 #include "meshlet_config.h"
 
 #include <errno.h>
@@ -171,8 +172,11 @@ static void check_snapshot(const struct ml_snapshot *s, size_t n, int rv)
     for (uint32_t i = 0; i < s->n_clusters; i++) {
         const struct ml_cfg_cluster *c = &s->clusters[i];
         CHECK(c->lb == ML_CFG_LB_ROUND_ROBIN && c->dns_host == NULL && c->max_retries == 0 &&
-                  c->health_check == ML_CFG_HEALTH_OFF && c->outlier_errors == 0,
+                  c->outlier_errors == 0,
               rv, NULL);
+        /* the Check request's bound (grpc/health.h) */
+        CHECK(c->health_service == NULL || strlen(c->health_service) <= ML_HEALTH_SERVICE_MAX, rv,
+              NULL);
     }
 
     for (uint32_t i = 0; i < s->n_listeners; i++) {

@@ -102,6 +102,20 @@ EFFECT_TESTS = {
                               "test_a_slow_reader_cannot_take_the_stream_slots_other_clients_need",
     ("cluster", "lb", "random"): "tests/unit/balance/lb_random_test.c::"
                                  "test_random_spreads_picks_by_weight_within_binomial_bounds",
+    ("cluster", "health_check"): "tests/integration/test_health_checks.py::"
+                                 "test_not_serving_takes_an_endpoint_out_and_serving_brings_it_back",
+    ("cluster", "health_check", "tcp"): "tests/integration/test_health_checks.py::"
+                                        "test_tcp_check_against_a_closed_port_takes_it_out",
+    ("cluster", "health_service"): "tests/integration/test_health_checks.py::"
+                                   "test_health_service_names_the_service_checked",
+    ("cluster", "health_interval"): "tests/integration/test_health_checks.py::"
+                                    "test_checks_come_every_health_interval",
+    ("cluster", "health_timeout"): "tests/integration/test_health_checks.py::"
+                                   "test_a_check_unanswered_within_health_timeout_fails",
+    ("cluster", "healthy_threshold"): "tests/integration/test_health_checks.py::"
+        "test_not_serving_takes_an_endpoint_out_and_serving_brings_it_back",
+    ("cluster", "unhealthy_threshold"): "tests/integration/test_health_checks.py::"
+        "test_not_serving_takes_an_endpoint_out_and_serving_brings_it_back",
 }
 
 # (kind, key) → values that ask for something (valid syntax), each with the keys it needs beside it
@@ -288,7 +302,7 @@ def test_version_and_defaults_promise_only_what_works(meshlet):
     # test_hello_says_who_the_node_is_and_status_comes_every_interval compares them)
     r = meshlet("version")
     features = next(line for line in r.stdout.splitlines() if line.startswith("features:"))
-    for absent in ("fault", "rate_limit", "health_check", "lb.ring_hash", "lb.maglev", "dns",
+    for absent in ("fault", "rate_limit", "lb.ring_hash", "lb.maglev", "dns",
                    "lb.least_request", "authz"):
         assert absent not in features.split(), features
     assert "lb.round_robin" in features.split(), features

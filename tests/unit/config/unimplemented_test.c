@@ -75,7 +75,7 @@ static void test_every_off_value_is_accepted(void **state)
         }
         n++;
     }
-    assert_true(n >= 10);
+    assert_true(n >= 1); /* the table still has keys with an off value */
 }
 
 static void test_an_asking_value_is_refused_on_its_line(void **state)
@@ -92,10 +92,10 @@ static void test_an_asking_value_is_refused_on_its_line(void **state)
         load("[cluster c2]\nendpoint = 127.0.0.1:50052\nlb = maglev\n", errs, sizeof(errs)), 0);
     assert_string_equal(errs, "t:10: [cluster c2] lb: expected round_robin: not implemented in "
                               "this version, got \"maglev\"");
-    assert_int_not_equal(load("[cluster c2]\nendpoint = 127.0.0.1:50052\nhealth_interval = 5s\n",
-                              errs, sizeof(errs)),
-                         0);
-    assert_string_equal(errs, "t:10: [cluster c2] health_interval: expected this key left out: "
+    assert_int_not_equal(
+        load("[cluster c2]\nendpoint = 127.0.0.1:50052\ndns_refresh = 5s\n", errs, sizeof(errs)),
+        0);
+    assert_string_equal(errs, "t:10: [cluster c2] dns_refresh: expected this key left out: "
                               "not implemented in this version, got \"5s\"");
 }
 
