@@ -285,3 +285,22 @@ def test_a_health_service_over_128_bytes_is_refused_on_its_line(meshlet, workdir
     assert r.returncode == 1
     assert (f"{path}:9: [cluster c] health_service: expected a service name of at most 128 "
             f"bytes, got 129 bytes") in r.stderr, r.stderr
+
+
+def test_hot_apply_keeps_an_unhealthy_endpoint_out_and_health_check_off_brings_it_back(
+        node_backends, run_meshlet, workdir, free_port):
+    from test_hot_apply import Node
+    n0, n1 = node_backends("n0"), node_backends("n1", "-=NOT_SERVING")
+    port = free_port()
+    body = (f"[listener ingress]\nbind = 127.0.0.1:{port}\n"
+            f"[route all]\nlistener = ingress\nto = echo\n"
+            f"[cluster echo]\nendpoint = 127.0.0.1:{n0.port}\nendpoint = 127.0.0.1:{n1.port}\n")
+    node = Node(run_meshlet, workdir, free_port())
+    m = node.start(body + health_lines())
+    assert m.wait_for_stderr(f"127.0.0.1:{n1.port} is unhealthy", timeout=10), m.stderr[-3000:]
+    # another timeout, the same check: the host's state carries over; n1 stays out at once
+    node.apply(body + health_lines(extra="max_pending = 32\n"))
+    with channel(port) as ch:
+        assert [who(ch) for _ in range(10)] == ["n0"] * 10
+        node.apply(body)  # health_check = off: every endpoint is healthy again
+        assert {who(ch) for _ in range(4)} == {"n0", "n1"}
