@@ -267,6 +267,19 @@ void ml_balance_set_stats(struct ml_balance *b, struct ml_stats *stats)
     ml_stats_free(old);
 }
 
+void ml_balance_endpoints(const struct ml_balance *b, uint32_t *healthy, uint32_t *total)
+{
+    *healthy = *total = 0;
+    for (uint32_t i = 0; i < b->n_clusters; i++) {
+        for (uint32_t e = 0; e < b->clusters[i].n_slots; e++) {
+            const struct ml_host *h = b->clusters[i].slots[e].pool->host;
+
+            (*total)++;
+            *healthy += (h->state & ML_HOST_UNHEALTHY) == 0;
+        }
+    }
+}
+
 int ml_cluster_index(const struct ml_cluster *cl)
 {
     return (int)(cl - cl->balance->clusters);

@@ -304,3 +304,29 @@ def test_hot_apply_keeps_an_unhealthy_endpoint_out_and_health_check_off_brings_i
         assert [who(ch) for _ in range(10)] == ["n0"] * 10
         node.apply(body)  # health_check = off: every endpoint is healthy again
         assert {who(ch) for _ in range(4)} == {"n0", "n1"}
+
+
+def test_fleet_status_counts_the_endpoints_health_checks_took_out(backends, run_meshlet,
+                                                                  free_port):
+    from fleet_peers import PyController
+    from test_fleet_hostile import fleet
+    b = backends("b0")
+    dead = closed_port()
+    ctl = PyController(free_port())
+    try:
+        listen = free_port()
+        m = run_meshlet(f"[node]\nid = gw-health\n\n" +
+                        fleet(f"ws://127.0.0.1:{ctl.port}/fleet/v1") +
+                        f"\n[listener in]\nbind = 127.0.0.1:{listen}\n"
+                        f"[route all]\nlistener = in\nto = c\n"
+                        f"[cluster c]\nendpoint = 127.0.0.1:{b.port}\n"
+                        f"endpoint = 127.0.0.1:{dead}\nhealth_check = tcp\n"
+                        f"health_interval = 100ms\nunhealthy_threshold = 1\n")
+        assert m.wait_for_stderr(f"127.0.0.1:{dead} is unhealthy", timeout=10), m.stderr[-3000:]
+        n0 = len(ctl.statuses)
+        assert ctl.wait_for(lambda: len(ctl.statuses) >= n0 + 1, timeout=6), m.stderr[-3000:]
+        with ctl._cond:
+            last = ctl.statuses[-1]
+        assert (last.endpoints_healthy, last.endpoints_total) == (1, 2), last
+    finally:
+        ctl.stop()
