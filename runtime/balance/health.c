@@ -247,8 +247,12 @@ static void st_on_close(void *owner, uint32_t error_code)
         snprintf(msg, sizeof(msg), "HTTP %d", c->http_status);
         check_done(c, false, msg);
     } else if (c->grpc_status != 0) {
+        /* 4: the server kept to the grpc-timeout we sent (health_timeout); 5: Check's answer
+         * for a service the server does not know */
         snprintf(msg, sizeof(msg), "grpc-status %d%s", c->grpc_status,
-                 c->grpc_status == 5 ? " (NOT_FOUND: service unknown)" : "");
+                 c->grpc_status == 5   ? " (NOT_FOUND: service unknown)"
+                 : c->grpc_status == 4 ? " (DEADLINE_EXCEEDED: health_timeout)"
+                                       : "");
         check_done(c, false, msg);
     } else if (c->resp_too_big || (s = ml_health_response_decode(c->resp, c->resp_len)) < 0) {
         check_done(c, false, "not a HealthCheckResponse");

@@ -223,8 +223,13 @@ def test_a_check_unanswered_within_health_timeout_fails(node_backends, proxy):  
         m, port = proxy({"echo": ([b.port, hang.port],
                                   "health_check = grpc\nhealth_interval = 100ms\n"
                                   "health_timeout = 200ms\nunhealthy_threshold = 1\n")})
-        assert m.wait_for_stderr(f"endpoint 127.0.0.1:{hang.port} is unhealthy: no answer "
-                                 f"within 200 ms (health_timeout)", timeout=10), m.stderr[-3000:]
+        # meshlet's timer, or the server keeping to the grpc-timeout meshlet sent: both are
+        # health_timeout (the server's answer may come first)
+        assert m.wait_for_stderr(f"endpoint 127.0.0.1:{hang.port} is unhealthy: ", timeout=10), \
+            m.stderr[-3000:]
+        line = next(x for x in m.stderr.splitlines() if f"{hang.port} is unhealthy" in x)
+        assert ("no answer within 200 ms (health_timeout)" in line
+                or "grpc-status 4 (DEADLINE_EXCEEDED: health_timeout)" in line), line
         with channel(port) as ch:
             assert [who(ch) for _ in range(10)] == ["b0"] * 10
         assert f"127.0.0.1:{b.port} is unhealthy" not in m.stderr
@@ -323,10 +328,8 @@ def test_fleet_status_counts_the_endpoints_health_checks_took_out(backends, run_
                         f"endpoint = 127.0.0.1:{dead}\nhealth_check = tcp\n"
                         f"health_interval = 100ms\nunhealthy_threshold = 1\n")
         assert m.wait_for_stderr(f"127.0.0.1:{dead} is unhealthy", timeout=10), m.stderr[-3000:]
-        n0 = len(ctl.statuses)
-        assert ctl.wait_for(lambda: len(ctl.statuses) >= n0 + 1, timeout=6), m.stderr[-3000:]
-        with ctl._cond:
-            last = ctl.statuses[-1]
-        assert (last.endpoints_healthy, last.endpoints_total) == (1, 2), last
+        # a Status filled before the check failed may still be on its way: wait for a later one
+        assert ctl.wait_for(lambda: any((s.endpoints_healthy, s.endpoints_total) == (1, 2)
+                                        for s in ctl.statuses), timeout=6), ctl.statuses
     finally:
         ctl.stop()
