@@ -420,6 +420,38 @@ void ml_health_stop(struct ml_host *h)
     }
 }
 
+/* A checker of h (kind, service), its first check due now. NULL: no memory. */
+static struct checker *checker_new(struct ml_loop *loop, struct ml_host *h, enum ml_cfg_health kind,
+                                   const char *service)
+{
+    struct checker *c = ml_calloc(1, sizeof(*c));
+
+    if (c == NULL) {
+        goto fail;
+    }
+    if ((c->tick = ml_timer_new(loop, on_tick, c)) == NULL) {
+        goto fail_checker;
+    }
+    if ((c->timeout = ml_timer_new(loop, on_timeout, c)) == NULL) {
+        goto fail_tick;
+    }
+    c->h = h;
+    c->loop = loop;
+    c->kind = kind;
+    snprintf(c->service, sizeof(c->service), "%s", service);
+    h->health.checker = c;
+    h->health.successes = h->health.failures = 0;
+    ml_timer_arm(c->tick, 0);
+    return c;
+
+fail_tick:
+    ml_timer_free(c->tick);
+fail_checker:
+    ml_free(c);
+fail:
+    return NULL;
+}
+
 /* Checks h as cfg says (its owner cluster's). */
 static void host_sync(struct ml_balance *b, struct ml_host *h, const struct ml_cfg_cluster *cfg)
 {
@@ -436,26 +468,11 @@ static void host_sync(struct ml_balance *b, struct ml_host *h, const struct ml_c
         ml_host_state_set(h, ML_HOST_UNHEALTHY, false);
         return;
     }
-    if (c == NULL) {
-        if ((c = ml_calloc(1, sizeof(*c))) == NULL ||
-            (c->tick = ml_timer_new(b->loop, on_tick, c)) == NULL ||
-            (c->timeout = ml_timer_new(b->loop, on_timeout, c)) == NULL) {
-            /* Unchecked is what the host was before the check existed: logged, not fatal. */
-            ML_LOG_ERR("cluster %s: endpoint %s: out of memory for its health check", cfg->name,
-                       ml_host_addr_text(h));
-            if (c != NULL) {
-                ml_timer_free(c->tick);
-                ml_free(c);
-            }
-            return;
-        }
-        c->h = h;
-        c->loop = b->loop;
-        c->kind = cfg->health_check;
-        snprintf(c->service, sizeof(c->service), "%s", service);
-        h->health.checker = c;
-        h->health.successes = h->health.failures = 0;
-        ml_timer_arm(c->tick, 0); /* the first check now */
+    if (c == NULL && (c = checker_new(b->loop, h, cfg->health_check, service)) == NULL) {
+        /* Unchecked is what the host was before the check existed: logged, not fatal. */
+        ML_LOG_ERR("cluster %s: endpoint %s: out of memory for its health check", cfg->name,
+                   ml_host_addr_text(h));
+        return;
     }
     c->conn_ids = b->conn_ids;
     c->interval_ms = cfg->health_interval_ms;
