@@ -184,7 +184,7 @@ int ml_balance_new(struct ml_loop *loop, const struct ml_snapshot *snap, uint32_
     int rv = balance_build(loop, snap, conn_ids, NULL, out);
 
     if (rv == 0) {
-        ml_health_sync(*out); /* health_check = tcp | grpc: its hosts' checks start */
+        ml_balance_health_sync(*out); /* health_check = tcp | grpc: its hosts' checks start */
     }
     return rv;
 }
@@ -214,7 +214,7 @@ void ml_balance_commit(struct ml_balance *next, struct ml_balance *prev,
             }
         }
     }
-    ml_health_sync(next); /* next's config says how its hosts are checked from now on */
+    ml_balance_health_sync(next); /* next's config says how its hosts are checked from now on */
     prev->retired = true;
     prev->on_idle = on_idle;
     prev->idle_user = user;

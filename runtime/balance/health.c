@@ -31,7 +31,7 @@ struct checker {
     /* From the owning cluster's config at the last sync: copied, since snapshots come and go. */
     enum ml_cfg_health kind;
     uint32_t interval_ms, timeout_ms, healthy_threshold, unhealthy_threshold;
-    char service[ML_HEALTH_SERVICE_MAX + 1];
+    char service[ML_GRPC_HEALTH_SERVICE_MAX + 1];
     char cluster[HEALTH_NAME_MAX];
     struct ml_timer *tick;    /* the next check */
     struct ml_timer *timeout; /* the check in flight takes too long */
@@ -44,7 +44,7 @@ struct checker {
     struct ml_h2_conn *conn; /* NULL: none; connecting until conn_ready */
     bool conn_ready;
     struct ml_h2_stream *stream; /* the Check in flight */
-    uint8_t req[ML_HEALTH_FRAME_MAX];
+    uint8_t req[ML_GRPC_HEALTH_FRAME_MAX];
     size_t req_len, req_sent;
     uint8_t resp[HEALTH_RESP_MAX];
     size_t resp_len;
@@ -221,13 +221,13 @@ static ssize_t st_read(void *owner, uint8_t *buf, size_t cap, bool *eof,
 static const char *status_name(int s)
 {
     switch (s) {
-    case ML_HEALTH_SERVING:
+    case ML_GRPC_HEALTH_SERVING:
         return "SERVING";
-    case ML_HEALTH_NOT_SERVING:
+    case ML_GRPC_HEALTH_NOT_SERVING:
         return "NOT_SERVING";
-    case ML_HEALTH_SERVICE_UNKNOWN:
+    case ML_GRPC_HEALTH_SERVICE_UNKNOWN:
         return "SERVICE_UNKNOWN";
-    case ML_HEALTH_UNKNOWN:
+    case ML_GRPC_HEALTH_UNKNOWN:
         return "UNKNOWN";
     }
     return "an unknown status";
@@ -254,11 +254,11 @@ static void st_on_close(void *owner, uint32_t error_code)
                  : c->grpc_status == 4 ? " (DEADLINE_EXCEEDED: health_timeout)"
                                        : "");
         check_done(c, false, msg);
-    } else if (c->resp_too_big || (s = ml_health_response_decode(c->resp, c->resp_len)) < 0) {
+    } else if (c->resp_too_big || (s = ml_grpc_health_response_decode(c->resp, c->resp_len)) < 0) {
         check_done(c, false, "not a HealthCheckResponse");
     } else {
         snprintf(msg, sizeof(msg), "status %s", status_name(s));
-        check_done(c, s == ML_HEALTH_SERVING, msg);
+        check_done(c, s == ML_GRPC_HEALTH_SERVING, msg);
     }
 }
 
@@ -287,7 +287,7 @@ static void grpc_send(struct checker *c)
     ml_h2_hdrs_init(&h, CONFIG_ML_MAX_HEADER_LIST_BYTES);
     rv = ml_h2_hdrs_add_str(&h, ":method", "POST");
     rv = rv < 0 ? rv : ml_h2_hdrs_add_str(&h, ":scheme", "http");
-    rv = rv < 0 ? rv : ml_h2_hdrs_add_str(&h, ":path", ML_HEALTH_CHECK_PATH);
+    rv = rv < 0 ? rv : ml_h2_hdrs_add_str(&h, ":path", ML_GRPC_HEALTH_CHECK_PATH);
     rv = rv < 0 ? rv : ml_h2_hdrs_add_str(&h, ":authority", ml_host_addr_text(c->h));
     rv = rv < 0 ? rv : ml_h2_hdrs_add_str(&h, "content-type", "application/grpc");
     rv = rv < 0 ? rv : ml_h2_hdrs_add_str(&h, "te", "trailers");
@@ -412,7 +412,7 @@ static void checker_free(struct checker *c)
     ml_free(c);
 }
 
-void ml_health_stop(struct ml_host *h)
+void ml_host_health_stop(struct ml_host *h)
 {
     if (h->health.checker != NULL) {
         checker_free(h->health.checker);
@@ -459,11 +459,11 @@ static void host_sync(struct ml_balance *b, struct ml_host *h, const struct ml_c
     const char *service = cfg->health_service != NULL ? cfg->health_service : "";
 
     if (c != NULL && (cfg->health_check != c->kind || strcmp(service, c->service) != 0)) {
-        ml_health_stop(h); /* another check: the counts in a row start again */
+        ml_host_health_stop(h); /* another check: the counts in a row start again */
         c = NULL;
     }
     if (cfg->health_check == ML_CFG_HEALTH_OFF) {
-        ml_health_stop(h);
+        ml_host_health_stop(h);
         h->health.successes = h->health.failures = 0;
         ml_host_state_set(h, ML_HOST_UNHEALTHY, false);
         return;
@@ -481,13 +481,13 @@ static void host_sync(struct ml_balance *b, struct ml_host *h, const struct ml_c
     c->unhealthy_threshold = cfg->unhealthy_threshold;
     snprintf(c->cluster, sizeof(c->cluster), "%s", cfg->name);
     if (c->kind == ML_CFG_HEALTH_GRPC) {
-        int n = ml_health_request_encode(c->service, c->req, sizeof(c->req));
+        int n = ml_grpc_health_request_encode(c->service, c->req, sizeof(c->req));
 
         c->req_len = n > 0 ? (size_t)n : 0; /* the config check bounds the name */
     }
 }
 
-void ml_health_sync(struct ml_balance *b)
+void ml_balance_health_sync(struct ml_balance *b)
 {
     for (uint32_t i = 0; i < b->n_clusters; i++) {
         struct ml_cluster *cl = &b->clusters[i];

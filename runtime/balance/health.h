@@ -22,8 +22,8 @@ struct ml_host;
 /* Starts, reconfigures or stops the checks of every host that a cluster of b owns, as that
  * cluster's config says (after ml_balance_new, and for the new balance at a commit). A host
  * whose checks stop is healthy again. */
-void ml_health_sync(struct ml_balance *b);
+void ml_balance_health_sync(struct ml_balance *b);
 /* Stops h's checks and frees the checker (its host is being freed). A no-op without one. */
-void ml_health_stop(struct ml_host *h);
+void ml_host_health_stop(struct ml_host *h);
 
 #endif

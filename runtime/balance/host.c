@@ -34,7 +34,7 @@ void ml_host_unref(struct ml_host *h)
     if (h == NULL || --h->refs > 0) {
         return;
     }
-    ml_health_stop(h);
+    ml_host_health_stop(h);
     ml_pool_free(h->pool, h->loop);
     ml_free(h);
 }

@@ -1147,11 +1147,11 @@ static void check_cluster(struct vctx *c, const struct ml_raw_section *sec)
     }
     /* lb other than round_robin and health_check other than off: refused where they are read
      * (config/unimplemented.c), whatever this build's Kconfig says. */
-    if (cl->health_service != NULL && strlen(cl->health_service) > ML_HEALTH_SERVICE_MAX) {
+    if (cl->health_service != NULL && strlen(cl->health_service) > ML_GRPC_HEALTH_SERVICE_MAX) {
         /* the Check request's bound (grpc/health.options): never a cut name */
         key_error(c, sec, sec->key_line[ML_K_cluster_health_service], "health_service",
                   "expected a service name of at most %d bytes, got %zu bytes",
-                  ML_HEALTH_SERVICE_MAX, strlen(cl->health_service));
+                  ML_GRPC_HEALTH_SERVICE_MAX, strlen(cl->health_service));
     }
 }
 

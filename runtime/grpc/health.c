@@ -36,19 +36,19 @@ static int encode_framed(const pb_msgdesc_t *fields, const void *msg, uint8_t *b
     return (int)(FRAME_PREFIX_BYTES + out.bytes_written);
 }
 
-int ml_health_request_encode(const char *service, uint8_t *buf, size_t cap)
+int ml_grpc_health_request_encode(const char *service, uint8_t *buf, size_t cap)
 {
     grpc_health_v1_HealthCheckRequest req = grpc_health_v1_HealthCheckRequest_init_zero;
     size_t n = strlen(service);
 
-    if (n > ML_HEALTH_SERVICE_MAX || n >= sizeof(req.service)) {
+    if (n > ML_GRPC_HEALTH_SERVICE_MAX || n >= sizeof(req.service)) {
         return -ENAMETOOLONG;
     }
     memcpy(req.service, service, n + 1);
     return encode_framed(grpc_health_v1_HealthCheckRequest_fields, &req, buf, cap);
 }
 
-int ml_health_response_encode(enum ml_health_status status, uint8_t *buf, size_t cap)
+int ml_grpc_health_response_encode(enum ml_grpc_health_status status, uint8_t *buf, size_t cap)
 {
     grpc_health_v1_HealthCheckResponse resp = grpc_health_v1_HealthCheckResponse_init_zero;
 
@@ -56,7 +56,7 @@ int ml_health_response_encode(enum ml_health_status status, uint8_t *buf, size_t
     return encode_framed(grpc_health_v1_HealthCheckResponse_fields, &resp, buf, cap);
 }
 
-int ml_health_response_decode(const uint8_t *p, size_t n)
+int ml_grpc_health_response_decode(const uint8_t *p, size_t n)
 {
     grpc_health_v1_HealthCheckResponse resp = grpc_health_v1_HealthCheckResponse_init_zero;
     pb_istream_t in;

@@ -26,11 +26,11 @@ static bool path_is(const struct ml_call *call, const char *path)
 
 /* A whole gRPC response: headers, one HealthCheckResponse, trailers with grpc-status 0. The
  * body and trailers go as downstream pulls them (call.c's down_read). */
-static void answer_check(struct ml_call *call, enum ml_health_status status)
+static void answer_check(struct ml_call *call, enum ml_grpc_health_status status)
 {
-    uint8_t frame[ML_HEALTH_FRAME_MAX];
+    uint8_t frame[ML_GRPC_HEALTH_FRAME_MAX];
     struct ml_h2_hdrs h;
-    int n = ml_health_response_encode(status, frame, sizeof(frame));
+    int n = ml_grpc_health_response_encode(status, frame, sizeof(frame));
     int rv = n < 0 ? n : 0;
 
     call->up_done = true; /* request bytes that come are dropped */
@@ -56,11 +56,12 @@ static enum ml_step_rv health_run(struct ml_call *call)
     if (!call->grpc || call->down == NULL) {
         return ML_STEP_CONTINUE;
     }
-    if (path_is(call, ML_HEALTH_CHECK_PATH)) {
-        answer_check(call, call->proxy->draining ? ML_HEALTH_NOT_SERVING : ML_HEALTH_SERVING);
+    if (path_is(call, ML_GRPC_HEALTH_CHECK_PATH)) {
+        answer_check(call,
+                     call->proxy->draining ? ML_GRPC_HEALTH_NOT_SERVING : ML_GRPC_HEALTH_SERVING);
         return ML_STEP_ANSWERED;
     }
-    if (path_is(call, ML_HEALTH_WATCH_PATH)) {
+    if (path_is(call, ML_GRPC_HEALTH_WATCH_PATH)) {
         ml_call_answer(call, ML_GRPC_UNIMPLEMENTED, 404,
                        "grpc.health.v1.Health/Watch is not served by meshlet: use Check");
         return ML_STEP_ANSWERED;

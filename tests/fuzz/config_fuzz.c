@@ -175,8 +175,8 @@ static void check_snapshot(const struct ml_snapshot *s, size_t n, int rv)
                   c->outlier_errors == 0,
               rv, NULL);
         /* the Check request's bound (grpc/health.h) */
-        CHECK(c->health_service == NULL || strlen(c->health_service) <= ML_HEALTH_SERVICE_MAX, rv,
-              NULL);
+        CHECK(c->health_service == NULL || strlen(c->health_service) <= ML_GRPC_HEALTH_SERVICE_MAX,
+              rv, NULL);
     }
 
     for (uint32_t i = 0; i < s->n_listeners; i++) {
