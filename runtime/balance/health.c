@@ -102,6 +102,18 @@ static void check_done(struct checker *c, bool pass, const char *why)
     ml_timer_arm(c->tick, c->interval_ms);
 }
 
+/* The check could not even start, for a limit of meshlet's own (-EMFILE: the upstream fd budget,
+ * core/fd_budget.h, or -ENOMEM), which says nothing about the host, so it counts neither way;
+ * the next one comes an interval later. */
+static void check_not_made(struct checker *c, const char *why)
+{
+    ML_LOG_DBG("cluster %s: endpoint %s: no %s check this time: %s", c->cluster,
+               ml_host_addr_text(c->h), kind_name(c->kind), why);
+    c->in_flight = false;
+    ml_timer_disarm(c->timeout);
+    ml_timer_arm(c->tick, c->interval_ms);
+}
+
 /* ---- tcp: a connect --------------------------------------------------------------------- */
 
 static void tcp_done_deferred(struct ml_defer *d)
@@ -155,7 +167,7 @@ static void tcp_start(struct checker *c)
     if (rv < 0) {
         c->sock = NULL;
         snprintf(msg, sizeof(msg), "cannot connect: %s", strerror(-rv));
-        check_done(c, false, msg);
+        check_not_made(c, msg);
     }
 }
 
@@ -349,7 +361,7 @@ static void grpc_start(struct checker *c)
 
             c->conn = NULL;
             snprintf(msg, sizeof(msg), "cannot connect: %s", strerror(-rv));
-            check_done(c, false, msg);
+            check_not_made(c, msg);
         }
         return; /* conn_on_ready sends it */
     }
