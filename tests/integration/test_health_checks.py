@@ -49,8 +49,9 @@ class NodeBackend:
         self.lines = []
         self.cond = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
-        assert self._wait(lambda: any(x.startswith("port ") for x in self.lines), 20), \
-            f"node backend {name} did not start: {self.proc.stderr.read() if self.proc.poll() is not None else ''}"
+        started = self._wait(lambda: any(x.startswith("port ") for x in self.lines), 20)
+        assert started, f"node backend {name} did not start: " + (
+            self.proc.stderr.read() if self.proc.poll() is not None else "(still running)")
         self.port = int(next(x for x in self.lines if x.startswith("port ")).split()[1])
 
     def _read(self):
@@ -320,7 +321,7 @@ def test_fleet_status_counts_the_endpoints_health_checks_took_out(backends, run_
     ctl = PyController(free_port())
     try:
         listen = free_port()
-        m = run_meshlet(f"[node]\nid = gw-health\n\n" +
+        m = run_meshlet("[node]\nid = gw-health\n\n" +
                         fleet(f"ws://127.0.0.1:{ctl.port}/fleet/v1") +
                         f"\n[listener in]\nbind = 127.0.0.1:{listen}\n"
                         f"[route all]\nlistener = in\nto = c\n"
