@@ -43,6 +43,10 @@ void ml_balance_commit(struct ml_balance *next, struct ml_balance *prev,
 struct ml_stats;
 void ml_balance_set_stats(struct ml_balance *b, struct ml_stats *stats);
 
+/* The endpoints of every cluster of b (*total) and of those the ones not taken out by active
+ * health checks (*healthy; balance/health.h): the fleet Status counts. */
+void ml_balance_endpoints(const struct ml_balance *b, uint32_t *healthy, uint32_t *total);
+
 /* The cluster of snap->clusters[index]. */
 struct ml_cluster *ml_balance_cluster(struct ml_balance *b, int index);
 const char *ml_cluster_name(const struct ml_cluster *cl);

@@ -11,8 +11,6 @@
 enum off_test {
     NONE = 0,
     CLUSTER_LB_BUILT,
-    CLUSTER_HEALTH_CHECK_OFF,
-    CLUSTER_HEALTH_SERVICE_EMPTY,
     CLUSTER_OUTLIER_ERRORS_ZERO,
 };
 
@@ -32,13 +30,7 @@ static const struct {
     {ML_K_cluster_lb, CLUSTER_LB_BUILT, "round_robin"},
     {ML_K_cluster_dns, NONE, NULL},
     {ML_K_cluster_dns_refresh, NONE, NULL},
-    /* health checks, outlier detection */
-    {ML_K_cluster_health_check, CLUSTER_HEALTH_CHECK_OFF, "off"},
-    {ML_K_cluster_health_service, CLUSTER_HEALTH_SERVICE_EMPTY, ""},
-    {ML_K_cluster_health_interval, NONE, NULL},
-    {ML_K_cluster_health_timeout, NONE, NULL},
-    {ML_K_cluster_healthy_threshold, NONE, NULL},
-    {ML_K_cluster_unhealthy_threshold, NONE, NULL},
+    /* outlier detection */
     {ML_K_cluster_outlier_errors, CLUSTER_OUTLIER_ERRORS_ZERO, "0"},
     {ML_K_cluster_outlier_ejection, NONE, NULL},
     {ML_K_cluster_outlier_max_percent, NONE, NULL},
@@ -84,10 +76,6 @@ bool ml_config_unimplemented_is_off(int key, const void *obj)
                c->lb == ML_CFG_LB_LEAST_REQUEST ||
                (c->lb == ML_CFG_LB_RING_HASH && ML_HAVE_LB_RING_HASH) ||
                (c->lb == ML_CFG_LB_MAGLEV && ML_HAVE_LB_MAGLEV);
-    case CLUSTER_HEALTH_CHECK_OFF:
-        return c->health_check == ML_CFG_HEALTH_OFF;
-    case CLUSTER_HEALTH_SERVICE_EMPTY:
-        return c->health_service == NULL || c->health_service[0] == '\0';
     case CLUSTER_OUTLIER_ERRORS_ZERO:
         return c->outlier_errors == 0;
     }

@@ -12,6 +12,7 @@
 #include "core/arena.h"
 #include "core/fd_budget.h"
 #include "core/file.h"
+#include "grpc/health.h"
 #include "grpc/status.h"
 
 #include <ctype.h>
@@ -1148,6 +1149,12 @@ static void check_cluster(struct vctx *c, const struct ml_raw_section *sec)
     }
     /* lb other than round_robin and health_check other than off: refused where they are read
      * (config/unimplemented.c), whatever this build's Kconfig says. */
+    if (cl->health_service != NULL && strlen(cl->health_service) > ML_GRPC_HEALTH_SERVICE_MAX) {
+        /* the Check request's bound (grpc/health.options): never a cut name */
+        key_error(c, sec, sec->key_line[ML_K_cluster_health_service], "health_service",
+                  "expected a service name of at most %d bytes, got %zu bytes",
+                  ML_GRPC_HEALTH_SERVICE_MAX, strlen(cl->health_service));
+    }
 }
 
 static void check_authz(struct vctx *c, const struct ml_raw_section *sec)

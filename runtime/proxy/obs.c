@@ -60,6 +60,11 @@ const struct ml_stats *ml_proxy_stats(const struct ml_proxy *p)
     return p->stats;
 }
 
+void ml_proxy_endpoints(const struct ml_proxy *p, uint32_t *healthy, uint32_t *total)
+{
+    ml_balance_endpoints(p->balance, healthy, total);
+}
+
 const struct ml_snapshot *ml_proxy_snapshot(const struct ml_proxy *p)
 {
     return p->snap;

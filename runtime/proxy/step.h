@@ -26,6 +26,7 @@ struct ml_step {
 void ml_call_steps_run(struct ml_call *call);
 
 /* The steps (one file each). */
+extern const struct ml_step ml_step_health;     /* step_health.c */
 extern const struct ml_step ml_step_route;      /* step_route.c */
 extern const struct ml_step ml_step_deadline;   /* step_deadline.c */
 extern const struct ml_step ml_step_rate_limit; /* step_rate_limit.c */

@@ -13,6 +13,7 @@
  * (step_retry.c, called where call.c ends one): it runs ml_step_pick again with the hosts
  * tried. */
 static const struct ml_step *const steps[] = {
+    &ml_step_health,     /* grpc.health.v1 Check for meshlet itself: no route, no backend */
     &ml_step_route,      /* the route: UNIMPLEMENTED when none matches */
     &ml_step_deadline,   /* grpc-timeout and the route's timeout; stream_stall_timeout */
     &ml_step_rate_limit, /* the route's token bucket: RESOURCE_EXHAUSTED when empty */

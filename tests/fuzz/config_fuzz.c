@@ -9,6 +9,7 @@
 #include "config/errors.h"
 #include "config/snapshot.h"
 #include "core/alloc.h"
+#include "grpc/health.h"
 #include "meshlet_config.h"
 
 #include <errno.h>
@@ -164,8 +165,9 @@ static void check_snapshot(const struct ml_snapshot *s, size_t n, int rv)
     CHECK(s->n_authz == 0, rv, NULL);
     for (uint32_t i = 0; i < s->n_clusters; i++) {
         const struct ml_cfg_cluster *c = &s->clusters[i];
-        CHECK(c->lb == ML_CFG_LB_ROUND_ROBIN && c->dns_host == NULL &&
-                  c->health_check == ML_CFG_HEALTH_OFF && c->outlier_errors == 0,
+        CHECK(c->dns_host == NULL && c->outlier_errors == 0, rv, NULL);
+        /* the Check request's bound (grpc/health.h) */
+        CHECK(c->health_service == NULL || strlen(c->health_service) <= ML_GRPC_HEALTH_SERVICE_MAX,
               rv, NULL);
     }
 

@@ -128,6 +128,20 @@ EFFECT_TESTS = {
                                  "test_hash_policy_keeps_a_key_on_one_backend_and_moves_about_a_third_when_one_leaves",
     ("cluster", "hash"): "tests/integration/test_lb_policies.py::"
                          "test_hash_policy_keeps_a_key_on_one_backend_and_moves_about_a_third_when_one_leaves",
+    ("cluster", "health_check"): "tests/integration/test_health_checks.py::"
+                                 "test_not_serving_takes_an_endpoint_out_and_serving_brings_it_back",
+    ("cluster", "health_check", "tcp"): "tests/integration/test_health_checks.py::"
+                                        "test_tcp_check_against_a_closed_port_takes_it_out",
+    ("cluster", "health_service"): "tests/integration/test_health_checks.py::"
+                                   "test_health_service_names_the_service_checked",
+    ("cluster", "health_interval"): "tests/integration/test_health_checks.py::"
+                                    "test_checks_come_every_health_interval",
+    ("cluster", "health_timeout"): "tests/integration/test_health_checks.py::"
+                                   "test_a_check_unanswered_within_health_timeout_fails",
+    ("cluster", "healthy_threshold"): "tests/integration/test_health_checks.py::"
+        "test_not_serving_takes_an_endpoint_out_and_serving_brings_it_back",
+    ("cluster", "unhealthy_threshold"): "tests/integration/test_health_checks.py::"
+        "test_not_serving_takes_an_endpoint_out_and_serving_brings_it_back",
 }
 
 # (kind, key) → values that ask for something (valid syntax), each with the keys it needs beside it
@@ -315,7 +329,7 @@ def test_version_and_defaults_promise_only_what_works(meshlet):
     # test_hello_says_who_the_node_is_and_status_comes_every_interval compares them)
     r = meshlet("version")
     features = next(line for line in r.stdout.splitlines() if line.startswith("features:"))
-    for absent in ("health_check", "dns", "authz"):
+    for absent in ("dns", "authz"):
         assert absent not in features.split(), features
     for lb in ("round_robin", "random", "least_request", "ring_hash", "maglev"):
         assert f"lb.{lb}" in features.split(), features
@@ -323,7 +337,7 @@ def test_version_and_defaults_promise_only_what_works(meshlet):
     assert "outlier_errors = 0" in defaults and "max_retries = 3" in defaults
     assert "retries = 0" in defaults and "lb = round_robin" in defaults
     # a key with no off value is printed commented out, saying why
-    assert any(re.match(r"^;health_interval = .*not implemented yet", line) for line in defaults)
+    assert any(re.match(r"^;dns_refresh = .*not implemented yet", line) for line in defaults)
 
 
 # ---- effects no other test showed ---------------------------------------------------------------
