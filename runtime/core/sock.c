@@ -8,6 +8,7 @@
  * Deferred work (core/loop.h) runs when the outermost event handled here returns, so what the
  * owner queues from inside one socket's callback runs after it, never nested in it. */
 #include "core/sock.h"
+#include "core/transport.h"
 
 #include "core/alloc.h"
 #include "core/fd_budget.h"
@@ -44,6 +45,7 @@ enum sock_pending {
 };
 
 struct ml_sock {
+    struct ml_transport tp; /* the socket as a transport (ml_sock_transport): first, cast back */
     struct ml_loop *loop;
     struct lws *wsi;               /* NULL until known, and once lws has destroyed it */
     const struct ml_sock_ops *ops; /* NULL once the owner closed the socket: no more callbacks */
@@ -172,6 +174,8 @@ static void on_sul(lws_sorted_usec_list_t *sul)
     event_leave(loop);
 }
 
+static const struct ml_transport_ops sock_transport_ops;
+
 static int on_adopt(struct lws *wsi)
 {
     struct ml_sock_listener *l = lws_get_vhost_user(lws_get_vhost(wsi));
@@ -184,6 +188,7 @@ static int on_adopt(struct lws *wsi)
         ML_LOG_WRN("sock: out of memory accepting a connection: closed");
         return -1;
     }
+    s->tp.ops = &sock_transport_ops;
     s->loop = l->loop;
     s->wsi = wsi;
     lws_set_opaque_user_data(wsi, s);
@@ -478,6 +483,7 @@ int ml_sock_connect(struct ml_loop *loop, const struct ml_sock_addr *addr, uint3
     if ((s = ml_calloc(1, sizeof(*s))) == NULL) {
         return -ENOMEM;
     }
+    s->tp.ops = &sock_transport_ops;
     s->loop = loop;
     s->outgoing = true;
     loop->n_outgoing++;
@@ -577,4 +583,58 @@ void ml_sock_close(struct ml_sock *s)
         kill_wsi(s); /* lws destroys the wsi, then s is freed */
     }
     /* else the sul reporting a failed connect is still scheduled: it frees s (telling nobody) */
+}
+
+/* ---- the socket as a transport (core/transport.h) ---------------------------------------- */
+
+static void tp_set_ops(struct ml_transport *t, const struct ml_sock_ops *ops, void *user)
+{
+    ml_sock_set_ops((struct ml_sock *)t, ops, user);
+}
+
+static int tp_write(struct ml_transport *t, const uint8_t *p, size_t n)
+{
+    return ml_sock_write((struct ml_sock *)t, p, n);
+}
+
+static bool tp_can_write(const struct ml_transport *t)
+{
+    return ml_sock_can_write((const struct ml_sock *)t);
+}
+
+static void tp_want_writable(struct ml_transport *t)
+{
+    ml_sock_want_writable((struct ml_sock *)t);
+}
+
+static void tp_close(struct ml_transport *t)
+{
+    ml_sock_close((struct ml_sock *)t);
+}
+
+static const char *tp_none(const struct ml_transport *t)
+{
+    (void)t;
+    return NULL; /* plaintext: no identity, no ALPN */
+}
+
+static char *tp_peer_text(const struct ml_transport *t, char *buf, size_t cap)
+{
+    return ml_sock_peer_text((const struct ml_sock *)t, buf, cap);
+}
+
+static const struct ml_transport_ops sock_transport_ops = {
+    .set_ops = tp_set_ops,
+    .write = tp_write,
+    .can_write = tp_can_write,
+    .want_writable = tp_want_writable,
+    .close = tp_close,
+    .peer_identity = tp_none,
+    .alpn = tp_none,
+    .peer_text = tp_peer_text,
+};
+
+struct ml_transport *ml_sock_transport(struct ml_sock *s)
+{
+    return &s->tp;
 }

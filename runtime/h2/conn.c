@@ -14,6 +14,7 @@
 #include "core/loop.h"
 #include "core/sock.h"
 #include "core/timer.h"
+#include "core/transport.h"
 #include "h2/h2_int.h"
 #include "h2/hdrs.h"
 
@@ -310,13 +311,13 @@ static int conn_flush(struct ml_h2_conn *c)
     bool drained = false;
     int rv;
 
-    if (c->dead || (c->sock == NULL && c->output == NULL) || !c->connected) {
+    if (c->dead || c->tp == NULL || !c->connected) {
         return 0;
     }
     ml_loop_defer_cancel(c->loop, &c->flush_defer);
     while (!drained) {
-        if (c->sock != NULL && !ml_sock_can_write(c->sock)) {
-            ml_sock_want_writable(c->sock); /* on_writable brings us back */
+        if (!ml_transport_can_write(c->tp)) {
+            ml_transport_want_writable(c->tp); /* on_writable brings us back */
             return 0;
         }
         while (c->out_len + H2_PIECE_MAX <= sizeof(c->out)) {
@@ -344,8 +345,7 @@ static int conn_flush(struct ml_h2_conn *c)
             c->out_len += (size_t)n;
         }
         if (c->out_len > 0) {
-            rv = c->output != NULL ? c->output(c->output_user, c->out, c->out_len)
-                                   : ml_sock_write(c->sock, c->out, c->out_len);
+            rv = ml_transport_write(c->tp, c->out, c->out_len);
             if (rv == -EAGAIN) {
                 return 0; /* on_writable follows */
             }
@@ -424,7 +424,7 @@ static void sock_on_close(void *user, int reason, const char *why)
 {
     struct ml_h2_conn *c = user;
 
-    c->sock = NULL; /* the seam frees it after this returns */
+    c->tp = NULL; /* the seam frees it after this returns */
     if (reason != 0) {
         ML_LOG_DBG("c%u: socket closed: %s", c->id, why);
     }
@@ -451,9 +451,9 @@ static void conn_destroy(struct ml_h2_conn *c, int reason, const char *why)
     }
     nghttp2_session_del(c->ng);
     c->ng = NULL;
-    if (c->sock != NULL) {
-        ml_sock_close(c->sock);
-        c->sock = NULL;
+    if (c->tp != NULL) {
+        ml_transport_close(c->tp);
+        c->tp = NULL;
     }
     if (!c->owner_gone) {
         if (c->server) {
@@ -487,7 +487,7 @@ static struct ml_h2_conn *conn_alloc(struct ml_loop *loop, uint32_t id, bool ser
     return c;
 }
 
-int ml_h2_server_new(struct ml_loop *loop, struct ml_sock *sock, uint32_t id,
+int ml_h2_server_new(struct ml_loop *loop, struct ml_transport *tp, uint32_t id,
                      const struct ml_h2_settings *settings, const struct ml_h2_server_ops *ops,
                      void *user, struct ml_h2_conn **out)
 {
@@ -504,8 +504,8 @@ int ml_h2_server_new(struct ml_loop *loop, struct ml_sock *sock, uint32_t id,
         ml_free(c);
         return rv;
     }
-    c->sock = sock;
-    ml_sock_set_ops(sock, &h2_sock_ops, c);
+    c->tp = tp;
+    ml_transport_set_ops(tp, &h2_sock_ops, c);
     ml_h2_conn_kick(c); /* our SETTINGS go out at the end of this event */
     *out = c;
     return 0;
@@ -517,6 +517,7 @@ int ml_h2_client_new(struct ml_loop *loop, const struct ml_sock_addr *addr,
                      void *user, struct ml_h2_conn **out)
 {
     struct ml_h2_conn *c = conn_alloc(loop, id, false, settings, user);
+    struct ml_sock *sock;
     int rv;
 
     *out = NULL;
@@ -528,12 +529,13 @@ int ml_h2_client_new(struct ml_loop *loop, const struct ml_sock_addr *addr,
         ml_free(c);
         return rv;
     }
-    rv = ml_sock_connect(loop, addr, connect_timeout_ms, &h2_sock_ops, c, &c->sock);
+    rv = ml_sock_connect(loop, addr, connect_timeout_ms, &h2_sock_ops, c, &sock);
     if (rv < 0) {
         nghttp2_session_del(c->ng);
         ml_free(c);
         return rv;
     }
+    c->tp = ml_sock_transport(sock);
     *out = c;
     return 0;
 }
@@ -544,7 +546,7 @@ void ml_h2_conn_close(struct ml_h2_conn *c)
         return;
     }
     c->owner_gone = true;
-    if (c->connected && (c->sock != NULL || c->output != NULL)) {
+    if (c->connected && c->tp != NULL) {
         nghttp2_session_terminate_session(c->ng, NGHTTP2_NO_ERROR); /* GOAWAY, best effort */
         if (conn_flush(c) < 0) {
             return; /* torn down already (the session had nothing left to do) */
@@ -572,7 +574,7 @@ bool ml_h2_conn_going_away(const struct ml_h2_conn *c)
 
 int ml_h2_conn_ping(struct ml_h2_conn *c)
 {
-    if (c->dead || !c->connected || c->sock == NULL) {
+    if (c->dead || !c->connected || c->tp == NULL) {
         return -EPIPE;
     }
     if (nghttp2_submit_ping(c->ng, NGHTTP2_FLAG_NONE, NULL) != 0) {
@@ -619,9 +621,13 @@ static int mem_conn_new(bool server, uint32_t id, const struct ml_h2_settings *s
         c->cops = ops;
     }
     c->connected = true;
-    c->output = output;
-    c->output_user = output_user;
+    if ((rv = ml_transport_mem_new(output, output_user, &c->tp)) < 0) {
+        ml_free(c);
+        return rv;
+    }
+    ml_transport_set_ops(c->tp, &h2_sock_ops, c);
     if ((rv = session_new(c)) < 0) {
+        ml_transport_close(c->tp);
         ml_free(c);
         return rv;
     }
@@ -655,7 +661,17 @@ bool ml_h2_conn_greeted(const struct ml_h2_conn *c)
 
 char *ml_h2_conn_peer_text(const struct ml_h2_conn *c, char *buf, size_t cap)
 {
-    return ml_sock_peer_text(c->sock, buf, cap);
+    return ml_transport_peer_text(c->tp, buf, cap);
+}
+
+const char *ml_h2_conn_peer_identity(const struct ml_h2_conn *c)
+{
+    return ml_transport_peer_identity(c->tp);
+}
+
+const char *ml_h2_conn_alpn(const struct ml_h2_conn *c)
+{
+    return ml_transport_alpn(c->tp);
 }
 
 uint32_t ml_h2_conn_id(const struct ml_h2_conn *c)

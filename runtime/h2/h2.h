@@ -11,6 +11,7 @@
 
 #include "core/loop-t.h"
 #include "core/sock-t.h"
+#include "core/transport-t.h"
 #include "h2/h2-t.h"
 
 #include <stdbool.h>
@@ -27,9 +28,10 @@ static inline uint32_t ml_h2_conn_window(uint32_t stream_window_bytes, uint32_t 
     return w > 0x7fffffff ? 0x7fffffff : (uint32_t)w;
 }
 
-/* A server connection on an accepted socket, which it takes over (on success only). id is for
- * logs ("c%u"). 0 and *out; -ENOMEM. */
-int ml_h2_server_new(struct ml_loop *loop, struct ml_sock *sock, uint32_t id,
+/* A server connection on an accepted transport (a plain socket: ml_sock_transport; TLS:
+ * tls/tls.h), which it takes over (on success only). id is for logs ("c%u"). 0 and *out;
+ * -ENOMEM. */
+int ml_h2_server_new(struct ml_loop *loop, struct ml_transport *tp, uint32_t id,
                      const struct ml_h2_settings *settings, const struct ml_h2_server_ops *ops,
                      void *user, struct ml_h2_conn **out);
 
@@ -84,6 +86,11 @@ uint32_t ml_h2_conn_id(const struct ml_h2_conn *c);
 /* The peer's "IP:PORT" (ml_sock_peer_text), "" when unknown (a connection without a socket).
  * Returns buf. */
 char *ml_h2_conn_peer_text(const struct ml_h2_conn *c, char *buf, size_t cap);
+/* Who the peer is by its verified TLS certificate (URI SAN, else subject CN), for authz and the
+ * access log; NULL for plaintext or a TLS peer without a certificate. Lives as long as c. */
+const char *ml_h2_conn_peer_identity(const struct ml_h2_conn *c);
+/* The ALPN protocol TLS agreed ("h2"), NULL for plaintext. */
+const char *ml_h2_conn_alpn(const struct ml_h2_conn *c);
 /* Client: streams that can be opened now: min(peer's SETTINGS_MAX_CONCURRENT_STREAMS, limit)
  * minus those open; 0 while connecting, after GOAWAY or when closing. */
 uint32_t ml_h2_conn_free_slots(const struct ml_h2_conn *c, uint32_t limit);

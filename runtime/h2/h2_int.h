@@ -5,6 +5,7 @@
 #include "core/list-t.h"
 #include "core/loop-t.h"
 #include "core/sock-t.h"
+#include "core/transport-t.h"
 #include "h2/h2-t.h"
 #include "h2/hdrs-t.h"
 
@@ -61,9 +62,7 @@ struct ml_h2_gate {
 struct ml_h2_conn {
     struct ml_loop *loop;
     nghttp2_session *ng;
-    struct ml_sock *sock;    /* NULL once gone */
-    ml_h2_output_fn *output; /* a memory connection's output (then no sock, no loop); else NULL */
-    void *output_user;
+    struct ml_transport *tp; /* what carries the bytes (plain, TLS, memory); NULL once gone */
     uint32_t id;
     bool server;
     const struct ml_h2_server_ops *sops; /* server */

@@ -13,6 +13,7 @@
 #include "core/sock.h"
 #include "core/stats.h"
 #include "core/timer.h"
+#include "core/transport.h"
 #include "h2/h2.h"
 #include "meshlet_config.h"
 #include "proxy/call.h"
@@ -195,9 +196,9 @@ static bool reclaim_idle(struct ml_listener *l)
     return true;
 }
 
-/* Serves sock on l: a downstream HTTP/2 connection; first[0..n) are bytes that came before
+/* Serves tp on l: a downstream HTTP/2 connection; first[0..n) are bytes that came before
  * (a held connection). */
-static void downstream_serve(struct ml_listener *l, struct ml_sock *sock, const uint8_t *first,
+static void downstream_serve(struct ml_listener *l, struct ml_transport *tp, const uint8_t *first,
                              size_t n)
 {
     struct ml_downstream *d;
@@ -205,7 +206,7 @@ static void downstream_serve(struct ml_listener *l, struct ml_sock *sock, const 
     int rv;
 
     if (l->proxy->draining) {
-        ml_sock_close(sock); /* accepted just before the listening socket closed */
+        ml_transport_close(tp); /* accepted just before the listening socket closed */
         return;
     }
     if (l->n_conns >= l->cfg->max_connections && !reclaim_idle(l)) {
@@ -217,7 +218,7 @@ static void downstream_serve(struct ml_listener *l, struct ml_sock *sock, const 
                        l->cfg->name, l->cfg->max_connections);
         }
         ml_stats_downstream(l->stats, l->index, ML_STATS_DOWN_REFUSED);
-        ml_sock_close(sock);
+        ml_transport_close(tp);
         return;
     }
     if (l->proxy->n_downstream >= ML_FD_BUDGET_DOWNSTREAM && !reclaim_idle(l)) {
@@ -230,13 +231,13 @@ static void downstream_serve(struct ml_listener *l, struct ml_sock *sock, const 
                        ML_FD_BUDGET_DOWNSTREAM);
         }
         ml_stats_downstream(l->stats, l->index, ML_STATS_DOWN_REFUSED);
-        ml_sock_close(sock);
+        ml_transport_close(tp);
         return;
     }
     if ((d = ml_calloc(1, sizeof(*d))) == NULL) {
         ML_LOG_WRN("listener %s: out of memory: connection refused", l->cfg->name);
         ml_stats_downstream(l->stats, l->index, ML_STATS_DOWN_REFUSED);
-        ml_sock_close(sock);
+        ml_transport_close(tp);
         return;
     }
     d->listener = l;
@@ -247,17 +248,17 @@ static void downstream_serve(struct ml_listener *l, struct ml_sock *sock, const 
         ML_LOG_WRN("listener %s: out of memory: connection refused", l->cfg->name);
         ml_stats_downstream(l->stats, l->index, ML_STATS_DOWN_REFUSED);
         ml_free(d);
-        ml_sock_close(sock);
+        ml_transport_close(tp);
         return;
     }
     id = ++l->proxy->conn_ids;
-    if ((rv = ml_h2_server_new(l->proxy->loop, sock, id, &l->settings, &downstream_ops, d,
+    if ((rv = ml_h2_server_new(l->proxy->loop, tp, id, &l->settings, &downstream_ops, d,
                                &d->conn)) < 0) {
         ML_LOG_WRN("listener %s: %s: connection refused", l->cfg->name, strerror(-rv));
         ml_stats_downstream(l->stats, l->index, ML_STATS_DOWN_REFUSED);
         ml_timer_free(d->timer);
         ml_free(d);
-        ml_sock_close(sock);
+        ml_transport_close(tp);
         return;
     }
     ML_LOG_DBG("c%u: listener %s: connection accepted", id, l->cfg->name);
@@ -321,7 +322,7 @@ static void on_accept(void *user, struct ml_sock *sock)
     struct ml_held_conn *h;
 
     if (!l->held) {
-        downstream_serve(l, sock, NULL, 0);
+        downstream_serve(l, ml_sock_transport(sock), NULL, 0);
         return;
     }
     if ((h = ml_malloc(sizeof(*h))) == NULL) {
@@ -344,7 +345,8 @@ void ml_proxy_listener_serve(struct ml_listener *l)
         struct ml_held_conn *h = ML_CONTAINER_OF(n, struct ml_held_conn, node);
 
         ml_list_remove(&h->node);
-        downstream_serve(l, h->sock, h->bytes, h->n); /* takes the socket over, or closes it */
+        downstream_serve(l, ml_sock_transport(h->sock), h->bytes,
+                         h->n); /* takes the socket over, or closes it */
         ml_free(h);
     }
 }
