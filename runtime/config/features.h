@@ -48,8 +48,13 @@
 #else
 #define ML_HAVE_ADMIN 0
 #endif
-/* Data-plane TLS is not implemented yet: tls = on|mtls is refused whatever Kconfig says, so a
- * listener or cluster is never served in plaintext when the config asks for TLS. */
+/* Data-plane TLS on listeners (tls/tls_server.c). Without it tls = on|mtls|permissive is refused,
+ * so a listener is never served in plaintext when the config asks for TLS. TLS to clusters is
+ * refused whatever Kconfig says (not implemented yet). */
+#ifdef CONFIG_ML_TLS
+#define ML_HAVE_DATA_TLS 1
+#else
 #define ML_HAVE_DATA_TLS 0
+#endif
 
 #endif

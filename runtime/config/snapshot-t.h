@@ -32,6 +32,7 @@ enum ml_cfg_tls {
     ML_CFG_TLS_OFF = 0,
     ML_CFG_TLS_ON,
     ML_CFG_TLS_MTLS,
+    ML_CFG_TLS_PERMISSIVE, /* listeners only: TLS and plaintext h2 on one port */
 };
 
 enum ml_cfg_access_log {

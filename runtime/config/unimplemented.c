@@ -19,11 +19,8 @@ static const struct {
     enum off_test test;
     const char *off_text;
 } table[] = {
-    /* data-plane TLS is refused by its own check (tls = on|mtls); these only mean something
-     * with it */
-    {ML_K_listener_cert, NONE, NULL},
-    {ML_K_listener_key, NONE, NULL},
-    {ML_K_listener_ca, NONE, NULL},
+    /* TLS to upstream clusters is refused by its own check (cluster tls = on|mtls); these only
+     * mean something with it. Listener cert/key/ca work (tls/tls_server.c). */
     {ML_K_cluster_sni, NONE, NULL},
     {ML_K_cluster_identity, NONE, NULL},
     /* balancers Kconfig left out of balance/lb.c's table (ring_hash, maglev), dns endpoints */

@@ -1014,11 +1014,13 @@ static void required_keys(struct vctx *c, const struct ml_raw_section *sec)
     }
 }
 
-static void tls_refused(struct vctx *c, const struct ml_raw_section *sec, int key, int tls)
+/* built: this side of TLS exists in this build (listeners with ML_TLS; clusters not yet). */
+static void tls_refused(struct vctx *c, const struct ml_raw_section *sec, int key, int tls,
+                        bool built)
 {
     char got[GOT_MAX];
 
-    if (tls != ML_CFG_TLS_OFF && !ML_HAVE_DATA_TLS) {
+    if (tls != ML_CFG_TLS_OFF && !built) {
         key_error(c, sec, sec->key_line[key], "tls",
                   "expected off: this build of meshlet has no data-plane TLS yet (never served "
                   "in plaintext), got \"%s\"",
@@ -1082,7 +1084,21 @@ static void check_listener(struct vctx *c, const struct ml_raw_section *sec)
     struct ml_cfg_listener *l = &s->listeners[sec->index];
     char got[GOT_MAX];
 
-    tls_refused(c, sec, ML_K_listener_tls, l->tls);
+    tls_refused(c, sec, ML_K_listener_tls, l->tls, ML_HAVE_DATA_TLS);
+    if (l->tls != ML_CFG_TLS_OFF && ML_HAVE_DATA_TLS) {
+        /* Readability and the PEM itself are checked when the listener starts (and by the
+         * certificate checks of `meshlet check`); here only that they are given. */
+        if (l->cert == NULL || l->key == NULL) {
+            key_error(c, sec, sec->key_line[ML_K_listener_tls], "tls",
+                      "expected cert = PATH and key = PATH with tls = on|mtls|permissive, got %s",
+                      l->cert == NULL ? "no cert" : "no key");
+        }
+        if (l->tls == ML_CFG_TLS_MTLS && l->ca == NULL) {
+            key_error(c, sec, sec->key_line[ML_K_listener_tls], "tls",
+                      "expected ca = PATH with tls = mtls (client certificates chain to it), got "
+                      "no ca");
+        }
+    }
     downstream_budget(c, sec);
     if (!l->bind.set) {
         return;
@@ -1137,7 +1153,7 @@ static void check_cluster(struct vctx *c, const struct ml_raw_section *sec)
     struct ml_cfg_cluster *cl = &c->snap->clusters[sec->index];
     char got[GOT_MAX];
 
-    tls_refused(c, sec, ML_K_cluster_tls, cl->tls);
+    tls_refused(c, sec, ML_K_cluster_tls, cl->tls, false);
     if (sec->key_count[ML_K_cluster_endpoint] == 0 && sec->key_line[ML_K_cluster_dns] == 0) {
         key_error(c, sec, sec->line, NULL,
                   "expected endpoint = IP:PORT (repeatable) or dns = HOST:PORT, got no endpoints");

@@ -29,6 +29,9 @@ static const char *const features[] = {
 #ifdef CONFIG_ML_RATE_LIMIT
     "rate_limit",
 #endif
+#ifdef CONFIG_ML_TLS
+    "tls", /* listeners; TLS to clusters is not implemented yet */
+#endif
     "lb.round_robin",
     "lb.random",
     "lb.least_request",

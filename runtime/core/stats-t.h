@@ -44,7 +44,20 @@ enum ml_stats_down_event {
      * max_connections */
     ML_STATS_DOWN_RECLAIMED,
     ML_STATS_DOWN_RQ_STALLED, /* a call reset by stream_stall_timeout (no bytes moved) */
+    /* TLS listeners (tls/tls.h): a handshake done, refused at accept (too many in progress), or
+     * failed, by reason (the order of enum ml_tls_fail) */
+    ML_STATS_DOWN_TLS_HANDSHAKE,
+    ML_STATS_DOWN_TLS_BUSY,
+    ML_STATS_DOWN_TLS_FAIL_BAD_CERT,
+    ML_STATS_DOWN_TLS_FAIL_UNKNOWN_CA,
+    ML_STATS_DOWN_TLS_FAIL_NO_ALPN,
+    ML_STATS_DOWN_TLS_FAIL_VERSION,
+    ML_STATS_DOWN_TLS_FAIL_TIMEOUT,
+    ML_STATS_DOWN_TLS_FAIL_PLAINTEXT,
+    ML_STATS_DOWN_TLS_FAIL_OTHER,
 };
+/* How many TLS failure reasons there are (ML_STATS_DOWN_TLS_FAIL_*). */
+#define ML_STATS_TLS_FAIL_KINDS 7
 
 /* Request-policy events (per route): proxy/step_retry.c, step_fault.c, step_rate_limit.c. */
 enum ml_stats_route_event {

@@ -25,7 +25,14 @@ struct stats_listener {
     uint64_t cx_accepted, cx_active, cx_refused;
     uint64_t cx_handshake_timeout, cx_reclaimed;
     uint64_t rq_stalled; /* calls reset by stream_stall_timeout */
+    uint64_t tls_handshake, tls_busy;
+    uint64_t tls_failed[ML_STATS_TLS_FAIL_KINDS]; /* by reason, as tls_fail_name */
     struct ml_stats_calls calls;
+};
+
+/* The TLS failure reasons, in the order of ML_STATS_DOWN_TLS_FAIL_* (tls/tls.h's names). */
+static const char *const tls_fail_name[ML_STATS_TLS_FAIL_KINDS] = {
+    "bad_cert", "unknown_ca", "no_alpn_h2", "version", "timeout", "plaintext", "other",
 };
 
 struct stats_endpoint {
@@ -330,6 +337,21 @@ void ml_stats_downstream(struct ml_stats *st, int listener, enum ml_stats_down_e
     case ML_STATS_DOWN_RQ_STALLED:
         l->rq_stalled++;
         break;
+    case ML_STATS_DOWN_TLS_HANDSHAKE:
+        l->tls_handshake++;
+        break;
+    case ML_STATS_DOWN_TLS_BUSY:
+        l->tls_busy++;
+        break;
+    case ML_STATS_DOWN_TLS_FAIL_BAD_CERT:
+    case ML_STATS_DOWN_TLS_FAIL_UNKNOWN_CA:
+    case ML_STATS_DOWN_TLS_FAIL_NO_ALPN:
+    case ML_STATS_DOWN_TLS_FAIL_VERSION:
+    case ML_STATS_DOWN_TLS_FAIL_TIMEOUT:
+    case ML_STATS_DOWN_TLS_FAIL_PLAINTEXT:
+    case ML_STATS_DOWN_TLS_FAIL_OTHER:
+        l->tls_failed[ev - ML_STATS_DOWN_TLS_FAIL_BAD_CERT]++;
+        break;
     }
 }
 
@@ -566,6 +588,13 @@ long ml_stats_render_text(const struct ml_stats *st, char *out, size_t cap)
             (unsigned long long)l->cx_handshake_timeout);
         put(&o, "%sdownstream_cx_reclaimed %llu\n", prefix, (unsigned long long)l->cx_reclaimed);
         put(&o, "%sdownstream_rq_stalled %llu\n", prefix, (unsigned long long)l->rq_stalled);
+        put(&o, "%sdownstream_cx_tls_handshake %llu\n", prefix,
+            (unsigned long long)l->tls_handshake);
+        put(&o, "%sdownstream_cx_tls_busy %llu\n", prefix, (unsigned long long)l->tls_busy);
+        for (int r = 0; r < ML_STATS_TLS_FAIL_KINDS; r++) {
+            put(&o, "%sdownstream_cx_tls_failed_%s %llu\n", prefix, tls_fail_name[r],
+                (unsigned long long)l->tls_failed[r]);
+        }
         text_calls(&o, prefix, "downstream_rq", &l->calls, true, false);
     }
     for (uint32_t i = 0; i < snap->n_routes; i++) {
@@ -846,6 +875,20 @@ long ml_stats_render_prometheus(const struct ml_stats *st, char *out, size_t cap
         prom_cx(&o, st, SCOPE_LISTENER, "meshlet_downstream_rq_stalled_total", "counter",
                 "Calls reset because no bytes moved for stream_stall_timeout",
                 offsetof(struct stats_listener, rq_stalled));
+        prom_cx(&o, st, SCOPE_LISTENER, "meshlet_downstream_cx_tls_handshake_total", "counter",
+                "TLS handshakes completed on downstream connections",
+                offsetof(struct stats_listener, tls_handshake));
+        prom_cx(&o, st, SCOPE_LISTENER, "meshlet_downstream_cx_tls_busy_total", "counter",
+                "Downstream connections refused: too many TLS handshakes in progress",
+                offsetof(struct stats_listener, tls_busy));
+        for (int r = 0; r < ML_STATS_TLS_FAIL_KINDS; r++) {
+            char name[96];
+
+            snprintf(name, sizeof(name), "meshlet_downstream_cx_tls_failed_%s_total",
+                     tls_fail_name[r]);
+            prom_cx(&o, st, SCOPE_LISTENER, name, "counter", "TLS handshakes failed, by reason",
+                    offsetof(struct stats_listener, tls_failed) + (size_t)r * sizeof(uint64_t));
+        }
     }
     if (st->n_eps > 0) {
         prom_cx(&o, st, SCOPE_ENDPOINT, "meshlet_upstream_cx_opened_total", "counter",

@@ -19,6 +19,7 @@
 #include "proxy/call.h"
 #include "proxy/obs.h"
 #include "proxy/proxy_int.h"
+#include "tls/tls.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -316,13 +317,194 @@ static const struct ml_sock_ops held_ops = {
     .on_close = held_on_close,
 };
 
+/* ---- TLS listeners (tls = on | mtls | permissive) ----------------------------------------- */
+
+/* A connection between accept and the end of its TLS handshake (or, permissive, its first
+ * byte). The listener may go first (hot apply): then listener is NULL and the connection is
+ * closed when its handshake ends. */
+struct ml_tls_wait {
+    struct ml_listener *listener;
+    struct ml_sock *sniffing; /* permissive, before the first byte; else NULL */
+    struct ml_list node;      /* in listener->tls_waits while listener is set */
+};
+
+static void tls_wait_free(struct ml_tls_wait *w)
+{
+    if (w->listener != NULL) {
+        ml_list_remove(&w->node);
+    }
+    ml_free(w);
+}
+
+static void tls_ready(void *user, struct ml_transport *tls, int rv, enum ml_tls_fail fail,
+                      const char *why)
+{
+    struct ml_tls_wait *w = user;
+    struct ml_listener *l = w->listener;
+
+    tls_wait_free(w);
+    if (l == NULL) {
+        ml_transport_close(tls); /* the listener went while this handshake ran */
+        return;
+    }
+    if (rv < 0) {
+        char peer[ML_SOCK_ADDR_TEXT_MAX];
+
+        (void)peer;
+        ML_LOG_INF("listener %s: TLS handshake failed (%s): %s", l->cfg->name,
+                   ml_tls_fail_name(fail), why);
+        ml_stats_downstream(l->stats, l->index,
+                            (enum ml_stats_down_event)(ML_STATS_DOWN_TLS_FAIL_BAD_CERT + fail));
+        return;
+    }
+    ml_stats_downstream(l->stats, l->index, ML_STATS_DOWN_TLS_HANDSHAKE);
+    downstream_serve(l, tls, NULL, 0);
+}
+
+_Static_assert(ML_TLS_FAIL_COUNT == ML_STATS_TLS_FAIL_KINDS,
+               "every TLS failure reason has its counter");
+
+/* TLS on tp (taken over, or closed): first[0..n) came before. */
+static void tls_start(struct ml_listener *l, struct ml_transport *tp, const uint8_t *first,
+                      size_t n)
+{
+    struct ml_tls_wait *w = ml_calloc(1, sizeof(*w));
+    int rv;
+
+    if (w == NULL) {
+        ml_stats_downstream(l->stats, l->index, ML_STATS_DOWN_REFUSED);
+        ml_transport_close(tp);
+        return;
+    }
+    w->listener = l;
+    ml_list_add_tail(&l->tls_waits, &w->node);
+    rv = ml_tls_accept(l->tls, l->proxy->loop, tp, first, n, tls_ready, w);
+    if (rv < 0) {
+        if (rv == -EBUSY) {
+            ML_LOG_INF("listener %s: %d TLS handshakes in progress (ML_TLS_HANDSHAKES_MAX): "
+                       "connection refused",
+                       l->cfg->name, ML_TLS_HANDSHAKES_MAX);
+            ml_stats_downstream(l->stats, l->index, ML_STATS_DOWN_TLS_BUSY);
+        }
+        ml_stats_downstream(l->stats, l->index, ML_STATS_DOWN_REFUSED);
+        tls_wait_free(w);
+        ml_transport_close(tp);
+    }
+}
+
+/* permissive: the first byte tells a TLS ClientHello (a handshake record, 0x16) from the HTTP/2
+ * preface ("PRI * ..."), so both are served on one port. */
+static void sniff_on_read(void *user, const uint8_t *p, size_t n)
+{
+    struct ml_tls_wait *w = user;
+    struct ml_listener *l = w->listener;
+    struct ml_transport *tp = ml_sock_transport(w->sniffing);
+
+    if (n == 0) {
+        return;
+    }
+    tls_wait_free(w);
+    if (p[0] == 0x16) {
+        tls_start(l, tp, p, n);
+    } else {
+        downstream_serve(l, tp, p, n);
+    }
+}
+
+static void sniff_on_close(void *user, int reason, const char *why)
+{
+    (void)reason;
+    (void)why;
+    tls_wait_free(user);
+}
+
+static const struct ml_sock_ops sniff_ops = {
+    .on_read = sniff_on_read,
+    .on_close = sniff_on_close,
+};
+
+/* A connection the listener serves now: plaintext h2, TLS, or (permissive) whichever its first
+ * byte says. */
+static void listener_take(struct ml_listener *l, struct ml_sock *sock, const uint8_t *first,
+                          size_t n)
+{
+    struct ml_tls_wait *w;
+
+    if (l->tls == NULL) {
+        downstream_serve(l, ml_sock_transport(sock), first, n);
+        return;
+    }
+    if (l->cfg->tls != ML_CFG_TLS_PERMISSIVE || n > 0) {
+        if (n > 0 && l->cfg->tls == ML_CFG_TLS_PERMISSIVE && first[0] != 0x16) {
+            downstream_serve(l, ml_sock_transport(sock), first, n);
+        } else {
+            tls_start(l, ml_sock_transport(sock), first, n);
+        }
+        return;
+    }
+    if ((w = ml_calloc(1, sizeof(*w))) == NULL) {
+        ml_stats_downstream(l->stats, l->index, ML_STATS_DOWN_REFUSED);
+        ml_sock_close(sock);
+        return;
+    }
+    w->listener = l;
+    w->sniffing = sock;
+    ml_list_add_tail(&l->tls_waits, &w->node);
+    ml_sock_set_ops(sock, &sniff_ops, w);
+}
+
+/* The listener goes: connections still sniffing close, handshakes finish with nobody to serve
+ * them (tls_ready closes them). */
+static void tls_waits_drop(struct ml_listener *l)
+{
+    struct ml_list *n;
+
+    while ((n = ml_list_first(&l->tls_waits)) != NULL) {
+        struct ml_tls_wait *w = ML_CONTAINER_OF(n, struct ml_tls_wait, node);
+
+        ml_list_remove(&w->node);
+        w->listener = NULL;
+        if (w->sniffing != NULL) {
+            ml_sock_close(w->sniffing);
+            ml_free(w);
+        }
+    }
+}
+
+/* The listener's TLS from its config (none for tls = off). */
+static int listener_tls(struct ml_listener *l, char *why, size_t cap, struct ml_tls_server **out)
+{
+    const struct ml_cfg_listener *cfg = l->cfg;
+    struct ml_tls_server_cfg tc = {
+        .cert = cfg->cert,
+        .key = cfg->key,
+        .ca = cfg->ca,
+        .mtls = cfg->tls == ML_CFG_TLS_MTLS,
+    };
+    char e[256];
+    int rv;
+
+    *out = NULL;
+    if (cfg->tls == ML_CFG_TLS_OFF) {
+        return 0;
+    }
+    if (cfg->cert == NULL || cfg->key == NULL || (tc.mtls && cfg->ca == NULL)) {
+        snprintf(why, cap, "listener %s: tls needs cert and key (and ca for mtls)", cfg->name);
+        return -EINVAL;
+    }
+    if ((rv = ml_tls_server_new(&tc, e, sizeof(e), out)) < 0) {
+        snprintf(why, cap, "listener %s: %s", cfg->name, e);
+    }
+    return rv;
+}
+
 static void on_accept(void *user, struct ml_sock *sock)
 {
     struct ml_listener *l = user;
     struct ml_held_conn *h;
 
     if (!l->held) {
-        downstream_serve(l, ml_sock_transport(sock), NULL, 0);
+        listener_take(l, sock, NULL, 0);
         return;
     }
     if ((h = ml_malloc(sizeof(*h))) == NULL) {
@@ -396,7 +578,12 @@ int ml_proxy_listener_new(struct ml_proxy *p, struct ml_snapshot *snap, struct m
     l->held = held;
     ml_list_init(&l->conns);
     ml_list_init(&l->held_conns);
+    ml_list_init(&l->tls_waits);
     listener_settings(l);
+    if ((rv = listener_tls(l, why, cap, &l->tls)) < 0) {
+        ml_proxy_listener_free(l);
+        return rv;
+    }
     addr.family = cfg->bind.family;
     addr.port = cfg->bind.port;
     memcpy(addr.ip, cfg->bind.ip, sizeof(addr.ip));
@@ -407,7 +594,11 @@ int ml_proxy_listener_new(struct ml_proxy *p, struct ml_snapshot *snap, struct m
         ml_proxy_listener_free(l);
         return rv;
     }
-    ML_LOG_INF("listener %s: listening on %s%s", cfg->name, cfg->bind.text,
+    ML_LOG_INF("listener %s: listening on %s%s%s", cfg->name, cfg->bind.text,
+               cfg->tls == ML_CFG_TLS_OFF          ? ""
+               : cfg->tls == ML_CFG_TLS_MTLS       ? " (TLS, client certificates required)"
+               : cfg->tls == ML_CFG_TLS_PERMISSIVE ? " (TLS and plaintext)"
+                                                   : " (TLS)",
                held ? " (serving once the new config is committed)" : "");
     *out = l;
     return 0;
@@ -424,6 +615,19 @@ void ml_proxy_listener_update(struct ml_listener *l, struct ml_snapshot *snap,
     l->index = (int)index;
     l->cfg = &snap->listeners[index];
     listener_settings(l);
+    /* TLS from the new config: certificates rotated under the same path are read again. On a
+     * failure the listener keeps what it has (the apply was checked before). */
+    {
+        struct ml_tls_server *tls;
+        char why[320];
+
+        if (listener_tls(l, why, sizeof(why), &tls) < 0) {
+            ML_LOG_WRN("%s: keeping the TLS settings it had", why);
+        } else {
+            ml_tls_server_free(l->tls); /* handshakes in progress keep the old one */
+            l->tls = tls;
+        }
+    }
     ml_stats_free(old_stats);
     ml_snapshot_unref(old_snap);
 }
@@ -463,6 +667,7 @@ void ml_proxy_listener_free(struct ml_listener *l)
         ml_sock_close(h->sock);
         held_free(h);
     }
+    tls_waits_drop(l);
     while ((n = ml_list_first(&l->conns)) != NULL) {
         struct ml_downstream *d = ML_CONTAINER_OF(n, struct ml_downstream, node);
 
@@ -471,6 +676,7 @@ void ml_proxy_listener_free(struct ml_listener *l)
         ml_free(d);
     }
     ml_list_remove(&l->node); /* retired */
+    ml_tls_server_free(l->tls);
     ml_stats_free(l->stats);
     ml_snapshot_unref(l->snap);
     ml_free(l);

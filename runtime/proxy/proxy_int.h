@@ -51,6 +51,10 @@ struct ml_listener {
      * (struct ml_held_conn) and are served at commit. */
     bool held;
     struct ml_list held_conns;
+    /* tls = on|mtls|permissive: its certificate, key, CA (NULL for plaintext); and connections
+     * between accept and the end of their TLS handshake (struct ml_tls_wait, proxy.c). */
+    struct ml_tls_server *tls;
+    struct ml_list tls_waits;
     /* Its bind is gone (a commit): no new calls; freed once its last connection closed. */
     bool retired;
     struct ml_list node; /* in proxy->retired_listeners while retired */

@@ -1,0 +1,49 @@
+/* A certificate's principal (tls/identity.h). */
+#include "tls/identity.h"
+
+#include <mbedtls/oid.h>
+#include <string.h>
+
+static size_t copy_name(const unsigned char *p, size_t n, char *out, size_t cap)
+{
+    size_t i;
+
+    if (cap == 0) {
+        return 0;
+    }
+    for (i = 0; i < n && i + 1 < cap; i++) {
+        out[i] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '?';
+    }
+    out[i] = '\0';
+    return i;
+}
+
+size_t ml_tls_cert_identity(const mbedtls_x509_crt *crt, char *out, size_t cap)
+{
+    if (cap > 0) {
+        out[0] = '\0';
+    }
+    for (const mbedtls_x509_sequence *s = &crt->subject_alt_names; s != NULL && s->buf.p != NULL;
+         s = s->next) {
+        mbedtls_x509_subject_alternative_name san;
+        size_t n = 0;
+
+        memset(&san, 0, sizeof(san));
+        if (mbedtls_x509_parse_subject_alt_name(&s->buf, &san) != 0) {
+            continue; /* a kind mbedTLS does not parse */
+        }
+        if (san.type == MBEDTLS_X509_SAN_UNIFORM_RESOURCE_IDENTIFIER) {
+            n = copy_name(san.san.unstructured_name.p, san.san.unstructured_name.len, out, cap);
+        }
+        mbedtls_x509_free_subject_alt_name(&san);
+        if (n > 0) {
+            return n;
+        }
+    }
+    for (const mbedtls_x509_name *a = &crt->subject; a != NULL; a = a->next) {
+        if (a->oid.p != NULL && MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &a->oid) == 0) {
+            return copy_name(a->val.p, a->val.len, out, cap);
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,14 @@
+/* Who a verified certificate names, as a principal: its first URI subjectAltName (a SPIFFE ID,
+ * spiffe://TRUST_DOMAIN/...), else its subject's CN. */
+#ifndef ML_TLS_IDENTITY_H
+#define ML_TLS_IDENTITY_H
+
+#include <mbedtls/x509_crt.h>
+#include <stddef.h>
+
+/* The name into out[cap] (cut to fit; a byte that is not printable ASCII becomes '?', so a log
+ * line or a glob never meets a control byte). Returns the length written; 0 (out = "") when the
+ * certificate has neither. */
+size_t ml_tls_cert_identity(const mbedtls_x509_crt *crt, char *out, size_t cap);
+
+#endif
