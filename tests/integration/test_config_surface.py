@@ -54,6 +54,14 @@ EFFECT_TESTS = {
                        "test_node_and_meshlet_controller_over_mutual_tls",
     ("fleet", "key"): "tests/integration/test_fleet_node.py::"
                       "test_node_and_meshlet_controller_over_mutual_tls",
+    ("listener", "tls"): "tests/integration/test_tls_listener.py::"
+                         "test_grpcio_all_four_call_kinds_over_tls",
+    ("listener", "cert"): "tests/integration/test_tls_listener.py::"
+                          "test_grpcio_all_four_call_kinds_over_tls",
+    ("listener", "key"): "tests/integration/test_tls_listener.py::"
+                         "test_grpcio_all_four_call_kinds_over_tls",
+    ("listener", "ca"): "tests/integration/test_tls_listener.py::"
+                        "test_mtls_wrong_ca_refused",
     ("fleet", "backoff"): "tests/integration/test_fleet_hostile.py::"
                           "test_no_controller_at_all_gets_no_busy_loop",
     ("fleet", "report_interval"): "tests/integration/test_fleet_hostile.py::"
@@ -164,7 +172,10 @@ ASKS = {
     ("fleet", "report_interval"): ["2s"],
     ("fleet", "insecure"): ["on"],
     ("listener", "bind"): ["127.0.0.1:15998"],
-    ("listener", "tls"): [("on", {"cert": "/tmp/l.crt", "key": "/tmp/l.key"}), "mtls"],
+    ("listener", "tls"): [("on", {"cert": "/tmp/l.crt", "key": "/tmp/l.key"}),
+                          ("mtls", {"cert": "/tmp/l.crt", "key": "/tmp/l.key",
+                                    "ca": "/tmp/ca.pem"}),
+                          ("permissive", {"cert": "/tmp/l.crt", "key": "/tmp/l.key"})],
     ("listener", "cert"): ["/tmp/l.crt"],
     ("listener", "key"): ["/tmp/l.key"],
     ("listener", "ca"): ["/tmp/ca.pem"],
