@@ -326,6 +326,7 @@ struct ml_tls_wait {
     struct ml_listener *listener;
     struct ml_sock *sniffing; /* permissive, before the first byte; else NULL */
     struct ml_list node;      /* in listener->tls_waits while listener is set */
+    char peer[ML_SOCK_ADDR_TEXT_MAX]; /* for the log line of a failure (the socket is gone) */
 };
 
 static void tls_wait_free(struct ml_tls_wait *w)
@@ -342,21 +343,21 @@ static void tls_ready(void *user, struct ml_transport *tls, int rv, enum ml_tls_
     struct ml_tls_wait *w = user;
     struct ml_listener *l = w->listener;
 
-    tls_wait_free(w);
     if (l == NULL) {
+        tls_wait_free(w);
         ml_transport_close(tls); /* the listener went while this handshake ran */
         return;
     }
     if (rv < 0) {
-        char peer[ML_SOCK_ADDR_TEXT_MAX];
-
-        (void)peer;
-        ML_LOG_INF("listener %s: TLS handshake failed (%s): %s", l->cfg->name,
-                   ml_tls_fail_name(fail), why);
+        ML_LOG_LIMITED(&l->tls_log, ML_LOG_LEVEL_INF,
+                       "listener %s: TLS handshake failed (%s) from %s: %s", l->cfg->name,
+                       ml_tls_fail_name(fail), w->peer[0] != '\0' ? w->peer : "?", why);
         ml_stats_downstream(l->stats, l->index,
                             (enum ml_stats_down_event)(ML_STATS_DOWN_TLS_FAIL_BAD_CERT + fail));
+        tls_wait_free(w);
         return;
     }
+    tls_wait_free(w);
     ml_stats_downstream(l->stats, l->index, ML_STATS_DOWN_TLS_HANDSHAKE);
     downstream_serve(l, tls, NULL, 0);
 }
@@ -377,6 +378,7 @@ static void tls_start(struct ml_listener *l, struct ml_transport *tp, const uint
         return;
     }
     w->listener = l;
+    ml_transport_peer_text(tp, w->peer, sizeof(w->peer));
     ml_list_add_tail(&l->tls_waits, &w->node);
     rv = ml_tls_accept(l->tls, l->proxy->loop, tp, first, n, tls_ready, w);
     if (rv < 0) {

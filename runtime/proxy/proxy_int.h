@@ -55,6 +55,9 @@ struct ml_listener {
      * between accept and the end of their TLS handshake (struct ml_tls_wait, proxy.c). */
     struct ml_tls_server *tls;
     struct ml_list tls_waits;
+    /* Failed handshakes are logged within a budget: a scan or a flood must not write a line
+     * per connection (they are all counted in the stats). */
+    struct ml_log_limit tls_log;
     /* Its bind is gone (a commit): no new calls; freed once its last connection closed. */
     bool retired;
     struct ml_list node; /* in proxy->retired_listeners while retired */
