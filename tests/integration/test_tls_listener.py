@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from conftest import scaled
-from grpc_peers import bidi, client_stream, method, server_stream, unary, ident
+from grpc_peers import bidi, client_stream, server_stream, unary
 
 CALL_TIMEOUT = scaled(10)
 
