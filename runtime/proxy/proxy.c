@@ -4,6 +4,7 @@
 #include "proxy/proxy.h"
 
 #include "balance/balance.h"
+#include "config/features.h"
 #include "config/snapshot.h"
 #include "core/alloc.h"
 #include "core/fd_budget.h"
@@ -432,7 +433,7 @@ static void listener_take(struct ml_listener *l, struct ml_sock *sock, const uin
 {
     struct ml_tls_wait *w;
 
-    if (l->tls == NULL) {
+    if (!ML_HAVE_DATA_TLS || l->tls == NULL) {
         downstream_serve(l, ml_sock_transport(sock), first, n);
         return;
     }
@@ -487,8 +488,8 @@ static int listener_tls(struct ml_listener *l, char *why, size_t cap, struct ml_
     int rv;
 
     *out = NULL;
-    if (cfg->tls == ML_CFG_TLS_OFF) {
-        return 0;
+    if (cfg->tls == ML_CFG_TLS_OFF || !ML_HAVE_DATA_TLS) {
+        return 0; /* without ML_TLS the check refused tls: the TLS code is left out of the link */
     }
     if (cfg->cert == NULL || cfg->key == NULL || (tc.mtls && cfg->ca == NULL)) {
         snprintf(why, cap, "listener %s: tls needs cert and key (and ca for mtls)", cfg->name);
@@ -626,7 +627,9 @@ void ml_proxy_listener_update(struct ml_listener *l, struct ml_snapshot *snap,
         if (listener_tls(l, why, sizeof(why), &tls) < 0) {
             ML_LOG_WRN("%s: keeping the TLS settings it had", why);
         } else {
-            ml_tls_server_free(l->tls); /* handshakes in progress keep the old one */
+            if (ML_HAVE_DATA_TLS) {
+                ml_tls_server_free(l->tls); /* handshakes in progress keep the old one */
+            }
             l->tls = tls;
         }
     }
@@ -678,7 +681,9 @@ void ml_proxy_listener_free(struct ml_listener *l)
         ml_free(d);
     }
     ml_list_remove(&l->node); /* retired */
-    ml_tls_server_free(l->tls);
+    if (ML_HAVE_DATA_TLS) {
+        ml_tls_server_free(l->tls);
+    }
     ml_stats_free(l->stats);
     ml_snapshot_unref(l->snap);
     ml_free(l);
