@@ -185,6 +185,14 @@ def test_openssl_tls13_and_tls12_accepted_with_alpn_h2(pki, tls_meshlet):
         assert "ALPN protocol: h2" in full.stdout, full.stdout
 
 
+def test_any_sni_is_answered_with_the_listener_certificate(pki, tls_meshlet):
+    m, port, admin = tls_meshlet(pki, "on")
+    for name in ("localhost", "other.example"):
+        r = s_client(port, "-alpn", "h2", "-servername", name, "-CAfile", str(pki.ca))
+        assert "CONNECTION ESTABLISHED" in r.stderr, r.stderr
+        assert "Peer certificate: CN = localhost" in r.stderr, r.stderr
+
+
 def test_session_resumption_with_tickets(pki, tls_meshlet, workdir):
     m, port, admin = tls_meshlet(pki, "on")
     sess = workdir / "sess.pem"
