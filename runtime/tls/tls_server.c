@@ -221,14 +221,12 @@ static void conn_free(struct tls_conn *t)
     ml_free(t);
 }
 
-/* Leaves one of our callbacks: frees t when it was closed inside. Returns true when t is gone. */
-static bool leave(struct tls_conn *t)
+/* Leaves one of our callbacks: frees t when it was closed inside (t must not be used after). */
+static void leave(struct tls_conn *t)
 {
     if (--t->depth == 0 && t->owner_closed && t->lower == NULL) {
         conn_free(t);
-        return true;
     }
-    return t->depth == 0 && t->owner_closed && t->lower == NULL;
 }
 
 /* Closes the lower transport (what it keeps back, such as an alert, still goes out). */
@@ -376,7 +374,16 @@ static bool pump(struct tls_conn *t)
             return false;
         }
         if (rv < 0) {
+            /* The session is broken: the owner hears on_close, as from a socket reset. */
+            const struct ml_sock_ops *ops = t->ops;
+
             ML_LOG_DBG("tls: write: -0x%04x: closing", (unsigned)-rv);
+            t->ops = NULL;
+            drop_lower(t);
+            t->owner_closed = true;
+            if (ops != NULL && ops->on_close != NULL) {
+                ops->on_close(t->user, -EIO, "TLS write failed");
+            }
             return false;
         }
         t->pend_off += (size_t)rv;

@@ -168,6 +168,18 @@ def test_grpcio_all_four_call_kinds_over_tls(pki, tls_meshlet, rsa):
     assert counter(admin, "tls_handshake") >= 1
 
 
+def test_megabytes_both_ways_over_tls_arrive_whole(pki, tls_meshlet):
+    """More than the socket takes at once: TLS keeps the rest of a write and sends it when the
+    socket drains (the path a full socket takes)."""
+    m, port, admin = tls_meshlet(pki, "on")
+    with tls_channel(port, pki) as ch:
+        got = list(server_stream(ch, "Repeat")(b"200 60000", timeout=CALL_TIMEOUT * 3))
+        assert len(got) == 200
+        assert all(g == bytes([k % 251]) * 60000 for k, g in enumerate(got))
+        msgs = (bytes([k % 7]) * 60000 for k in range(200))
+        assert client_stream(ch, "Sum")(msgs, timeout=CALL_TIMEOUT * 3) == b"200 12000000"
+
+
 def test_mtls_grpcio_with_a_client_certificate(pki, tls_meshlet):
     m, port, admin = tls_meshlet(pki, "mtls")
     with tls_channel(port, pki, pki.client) as ch:
