@@ -43,11 +43,9 @@ static const struct {
     {ML_K_route_fault_abort, ROUTE_FAULT_ABORT_ZERO, "0"},
     {ML_K_route_fault_headers, ROUTE_FAULT_HEADERS_OFF, "off"},
     {ML_K_route_rate_limit, ROUTE_RATE_LIMIT_ZERO, "0"},
-    /* balancers with no policy in balance/lb.c's table yet, dns endpoints */
+    /* balancers with no policy in balance/lb.c's table yet */
     {ML_K_cluster_lb, CLUSTER_LB_BUILT, "round_robin"},
     {ML_K_cluster_hash, NONE, NULL},
-    {ML_K_cluster_dns, NONE, NULL},
-    {ML_K_cluster_dns_refresh, NONE, NULL},
     /* health checks, outlier detection */
     {ML_K_cluster_health_check, CLUSTER_HEALTH_CHECK_OFF, "off"},
     {ML_K_cluster_health_service, CLUSTER_HEALTH_SERVICE_EMPTY, ""},

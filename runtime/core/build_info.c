@@ -10,7 +10,7 @@
  * Hello sends it, and a controller chooses configs by it, so a feature is listed only once its
  * code exists (its keys are then accepted by the validator, config/unimplemented.c). Kconfig
  * options for features still to come (ML_FAULT, ML_RATE_LIMIT, ML_HEALTH_CHECK, ML_LB_RING_HASH,
- * ML_LB_MAGLEV, ML_DNS) add nothing here yet. */
+ * ML_LB_MAGLEV) add nothing here yet. */
 static const char *const features[] = {
 #ifdef CONFIG_ML_ADMIN
     "admin",
@@ -21,7 +21,12 @@ static const char *const features[] = {
 #ifdef CONFIG_ML_CONTROLLER
     "controller",
 #endif
-    "lb.round_robin", "lb.random", NULL,
+#ifdef CONFIG_ML_DNS
+    "dns",
+#endif
+    "lb.round_robin",
+    "lb.random",
+    NULL,
 };
 
 const char *ml_build_version(void)

@@ -1,0 +1,182 @@
+"""dns = HOST:PORT end to end: a cluster whose endpoints are what a name resolves to.
+
+The name is resolved through /etc/hosts, which the test controls without touching the system's:
+meshlet runs in a mount namespace of its own (`unshare -m`, the tests run as root) where a temp
+file is bind-mounted over /etc/hosts, and nsswitch.conf says `hosts: files` (a name missing from
+the file then fails at once instead of asking a resolver). The backends listen on 127.0.0.1,
+127.0.0.2 and 127.0.0.3 (all loopback) on one port, since dns = names one port for all of them.
+Rewriting the temp file in place (same inode) changes the answer seen inside the namespace."""
+
+import os
+import shlex
+import socket
+import threading
+import time
+from concurrent import futures
+
+import grpc
+import pytest
+
+from conftest import Meshlet, _with_node_defaults, scaled
+from grpc_peers import SERVICE, channel, ident, unary
+from test_proxy import CALL_TIMEOUT
+
+NAME = "svc.meshlet.test"
+REFRESH = "1s"
+
+
+class AddrBackend:
+    """A gRPC server answering Say on ip:port, counting its calls."""
+
+    def __init__(self, ip, port):
+        self.ip = ip
+        self.calls = 0
+        self.lock = threading.Lock()
+        handlers = {"Say": grpc.unary_unary_rpc_method_handler(self.say, ident, ident)}
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
+                                  options=[("grpc.so_reuseport", 0)])
+        self.server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(SERVICE, handlers),))
+        if self.server.add_insecure_port(f"{ip}:{port}") != port:
+            raise OSError(f"cannot listen on {ip}:{port}")
+        self.server.start()
+
+    def say(self, request, context):
+        with self.lock:
+            self.calls += 1
+        return self.ip.encode()
+
+    def stop(self):
+        self.server.stop(0).wait(timeout=5)
+
+
+def _port_free_on_all(ips):
+    """A port nothing listens on at any of ips (picked on the first, checked on the others)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind((ips[0], 0))
+            port = s.getsockname()[1]
+        try:
+            for ip in ips:
+                with socket.socket() as s:
+                    s.bind((ip, port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no port free on every address")
+
+
+@pytest.fixture
+def dns_setup(workdir, free_port):
+    """→ (start, hosts_file, backends{ip: AddrBackend}, port). start(extra) runs meshlet in its
+    own mount namespace with a cluster `svc` (dns = NAME:port) and returns (meshlet, port)."""
+    ips = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+    port = _port_free_on_all(ips)
+    bs = {ip: AddrBackend(ip, port) for ip in ips}
+    hosts = workdir / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n")
+    nss = workdir / "nsswitch.conf"
+    nss.write_text("hosts: files\n")
+    started = []
+
+    def start(extra=""):
+        listen = free_port()
+        text = (f"[listener ingress]\nbind = 127.0.0.1:{listen}\n\n"
+                "[route all]\nlistener = ingress\nto = svc\n\n"
+                f"[cluster svc]\ndns = {NAME}:{port}\ndns_refresh = {REFRESH}\n{extra}\n")
+        path = workdir / "meshlet.ini"
+        path.write_text(_with_node_defaults(text, workdir / "state", free_port()))
+        meshlet = os.environ.get("ML_MESHLET", "build/host/meshlet")
+        script = (f"mount --bind {shlex.quote(str(hosts))} /etc/hosts && "
+                  f"mount --bind {shlex.quote(str(nss))} /etc/nsswitch.conf && "
+                  f"exec {shlex.quote(meshlet)} -c {shlex.quote(str(path))}")
+        m = Meshlet(["unshare", "-m", "sh", "-c", script], path, workdir)
+        started.append(m)
+        assert m.wait_for_stderr("running", timeout=10), m.stderr
+        return m, listen
+
+    yield start, hosts, bs, port
+    for m in started:
+        m.kill()
+    for b in bs.values():
+        b.stop()
+
+
+def answer(hosts, ips):
+    """NAME resolves to ips from now on (an empty list: NAME is unknown)."""
+    text = "127.0.0.1 localhost\n" + "".join(f"{ip} {NAME}\n" for ip in ips)
+    with open(hosts, "r+") as f:  # in place: the bind mount keeps the same inode
+        f.seek(0)
+        f.write(text)
+        f.truncate()
+
+
+def wait_until(pred, what, timeout=15):
+    deadline = time.monotonic() + scaled(timeout)
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def counts(bs):
+    return {ip: b.calls for ip, b in bs.items()}
+
+
+def calls_land_only_on(say, bs, ips, n=30):
+    """The next n calls all answered by backends in ips (True) or not (False)."""
+    return all(say(b"x", timeout=CALL_TIMEOUT).decode() in ips for _ in range(n))
+
+
+def test_calls_are_balanced_over_the_resolved_addresses(dns_setup):
+    start, hosts, bs, _ = dns_setup
+    answer(hosts, ["127.0.0.1", "127.0.0.2", "127.0.0.3"])
+    m, port = start()
+    assert m.wait_for_stderr("dns: new host 127.0.0.3", timeout=10), m.stderr
+    with channel(port) as ch:
+        say = unary(ch, "Say")
+        before = counts(bs)
+        for _ in range(300):
+            say(b"x", timeout=CALL_TIMEOUT)
+    got = {ip: bs[ip].calls - before[ip] for ip in bs}
+    # round robin over three hosts of weight 1: exactly a third each
+    assert all(n == 100 for n in got.values()), got
+
+
+def test_changed_answer_moves_traffic_without_failing_calls(dns_setup):
+    start, hosts, bs, _ = dns_setup
+    answer(hosts, ["127.0.0.1", "127.0.0.2"])
+    m, port = start()
+    assert m.wait_for_stderr("dns: new host 127.0.0.2", timeout=10), m.stderr
+    with channel(port) as ch:
+        say = unary(ch, "Say")
+        assert calls_land_only_on(say, bs, {"127.0.0.1", "127.0.0.2"})
+        assert bs["127.0.0.3"].calls == 0
+        answer(hosts, ["127.0.0.2", "127.0.0.3"])
+        # every call made meanwhile succeeds (say raises otherwise); after dns_refresh the
+        # traffic goes to the new set only
+        wait_until(lambda: calls_land_only_on(say, bs, {"127.0.0.2", "127.0.0.3"}, n=10),
+                   "traffic on the new answer")
+        before = counts(bs)
+        for _ in range(100):
+            say(b"x", timeout=CALL_TIMEOUT)
+    got = {ip: bs[ip].calls - before[ip] for ip in bs}
+    assert got["127.0.0.1"] == 0 and got["127.0.0.2"] == 50 and got["127.0.0.3"] == 50, got
+    assert "dns: 127.0.0.1:" in m.stderr and "is gone" in m.stderr, m.stderr
+
+
+def test_failed_lookup_keeps_the_last_good_set(dns_setup):
+    start, hosts, bs, _ = dns_setup
+    answer(hosts, ["127.0.0.2", "127.0.0.3"])
+    m, port = start()
+    assert m.wait_for_stderr("dns: new host 127.0.0.3", timeout=10), m.stderr
+    answer(hosts, [])  # the name is unknown from now on: every lookup fails
+    assert m.wait_for_stderr("keeping the 2 hosts of the last answer", timeout=10), m.stderr
+    with channel(port) as ch:
+        say = unary(ch, "Say")
+        before = counts(bs)
+        for _ in range(100):
+            say(b"x", timeout=CALL_TIMEOUT)
+    got = {ip: bs[ip].calls - before[ip] for ip in bs}
+    assert got == {"127.0.0.1": 0, "127.0.0.2": 50, "127.0.0.3": 50}, got
