@@ -24,9 +24,7 @@ static const char *const features[] = {
 #ifdef CONFIG_ML_DNS
     "dns",
 #endif
-    "lb.round_robin",
-    "lb.random",
-    NULL,
+    "lb.round_robin", "lb.random", NULL,
 };
 
 const char *ml_build_version(void)

@@ -102,6 +102,10 @@ EFFECT_TESTS = {
                               "test_a_slow_reader_cannot_take_the_stream_slots_other_clients_need",
     ("cluster", "lb", "random"): "tests/unit/balance/lb_random_test.c::"
                                  "test_random_spreads_picks_by_weight_within_binomial_bounds",
+    ("cluster", "dns"): "tests/integration/test_dns_endpoints.py::"
+                        "test_calls_are_balanced_over_the_resolved_addresses",
+    ("cluster", "dns_refresh"): "tests/integration/test_dns_endpoints.py::"
+                                "test_changed_answer_moves_traffic_without_failing_calls",
 }
 
 # (kind, key) → values that ask for something (valid syntax), each with the keys it needs beside it
@@ -288,11 +292,12 @@ def test_version_and_defaults_promise_only_what_works(meshlet):
     # test_hello_says_who_the_node_is_and_status_comes_every_interval compares them)
     r = meshlet("version")
     features = next(line for line in r.stdout.splitlines() if line.startswith("features:"))
-    for absent in ("fault", "rate_limit", "health_check", "lb.ring_hash", "lb.maglev", "dns",
+    for absent in ("fault", "rate_limit", "health_check", "lb.ring_hash", "lb.maglev",
                    "lb.least_request", "authz"):
         assert absent not in features.split(), features
     assert "lb.round_robin" in features.split(), features
     assert "lb.random" in features.split(), features
+    assert "dns" in features.split(), features
     defaults = meshlet("check", "--defaults").stdout.splitlines()
     assert "outlier_errors = 0" in defaults and "max_retries = 0" in defaults
     assert "retries = 0" in defaults and "lb = round_robin" in defaults
