@@ -3,12 +3,14 @@
  * on a helper thread, one at a time per cluster, because it blocks for as long as a resolver
  * takes to answer; the answer comes back to the loop with ml_loop_post. Every dns_refresh the
  * name is resolved again; a failed or empty lookup keeps the last good set of hosts. */
+#include "balance/balance.h"
 #include "balance/balance_int.h"
 #include "balance/host.h"
 #include "core/alloc.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/sock.h"
+#include "core/stats.h"
 #include "core/timer.h"
 
 #include <errno.h>
@@ -116,6 +118,8 @@ static void on_answer(void *user)
         ML_LOG_DBG("cluster %s: dns %s: %u addresses, %u hosts", cl->cfg->name, job->name, job->n,
                    hosts);
     }
+    ml_stats_dns(cl->balance->stats, ml_cluster_index(cl), job->rv != 0 || job->n == 0,
+                 cl->dns_stats.hosts);
     job_free(job);
     ml_timer_arm(d->refresh, cl->cfg->dns_refresh_ms);
 }

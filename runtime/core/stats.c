@@ -38,6 +38,7 @@ struct stats_endpoint {
 struct stats_calls {
     int refs;
     struct ml_stats_calls calls;
+    uint64_t dns_resolutions, dns_failures, dns_hosts; /* a cluster with dns = (ml_stats_dns) */
 };
 
 /* An endpoint's place in one table. */
@@ -322,6 +323,19 @@ void ml_stats_downstream(struct ml_stats *st, int listener, enum ml_stats_down_e
     }
 }
 
+void ml_stats_dns(struct ml_stats *st, int cluster, bool failed, uint32_t hosts)
+{
+    struct stats_calls *c;
+
+    if (st == NULL || !in(cluster, st->n_clusters)) {
+        return;
+    }
+    c = st->clusters[cluster];
+    c->dns_resolutions++;
+    c->dns_failures += failed;
+    c->dns_hosts = hosts;
+}
+
 void ml_stats_upstream(struct ml_stats *st, int cluster, int endpoint, enum ml_stats_up_event ev)
 {
     struct stats_endpoint *e;
@@ -568,6 +582,11 @@ long ml_stats_render_text(const struct ml_stats *st, char *out, size_t cap)
         put(&o, "%supstream_cx_active %llu\n", prefix, (unsigned long long)active);
         put(&o, "%supstream_cx_failed %llu\n", prefix, (unsigned long long)failed);
         text_calls(&o, prefix, "upstream_rq", &cl->calls, true, false);
+        if (snap->clusters[c].dns_host != NULL) {
+            put(&o, "%sdns_resolutions %llu\n", prefix, (unsigned long long)cl->dns_resolutions);
+            put(&o, "%sdns_failures %llu\n", prefix, (unsigned long long)cl->dns_failures);
+            put(&o, "%sdns_hosts %llu\n", prefix, (unsigned long long)cl->dns_hosts);
+        }
         for (uint32_t e = 0; e < snap->clusters[c].n_endpoints; e++) {
             const struct stats_endpoint *ep = st->eps[first_ep + e].e;
 
@@ -780,6 +799,29 @@ static void prom_cx(struct out *o, const struct ml_stats *st, enum scope s, cons
     }
 }
 
+/* One dns counter family, over the clusters with dns = only. */
+static void prom_dns(struct out *o, const struct ml_stats *st, const char *name, const char *type,
+                     const char *help, size_t offset)
+{
+    char labels[400], lb[480];
+    bool any = false;
+
+    for (uint32_t i = 0; i < st->n_clusters; i++) {
+        uint64_t v;
+
+        if (st->snap->clusters[i].dns_host == NULL) {
+            continue;
+        }
+        if (!any) {
+            family(o, name, type, help, scope_what[SCOPE_CLUSTER]);
+            any = true;
+        }
+        scope_entity(st, SCOPE_CLUSTER, i, labels, sizeof(labels));
+        memcpy(&v, (const char *)st->clusters[i] + offset, sizeof(v));
+        put(o, "%s%s %llu\n", name, braces(lb, sizeof(lb), labels, ""), (unsigned long long)v);
+    }
+}
+
 long ml_stats_render_prometheus(const struct ml_stats *st, char *out, size_t cap)
 {
     struct out o = {.p = out, .cap = cap};
@@ -818,5 +860,14 @@ long ml_stats_render_prometheus(const struct ml_stats *st, char *out, size_t cap
                 "Upstream connections that never came up",
                 offsetof(struct stats_endpoint, cx_failed));
     }
+    prom_dns(&o, st, "meshlet_cluster_dns_resolutions_total", "counter",
+             "dns lookups answered, failed ones included",
+             offsetof(struct stats_calls, dns_resolutions));
+    prom_dns(&o, st, "meshlet_cluster_dns_failures_total", "counter",
+             "dns lookups that failed or found no address (the last hosts stayed)",
+             offsetof(struct stats_calls, dns_failures));
+    prom_dns(&o, st, "meshlet_cluster_dns_hosts", "gauge",
+             "Hosts of the last good dns answer, draining ones included",
+             offsetof(struct stats_calls, dns_hosts));
     return finish(&o);
 }

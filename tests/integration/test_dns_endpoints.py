@@ -8,10 +8,12 @@ the file then fails at once instead of asking a resolver). The backends listen o
 Rewriting the temp file in place (same inode) changes the answer seen inside the namespace."""
 
 import os
+import re
 import shlex
 import socket
 import threading
 import time
+import urllib.request
 from concurrent import futures
 
 import grpc
@@ -78,10 +80,12 @@ def dns_setup(workdir, free_port):
     nss = workdir / "nsswitch.conf"
     nss.write_text("hosts: files\n")
     started = []
+    admin = [None]
 
     def start(extra=""):
         listen = free_port()
-        text = (f"[listener ingress]\nbind = 127.0.0.1:{listen}\n\n"
+        admin[0] = free_port()
+        text = (f"[node]\nadmin = 127.0.0.1:{admin[0]}\n\n[listener ingress]\nbind = 127.0.0.1:{listen}\n\n"
                 "[route all]\nlistener = ingress\nto = svc\n\n"
                 f"[cluster svc]\ndns = {NAME}:{port}\ndns_refresh = {REFRESH}\n{extra}\n")
         path = workdir / "meshlet.ini"
@@ -95,6 +99,7 @@ def dns_setup(workdir, free_port):
         assert m.wait_for_stderr("running", timeout=10), m.stderr
         return m, listen
 
+    start.admin = admin
     yield start, hosts, bs, port
     for m in started:
         m.kill()
@@ -120,6 +125,15 @@ def wait_until(pred, what, timeout=15):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def dns_stats(start):
+    """{"dns_resolutions": n, "dns_failures": n, "dns_hosts": n} of cluster svc, from /stats."""
+    url = f"http://127.0.0.1:{start.admin[0]}/stats"
+    with urllib.request.urlopen(url, timeout=scaled(5)) as r:
+        lines = r.read().decode().splitlines()
+    return {k.split(".")[-1]: int(v) for k, v in (line.split() for line in lines)
+            if k.startswith("cluster.svc.dns_")}
+
+
 def counts(bs):
     return {ip: b.calls for ip, b in bs.items()}
 
@@ -142,6 +156,8 @@ def test_calls_are_balanced_over_the_resolved_addresses(dns_setup):
     got = {ip: bs[ip].calls - before[ip] for ip in bs}
     # round robin over three hosts of weight 1: exactly a third each
     assert all(n == 100 for n in got.values()), got
+    st = dns_stats(start)
+    assert st["dns_resolutions"] >= 1 and st["dns_failures"] == 0 and st["dns_hosts"] == 3, st
 
 
 def test_changed_answer_moves_traffic_without_failing_calls(dns_setup):
@@ -180,3 +196,12 @@ def test_failed_lookup_keeps_the_last_good_set(dns_setup):
             say(b"x", timeout=CALL_TIMEOUT)
     got = {ip: bs[ip].calls - before[ip] for ip in bs}
     assert got == {"127.0.0.1": 0, "127.0.0.2": 50, "127.0.0.3": 50}, got
+    st = dns_stats(start)
+    assert st["dns_failures"] >= 1 and st["dns_resolutions"] > st["dns_failures"], st
+    assert st["dns_hosts"] == 2, st
+    url = f"http://127.0.0.1:{start.admin[0]}/stats/prometheus"
+    with urllib.request.urlopen(url, timeout=scaled(5)) as r:
+        prom = r.read().decode()
+    assert 'meshlet_cluster_dns_hosts{cluster="svc"} 2\n' in prom, prom
+    failures = re.search(r'^meshlet_cluster_dns_failures_total\{cluster="svc"\} (\d+)$', prom, re.M)
+    assert failures and int(failures.group(1)) >= st["dns_failures"], prom
