@@ -281,6 +281,13 @@ void ml_balance_commit(struct ml_balance *next, struct ml_balance *prev,
             }
         }
     }
+    for (uint32_t i = 0; i < next->n_clusters; i++) {
+        struct ml_cluster *cl = &next->clusters[i], *was;
+
+        if (cl->dns != NULL && (was = dns_cluster_of(prev, cl)) != NULL) {
+            ml_dns_move(was, cl); /* no wait for a lookup in progress */
+        }
+    }
     dns_start(next);
     prev->retired = true;
     prev->on_idle = on_idle;

@@ -150,8 +150,13 @@ uint32_t ml_cluster_dns_answer(struct ml_cluster *cl, const struct ml_sock_addr 
 int ml_dns_new(struct ml_cluster *cl);
 /* Resolves now, then every dns_refresh. A no-op once running. */
 void ml_dns_start(struct ml_dns *d);
-/* Stops and frees it; waits for a lookup in progress (its answer is dropped). NULL: no-op. */
+/* Stops and frees it; waits for a lookup in progress (its answer is dropped): a hot apply
+ * that keeps the cluster's name and dns hands the resolver over instead (ml_dns_move), so only
+ * a removed or renamed dns cluster, or the end, waits. NULL: no-op. */
 void ml_dns_free(struct ml_dns *d);
+/* A hot apply: to (next's cluster with from's name and dns, not started) takes from's running
+ * resolver, with a lookup in progress if there is one, and its counters. */
+void ml_dns_move(struct ml_cluster *from, struct ml_cluster *to);
 
 /* share.c */
 /* w counts in the share of w->tenant on cl from now on (found, or made). 0; -ENOMEM. A no-op

@@ -28,7 +28,9 @@
 struct ml_dns_job {
     struct ml_loop_post post;
     pthread_t thread;
-    struct ml_dns *dns;
+    struct ml_dns *dns; /* read on the loop only: a hot apply may hand it to another cluster */
+    struct ml_loop *loop;
+    uint16_t port_number;
     char name[ML_DNS_NAME_MAX];
     char port[8];
     int rv;     /* 0, or getaddrinfo's EAI_* code */
@@ -82,12 +84,12 @@ static void *lookup_thread(void *arg)
 
     job->rv = getaddrinfo(job->name, job->port, &hints, &res);
     for (const struct addrinfo *ai = res; job->rv == 0 && ai != NULL; ai = ai->ai_next) {
-        job_add(job, ai, job->dns->cl->cfg->dns_port);
+        job_add(job, ai, job->port_number);
     }
     if (res != NULL) {
         freeaddrinfo(res);
     }
-    ml_loop_post(job->dns->loop, &job->post);
+    ml_loop_post(job->loop, &job->post);
     return NULL;
 }
 
@@ -140,6 +142,8 @@ static void on_refresh(void *user)
         return;
     }
     job->dns = d;
+    job->loop = d->loop;
+    job->port_number = d->cl->cfg->dns_port;
     job->post.fn = on_answer;
     job->post.user = job;
     snprintf(job->name, sizeof(job->name), "%s", d->cl->cfg->dns_host);
@@ -194,4 +198,16 @@ void ml_dns_free(struct ml_dns *d)
     }
     d->cl->dns = NULL;
     ml_free(d);
+}
+
+void ml_dns_move(struct ml_cluster *from, struct ml_cluster *to)
+{
+    if (from->dns == NULL || to->dns == NULL || from->dns->running == false) {
+        return;
+    }
+    ml_dns_free(to->dns);
+    to->dns = from->dns;
+    from->dns = NULL;
+    to->dns->cl = to;
+    to->dns_stats = from->dns_stats;
 }

@@ -10,6 +10,7 @@ Rewriting the temp file in place (same inode) changes the answer seen inside the
 import os
 import re
 import shlex
+import signal
 import socket
 import threading
 import time
@@ -34,7 +35,10 @@ class AddrBackend:
         self.ip = ip
         self.calls = 0
         self.lock = threading.Lock()
-        handlers = {"Say": grpc.unary_unary_rpc_method_handler(self.say, ident, ident)}
+        self.release = threading.Event()  # Block answers once set
+        self.blocked = threading.Event()  # a Block call came in
+        handlers = {"Say": grpc.unary_unary_rpc_method_handler(self.say, ident, ident),
+                    "Block": grpc.unary_unary_rpc_method_handler(self.block, ident, ident)}
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
                                   options=[("grpc.so_reuseport", 0)])
         self.server.add_generic_rpc_handlers(
@@ -48,7 +52,13 @@ class AddrBackend:
             self.calls += 1
         return self.ip.encode()
 
+    def block(self, request, context):
+        self.blocked.set()
+        self.release.wait(timeout=scaled(20))
+        return self.ip.encode()
+
     def stop(self):
+        self.release.set()
         self.server.stop(0).wait(timeout=5)
 
 
@@ -85,9 +95,7 @@ def dns_setup(workdir, free_port):
     def start(extra=""):
         listen = free_port()
         admin[0] = free_port()
-        text = (f"[node]\nadmin = 127.0.0.1:{admin[0]}\n\n[listener ingress]\nbind = 127.0.0.1:{listen}\n\n"
-                "[route all]\nlistener = ingress\nto = svc\n\n"
-                f"[cluster svc]\ndns = {NAME}:{port}\ndns_refresh = {REFRESH}\n{extra}\n")
+        text = f"[node]\nadmin = 127.0.0.1:{admin[0]}\n\n" + config(listen, extra)
         path = workdir / "meshlet.ini"
         path.write_text(_with_node_defaults(text, workdir / "state", free_port()))
         meshlet = os.environ.get("ML_MESHLET", "build/host/meshlet")
@@ -99,7 +107,22 @@ def dns_setup(workdir, free_port):
         assert m.wait_for_stderr("running", timeout=10), m.stderr
         return m, listen
 
+    def config(listen, extra="", refresh=REFRESH):
+        return (f"[listener ingress]\nbind = 127.0.0.1:{listen}\n\n"
+                "[route all]\nlistener = ingress\nto = svc\n\n"
+                f"[cluster svc]\ndns = {NAME}:{port}\ndns_refresh = {refresh}\n{extra}\n")
+
+    def reapply(m, listen, extra, refresh):
+        """Rewrites m's config with extra in [cluster svc] and applies it (SIGHUP)."""
+        applied = m.stderr.count("applied version")
+        text = m.config_path.read_text()
+        head = text[:text.index("[listener ingress]")]
+        m.config_path.write_text(head + config(listen, extra, refresh))
+        m.send_signal(signal.SIGHUP)
+        wait_until(lambda: m.stderr.count("applied version") > applied, "the hot apply:\n" + m.stderr[-3000:], 10)
+
     start.admin = admin
+    start.reapply = reapply
     yield start, hosts, bs, port
     for m in started:
         m.kill()
@@ -205,3 +228,38 @@ def test_failed_lookup_keeps_the_last_good_set(dns_setup):
     assert 'meshlet_cluster_dns_hosts{cluster="svc"} 2\n' in prom, prom
     failures = re.search(r'^meshlet_cluster_dns_failures_total\{cluster="svc"\} (\d+)$', prom, re.M)
     assert failures and int(failures.group(1)) >= st["dns_failures"], prom
+
+
+def test_a_gone_host_finishes_its_calls(dns_setup):
+    start, hosts, bs, _ = dns_setup
+    answer(hosts, ["127.0.0.1"])
+    m, port = start()
+    assert m.wait_for_stderr("dns: new host 127.0.0.1", timeout=10), m.stderr
+    with channel(port) as ch:
+        say = unary(ch, "Say")
+        pending = unary(ch, "Block").future(b"x", timeout=scaled(30))
+        assert bs["127.0.0.1"].blocked.wait(timeout=scaled(10))
+        answer(hosts, ["127.0.0.2"])
+        assert m.wait_for_stderr("127.0.0.1:", timeout=10) and \
+            m.wait_for_stderr("is gone", timeout=10), m.stderr
+        wait_until(lambda: calls_land_only_on(say, bs, {"127.0.0.2"}, n=5), "the new answer")
+        assert not pending.done()  # the gone host's call still runs ...
+        bs["127.0.0.1"].release.set()
+        assert pending.result() == b"127.0.0.1"  # ... and ends well
+
+
+def test_hot_apply_keeps_the_resolved_hosts(dns_setup):
+    start, hosts, bs, _ = dns_setup
+    answer(hosts, ["127.0.0.1", "127.0.0.2"])
+    m, port = start()
+    assert m.wait_for_stderr("dns: new host 127.0.0.2", timeout=10), m.stderr
+    # long refresh: after the apply only the hosts carried over can answer
+    start.reapply(m, port, "max_requests = 50\n", "1h")
+    with channel(port) as ch:
+        say = unary(ch, "Say")
+        before = counts(bs)
+        for _ in range(20):
+            say(b"x", timeout=CALL_TIMEOUT)
+    got = {ip: bs[ip].calls - before[ip] for ip in bs}
+    assert got == {"127.0.0.1": 10, "127.0.0.2": 10, "127.0.0.3": 0}, got
+    assert "is gone" not in m.stderr, m.stderr
