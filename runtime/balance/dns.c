@@ -17,6 +17,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -131,6 +132,7 @@ static void on_refresh(void *user)
 {
     struct ml_dns *d = user;
     struct ml_dns_job *job;
+    sigset_t all, old;
     int rv;
 
     if (d->job != NULL) {
@@ -148,7 +150,13 @@ static void on_refresh(void *user)
     job->post.user = job;
     snprintf(job->name, sizeof(job->name), "%s", d->cl->cfg->dns_host);
     snprintf(job->port, sizeof(job->port), "%u", (unsigned)d->cl->cfg->dns_port);
-    if ((rv = pthread_create(&job->thread, NULL, lookup_thread, job)) != 0) {
+    /* The thread blocks every signal (it inherits the mask): SIGHUP, SIGTERM and the rest must
+     * reach the loop's thread, whose poll() they interrupt. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rv = pthread_create(&job->thread, NULL, lookup_thread, job);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rv != 0) {
         ML_LOG_WRN("cluster %s: dns: cannot start a lookup: %s", d->cl->cfg->name, strerror(rv));
         ml_free(job);
         ml_timer_arm(d->refresh, d->cl->cfg->dns_refresh_ms);
