@@ -6,6 +6,7 @@
 #include "balance/balance.h"
 
 #include "balance/balance_int.h"
+#include "balance/health.h"
 #include "balance/host.h"
 #include "balance/lb.h"
 #include "core/alloc.h"
@@ -245,6 +246,7 @@ int ml_balance_new(struct ml_loop *loop, const struct ml_snapshot *snap, uint32_
     int rv = balance_build(loop, snap, conn_ids, NULL, out);
 
     if (rv == 0) {
+        ml_balance_health_sync(*out); /* health_check = tcp | grpc: its hosts' checks start */
         dns_start(*out);
     }
     return rv;
@@ -288,6 +290,7 @@ void ml_balance_commit(struct ml_balance *next, struct ml_balance *prev,
             ml_dns_move(was, cl); /* no wait for a lookup in progress */
         }
     }
+    ml_balance_health_sync(next); /* next's config says how its hosts are checked from now on */
     dns_start(next);
     prev->retired = true;
     prev->on_idle = on_idle;
@@ -345,6 +348,24 @@ void ml_balance_set_stats(struct ml_balance *b, struct ml_stats *stats)
     ml_stats_free(old);
 }
 
+void ml_balance_endpoints(const struct ml_balance *b, uint32_t *healthy, uint32_t *total)
+{
+    *healthy = *total = 0;
+    for (uint32_t i = 0; i < b->n_clusters; i++) {
+        for (uint32_t e = 0; e < b->clusters[i].n_slots; e++) {
+            const struct ml_pool *p = b->clusters[i].slots[e].pool;
+            const struct ml_host *h;
+
+            if (p == NULL) {
+                continue; /* a free slot of a dns cluster */
+            }
+            h = p->host;
+            (*total)++;
+            *healthy += (h->state & ML_HOST_UNHEALTHY) == 0;
+        }
+    }
+}
+
 int ml_cluster_index(const struct ml_cluster *cl)
 {
     return (int)(cl - cl->balance->clusters);
@@ -388,6 +409,22 @@ void ml_cluster_call_end(struct ml_cluster *cl)
     if (--b->n_active == 0 && b->retired) {
         ml_loop_defer(b->loop, &b->idle_defer, idle_deferred);
     }
+}
+
+int ml_cluster_retry_begin(struct ml_cluster *cl, char *why, size_t cap)
+{
+    if (cl->n_retrying >= cl->cfg->max_retries) {
+        snprintf(why, cap, "cluster %s: max_retries (%u) retries in flight", cl->cfg->name,
+                 cl->cfg->max_retries);
+        return -EBUSY;
+    }
+    cl->n_retrying++;
+    return 0;
+}
+
+void ml_cluster_retry_end(struct ml_cluster *cl)
+{
+    cl->n_retrying--;
 }
 
 /* The attempt of w begins on slot s's host. */
@@ -590,6 +627,7 @@ uint32_t ml_cluster_dns_answer(struct ml_cluster *cl, const struct ml_sock_addr 
     }
     if (changed) {
         cluster_lb_rebuild(cl);
+        ml_balance_health_sync(cl->balance); /* checks for the new hosts, as the config says */
     }
     for (uint32_t e = 0; e < cl->n_slots; e++) {
         in_use += cl->slots[e].pool != NULL;

@@ -43,6 +43,10 @@ void ml_balance_commit(struct ml_balance *next, struct ml_balance *prev,
 struct ml_stats;
 void ml_balance_set_stats(struct ml_balance *b, struct ml_stats *stats);
 
+/* The endpoints of every cluster of b (*total) and of those the ones not taken out by active
+ * health checks (*healthy; balance/health.h): the fleet Status counts. */
+void ml_balance_endpoints(const struct ml_balance *b, uint32_t *healthy, uint32_t *total);
+
 /* The cluster of snap->clusters[index]. */
 struct ml_cluster *ml_balance_cluster(struct ml_balance *b, int index);
 const char *ml_cluster_name(const struct ml_cluster *cl);
@@ -55,6 +59,11 @@ const char *ml_cluster_endpoint_text(const struct ml_cluster *cl, int endpoint);
  * is paired with one ml_cluster_call_end(). */
 int ml_cluster_call_begin(struct ml_cluster *cl, char *why, size_t cap);
 void ml_cluster_call_end(struct ml_cluster *cl);
+/* A retry of a call starts on cl: 0, or -EBUSY when max_retries retries are in flight (why says
+ * so: then the call is not retried). Each 0 is paired with one ml_cluster_retry_end(), when
+ * the retried attempt is over. */
+int ml_cluster_retry_begin(struct ml_cluster *cl, char *why, size_t cap);
+void ml_cluster_retry_end(struct ml_cluster *cl);
 
 /* An attempt of a call: the cluster's policy picks a usable host (ctx: the call's hash key, the
  * hosts it tried, a random source; NULL: none of those, the balance's own random source), and

@@ -2,6 +2,7 @@
 #include "balance/host.h"
 
 #include "balance/balance_int.h"
+#include "balance/health.h"
 #include "core/alloc.h"
 #include "core/list.h"
 #include "grpc/status-t.h"
@@ -33,6 +34,7 @@ void ml_host_unref(struct ml_host *h)
     if (h == NULL || --h->refs > 0) {
         return;
     }
+    ml_host_health_stop(h);
     ml_pool_free(h->pool, h->loop);
     ml_free(h);
 }

@@ -445,7 +445,7 @@ static void pc_on_handshake_timeout(void *user)
              "cluster %s: connect to %s failed: %s within connect_timeout (%u ms)", cl->cfg->name,
              p->addr_text, pc->connected ? "no HTTP/2 SETTINGS from the peer" : "TCP not connected",
              cl->cfg->connect_timeout_ms);
-    ML_LOG_WRN("c%u: %s", ml_h2_conn_id(pc->conn), msg);
+    ML_LOG_LIMITED(&p->connect_log, ML_LOG_LEVEL_WRN, "c%u: %s", ml_h2_conn_id(pc->conn), msg);
     conn_unlink(p, pc); /* frees this timer: allowed from its own callback */
     count(p, ML_STATS_UP_FAILED);
     ml_h2_conn_close(pc->conn); /* not ready: no stream on it, nobody hears anything */
@@ -496,7 +496,7 @@ static void pc_on_close(void *user, struct ml_h2_conn *conn, int reason, const c
     if (!was_ready) {
         snprintf(msg, sizeof(msg), "cluster %s: connect to %s failed: %s", cl->cfg->name,
                  p->addr_text, why);
-        ML_LOG_WRN("c%u: %s", ml_h2_conn_id(conn), msg);
+        ML_LOG_LIMITED(&p->connect_log, ML_LOG_LEVEL_WRN, "c%u: %s", ml_h2_conn_id(conn), msg);
         if (p->n_conns == 0) {
             fail_waiters(p, reason < 0 ? reason : -ECONNREFUSED, msg);
         }

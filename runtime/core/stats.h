@@ -32,6 +32,8 @@ void ml_stats_upstream(struct ml_stats *st, int cluster, int endpoint, enum ml_s
 /* A lookup of cluster's dns = was answered (failed: it failed or found nothing); hosts: how many
  * the cluster has now. */
 void ml_stats_dns(struct ml_stats *st, int cluster, bool failed, uint32_t hosts);
+/* A request-policy event of a call on route (-1: none; ignored). */
+void ml_stats_route(struct ml_stats *st, int route, enum ml_stats_route_event ev);
 
 /* A call starts on listener: c is reset to it and counted active. */
 void ml_stats_call_begin(struct ml_stats *st, struct ml_stats_call *c, int listener);
