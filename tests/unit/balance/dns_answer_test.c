@@ -172,6 +172,42 @@ static void test_same_answer_changes_nothing(void **state)
     ml_snapshot_unref(s);
 }
 
+/* Every policy copes with a free slot (a gone host's number) and is rebuilt over the new set. */
+static void test_every_policy_picks_only_hosts_of_the_last_answer(void **state)
+{
+    static const char *const lbs[] = {"round_robin", "random", "least_request", "ring_hash",
+                                      "maglev"};
+    static const unsigned first[] = {1, 2, 3}, second[] = {2, 3}, third[] = {2, 3, 4};
+
+    for (size_t i = 0; i < sizeof(lbs) / sizeof(lbs[0]); i++) {
+        char text[512];
+        struct ml_snapshot *s;
+        struct ml_cluster *cl;
+        uint32_t ids = 0;
+        struct ml_balance *b;
+
+        snprintf(text, sizeof(text), CONFIG "lb = %s\n", lbs[i]);
+        s = load(text);
+        assert_int_equal(ml_balance_new(loop, s, &ids, &b), 0);
+        cl = ml_balance_cluster(b, 0);
+        assert_int_equal(answer(cl, first, 3), 3);
+        assert_int_equal(answer(cl, second, 2), 2); /* 1's slot is free now */
+        for (unsigned k = 0; k < 50; k++) {
+            unsigned x = pick(cl);
+
+            assert_true(x == 2 || x == 3);
+        }
+        assert_int_equal(answer(cl, third, 3), 3); /* 4 takes the free slot */
+        for (unsigned k = 0; k < 50; k++) {
+            unsigned x = pick(cl);
+
+            assert_true(x >= 2 && x <= 4);
+        }
+        ml_balance_free(b);
+        ml_snapshot_unref(s);
+    }
+}
+
 static void test_hot_apply_keeps_the_resolved_hosts(void **state)
 {
     static const unsigned xs[] = {4, 5};
@@ -250,6 +286,7 @@ int main(void)
         T(test_each_address_becomes_a_host_picked_in_turn),
         T(test_a_changed_answer_drops_gone_hosts_and_adds_new_ones),
         T(test_same_answer_changes_nothing),
+        T(test_every_policy_picks_only_hosts_of_the_last_answer),
         T(test_hot_apply_keeps_the_resolved_hosts),
         T(test_each_failing_allocation_in_an_answer_keeps_a_consistent_cluster),
     };
