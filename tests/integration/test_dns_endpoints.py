@@ -270,3 +270,27 @@ def test_hot_apply_keeps_the_resolved_hosts(dns_setup):
     got = {ip: bs[ip].calls - before[ip] for ip in bs}
     assert got == {"127.0.0.1": 10, "127.0.0.2": 10, "127.0.0.3": 0}, got
     assert "is gone" not in m.stderr, m.stderr
+
+
+def test_hosts_a_new_answer_brings_are_health_checked(dns_setup):
+    start, hosts, bs, port = dns_setup
+    # 127.0.0.4: nothing listens there on the port
+    with socket.socket() as s:
+        s.bind(("127.0.0.4", port))  # free now; closed again at once
+    answer(hosts, ["127.0.0.2"])
+    m, listen = start("health_check = tcp\nhealth_interval = 100ms\nhealth_timeout = 50ms\n"
+                      "unhealthy_threshold = 1\nhealthy_threshold = 1\n")
+    assert m.wait_for_stderr("dns: new host 127.0.0.2", timeout=10), m.stderr
+    answer(hosts, ["127.0.0.2", "127.0.0.3", "127.0.0.4"])
+    assert m.wait_for_stderr("dns: new host 127.0.0.4", timeout=10), m.stderr
+    with channel(listen) as ch:
+        say = unary(ch, "Say")
+        # the dead address is checked like the others and taken out: then every call succeeds,
+        # on the two live hosts only (say raises on a failed call)
+        wait_until(lambda: "127.0.0.4:" + str(port) + " is unhealthy" in m.stderr,
+                   "the dead host's failed check")
+        before = counts(bs)
+        for _ in range(40):
+            say(b"x", timeout=CALL_TIMEOUT)
+    got = {ip: bs[ip].calls - before[ip] for ip in bs}
+    assert got == {"127.0.0.1": 0, "127.0.0.2": 20, "127.0.0.3": 20}, got
