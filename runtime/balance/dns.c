@@ -24,6 +24,8 @@
 
 /* Longest name a lookup takes (RFC 1035: 253 characters, with the NUL). */
 #define ML_DNS_NAME_MAX 254
+/* A port as getaddrinfo's service text: "65535" and the NUL. */
+#define ML_DNS_PORT_TEXT_MAX 6
 
 /* One lookup in progress: owned by the helper thread until it posts, then by the loop. */
 struct ml_dns_job {
@@ -31,9 +33,9 @@ struct ml_dns_job {
     pthread_t thread;
     struct ml_dns *dns; /* read on the loop only: a hot apply may hand it to another cluster */
     struct ml_loop *loop;
-    uint16_t port_number;
+    uint16_t port_number; /* the addresses' port (dns = HOST:PORT) */
     char name[ML_DNS_NAME_MAX];
-    char port[8];
+    char port[ML_DNS_PORT_TEXT_MAX];
     int rv;     /* 0, or getaddrinfo's EAI_* code */
     uint32_t n; /* addresses found, at most ML_LB_HOSTS_MAX */
     struct ml_sock_addr addrs[ML_LB_HOSTS_MAX];
@@ -49,7 +51,7 @@ struct ml_dns {
 
 static bool same_addr(const struct ml_sock_addr *a, const struct ml_sock_addr *b)
 {
-    return a->family == b->family && a->port == b->port && memcmp(a->ip, b->ip, 16) == 0;
+    return a->family == b->family && a->port == b->port && memcmp(a->ip, b->ip, sizeof(a->ip)) == 0;
 }
 
 /* Adds ai's address to job unless it is there already (getaddrinfo answers one address per
@@ -133,6 +135,8 @@ static void on_refresh(void *user)
     struct ml_dns *d = user;
     struct ml_dns_job *job;
     sigset_t all, old;
+    const char *name;
+    size_t len;
     int rv;
 
     if (d->job != NULL) {
@@ -148,7 +152,13 @@ static void on_refresh(void *user)
     job->port_number = d->cl->cfg->dns_port;
     job->post.fn = on_answer;
     job->post.user = job;
-    snprintf(job->name, sizeof(job->name), "%s", d->cl->cfg->dns_host);
+    name = d->cl->cfg->dns_host; /* the config bounds it to 253 characters */
+    len = strlen(name);
+    if (len >= 2 && name[0] == '[' && name[len - 1] == ']') {
+        name++; /* an IPv6 literal: getaddrinfo takes it without the brackets */
+        len -= 2;
+    }
+    snprintf(job->name, sizeof(job->name), "%.*s", (int)len, name);
     snprintf(job->port, sizeof(job->port), "%u", (unsigned)d->cl->cfg->dns_port);
     /* The thread blocks every signal (it inherits the mask): SIGHUP, SIGTERM and the rest must
      * reach the loop's thread, whose poll() they interrupt. */

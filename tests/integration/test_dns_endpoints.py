@@ -294,3 +294,20 @@ def test_hosts_a_new_answer_brings_are_health_checked(dns_setup):
             say(b"x", timeout=CALL_TIMEOUT)
     got = {ip: bs[ip].calls - before[ip] for ip in bs}
     assert got == {"127.0.0.1": 0, "127.0.0.2": 20, "127.0.0.3": 20}, got
+
+
+def test_an_ipv6_literal_in_brackets_resolves_to_itself(run_meshlet, free_port):
+    with socket.socket(socket.AF_INET6) as s:
+        s.bind(("::1", 0))
+        port6 = s.getsockname()[1]
+    b = AddrBackend("[::1]", port6)
+    try:
+        listen = free_port()
+        m = run_meshlet(f"[listener ingress]\nbind = 127.0.0.1:{listen}\n\n"
+                        "[route all]\nlistener = ingress\nto = svc\n\n"
+                        f"[cluster svc]\ndns = [::1]:{port6}\n")
+        assert m.wait_for_stderr(f"dns: new host [::1]:{port6}", timeout=10), m.stderr
+        with channel(listen) as ch:
+            assert unary(ch, "Say")(b"x", timeout=CALL_TIMEOUT) == b"[::1]"
+    finally:
+        b.stop()
