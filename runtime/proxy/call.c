@@ -259,6 +259,9 @@ static void call_open_upstream(struct ml_call *call, struct ml_h2_conn *conn)
         rv = ml_h2_conn_request(conn, &up_hdrs, no_body, &up_ops, call, &call->up);
     }
     ml_h2_hdrs_deinit(&up_hdrs); /* nghttp2 copied them */
+    if (rv == 0) {
+        ml_call_obs_upstream_open(&call->obs); /* the upstream's own time starts here */
+    }
     if (rv < 0) {
         call_up_gone(call);
         snprintf(msg, sizeof(msg), "cluster %s: upstream connection c%u cannot take the call (%s)",

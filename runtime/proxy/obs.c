@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static void on_sigusr1(void *user, int sig)
 {
@@ -86,6 +87,15 @@ static void copy_field(char *dst, size_t cap, const struct ml_h2_hdrs *h, const 
     }
 }
 
+/* Monotonic µs: a proxied call takes well under a millisecond, the stats' buckets need finer. */
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 void ml_call_obs_begin(struct ml_call_obs *o, struct ml_proxy *p, const struct ml_snapshot *snap,
                        int listener, const struct ml_h2_hdrs *req)
 {
@@ -93,6 +103,7 @@ void ml_call_obs_begin(struct ml_call_obs *o, struct ml_proxy *p, const struct m
     o->stats = ml_stats_ref(p->stats);
     o->snap = snap;
     o->start_ms = ml_time_now_ms();
+    o->start_us = now_us();
     clock_gettime(CLOCK_REALTIME, &o->start_wall);
     o->grpc_status = -1;
     ml_stats_call_begin(o->stats, &o->sc, listener);
@@ -101,6 +112,11 @@ void ml_call_obs_begin(struct ml_call_obs *o, struct ml_proxy *p, const struct m
     if (o->authority[0] == '\0') {
         copy_field(o->authority, sizeof(o->authority), req, "host");
     }
+}
+
+void ml_call_obs_upstream_open(struct ml_call_obs *o)
+{
+    o->upstream_us = now_us();
 }
 
 void ml_call_obs_route(struct ml_call_obs *o, struct ml_proxy *p, int route,
@@ -206,7 +222,7 @@ static void write_line(struct ml_call_obs *o, struct ml_proxy *p, const char *pa
 
 void ml_call_obs_end(struct ml_call_obs *o, struct ml_proxy *p, const char *path)
 {
-    uint64_t duration_ms;
+    uint64_t duration_ms, end_us;
 
     if (o->ended) {
         return;
@@ -216,7 +232,10 @@ void ml_call_obs_end(struct ml_call_obs *o, struct ml_proxy *p, const char *path
     if (ml_access_log_enabled(p->access_log)) {
         write_line(o, p, path, duration_ms); /* before stats_call_end resets o->sc */
     }
-    ml_stats_call_end(o->stats, &o->sc, o->grpc_status, duration_ms, o->bytes_in, o->bytes_out);
+    end_us = now_us();
+    ml_stats_call_end_us(o->stats, &o->sc, o->grpc_status, end_us - o->start_us,
+                         o->upstream_us != 0 ? end_us - o->upstream_us : ML_STATS_NO_UPSTREAM,
+                         o->bytes_in, o->bytes_out);
     ml_stats_free(o->stats);
     o->stats = NULL;
 }

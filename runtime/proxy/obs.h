@@ -23,6 +23,8 @@ struct ml_call_obs {
     const struct ml_snapshot *snap; /* that snapshot (borrowed from the call): access log names */
     struct ml_stats_call sc;        /* where it is counted: indices into snap */
     uint64_t start_ms;              /* monotonic, at the request headers */
+    uint64_t start_us;              /* the same in µs: the stats' durations */
+    uint64_t upstream_us;           /* monotonic µs at the upstream stream's open; 0: none */
     struct timespec start_wall;     /* for the access log's ts= */
     uint64_t bytes_in;              /* request DATA payload from downstream */
     uint64_t bytes_out;             /* response DATA payload handed to downstream */
@@ -52,6 +54,8 @@ void ml_call_obs_begin(struct ml_call_obs *o, struct ml_proxy *p, const struct m
 void ml_call_obs_route(struct ml_call_obs *o, struct ml_proxy *p, int route,
                        const struct ml_cluster *cl);
 void ml_call_obs_endpoint(struct ml_call_obs *o, struct ml_proxy *p, int endpoint);
+/* The upstream stream was opened (again, after a replay: the last one counts). */
+void ml_call_obs_upstream_open(struct ml_call_obs *o);
 /* A header block relayed downstream (response headers or trailers): :status, grpc-status. */
 void ml_call_obs_headers(struct ml_call_obs *o, const struct ml_h2_hdrs *h);
 /* meshlet answered the call itself. */
