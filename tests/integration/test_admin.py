@@ -237,8 +237,8 @@ def test_stats_count_calls_per_cluster_endpoint_and_grpc_status(backends, mesh):
     # each request is one 6-byte gRPC message (the unrouted one may be answered before it came)
     assert 30 * 6 <= s["calls.bytes_in"] <= 31 * 6
     assert s["calls.bytes_out"] == 30 * 9  # b"bN:x" in a 5-byte frame
-    assert s["calls.duration_ms.count"] == 31 and s["calls.duration_ms.le_inf"] == 31
-    buckets = [v for k, v in s.items() if k.startswith("calls.duration_ms.le_")]
+    assert s["calls.duration_us.count"] == 31 and s["calls.duration_us.le_inf"] == 31
+    buckets = [v for k, v in s.items() if k.startswith("calls.duration_us.le_")]
     assert buckets == sorted(buckets)
     # the channel is closed: its connection is no longer active
     assert wait_until(lambda: stats(admin)["listener.ingress.downstream_cx_active"] == 0)
