@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,10 +58,14 @@ void ml_admin_process_read(struct ml_admin_process *p)
     unsigned long long utime, stime, start_ticks;
     long rss_pages, tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
     const char *after;
+    struct rlimit lim;
     FILE *f;
 
     memset(p, 0, sizeof(*p));
     p->open_fds = count_fds();
+    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY) {
+        p->max_fds = (uint64_t)lim.rlim_cur;
+    }
     if ((f = fopen("/proc/self/stat", "re")) == NULL) {
         return;
     }
@@ -238,12 +243,14 @@ long ml_admin_render_info_metrics(const struct ml_admin_node_info *ni, char *out
         "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %llu\n"
         "# HELP process_open_fds Number of open file descriptors.\n"
         "# TYPE process_open_fds gauge\nprocess_open_fds %llu\n"
+        "# HELP process_max_fds Maximum number of open file descriptors.\n"
+        "# TYPE process_max_fds gauge\nprocess_max_fds %llu\n"
         "# HELP process_start_time_seconds Start time of the process since unix epoch in "
         "seconds.\n"
         "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %llu.%03llu\n",
         (unsigned long long)(pr.cpu_us / 1000000), (unsigned long long)(pr.cpu_us % 1000000),
         (unsigned long long)pr.rss_bytes, (unsigned long long)pr.open_fds,
-        (unsigned long long)(pr.start_unix_ms / 1000),
+        (unsigned long long)pr.max_fds, (unsigned long long)(pr.start_unix_ms / 1000),
         (unsigned long long)(pr.start_unix_ms % 1000));
     return finish(&o);
 }

@@ -13,6 +13,7 @@ struct ml_admin_process {
     uint64_t cpu_us;        /* user + system CPU time */
     uint64_t rss_bytes;     /* resident memory */
     uint64_t open_fds;      /* fds open now (the one reading them not counted) */
+    uint64_t max_fds;       /* RLIMIT_NOFILE's soft limit; 0: unlimited */
     uint64_t start_unix_ms; /* when the process started, wall clock */
 };
 void ml_admin_process_read(struct ml_admin_process *p);
