@@ -56,7 +56,7 @@ const char ml_admin_page_html[] =
     "  [\"features\",i.features.join(\" \")]];\n"
     " for(const[k,v]of rows){d.append(el(\"dt\",k),el(\"dd\",v));d.lastChild.dataset.k=k;}\n"
     " const a=$(\"apply\");a.textContent=\"\";const la=i.last_apply;\n"
-    " const p=el(\"p\",\"last apply: \"+la.result+(la.result===\"none\"?\"\":\" (\"+la.source+\", \"+la.version+\", \"+la.time+\")\"),\n"
+    " const p=el(\"p\",\"last apply: \"+la.result+(la.result===\"none\"?\"\":\" (\"+[la.source,la.version,la.time].filter(Boolean).join(\", \")+\")\"),\n"
     "  la.result===\"refused\"?\"bad\":\"\");\n"
     " p.id=\"lastapply\";a.append(p);\n"
     " if(la.error){const pre=el(\"pre\",la.error);pre.id=\"applyerror\";a.append(pre);}}\n"
