@@ -7,8 +7,9 @@
 #include <stdint.h>
 
 struct ml_balance; /* every cluster of a snapshot, with their connection pools */
-struct ml_cluster; /* one [cluster]: endpoints, round robin, limits */
+struct ml_cluster; /* one [cluster]: endpoints, LB policy, limits */
 struct ml_pool;    /* the upstream connections to one endpoint */
+struct ml_host;    /* one (cluster name, address): pool, health, counters */
 struct ml_share;   /* one downstream connection's part of one cluster's stream slots */
 struct ml_h2_conn;
 
@@ -21,6 +22,10 @@ struct ml_balance_waiter {
     struct ml_pool *pool; /* the pool it waits on; NULL when not waiting */
     int endpoint;         /* set by ml_cluster_pick: the endpoint picked (index into the
                              cluster's endpoints), -1 when none was */
+    /* balance's: the host of the attempt in progress (a reference), from ml_cluster_pick's
+     * choice to ml_cluster_attempt_end; NULL when none is. */
+    struct ml_host *host;
+    uint64_t picked_ms; /* balance's: ml_time_now_ms() at the choice (the outcome's latency) */
     /* Set by the caller before ml_cluster_pick: whose share of the cluster the call counts in
      * (the downstream connection it came on; compared, never dereferenced). NULL: none. */
     const void *tenant;

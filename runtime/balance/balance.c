@@ -1,15 +1,19 @@
 /* The clusters of one snapshot. A hot apply builds the next balance beside the running one
- * (ml_balance_prepare) and switches (ml_balance_commit): pools are shared between the clusters of
- * both that have the same name and endpoint address, so connections and waiting calls carry on;
- * the old balance lives until its last call ends. */
+ * (ml_balance_prepare) and switches (ml_balance_commit): hosts (balance/host.h: a pool, health,
+ * counters) are shared between the clusters of both that have the same name and endpoint
+ * address, so connections, waiting calls and host state carry on; the old balance lives until
+ * its last call ends. Which host a call goes to is its cluster's policy's choice (balance/lb.h). */
 #include "balance/balance.h"
 
 #include "balance/balance_int.h"
+#include "balance/host.h"
+#include "balance/lb.h"
 #include "core/alloc.h"
 #include "core/list.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/stats.h"
+#include "core/timer.h"
 #include "h2/h2.h"
 #include "meshlet_config.h"
 
@@ -47,11 +51,12 @@ static void slot_link(struct ml_pool_slot *s)
 
     ml_list_add_tail(&p->slots, &s->node);
     s->linked = true;
+    ml_host_ref(p->host);
     ml_pool_owner_change(p, from, s->cluster);
 }
 
-/* Takes s out of its pool; frees the pool when no slot is left. */
-static void slot_unlink(struct ml_pool_slot *s, struct ml_loop *loop)
+/* Takes s out of its pool and drops its reference on the host (whose last one frees it). */
+static void slot_unlink(struct ml_pool_slot *s)
 {
     struct ml_pool *p = s->pool;
     bool owner;
@@ -64,17 +69,56 @@ static void slot_unlink(struct ml_pool_slot *s, struct ml_loop *loop)
     s->linked = false;
     if (ml_list_empty(&p->slots)) {
         ml_pool_owner_change(p, s->cluster, NULL);
-        ml_pool_free(p, loop);
     } else if (owner) {
         ml_pool_owner_change(p, s->cluster, ml_pool_cluster(p));
     }
+    ml_host_unref(p->host);
 }
 
-/* Builds the clusters of snap; pools shared with cur (may be NULL) are left unlinked. */
+/* A new host (and its pool) for endpoint e of cl, linked to slot s. 0; -ENOMEM. */
+static int slot_new_host(struct ml_cluster *cl, struct ml_pool_slot *s, uint32_t e)
+{
+    struct ml_pool *p = ml_pool_new(cl, e);
+    struct ml_host *h;
+
+    if (p == NULL) {
+        return -ENOMEM;
+    }
+    if ((h = ml_host_new(cl->balance->loop, p)) == NULL) {
+        ml_pool_free(p, cl->balance->loop);
+        return -ENOMEM;
+    }
+    s->pool = p;
+    slot_link(s);     /* its own host: nobody else sees it */
+    ml_host_unref(h); /* the slot's reference is the one that remains */
+    return 0;
+}
+
+/* The policy lb = of cl, over its hosts. 0; -ENOMEM; -ENOTSUP for a policy not built yet (the
+ * config check refuses those, so only a caller that skipped it sees this). */
+static int cluster_lb_init(struct ml_cluster *cl)
+{
+    const struct ml_lb_ops *ops = ml_lb_ops_for(cl->cfg->lb);
+    int rv;
+
+    if (ops == NULL) {
+        ML_LOG_ERR("cluster %s: lb policy %d is not built", cl->cfg->name, (int)cl->cfg->lb);
+        return -ENOTSUP;
+    }
+    cl->lb.cluster = cl;
+    if (ops->init != NULL && (rv = ops->init(&cl->lb)) < 0) {
+        return rv;
+    }
+    cl->lb.ops = ops; /* from now on ml_balance_free frees it */
+    return 0;
+}
+
+/* Builds the clusters of snap; hosts shared with cur (may be NULL) are left unlinked. */
 static int balance_build(struct ml_loop *loop, const struct ml_snapshot *snap, uint32_t *conn_ids,
                          struct ml_balance *cur, struct ml_balance **out)
 {
     struct ml_balance *b;
+    int rv;
 
     *out = NULL;
     if ((b = ml_calloc(1, sizeof(*b))) == NULL) {
@@ -83,6 +127,7 @@ static int balance_build(struct ml_loop *loop, const struct ml_snapshot *snap, u
     b->loop = loop;
     b->snap = snap;
     b->conn_ids = conn_ids;
+    ml_rand_seed_os(&b->rand);
     if (snap->n_clusters > 0 &&
         (b->clusters = ml_calloc(snap->n_clusters, sizeof(*b->clusters))) == NULL) {
         ml_free(b);
@@ -117,17 +162,15 @@ static int balance_build(struct ml_loop *loop, const struct ml_snapshot *snap, u
             s->cluster = cl;
             s->endpoint = e;
             s->pool = find_pool(cur, cfg->name, &cfg->endpoints[e].addr);
-            if (s->pool == NULL) {
-                if ((s->pool = ml_pool_new(cl, e)) == NULL) {
-                    ml_balance_free(b);
-                    return -ENOMEM;
-                }
-                cl->n_slots = e + 1;
-                slot_link(s); /* its own pool: nobody else sees it */
-            } else {
-                cl->n_slots = e + 1;
+            if (s->pool == NULL && (rv = slot_new_host(cl, s, e)) < 0) {
+                ml_balance_free(b);
+                return rv;
             }
-            cl->rr_total += cfg->endpoints[e].weight;
+            cl->n_slots = e + 1;
+        }
+        if ((rv = cluster_lb_init(cl)) < 0) {
+            ml_balance_free(b);
+            return rv;
         }
     }
     *out = b;
@@ -178,6 +221,7 @@ void ml_balance_commit(struct ml_balance *next, struct ml_balance *prev,
                 ML_LOG_INF("cluster %s: endpoint %s is gone: its connections close once idle",
                            cl->cfg->name, p->addr_text);
                 ml_pool_retire(p);
+                ml_host_state_set(p->host, ML_HOST_DRAINING, true); /* no new picks */
             }
         }
     }
@@ -195,8 +239,11 @@ void ml_balance_free(struct ml_balance *b)
     for (uint32_t i = 0; i < b->n_clusters; i++) {
         struct ml_cluster *cl = &b->clusters[i];
 
+        if (cl->lb.ops != NULL && cl->lb.ops->free != NULL) {
+            cl->lb.ops->free(&cl->lb);
+        }
         for (uint32_t e = 0; e < cl->n_slots; e++) {
-            slot_unlink(&cl->slots[e], b->loop);
+            slot_unlink(&cl->slots[e]);
         }
         ml_free(cl->slots);
     }
@@ -258,11 +305,57 @@ void ml_cluster_call_end(struct ml_cluster *cl)
     }
 }
 
-int ml_cluster_pick(struct ml_cluster *cl, struct ml_balance_waiter *w, struct ml_h2_conn **conn,
-                    char *why, size_t cap)
+/* The attempt of w begins on slot s's host. */
+static void attempt_begin(struct ml_cluster *cl, struct ml_balance_waiter *w, uint32_t host)
 {
-    struct ml_pool_slot *best = NULL;
-    int rv;
+    struct ml_host *h = ml_host_ref(cl->slots[host].pool->host);
+
+    w->endpoint = (int)host;
+    w->host = h;
+    w->picked_ms = ml_time_now_ms();
+    h->counters.active++;
+    h->counters.calls++;
+    if (cl->lb.ops->on_take != NULL) {
+        cl->lb.ops->on_take(&cl->lb, host);
+    }
+}
+
+void ml_cluster_attempt_end(struct ml_cluster *cl, struct ml_balance_waiter *w,
+                            const struct ml_attempt_outcome *o)
+{
+    struct ml_attempt_outcome out = *o;
+    struct ml_host *h = w->host;
+
+    if (h == NULL) {
+        return;
+    }
+    w->host = NULL;
+    out.latency_ms = ml_time_now_ms() - w->picked_ms;
+    h->counters.active--;
+    if (ml_attempt_failed(&out)) {
+        h->counters.failures++;
+    }
+    if (cl->lb.ops->on_drop != NULL) {
+        cl->lb.ops->on_drop(&cl->lb, (uint32_t)w->endpoint, &out);
+    }
+    ml_host_unref(h);
+}
+
+/* The attempt of w ends before anything was sent. */
+static void attempt_not_sent(struct ml_cluster *cl, struct ml_balance_waiter *w)
+{
+    static const struct ml_attempt_outcome not_sent = {.end = ML_ATTEMPT_NOT_SENT,
+                                                       .grpc_status = -1};
+
+    ml_cluster_attempt_end(cl, w, &not_sent);
+}
+
+int ml_cluster_pick(struct ml_cluster *cl, struct ml_balance_waiter *w,
+                    const struct ml_lb_pick_ctx *ctx, struct ml_h2_conn **conn, char *why,
+                    size_t cap)
+{
+    struct ml_lb_pick_ctx any = {.rand = &cl->balance->rand};
+    int host, rv;
 
     *conn = NULL;
     w->endpoint = -1;
@@ -270,26 +363,31 @@ int ml_cluster_pick(struct ml_cluster *cl, struct ml_balance_waiter *w, struct m
         snprintf(why, cap, "cluster %s: no endpoint", cl->cfg->name);
         return -ENOENT;
     }
-    /* Round robin per call, weighted smoothly (nginx's algorithm): with equal weights it is
-     * plain round robin in config order; endpoint i gets weight_i / total of the calls, spread
-     * out rather than in runs. */
-    for (uint32_t e = 0; e < cl->n_slots; e++) {
-        struct ml_pool_slot *s = &cl->slots[e];
-
-        s->rr_current += cl->cfg->endpoints[e].weight;
-        if (best == NULL || s->rr_current > best->rr_current) {
-            best = s;
-        }
+    if (ctx == NULL) {
+        ctx = &any;
     }
-    best->rr_current -= cl->rr_total;
-    w->endpoint = (int)best->endpoint;
+    host = cl->lb.ops->pick(&cl->lb, ctx);
+    if (host < 0 && ctx->tried != NULL) {
+        /* Every usable host was tried: one of them again rather than none. */
+        any = *ctx;
+        any.tried = NULL;
+        host = cl->lb.ops->pick(&cl->lb, &any);
+    }
+    if (host < 0) {
+        snprintf(why, cap, "cluster %s: no usable endpoint (all %u unhealthy, ejected or draining)",
+                 cl->cfg->name, cl->n_slots);
+        return -ENOENT;
+    }
+    attempt_begin(cl, w, (uint32_t)host);
     if (ml_share_join(cl, w) < 0) {
+        attempt_not_sent(cl, w);
         snprintf(why, cap, "cluster %s: out of memory for a call's share", cl->cfg->name);
         return -ENOMEM;
     }
-    rv = ml_pool_pick(best->pool, w, conn, why, cap);
+    rv = ml_pool_pick(cl->slots[host].pool, w, conn, why, cap);
     if (rv < 0 && rv != -EINPROGRESS) {
         ml_share_settle(w);
+        attempt_not_sent(cl, w);
     }
     return rv;
 }

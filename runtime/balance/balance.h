@@ -1,13 +1,15 @@
-/* Upstream side of the proxy: per cluster, round robin over its static endpoints for every
- * call, and per endpoint a pool of HTTP/2 connections shared by many calls. A connection carries
- * up to min(peer's SETTINGS_MAX_CONCURRENT_STREAMS, max_streams_per_connection) streams; another
- * is opened only when those are full, up to max_connections per endpoint; beyond that calls wait
- * (max_pending per cluster), and max_requests caps the active calls of a cluster. One downstream
- * connection takes at most its fair share of a cluster's slots and queue (share.c, max_share). */
+/* Upstream side of the proxy: per cluster, its LB policy (balance/lb.h) picks a host for every
+ * attempt of a call, and per host (balance/host.h) a pool of HTTP/2 connections shared by many
+ * calls. A connection carries up to min(peer's SETTINGS_MAX_CONCURRENT_STREAMS,
+ * max_streams_per_connection) streams; another is opened only when those are full, up to
+ * max_connections per endpoint; beyond that calls wait (max_pending per cluster), and max_requests
+ * caps the active calls of a cluster. One downstream connection takes at most its fair share of a
+ * cluster's slots and queue (share.c, max_share). */
 #ifndef ML_BALANCE_BALANCE_H
 #define ML_BALANCE_BALANCE_H
 
 #include "balance/balance-t.h"
+#include "balance/lb-t.h"
 #include "config/snapshot-t.h"
 #include "core/loop-t.h"
 
@@ -54,15 +56,27 @@ const char *ml_cluster_endpoint_text(const struct ml_cluster *cl, int endpoint);
 int ml_cluster_call_begin(struct ml_cluster *cl, char *why, size_t cap);
 void ml_cluster_call_end(struct ml_cluster *cl);
 
-/* Picks the next endpoint (round robin, weighted by the endpoints' weight=) and a connection to
- * it with a free stream slot, within w->tenant's fair share of the cluster (balance/share.c):
+/* An attempt of a call: the cluster's policy picks a usable host (ctx: the call's hash key, the
+ * hosts it tried, a random source; NULL: none of those, the balance's own random source), and
+ * the host's pool a connection with a free stream slot, within w->tenant's fair share of the
+ * cluster (balance/share.c). A host the call tried is picked again only when no other usable
+ * one is left. From the choice on, w->endpoint and w->host say which host (w holds a
+ * reference, counted in the host's active calls) until ml_cluster_attempt_end; when this
+ * returns an error the attempt has ended already (ML_ATTEMPT_NOT_SENT).
  * 0 and *conn: open the stream now (before returning to the loop);
  * -EINPROGRESS: w waits; exactly one of w->on_ready / w->on_fail runs later, never from inside
  *   this call, unless ml_balance_waiter_cancel(w) comes first;
  * -EBUSY (max_pending calls wait already, or w->tenant's share of them), -ENOENT (no
- *   endpoint), -ENOMEM: why says so and no callback runs. */
-int ml_cluster_pick(struct ml_cluster *cl, struct ml_balance_waiter *w, struct ml_h2_conn **conn,
-                    char *why, size_t cap);
+ *   endpoint, or none usable), -ENOMEM: why says so and no callback runs. */
+int ml_cluster_pick(struct ml_cluster *cl, struct ml_balance_waiter *w,
+                    const struct ml_lb_pick_ctx *ctx, struct ml_h2_conn **conn, char *why,
+                    size_t cap);
+/* The attempt w holds on a host is over, as o says (o->latency_ms is filled in here): the
+ * host's counters and the policy (on_drop) hear it, and w's reference on the host goes. Each
+ * 0 or -EINPROGRESS of ml_cluster_pick is paired with one call, after on_fail, after a cancel,
+ * or once the upstream stream closed. A no-op when w holds no host. */
+void ml_cluster_attempt_end(struct ml_cluster *cl, struct ml_balance_waiter *w,
+                            const struct ml_attempt_outcome *o);
 /* w stops waiting; its callbacks will not run. A no-op when it is not waiting. */
 void ml_balance_waiter_cancel(struct ml_balance_waiter *w);
 /* The stream w opened on the connection ml_cluster_pick or on_ready gave it is over (or was

@@ -3,6 +3,7 @@
 #define ML_BALANCE_BALANCE_INT_H
 
 #include "balance/balance-t.h"
+#include "balance/lb-t.h"
 #include "config/snapshot-t.h"
 #include "core/list-t.h"
 #include "core/list.h"
@@ -37,11 +38,12 @@ struct ml_pool_slot {
     uint32_t endpoint; /* index into cluster->cfg->endpoints */
     struct ml_pool *pool;
     struct ml_list node; /* in pool->slots while linked */
-    bool linked;         /* false only in a prepared balance, for a pool it will share */
-    int64_t rr_current;  /* smooth weighted round robin: this endpoint's current weight */
+    bool linked;         /* false only in a prepared balance, for a pool it will share;
+                            a linked slot holds a reference on the pool's host */
 };
 
 struct ml_pool {
+    struct ml_host *host; /* the host that owns it (balance/host.h) */
     struct ml_list slots; /* struct ml_pool_slot, oldest balance first; the last one is the
                              owner: its cluster's limits and stats apply */
     bool retired;         /* no balance in force has it: connections close once idle */
@@ -74,7 +76,7 @@ struct ml_cluster {
     const struct ml_cfg_cluster *cfg;
     struct ml_pool_slot *slots; /* one per endpoint, in config order */
     uint32_t n_slots;
-    uint32_t rr_total;       /* sum of the endpoints' weights */
+    struct ml_lb lb;         /* its policy (lb =), over the slots' hosts */
     uint32_t n_active;       /* calls between call_begin and call_end */
     uint32_t n_pending;      /* calls waiting in the pools this cluster owns */
     uint32_t slots_per_conn; /* min(max_streams_per_connection, the 100 nghttp2 assumes before
@@ -96,6 +98,7 @@ struct ml_balance {
     ml_balance_idle_fn *on_idle;
     void *idle_user;
     struct ml_defer idle_defer;
+    struct ml_rand rand; /* for picks whose caller gives no random source (ctx NULL) */
 };
 
 /* The pool's owner: the slot of the newest balance that has it. */
@@ -110,9 +113,10 @@ static inline struct ml_cluster *ml_pool_cluster(const struct ml_pool *p)
 }
 
 /* pool.c */
-/* A new pool for endpoint of cl (not linked to any slot yet). NULL: no memory. */
+/* A new pool for endpoint of cl (not linked to any slot yet, no host yet). NULL: no memory. */
 struct ml_pool *ml_pool_new(const struct ml_cluster *cl, uint32_t endpoint);
-/* Closes the pool's connections and frees it; no call may wait on it any more. */
+/* Closes the pool's connections and frees it; no call may wait on it any more. Only its host
+ * calls this (ml_host_unref), or the builder of a pool whose host could not be made. */
 void ml_pool_free(struct ml_pool *p, struct ml_loop *loop);
 /* The pool gets a new owner (the last slot changed): moves its waiters' count. */
 void ml_pool_owner_change(struct ml_pool *p, struct ml_cluster *from, struct ml_cluster *to);

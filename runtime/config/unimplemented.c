@@ -14,7 +14,7 @@ enum off_test {
     ROUTE_FAULT_ABORT_ZERO,
     ROUTE_FAULT_HEADERS_OFF,
     ROUTE_RATE_LIMIT_ZERO,
-    CLUSTER_LB_ROUND_ROBIN,
+    CLUSTER_LB_BUILT,
     CLUSTER_MAX_RETRIES_ZERO,
     CLUSTER_HEALTH_CHECK_OFF,
     CLUSTER_HEALTH_SERVICE_EMPTY,
@@ -43,8 +43,8 @@ static const struct {
     {ML_K_route_fault_abort, ROUTE_FAULT_ABORT_ZERO, "0"},
     {ML_K_route_fault_headers, ROUTE_FAULT_HEADERS_OFF, "off"},
     {ML_K_route_rate_limit, ROUTE_RATE_LIMIT_ZERO, "0"},
-    /* balancers other than round robin, dns endpoints */
-    {ML_K_cluster_lb, CLUSTER_LB_ROUND_ROBIN, "round_robin"},
+    /* balancers with no policy in balance/lb.c's table yet, dns endpoints */
+    {ML_K_cluster_lb, CLUSTER_LB_BUILT, "round_robin"},
     {ML_K_cluster_hash, NONE, NULL},
     {ML_K_cluster_dns, NONE, NULL},
     {ML_K_cluster_dns_refresh, NONE, NULL},
@@ -105,8 +105,9 @@ bool ml_config_unimplemented_is_off(int key, const void *obj)
         return !r->fault_headers;
     case ROUTE_RATE_LIMIT_ZERO:
         return r->rate_per_min == 0;
-    case CLUSTER_LB_ROUND_ROBIN:
-        return c->lb == ML_CFG_LB_ROUND_ROBIN;
+    case CLUSTER_LB_BUILT:
+        /* the policies of balance/lb.c's table (config/ does not call up into balance/) */
+        return c->lb == ML_CFG_LB_ROUND_ROBIN || c->lb == ML_CFG_LB_RANDOM;
     case CLUSTER_MAX_RETRIES_ZERO:
         return c->max_retries == 0;
     case CLUSTER_HEALTH_CHECK_OFF:

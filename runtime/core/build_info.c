@@ -21,7 +21,7 @@ static const char *const features[] = {
 #ifdef CONFIG_ML_CONTROLLER
     "controller",
 #endif
-    "lb.round_robin", NULL,
+    "lb.round_robin", "lb.random", NULL,
 };
 
 const char *ml_build_version(void)

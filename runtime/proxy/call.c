@@ -7,12 +7,16 @@
  * window. The windows we advertise are never larger than the buffer, so it cannot overflow, and
  * a slow reader anywhere stops the writer at the other end.
  *
+ * Before the upstream: the request-policy steps (proxy/step.h: route, deadline, pick) decide
+ * where the call goes or answer it; this file only bridges the two sides and ends attempts.
+ *
  * Lifetime: the call lives while it has a downstream stream, an upstream stream, or a place in
  * a pool's queue; when all three are gone it is freed at the end of the event (never inside
  * the callback that ended it, where callers up the stack may still refer to it). */
 #include "proxy/call.h"
 
 #include "balance/balance.h"
+#include "balance/lb.h"
 #include "config/snapshot.h"
 #include "core/alloc.h"
 #include "core/buf.h"
@@ -28,72 +32,32 @@
 #include "h2/h2.h"
 #include "h2/hdrs.h"
 #include "meshlet_config.h"
+#include "proxy/call_int.h"
 #include "proxy/obs.h"
 #include "proxy/proxy_int.h"
-#include "proxy/route.h"
+#include "proxy/step.h"
 
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
-/* Times a call refused by an upstream's GOAWAY (never processed) is sent again elsewhere. */
-#define CALL_MAX_REPLAYS 2
-
-/* :path kept for logs and status messages; longer ones are cut. */
-#define CALL_PATH_MAX 200
-
-/* Bytes buffered per direction. Windows we advertise are never larger than
- * CONFIG_ML_CALL_BUFFER_BYTES, but until a peer has our SETTINGS it may send HTTP/2's default
- * 65,535 bytes on a stream, so a smaller Kconfig value is raised to that. */
-#define CALL_BUFFER_BYTES                                                                          \
-    (CONFIG_ML_CALL_BUFFER_BYTES > 65535 ? CONFIG_ML_CALL_BUFFER_BYTES : 65535)
-
-struct ml_call {
-    struct ml_proxy *proxy;
-    uint64_t id;
-    struct ml_snapshot *snap;   /* the config the call started on (a reference): routes, names */
-    struct ml_cluster *cluster; /* NULL until picked; then counted in its max_requests (which
-                                   keeps its balance alive across a hot apply) */
-    struct ml_h2_stream *down;  /* NULL once gone */
-    struct ml_h2_stream *up;    /* NULL before it is opened and once gone */
-    struct ml_balance_waiter waiter; /* waiter.pool != NULL while waiting for a slot */
-    struct ml_h2_hdrs req_hdrs;      /* request headers as they came (kept for a replay) */
-    struct ml_h2_hdrs req_trailers;  /* from downstream, for upstream after the body */
-    struct ml_h2_hdrs resp_trailers; /* from upstream, for downstream after the body */
-    struct ml_buf req;               /* request body on its way upstream */
-    struct ml_buf resp;              /* response body on its way downstream */
-    /* Where whole gRPC messages end in the response body, so that a deadline can end the
-     * response after one with trailers (grpc-status 4) rather than a reset. Byte counts. */
-    struct ml_grpc_framer resp_framer; /* bytes upstream gave, and where messages end */
-    uint64_t resp_out;                 /* of those, bytes that went downstream */
-    uint64_t resp_limit;     /* the body ends here, trailers follow (deadline); else UINT64_MAX */
-    bool grpc;               /* content-type application/grpc*: answer in gRPC */
-    bool req_ended;          /* downstream sent END_STREAM */
-    bool up_done;            /* the upstream side is over (closed, failed, or never needed): request
-                                bytes from now on are dropped */
-    bool resp_started;       /* response headers went downstream */
-    bool resp_ended;         /* the whole response is known (upstream END_STREAM, or our answer) */
-    bool no_replay;          /* req_copy does not hold all upstream took (too much, or a response
-                                came): a refused stream cannot go again */
-    struct ml_buf req_copy;  /* request bytes upstream took, kept for a replay (!no_replay) */
-    size_t req_reread;       /* bytes at the front of req that are there again for a replay: the
-                                downstream window counted them already */
-    bool has_deadline;       /* deadline_ms applies (client grpc-timeout and/or route timeout) */
-    uint8_t n_replays;       /* times the call was sent again after a GOAWAY refused it */
-    uint64_t budget_ms;      /* min(client grpc-timeout, route timeout), for messages */
-    uint64_t deadline_ms;    /* ml_time_now_ms() at which the call expires (has_deadline) */
-    struct ml_timer *expiry; /* fires at deadline_ms; NULL without a deadline */
-    uint32_t stall_ms;       /* [listener] stream_stall_timeout; 0 = off */
-    uint64_t moved_ms;       /* ml_time_now_ms() when body bytes last moved in or out */
-    struct ml_timer *stall;  /* looks for a stall every stall_ms; NULL when off */
-    struct ml_defer free_defer;
-    struct ml_call_obs obs; /* stats and the access log line (proxy/obs.h) */
-    char path[CALL_PATH_MAX + 1];
-};
-
 static const struct ml_h2_stream_ops down_ops;
 static const struct ml_h2_stream_ops up_ops;
+static void call_attempt_over(struct ml_call *call, enum ml_attempt_end end, uint32_t h2_error);
+
+/* The value of header name in h, or an empty slice. */
+static struct ml_slice field(const struct ml_h2_hdrs *h, const char *name)
+{
+    int i = ml_h2_hdrs_find(h, name, 0);
+
+    return i >= 0 ? ml_h2_hdrs_value(h, (uint32_t)i) : (struct ml_slice){(const uint8_t *)"", 0};
+}
+
+struct ml_slice ml_call_header(const struct ml_call *call, const char *name)
+{
+    return field(&call->req_hdrs, name);
+}
 
 /* ---- the end of a call ------------------------------------------------------------------- */
 
@@ -104,6 +68,7 @@ static void call_free_deferred(struct ml_defer *d)
     ML_LOG_DBG("call %llu: done", (unsigned long long)call->id);
     ml_call_obs_end(&call->obs, call->proxy, call->path);
     ml_balance_waiter_release(&call->waiter); /* a no-op: every way the upstream ends did it */
+    call_attempt_over(call, ML_ATTEMPT_NOT_SENT, 0); /* a no-op too, for the same reason */
     if (call->cluster != NULL) {
         ml_cluster_call_end(call->cluster);
     }
@@ -128,12 +93,42 @@ static void call_maybe_done(struct ml_call *call)
     }
 }
 
+/* The attempt on the host the balance picked is over, as end says: the host's counters and the
+ * cluster's policy hear it (balance/balance.h). A no-op when no attempt is in progress. */
+static void call_attempt_over(struct ml_call *call, enum ml_attempt_end end, uint32_t h2_error)
+{
+    struct ml_attempt_outcome o = {
+        .end = end,
+        .grpc_status = end == ML_ATTEMPT_RESPONDED ? call->up_grpc_status : -1,
+        .http_status = call->up_http_status,
+        .h2_error = h2_error,
+    };
+
+    if (call->cluster != NULL) {
+        ml_cluster_attempt_end(call->cluster, &call->waiter, &o);
+    }
+    call->up_grpc_status = -1;
+    call->up_http_status = 0;
+}
+
 /* The upstream stream is over (or was never opened on the connection the balance gave): its
- * stream slot stops counting in the downstream connection's fair share of the cluster. */
-static void call_up_gone(struct ml_call *call)
+ * stream slot stops counting in the downstream connection's fair share of the cluster, and the
+ * attempt ends as end says. */
+static void call_up_gone(struct ml_call *call, enum ml_attempt_end end, uint32_t h2_error)
 {
     call->up = NULL;
     ml_balance_waiter_release(&call->waiter);
+    call_attempt_over(call, end, h2_error);
+}
+
+/* The call stops waiting for a stream slot (client gone, deadline, stall): that attempt never
+ * reached its host. */
+static void call_cancel_wait(struct ml_call *call)
+{
+    if (call->waiter.pool != NULL) {
+        ml_balance_waiter_cancel(&call->waiter);
+        call_attempt_over(call, ML_ATTEMPT_NOT_SENT, 0);
+    }
 }
 
 /* Request bytes held for upstream are not going anywhere: let downstream send more. */
@@ -155,7 +150,7 @@ static void drop_request_body(struct ml_call *call)
 /* meshlet answers the request itself: a trailers-only gRPC status, or a plain HTTP status with
  * the reason as its body. Once response headers went downstream that is impossible: the
  * downstream stream is reset instead. */
-static void call_answer(struct ml_call *call, int grpc_status, int http_status, const char *msg)
+void ml_call_answer(struct ml_call *call, int grpc_status, int http_status, const char *msg)
 {
     struct ml_h2_hdrs h;
     char status[16], value[512];
@@ -203,9 +198,9 @@ static void call_answer(struct ml_call *call, int grpc_status, int http_status, 
     }
 }
 
-static void call_unavailable(struct ml_call *call, const char *msg)
+void ml_call_unavailable(struct ml_call *call, const char *msg)
 {
-    call_answer(call, ML_GRPC_UNAVAILABLE, 503, msg);
+    ml_call_answer(call, ML_GRPC_UNAVAILABLE, 503, msg);
 }
 
 /* ---- upstream -------------------------------------------------------------------------- */
@@ -246,7 +241,7 @@ static int upstream_headers(struct ml_call *call, struct ml_h2_hdrs *out)
     return rv;
 }
 
-static void call_open_upstream(struct ml_call *call, struct ml_h2_conn *conn)
+int ml_call_open_upstream(struct ml_call *call, struct ml_h2_conn *conn)
 {
     bool no_body =
         call->req_ended && ml_buf_len(&call->req) == 0 && call->req_trailers.n_fields == 0;
@@ -263,38 +258,22 @@ static void call_open_upstream(struct ml_call *call, struct ml_h2_conn *conn)
         ml_call_obs_upstream_open(&call->obs); /* the upstream's own time starts here */
     }
     if (rv < 0) {
-        call_up_gone(call);
+        call_up_gone(call, ML_ATTEMPT_NOT_SENT, 0);
         snprintf(msg, sizeof(msg), "cluster %s: upstream connection c%u cannot take the call (%s)",
                  ml_cluster_name(call->cluster), ml_h2_conn_id(conn), strerror(-rv));
-        call_unavailable(call, msg);
-        return;
+        ml_call_unavailable(call, msg);
+        return rv;
     }
     ML_LOG_DBG("call %llu: %s -> cluster %s c%u s%d", (unsigned long long)call->id, call->path,
                ml_cluster_name(call->cluster), ml_h2_conn_id(conn), ml_h2_stream_id(call->up));
-}
-
-/* Picks an endpoint and connection for the call and opens its upstream stream, now or once a
- * slot frees up; answers UNAVAILABLE when there is none. */
-static void call_pick_upstream(struct ml_call *call)
-{
-    struct ml_h2_conn *conn;
-    char msg[200];
-    int rv;
-
-    rv = ml_cluster_pick(call->cluster, &call->waiter, &conn, msg, sizeof(msg));
-    ml_call_obs_endpoint(&call->obs, call->proxy, call->waiter.endpoint);
-    if (rv == 0) {
-        call_open_upstream(call, conn);
-    } else if (rv != -EINPROGRESS) {
-        call_unavailable(call, msg);
-    }
+    return 0;
 }
 
 static void waiter_on_ready(struct ml_balance_waiter *w, struct ml_h2_conn *conn)
 {
     struct ml_call *call = ML_CONTAINER_OF(w, struct ml_call, waiter);
 
-    call_open_upstream(call, conn);
+    ml_call_open_upstream(call, conn);
     call_maybe_done(call);
 }
 
@@ -302,8 +281,32 @@ static void waiter_on_fail(struct ml_balance_waiter *w, int reason, const char *
 {
     struct ml_call *call = ML_CONTAINER_OF(w, struct ml_call, waiter);
 
-    call_unavailable(call, why);
+    call_attempt_over(call, ML_ATTEMPT_CONNECT_FAILED, 0);
+    ml_call_unavailable(call, why);
     call_maybe_done(call);
+}
+
+/* The attempt's outcome as upstream says it: :status, grpc-status (trailers, or trailers-only
+ * headers). */
+static void call_note_status(struct ml_call *call, const struct ml_h2_hdrs *hdrs, bool trailers)
+{
+    struct ml_slice v;
+    int n = 0;
+
+    if (!trailers && (v = field(hdrs, ":status")).n > 0) {
+        for (size_t i = 0; i < v.n && v.p[i] >= '0' && v.p[i] <= '9' && n < 1000; i++) {
+            n = n * 10 + (v.p[i] - '0');
+        }
+        call->up_http_status = n;
+    }
+    if ((v = field(hdrs, "grpc-status")).n > 0) {
+        n = 0;
+        /* gRPC status codes are 0..16; more digits than that is not a status we relay as one */
+        for (size_t i = 0; i < v.n && i < 3 && v.p[i] >= '0' && v.p[i] <= '9'; i++) {
+            n = n * 10 + (v.p[i] - '0');
+        }
+        call->up_grpc_status = n;
+    }
 }
 
 static int up_on_headers(void *owner, struct ml_h2_hdrs *hdrs, bool trailers, bool end_stream)
@@ -312,6 +315,7 @@ static int up_on_headers(void *owner, struct ml_h2_hdrs *hdrs, bool trailers, bo
     int rv;
 
     ml_call_obs_headers(&call->obs, hdrs);
+    call_note_status(call, hdrs, trailers);
     if (trailers) {
         ml_h2_hdrs_move(&call->resp_trailers, hdrs);
         return 0; /* on_end follows */
@@ -428,17 +432,22 @@ static void up_on_close(void *owner, uint32_t error_code)
     struct ml_call *call = owner;
     char msg[160];
 
-    call_up_gone(call);
+    call_up_gone(call,
+                 call->resp_ended                     ? ML_ATTEMPT_RESPONDED
+                 : error_code == ML_H2_REFUSED_STREAM ? ML_ATTEMPT_REFUSED
+                                                      : ML_ATTEMPT_RESET,
+                 error_code);
     if (error_code == ML_H2_REFUSED_STREAM && !call->resp_started && !call->no_replay &&
         call->down != NULL && !call->up_done && call->n_replays < CALL_MAX_REPLAYS &&
         call_rewind_request(call) == 0) {
         /* Refused (GOAWAY below its id, or REFUSED_STREAM): the upstream never processed it and
-         * all of it is still here, so it goes again, on another connection (the refusing one
-         * takes no new streams). */
+         * all of it is still here, so it goes again through the pick step: to another host
+         * where there is one (the call's tried set has this one), else on another connection
+         * (the refusing one takes no new streams). Retries go here too (proxy/steps.c). */
         call->n_replays++;
         ML_LOG_INF("call %llu: %s: cluster %s refused the stream (GOAWAY): sending it again",
                    (unsigned long long)call->id, call->path, ml_cluster_name(call->cluster));
-        call_pick_upstream(call);
+        ml_step_pick.run(call); /* it answers the call itself when it cannot go */
         call_maybe_done(call);
         return;
     }
@@ -455,7 +464,7 @@ static void up_on_close(void *owner, uint32_t error_code)
                 snprintf(msg, sizeof(msg), "cluster %s: upstream reset the stream (0x%x)",
                          ml_cluster_name(call->cluster), error_code);
             }
-            call_unavailable(call, msg);
+            ml_call_unavailable(call, msg);
         } else if (call->down != NULL) {
             ML_LOG_INF("call %llu: %s: upstream ended mid-response (0x%x): reset",
                        (unsigned long long)call->id, call->path, error_code);
@@ -552,7 +561,7 @@ static void down_on_close(void *owner, uint32_t error_code)
     struct ml_call *call = owner;
 
     call->down = NULL;
-    ml_balance_waiter_cancel(&call->waiter);
+    call_cancel_wait(call);
     if (call->up != NULL) {
         /* The client went away (or the call is complete downstream while upstream still has
          * the request open): nobody wants the rest. */
@@ -561,7 +570,7 @@ static void down_on_close(void *owner, uint32_t error_code)
                        (unsigned long long)call->id, error_code);
         }
         ml_h2_stream_reset(call->up, ML_H2_CANCEL);
-        call_up_gone(call);
+        call_up_gone(call, ML_ATTEMPT_CANCELLED, ML_H2_CANCEL);
     }
     call->up_done = true;
     call_maybe_done(call);
@@ -610,14 +619,14 @@ static void call_on_expiry(void *user)
     if (call->resp_ended) {
         return; /* the whole response is here: it only has to reach the client */
     }
-    ml_balance_waiter_cancel(&call->waiter);
+    call_cancel_wait(call);
     if (call->up != NULL) {
         ml_h2_stream_reset(call->up, ML_H2_CANCEL);
-        call_up_gone(call);
+        call_up_gone(call, ML_ATTEMPT_CANCELLED, ML_H2_CANCEL);
     }
     snprintf(msg, sizeof(msg), "deadline exceeded (%llu ms)", (unsigned long long)call->budget_ms);
     if (!call->resp_started) {
-        call_answer(call, ML_GRPC_DEADLINE_EXCEEDED, 504, msg);
+        ml_call_answer(call, ML_GRPC_DEADLINE_EXCEEDED, 504, msg);
     } else {
         call->up_done = true;
         drop_request_body(call);
@@ -642,7 +651,7 @@ static void call_on_expiry(void *user)
  * on the monotonic clock. 0 (armed, or none applies); otherwise the call was answered
  * (malformed grpc-timeout: INTERNAL, already expired: DEADLINE_EXCEEDED, no memory: UNAVAILABLE)
  * and a negative errno says so. */
-static int call_arm_deadline(struct ml_call *call, const struct ml_cfg_route *route)
+int ml_call_arm_deadline(struct ml_call *call, const struct ml_cfg_route *route)
 {
     int i = ml_h2_hdrs_find(&call->req_hdrs, "grpc-timeout", 0);
     uint64_t budget_ms = route->timeout_ms, ms;
@@ -651,7 +660,7 @@ static int call_arm_deadline(struct ml_call *call, const struct ml_cfg_route *ro
         if (ml_grpc_timeout_parse(ml_h2_hdrs_value(&call->req_hdrs, (uint32_t)i), &ms) < 0) {
             /* The gRPC grammar is strict (1-8 digits and a unit); gRPC servers (grpc-go) fail
              * such a call with INTERNAL rather than guess. */
-            call_answer(call, ML_GRPC_INTERNAL, 400, "malformed grpc-timeout");
+            ml_call_answer(call, ML_GRPC_INTERNAL, 400, "malformed grpc-timeout");
             return -EINVAL;
         }
         ms = (ms + 999999) / 1000000; /* ns to whole ms, rounded up: "1n" is not expired yet */
@@ -665,11 +674,11 @@ static int call_arm_deadline(struct ml_call *call, const struct ml_cfg_route *ro
     call->budget_ms = budget_ms;
     call->deadline_ms = ml_time_now_ms() + budget_ms;
     if (budget_ms == 0) {
-        call_answer(call, ML_GRPC_DEADLINE_EXCEEDED, 504, "deadline exceeded (0 ms)");
+        ml_call_answer(call, ML_GRPC_DEADLINE_EXCEEDED, 504, "deadline exceeded (0 ms)");
         return -ETIMEDOUT;
     }
     if ((call->expiry = ml_timer_new(call->proxy->loop, call_on_expiry, call)) == NULL) {
-        call_unavailable(call, "out of memory for the call's deadline");
+        ml_call_unavailable(call, "out of memory for the call's deadline");
         return -ENOMEM;
     }
     /* Absolute on the 64-bit monotonic clock: a grpc-timeout of up to 99999999H (41,000 years)
@@ -710,13 +719,13 @@ static void call_on_stall_check(void *user)
     snprintf(msg, sizeof(msg), "stream stalled: no bytes moved for %llu ms (stream_stall_timeout)",
              (unsigned long long)quiet);
     ml_stats_downstream(call->obs.stats, call->obs.sc.listener, ML_STATS_DOWN_RQ_STALLED);
-    ml_balance_waiter_cancel(&call->waiter);
+    call_cancel_wait(call);
     if (call->up != NULL) {
         ml_h2_stream_reset(call->up, ML_H2_CANCEL);
-        call_up_gone(call);
+        call_up_gone(call, ML_ATTEMPT_CANCELLED, ML_H2_CANCEL);
     }
     if (!call->resp_started) {
-        call_answer(call, ML_GRPC_UNAVAILABLE, 504, msg);
+        ml_call_answer(call, ML_GRPC_UNAVAILABLE, 504, msg);
     } else {
         call->up_done = true;
         drop_request_body(call);
@@ -729,16 +738,16 @@ static void call_on_stall_check(void *user)
     call_maybe_done(call);
 }
 
-/* Arms the stall check of a call on listener l. 0; -ENOMEM (answered UNAVAILABLE). */
-static int call_arm_stall(struct ml_call *call, const struct ml_listener *l)
+/* Arms the stall check of a call on listener lcfg. 0; -ENOMEM (answered UNAVAILABLE). */
+int ml_call_arm_stall(struct ml_call *call, const struct ml_cfg_listener *lcfg)
 {
-    call->stall_ms = l->cfg->stream_stall_timeout_ms;
+    call->stall_ms = lcfg->stream_stall_timeout_ms;
     call->moved_ms = ml_time_now_ms();
     if (call->stall_ms == 0) {
         return 0;
     }
     if ((call->stall = ml_timer_new(call->proxy->loop, call_on_stall_check, call)) == NULL) {
-        call_unavailable(call, "out of memory for the call's stall check");
+        ml_call_unavailable(call, "out of memory for the call's stall check");
         return -ENOMEM;
     }
     ml_timer_arm(call->stall, call->stall_ms);
@@ -747,21 +756,11 @@ static int call_arm_stall(struct ml_call *call, const struct ml_listener *l)
 
 /* ---- the start ----------------------------------------------------------------------------- */
 
-static struct ml_slice field(const struct ml_h2_hdrs *h, const char *name)
-{
-    int i = ml_h2_hdrs_find(h, name, 0);
-
-    return i >= 0 ? ml_h2_hdrs_value(h, (uint32_t)i) : (struct ml_slice){(const uint8_t *)"", 0};
-}
-
 void ml_call_start(struct ml_proxy *p, struct ml_listener *l, struct ml_h2_stream *down,
                    struct ml_h2_hdrs *hdrs, bool end_stream)
 {
-    struct ml_route_request req;
     struct ml_call *call;
     struct ml_slice path;
-    char msg[CALL_PATH_MAX + 160];
-    int route;
 
     if ((call = ml_calloc(1, sizeof(*call))) == NULL) {
         ML_LOG_WRN("c%u s%d: out of memory for a call: refused",
@@ -777,6 +776,9 @@ void ml_call_start(struct ml_proxy *p, struct ml_listener *l, struct ml_h2_strea
     /* Its calls count in one share of a cluster's stream slots (balance/share.c). */
     call->waiter.tenant = ml_h2_stream_conn(down);
     call->req_ended = end_stream;
+    call->listener = l->index;
+    call->route = -1;
+    call->up_grpc_status = -1;
     ml_h2_hdrs_init(&call->req_hdrs, CONFIG_ML_MAX_HEADER_LIST_BYTES);
     ml_h2_hdrs_init(&call->req_trailers, CONFIG_ML_MAX_HEADER_LIST_BYTES);
     ml_h2_hdrs_init(&call->resp_trailers, CONFIG_ML_MAX_HEADER_LIST_BYTES);
@@ -792,32 +794,7 @@ void ml_call_start(struct ml_proxy *p, struct ml_listener *l, struct ml_h2_strea
     path = field(&call->req_hdrs, ":path");
     snprintf(call->path, sizeof(call->path), "%.*s", (int)path.n, (const char *)path.p);
     call->grpc = ml_grpc_is_content_type(field(&call->req_hdrs, "content-type"));
-    req.path = path;
-    req.authority = field(&call->req_hdrs, ":authority");
-    if (req.authority.n == 0) {
-        req.authority = field(&call->req_hdrs, "host");
-    }
-    req.hdrs = &call->req_hdrs;
-
-    route = ml_route_match(call->snap, l->index, &req);
-    if (route < 0) {
-        snprintf(msg, sizeof(msg), "no route for %s on listener %s", call->path, l->cfg->name);
-        call_answer(call, ML_GRPC_UNIMPLEMENTED, 404, msg);
-        goto out;
-    }
-    if (call_arm_deadline(call, &call->snap->routes[route]) < 0 || call_arm_stall(call, l) < 0) {
-        goto out; /* answered */
-    }
-    call->cluster = ml_balance_cluster(
-        p->balance, ml_route_pick_cluster(&call->snap->routes[route], ml_proxy_random(p)));
-    ml_call_obs_route(&call->obs, p, route, call->cluster);
-    if (ml_cluster_call_begin(call->cluster, msg, sizeof(msg)) < 0) {
-        call->cluster = NULL; /* not counted */
-        call_unavailable(call, msg);
-        goto out;
-    }
-    call_pick_upstream(call);
-out:
+    ml_call_steps_run(call); /* route, deadline, pick: proxy/steps.c */
     /* Every way out, once: an answer that could not be sent (ENOMEM) reset the downstream
      * stream, whose on_close then never runs, so nothing else would free the call. */
     call_maybe_done(call);

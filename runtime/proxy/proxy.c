@@ -22,30 +22,12 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
 uint32_t ml_proxy_random(struct ml_proxy *p)
 {
-    /* xorshift64* (Vigna): plenty for spreading calls over a weighted split. */
-    p->rng ^= p->rng >> 12;
-    p->rng ^= p->rng << 25;
-    p->rng ^= p->rng >> 27;
-    return (uint32_t)((p->rng * 0x2545F4914F6CDD1DULL) >> 32);
-}
-
-static void seed(struct ml_proxy *p)
-{
-    struct timespec ts;
-
-    if (getrandom(&p->rng, sizeof(p->rng), GRND_NONBLOCK) != (ssize_t)sizeof(p->rng)) {
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        p->rng = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^ (uint64_t)getpid();
-    }
-    if (p->rng == 0) {
-        p->rng = 0x9E3779B97F4A7C15ULL;
-    }
+    return ml_rand_u32(&p->rng);
 }
 
 /* ---- downstream connections ---------------------------------------------------------------- */
@@ -507,7 +489,7 @@ int ml_proxy_new(struct ml_loop *loop, struct ml_snapshot *snap, char *why, size
     p->snap = ml_snapshot_ref(snap);
     ml_list_init(&p->retired_listeners);
     ml_list_init(&p->retired_balances);
-    seed(p);
+    ml_rand_seed_env_or_os(&p->rng); /* MESHLET_RANDOM_SEED: statistical tests */
     if ((rv = ml_balance_new(loop, snap, &p->conn_ids, &p->balance)) < 0) {
         snprintf(why, cap, "out of memory for the clusters");
         goto fail;

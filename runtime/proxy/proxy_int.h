@@ -6,6 +6,7 @@
 #include "config/snapshot-t.h"
 #include "core/list-t.h"
 #include "core/loop-t.h"
+#include "core/rand.h"
 #include "core/sock-t.h"
 #include "h2/h2-t.h"
 
@@ -68,7 +69,7 @@ struct ml_proxy {
     uint32_t conn_ids;                /* the last connection id given (logs: "c%u") */
     uint64_t call_ids;                /* the last call id given */
     uint64_t n_live_calls;
-    uint64_t rng;                     /* xorshift64* state: weighted splits */
+    struct ml_rand rng;               /* weighted splits, LB policies (core/rand.h) */
     struct ml_stats *stats;           /* proxy/obs.c: counters (the admin endpoint reads them) */
     struct ml_access_log *access_log; /* proxy/obs.c: [node] access_log */
     bool draining;                    /* ml_proxy_drain ran: the loop stops once no call is left */

@@ -27,6 +27,7 @@ SCHEMA = ROOT / "runtime" / "config" / "schema.def"
 TOKEN_FILE = Path("/tmp/meshlet-surface-admin.token")
 
 # (kind, key) → the test that shows the key's effect: "FILE::TEST", FILE relative to the repo.
+# A key whose values come one at a time (lb) is listed per value: (kind, key, value).
 EFFECT_TESTS = {
     ("node", "id"): "tests/integration/test_fleet_hostile.py::"
                     "test_hello_says_who_the_node_is_and_status_comes_every_interval",
@@ -99,6 +100,8 @@ EFFECT_TESTS = {
                                  "test_max_requests_caps_the_active_calls_of_a_cluster",
     ("cluster", "max_share"): "tests/integration/test_fair_share.py::"
                               "test_a_slow_reader_cannot_take_the_stream_slots_other_clients_need",
+    ("cluster", "lb", "random"): "tests/unit/balance/lb_random_test.c::"
+                                 "test_random_spreads_picks_by_weight_within_binomial_bounds",
 }
 
 # (kind, key) → values that ask for something (valid syntax), each with the keys it needs beside it
@@ -244,7 +247,7 @@ def test_every_schema_key_is_refused_unless_its_effect_is_tested(meshlet, workdi
             value, extra = ask if isinstance(ask, tuple) else (ask, {})
             text, line = config_with(kind, key, value, extra)
             r, path = check(meshlet, workdir, text)
-            if (kind, key) in EFFECT_TESTS:
+            if (kind, key) in EFFECT_TESTS or (kind, key, value) in EFFECT_TESTS:
                 if r.returncode != 0:
                     problems.append(f"[{kind}] {key} = {value}: in EFFECT_TESTS but refused: "
                                     f"{r.stderr.strip()}")
@@ -272,7 +275,7 @@ def test_every_schema_key_is_refused_unless_its_effect_is_tested(meshlet, workdi
 
 def test_every_effect_test_named_exists():
     missing = []
-    for (kind, key), where in EFFECT_TESTS.items():
+    for (kind, key, *_), where in EFFECT_TESTS.items():
         file, name = where.split("::")
         src = (ROOT / file).read_text() if (ROOT / file).exists() else ""
         if not re.search(rf"\b(def|void) {re.escape(name)}\(", src):
@@ -286,9 +289,10 @@ def test_version_and_defaults_promise_only_what_works(meshlet):
     r = meshlet("version")
     features = next(line for line in r.stdout.splitlines() if line.startswith("features:"))
     for absent in ("fault", "rate_limit", "health_check", "lb.ring_hash", "lb.maglev", "dns",
-                   "lb.least_request", "lb.random", "authz"):
+                   "lb.least_request", "authz"):
         assert absent not in features.split(), features
     assert "lb.round_robin" in features.split(), features
+    assert "lb.random" in features.split(), features
     defaults = meshlet("check", "--defaults").stdout.splitlines()
     assert "outlier_errors = 0" in defaults and "max_retries = 0" in defaults
     assert "retries = 0" in defaults and "lb = round_robin" in defaults

@@ -182,7 +182,7 @@ static void test_a_pick_that_fails_leaves_no_share_behind(void **state)
 
     setup_with(&f, "max_pending = 0");
     w.tenant = &a;
-    assert_int_equal(ml_cluster_pick(f.cl, &w, &conn, why, sizeof(why)), -EBUSY);
+    assert_int_equal(ml_cluster_pick(f.cl, &w, NULL, &conn, why, sizeof(why)), -EBUSY);
     assert_null(w.share);
     assert_false(w.holding);
     teardown_fixture(&f);
@@ -202,7 +202,7 @@ static void test_no_memory_for_a_share_is_enomem_and_nothing_changes(void **stat
     assert_int_equal(ml_share_join(f.cl, &w), -ENOMEM);
     assert_null(w.share);
     v.tenant = &a;
-    assert_int_equal(ml_cluster_pick(f.cl, &v, &conn, why, sizeof(why)), -ENOMEM);
+    assert_int_equal(ml_cluster_pick(f.cl, &v, NULL, &conn, why, sizeof(why)), -ENOMEM);
     ml_alloc_fail_after(-1);
     assert_non_null(strstr(why, "out of memory"));
     assert_null(v.share);

@@ -1,0 +1,47 @@
+/* balance/lb.h: the table of policies by lb =, and what a policy may read of its cluster. */
+#include "balance/lb.h"
+
+#include "balance/balance_int.h"
+#include "balance/host.h"
+
+#include <stddef.h>
+
+/* A policy not in this table is refused by the config check (config/unimplemented.c) until its
+ * file exists: least_request, ring_hash and maglev go here. */
+static const struct ml_lb_ops *const policies[] = {
+    [ML_CFG_LB_ROUND_ROBIN] = &ml_lb_round_robin,
+    [ML_CFG_LB_RANDOM] = &ml_lb_random,
+};
+
+const struct ml_lb_ops *ml_lb_ops_for(enum ml_cfg_lb which)
+{
+    if ((size_t)which >= sizeof(policies) / sizeof(policies[0])) {
+        return NULL;
+    }
+    return policies[which];
+}
+
+uint32_t ml_lb_n_hosts(const struct ml_lb *lb)
+{
+    return lb->cluster->n_slots;
+}
+
+struct ml_host *ml_lb_host(const struct ml_lb *lb, uint32_t host)
+{
+    return lb->cluster->slots[host].pool->host;
+}
+
+uint32_t ml_lb_weight(const struct ml_lb *lb, uint32_t host)
+{
+    return lb->cluster->cfg->endpoints[host].weight;
+}
+
+bool ml_lb_usable(const struct ml_lb *lb, uint32_t host)
+{
+    return ml_host_usable(ml_lb_host(lb, host));
+}
+
+bool ml_lb_eligible(const struct ml_lb *lb, const struct ml_lb_pick_ctx *ctx, uint32_t host)
+{
+    return ml_lb_usable(lb, host) && (ctx->tried == NULL || !ml_lb_tried_has(ctx->tried, host));
+}

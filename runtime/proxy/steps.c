@@ -1,0 +1,39 @@
+/* proxy/step.h: the order of a call's request-policy steps. */
+#include "proxy/step.h"
+
+#include "core/log.h"
+#include "proxy/call_int.h"
+
+#include <stddef.h>
+
+/* In this order: what each needs is decided by the ones before it. Steps whose feature does not
+ * exist yet have no entry (their config keys are refused, config/unimplemented.c, so nothing
+ * fails open): authz, rate_limit and fault go between deadline and pick, in that order (a
+ * denied or limited call costs no backend and no fault delay); retry is not a step before the
+ * upstream but the end of an attempt: it goes where call.c's up_on_close replays a refused
+ * stream today, through ml_step_pick with the hosts tried. */
+static const struct ml_step *const steps[] = {
+    &ml_step_route,    /* the route: UNIMPLEMENTED when none matches */
+    &ml_step_deadline, /* grpc-timeout and the route's timeout; stream_stall_timeout */
+    &ml_step_pick,     /* the cluster (weighted split, max_requests), a host, a connection */
+};
+
+#define N_STEPS (sizeof(steps) / sizeof(steps[0]))
+
+void ml_call_steps_run(struct ml_call *call)
+{
+    while (call->next_step < N_STEPS) {
+        const struct ml_step *step = steps[call->next_step++];
+
+        switch (step->run(call)) {
+        case ML_STEP_CONTINUE:
+            continue;
+        case ML_STEP_ANSWERED:
+            call->next_step = N_STEPS; /* nothing more runs */
+            ML_LOG_DBG("call %llu: answered by step %s", (unsigned long long)call->id, step->name);
+            return;
+        case ML_STEP_WAIT:
+            return;
+        }
+    }
+}
