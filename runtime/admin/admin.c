@@ -33,8 +33,8 @@ _Static_assert(ADMIN_CHUNK_BYTES >= ML_STATS_ITEM_MAX_BYTES,
                "a chunk must hold any one piece of a stats rendering");
 /* Room for a chunk's size line ("3fff\r\n") before its data and "\r\n" after. */
 #define ADMIN_CHUNK_FRAME_BYTES 16
-/* The bodies built whole: /fleet, /server_info, and what follows the streamed stats (the
- * node's and the admin's own counters, the info and process metrics). */
+/* The small bodies built whole: /fleet, /server_info. (What follows the streamed stats, the
+ * node's and admin's counters and the info and process metrics, goes in one chunk.) */
 #define ADMIN_FIRST_BYTES 16384
 
 struct response {
