@@ -265,6 +265,13 @@ def test_the_page_shows_the_node_and_live_numbers_that_match_the_stats(node, wor
             # without a token the data is refused: the page asks for it
             assert await browser.wait_js('!document.getElementById("login").hidden')
             assert await browser.js("document.body.dataset.polls || null") is None
+            # a wrong token is refused, said so, and asked again
+            await browser.js('document.getElementById("tok").value = "not-the-token-000000";'
+                             'document.getElementById("login").requestSubmit(); true')
+            assert await browser.wait_js('document.getElementById("loginerr").textContent === '
+                                         '"token refused" && '
+                                         '!document.getElementById("login").hidden')
+            assert await browser.js("document.body.dataset.polls || null") is None
             await browser.js(f'document.getElementById("tok").value = {json.dumps(TOKEN)};'
                              'document.getElementById("login").requestSubmit(); true')
             assert await browser.wait_js("Number(document.body.dataset.polls || 0) >= 3")
