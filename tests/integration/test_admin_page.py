@@ -81,6 +81,10 @@ def test_head_gets_the_headers_of_get_and_no_body(node):
         assert hs == gs and hbody == b"", (path, hs, hbody)
         for h in ("content-type", "content-length", "transfer-encoding",
                   "x-meshlet-config-version", "cache-control"):
+            if h == "content-length" and path == "/server_info":
+                # its body carries the uptime in ms: one digit more from 999 to 1000
+                assert abs(int(hh[h]) - int(gh[h])) <= 1, (hh, gh)
+                continue
             assert hh.get(h) == gh.get(h), (path, h, hh, gh)
         if "content-length" in gh:
             assert int(gh["content-length"]) == len(gbody)
