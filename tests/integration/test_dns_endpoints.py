@@ -7,6 +7,7 @@ the file then fails at once instead of asking a resolver). The backends listen o
 127.0.0.2 and 127.0.0.3 (all loopback) on one port, since dns = names one port for all of them.
 Rewriting the temp file in place (same inode) changes the answer seen inside the namespace."""
 
+import json
 import os
 import re
 import shlex
@@ -233,6 +234,10 @@ def test_failed_lookup_keeps_the_last_good_set(dns_setup):
     with urllib.request.urlopen(url, timeout=scaled(5)) as r:
         prom = r.read().decode()
     assert 'meshlet_cluster_dns_hosts{cluster="svc"} 2\n' in prom, prom
+    url = f"http://127.0.0.1:{start.admin[0]}/stats.json"
+    with urllib.request.urlopen(url, timeout=scaled(5)) as r:
+        svc = next(c for c in json.loads(r.read())["clusters"] if c["name"] == "svc")
+    assert svc["dns_hosts"] == 2 and svc["dns_failures"] >= st["dns_failures"], svc
     failures = re.search(r'^meshlet_cluster_dns_failures_total\{cluster="svc"\} (\d+)$', prom, re.M)
     assert failures and int(failures.group(1)) >= st["dns_failures"], prom
 
