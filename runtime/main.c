@@ -124,6 +124,14 @@ int main(int argc, char **argv)
         return EXIT_UNREADABLE;
 #endif
     }
+    if (argc >= 2 && strcmp(argv[1], "fleet") == 0) {
+#ifdef CONFIG_ML_CONTROLLER
+        return ml_fleet_cli_main(argc - 1, argv + 1);
+#else
+        fprintf(stderr, "meshlet fleet: not in this build (CONFIG_ML_CONTROLLER is off)\n");
+        return EXIT_UNREADABLE;
+#endif
+    }
     if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
                       strcmp(argv[1], "help") == 0)) {
         usage(stdout);

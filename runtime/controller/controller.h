@@ -15,5 +15,7 @@
 /* argv[0] is "controller". Runs until SIGINT/SIGTERM: 0; 2 for bad arguments (usage on stderr);
  * 3 when it cannot start (the reason on stderr). */
 int ml_controller_main(int argc, char **argv);
+/* `meshlet fleet status|rollback --controller URL` (status_cli.c); argv[0] is "fleet". */
+int ml_fleet_cli_main(int argc, char **argv);
 
 #endif
