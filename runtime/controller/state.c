@@ -228,7 +228,7 @@ static int parse_file(struct ml_ctl_saved *sv, char **f, size_t n)
     static const char *const states[] = {"none", "rolling", "halted", "rolled_back"};
     int state = -1;
 
-    if (n != 10) {
+    if (n != 9) {
         return -EBADMSG;
     }
     for (int i = 0; i < 4; i++) {

@@ -110,7 +110,7 @@ def test_node_id_outside_the_rule_is_refused(pb, controller, configs, bad):
     assert m.wait_for_stderr("not a safe file name", timeout=1)
     # What the node sent reaches the log escaped: no terminal escape, no control byte.
     assert "\x1b" not in m.stderr and "\x01" not in m.stderr
-    assert fleet(port) == {"nodes": []}
+    assert fleet(port)["nodes"] == []
     assert stats(port)["controller.hello_refused_bad_id"] == 1
 
 
