@@ -19,6 +19,7 @@
 #ifndef ML_CONTROLLER_CONTROLLER_INT_H
 #define ML_CONTROLLER_CONTROLLER_INT_H
 
+#include "core/fd_budget.h"
 #include "core/loop-t.h"
 #include "core/slice-t.h"
 
@@ -37,8 +38,13 @@
 #define ML_CTL_FORGET_AFTER_S (7u * 24 * 3600)
 /* Connections of any kind (WebSocket, HTTP, a socket that says nothing) open at once; one more is
  * closed as it is accepted and counted, so idle sockets cannot take every fd of the loop (whose
- * libwebsockets context has 1024: core/loop.c). */
-#define ML_CTL_MAX_CONNS 768
+ * libwebsockets context has ML_FD_BUDGET_TOTAL = 1024: core/fd_budget.h). A controller process
+ * runs no data plane and no admin endpoint, so their shares are free in it: it keeps
+ * ML_CTL_FDS_RESERVED for stdio, the listener, libwebsockets' event pipe, the files it reads
+ * and the state it writes, and one socket being accepted over the cap, and gives nodes the
+ * rest: 1000, so a fleet of 1000 nodes fits one controller (was 768, which did not). */
+#define ML_CTL_FDS_RESERVED 24
+#define ML_CTL_MAX_CONNS (ML_FD_BUDGET_TOTAL - ML_CTL_FDS_RESERVED)
 /* A Hello's node id: 1 to 64 bytes of [A-Za-z0-9._:-], not starting with '.' (it names
  * DIR/ID.ini, a log line and a certificate name). */
 #define ML_CTL_NODE_ID_MAX 64
