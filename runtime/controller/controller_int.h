@@ -42,8 +42,9 @@
  * runs no data plane and no admin endpoint, so their shares are free in it: it keeps
  * ML_CTL_FDS_RESERVED for stdio, the listener, libwebsockets' event pipe, the files it reads
  * and the state it writes, and one socket being accepted over the cap, and gives nodes the
- * rest: 1000, so a fleet of 1000 nodes fits one controller (was 768, which did not). */
-#define ML_CTL_FDS_RESERVED 24
+ * rest: 1008, so a fleet of 1000 nodes fits one controller with room for a few GET /fleet
+ * (was 768, which did not). */
+#define ML_CTL_FDS_RESERVED 16
 #define ML_CTL_MAX_CONNS (ML_FD_BUDGET_TOTAL - ML_CTL_FDS_RESERVED)
 /* A Hello's node id: 1 to 64 bytes of [A-Za-z0-9._:-], not starting with '.' (it names
  * DIR/ID.ini, a log line and a certificate name). */

@@ -18,7 +18,7 @@ from test_controller import (INI, QUIET, WAIT, _client_ctx, configs, connect, co
                              fleet, node_of, pb, run, wait_until)
 
 # runtime/controller/controller_int.h
-MAX_CONNS = 1000           # ML_CTL_MAX_CONNS
+MAX_CONNS = 1008           # ML_CTL_MAX_CONNS
 NODE_ID_MAX = 64           # ML_CTL_NODE_ID_MAX
 ERROR_MAX_BYTES = 1024     # ML_CTL_JSON_ERROR_MAX_BYTES (escaped text)
 CUT_MARKER = "\u2026 [cut]"
