@@ -2,8 +2,12 @@
  * small fleet and for tests.
  *
  *   meshlet controller --listen HOST:PORT --configs DIR [--cert FILE --key FILE [--ca FILE]]
+ *                      [--state DIR] [--stages LIST] [--soak D] [--stale D]
  *
- * Serves DIR/NODE_ID.ini, else DIR/default.ini, to each node that connects (WebSocket,
+ * New versions roll out in stages and halt on the first Nack; POST /rollback, GET /metrics,
+ * GET /fleet/status (runtime/fleet/README.md, "Rollouts", "Seeing the fleet").
+ *
+ * Serves DIR/NODE_ID.ini, else DIR/label=KEY=VALUE.ini, else DIR/default.ini, to each node that connects (WebSocket,
  * subprotocol meshlet.fleet.v1; TLS with --cert/--key, client certificates required to chain to
  * --ca), versioned by the first 16 hex digits of the file's SHA-256; pushes again when a file
  * changes, never a version a node nacked; GET /fleet shows every node as JSON, GET /stats what
