@@ -32,8 +32,11 @@ class SimNode:
         self.connects = 0
         self.connected = False
         self.first_ack_at = {}  # version -> time.monotonic() of its Ack
+        self.mute = False       # set (by answer) to stop sending Status: a node gone quiet
 
     async def _status(self, ws):
+        if self.mute:
+            return
         s = self.pb.Status(config_version=self.config_version, uptime_s=1)
         await ws.send(self.pb.Envelope(status=s).SerializeToString())
 

@@ -177,6 +177,23 @@ def test_bad_version_halts_at_the_first_stage_with_the_others_untouched(setup, m
         in metrics
 
 
+def test_a_node_that_stops_reporting_halts_the_rollout(setup):
+    def mute_on_quiet(node, push):
+        if b"; quiet" in push.ini:
+            node.mute = True  # acks, then says nothing more (still connected)
+        return "ack"
+
+    port, configs, sims, _, _, _ = setup(answer=mute_on_quiet, real=False)
+    v1 = v("; rollout v1\n")
+    quiet = "; rollout v2\n; quiet\n"
+    (configs / "default.ini").write_text(quiet)
+    wait_until(lambda: (rollout_of(port) or {}).get("state") == "halted", what="a halt")
+    ro = rollout_of(port)
+    assert ro["stage"] == 1 and "node n00 stopped reporting" in ro["halt"], ro
+    assert [s.id for s in sims.nodes if any(p[0] == v(quiet) for p in s.pushes)] == ["n00"]
+    assert sum(1 for x in running(port).values() if x == v1) == SIMS - 1
+
+
 def test_rollout_goes_in_stages_and_rollback_restores_the_previous_version(setup, meshlet_cmd):
     port, configs, sims, _, _, reals = setup()
     v1, v2 = v("; rollout v1\n"), v("; rollout v2\n")
