@@ -30,11 +30,10 @@ static int reencode(const meshlet_fleet_v1_Envelope *e, size_t *n)
         for (size_t i = 0; i < h->labels_count; i++) {
             labels[i] = h->labels[i];
         }
-        return ml_fleet_hello_encode(&(struct ml_fleet_hello){h->node_id, h->board, h->version,
-                                                              h->config_version, features,
-                                                              h->features_count, labels,
-                                                              h->labels_count},
-                                     out, sizeof(out), n);
+        return ml_fleet_hello_encode(
+            &(struct ml_fleet_hello){h->node_id, h->board, h->version, h->config_version, features,
+                                     h->features_count, labels, h->labels_count},
+            out, sizeof(out), n);
     case meshlet_fleet_v1_Envelope_push_tag:
         return ml_fleet_push_encode(e->msg.push.version, e->msg.push.nonce, e->msg.push.ini, out,
                                     sizeof(out), n);
