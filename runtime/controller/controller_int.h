@@ -179,7 +179,8 @@ struct ml_ctl_node {
     uint64_t connected_since_s;             /* wall clock, of the last Hello */
     uint64_t last_seen_s;                   /* wall clock, of the last message */
     uint64_t last_seen_ms;                  /* monotonic, for --stale */
-    uint64_t status_after_ack_ms; /* monotonic: a Status naming config_version came after */
+    uint64_t unhealthy_ms;        /* monotonic: since when its Status says no endpoint is healthy
+                                     (0: healthy); --stale of it halts a rollout */
     unsigned retries;             /* transient Nacks of nack_version in a row */
     uint64_t retry_at_ms;         /* monotonic: not pushed again before */
 };

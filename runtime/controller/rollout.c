@@ -16,7 +16,8 @@
  *   - a transient Nack is pushed again after a backoff (ML_CTL_RETRY_*).
  *
  * Healthy: the Status names the version and, when the node has endpoints, at least one is
- * healthy. */
+ * healthy. A chosen node that runs the version with no healthy endpoint for --stale halts the
+ * rollout too (it would otherwise wait for ever). */
 #include "controller/controller_int.h"
 
 #include "core/alloc.h"
@@ -295,7 +296,23 @@ static void advance(struct ml_ctl *ctl, struct ml_ctl_file *f, uint64_t now_ms)
                 halt(ctl, f, why);
                 return;
             }
-            done += healthy(ctl, n, ro->target.version, now_ms);
+            if (healthy(ctl, n, ro->target.version, now_ms)) {
+                n->unhealthy_ms = 0;
+                done++;
+            } else if (n->has_status && strcmp(n->status.config_version, ro->target.version) == 0 &&
+                       n->status.endpoints_total > 0 && n->status.endpoints_healthy == 0) {
+                /* runs it but serves nothing: given --stale to recover, then a halt */
+                if (n->unhealthy_ms == 0) {
+                    n->unhealthy_ms = now_ms;
+                } else if (now_ms - n->unhealthy_ms > ctl->stale_ms) {
+                    snprintf(why, sizeof(why),
+                             "node %s runs it unhealthy: 0 of %u endpoints healthy for over "
+                             "--stale",
+                             n->id, n->status.endpoints_total);
+                    halt(ctl, f, why);
+                    return;
+                }
+            }
         }
         if (n->conn != NULL && n->serving == f) {
             served[total++] = n;

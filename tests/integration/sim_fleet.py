@@ -33,11 +33,13 @@ class SimNode:
         self.connected = False
         self.first_ack_at = {}  # version -> time.monotonic() of its Ack
         self.mute = False       # set (by answer) to stop sending Status: a node gone quiet
+        self.endpoints = (0, 0)  # (healthy, total) its Status reports
 
     async def _status(self, ws):
         if self.mute:
             return
-        s = self.pb.Status(config_version=self.config_version, uptime_s=1)
+        s = self.pb.Status(config_version=self.config_version, uptime_s=1,
+                           endpoints_healthy=self.endpoints[0], endpoints_total=self.endpoints[1])
         await ws.send(self.pb.Envelope(status=s).SerializeToString())
 
     async def session(self, url, report_s):

@@ -194,6 +194,21 @@ def test_a_node_that_stops_reporting_halts_the_rollout(setup):
     assert sum(1 for x in running(port).values() if x == v1) == SIMS - 1
 
 
+def test_a_node_unhealthy_on_the_new_version_halts_the_rollout(setup):
+    def sick_on_v2(node, push):
+        if b"; sick" in push.ini:
+            node.endpoints = (0, 2)  # applied, but no endpoint answers its health checks
+        return "ack"
+
+    port, configs, sims, _, _, _ = setup(answer=sick_on_v2, real=False)
+    sick = "; rollout v2\n; sick\n"
+    (configs / "default.ini").write_text(sick)
+    wait_until(lambda: (rollout_of(port) or {}).get("state") == "halted", what="a halt")
+    ro = rollout_of(port)
+    assert ro["stage"] == 1 and "node n00 runs it unhealthy: 0 of 2 endpoints" in ro["halt"], ro
+    assert [s.id for s in sims.nodes if any(p[0] == v(sick) for p in s.pushes)] == ["n00"]
+
+
 def test_rollout_goes_in_stages_and_rollback_restores_the_previous_version(setup, meshlet_cmd):
     port, configs, sims, _, _, reals = setup()
     v1, v2 = v("; rollout v1\n"), v("; rollout v2\n")
