@@ -270,6 +270,30 @@ def test_transient_nack_is_retried_with_backoff_then_acked(setup, workdir, free_
     # A config error is not retried: n00 in the halt test answers its one push of it.
 
 
+def test_transient_nacks_in_a_rollout_are_retried_with_backoff_and_do_not_halt_it(setup):
+    tries = []
+
+    def flaky(node, push):
+        if node.id == "n00" and b"v2" in push.ini and len(tries) < 2:
+            tries.append(time.monotonic())
+            return "transient"
+        if node.id == "n00" and b"v2" in push.ini:
+            tries.append(time.monotonic())
+        return "ack"
+
+    port, configs, sims, _, _, _ = setup(answer=flaky, real=False)
+    v2 = v("; rollout v2\n")
+    (configs / "default.ini").write_text("; rollout v2\n")
+    wait_until(lambda: all_on(port, v2, SIMS), what="v2 everywhere")
+    assert len(tries) == 3
+    # backoff: 1 s, then 2 s (the poll adds up to 500 ms)
+    assert 0.9 <= tries[1] - tries[0] <= 3 and 1.9 <= tries[2] - tries[1] <= 4, tries
+    assert rollout_of(port)["halt"] == ""
+    _, metrics = get(port, "/metrics")
+    assert "meshlet_controller_nacks_transient_total 2" in metrics
+    assert "meshlet_controller_push_retries_total 2" in metrics
+
+
 def test_state_survives_a_controller_restart(setup, meshlet_cmd):
     port, configs, sims, controller, ctl, reals = setup(real=False)
     v1, v2 = v("; rollout v1\n"), v("; rollout v2\n")
