@@ -345,7 +345,8 @@ static void put_rollout(struct out *o, const struct ml_ctl *ctl, const struct ml
     put_string(o, ro->previous.version);
     putf(o, ",\"nodes\":%zu,\"nodes_done\":%zu,", ro->members, ro->done);
     put_key(o, "halt");
-    put_string(o, ro->halt);
+    /* it quotes a node's Nack: cut like one, so the rollouts stay small beside the nodes */
+    put_string_max(o, ro->halt, ML_CTL_JSON_ERROR_MAX_BYTES);
     put(o, "}");
 }
 
