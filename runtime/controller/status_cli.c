@@ -1,16 +1,19 @@
 /* `meshlet fleet status|rollback --controller URL`: the operator's side of the controller's
  * HTTP endpoints (runtime/fleet/README.md, "Seeing the fleet"):
  *
- *   meshlet fleet status   --controller http://HOST:PORT [--label K=V] [--state S]
+ *   meshlet fleet status   --controller URL [--label K=V] [--state S] [TLS]
  *       GET /fleet/status: one line per node (SYNCED, STALE, NACKED, OFFLINE), then the
  *       rollouts under way or halted
- *   meshlet fleet rollback --controller http://HOST:PORT
+ *   meshlet fleet rollback --controller URL [TLS]
  *       POST /rollback: every file back to its previous version
  *
- * A short blocking HTTP/1.1 exchange over plain TCP (a CLI, not the loop): http:// only; a
- * controller serving TLS is reached with curl (README). Exit 0 on a 2xx answer, 1 on another
- * answer (printed), 2 for bad arguments, 3 when the controller cannot be reached. */
+ * URL is http://HOST:PORT, or https://HOST:PORT with --ca FILE (and --cert FILE --key FILE for
+ * a controller that requires client certificates): status_tls.c. A short blocking HTTP/1.1
+ * exchange (a CLI, not the loop). Exit 0 on a 2xx answer, 1 on another answer (printed), 2 for
+ * bad arguments, 3 when the controller cannot be reached. */
 #include "controller/controller.h"
+
+#include "controller/status_tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -38,24 +41,28 @@ enum {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: meshlet fleet status --controller http://HOST:PORT [--label KEY=VALUE] "
-                 "[--state synced|stale|nacked|offline]\n"
-                 "       meshlet fleet rollback --controller http://HOST:PORT\n");
+    fprintf(out, "usage: meshlet fleet status --controller URL [--label KEY=VALUE] "
+                 "[--state synced|stale|nacked|offline] [TLS]\n"
+                 "       meshlet fleet rollback --controller URL [TLS]\n"
+                 "  URL: http://HOST:PORT, or https://HOST:PORT with TLS: --ca FILE [--cert FILE "
+                 "--key FILE]\n");
 }
 
-/* http://HOST:PORT[/] → an address. false when it is not one this CLI can reach. */
-static bool parse_url(const char *url, struct sockaddr_storage *ss, socklen_t *len)
+/* http[s]://HOST:PORT[/] → an address, *tls, and the host as written (for the certificate
+ * check) in host[INET6_ADDRSTRLEN + 2]. false when it is not one this CLI can reach. */
+static bool parse_url(const char *url, struct sockaddr_storage *ss, socklen_t *len, bool *tls,
+                      char *host)
 {
-    char host[INET6_ADDRSTRLEN + 2];
     const char *p, *colon;
     size_t n;
     long port;
     char *end;
 
-    if (strncmp(url, "http://", 7) != 0) {
+    *tls = strncmp(url, "https://", 8) == 0;
+    if (!*tls && strncmp(url, "http://", 7) != 0) {
         return false;
     }
-    p = url + 7;
+    p = url + (*tls ? 8 : 7);
     if (*p == '[') {
         const char *close = strchr(p, ']');
 
@@ -71,7 +78,7 @@ static bool parse_url(const char *url, struct sockaddr_storage *ss, socklen_t *l
         }
         n = (size_t)(colon - p);
     }
-    if (n == 0 || n >= sizeof(host)) {
+    if (n == 0 || n >= INET6_ADDRSTRLEN + 2) {
         return false;
     }
     memcpy(host, p, n);
@@ -83,7 +90,7 @@ static bool parse_url(const char *url, struct sockaddr_storage *ss, socklen_t *l
         return false;
     }
     if (strcmp(host, "localhost") == 0) {
-        snprintf(host, sizeof(host), "127.0.0.1");
+        snprintf(host, INET6_ADDRSTRLEN + 2, "127.0.0.1");
     }
     memset(ss, 0, sizeof(*ss));
     {
@@ -106,44 +113,14 @@ static bool parse_url(const char *url, struct sockaddr_storage *ss, socklen_t *l
     return false;
 }
 
-/* One request, the answer's status and body printed. An exit code. */
-static int exchange(const char *url, const char *method, const char *target)
+/* Reads the answer from fd into a growing buffer (at most ANSWER_MAX_BYTES). NULL: no memory. */
+static char *read_plain(int fd, size_t *n_out)
 {
-    struct timeval tv = {.tv_sec = IO_TIMEOUT_S};
-    struct sockaddr_storage ss;
-    char req[512 + QUERY_MAX * 2];
-    socklen_t len;
     size_t n = 0, cap = 65536;
-    char *buf, *body;
-    int fd, status = 0;
+    char *buf = malloc(cap + 1);
 
-    if (!parse_url(url, &ss, &len)) {
-        fprintf(stderr,
-                "meshlet fleet: --controller %s: expected http://IP:PORT (or localhost, "
-                "[IPv6]); for a TLS controller use curl\n",
-                url);
-        return EXIT_BAD_ARGS;
-    }
-    if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
-        fprintf(stderr, "meshlet fleet: socket: %s\n", strerror(errno));
-        return EXIT_UNREACHABLE;
-    }
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
-        fprintf(stderr, "meshlet fleet: cannot reach %s: %s\n", url, strerror(errno));
-        close(fd);
-        return EXIT_UNREACHABLE;
-    }
-    snprintf(req, sizeof(req),
-             "%s %s HTTP/1.1\r\nHost: meshlet-controller\r\nContent-Length: 0\r\n"
-             "Connection: close\r\n\r\n",
-             method, target);
-    if (send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req) ||
-        (buf = malloc(cap + 1)) == NULL) {
-        fprintf(stderr, "meshlet fleet: %s: cannot send the request\n", url);
-        close(fd);
-        return EXIT_UNREACHABLE;
+    if (buf == NULL) {
+        return NULL;
     }
     for (;;) {
         ssize_t k;
@@ -162,7 +139,68 @@ static int exchange(const char *url, const char *method, const char *target)
         }
         n += (size_t)k;
     }
+    *n_out = n;
+    return buf;
+}
+
+/* One request, the answer's status and body printed. An exit code. */
+static int exchange(const char *url, const struct ml_fleet_tls_opts *o, const char *method,
+                    const char *target)
+{
+    struct timeval tv = {.tv_sec = IO_TIMEOUT_S};
+    char req[512 + QUERY_MAX * 2], host[INET6_ADDRSTRLEN + 2], why[320];
+    struct sockaddr_storage ss;
+    socklen_t len;
+    size_t n = 0;
+    char *buf = NULL, *body;
+    int fd, status = 0;
+    bool tls;
+
+    if (!parse_url(url, &ss, &len, &tls, host)) {
+        fprintf(stderr,
+                "meshlet fleet: --controller %s: expected http://IP:PORT or https://IP:PORT (or "
+                "localhost, [IPv6])\n",
+                url);
+        return EXIT_BAD_ARGS;
+    }
+    if (tls != (o->ca != NULL)) {
+        fprintf(stderr, "meshlet fleet: %s\n",
+                tls ? "https:// needs --ca FILE (the controller's certificate is checked)"
+                    : "--ca, --cert and --key are for an https:// controller");
+        return EXIT_BAD_ARGS;
+    }
+    if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+        fprintf(stderr, "meshlet fleet: socket: %s\n", strerror(errno));
+        return EXIT_UNREACHABLE;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
+        fprintf(stderr, "meshlet fleet: cannot reach %s: %s\n", url, strerror(errno));
+        close(fd);
+        return EXIT_UNREACHABLE;
+    }
+    snprintf(req, sizeof(req),
+             "%s %s HTTP/1.1\r\nHost: meshlet-controller\r\nContent-Length: 0\r\n"
+             "Connection: close\r\n\r\n",
+             method, target);
+    if (tls) {
+        if ((buf = malloc(ANSWER_MAX_BYTES + 1)) != NULL &&
+            ml_fleet_tls_exchange(fd, o, host, req, strlen(req), buf, ANSWER_MAX_BYTES, &n, why,
+                                  sizeof(why)) < 0) {
+            fprintf(stderr, "meshlet fleet: %s: %s\n", url, why);
+            free(buf);
+            close(fd);
+            return EXIT_UNREACHABLE;
+        }
+    } else if (send(fd, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req)) {
+        buf = read_plain(fd, &n);
+    }
     close(fd);
+    if (buf == NULL) {
+        fprintf(stderr, "meshlet fleet: %s: cannot send the request\n", url);
+        return EXIT_UNREACHABLE;
+    }
     buf[n] = '\0';
     body = strstr(buf, "\r\n\r\n");
     if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1 || body == NULL) {
@@ -186,6 +224,7 @@ static bool query_safe(const char *s)
 int ml_fleet_cli_main(int argc, char **argv)
 {
     const char *controller = NULL, *label = NULL, *state = NULL;
+    struct ml_fleet_tls_opts tls = {0};
     char target[64 + 2 * QUERY_MAX];
     bool status;
 
@@ -208,6 +247,12 @@ int ml_fleet_cli_main(int argc, char **argv)
             slot = &label;
         } else if (status && strcmp(argv[i], "--state") == 0) {
             slot = &state;
+        } else if (strcmp(argv[i], "--ca") == 0) {
+            slot = &tls.ca;
+        } else if (strcmp(argv[i], "--cert") == 0) {
+            slot = &tls.cert;
+        } else if (strcmp(argv[i], "--key") == 0) {
+            slot = &tls.key;
         }
         if (slot == NULL || i + 1 >= argc || *slot != NULL) {
             fprintf(stderr, "meshlet fleet %s: unexpected \"%s\"\n", argv[1], argv[i]);
@@ -226,8 +271,12 @@ int ml_fleet_cli_main(int argc, char **argv)
                         "[A-Za-z0-9._=-] only\n");
         return EXIT_BAD_ARGS;
     }
+    if ((tls.cert == NULL) != (tls.key == NULL) || (tls.cert != NULL && tls.ca == NULL)) {
+        fprintf(stderr, "meshlet fleet %s: --cert and --key go together, with --ca\n", argv[1]);
+        return EXIT_BAD_ARGS;
+    }
     if (!status) {
-        return exchange(controller, "POST", "/rollback");
+        return exchange(controller, &tls, "POST", "/rollback");
     }
     snprintf(target, sizeof(target), "/fleet/status%s%s%s%s%s", label || state ? "?" : "",
              label ? "label=" : "", label ? label : "", label && state ? "&" : "",
@@ -235,5 +284,5 @@ int ml_fleet_cli_main(int argc, char **argv)
     if (state != NULL) {
         strncat(target, state, sizeof(target) - strlen(target) - 1);
     }
-    return exchange(controller, "GET", target);
+    return exchange(controller, &tls, "GET", target);
 }

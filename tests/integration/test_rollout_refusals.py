@@ -12,7 +12,7 @@ import pytest
 import websockets
 
 from conftest import scaled
-from fleet_peers import fleet_pb2
+from fleet_peers import fleet_pb2, make_ca, make_leaf
 
 WAIT = scaled(10)
 
@@ -81,7 +81,11 @@ def test_fleet_cli_refuses_bad_arguments_and_says_when_unreachable(meshlet_cmd, 
     r = run("status", "--controller", "http://127.0.0.1:1", "--label", "a b")
     assert r.returncode == 2 and "[A-Za-z0-9._=-] only" in r.stderr
     r = run("rollback", "--controller", "https://127.0.0.1:1")
+    assert r.returncode == 2 and "https:// needs --ca" in r.stderr
+    r = run("rollback", "--controller", "ftp://127.0.0.1:1")
     assert r.returncode == 2 and "expected http://" in r.stderr
+    r = run("status", "--controller", "https://127.0.0.1:1", "--ca", "x", "--cert", "y")
+    assert r.returncode == 2 and "--cert and --key go together" in r.stderr
     r = run("status", "--controller", f"http://127.0.0.1:{free_port()}")
     assert r.returncode == 3 and "cannot reach" in r.stderr
 
@@ -106,3 +110,37 @@ def test_a_hello_with_a_label_outside_the_rule_is_closed(run_meshlet, free_port,
     assert m.wait_for_stderr("refused: expected KEY=VALUE", timeout=WAIT)
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/fleet", timeout=WAIT) as r:
         assert json.loads(r.read())["nodes"] == []
+
+
+def test_fleet_status_over_mutual_tls(run_meshlet, meshlet_cmd, free_port, configs, workdir):
+    """A controller with --cert/--key/--ca: the CLI checks its certificate against --ca and
+    shows its own (--cert/--key); without one, or against another CA, it cannot get in."""
+    pki = workdir / "pki"
+    pki.mkdir()
+    make_ca(pki, "ca")
+    make_ca(pki, "other")
+    make_leaf(pki, "controller", "ca", "subjectAltName=IP:127.0.0.1")
+    make_leaf(pki, "ops", "ca", "extendedKeyUsage=clientAuth")
+    port = free_port()
+    m = run_meshlet(None, "controller", "--listen", f"127.0.0.1:{port}", "--configs", configs,
+                    "--cert", pki / "controller.crt", "--key", pki / "controller.key", "--ca",
+                    pki / "ca.crt")
+    assert m.alive(), m.stderr
+    url = f"https://127.0.0.1:{port}"
+
+    def run(*args):
+        return subprocess.run([*meshlet_cmd, "fleet", *args], capture_output=True, text=True,
+                              timeout=WAIT)
+
+    r = run("status", "--controller", url, "--ca", str(pki / "ca.crt"), "--cert",
+            str(pki / "ops.crt"), "--key", str(pki / "ops.key"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[:4] == ["NODE", "STATE", "RUNNING", "DESIRED"]
+    r = run("rollback", "--controller", url, "--ca", str(pki / "ca.crt"), "--cert",
+            str(pki / "ops.crt"), "--key", str(pki / "ops.key"))
+    assert r.returncode == 1 and "nothing to roll back" in r.stderr
+    r = run("status", "--controller", url, "--ca", str(pki / "ca.crt"))
+    assert r.returncode == 3, (r.stdout, r.stderr)
+    r = run("status", "--controller", url, "--ca", str(pki / "other.crt"), "--cert",
+            str(pki / "ops.crt"), "--key", str(pki / "ops.key"))
+    assert r.returncode == 3 and "certificate" in r.stderr, r.stderr
