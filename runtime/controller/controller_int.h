@@ -8,6 +8,8 @@
  *   state.c       the --state directory: what survives a restart
  *   json.c        GET /fleet (with filters and the per-node state), GET /stats
  *   metrics.c     GET /metrics (Prometheus text) and GET /fleet/status (one line per node)
+ *   status_cli.c  `meshlet fleet status|rollback` (a separate command: shares no state here)
+ *   status_tls.c  its https:// side (mbedTLS)
  *   text.c        text from nodes: the node id rule, text made safe for log lines
  *   msg.c         envelopes in and out (the only file here that sees nanopb's types)
  *   ws.c          libwebsockets: the vhost, the fleet WebSocket protocol and plain HTTP
