@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -111,16 +112,30 @@ static void stage_of(const struct ml_ctl *ctl, const struct ml_ctl_node *n, char
     }
 }
 
+static int by_id(const void *a, const void *b)
+{
+    const struct ml_ctl_node *const *x = a, *const *y = b;
+
+    return strcmp((*x)->id, (*y)->id);
+}
+
 int ml_ctl_status_text(const struct ml_ctl *ctl, const char *label, const char *state, char **out,
                        size_t *n_out)
 {
     uint64_t now_s = ml_ctl_wall_s();
     struct text t = {0};
 
+    /* in node id order, as an operator reads it */
+    const struct ml_ctl_node *sorted[ML_CTL_MAX_NODES];
+
+    for (size_t i = 0; i < ctl->n_nodes; i++) {
+        sorted[i] = ctl->nodes[i];
+    }
+    qsort(sorted, ctl->n_nodes, sizeof(sorted[0]), by_id);
     putf(&t, "%-24s %-8s %-17s %-17s %-10s %-9s %s\n", "NODE", "STATE", "RUNNING", "DESIRED",
          "STAGE", "LAST-SEEN", "LABELS");
     for (size_t i = 0; i < ctl->n_nodes; i++) {
-        const struct ml_ctl_node *n = ctl->nodes[i];
+        const struct ml_ctl_node *n = sorted[i];
         const struct ml_ctl_rev *d = ml_ctl_rollout_desired(ctl, n);
         char stage[32], seen[24], labels[ML_CTL_LABELS_MAX * (ML_CTL_LABEL_MAX + 1) + 2] = "";
         size_t used = 0;

@@ -4,6 +4,7 @@ with 20 simulated nodes (sim_fleet.py: python3-websockets + protobuf) and 2 real
 Every wait is bounded."""
 
 import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -78,7 +79,7 @@ def setup(run_meshlet, meshlet_cmd, free_port, workdir):
         port = free_port()
         configs = workdir / "configs"
         configs.mkdir(exist_ok=True)
-        state = workdir / "state"
+        state = workdir / "controller-state"
         (configs / "default.ini").write_text(v1)
 
         def controller():
@@ -98,7 +99,8 @@ def setup(run_meshlet, meshlet_cmd, free_port, workdir):
         if real:
             for i, rid in enumerate(REAL):
                 text = (f"[node]\nid = {rid}\nlabels = kind=real, ring={'canary' if i == 0 else 'main'}"
-                        "\n\n" + fleet_section(port, backoff="100ms..500ms", report_interval="1s"))
+                        f"\nstate_dir = {workdir / ('state-' + rid)}\n\n" +
+                        fleet_section(port, backoff="100ms..500ms", report_interval="1s"))
                 reals.append(run_meshlet(text))
         count = SIMS + len(reals)
         wait_until(lambda: all_on(port, v(v1), count), what="every node on v1")
@@ -292,6 +294,25 @@ def test_transient_nacks_in_a_rollout_are_retried_with_backoff_and_do_not_halt_i
     _, metrics = get(port, "/metrics")
     assert "meshlet_controller_nacks_transient_total 2" in metrics
     assert "meshlet_controller_push_retries_total 2" in metrics
+
+
+def test_a_failed_save_is_a_transient_nack_retried_until_it_works(setup, workdir):
+    """zr-1's state_dir disappears under it: the save of a push fails, the node nacks with
+    transient = true and keeps running what it ran; once the directory is back, the retry is
+    applied and saved."""
+    port, configs, sims, _, _, reals = setup()
+    state = workdir / "state-zr-1"
+    shutil.rmtree(state)
+    ini = "; zr-1 own file\n"
+    (configs / "zr-1.ini").write_text(ini)
+    wait_until(lambda: (next(n for n in fleet(port)["nodes"] if n["id"] == "zr-1")
+                        ["last_nack"] or {}).get("transient"), what="a transient Nack")
+    nack = next(n for n in fleet(port)["nodes"] if n["id"] == "zr-1")["last_nack"]
+    assert "cannot save the config" in nack["error"], nack
+    assert running(port)["zr-1"] == v("; rollout v1\n")
+    state.mkdir(mode=0o700)
+    wait_until(lambda: running(port)["zr-1"] == v(ini), what="the retry to be applied")
+    assert (state / "config.state").exists()
 
 
 def test_state_survives_a_controller_restart(setup, meshlet_cmd):
