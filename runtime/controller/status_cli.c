@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -228,6 +229,9 @@ int ml_fleet_cli_main(int argc, char **argv)
     char target[64 + 2 * QUERY_MAX];
     bool status;
 
+    /* mbedTLS writes with send() without MSG_NOSIGNAL: a controller that closes the socket
+     * during the handshake (no client certificate) must be an error message, not SIGPIPE */
+    signal(SIGPIPE, SIG_IGN);
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_BAD_ARGS : 0;
