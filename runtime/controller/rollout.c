@@ -285,6 +285,13 @@ static void advance(struct ml_ctl *ctl, struct ml_ctl_file *f, uint64_t now_ms)
         struct ml_ctl_node *n = ctl->nodes[i];
         bool member = is_member(n, ro);
 
+        if (member && n->serving != f && n->conn != NULL) {
+            /* another file serves it now (its own or a label file appeared): it leaves this
+             * rollout rather than hold a stage for a version it will never be given */
+            n->member_of[0] = '\0';
+            member = false;
+            ctl->state_dirty = true;
+        }
         if (n->serving != f && !member) {
             continue;
         }
