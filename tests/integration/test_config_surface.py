@@ -46,6 +46,8 @@ EFFECT_TESTS = {
     ("node", "state_dir"): "tests/integration/test_cli.py::test_run_creates_a_missing_state_dir",
     ("node", "drain_timeout"): "tests/integration/test_deadlines_and_drain.py::"
                                "test_sigterm_resets_calls_still_running_at_drain_timeout",
+    ("node", "labels"): "tests/integration/test_rollout.py::"
+                        "test_labels_travel_in_hello_and_filter_fleet",
     ("fleet", "url"): "tests/integration/test_fleet_node.py::"
                       "test_push_is_acked_and_routes_the_next_call",
     ("fleet", "ca"): "tests/integration/test_fleet_hostile.py::"
@@ -156,6 +158,7 @@ ASKS = {
     ("node", "admin_remote"): [("on", {"admin": "0.0.0.0:15999", "admin_token": str(TOKEN_FILE)})],
     ("node", "admin_token"): [str(TOKEN_FILE)],
     ("node", "log"): ["debug", "warn"],
+    ("node", "labels"): ["region=eu", "region=eu, ring=canary"],
     ("node", "access_log"): ["/tmp/meshlet-access.log", "off", "stdout"],
     ("node", "access_log_format"): ["json", "logfmt"],
     ("node", "state_dir"): ["/tmp/meshlet-state"],
