@@ -4,6 +4,7 @@ grpcio backends. Certificates (ECDSA P-256 and RSA) are made with openssl in eac
 directory. Every refusal is shown with its logged reason, its counter, and the next good client
 still served."""
 
+import signal
 import socket
 import subprocess
 import time
@@ -244,6 +245,55 @@ def test_permissive_serves_plaintext_and_tls_on_one_port(pki, tls_meshlet):
     with tls_channel(port, pki) as ch:
         assert unary(ch, "Say")(b"tls", timeout=CALL_TIMEOUT) == b"b1:tls"
     assert counter(admin, "tls_handshake") == 1
+
+
+def sighup_applied(m, timeout=10):
+    before = m.stderr.count("applied version")
+    m.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + scaled(timeout)
+    while m.stderr.count("applied version") == before:
+        assert time.monotonic() < deadline and m.alive(), m.stderr[-2000:]
+        time.sleep(0.05)
+
+
+def peer_cn(port, pki):
+    r = s_client(port, "-alpn", "h2", "-CAfile", str(pki.ca))
+    return next((x for x in r.stderr.splitlines() if x.startswith("Peer certificate:")), "")
+
+
+def test_certificate_rotated_under_the_same_path_is_used_after_sighup(pki, tls_meshlet):
+    m, port, admin = tls_meshlet(pki, "on")
+    assert peer_cn(port, pki) == "Peer certificate: CN = localhost"
+    with tls_channel(port, pki) as ch:
+        call = server_stream(ch, "Repeat")(b"20 1000", timeout=CALL_TIMEOUT)
+        first = next(call)  # a call in flight across the apply
+        # the new certificate and key are written over the old files
+        new_crt, new_key = pki.issue("rotated", "rotated.local", "DNS:localhost")
+        pki.server[0].write_bytes(new_crt.read_bytes())
+        pki.server[1].write_bytes(new_key.read_bytes())
+        sighup_applied(m)
+        assert len(first) == 1000 and len(list(call)) == 19  # it finished
+    assert peer_cn(port, pki) == "Peer certificate: CN = rotated.local"
+    with tls_channel(port, pki) as ch:
+        assert unary(ch, "Say")(b"after", timeout=CALL_TIMEOUT) == b"b1:after"
+
+
+def test_tls_listener_added_by_sighup_is_served(pki, run_meshlet, free_port, backends):
+    b = backends("b1")
+    plain, tls_port = free_port(), free_port()
+    tail = (f"[route all]\nlistener = ingress\nto = c\n"
+            f"[cluster c]\nendpoint = 127.0.0.1:{b.port}\n")
+    m = run_meshlet(f"[listener ingress]\nbind = 127.0.0.1:{plain}\n" + tail)
+    assert m.alive(), m.stderr
+    crt, key = pki.server
+    text = m.config_path.read_text()
+    text = text.replace(tail, f"[listener secure]\nbind = 127.0.0.1:{tls_port}\ntls = on\n"
+                        f"cert = {crt}\nkey = {key}\n" + tail
+                        + "[route sec]\nlistener = secure\nto = c\n")
+    m.config_path.write_text(text)
+    sighup_applied(m)
+    with tls_channel(tls_port, pki) as ch:
+        assert unary(ch, "Say")(b"new", timeout=CALL_TIMEOUT) == b"b1:new"
 
 
 # ---- refused, counted, and the next client still served -------------------------------------
