@@ -370,10 +370,22 @@ _Static_assert(ML_TLS_FAIL_COUNT == ML_STATS_TLS_FAIL_KINDS,
 static void tls_start(struct ml_listener *l, struct ml_transport *tp, const uint8_t *first,
                       size_t n)
 {
-    struct ml_tls_wait *w = ml_calloc(1, sizeof(*w));
+    struct ml_tls_wait *w;
     int rv;
 
-    if (w == NULL) {
+    /* Connections in their handshake hold a socket too: with the served ones they stay within
+     * max_connections, so the listeners keep to the downstream fd budget (core/fd_budget.h). */
+    if (l->n_conns + ml_tls_server_handshaking(l->tls) >= l->cfg->max_connections &&
+        !reclaim_idle(l)) {
+        ML_LOG_LIMITED(&l->tls_log, ML_LOG_LEVEL_INF,
+                       "listener %s: max_connections (%u) reached with TLS handshakes in "
+                       "progress: connection refused",
+                       l->cfg->name, l->cfg->max_connections);
+        ml_stats_downstream(l->stats, l->index, ML_STATS_DOWN_REFUSED);
+        ml_transport_close(tp);
+        return;
+    }
+    if ((w = ml_calloc(1, sizeof(*w))) == NULL) {
         ml_stats_downstream(l->stats, l->index, ML_STATS_DOWN_REFUSED);
         ml_transport_close(tp);
         return;

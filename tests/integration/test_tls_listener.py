@@ -98,13 +98,13 @@ def tls_meshlet(run_meshlet, free_port, backends):
     """tls_meshlet(pki, mode, cert=None) → (meshlet, port, admin_port): a listener with
     tls = mode in front of one plain grpcio backend."""
 
-    def start(pki, mode, cert=None):
+    def start(pki, mode, cert=None, extra=""):
         b = backends("b1")
         port, admin = free_port(), free_port()
         crt, key = cert or pki.server
         text = (f"[node]\nadmin = 127.0.0.1:{admin}\n"
                 f"[listener ingress]\nbind = 127.0.0.1:{port}\ntls = {mode}\n"
-                f"cert = {crt}\nkey = {key}\n"
+                f"cert = {crt}\nkey = {key}\n{extra}"
                 + (f"ca = {pki.ca}\n" if mode == "mtls" else "")
                 + f"[route all]\nlistener = ingress\nto = c\n"
                 f"[cluster c]\nendpoint = 127.0.0.1:{b.port}\n")
@@ -386,6 +386,30 @@ def test_client_stalling_mid_handshake_times_out(pki, tls_meshlet):
     assert s.recv(100) == b""  # closed by meshlet
     s.close()
     refused_then_served(m, admin, "timeout", "ML_TLS_HANDSHAKE_TIMEOUT_MS", pki)
+
+
+def test_handshakes_in_progress_count_toward_max_connections(pki, tls_meshlet):
+    m, port, admin = tls_meshlet(pki, "on", extra="max_connections = 2\n")
+    stalled = [socket.create_connection(("127.0.0.1", port), timeout=CALL_TIMEOUT)
+               for _ in range(2)]
+    for s in stalled:
+        s.sendall(bytes([0x16, 0x03, 0x01, 0x02, 0x00]))  # a ClientHello that never comes
+    time.sleep(0.3)
+    r = s_client(port, "-alpn", "h2")
+    assert "CONNECTION ESTABLISHED" not in r.stderr, r.stderr
+    wait_counter(admin, "refused", 1)
+    assert m.wait_for_stderr("max_connections (2) reached with TLS handshakes in progress")
+    stalled[0].close()  # a slot comes free
+    deadline = time.monotonic() + scaled(10)
+    while True:
+        try:
+            with tls_channel(port, pki) as ch:
+                assert unary(ch, "Say")(b"room", timeout=CALL_TIMEOUT) == b"b1:room"
+            break
+        except grpc.RpcError:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    stalled[1].close()
 
 
 def test_prometheus_has_the_tls_counters(pki, tls_meshlet):
