@@ -326,6 +326,8 @@ static const struct ml_sock_ops held_ops = {
 struct ml_tls_wait {
     struct ml_listener *listener;
     struct ml_sock *sniffing; /* permissive, before the first byte; else NULL */
+    struct ml_timer *timer;   /* sniffing: a client that sends nothing is closed after
+                               * ML_TLS_HANDSHAKE_TIMEOUT_MS, like a stalled handshake */
     struct ml_list node;      /* in listener->tls_waits while listener is set */
     char peer[ML_SOCK_ADDR_TEXT_MAX]; /* for the log line of a failure (the socket is gone) */
 };
@@ -335,6 +337,7 @@ static void tls_wait_free(struct ml_tls_wait *w)
     if (w->listener != NULL) {
         ml_list_remove(&w->node);
     }
+    ml_timer_free(w->timer);
     ml_free(w);
 }
 
@@ -438,6 +441,20 @@ static const struct ml_sock_ops sniff_ops = {
     .on_close = sniff_on_close,
 };
 
+static void sniff_on_timer(void *user)
+{
+    struct ml_tls_wait *w = user;
+    struct ml_listener *l = w->listener;
+
+    ML_LOG_LIMITED(&l->tls_log, ML_LOG_LEVEL_INF,
+                   "listener %s: TLS handshake failed (timeout) from %s: no byte within "
+                   "ML_TLS_HANDSHAKE_TIMEOUT_MS",
+                   l->cfg->name, w->peer[0] != '\0' ? w->peer : "?");
+    ml_stats_downstream(l->stats, l->index, ML_STATS_DOWN_TLS_FAIL_TIMEOUT);
+    ml_sock_close(w->sniffing);
+    tls_wait_free(w); /* frees the timer this runs from: allowed (core/timer.c) */
+}
+
 /* A connection the listener serves now: plaintext h2, TLS, or (permissive) whichever its first
  * byte says. */
 static void listener_take(struct ml_listener *l, struct ml_sock *sock, const uint8_t *first,
@@ -462,10 +479,18 @@ static void listener_take(struct ml_listener *l, struct ml_sock *sock, const uin
         ml_sock_close(sock);
         return;
     }
+    if ((w->timer = ml_timer_new(l->proxy->loop, sniff_on_timer, w)) == NULL) {
+        ml_free(w);
+        ml_stats_downstream(l->stats, l->index, ML_STATS_DOWN_REFUSED);
+        ml_sock_close(sock);
+        return;
+    }
     w->listener = l;
     w->sniffing = sock;
+    ml_sock_peer_text(sock, w->peer, sizeof(w->peer));
     ml_list_add_tail(&l->tls_waits, &w->node);
     ml_sock_set_ops(sock, &sniff_ops, w);
+    ml_timer_arm(w->timer, ML_TLS_HANDSHAKE_TIMEOUT_MS);
 }
 
 /* The listener goes: connections still sniffing close, handshakes finish with nobody to serve
@@ -481,7 +506,7 @@ static void tls_waits_drop(struct ml_listener *l)
         w->listener = NULL;
         if (w->sniffing != NULL) {
             ml_sock_close(w->sniffing);
-            ml_free(w);
+            tls_wait_free(w); /* listener is NULL: only its timer and itself */
         }
     }
 }

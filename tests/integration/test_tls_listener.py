@@ -296,6 +296,18 @@ def test_tls_listener_added_by_sighup_is_served(pki, run_meshlet, free_port, bac
         assert unary(ch, "Say")(b"new", timeout=CALL_TIMEOUT) == b"b1:new"
 
 
+def test_permissive_client_that_sends_nothing_times_out(pki, tls_meshlet):
+    m, port, admin = tls_meshlet(pki, "permissive")
+    s = socket.create_connection(("127.0.0.1", port), timeout=CALL_TIMEOUT)
+    wait_counter(admin, "tls_failed_timeout", 1, timeout=30)
+    s.settimeout(CALL_TIMEOUT)
+    assert s.recv(100) == b""  # closed by meshlet
+    s.close()
+    assert m.wait_for_stderr("no byte within ML_TLS_HANDSHAKE_TIMEOUT_MS"), m.stderr
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        assert unary(ch, "Say")(b"next", timeout=CALL_TIMEOUT) == b"b1:next"
+
+
 # ---- refused, counted, and the next client still served -------------------------------------
 
 def refused_then_served(m, admin, reason, log, pki, client=None):
