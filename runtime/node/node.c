@@ -316,6 +316,7 @@ int ml_node_run(const struct ml_node_options *o)
         return rv;
     }
     ml_log_level = node.snap->node.log_level;
+    ml_log_target_set(node.snap->node.log_target);
     if (check_state_dir(node.snap->node.state_dir) < 0) {
         ml_snapshot_unref(node.snap);
         return EXIT_CANNOT_START;
