@@ -63,9 +63,9 @@ install(FILES firmware/README.md DESTINATION "${CMAKE_INSTALL_DOCDIR}" RENAME fi
 install(FILES runtime/fleet/README.md DESTINATION "${CMAKE_INSTALL_DOCDIR}" RENAME fleet.md)
 install(FILES runtime/admin/README.md DESTINATION "${CMAKE_INSTALL_DOCDIR}" RENAME admin.md)
 # meshlet is static by design (one binary to flash): tell lintian so.
-install(FILES firmware/deb/lintian-overrides DESTINATION "${CMAKE_INSTALL_DATADIR}/lintian/overrides"
-        RENAME meshlet)
-# Debian's place for the license (a .deb without it is broken); the same text as LICENSE.
+install(FILES firmware/deb/lintian-overrides
+        DESTINATION "${CMAKE_INSTALL_DATADIR}/lintian/overrides" RENAME meshlet)
+# Debian's place for the license (a .deb without it is broken): LICENSE's, and the libraries'.
 install(FILES firmware/deb/copyright DESTINATION "${CMAKE_INSTALL_DOCDIR}")
 # A changelog Debian's tools accept, gzip'd without a time stamp (reproducible).
 set(ml_changelog "${CMAKE_BINARY_DIR}/firmware/changelog")
@@ -76,7 +76,8 @@ file(WRITE "${ml_changelog}"
      " -- meshlet maintainers <meshlet-maintainers@users.noreply.github.com>  ${ml_date}\n")
 install(CODE "execute_process(COMMAND gzip -9nc \"${ml_changelog}\"
                   OUTPUT_FILE \"${CMAKE_BINARY_DIR}/firmware/changelog.gz\")")
-install(FILES "${CMAKE_BINARY_DIR}/firmware/changelog.gz" DESTINATION "${CMAKE_INSTALL_DOCDIR}")
+install(FILES "${CMAKE_BINARY_DIR}/firmware/changelog.gz"
+        DESTINATION "${CMAKE_INSTALL_DOCDIR}")
 
 # ---- .deb (CPack) --------------------------------------------------------------------------------
 # The board's toolchain decides the architecture: CMAKE_SYSTEM_PROCESSOR as Debian names it.

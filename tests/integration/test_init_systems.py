@@ -5,6 +5,7 @@ accepts, WATCHDOG=1 every WATCHDOG_USEC / 2 when that is set, STOPPING=1 at SIGT
 passes `systemd-analyze verify`."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -186,3 +187,48 @@ def test_the_systemd_unit_passes_systemd_analyze_verify(tmp_path):
                        capture_output=True, text=True, timeout=scaled(60))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "meshlet.service" not in r.stderr, r.stderr
+
+
+OPENWRT = ROOT / "firmware" / "init" / "openwrt" / "meshlet.init"
+INITTAB = ROOT / "firmware" / "init" / "busybox" / "inittab.meshlet"
+
+# procd's shell API as /lib/functions/procd.sh defines it, reduced to a record of the calls.
+PROCD_STUB = r"""
+procd_open_instance() { echo "open_instance $*"; }
+procd_set_param() { echo "set_param $*"; }
+procd_close_instance() { echo "close_instance"; }
+procd_send_signal() { echo "send_signal $*"; }
+"""
+
+
+def openwrt_call(function):
+    """Runs one of the init script's functions with procd's calls recorded (rc.common and procd
+    are OpenWrt's: the script is sourced, its shebang line is not run)."""
+    script = PROCD_STUB + f". {OPENWRT}\n{function}\n"
+    r = subprocess.run(["sh", "-ec", script], capture_output=True, text=True, timeout=scaled(10))
+    assert r.returncode == 0, r.stderr
+    return r.stdout.splitlines()
+
+
+def test_openwrt_script_runs_meshlet_under_procd_with_respawn():
+    text = OPENWRT.read_text()
+    assert text.startswith("#!/bin/sh /etc/rc.common\n")
+    assert re.search(r"(?m)^USE_PROCD=1$", text) and re.search(r"(?m)^START=\d+$", text)
+    calls = openwrt_call("start_service")
+    assert calls[0] == "open_instance " and calls[-1] == "close_instance", calls
+    assert "set_param command /usr/bin/meshlet -c /etc/meshlet/meshlet.ini" in calls
+    assert any(c.startswith("set_param respawn") for c in calls), calls
+    assert "set_param stderr 1" in calls
+
+
+def test_openwrt_reload_sends_sighup_not_a_restart():
+    assert openwrt_call("reload_service") == ["send_signal meshlet * HUP"]
+
+
+def test_busybox_inittab_line_respawns_meshlet():
+    lines = [line for line in INITTAB.read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert len(lines) == 1, lines
+    ident, runlevels, action, process = lines[0].split(":", 3)
+    assert (ident, runlevels, action) == ("", "", "respawn")
+    assert process == "/usr/bin/meshlet -c /etc/meshlet/meshlet.ini"

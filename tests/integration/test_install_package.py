@@ -10,7 +10,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -53,7 +52,8 @@ def test_cmake_install_puts_every_file_in_its_place_under_destdir(build_dir, tmp
     install(build_dir, d)
     binary = d / "usr" / "bin" / "meshlet"
     assert binary.is_file() and os.access(binary, os.X_OK)
-    assert (d / "etc/meshlet/meshlet.ini").read_bytes() == (ROOT / "config/meshlet.ini").read_bytes()
+    ini = (d / "etc/meshlet/meshlet.ini").read_bytes()
+    assert ini == (ROOT / "config/meshlet.ini").read_bytes()
     unit = (d / "lib/systemd/system/meshlet.service").read_text()
     assert "ExecStart=/usr/bin/meshlet -c /etc/meshlet/meshlet.ini" in unit
     assert "Type=notify" in unit
@@ -79,9 +79,9 @@ def test_cmake_install_prefix_moves_what_is_relative_to_it(build_dir, tmp_path):
 def dpkg(root, *args):
     # Maintainer scripts run outside a chroot (the root has no shell) with DPKG_ROOT set: they
     # touch nothing outside the root (firmware/deb/).
-    return subprocess.run(["dpkg", f"--root={root}", "--force-not-root", "--force-script-chrootless",
-                           "--log=/dev/null", *args], capture_output=True, text=True,
-                          timeout=scaled(120))
+    return subprocess.run(["dpkg", f"--root={root}", "--force-not-root",
+                           "--force-script-chrootless", "--log=/dev/null", *args],
+                          capture_output=True, text=True, timeout=scaled(120))
 
 
 def empty_root(root):
