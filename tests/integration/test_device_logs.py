@@ -144,3 +144,18 @@ def test_an_unknown_log_target_is_refused_by_check(meshlet, workdir):
     r = meshlet("check", path)
     assert r.returncode == 1
     assert "log_target" in r.stderr and "kmsg" in r.stderr, r.stderr
+
+
+def test_log_target_is_bootstrap_a_post_that_changes_it_is_refused(run_meshlet, free_port):
+    from test_fleet_node import admin_port, data_plane, http
+
+    listen = free_port()
+    m = run_meshlet("[node]\nlog_target = stderr\n\n" + data_plane(listen, 9))
+    assert m.alive(), m.stderr
+    port = admin_port(m)
+    status, body = http(port, "/config",
+                        ("[node]\nlog_target = syslog\n\n" + data_plane(listen, 9)).encode())
+    assert status == 400, body
+    assert re.search(r"\[node\] log_target: bootstrap setting", body), body
+    status, body = http(port, "/config")
+    assert "log_target = stderr" in body or "log_target" not in body, body
