@@ -68,6 +68,7 @@ struct ml_cfg_node {
     const char *admin_token_value; /* arena-owned, NUL-terminated, the trailing newline cut */
     size_t admin_token_bytes;      /* ML_CFG_ADMIN_TOKEN_MIN_BYTES..ML_CFG_ADMIN_TOKEN_MAX_BYTES */
     int log_level; /* enum ml_log_level */
+    int log_target; /* enum ml_log_target: the choices' order in schema.def */
     enum ml_cfg_access_log access_log;
     const char *access_log_path; /* ML_CFG_ACCESS_LOG_FILE only */
     int access_log_format;       /* enum ml_cfg_access_log_format */

@@ -39,6 +39,8 @@ EFFECT_TESTS = {
                              "test_token_required_for_stats_config_and_post",
     ("node", "log"): "tests/integration/test_config_surface.py::"
                      "test_log_level_warn_leaves_out_info_lines",
+    ("node", "log_target"): "tests/integration/test_device_logs.py::"
+                            "test_syslog_target_sends_one_datagram_per_line_with_its_priority",
     ("node", "access_log"): "tests/integration/test_admin.py::"
                             "test_access_log_file_gets_one_logfmt_line_per_call",
     ("node", "access_log_format"): "tests/integration/test_logs.py::"
@@ -159,6 +161,7 @@ ASKS = {
     ("node", "admin_token"): [str(TOKEN_FILE)],
     ("node", "log"): ["debug", "warn"],
     ("node", "labels"): ["region=eu", "region=eu, ring=canary"],
+    ("node", "log_target"): ["syslog", "stderr"],
     ("node", "access_log"): ["/tmp/meshlet-access.log", "off", "stdout"],
     ("node", "access_log_format"): ["json", "logfmt"],
     ("node", "state_dir"): ["/tmp/meshlet-state"],
