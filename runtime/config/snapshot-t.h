@@ -206,7 +206,7 @@ struct ml_cfg_cluster {
 
 struct ml_cfg_authz_rule {
     bool allow;
-    const char *principal; /* glob on the peer's URI SAN; "*" = anyone, also without TLS */
+    const char *principal; /* glob on the peer's principal, "-" = none (proxy/authz.h) */
     const char *path;      /* glob on :path */
 };
 

@@ -70,6 +70,12 @@ struct ml_stats {
     struct stats_calls **routes;       /* as snap->routes */
     struct stats_calls **clusters;     /* as snap->clusters */
     struct stats_ep_slot *eps;         /* every cluster's endpoints, cluster by cluster */
+    /* [authz] decisions: per section, one slot per rule then one for the default. Plain
+     * counts (no shared records): a decision is counted when the call starts, in the table of
+     * the snapshot in force, so copying them over at an apply loses nothing. */
+    uint32_t n_authz;
+    uint32_t *authz_first; /* as snap->authz: its first slot in authz_ctr */
+    uint64_t (*authz_ctr)[2]; /* [slot][allowed?] */
 };
 
 static void *rec_new(size_t size)
@@ -147,6 +153,56 @@ static void *find_endpoint(const struct ml_stats *prev, int cluster, const char 
     return NULL;
 }
 
+static bool authz_rule_same(const struct ml_cfg_authz_rule *a, const struct ml_cfg_authz_rule *b)
+{
+    return a->allow == b->allow && strcmp(a->principal, b->principal) == 0 &&
+           strcmp(a->path, b->path) == 0;
+}
+
+/* The [authz] counters of snap: a rule's (and the default's) carry on when prev has the same
+ * section with the same rule at the same place (or the same default). */
+static int authz_build(struct ml_stats *st, const struct ml_stats *prev,
+                       const struct ml_snapshot *snap)
+{
+    uint32_t slots = 0;
+
+    st->authz_first = ml_calloc(snap->n_authz + 1, sizeof(*st->authz_first));
+    for (uint32_t i = 0; i < snap->n_authz; i++) {
+        slots += snap->authz[i].n_rules + 1;
+    }
+    st->authz_ctr = ml_calloc(slots + 1, sizeof(*st->authz_ctr));
+    if (st->authz_first == NULL || st->authz_ctr == NULL) {
+        return -ENOMEM;
+    }
+    slots = 0;
+    for (uint32_t i = 0; i < snap->n_authz; i++) {
+        const struct ml_cfg_authz *az = &snap->authz[i];
+
+        st->authz_first[i] = slots;
+        for (uint32_t j = 0; prev != NULL && j < prev->n_authz; j++) {
+            const struct ml_cfg_authz *old = &prev->snap->authz[j];
+            uint32_t of = prev->authz_first[j];
+
+            if (strcmp(old->name, az->name) != 0) {
+                continue;
+            }
+            for (uint32_t r = 0; r < az->n_rules && r < old->n_rules; r++) {
+                if (authz_rule_same(&az->rules[r], &old->rules[r])) {
+                    memcpy(st->authz_ctr[slots + r], prev->authz_ctr[of + r],
+                           sizeof(st->authz_ctr[0]));
+                }
+            }
+            if (az->default_allow == old->default_allow) {
+                memcpy(st->authz_ctr[slots + az->n_rules], prev->authz_ctr[of + old->n_rules],
+                       sizeof(st->authz_ctr[0]));
+            }
+        }
+        slots += az->n_rules + 1;
+    }
+    st->n_authz = snap->n_authz;
+    return 0;
+}
+
 static struct ml_stats *stats_build(const struct ml_stats *prev, const struct ml_snapshot *snap)
 {
     struct ml_stats *st = ml_calloc(1, sizeof(*st));
@@ -216,6 +272,9 @@ static struct ml_stats *stats_build(const struct ml_stats *prev, const struct ml
             st->ep_counts[c] = e + 1;
         }
     }
+    if (authz_build(st, prev, snap) < 0) {
+        goto fail;
+    }
     return st;
 
 fail:
@@ -265,6 +324,8 @@ void ml_stats_free(struct ml_stats *st)
     ml_free(st->ep_counts);
     ml_free(st->first_ep);
     ml_free(st->eps);
+    ml_free(st->authz_first);
+    ml_free(st->authz_ctr);
     ml_free(st);
 }
 
@@ -339,6 +400,18 @@ void ml_stats_route(struct ml_stats *st, int route, enum ml_stats_route_event ev
         return;
     }
     st->routes[route]->route_ev[ev]++;
+}
+
+void ml_stats_authz(struct ml_stats *st, int authz, int rule, bool allowed)
+{
+    uint32_t n_rules;
+
+    if (st == NULL || !in(authz, st->n_authz)) {
+        return;
+    }
+    n_rules = st->snap->authz[authz].n_rules;
+    st->authz_ctr[st->authz_first[authz] + (in(rule, n_rules) ? (uint32_t)rule : n_rules)]
+                 [allowed ? 1 : 0]++;
 }
 
 void ml_stats_upstream(struct ml_stats *st, int cluster, int endpoint, enum ml_stats_up_event ev)
@@ -602,6 +675,21 @@ long ml_stats_render_text(const struct ml_stats *st, char *out, size_t cap)
             text_calls(&o, prefix, "rq", &ep->calls, false, false);
         }
     }
+    for (uint32_t i = 0; i < st->n_authz; i++) {
+        const struct ml_cfg_authz *az = &snap->authz[i];
+
+        for (uint32_t r = 0; r <= az->n_rules; r++) {
+            const uint64_t *v = st->authz_ctr[st->authz_first[i] + r];
+
+            if (r < az->n_rules) {
+                snprintf(prefix, sizeof(prefix), "authz.%s.rule.%u.", az->name, r + 1);
+            } else {
+                snprintf(prefix, sizeof(prefix), "authz.%s.default.", az->name);
+            }
+            put(&o, "%sallowed %llu\n", prefix, (unsigned long long)v[1]);
+            put(&o, "%sdenied %llu\n", prefix, (unsigned long long)v[0]);
+        }
+    }
     return finish(&o);
 }
 
@@ -818,6 +906,34 @@ static void prom_route_events(struct out *o, const struct ml_stats *st)
     }
 }
 
+/* meshlet_authz_rq_{allowed,denied}_total{listener,rule}: rule is the rule's number in its
+ * section (from 1) or "default". */
+static void prom_authz(struct out *o, const struct ml_stats *st)
+{
+    static const char *const what[2] = {"denied", "allowed"};
+    char name[64], a[160], rule[16];
+
+    for (int k = 1; k >= 0 && st->n_authz > 0; k--) {
+        snprintf(name, sizeof(name), "meshlet_authz_rq_%s_total", what[k]);
+        family(o, name, "counter", k ? "Calls let through by [authz]" : "Calls denied by [authz]",
+               " per listener and rule (rule=\"default\": no rule matched)");
+        for (uint32_t i = 0; i < st->n_authz; i++) {
+            const struct ml_cfg_authz *az = &st->snap->authz[i];
+
+            label_value(a, sizeof(a), az->name);
+            for (uint32_t r = 0; r <= az->n_rules; r++) {
+                if (r < az->n_rules) {
+                    snprintf(rule, sizeof(rule), "%u", r + 1);
+                } else {
+                    snprintf(rule, sizeof(rule), "default");
+                }
+                put(o, "%s{listener=\"%s\",rule=\"%s\"} %llu\n", name, a, rule,
+                    (unsigned long long)st->authz_ctr[st->authz_first[i] + r][k]);
+            }
+        }
+    }
+}
+
 long ml_stats_render_prometheus(const struct ml_stats *st, char *out, size_t cap)
 {
     struct out o = {.p = out, .cap = cap};
@@ -857,5 +973,6 @@ long ml_stats_render_prometheus(const struct ml_stats *st, char *out, size_t cap
                 offsetof(struct stats_endpoint, cx_failed));
     }
     prom_route_events(&o, st);
+    prom_authz(&o, st);
     return finish(&o);
 }
