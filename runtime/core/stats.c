@@ -74,7 +74,7 @@ struct ml_stats {
      * counts (no shared records): a decision is counted when the call starts, in the table of
      * the snapshot in force, so copying them over at an apply loses nothing. */
     uint32_t n_authz;
-    uint32_t *authz_first; /* as snap->authz: its first slot in authz_ctr */
+    uint32_t *authz_first;    /* as snap->authz: its first slot in authz_ctr */
     uint64_t (*authz_ctr)[2]; /* [slot][allowed?] */
 };
 

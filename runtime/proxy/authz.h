@@ -2,8 +2,8 @@
  * the call step (step_authz.c) and unit-tested on their own.
  *
  * A rule's PRINCIPAL is matched against the peer's principal (the URI SAN of its verified client
- * certificate, else its subject CN; see runtime/proxy/README.md); a peer without one (plaintext,
- * or TLS without a client certificate) has NO principal. The semantics never fail open:
+ * certificate, else its subject CN; see config/README.md, [authz LISTENER]); a peer without one
+ * (plaintext, or TLS without a client certificate) has NO principal. The semantics never fail open:
  *   -    matches only a peer without a principal;
  *   *    in a deny rule: every peer, with or without a principal (denying more is safe);
  *        in an allow rule: every peer WITH a principal (letting an unauthenticated peer in must

@@ -245,7 +245,6 @@ static void write_line(struct ml_call_obs *o, struct ml_proxy *p, const char *pa
     ml_access_line_begin(&line, p->access_log);
     ml_access_line_str(&line, "ts", ts);
     ml_access_line_str(&line, "client", o->client);
-    ml_access_line_str(&line, "principal", o->principal);
     ml_access_line_str(&line, "request_id", o->request_id);
     ml_access_line_str(&line, "method", o->method);
     ml_access_line_str(&line, "path", path);
@@ -265,6 +264,7 @@ static void write_line(struct ml_call_obs *o, struct ml_proxy *p, const char *pa
     ml_access_line_str(&line, "route", sc->route >= 0 ? snap->routes[sc->route].name : NULL);
     ml_access_line_str(&line, "cluster",
                        sc->cluster >= 0 ? snap->clusters[sc->cluster].name : NULL);
+    ml_access_line_str(&line, "principal", o->principal); /* last: keys before it stay put */
     ml_access_line_write(p->access_log, &line);
 }
 

@@ -9,9 +9,9 @@
 /* In this order: what each needs is decided by the ones before it. Steps whose feature does not
  * exist yet have no entry (their config keys are refused, config/unimplemented.c, so nothing
  * fails open). authz goes before rate_limit (a denied call takes no token from the bucket of
- * calls that are allowed, costs no backend and no fault delay); retry is not a step before the upstream but the end of an attempt
- * (step_retry.c, called where call.c ends one): it runs ml_step_pick again with the hosts
- * tried. */
+ * calls that are allowed, costs no backend and no fault delay); retry is not a step before the
+ * upstream but the end of an attempt (step_retry.c, called where call.c ends one): it runs
+ * ml_step_pick again with the hosts tried. */
 static const struct ml_step *const steps[] = {
     &ml_step_health,     /* grpc.health.v1 Check for meshlet itself: no route, no backend */
     &ml_step_route,      /* the route: UNIMPLEMENTED when none matches */

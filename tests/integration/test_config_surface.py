@@ -130,6 +130,9 @@ EFFECT_TESTS = {
                          "test_hash_policy_keeps_a_key_on_one_backend_and_moves_about_a_third_when_one_leaves",
     ("cluster", "health_check"): "tests/integration/test_health_checks.py::"
                                  "test_not_serving_takes_an_endpoint_out_and_serving_brings_it_back",
+    ("authz", "allow"): "tests/integration/test_authz.py::test_authz_matrix",
+    ("authz", "deny"): "tests/integration/test_authz.py::test_authz_matrix",
+    ("authz", "default"): "tests/integration/test_authz.py::test_authz_matrix",
     ("cluster", "health_check", "tcp"): "tests/integration/test_health_checks.py::"
                                         "test_tcp_check_against_a_closed_port_takes_it_out",
     ("cluster", "health_service"): "tests/integration/test_health_checks.py::"
@@ -213,7 +216,7 @@ ASKS = {
     ("cluster", "outlier_errors"): ["5", "1"],
     ("cluster", "outlier_ejection"): ["30s"],
     ("cluster", "outlier_max_percent"): ["50", "100"],
-    ("authz", "allow"): ["spiffe://mesh.local/a -> /a.B/*"],
+    ("authz", "allow"): ["spiffe://mesh.local/a -> /a.B/*", "- -> /a.B/*"],
     ("authz", "deny"): ["* -> /grpc.reflection.*"],
     ("authz", "default"): ["deny", "allow"],
 }
@@ -329,7 +332,7 @@ def test_version_and_defaults_promise_only_what_works(meshlet):
     # test_hello_says_who_the_node_is_and_status_comes_every_interval compares them)
     r = meshlet("version")
     features = next(line for line in r.stdout.splitlines() if line.startswith("features:"))
-    for absent in ("dns", "authz"):
+    for absent in ("dns",):
         assert absent not in features.split(), features
     for lb in ("round_robin", "random", "least_request", "ring_hash", "maglev"):
         assert f"lb.{lb}" in features.split(), features
