@@ -89,6 +89,7 @@ struct ml_cfg_listener {
     struct ml_cfg_addr bind;
     enum ml_cfg_tls tls;
     const char *cert, *key, *ca;
+    int file_line[3]; /* the lines of cert, key, ca (0: not given), for findings about them */
     uint32_t max_connections;
     uint32_t max_streams;
     uint32_t window_bytes;
