@@ -26,4 +26,9 @@ int ml_config_lint_paths(const struct ml_snapshot *s, struct ml_config_errors *e
  * errors about those files are the validator's. Returns 0 or -ENOMEM. */
 int ml_config_lint_certs(const struct ml_snapshot *s, struct ml_config_errors *warn);
 
+/* Adds a warning on an [authz] header for each allow rule of a plaintext listener whose
+ * PRINCIPAL is not `-`: no peer of it has a principal, so the rule never matches. Returns 0 or
+ * -ENOMEM. */
+int ml_config_lint_authz(const struct ml_snapshot *s, struct ml_config_errors *warn);
+
 #endif

@@ -256,3 +256,20 @@ def test_hot_apply_new_rules_decide_calls_that_start_after_it(run_meshlet, free_
         assert call(Peer("plaintext", None, channel), port, SAY)[0] == grpc.StatusCode.OK
     finally:
         node.stop()
+
+
+def test_check_warns_of_an_allow_rule_no_plaintext_peer_can_match(meshlet, workdir):
+    path = workdir / "authz.ini"
+    path.write_text("[listener l]\nbind = 127.0.0.1:15001\n\n[route r]\nlistener = l\nto = c\n\n"
+                    "[cluster c]\nendpoint = 127.0.0.1:50051\n\n"
+                    f"[authz l]\nallow = * -> /{SERVICE}/*\nallow = - -> {SAY}\n"
+                    "allow = spiffe://mesh.local/* -> *\ndefault = deny\n")
+    r = meshlet("check", path)
+    assert r.returncode == 0, r.stderr
+    warnings = r.stderr.splitlines()
+    assert len(warnings) == 2, r.stderr
+    assert warnings[0] == (f"{path}:11: warning: [authz l]: rule 1 (allow = * -> /{SERVICE}/*) "
+                           "never matches: listener l is plaintext, its peers have no principal "
+                           "(allow them with `allow = - -> PATH`)")
+    assert warnings[1].startswith(f"{path}:11: warning: [authz l]: rule 3 (allow = "
+                                  "spiffe://mesh.local/* -> *) never matches")
