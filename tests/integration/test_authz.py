@@ -273,3 +273,12 @@ def test_check_warns_of_an_allow_rule_no_plaintext_peer_can_match(meshlet, workd
                            "(allow them with `allow = - -> PATH`)")
     assert warnings[1].startswith(f"{path}:11: warning: [authz l]: rule 3 (allow = "
                                   "spiffe://mesh.local/* -> *) never matches")
+
+
+def test_meshlets_own_health_answer_comes_before_authz(authz_node, peer):
+    port, admin, b = authz_node("deny = * -> *\ndefault = deny")
+    code, got = call(peer, port, "/grpc.health.v1.Health/Check")
+    assert code == grpc.StatusCode.OK, (code, got)
+    assert got == b"\x08\x01"  # SERVING
+    assert b.calls == 0
+    assert stats(admin)["authz.ingress.rule.1.denied"] == "0"
