@@ -248,6 +248,13 @@ def test_hot_apply_new_rules_decide_calls_that_start_after_it(run_meshlet, free_
         code, details = call(Peer("plaintext", None, channel), port, SAY)
         assert code == grpc.StatusCode.PERMISSION_DENIED, (code, details)
         assert b.calls == 1
+        # an apply that keeps the rule keeps its counters (another config text, the same rule)
+        assert node.stats()["authz.ingress.rule.1.denied"] == "1"
+        node.apply(body + f"deny = * -> /{SERVICE}/*\ndefault = allow\n; same rule\n")
+        assert node.stats()["authz.ingress.rule.1.denied"] == "1"
+        assert call(Peer("plaintext", None, channel), port, SAY)[0] == \
+            grpc.StatusCode.PERMISSION_DENIED
+        assert node.stats()["authz.ingress.rule.1.denied"] == "2"
         # and a bad [authz] is refused like any bad config: the rules in force stay
         node.apply(body + "allow = nonsense\n", expect_ok=False)
         assert call(Peer("plaintext", None, channel), port, SAY)[0] == \
