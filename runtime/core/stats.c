@@ -74,7 +74,7 @@ struct ml_stats {
      * counts (no shared records): a decision is counted when the call starts, in the table of
      * the snapshot in force, so copying them over at an apply loses nothing. */
     uint32_t n_authz;
-    uint32_t *authz_first;    /* as snap->authz: its first slot in authz_ctr */
+    uint32_t *authz_first;    /* as snap->authz, and one more: first slots in authz_ctr */
     uint64_t (*authz_ctr)[2]; /* [slot][allowed?] */
 };
 
@@ -199,6 +199,7 @@ static int authz_build(struct ml_stats *st, const struct ml_stats *prev,
         }
         slots += az->n_rules + 1;
     }
+    st->authz_first[snap->n_authz] = slots; /* the end of the last section's slots */
     st->n_authz = snap->n_authz;
     return 0;
 }
@@ -409,7 +410,8 @@ void ml_stats_authz(struct ml_stats *st, int authz, int rule, bool allowed)
     if (st == NULL || !in(authz, st->n_authz)) {
         return;
     }
-    n_rules = st->snap->authz[authz].n_rules;
+    /* from the table's own sizes: counting never reads snap */
+    n_rules = st->authz_first[authz + 1] - st->authz_first[authz] - 1;
     st->authz_ctr[st->authz_first[authz] + (in(rule, n_rules) ? (uint32_t)rule : n_rules)]
                  [allowed ? 1 : 0]++;
 }
