@@ -26,10 +26,8 @@ static const struct {
     {ML_K_listener_ca, NONE, NULL},
     {ML_K_cluster_sni, NONE, NULL},
     {ML_K_cluster_identity, NONE, NULL},
-    /* balancers Kconfig left out of balance/lb.c's table (ring_hash, maglev), dns endpoints */
+    /* balancers Kconfig left out of balance/lb.c's table (ring_hash, maglev) */
     {ML_K_cluster_lb, CLUSTER_LB_BUILT, "round_robin"},
-    {ML_K_cluster_dns, NONE, NULL},
-    {ML_K_cluster_dns_refresh, NONE, NULL},
     /* outlier detection */
     {ML_K_cluster_outlier_errors, CLUSTER_OUTLIER_ERRORS_ZERO, "0"},
     {ML_K_cluster_outlier_ejection, NONE, NULL},

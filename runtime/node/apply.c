@@ -34,6 +34,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* The error text of one apply: the config's error lines, or one line saying why. */
 #define APPLY_ERROR_BYTES 4096
@@ -45,6 +46,9 @@ struct ml_apply_job {
     char version[ML_CONFIG_STORE_VERSION_MAX + 1]; /* a push's; "" for a local apply */
     uint64_t nonce;                                /* a push's */
     uint32_t token;                                /* POST /config's request */
+    /* the failure is of this moment, not of the config (a bind, a save): the Nack says so, so
+     * the controller may push the same version again later (fleet.proto Nack.transient) */
+    bool transient;
     char *text; /* the text to check, then to save (ml_malloc) */
     size_t n;
     struct ml_snapshot *next;       /* checked (a reference) */
@@ -71,6 +75,26 @@ static const char *source_name(enum ml_apply_source src)
 
 static void start_next(struct ml_node *node);
 
+void ml_node_note_apply(struct ml_node *node, enum ml_apply_source src, int rv, const char *version,
+                        const char *error)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    node->last_apply = rv == 0 ? ML_ADMIN_APPLY_OK : ML_ADMIN_APPLY_REFUSED;
+    node->last_apply_source = source_name(src);
+    node->last_apply_unix_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+    snprintf(node->last_apply_version, sizeof(node->last_apply_version), "%s",
+             version != NULL ? version : "");
+    snprintf(node->last_apply_error, sizeof(node->last_apply_error), "%s",
+             rv == 0 || error == NULL ? "" : error);
+    if (rv == 0) {
+        node->config_source = src == ML_APPLY_PUSH    ? "fleet"
+                              : src == ML_APPLY_ADMIN ? "admin"
+                                                      : "file";
+    }
+}
+
 static void job_free(struct ml_apply_job *job)
 {
     ml_free(job->text);
@@ -83,6 +107,7 @@ static void apply_finish(struct ml_apply_job *job, int rv, const char *version, 
 {
     struct ml_node *node = job->owner;
 
+    ml_node_note_apply(node, job->src, rv, rv == 0 ? version : job->version, error);
     if (rv == 0) {
         node->applies_total++;
     } else {
@@ -102,7 +127,13 @@ static void apply_finish(struct ml_apply_job *job, int rv, const char *version, 
             snprintf(node->last_nack_version, sizeof(node->last_nack_version), "%s", job->version);
             snprintf(node->last_nack_error, sizeof(node->last_nack_error), "%s", error);
             if (node->fleet != NULL) {
-                ml_fleet_client_nack(node->fleet, job->version, job->nonce, error, strlen(error));
+                if (job->transient) {
+                    ml_fleet_client_nack_transient(node->fleet, job->version, job->nonce, error,
+                                                   strlen(error));
+                } else {
+                    ml_fleet_client_nack(node->fleet, job->version, job->nonce, error,
+                                         strlen(error));
+                }
             }
         }
         break;
@@ -180,6 +211,7 @@ static void on_saved(void *user)
     pthread_join(job->thread, NULL);
     job->thread_running = false;
     if (job->save_rv < 0) {
+        job->transient = true;
         ml_proxy_abort(node->proxy, job->change);
         job->change = NULL;
         snprintf(why, sizeof(why), "state_dir %s: cannot save the config: %s", node->state_dir,
@@ -266,6 +298,8 @@ static void apply_start(struct ml_apply_job *job)
     }
 
     if ((rv = ml_proxy_prepare(node->proxy, job->next, why, sizeof(why), &job->change)) < 0) {
+        /* a bind conflict (a port still held), an address not up yet, no memory: of now */
+        job->transient = rv == -EADDRINUSE || rv == -EADDRNOTAVAIL || rv == -ENOMEM;
         snprintf(error, sizeof(error), "%s: %s", file, why);
         apply_finish(job, rv, NULL, error);
         return;
@@ -279,6 +313,7 @@ static void apply_start(struct ml_apply_job *job)
                                             job->text, job->n);
         job->thread_running = false;
         if (job->save_rv < 0) {
+            job->transient = true;
             ml_proxy_abort(node->proxy, job->change);
             job->change = NULL;
             snprintf(why, sizeof(why), "state_dir %s: cannot save the config: %s",
@@ -331,6 +366,7 @@ void ml_node_apply(struct ml_node *node, enum ml_apply_source src, const char *t
         snprintf(error, sizeof(error), "%s: %s",
                  src == ML_APPLY_FILE ? node->config_path : "push", why);
         ML_LOG_WRN("apply (%s) refused: %s", source_name(src), error);
+        ml_node_note_apply(node, src, -1, version != NULL ? version : "", error);
         node->apply_failures_total++;
         if (src == ML_APPLY_PUSH && node->fleet != NULL) {
             node->fleet_nacks_total++;

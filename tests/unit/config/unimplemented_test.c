@@ -89,10 +89,10 @@ static void test_an_asking_value_is_refused_on_its_line(void **state)
         0);
     assert_string_equal(errs, "t:10: [cluster c2] outlier_errors: expected 0 (off): not "
                               "implemented in this version, got \"2\"");
-    assert_int_not_equal(
-        load("[cluster c2]\nendpoint = 127.0.0.1:50052\ndns_refresh = 5s\n", errs, sizeof(errs)),
-        0);
-    assert_string_equal(errs, "t:10: [cluster c2] dns_refresh: expected this key left out: "
+    assert_int_not_equal(load("[cluster c2]\nendpoint = 127.0.0.1:50052\noutlier_ejection = 5s\n",
+                              errs, sizeof(errs)),
+                         0);
+    assert_string_equal(errs, "t:10: [cluster c2] outlier_ejection: expected this key left out: "
                               "not implemented in this version, got \"5s\"");
 }
 
