@@ -101,6 +101,7 @@ struct ml_cfg_listener {
     struct ml_cfg_addr bind;
     enum ml_cfg_tls tls;
     const char *cert, *key, *ca;
+    int file_line[3]; /* the lines of cert, key, ca (0: not given), for findings about them */
     uint32_t max_connections;
     uint32_t max_streams;
     uint32_t window_bytes;
@@ -218,7 +219,7 @@ struct ml_cfg_cluster {
 
 struct ml_cfg_authz_rule {
     bool allow;
-    const char *principal; /* glob on the peer's URI SAN; "*" = anyone, also without TLS */
+    const char *principal; /* glob on the peer's principal, "-" = none (proxy/authz.h) */
     const char *path;      /* glob on :path */
 };
 

@@ -32,9 +32,7 @@ static const char *const features[] = {
 #ifdef CONFIG_ML_RATE_LIMIT
     "rate_limit",
 #endif
-    "lb.round_robin",
-    "lb.random",
-    "lb.least_request",
+    "authz",        "lb.round_robin", "lb.random", "lb.least_request",
 #ifdef CONFIG_ML_LB_RING_HASH
     "lb.ring_hash",
 #endif
