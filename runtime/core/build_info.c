@@ -35,6 +35,7 @@ static const char *const features[] = {
 #ifdef CONFIG_ML_TLS
     "tls", /* listeners; TLS to clusters is not implemented yet */
 #endif
+    "authz",
     "lb.round_robin",
     "lb.random",
     "lb.least_request",

@@ -2,7 +2,8 @@
 # tests/bench/lb.sh — the balancer's cost per LB policy, 1 vs 16 endpoints, meshlet beside nghttpx
 # and HAProxy where they have the policy (tests/bench/lb_bench.py). A benchmark, not a test.
 #
-#   tests/bench/lb.sh [--rounds N] [--n CALLS] [--peers nghttpx,haproxy] [--meshlet PATH] [--no-pin]
+#   tests/bench/lb.sh [--rounds N] [--n CALLS] [--peers nghttpx,haproxy] [--policies P,...]
+#                     [--meshlet PATH] [--no-pin]
 #
 # Installs the peers if missing (firmware/setup-host.sh --bench), builds meshlet and h2_backend as
 # tests/bench/run.sh does. Defaults: 3 rounds of 50 000 calls per configuration (28 of them).

@@ -41,6 +41,10 @@ POLICIES = {
     "least_request": ("lb = least_request\n", "balance leastconn\n", False),
     "ring_hash": ("lb = ring_hash\nhash = path\n", "balance uri\n    hash-type consistent\n", False),
     "maglev": ("lb = maglev\nhash = path\n", None, False),
+    # round robin with active health checks of every endpoint each second (tcp: the bench
+    # backend speaks no grpc.health.v1); HAProxy checks its servers the same way; nghttpx has none
+    "round_robin+hc": ("lb = round_robin\nhealth_check = tcp\nhealth_interval = 1s\n",
+                       "balance roundrobin\n    default-server check inter 1s\n", False),
 }
 
 
@@ -141,6 +145,8 @@ class LbBench:
     def configs(self):
         out = []
         for policy, (_, hap, ngx) in POLICIES.items():
+            if policy not in self.a.policies.split(","):
+                continue
             for n in (1, 16):
                 out.append(("meshlet", policy, n))
                 if ngx and "nghttpx" in self.a.peers:
@@ -194,7 +200,7 @@ def report(res, a):
              "| policy | endpoints | meshlet calls/s | meshlet CPU | nghttpx calls/s | "
              "nghttpx CPU | HAProxy calls/s | HAProxy CPU |",
              "|---|--:|--:|--:|--:|--:|--:|--:|"]
-    for policy in POLICIES:
+    for policy in [p for p in POLICIES if p in a.policies.split(",")]:
         for n in (1, 16):
             row = [policy, str(n)]
             for proxy in ("meshlet", "nghttpx", "haproxy"):
@@ -215,6 +221,8 @@ def main():
     ap.add_argument("--meshlet", default=os.path.join(ROOT, "build", "host", "meshlet"))
     ap.add_argument("--backend", default=os.path.join(ROOT, "build", "bench", "h2_backend"))
     ap.add_argument("--peers", default="nghttpx,haproxy")
+    ap.add_argument("--policies", default=",".join(POLICIES),
+                    help="comma-separated subset of: " + ", ".join(POLICIES))
     ap.add_argument("--no-pin", dest="pin", action="store_false")
     a = ap.parse_args()
     a.peers = [p for p in a.peers.split(",") if p and shutil.which(p)]
