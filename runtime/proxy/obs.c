@@ -156,9 +156,15 @@ void ml_call_obs_begin(struct ml_call_obs *o, struct ml_proxy *p, const struct m
 
 void ml_call_obs_client(struct ml_call_obs *o, struct ml_proxy *p, const struct ml_h2_stream *down)
 {
-    /* Every peer is plaintext until listeners speak TLS: no principal. The TLS listener sets
-     * the verified peer's principal here (one longer than ML_CALL_OBS_PRINCIPAL_MAX: none). */
+    /* The verified client certificate's name on a TLS listener (tls/identity.h); none for a
+     * plaintext peer or one without a certificate (one longer than ML_CALL_OBS_PRINCIPAL_MAX:
+     * none, never cut). */
+    const char *id = ml_h2_conn_peer_identity(ml_h2_stream_conn(down));
+
     o->principal[0] = '\0';
+    if (id != NULL && strlen(id) <= ML_CALL_OBS_PRINCIPAL_MAX) {
+        memcpy(o->principal, id, strlen(id) + 1);
+    }
     if (ml_access_log_enabled(p->access_log)) {
         ml_h2_conn_peer_text(ml_h2_stream_conn(down), o->client, sizeof(o->client));
     }

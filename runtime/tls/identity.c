@@ -2,16 +2,18 @@
 #include "tls/identity.h"
 
 #include <mbedtls/oid.h>
+#include <stdbool.h>
 #include <string.h>
 
+/* A name longer than cap - 1 is none (""): a cut name could match a rule meant for another. */
 static size_t copy_name(const unsigned char *p, size_t n, char *out, size_t cap)
 {
     size_t i;
 
-    if (cap == 0) {
+    if (cap == 0 || n >= cap) {
         return 0;
     }
-    for (i = 0; i < n && i + 1 < cap; i++) {
+    for (i = 0; i < n; i++) {
         out[i] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '?';
     }
     out[i] = '\0';
@@ -27,17 +29,19 @@ size_t ml_tls_cert_identity(const mbedtls_x509_crt *crt, char *out, size_t cap)
          s = s->next) {
         mbedtls_x509_subject_alternative_name san;
         size_t n = 0;
+        bool uri = false;
 
         memset(&san, 0, sizeof(san));
         if (mbedtls_x509_parse_subject_alt_name(&s->buf, &san) != 0) {
             continue; /* a kind mbedTLS does not parse */
         }
         if (san.type == MBEDTLS_X509_SAN_UNIFORM_RESOURCE_IDENTIFIER) {
+            uri = true;
             n = copy_name(san.san.unstructured_name.p, san.san.unstructured_name.len, out, cap);
         }
         mbedtls_x509_free_subject_alt_name(&san);
-        if (n > 0) {
-            return n;
+        if (uri) {
+            return n; /* the first URI SAN names the peer, or (too long) nobody: never its CN */
         }
     }
     for (const mbedtls_x509_name *a = &crt->subject; a != NULL; a = a->next) {

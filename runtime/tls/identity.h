@@ -6,9 +6,9 @@
 #include <mbedtls/x509_crt.h>
 #include <stddef.h>
 
-/* The name into out[cap] (cut to fit; a byte that is not printable ASCII becomes '?', so a log
- * line or a glob never meets a control byte). Returns the length written; 0 (out = "") when the
- * certificate has neither. */
+/* The name into out[cap] (a byte that is not printable ASCII becomes '?', so a log line or a glob
+ * never meets a control byte). Returns the length written; 0 (out = "") when the certificate has
+ * neither, or its name does not fit in cap - 1 bytes (a cut name could match someone else's). */
 size_t ml_tls_cert_identity(const mbedtls_x509_crt *crt, char *out, size_t cap);
 
 #endif

@@ -98,7 +98,7 @@ def tls_meshlet(run_meshlet, free_port, backends):
     """tls_meshlet(pki, mode, cert=None) → (meshlet, port, admin_port): a listener with
     tls = mode in front of one plain grpcio backend."""
 
-    def start(pki, mode, cert=None, extra=""):
+    def start(pki, mode, cert=None, extra="", more=""):
         b = backends("b1")
         port, admin = free_port(), free_port()
         crt, key = cert or pki.server
@@ -107,7 +107,7 @@ def tls_meshlet(run_meshlet, free_port, backends):
                 f"cert = {crt}\nkey = {key}\n{extra}"
                 + (f"ca = {pki.ca}\n" if mode == "mtls" else "")
                 + f"[route all]\nlistener = ingress\nto = c\n"
-                f"[cluster c]\nendpoint = 127.0.0.1:{b.port}\n")
+                f"[cluster c]\nendpoint = 127.0.0.1:{b.port}\n{more}")
         m = run_meshlet(text)
         assert m.alive() and "running" in m.stderr, m.stderr
         return m, port, admin
@@ -185,6 +185,22 @@ def test_mtls_grpcio_with_a_client_certificate(pki, tls_meshlet):
     m, port, admin = tls_meshlet(pki, "mtls")
     with tls_channel(port, pki, pki.client) as ch:
         four_kinds(ch)
+
+
+def test_mtls_principal_is_what_authz_matches(pki, tls_meshlet):
+    """The verified client certificate's URI SAN is the call's principal: [authz] allows one
+    workload and denies another of the same CA (PERMISSION_DENIED, no backend reached)."""
+    other = pki.issue("other", "other-cn", "URI:spiffe://mesh.test/ns/b/sa/other")
+    m, port, admin = tls_meshlet(
+        pki, "mtls", more="[authz ingress]\n"
+                          "allow = spiffe://mesh.test/ns/a/* -> /meshlet.test.Echo/*\n"
+                          "default = deny\n")
+    with tls_channel(port, pki, pki.client) as ch:
+        assert unary(ch, "Say")(b"me", timeout=CALL_TIMEOUT) == b"b1:me"
+    with tls_channel(port, pki, other) as ch:
+        with pytest.raises(grpc.RpcError) as e:
+            unary(ch, "Say")(b"them", timeout=CALL_TIMEOUT)
+        assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED, e.value
 
 
 def test_openssl_tls13_and_tls12_accepted_with_alpn_h2(pki, tls_meshlet):
