@@ -7,6 +7,7 @@ test until it has one or the other. Plus the effect tests of the keys no other f
 
 import re
 import socket
+import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -25,6 +26,25 @@ ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "runtime" / "config" / "schema.def"
 # admin_token names a file `meshlet check` reads: the walk writes one here first.
 TOKEN_FILE = Path("/tmp/meshlet-surface-admin.token")
+# listener cert/key/ca name files `meshlet check` reads (tls/cert_check.h): made with openssl first.
+L_CA = Path("/tmp/meshlet-surface-ca.pem")
+L_CRT = Path("/tmp/meshlet-surface-l.crt")
+L_KEY = Path("/tmp/meshlet-surface-l.key")
+
+
+def make_listener_pems():
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=L_CA.parent, check=True, capture_output=True,
+                       timeout=scaled(30))
+
+    run("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "meshlet-surface-ca.key")
+    run("req", "-x509", "-new", "-key", "meshlet-surface-ca.key", "-subj", "/CN=surface-ca",
+        "-days", "30", "-out", L_CA.name)
+    run("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", L_KEY.name)
+    run("req", "-new", "-key", L_KEY.name, "-subj", "/CN=localhost", "-out",
+        "meshlet-surface-l.csr")
+    run("x509", "-req", "-in", "meshlet-surface-l.csr", "-CA", L_CA.name, "-CAkey",
+        "meshlet-surface-ca.key", "-CAcreateserial", "-days", "30", "-out", L_CRT.name)
 
 # (kind, key) → the test that shows the key's effect: "FILE::TEST", FILE relative to the repo.
 # A key whose values come one at a time (lb) is listed per value: (kind, key, value).
@@ -187,13 +207,12 @@ ASKS = {
     ("fleet", "report_interval"): ["2s"],
     ("fleet", "insecure"): ["on"],
     ("listener", "bind"): ["127.0.0.1:15998"],
-    ("listener", "tls"): [("on", {"cert": "/tmp/l.crt", "key": "/tmp/l.key"}),
-                          ("mtls", {"cert": "/tmp/l.crt", "key": "/tmp/l.key",
-                                    "ca": "/tmp/ca.pem"}),
-                          ("permissive", {"cert": "/tmp/l.crt", "key": "/tmp/l.key"})],
-    ("listener", "cert"): ["/tmp/l.crt"],
-    ("listener", "key"): ["/tmp/l.key"],
-    ("listener", "ca"): ["/tmp/ca.pem"],
+    ("listener", "tls"): [("on", {"cert": str(L_CRT), "key": str(L_KEY)}),
+                          ("mtls", {"cert": str(L_CRT), "key": str(L_KEY), "ca": str(L_CA)}),
+                          ("permissive", {"cert": str(L_CRT), "key": str(L_KEY)})],
+    ("listener", "cert"): [(str(L_CRT), {"key": str(L_KEY)})],
+    ("listener", "key"): [(str(L_KEY), {"cert": str(L_CRT)})],
+    ("listener", "ca"): [str(L_CA)],
     ("listener", "max_connections"): ["2"],
     ("listener", "max_streams"): ["10"],
     ("listener", "window"): ["16KiB"],
@@ -304,6 +323,7 @@ def test_every_schema_key_is_refused_unless_its_effect_is_tested(meshlet, workdi
     assert len(keys) > 50, keys
     TOKEN_FILE.write_text("surface-walk-token-0123456789\n")
     TOKEN_FILE.chmod(0o600)
+    make_listener_pems()
     problems = []
     for kind, key in keys:
         asks = ASKS.get((kind, key))

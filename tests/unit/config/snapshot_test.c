@@ -10,6 +10,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include "config/features.h"
+#if ML_HAVE_DATA_TLS
+#include "../tls/test_certs.h"
+#endif
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -909,19 +912,43 @@ static void test_tls_on_is_refused_until_data_plane_tls_exists(void **state)
 #endif
 }
 
+#if ML_HAVE_DATA_TLS
+/* Writes pem to a new file under /tmp; its path into path[64]. */
+static void write_pem(char *path, const char *pem)
+{
+    int fd;
+
+    snprintf(path, 64, "/tmp/ml-snapshot-test-XXXXXX");
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, pem, strlen(pem)), (ssize_t)strlen(pem));
+    close(fd);
+}
+#endif
+
 static void test_listener_tls_with_cert_key_ca_is_accepted(void **state)
 {
 #if ML_HAVE_DATA_TLS
-    struct ml_snapshot *s =
-        load_ok("[listener l]\nbind = 127.0.0.1:1\ntls = mtls\ncert = /c.pem\nkey = /k.pem\n"
-                "ca = /ca.pem\n[listener p]\nbind = 127.0.0.1:3\ntls = permissive\n"
-                "cert = /c.pem\nkey = /k.pem\n"
-                "[route r]\nlistener = l\nto = c\n[cluster c]\nendpoint = 127.0.0.1:2\n");
+    char crt[64], key[64], ca[64], text[1024];
+    struct ml_snapshot *s;
 
+    /* `meshlet check` reads the files (tls/cert_check.h): real ones */
+    write_pem(crt, TEST_SERVER_PEM);
+    write_pem(key, TEST_SERVER_KEY);
+    write_pem(ca, TEST_CA_PEM);
+    snprintf(text, sizeof(text),
+             "[listener l]\nbind = 127.0.0.1:1\ntls = mtls\ncert = %s\nkey = %s\nca = %s\n"
+             "[listener p]\nbind = 127.0.0.1:3\ntls = permissive\ncert = %s\nkey = %s\n"
+             "[route r]\nlistener = l\nto = c\n[cluster c]\nendpoint = 127.0.0.1:2\n",
+             crt, key, ca, crt, key);
+    s = load_ok(text);
     assert_int_equal(s->listeners[0].tls, ML_CFG_TLS_MTLS);
-    assert_string_equal(s->listeners[0].ca, "/ca.pem");
+    assert_string_equal(s->listeners[0].ca, ca);
     assert_int_equal(s->listeners[1].tls, ML_CFG_TLS_PERMISSIVE);
     ml_snapshot_unref(s);
+    unlink(crt);
+    unlink(key);
+    unlink(ca);
 #endif
     (void)state;
 }
