@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/fuzz/run.sh [SECONDS] — build every libFuzzer target (tests/fuzz/*_fuzz.c) with clang in
+# tests/fuzz/run.sh [--build-only] [SECONDS] — build every libFuzzer target (tests/fuzz/*_fuzz.c) with clang in
 # build/fuzz and run each for SECONDS (default 60), deterministically (-seed=1).
 #
 # Per target NAME_fuzz.c: the seed corpus is tests/fuzz/corpus/NAME/ and the dictionary
@@ -16,6 +16,11 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 FUZZ_DIR=$ROOT/tests/fuzz
 BUILD=$ROOT/build/fuzz
+BUILD_ONLY=0
+if [ "${1:-}" = --build-only ]; then # tests/fuzz/long.sh builds through here, then runs its own way
+	BUILD_ONLY=1
+	shift
+fi
 DURATION=${1:-60}
 
 # Progress and results on stdout, one "fuzz: " line each; the build's output goes to
@@ -28,7 +33,7 @@ die() {
 	exit 2
 }
 
-[[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "usage: tests/fuzz/run.sh [SECONDS]  (SECONDS > 0)"
+[[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "usage: tests/fuzz/run.sh [--build-only] [SECONDS]  (SECONDS > 0)"
 command -v clang >/dev/null || die "clang not found (apt-get install clang libclang-rt-dev)"
 
 # The dependency prefix the host build uses; else the one firmware/deps/build.sh makes.
@@ -58,6 +63,11 @@ grep -q '^CMAKE_C_COMPILER:[A-Z]*=.*clang' "$BUILD/CMakeCache.txt" ||
 	die "$BUILD was configured with another compiler than clang: remove it and run again"
 cmake --build "$BUILD" >"$BUILD/build.log" 2>&1 ||
 	{ tail -n 40 "$BUILD/build.log" >&2; die "build failed (log: $BUILD/build.log)"; }
+
+if [ "$BUILD_ONLY" = 1 ]; then
+	say "built in $BUILD"
+	exit 0
+fi
 
 shopt -s nullglob
 sources=("$FUZZ_DIR"/*_fuzz.c)
