@@ -98,7 +98,7 @@ ASAN_BUILD="$ROOT/build/asan"
 ASAN_REPORTS="$ASAN_BUILD/reports"
 
 build_asan() {
-    cmake -S "$ROOT" -B "$ASAN_BUILD" -G Ninja -DML_BOARD=host -DML_SANITIZE=ON &&
+    CC=clang cmake -S "$ROOT" -B "$ASAN_BUILD" -G Ninja -DML_BOARD=host -DML_SANITIZE=ON &&
         cmake --build "$ASAN_BUILD" -j2
 }
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # build.sh BOARD [--force] [--sanitize] — build meshlet's static dependencies for boards/BOARD.
 #
-# --sanitize: the sanitizer variant (ASan + UBSan that aborts, -O1 -g, frame pointers) of every
-# library, for meshlet's ML_SANITIZE build: a bug inside libwebsockets, nghttp2 or mbedTLS (or
+# --sanitize: the sanitizer variant (clang, ASan + UBSan that aborts, -O1 -g, frame pointers) of
+# every library, for meshlet's ML_SANITIZE build: a bug inside libwebsockets, nghttp2 or mbedTLS (or
 # meshlet misusing them) is then caught where it happens, not only when meshlet touches the
 # memory. Native boards only (the sanitizer runtimes are the host compiler's). Its prefix is
 # $CACHE/deps/BOARD-asan-<hash>, with the variant in the hash, so both variants stay cached.
@@ -154,6 +154,10 @@ COMMON=(
 [ -z "$TOOLCHAIN" ] || COMMON+=(-DCMAKE_TOOLCHAIN_FILE="$TOOLCHAIN")
 OPT_FLAGS="-Os -DNDEBUG" # MinSizeRel's own
 if [ "$SANITIZE" = 1 ]; then
+	# clang, like meshlet's ML_SANITIZE build: gcc links UBSan as a runtime of its own beside
+	# ASan's, and that one ignores log_path (its reports go to stderr only, where a test that
+	# reads meshlet's stderr, or nobody, sees them). clang has one runtime for both.
+	export CC=clang
 	# The same flags as meshlet's ML_SANITIZE build. CFLAGS also reach every link (lws's mbedTLS
 	# probes link against these instrumented libraries, so they need the runtimes too).
 	# -O1 -g instead of -Os for readable stacks; NDEBUG kept so the libraries behave as in the

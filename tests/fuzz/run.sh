@@ -9,8 +9,8 @@
 # found a crash, leak, timeout or OOM (the reproducer's path is printed), 2 on a setup error.
 #
 # The whole of meshlet_core is instrumented (coverage, ASan, UBSan that aborts), not only the
-# harness: the flags go in CMAKE_C_FLAGS. The pinned dependencies are the gcc-built static
-# libraries of the host build; they link as they are (uninstrumented: no coverage inside them).
+# harness: the flags go in CMAKE_C_FLAGS. The pinned dependencies are their sanitizer variant
+# (ASan + UBSan, clang), without coverage instrumentation: libFuzzer is not guided inside them.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -36,18 +36,11 @@ die() {
 [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "usage: tests/fuzz/run.sh [--build-only] [SECONDS]  (SECONDS > 0)"
 command -v clang >/dev/null || die "clang not found (apt-get install clang libclang-rt-dev)"
 
-# The dependency prefix the host build uses; else the one firmware/deps/build.sh makes.
-deps=""
-if [ -f "$ROOT/build/host/CMakeCache.txt" ]; then
-	deps=$(sed -n 's/^ML_DEPS\(_PREFIX\)\{0,1\}:[A-Z]*=//p' "$ROOT/build/host/CMakeCache.txt" |
-		grep -v '^$' | head -n 1 || true)
-fi
-if [ -z "$deps" ] || [ ! -f "$deps/lib/libnghttp2.a" ]; then
-	# None recorded, or one whose recipe has changed since (build.sh replaced it): ask build.sh,
-	# which returns the current prefix at once when it is built (and waits on a build under way).
-	say "no usable dependency prefix in build/host: firmware/deps/build.sh host"
-	deps=$("$ROOT/firmware/deps/build.sh" host | tail -n 1)
-fi
+# The sanitizer variant of the dependencies (firmware/deps/build.sh --sanitize: clang, ASan +
+# UBSan, the runtime these targets link): a bad access inside nghttp2, lws or mbedTLS that an
+# input provokes is then caught where it happens. build.sh returns the prefix at once when it is
+# built (the sanitizer stage of tests/run.sh builds it too) and waits on a build under way.
+deps=$("$ROOT/firmware/deps/build.sh" host --sanitize | tail -n 1)
 [ -f "$deps/lib/libnghttp2.a" ] || die "dependencies not found in '$deps'"
 
 # Debug at -O1: assert() stays on (MinSizeRel, the firmware default, has NDEBUG and -Os) and the
