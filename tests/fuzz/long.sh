@@ -101,7 +101,9 @@ run_one() { # TARGET: writes build/fuzz/long/results/TARGET (one summary line)
 }
 
 rm -f "$LONG/results/"*
-say "${#targets[@]} target(s), $RUNS runs each, $JOBS at a time${MAX_TIME:+, at most ${MAX_TIME}s each (0: no limit)}"
+limit=""
+[ "$MAX_TIME" = 0 ] || limit=", at most ${MAX_TIME}s each"
+say "${#targets[@]} target(s), $RUNS runs each, $JOBS at a time$limit"
 running=0
 for t in "${targets[@]}"; do
 	if [ "$running" -ge "$JOBS" ]; then
