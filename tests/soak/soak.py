@@ -7,7 +7,8 @@ One meshlet, three grpcio backends on 127.0.0.1, and for SOAK_SECONDS, all at on
   - config pushes: POST /config every PUSH_EVERY seconds, alternating the cluster's endpoints
     between two sets (calls in flight finish on the config they started with);
   - hostile clients on the gRPC listener and the admin port: silent TCP connections held open,
-    garbage bytes, half an HTTP/2 preface, and rapid resets (HEADERS then RST_STREAM, repeated).
+    garbage bytes, half an HTTP/2 preface, rapid resets (HEADERS then RST_STREAM, repeated), PING
+    floods and endless CONTINUATION sequences.
 Every SAMPLE_EVERY seconds it samples meshlet's RSS (VmRSS) and open fds (/proc/PID/fd).
 
 At the end the traffic stops, every client socket is closed, and after a settle time one more
@@ -198,6 +199,30 @@ def rapid_reset(port):
             pass
 
 
+def frame(ftype, flags, stream, payload):
+    return (len(payload).to_bytes(3, "big") + bytes([ftype, flags]) +
+            stream.to_bytes(4, "big") + payload)
+
+
+def control_flood(port, rnd):
+    """HTTP/2 with raw frames: a PING flood, or HEADERS without END_HEADERS followed by many
+    CONTINUATION frames of garbage (never ending the block)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"")
+        if rnd.random() < 0.5:
+            out += b"".join(frame(6, 0, 0, k.to_bytes(8, "big")) for k in range(500))
+        else:
+            out += frame(1, 0, 1, rnd.randbytes(100))  # HEADERS, no END_HEADERS
+            out += b"".join(frame(9, 0, 1, rnd.randbytes(1000)) for _ in range(200))
+        try:
+            s.sendall(out)
+            s.settimeout(0.2)
+            while s.recv(65536):
+                pass
+        except OSError:
+            pass
+
+
 def hostile(listen_port, admin_port, stop, st):
     rnd = random.Random(7)
     silent = []  # (socket, opened at)
@@ -207,7 +232,7 @@ def hostile(listen_port, admin_port, stop, st):
             while silent and (len(silent) >= MAX_SILENT or now - silent[0][1] > SILENT_HOLD):
                 silent.pop(0)[0].close()
             port = rnd.choice((listen_port, listen_port, admin_port))
-            kind = rnd.choice(("silent", "garbage", "half-preface", "reset", "reset"))
+            kind = rnd.choice(("silent", "garbage", "half-preface", "reset", "reset", "flood"))
             try:
                 if kind == "silent":
                     silent.append((socket.create_connection(("127.0.0.1", port), timeout=5), now))
@@ -221,6 +246,8 @@ def hostile(listen_port, admin_port, stop, st):
                     s = socket.create_connection(("127.0.0.1", port), timeout=5)
                     s.sendall(b"PRI * HTTP/2.0\r\n\r\nS")
                     silent.append((s, now))
+                elif kind == "flood":
+                    control_flood(listen_port, rnd)
                 else:
                     rapid_reset(listen_port)
                 st.add("hostile_" + kind)
