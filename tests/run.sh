@@ -103,8 +103,8 @@ build_asan() {
 }
 
 with_sanitizers() { # COMMAND...: run with the sanitizer options the stage needs
-    env ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:disable_coredump=1:strict_string_checks=1:check_initialization_order=1:log_path=$ASAN_REPORTS/asan" \
-        UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$ASAN_REPORTS/ubsan" \
+    env ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:disable_coredump=1:strict_string_checks=1:check_initialization_order=1:log_path=$ASAN_REPORTS/report" \
+        UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$ASAN_REPORTS/report" \
         LSAN_OPTIONS="report_objects=1" \
         ML_SANITIZE=1 ML_TIMEOUT_SCALE="${ML_TIMEOUT_SCALE:-3}" "$@"
 }

@@ -84,7 +84,8 @@ def pytest_runtest_teardown(item):
 
 @pytest.fixture(scope="session")
 def meshlet_bin():
-    path = Path(os.environ.get("ML_MESHLET") or ROOT / "build" / "host" / "meshlet")
+    # absolute: meshlet runs with the test's directory as cwd
+    path = Path(os.environ.get("ML_MESHLET") or ROOT / "build" / "host" / "meshlet").absolute()
     if not path.is_file() or not os.access(path, os.X_OK):
         pytest.fail(f"no meshlet binary at {path}: build it (cmake --build build/host) "
                     "or set ML_MESHLET")

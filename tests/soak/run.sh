@@ -25,8 +25,8 @@ if [ "${1:-}" = --asan ]; then
 	rm -rf "$REPORTS"
 	mkdir -p "$REPORTS"
 	rc=0
-	ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:disable_coredump=1:log_path=$REPORTS/asan" \
-		UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$REPORTS/ubsan" \
+	ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:disable_coredump=1:log_path=$REPORTS/report" \
+		UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$REPORTS/report" \
 		ML_MESHLET=$B/meshlet SOAK_RSS_TOLERANCE=${SOAK_RSS_TOLERANCE:-1000} \
 		"$PY" "$ROOT/tests/soak/soak.py" || rc=$?
 	n=0
