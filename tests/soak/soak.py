@@ -26,7 +26,6 @@ Prints the figures, one "soak: " line each; exit status 0 on a pass, 1 on a fail
 
 import json
 import os
-import random
 import signal
 import socket
 import statistics
@@ -41,14 +40,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
+sys.path.insert(0, str(ROOT / "tests" / "integration"))  # grpc_peers
+sys.path.insert(0, str(HERE))
 
-import grpc  # noqa: E402  (Debian's python3-grpcio)
-import h2.config  # noqa: E402
-import h2.connection  # noqa: E402
-import h2.exceptions  # noqa: E402
-
-from grpc_peers import Backend, bidi, channel, server_stream, unary  # noqa: E402
+from grpc_peers import Backend, channel, server_stream, unary  # noqa: E402
+from hostile import hostile  # noqa: E402
+from traffic import CALL_TIMEOUT, Stats, pusher, stream_client, unary_client  # noqa: E402
 
 SECONDS = int(os.environ.get("SOAK_SECONDS", "600"))
 SAMPLE_EVERY = float(os.environ.get("SOAK_SAMPLE_EVERY", "5"))
@@ -61,14 +58,7 @@ RSS_SLACK_KB = int(os.environ.get("SOAK_RSS_SLACK_KB", "512"))
 # A connection the admin endpoint or a pool is closing at the moment of the sample.
 FD_SLACK = int(os.environ.get("SOAK_FD_SLACK", "2"))
 SETTLE_SECONDS = 3.0
-CALL_TIMEOUT = 10.0
-# Bounds on the hostile side: at most this many silent connections held at a time, each held
-# this long; rapid-reset bursts of this many streams.
-MAX_SILENT = 16
-SILENT_HOLD = 20.0
-RESET_BURST = 50
 UNARY_THREADS = 3
-GRPC_PATH = "/meshlet.test.Echo/Say"
 
 
 def log(msg):
@@ -79,23 +69,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-class Stats:
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.counts = {}
-        self.errors = []
-
-    def add(self, key, n=1):
-        with self.lock:
-            self.counts[key] = self.counts.get(key, 0) + n
-
-    def fail(self, kind, err):
-        with self.lock:
-            self.counts[kind + "_failed"] = self.counts.get(kind + "_failed", 0) + 1
-            if len(self.errors) < 20:
-                self.errors.append(f"{time.strftime('%H:%M:%S')} {kind}: {err!r:.300}")
 
 
 def node_config(state_dir, admin_port, listen_port, ports):
@@ -112,151 +85,6 @@ def proc_sample(pid):
     with open(f"/proc/{pid}/status") as f:
         rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
     return rss, len(os.listdir(f"/proc/{pid}/fd"))
-
-
-# ---- well-behaved clients ----------------------------------------------------------------------
-
-def unary_client(port, names, stop, st, idx):
-    rnd = random.Random(idx)
-    with channel(port) as ch:
-        say = unary(ch, "Say")
-        while not stop.is_set():
-            payload = rnd.randbytes(rnd.choice((1, 100, 1000, 16000)))
-            try:
-                got = say(payload, timeout=CALL_TIMEOUT)
-                name, _, rest = got.partition(b":")
-                if name.decode() not in names or rest != payload:
-                    st.fail("unary", f"wrong answer {got[:40]!r}")
-                else:
-                    st.add("unary_ok")
-            except grpc.RpcError as e:
-                st.fail("unary", f"{e.code()} {e.details()}")
-
-
-def stream_client(port, names, stop, st):
-    rnd = random.Random(99)
-    with channel(port) as ch:
-        repeat = server_stream(ch, "Repeat")
-        chat = bidi(ch, "Chat")
-        while not stop.is_set():
-            count, size = rnd.randint(1, 40), rnd.choice((1, 64, 4096))
-            try:
-                got = list(repeat(f"{count} {size}".encode(), timeout=CALL_TIMEOUT))
-                if got != [bytes([k % 251]) * size for k in range(count)]:
-                    st.fail("stream", f"Repeat {count} {size}: {len(got)} messages, wrong")
-                else:
-                    st.add("stream_ok")
-                msgs = [rnd.randbytes(rnd.randint(1, 2000)) for _ in range(rnd.randint(1, 10))]
-                got = list(chat(iter(msgs), timeout=CALL_TIMEOUT))
-                if [g.partition(b":")[2] for g in got] != msgs or \
-                        any(g.partition(b":")[0].decode() not in names for g in got):
-                    st.fail("stream", f"Chat: {len(got)} of {len(msgs)} messages, wrong")
-                else:
-                    st.add("stream_ok")
-            except grpc.RpcError as e:
-                st.fail("stream", f"{e.code()} {e.details()}")
-
-
-def pusher(admin_port, configs, stop, st):
-    k = 0
-    while not stop.wait(PUSH_EVERY):
-        k += 1
-        body = configs[k % 2].encode()
-        req = urllib.request.Request(f"http://127.0.0.1:{admin_port}/config", data=body,
-                                     method="POST")
-        try:
-            with urllib.request.urlopen(req, timeout=CALL_TIMEOUT) as r:
-                text = r.read().decode()
-                if r.status == 200 and text.startswith("version:"):
-                    st.add("push_ok")
-                else:
-                    st.fail("push", f"{r.status} {text[:200]}")
-        except (urllib.error.URLError, OSError) as e:
-            st.fail("push", e)
-
-
-# ---- hostile clients ---------------------------------------------------------------------------
-
-def rapid_reset(port):
-    """HTTP/2: a burst of gRPC requests, each cancelled at once with RST_STREAM."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-        c.initiate_connection()
-        s.sendall(c.data_to_send())
-        headers = [(":method", "POST"), (":scheme", "http"), (":path", GRPC_PATH),
-                   (":authority", f"127.0.0.1:{port}"), ("content-type", "application/grpc"),
-                   ("te", "trailers")]
-        try:
-            for _ in range(RESET_BURST):
-                sid = c.get_next_available_stream_id()
-                c.send_headers(sid, headers)
-                c.reset_stream(sid, error_code=8)  # CANCEL
-                s.sendall(c.data_to_send())
-            s.settimeout(0.2)
-            while s.recv(65536):  # whatever meshlet answers (GOAWAY is fine)
-                pass
-        except (OSError, h2.exceptions.ProtocolError):
-            pass
-
-
-def frame(ftype, flags, stream, payload):
-    return (len(payload).to_bytes(3, "big") + bytes([ftype, flags]) +
-            stream.to_bytes(4, "big") + payload)
-
-
-def control_flood(port, rnd):
-    """HTTP/2 with raw frames: a PING flood, or HEADERS without END_HEADERS followed by many
-    CONTINUATION frames of garbage (never ending the block)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"")
-        if rnd.random() < 0.5:
-            out += b"".join(frame(6, 0, 0, k.to_bytes(8, "big")) for k in range(500))
-        else:
-            out += frame(1, 0, 1, rnd.randbytes(100))  # HEADERS, no END_HEADERS
-            out += b"".join(frame(9, 0, 1, rnd.randbytes(1000)) for _ in range(200))
-        try:
-            s.sendall(out)
-            s.settimeout(0.2)
-            while s.recv(65536):
-                pass
-        except OSError:
-            pass
-
-
-def hostile(listen_port, admin_port, stop, st):
-    rnd = random.Random(7)
-    silent = []  # (socket, opened at)
-    try:
-        while not stop.wait(0.1):
-            now = time.monotonic()
-            while silent and (len(silent) >= MAX_SILENT or now - silent[0][1] > SILENT_HOLD):
-                silent.pop(0)[0].close()
-            port = rnd.choice((listen_port, listen_port, admin_port))
-            kind = rnd.choice(("silent", "garbage", "half-preface", "reset", "reset", "flood"))
-            try:
-                if kind == "silent":
-                    silent.append((socket.create_connection(("127.0.0.1", port), timeout=5), now))
-                elif kind == "garbage":
-                    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-                        s.sendall(rnd.randbytes(rnd.randint(1, 4096)))
-                        if rnd.random() < 0.5:  # abortive close (RST) half the time
-                            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                         b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                elif kind == "half-preface":
-                    s = socket.create_connection(("127.0.0.1", port), timeout=5)
-                    s.sendall(b"PRI * HTTP/2.0\r\n\r\nS")
-                    silent.append((s, now))
-                elif kind == "flood":
-                    control_flood(listen_port, rnd)
-                else:
-                    rapid_reset(listen_port)
-                st.add("hostile_" + kind)
-            except OSError:  # refused or reset by meshlet: its right; counted only
-                st.add("hostile_refused")
-    finally:
-        for s, _ in silent:
-            s.close()
-
 
 # ---- the run -----------------------------------------------------------------------------------
 
@@ -309,7 +137,7 @@ def main():
                                             args=(listen_port, names, stop, st, i)))
         threads.append(threading.Thread(target=stream_client,
                                         args=(listen_port, names, stop, st)))
-        threads.append(threading.Thread(target=pusher, args=(admin_port, configs, stop, st)))
+        threads.append(threading.Thread(target=pusher, args=(admin_port, configs, stop, st, PUSH_EVERY)))
         threads.append(threading.Thread(target=hostile,
                                         args=(listen_port, admin_port, stop, st)))
         for t in threads:
