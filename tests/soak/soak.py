@@ -26,6 +26,7 @@ Prints the figures, one "soak: " line each; exit status 0 on a pass, 1 on a fail
 
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -227,7 +228,10 @@ def main():
     stderr.close()
     for b in backends:
         b.stop()
-    log(f"meshlet's stderr: {work}/meshlet.stderr")
+    if ok:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        log(f"meshlet's stderr (kept): {work}/meshlet.stderr")
     log("PASS" if ok else "FAIL")
     return 0 if ok else 1
 
