@@ -89,14 +89,9 @@ def proc_sample(pid):
 
 # ---- the run -----------------------------------------------------------------------------------
 
-def main():
-    binary = Path(os.environ.get("ML_MESHLET") or ROOT / "build" / "host" / "meshlet")
-    if not os.access(binary, os.X_OK):
-        log(f"no meshlet binary at {binary} (cmake --build build/host, or set ML_MESHLET)")
-        return 2
-    backends = [Backend(f"b{i}", workers=16) for i in range(3)]
+def run(binary, backends, work, procs):
+    """The soak itself; main() cleans up whatever happens. procs["meshlet"]: the process."""
     names = {b.name for b in backends}
-    work = Path(tempfile.mkdtemp(prefix="meshlet-soak."))
     admin_port, listen_port = free_port(), free_port()
     configs = [node_config(work / "state", admin_port, listen_port, [b.port for b in sel])
                for sel in (backends[:2], backends[1:])]
@@ -104,6 +99,7 @@ def main():
     stderr = open(work / "meshlet.stderr", "wb")
     m = subprocess.Popen([str(binary), "-c", str(work / "meshlet.ini")], stdin=subprocess.DEVNULL,
                          stdout=stderr, stderr=stderr, cwd=work)
+    procs["meshlet"] = m
     log(f"meshlet {binary} pid {m.pid}, listener {listen_port}, admin {admin_port}, "
         f"{SECONDS}s, work dir {work}")
     st = Stats()
@@ -138,7 +134,8 @@ def main():
                                             args=(listen_port, names, stop, st, i)))
         threads.append(threading.Thread(target=stream_client,
                                         args=(listen_port, names, stop, st)))
-        threads.append(threading.Thread(target=pusher, args=(admin_port, configs, stop, st, PUSH_EVERY)))
+        threads.append(threading.Thread(target=pusher,
+                                        args=(admin_port, configs, stop, st, PUSH_EVERY)))
         threads.append(threading.Thread(target=hostile,
                                         args=(listen_port, admin_port, stop, st)))
         for t in threads:
@@ -226,14 +223,34 @@ def main():
     else:
         ok = False
     stderr.close()
-    for b in backends:
-        b.stop()
-    if ok:
-        shutil.rmtree(work, ignore_errors=True)
-    else:
-        log(f"meshlet's stderr (kept): {work}/meshlet.stderr")
-    log("PASS" if ok else "FAIL")
     return 0 if ok else 1
+
+
+def main():
+    binary = Path(os.environ.get("ML_MESHLET") or ROOT / "build" / "host" / "meshlet").absolute()
+    if not os.access(binary, os.X_OK):
+        log(f"no meshlet binary at {binary} (cmake --build build/host, or set ML_MESHLET)")
+        return 2
+    backends = [Backend(f"b{i}", workers=16) for i in range(3)]
+    work = Path(tempfile.mkdtemp(prefix="meshlet-soak."))
+    procs = {}
+    rc = 2
+    try:
+        rc = run(binary, backends, work, procs)
+    finally:
+        # Whatever ended the run (a failed warm-up call raises), nothing it started outlives it.
+        m = procs.get("meshlet")
+        if m is not None and m.poll() is None:
+            m.kill()
+            m.wait()
+        for b in backends:
+            b.stop()
+        if rc == 0:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            log(f"meshlet's stderr (kept): {work}/meshlet.stderr")
+        log({0: "PASS", 1: "FAIL"}.get(rc, "FAIL (setup)"))
+    return rc
 
 
 if __name__ == "__main__":
