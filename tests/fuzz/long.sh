@@ -48,12 +48,15 @@ else
 	for src in "$FUZZ_DIR"/*_fuzz.c; do targets+=("$(basename "$src" .c)"); done
 fi
 [ ${#targets[@]} -gt 0 ] || die "no fuzz targets in tests/fuzz"
-mkdir -p "$LONG/logs" "$LONG/corpus" "$LONG/results"
+mkdir -p "$LONG/logs" "$LONG/corpus"
+# This run's result lines (one file per target), apart from any other run's.
+RESULTS=$(mktemp -d "${TMPDIR:-/tmp}/meshlet-fuzz-long.XXXXXX")
+trap 'rm -rf "$RESULTS"' EXIT
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
-run_one() { # TARGET: writes build/fuzz/long/results/TARGET (one summary line)
+run_one() { # TARGET: writes $RESULTS/TARGET (one summary line)
 	local target=$1 name bin corpus artifacts log rc t0 secs args
 	name=${target%_fuzz}
 	bin=$BUILD/tests/$target
@@ -61,7 +64,7 @@ run_one() { # TARGET: writes build/fuzz/long/results/TARGET (one summary line)
 	artifacts=$BUILD/artifacts/$name
 	log=$LONG/logs/$target.log
 	[ -x "$bin" ] || {
-		echo "$target: not built ($bin)" >"$LONG/results/$target"
+		echo "$target: not built ($bin)" >"$RESULTS/$target"
 		return
 	}
 	mkdir -p "$corpus" "$artifacts"
@@ -97,10 +100,9 @@ run_one() { # TARGET: writes build/fuzz/long/results/TARGET (one summary line)
 	fi
 	printf '%-24s execs %10s  exec/s %6s  time %6ss  cov %5s  ft %6s  corpus %5s  %s\n' \
 		"$target" "${execs:-?}" "${eps:-?}" "$secs" "$cov" "$ft" "$corp" "$result" \
-		>"$LONG/results/$target"
+		>"$RESULTS/$target"
 }
 
-rm -f "$LONG/results/"*
 limit=""
 [ "$MAX_TIME" = 0 ] || limit=", at most ${MAX_TIME}s each"
 say "${#targets[@]} target(s), $RUNS runs each, $JOBS at a time$limit"
@@ -113,7 +115,7 @@ for t in "${targets[@]}"; do
 	say "$t: started ($(date -u +%H:%M:%S) UTC), log $LONG/logs/$t.log"
 	(
 		run_one "$t"
-		say "done: $(cat "$LONG/results/$t")"
+		say "done: $(cat "$RESULTS/$t")"
 	) &
 	running=$((running + 1))
 done
@@ -122,7 +124,7 @@ wait
 say "summary"
 bad=0
 for t in "${targets[@]}"; do
-	line=$(cat "$LONG/results/$t" 2>/dev/null || echo "$t: no result")
+	line=$(cat "$RESULTS/$t" 2>/dev/null || echo "$t: no result")
 	echo "  $line"
 	case "$line" in *FAILED* | *"no result"* | *"not built"*) bad=1 ;; esac
 done
