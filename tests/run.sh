@@ -5,7 +5,7 @@
 #                           config corpus under qemu-user), pytest integration tests, the fuzzers
 #                           for a bounded time, and builds of the real boards (rpi4,
 #                           beaglebone-black) checked under qemu-user with their CPU
-#   ML_FUZZ_SECONDS=N       seconds per fuzz target (default 60)
+#   ML_FUZZ_SECONDS=N       seconds per fuzz target (default 30; tests/fuzz/long.sh runs 10 M each)
 #   ML_ASAN=0               skip the sanitizer stage (host only; default on): meshlet and its
 #                           libraries (lws, nghttp2, mbedTLS, nanopb, inih) built with ASan + UBSan
 #                           in build/asan, its unit tests and the pytest integration suite run
@@ -22,7 +22,7 @@ export PATH="/usr/bin:$PATH" # Debian's python3 (kconfiglib, grpcio), not a pyen
 
 "$ROOT/firmware/setup-host.sh"
 
-FUZZ_SECONDS=${ML_FUZZ_SECONDS:-60}
+FUZZ_SECONDS=${ML_FUZZ_SECONDS:-30}
 BOARDS=${ML_BOARDS:-"host qemu-aarch64 qemu-armv7 rpi4 beaglebone-black"}
 # Boards whose unit tests and corpus run (under qemu-user when cross); the others only build and
 # answer `meshlet version` under qemu-user with their own CPU.
