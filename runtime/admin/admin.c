@@ -4,6 +4,7 @@
 #include "admin/admin.h"
 
 #include "admin/admin_int.h"
+#include "admin/clusters.h"
 #include "admin/guard.h"
 #include "config/snapshot-t.h"
 #include "core/alloc.h"
@@ -37,6 +38,7 @@ struct response {
     size_t len;
     char version[ML_CFG_VERSION_MAX + 1]; /* X-Meshlet-Config-Version; "" = none */
     bool challenge;                       /* a 401: say WWW-Authenticate: Bearer */
+    bool json;                            /* the query asked ?format=json (/clusters) */
 };
 
 /* POST /config requests waiting for the node's answer at once; more get 503. */
@@ -227,6 +229,25 @@ static bool respond_config(struct ml_admin *a, struct response *r)
     return true;
 }
 
+static bool respond_clusters(struct ml_admin *a, struct response *r)
+{
+    long n = ml_admin_clusters(a->proxy, r->json, &r->body);
+
+    if (n == -ENOENT) {
+        return respond_text(r, 503, "not ready: no configuration is applied\n");
+    }
+    if (n == -ENOBUFS) {
+        return respond_text(r, 500, "/clusters is larger than ML_ADMIN_MAX_RESPONSE_BYTES\n");
+    }
+    if (n < 0) {
+        return false;
+    }
+    r->status = 200;
+    r->content_type = r->json ? "application/json" : "text/plain; charset=utf-8";
+    r->len = (size_t)n;
+    return true;
+}
+
 /* The response to GET path. false when out of memory. */
 static bool route(struct ml_admin *a, const char *path, struct response *r)
 {
@@ -248,6 +269,9 @@ static bool route(struct ml_admin *a, const char *path, struct response *r)
     }
     if (strcmp(path, "/config") == 0) {
         return respond_config(a, r);
+    }
+    if (strcmp(path, "/clusters") == 0) {
+        return respond_clusters(a, r);
     }
     if (strcmp(path, "/fleet") == 0 && a->hooks != NULL && a->hooks->render_fleet != NULL) {
         long n;
@@ -513,6 +537,13 @@ static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
             return -1;
         }
         memset(&r, 0, sizeof(r));
+        {
+            /* lws copies the whole "format=json" fragment here before trimming the name */
+            char format[32];
+
+            r.json = lws_get_urlarg_by_name_safe(wsi, "format", format, sizeof(format)) == 4 &&
+                     strcmp(format, "json") == 0;
+        }
         if ((ok = request_check(a, wsi, s, path, &r, &has_length, &length)) < 0) {
             return -1;
         }

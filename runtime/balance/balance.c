@@ -288,6 +288,7 @@ int ml_cluster_call_begin(struct ml_cluster *cl, char *why, size_t cap)
     if (cl->n_active >= cl->cfg->max_requests) {
         snprintf(why, cap, "cluster %s: max_requests (%u) calls active", cl->cfg->name,
                  cl->cfg->max_requests);
+        ml_stats_cluster(cl->balance->stats, ml_cluster_index(cl), ML_STATS_CL_OVER_MAX_REQUESTS);
         return -EBUSY;
     }
     cl->n_active++;
@@ -302,6 +303,25 @@ void ml_cluster_call_end(struct ml_cluster *cl)
     cl->n_active--;
     if (--b->n_active == 0 && b->retired) {
         ml_loop_defer(b->loop, &b->idle_defer, idle_deferred);
+    }
+}
+
+int ml_cluster_retry_take(struct ml_cluster *cl, char *why, size_t cap)
+{
+    if (cl->n_retries >= cl->cfg->max_retries) {
+        snprintf(why, cap, "cluster %s: max_retries (%u) retries in flight", cl->cfg->name,
+                 cl->cfg->max_retries);
+        ml_stats_cluster(cl->balance->stats, ml_cluster_index(cl), ML_STATS_CL_OVER_MAX_RETRIES);
+        return -EBUSY;
+    }
+    cl->n_retries++;
+    return 0;
+}
+
+void ml_cluster_retry_release(struct ml_cluster *cl)
+{
+    if (cl->n_retries > 0) {
+        cl->n_retries--;
     }
 }
 
@@ -325,6 +345,7 @@ void ml_cluster_attempt_end(struct ml_cluster *cl, struct ml_balance_waiter *w,
 {
     struct ml_attempt_outcome out = *o;
     struct ml_host *h = w->host;
+    bool failed;
 
     if (h == NULL) {
         return;
@@ -332,9 +353,11 @@ void ml_cluster_attempt_end(struct ml_cluster *cl, struct ml_balance_waiter *w,
     w->host = NULL;
     out.latency_ms = ml_time_now_ms() - w->picked_ms;
     h->counters.active--;
-    if (ml_attempt_failed(&out)) {
+    failed = ml_attempt_failed(&out);
+    if (failed) {
         h->counters.failures++;
     }
+    ml_outlier_attempt_end(h, &out, failed);
     if (cl->lb.ops->on_drop != NULL) {
         cl->lb.ops->on_drop(&cl->lb, (uint32_t)w->endpoint, &out);
     }
@@ -387,7 +410,61 @@ int ml_cluster_pick(struct ml_cluster *cl, struct ml_balance_waiter *w,
     rv = ml_pool_pick(cl->slots[host].pool, w, conn, why, cap);
     if (rv < 0 && rv != -EINPROGRESS) {
         ml_share_settle(w);
-        attempt_not_sent(cl, w);
+        if (rv == -EBUSY || rv == -ENOMEM) {
+            attempt_not_sent(cl, w); /* our own limits: nothing to say about the host */
+        } else {
+            /* the host cannot be reached (a connect failed at once, or its backoff): outlier
+             * detection counts it like a connect that failed later */
+            static const struct ml_attempt_outcome unreachable = {.end = ML_ATTEMPT_CONNECT_FAILED,
+                                                                  .grpc_status = -1};
+
+            ml_cluster_attempt_end(cl, w, &unreachable);
+        }
     }
     return rv;
+}
+
+uint32_t ml_cluster_n_hosts(const struct ml_cluster *cl)
+{
+    return cl->n_slots;
+}
+
+void ml_cluster_host_view(const struct ml_cluster *cl, uint32_t i, struct ml_host_view *v)
+{
+    const struct ml_pool *p = cl->slots[i].pool;
+    const struct ml_host *h = p->host;
+    uint64_t now = ml_time_now_ms();
+
+    *v = (struct ml_host_view){
+        .addr = p->addr_text,
+        .weight = cl->cfg->endpoints[i].weight,
+        .state = h->state,
+        .ejected_ms_left = (h->state & ML_HOST_EJECTED) && h->outlier.ejected_until_ms > now
+                               ? h->outlier.ejected_until_ms - now
+                               : 0,
+        .ejections = h->outlier.ejections_total,
+        .consecutive_failures = h->outlier.consecutive_failures,
+        .active = h->counters.active,
+        .pending = p->n_waiting,
+        .connections = p->n_conns,
+        .calls = h->counters.calls,
+        .failures = h->counters.failures,
+        .connect_failures = p->connect_failures,
+        .backoff_ms_left = p->backoff_until_ms > now ? p->backoff_until_ms - now : 0,
+    };
+}
+
+uint32_t ml_cluster_n_active(const struct ml_cluster *cl)
+{
+    return cl->n_active;
+}
+
+uint32_t ml_cluster_n_pending(const struct ml_cluster *cl)
+{
+    return cl->n_pending;
+}
+
+uint32_t ml_balance_n_clusters(const struct ml_balance *b)
+{
+    return b->n_clusters;
 }

@@ -59,6 +59,11 @@ struct ml_pool {
     uint32_t conn_streams;    /* streams one connection takes: min(max_streams_per_connection,
                                  the peer's SETTINGS_MAX_CONCURRENT_STREAMS) as last seen; 0 until
                                  a connection came up */
+    /* Connect backoff (pool.c): after connects that failed in a row, no new connect before
+     * backoff_until_ms, so that calls to a dead endpoint do not each open one. */
+    uint32_t connect_failures; /* in a row; 0 once a connection came up */
+    uint64_t backoff_until_ms; /* ml_time_now_ms() before which no connect starts */
+    uint64_t backoff_skipped;  /* connects not started because of the backoff (/clusters) */
 };
 
 /* One downstream connection's part of one cluster (share.c): exists while one of its calls
@@ -79,6 +84,7 @@ struct ml_cluster {
     struct ml_lb lb;         /* its policy (lb =), over the slots' hosts */
     uint32_t n_active;       /* calls between call_begin and call_end */
     uint32_t n_pending;      /* calls waiting in the pools this cluster owns */
+    uint32_t n_retries;      /* retries in flight (ml_cluster_retry_take), under max_retries */
     uint32_t slots_per_conn; /* min(max_streams_per_connection, the 100 nghttp2 assumes before
                                 the peer's SETTINGS): what one new connection is expected to take */
     struct ml_h2_settings settings; /* what upstream connections advertise */
@@ -128,6 +134,13 @@ int ml_pool_pick(struct ml_pool *p, struct ml_balance_waiter *w, struct ml_h2_co
                  char *why, size_t cap);
 /* Hands free slots to p's waiters at the end of the event (a share shrank or grew). */
 void ml_pool_dispatch_later(struct ml_pool *p);
+
+/* outlier.c */
+/* Passive outlier detection hears the attempt on h ended as o says (failed: ml_attempt_failed):
+ * outlier_errors failures in a row eject h, within outlier_max_percent of its cluster. */
+void ml_outlier_attempt_end(struct ml_host *h, const struct ml_attempt_outcome *o, bool failed);
+/* h is being freed: its ejection timer goes. */
+void ml_outlier_host_free(struct ml_host *h);
 
 /* share.c */
 /* w counts in the share of w->tenant on cl from now on (found, or made). 0; -ENOMEM. A no-op

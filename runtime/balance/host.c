@@ -33,6 +33,7 @@ void ml_host_unref(struct ml_host *h)
     if (h == NULL || --h->refs > 0) {
         return;
     }
+    ml_outlier_host_free(h);
     ml_pool_free(h->pool, h->loop);
     ml_free(h);
 }

@@ -18,7 +18,6 @@ enum off_test {
     CLUSTER_MAX_RETRIES_ZERO,
     CLUSTER_HEALTH_CHECK_OFF,
     CLUSTER_HEALTH_SERVICE_EMPTY,
-    CLUSTER_OUTLIER_ERRORS_ZERO,
 };
 
 static const struct {
@@ -48,16 +47,13 @@ static const struct {
     {ML_K_cluster_hash, NONE, NULL},
     {ML_K_cluster_dns, NONE, NULL},
     {ML_K_cluster_dns_refresh, NONE, NULL},
-    /* health checks, outlier detection */
+    /* health checks */
     {ML_K_cluster_health_check, CLUSTER_HEALTH_CHECK_OFF, "off"},
     {ML_K_cluster_health_service, CLUSTER_HEALTH_SERVICE_EMPTY, ""},
     {ML_K_cluster_health_interval, NONE, NULL},
     {ML_K_cluster_health_timeout, NONE, NULL},
     {ML_K_cluster_healthy_threshold, NONE, NULL},
     {ML_K_cluster_unhealthy_threshold, NONE, NULL},
-    {ML_K_cluster_outlier_errors, CLUSTER_OUTLIER_ERRORS_ZERO, "0"},
-    {ML_K_cluster_outlier_ejection, NONE, NULL},
-    {ML_K_cluster_outlier_max_percent, NONE, NULL},
 };
 
 #define N_TABLE (sizeof(table) / sizeof(table[0]))
@@ -114,8 +110,6 @@ bool ml_config_unimplemented_is_off(int key, const void *obj)
         return c->health_check == ML_CFG_HEALTH_OFF;
     case CLUSTER_HEALTH_SERVICE_EMPTY:
         return c->health_service == NULL || c->health_service[0] == '\0';
-    case CLUSTER_OUTLIER_ERRORS_ZERO:
-        return c->outlier_errors == 0;
     }
     return false;
 }

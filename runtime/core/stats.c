@@ -31,6 +31,9 @@ struct stats_listener {
 struct stats_endpoint {
     int refs;
     uint64_t cx_opened, cx_active, cx_failed;
+    uint64_t ejected;    /* 1 while outlier detection has it ejected */
+    uint64_t ejections;  /* times ejected */
+    uint64_t cx_backoff; /* connects not started: connect backoff */
     struct ml_stats_calls calls;
 };
 
@@ -38,6 +41,8 @@ struct stats_endpoint {
 struct stats_calls {
     int refs;
     struct ml_stats_calls calls;
+    /* circuit breakers, clusters only */
+    uint64_t rq_pending_overflow, cb_max_requests, cb_max_retries;
 };
 
 /* An endpoint's place in one table. */
@@ -344,6 +349,37 @@ void ml_stats_upstream(struct ml_stats *st, int cluster, int endpoint, enum ml_s
             e->cx_active--;
         }
         break;
+    case ML_STATS_UP_EJECTED:
+        e->ejected = 1;
+        e->ejections++;
+        break;
+    case ML_STATS_UP_RETURNED:
+        e->ejected = 0;
+        break;
+    case ML_STATS_UP_BACKOFF:
+        e->cx_backoff++;
+        break;
+    }
+}
+
+void ml_stats_cluster(struct ml_stats *st, int cluster, enum ml_stats_cluster_event ev)
+{
+    struct stats_calls *c;
+
+    if (st == NULL || !in(cluster, st->n_clusters)) {
+        return;
+    }
+    c = st->clusters[cluster];
+    switch (ev) {
+    case ML_STATS_CL_PENDING_OVERFLOW:
+        c->rq_pending_overflow++;
+        break;
+    case ML_STATS_CL_OVER_MAX_REQUESTS:
+        c->cb_max_requests++;
+        break;
+    case ML_STATS_CL_OVER_MAX_RETRIES:
+        c->cb_max_retries++;
+        break;
     }
 }
 
@@ -567,6 +603,11 @@ long ml_stats_render_text(const struct ml_stats *st, char *out, size_t cap)
         put(&o, "%supstream_cx_opened %llu\n", prefix, (unsigned long long)opened);
         put(&o, "%supstream_cx_active %llu\n", prefix, (unsigned long long)active);
         put(&o, "%supstream_cx_failed %llu\n", prefix, (unsigned long long)failed);
+        put(&o, "%supstream_rq_pending_overflow %llu\n", prefix,
+            (unsigned long long)cl->rq_pending_overflow);
+        put(&o, "%supstream_cb_max_requests %llu\n", prefix,
+            (unsigned long long)cl->cb_max_requests);
+        put(&o, "%supstream_cb_max_retries %llu\n", prefix, (unsigned long long)cl->cb_max_retries);
         text_calls(&o, prefix, "upstream_rq", &cl->calls, true, false);
         for (uint32_t e = 0; e < snap->clusters[c].n_endpoints; e++) {
             const struct stats_endpoint *ep = st->eps[first_ep + e].e;
@@ -576,6 +617,9 @@ long ml_stats_render_text(const struct ml_stats *st, char *out, size_t cap)
             put(&o, "%scx_opened %llu\n", prefix, (unsigned long long)ep->cx_opened);
             put(&o, "%scx_active %llu\n", prefix, (unsigned long long)ep->cx_active);
             put(&o, "%scx_failed %llu\n", prefix, (unsigned long long)ep->cx_failed);
+            put(&o, "%scx_backoff %llu\n", prefix, (unsigned long long)ep->cx_backoff);
+            put(&o, "%sejected %llu\n", prefix, (unsigned long long)ep->ejected);
+            put(&o, "%sejections %llu\n", prefix, (unsigned long long)ep->ejections);
             text_calls(&o, prefix, "rq", &ep->calls, false, false);
         }
     }
@@ -770,8 +814,9 @@ static void prom_cx(struct out *o, const struct ml_stats *st, enum scope s, cons
 
     family(o, name, type, help, scope_what[s]);
     for (uint32_t i = 0; i < scope_count(st, s); i++) {
-        const void *rec =
-            s == SCOPE_LISTENER ? (const void *)st->listeners[i] : (const void *)st->eps[i].e;
+        const void *rec = s == SCOPE_LISTENER  ? (const void *)st->listeners[i]
+                          : s == SCOPE_CLUSTER ? (const void *)st->clusters[i]
+                                               : (const void *)st->eps[i].e;
         uint64_t v;
 
         scope_entity(st, s, i, labels, sizeof(labels));
@@ -817,6 +862,25 @@ long ml_stats_render_prometheus(const struct ml_stats *st, char *out, size_t cap
         prom_cx(&o, st, SCOPE_ENDPOINT, "meshlet_upstream_cx_failed_total", "counter",
                 "Upstream connections that never came up",
                 offsetof(struct stats_endpoint, cx_failed));
+        prom_cx(&o, st, SCOPE_ENDPOINT, "meshlet_upstream_cx_backoff_total", "counter",
+                "Upstream connects not started: the endpoint's connect backoff after failures",
+                offsetof(struct stats_endpoint, cx_backoff));
+        prom_cx(&o, st, SCOPE_ENDPOINT, "meshlet_endpoint_ejected", "gauge",
+                "1 while outlier detection has the endpoint ejected",
+                offsetof(struct stats_endpoint, ejected));
+        prom_cx(&o, st, SCOPE_ENDPOINT, "meshlet_endpoint_ejections_total", "counter",
+                "Outlier ejections of the endpoint", offsetof(struct stats_endpoint, ejections));
+    }
+    if (st->n_clusters > 0) {
+        prom_cx(&o, st, SCOPE_CLUSTER, "meshlet_cluster_rq_pending_overflow_total", "counter",
+                "Calls refused at once: max_pending calls were waiting",
+                offsetof(struct stats_calls, rq_pending_overflow));
+        prom_cx(&o, st, SCOPE_CLUSTER, "meshlet_cluster_cb_max_requests_total", "counter",
+                "Calls refused at once: max_requests calls were active",
+                offsetof(struct stats_calls, cb_max_requests));
+        prom_cx(&o, st, SCOPE_CLUSTER, "meshlet_cluster_cb_max_retries_total", "counter",
+                "Retries not made: max_retries retries were in flight",
+                offsetof(struct stats_calls, cb_max_retries));
     }
     return finish(&o);
 }

@@ -59,6 +59,11 @@ const struct ml_stats *ml_proxy_stats(const struct ml_proxy *p)
     return p->stats;
 }
 
+struct ml_balance *ml_proxy_balance(const struct ml_proxy *p)
+{
+    return p->balance;
+}
+
 const struct ml_snapshot *ml_proxy_snapshot(const struct ml_proxy *p)
 {
     return p->snap;

@@ -42,6 +42,8 @@ void ml_proxy_obs_deinit(struct ml_proxy *p);
 /* For the admin endpoint. */
 const struct ml_stats *ml_proxy_stats(const struct ml_proxy *p);
 const struct ml_snapshot *ml_proxy_snapshot(const struct ml_proxy *p);
+/* The clusters in force (admin /clusters); NULL before any. */
+struct ml_balance *ml_proxy_balance(const struct ml_proxy *p);
 /* true once the configuration is applied and every listener is bound (and while it stays so). */
 bool ml_proxy_ready(const struct ml_proxy *p);
 
