@@ -21,6 +21,7 @@ static const char *const features[] = {
 #ifdef CONFIG_ML_CONTROLLER
     "controller",
 #endif
+    "outlier", /* passive outlier ejection (balance/outlier.c) */
     "lb.round_robin", "lb.random", NULL,
 };
 

@@ -102,6 +102,12 @@ EFFECT_TESTS = {
                               "test_a_slow_reader_cannot_take_the_stream_slots_other_clients_need",
     ("cluster", "lb", "random"): "tests/unit/balance/lb_random_test.c::"
                                  "test_random_spreads_picks_by_weight_within_binomial_bounds",
+    ("cluster", "outlier_errors"): "tests/integration/test_outlier_and_breakers.py::"
+        "test_a_killed_backend_is_ejected_after_outlier_errors_and_used_again_once_back",
+    ("cluster", "outlier_ejection"): "tests/integration/test_outlier_and_breakers.py::"
+        "test_a_killed_backend_is_ejected_after_outlier_errors_and_used_again_once_back",
+    ("cluster", "outlier_max_percent"): "tests/integration/test_outlier_and_breakers.py::"
+                                        "test_outlier_max_percent_keeps_the_last_endpoints_in",
 }
 
 # (kind, key) → values that ask for something (valid syntax), each with the keys it needs beside it
