@@ -300,7 +300,7 @@ def test_version_and_defaults_promise_only_what_works(meshlet):
     assert "lb.round_robin" in features.split(), features
     assert "lb.random" in features.split(), features
     defaults = meshlet("check", "--defaults").stdout.splitlines()
-    assert "outlier_errors = 0" in defaults and "max_retries = 0" in defaults
+    assert "outlier_errors = 5" in defaults and "max_retries = 0" in defaults
     assert "retries = 0" in defaults and "lb = round_robin" in defaults
     # a key with no off value is printed commented out, saying why
     assert any(re.match(r"^;retry_on = .*not implemented yet", line) for line in defaults)

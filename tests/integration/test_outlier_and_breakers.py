@@ -182,7 +182,7 @@ def test_outlier_max_percent_keeps_the_last_endpoints_in(port_backends, proxy): 
 def test_connects_to_a_refusing_endpoint_back_off(port_backends, proxy):  # noqa: F811
     live = port_backends("live")
     dead = refused_port()
-    m, port = proxy({"echo": ([dead, live.port], "")})  # no outlier detection
+    m, port = proxy({"echo": ([dead, live.port], "outlier_errors = 0\n")})  # no ejection
     admin = admin_port(m)
     with channel(port) as ch:
         results = call_all(ch, 100, threads=1)
