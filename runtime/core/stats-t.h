@@ -55,6 +55,8 @@ enum ml_stats_up_event {
     ML_STATS_UP_EJECTED,    /* outlier detection ejected the endpoint: ejected until RETURNED */
     ML_STATS_UP_RETURNED,   /* its ejection ended */
     ML_STATS_UP_BACKOFF,    /* a connect not started: the endpoint's connect backoff */
+    ML_STATS_UP_UNHEALTHY,  /* active health checks took it out: unhealthy until HEALTHY */
+    ML_STATS_UP_HEALTHY,    /* they brought it back */
 };
 
 /* Cluster circuit breakers (per cluster). */

@@ -31,6 +31,7 @@ struct stats_listener {
 struct stats_endpoint {
     int refs;
     uint64_t cx_opened, cx_active, cx_failed;
+    uint64_t unhealthy;  /* 1 while active health checks have it out */
     uint64_t ejected;    /* 1 while outlier detection has it ejected */
     uint64_t ejections;  /* times ejected */
     uint64_t cx_backoff; /* connects not started: connect backoff */
@@ -359,6 +360,12 @@ void ml_stats_upstream(struct ml_stats *st, int cluster, int endpoint, enum ml_s
     case ML_STATS_UP_BACKOFF:
         e->cx_backoff++;
         break;
+    case ML_STATS_UP_UNHEALTHY:
+        e->unhealthy = 1;
+        break;
+    case ML_STATS_UP_HEALTHY:
+        e->unhealthy = 0;
+        break;
     }
 }
 
@@ -618,6 +625,7 @@ long ml_stats_render_text(const struct ml_stats *st, char *out, size_t cap)
             put(&o, "%scx_active %llu\n", prefix, (unsigned long long)ep->cx_active);
             put(&o, "%scx_failed %llu\n", prefix, (unsigned long long)ep->cx_failed);
             put(&o, "%scx_backoff %llu\n", prefix, (unsigned long long)ep->cx_backoff);
+            put(&o, "%sunhealthy %llu\n", prefix, (unsigned long long)ep->unhealthy);
             put(&o, "%sejected %llu\n", prefix, (unsigned long long)ep->ejected);
             put(&o, "%sejections %llu\n", prefix, (unsigned long long)ep->ejections);
             text_calls(&o, prefix, "rq", &ep->calls, false, false);
@@ -865,6 +873,9 @@ long ml_stats_render_prometheus(const struct ml_stats *st, char *out, size_t cap
         prom_cx(&o, st, SCOPE_ENDPOINT, "meshlet_upstream_cx_backoff_total", "counter",
                 "Upstream connects not started: the endpoint's connect backoff after failures",
                 offsetof(struct stats_endpoint, cx_backoff));
+        prom_cx(&o, st, SCOPE_ENDPOINT, "meshlet_endpoint_unhealthy", "gauge",
+                "1 while active health checks have the endpoint out",
+                offsetof(struct stats_endpoint, unhealthy));
         prom_cx(&o, st, SCOPE_ENDPOINT, "meshlet_endpoint_ejected", "gauge",
                 "1 while outlier detection has the endpoint ejected",
                 offsetof(struct stats_endpoint, ejected));
