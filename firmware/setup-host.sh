@@ -35,7 +35,12 @@ PKGS=(
 	dpkg-dev patch xz-utils bzip2 ca-certificates
 	# misc build helpers
 	pkg-config file
+	# the Node.js peer of tests/integration/test_health_checks.py (its npm packages,
+	# @grpc/grpc-js + grpc-health-check, go into build/npm: tests/integration/node/setup.sh)
+	nodejs
 )
+# Debian's npm, unless the node there brings its own (NodeSource's nodejs does; the two conflict).
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 # NOT python3-grpc-tools: nanopb_generator.py prefers its bundled protoc
 # 3.5.1, which rejects proto3 `optional` (firmware/TOOLCHAIN.md).
 

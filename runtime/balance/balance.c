@@ -6,6 +6,7 @@
 #include "balance/balance.h"
 
 #include "balance/balance_int.h"
+#include "balance/health.h"
 #include "balance/host.h"
 #include "balance/lb.h"
 #include "core/alloc.h"
@@ -180,7 +181,12 @@ static int balance_build(struct ml_loop *loop, const struct ml_snapshot *snap, u
 int ml_balance_new(struct ml_loop *loop, const struct ml_snapshot *snap, uint32_t *conn_ids,
                    struct ml_balance **out)
 {
-    return balance_build(loop, snap, conn_ids, NULL, out);
+    int rv = balance_build(loop, snap, conn_ids, NULL, out);
+
+    if (rv == 0) {
+        ml_balance_health_sync(*out); /* health_check = tcp | grpc: its hosts' checks start */
+    }
+    return rv;
 }
 
 int ml_balance_prepare(struct ml_balance *cur, const struct ml_snapshot *next,
@@ -208,6 +214,7 @@ void ml_balance_commit(struct ml_balance *next, struct ml_balance *prev,
             }
         }
     }
+    ml_balance_health_sync(next); /* next's config says how its hosts are checked from now on */
     prev->retired = true;
     prev->on_idle = on_idle;
     prev->idle_user = user;
@@ -260,6 +267,19 @@ void ml_balance_set_stats(struct ml_balance *b, struct ml_stats *stats)
     ml_stats_free(old);
 }
 
+void ml_balance_endpoints(const struct ml_balance *b, uint32_t *healthy, uint32_t *total)
+{
+    *healthy = *total = 0;
+    for (uint32_t i = 0; i < b->n_clusters; i++) {
+        for (uint32_t e = 0; e < b->clusters[i].n_slots; e++) {
+            const struct ml_host *h = b->clusters[i].slots[e].pool->host;
+
+            (*total)++;
+            *healthy += (h->state & ML_HOST_UNHEALTHY) == 0;
+        }
+    }
+}
+
 int ml_cluster_index(const struct ml_cluster *cl)
 {
     return (int)(cl - cl->balance->clusters);
@@ -306,23 +326,21 @@ void ml_cluster_call_end(struct ml_cluster *cl)
     }
 }
 
-int ml_cluster_retry_take(struct ml_cluster *cl, char *why, size_t cap)
+int ml_cluster_retry_begin(struct ml_cluster *cl, char *why, size_t cap)
 {
-    if (cl->n_retries >= cl->cfg->max_retries) {
+    if (cl->n_retrying >= cl->cfg->max_retries) {
         snprintf(why, cap, "cluster %s: max_retries (%u) retries in flight", cl->cfg->name,
                  cl->cfg->max_retries);
         ml_stats_cluster(cl->balance->stats, ml_cluster_index(cl), ML_STATS_CL_OVER_MAX_RETRIES);
         return -EBUSY;
     }
-    cl->n_retries++;
+    cl->n_retrying++;
     return 0;
 }
 
-void ml_cluster_retry_release(struct ml_cluster *cl)
+void ml_cluster_retry_end(struct ml_cluster *cl)
 {
-    if (cl->n_retries > 0) {
-        cl->n_retries--;
-    }
+    cl->n_retrying--;
 }
 
 /* The attempt of w begins on slot s's host. */

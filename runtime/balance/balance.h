@@ -43,6 +43,10 @@ void ml_balance_commit(struct ml_balance *next, struct ml_balance *prev,
 struct ml_stats;
 void ml_balance_set_stats(struct ml_balance *b, struct ml_stats *stats);
 
+/* The endpoints of every cluster of b (*total) and of those the ones not taken out by active
+ * health checks (*healthy; balance/health.h): the fleet Status counts. */
+void ml_balance_endpoints(const struct ml_balance *b, uint32_t *healthy, uint32_t *total);
+
 /* The cluster of snap->clusters[index]. */
 struct ml_cluster *ml_balance_cluster(struct ml_balance *b, int index);
 const char *ml_cluster_name(const struct ml_cluster *cl);
@@ -55,13 +59,11 @@ const char *ml_cluster_endpoint_text(const struct ml_cluster *cl, int endpoint);
  * is paired with one ml_cluster_call_end(). */
 int ml_cluster_call_begin(struct ml_cluster *cl, char *why, size_t cap);
 void ml_cluster_call_end(struct ml_cluster *cl);
-
-/* A retry of a call on cl may start (the retry code asks before each retry): 0, or -EBUSY when
- * max_retries retries are in flight on cl already (why names the limit; counted in the
- * cluster's circuit-breaker stats). Each 0 is paired with one ml_cluster_retry_release once
- * that retry attempt is over. */
-int ml_cluster_retry_take(struct ml_cluster *cl, char *why, size_t cap);
-void ml_cluster_retry_release(struct ml_cluster *cl);
+/* A retry of a call starts on cl: 0, or -EBUSY when max_retries retries are in flight (why says
+ * so: then the call is not retried; counted in the cluster's circuit-breaker stats). Each 0 is
+ * paired with one ml_cluster_retry_end(), when the retried attempt is over. */
+int ml_cluster_retry_begin(struct ml_cluster *cl, char *why, size_t cap);
+void ml_cluster_retry_end(struct ml_cluster *cl);
 
 /* What admin /clusters shows of one host of a cluster (a copy, valid until the next event). */
 struct ml_host_view {

@@ -7,6 +7,7 @@
 #include "config/snapshot-t.h"
 #include "core/list-t.h"
 #include "core/list.h"
+#include "core/log.h"
 #include "core/loop-t.h"
 #include "core/sock-t.h"
 #include "h2/h2-t.h"
@@ -49,6 +50,8 @@ struct ml_pool {
     bool retired;         /* no balance in force has it: connections close once idle */
     struct ml_sock_addr addr;
     char addr_text[ML_SOCK_ADDR_TEXT_MAX];
+    /* "connect failed" lines: one per attempt would be one per call to a dead endpoint. */
+    struct ml_log_limit connect_log;
     struct ml_list conns; /* struct ml_pool_conn, ready and connecting; filled in this order */
     uint32_t n_conns;
     uint32_t n_connecting;
@@ -84,7 +87,7 @@ struct ml_cluster {
     struct ml_lb lb;         /* its policy (lb =), over the slots' hosts */
     uint32_t n_active;       /* calls between call_begin and call_end */
     uint32_t n_pending;      /* calls waiting in the pools this cluster owns */
-    uint32_t n_retries;      /* retries in flight (ml_cluster_retry_take), under max_retries */
+    uint32_t n_retrying;     /* retries in flight (max_retries): begin to end of the attempt */
     uint32_t slots_per_conn; /* min(max_streams_per_connection, the 100 nghttp2 assumes before
                                 the peer's SETTINGS): what one new connection is expected to take */
     struct ml_h2_settings settings; /* what upstream connections advertise */

@@ -3,6 +3,7 @@
 
 #include "balance/balance.h"
 #include "balance/balance_int.h"
+#include "balance/health.h"
 #include "core/alloc.h"
 #include "core/list.h"
 #include "core/stats.h"
@@ -36,6 +37,7 @@ void ml_host_unref(struct ml_host *h)
         return;
     }
     ml_outlier_host_free(h);
+    ml_host_health_stop(h);
     ml_pool_free(h->pool, h->loop);
     ml_free(h);
 }

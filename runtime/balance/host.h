@@ -22,11 +22,13 @@ enum ml_host_state_bit {
     ML_HOST_DRAINING = 1u << 2,  /* no balance in force has it: its calls finish, no new ones */
 };
 
-/* Active health checking (filled by the health-check code). */
+/* Active health checking (balance/health.h). Unhealthy or not: state & ML_HOST_UNHEALTHY. */
 struct ml_host_health {
-    uint32_t successes; /* consecutive, towards healthy_threshold */
-    uint32_t failures;  /* consecutive, towards unhealthy_threshold */
-    void *checker;      /* the health checker's own state; NULL: none */
+    uint32_t successes;      /* consecutive, towards healthy_threshold */
+    uint32_t failures;       /* consecutive, towards unhealthy_threshold */
+    uint64_t checks;         /* checks done (passed or failed), for stats and /clusters */
+    uint64_t check_failures; /* of those, failed */
+    void *checker;           /* the health checker's own state; NULL: not checked */
 };
 
 /* Passive outlier detection (balance/outlier.c). */

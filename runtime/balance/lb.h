@@ -38,5 +38,8 @@ static inline bool ml_lb_tried_has(const struct ml_lb_tried *t, uint32_t host)
 /* The policies (one file each). */
 extern const struct ml_lb_ops ml_lb_round_robin;
 extern const struct ml_lb_ops ml_lb_random;
+extern const struct ml_lb_ops ml_lb_least_request;
+extern const struct ml_lb_ops ml_lb_ring_hash;
+extern const struct ml_lb_ops ml_lb_maglev;
 
 #endif

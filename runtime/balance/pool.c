@@ -479,7 +479,8 @@ static void pc_on_handshake_timeout(void *user)
              cl->cfg->name,
              pc->connected ? "no HTTP/2 SETTINGS from the peer" : "TCP not connected",
              cl->cfg->connect_timeout_ms);
-    ML_LOG_WRN("c%u: %s: %s", ml_h2_conn_id(pc->conn), p->addr_text, msg);
+    ML_LOG_LIMITED(&p->connect_log, ML_LOG_LEVEL_WRN, "c%u: %s: %s", ml_h2_conn_id(pc->conn),
+                   p->addr_text, msg);
     conn_unlink(p, pc); /* frees this timer: allowed from its own callback */
     count(p, ML_STATS_UP_FAILED);
     backoff_failed(p);
@@ -531,7 +532,8 @@ static void pc_on_close(void *user, struct ml_h2_conn *conn, int reason, const c
     if (!was_ready) {
         snprintf(msg, sizeof(msg), "cluster %s: connect to an endpoint failed: %s", cl->cfg->name,
                  why);
-        ML_LOG_WRN("c%u: %s: %s", ml_h2_conn_id(conn), p->addr_text, msg);
+        ML_LOG_LIMITED(&p->connect_log, ML_LOG_LEVEL_WRN, "c%u: %s: %s", ml_h2_conn_id(conn),
+                       p->addr_text, msg);
         backoff_failed(p);
         if (p->n_conns == 0) {
             fail_waiters(p, reason < 0 ? reason : -ECONNREFUSED, msg);

@@ -1,6 +1,6 @@
 /* Kconfig features as 0/1 constants, so tables and plain `if`s can use them (the code stays
  * compiled and checked either way; the optimiser drops what is off). FAULT, RATE_LIMIT,
- * HEALTH_CHECK, LB_RING_HASH, LB_MAGLEV and DNS have no code yet: with them on, their keys are
+ * DNS has no code yet: with it on, its keys are
  * parsed and refused unless off (config/unimplemented.c); with them off, refused as not in this
  * build. Neither way are they listed as features (core/build_info.c). */
 #ifndef ML_CONFIG_FEATURES_H

@@ -39,6 +39,13 @@ enum ml_cfg_access_log {
     ML_CFG_ACCESS_LOG_STDERR,
     ML_CFG_ACCESS_LOG_SYSLOG,
     ML_CFG_ACCESS_LOG_FILE,
+    ML_CFG_ACCESS_LOG_STDOUT, /* apart from the node's log (stderr) without a file */
+};
+
+/* [node] access_log_format: the choices' order in schema.def. */
+enum ml_cfg_access_log_format {
+    ML_CFG_ACCESS_LOG_LOGFMT = 0,
+    ML_CFG_ACCESS_LOG_JSON,
 };
 
 struct ml_cfg_node {
@@ -57,6 +64,7 @@ struct ml_cfg_node {
     int log_level; /* enum ml_log_level */
     enum ml_cfg_access_log access_log;
     const char *access_log_path; /* ML_CFG_ACCESS_LOG_FILE only */
+    int access_log_format;       /* enum ml_cfg_access_log_format */
     const char *state_dir;
     uint32_t drain_timeout_ms;
 };

@@ -12,6 +12,7 @@
 #include "core/arena.h"
 #include "core/fd_budget.h"
 #include "core/file.h"
+#include "grpc/health.h"
 #include "grpc/status.h"
 
 #include <ctype.h>
@@ -780,13 +781,15 @@ static int read_access_log(struct vctx *c, const struct ml_key_def *k, const cha
         n->access_log = ML_CFG_ACCESS_LOG_OFF;
     } else if (strcmp(v, "stderr") == 0) {
         n->access_log = ML_CFG_ACCESS_LOG_STDERR;
+    } else if (strcmp(v, "stdout") == 0) {
+        n->access_log = ML_CFG_ACCESS_LOG_STDOUT;
     } else if (strcmp(v, "syslog") == 0) {
         n->access_log = ML_CFG_ACCESS_LOG_SYSLOG;
     } else if (v[0] == '/' && !has_space_or_ctl(v)) {
         n->access_log = ML_CFG_ACCESS_LOG_FILE;
         n->access_log_path = cfg_strdup(c, v, strlen(v));
     } else {
-        return bad_value(c, line, k, v, "off, stderr, syslog or an absolute file path");
+        return bad_value(c, line, k, v, "off, stderr, stdout, syslog or an absolute file path");
     }
     return 0;
 }
@@ -1146,6 +1149,12 @@ static void check_cluster(struct vctx *c, const struct ml_raw_section *sec)
     }
     /* lb other than round_robin and health_check other than off: refused where they are read
      * (config/unimplemented.c), whatever this build's Kconfig says. */
+    if (cl->health_service != NULL && strlen(cl->health_service) > ML_GRPC_HEALTH_SERVICE_MAX) {
+        /* the Check request's bound (grpc/health.options): never a cut name */
+        key_error(c, sec, sec->key_line[ML_K_cluster_health_service], "health_service",
+                  "expected a service name of at most %d bytes, got %zu bytes",
+                  ML_GRPC_HEALTH_SERVICE_MAX, strlen(cl->health_service));
+    }
 }
 
 static void check_authz(struct vctx *c, const struct ml_raw_section *sec)

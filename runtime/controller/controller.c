@@ -14,11 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
 
 enum {
-    EXIT_BAD_ARGS = 2,
+    EXIT_BAD_ARGS = EX_USAGE, /* 64, as every usage error of meshlet (config/README.md) */
     EXIT_CANNOT_START = 3,
 };
 

@@ -12,8 +12,8 @@
 #ifndef ML_CONTROLLER_CONTROLLER_H
 #define ML_CONTROLLER_CONTROLLER_H
 
-/* argv[0] is "controller". Runs until SIGINT/SIGTERM: 0; 2 for bad arguments (usage on stderr);
- * 3 when it cannot start (the reason on stderr). */
+/* argv[0] is "controller". Runs until SIGINT/SIGTERM: 0; 64 (EX_USAGE) for bad arguments (usage on
+ * stderr); 3 when it cannot start (the reason on stderr). */
 int ml_controller_main(int argc, char **argv);
 
 #endif

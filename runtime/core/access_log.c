@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
@@ -13,6 +14,7 @@
 
 struct ml_access_log {
     enum ml_cfg_access_log kind;
+    bool json;        /* access_log_format = json */
     int fd;           /* ML_CFG_ACCESS_LOG_FILE: the open file; else -1 */
     const char *path; /* the node config's (the snapshot outlives the log) */
 };
@@ -36,6 +38,7 @@ int ml_access_log_new(const struct ml_cfg_node *node, char *why, size_t cap,
         return -ENOMEM;
     }
     al->kind = node->access_log;
+    al->json = node->access_log_format == ML_CFG_ACCESS_LOG_JSON;
     al->fd = -1;
     al->path = node->access_log_path;
     if (al->kind == ML_CFG_ACCESS_LOG_FILE) {
@@ -106,7 +109,10 @@ void ml_access_log_write(struct ml_access_log *al, const char *line, size_t n)
     memcpy(buf, line, n);
     buf[n++] = '\n';
     /* A full disk or a closed stderr loses the line; the call is not worth failing for it. */
-    if (write(al->kind == ML_CFG_ACCESS_LOG_FILE ? al->fd : STDERR_FILENO, buf, n) < 0) {
+    if (write(al->kind == ML_CFG_ACCESS_LOG_FILE     ? al->fd
+              : al->kind == ML_CFG_ACCESS_LOG_STDOUT ? STDOUT_FILENO
+                                                     : STDERR_FILENO,
+              buf, n) < 0) {
         return;
     }
 }
@@ -127,6 +133,7 @@ size_t ml_logfmt_add_len(char *buf, size_t n, size_t cap, const char *key, const
                          size_t value_len)
 {
     static const char hex[] = "0123456789abcdef";
+    size_t start = n;
     int rv;
 
     if (cap == 0 || n >= cap - 1) {
@@ -148,10 +155,12 @@ size_t ml_logfmt_add_len(char *buf, size_t n, size_t cap, const char *key, const
         memcpy(buf + n, value, k);
         n += k;
     } else {
-        /* 4 bytes per input byte at most, and the closing quote. */
-        if (n < cap - 1) {
-            buf[n++] = '"';
+        if (n + 2 > cap - 1) { /* not even both quotes: leave the pair out, never half-quoted */
+            buf[start] = '\0';
+            return start;
         }
+        buf[n++] = '"';
+        /* 4 bytes per input byte at most, and the closing quote. */
         for (size_t i = 0; i < value_len && n + 5 < cap; i++) {
             unsigned char c = (unsigned char)value[i];
 
@@ -178,4 +187,117 @@ size_t ml_logfmt_add_len(char *buf, size_t n, size_t cap, const char *key, const
 size_t ml_logfmt_add(char *buf, size_t n, size_t cap, const char *key, const char *value)
 {
     return ml_logfmt_add_len(buf, n, cap, key, value, value != NULL ? strlen(value) : 0);
+}
+
+/* ---- the line builder ----------------------------------------------------------------------- */
+
+/* Room kept for what closes a line: the JSON '}' and the NUL. */
+#define LINE_CLOSE_BYTES 2
+
+void ml_access_line_begin(struct ml_access_line *l, const struct ml_access_log *al)
+{
+    l->json = al != NULL && al->json;
+    l->n = 0;
+    if (l->json) {
+        l->buf[l->n++] = '{';
+    }
+    l->buf[l->n] = '\0';
+}
+
+/* JSON: appends ,"key": and the raw value text (a number, null), or nothing when it does not fit.
+ */
+static void json_raw(struct ml_access_line *l, const char *key, const char *raw)
+{
+    size_t cap = sizeof(l->buf) - LINE_CLOSE_BYTES;
+    int rv = snprintf(l->buf + l->n, cap - l->n, "%s\"%s\":%s", l->n > 1 ? "," : "", key, raw);
+
+    if (rv < 0 || (size_t)rv >= cap - l->n) {
+        l->buf[l->n] = '\0'; /* cut at a whole value */
+        return;
+    }
+    l->n += (size_t)rv;
+}
+
+static void json_str(struct ml_access_line *l, const char *key, const char *v, size_t vn)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t cap = sizeof(l->buf) - LINE_CLOSE_BYTES, start = l->n;
+    int rv = snprintf(l->buf + l->n, cap - l->n, "%s\"%s\":\"", l->n > 1 ? "," : "", key);
+
+    if (rv < 0 || (size_t)rv >= cap - l->n - 1) {
+        l->buf[l->n] = '\0';
+        return;
+    }
+    l->n += (size_t)rv;
+    for (size_t i = 0; i < vn; i++) {
+        unsigned char c = (unsigned char)v[i];
+        char esc[7];
+        size_t k;
+
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\', esc[1] = (char)c, k = 2;
+        } else if (c == '\n' || c == '\r' || c == '\t') {
+            esc[0] = '\\', esc[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't', k = 2;
+        } else if (c < ' ' || c >= 0x7f) {
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[c >> 4], esc[5] = hex[c & 15], k = 6;
+        } else {
+            esc[0] = (char)c, k = 1;
+        }
+        if (l->n + k + 1 >= cap) { /* the value is cut; its closing quote still fits */
+            break;
+        }
+        memcpy(l->buf + l->n, esc, k);
+        l->n += k;
+    }
+    if (l->n + 1 >= cap) {
+        l->n = start; /* not even the quote: leave the value out */
+    } else {
+        l->buf[l->n++] = '"';
+    }
+    l->buf[l->n] = '\0';
+}
+
+void ml_access_line_str(struct ml_access_line *l, const char *key, const char *value)
+{
+    if (!l->json) {
+        l->n = ml_logfmt_add(l->buf, l->n, sizeof(l->buf) - 1, key, value);
+    } else if (value == NULL || value[0] == '\0') {
+        json_raw(l, key, "null");
+    } else {
+        json_str(l, key, value, strlen(value));
+    }
+}
+
+void ml_access_line_uint(struct ml_access_line *l, const char *key, uint64_t value)
+{
+    char num[24];
+
+    snprintf(num, sizeof(num), "%" PRIu64, value);
+    if (l->json) {
+        json_raw(l, key, num);
+    } else {
+        l->n = ml_logfmt_add(l->buf, l->n, sizeof(l->buf) - 1, key, num);
+    }
+}
+
+void ml_access_line_int_or_none(struct ml_access_line *l, const char *key, long value, bool present)
+{
+    char num[24];
+
+    snprintf(num, sizeof(num), "%ld", value);
+    if (l->json) {
+        json_raw(l, key, present ? num : "null");
+    } else {
+        l->n = ml_logfmt_add(l->buf, l->n, sizeof(l->buf) - 1, key, present ? num : NULL);
+    }
+}
+
+void ml_access_line_write(struct ml_access_log *al, struct ml_access_line *l)
+{
+    if (l->json) {
+        l->buf[l->n++] = '}'; /* LINE_CLOSE_BYTES kept room for it */
+        l->buf[l->n] = '\0';
+    }
+    ml_access_log_write(al, l->buf, l->n);
 }

@@ -9,8 +9,7 @@
 /* What this binary can do: compiled in AND implemented. `meshlet version` prints it and the fleet
  * Hello sends it, and a controller chooses configs by it, so a feature is listed only once its
  * code exists (its keys are then accepted by the validator, config/unimplemented.c). Kconfig
- * options for features still to come (ML_FAULT, ML_RATE_LIMIT, ML_HEALTH_CHECK, ML_LB_RING_HASH,
- * ML_LB_MAGLEV, ML_DNS) add nothing here yet. */
+ * options for features still to come (ML_DNS) add nothing here yet. */
 static const char *const features[] = {
 #ifdef CONFIG_ML_ADMIN
     "admin",
@@ -21,8 +20,26 @@ static const char *const features[] = {
 #ifdef CONFIG_ML_CONTROLLER
     "controller",
 #endif
+#ifdef CONFIG_ML_HEALTH_CHECK
+    "health_check",
+#endif
+#ifdef CONFIG_ML_FAULT
+    "fault",
+#endif
+#ifdef CONFIG_ML_RATE_LIMIT
+    "rate_limit",
+#endif
     "outlier", /* passive outlier ejection (balance/outlier.c) */
-    "lb.round_robin", "lb.random", NULL,
+    "lb.round_robin",
+    "lb.random",
+    "lb.least_request",
+#ifdef CONFIG_ML_LB_RING_HASH
+    "lb.ring_hash",
+#endif
+#ifdef CONFIG_ML_LB_MAGLEV
+    "lb.maglev",
+#endif
+    NULL,
 };
 
 const char *ml_build_version(void)

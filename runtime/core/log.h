@@ -1,9 +1,15 @@
-/* Logging: one line per event on stderr, level-checked before the arguments are evaluated.
- * Levels above CONFIG_ML_LOG_LEVEL_MAX are compiled out. */
+/* The node's log: one line per event on stderr, "TIME meshlet LEVEL: message", level-checked
+ * before the arguments are evaluated. Levels above CONFIG_ML_LOG_LEVEL_MAX are compiled out. A
+ * message is always one line: a newline or other control byte in it (a peer's text, a path) is
+ * written as \xHH. The access log is another stream (core/access_log.h). */
 #ifndef ML_CORE_LOG_H
 #define ML_CORE_LOG_H
 
+#include "core/timer.h" /* ml_time_now_ms, for ML_LOG_LIMITED */
 #include "meshlet_config.h"
+
+#include <stdbool.h>
+#include <stdint.h>
 
 enum ml_log_level {
     ML_LOG_LEVEL_ERR = 0,
@@ -18,6 +24,29 @@ extern int ml_log_level;
 
 void ml_log_write(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A budget of lines for one kind of event that can come once per call (a call that fails, a
+ * connect that fails): a dead backend under load must not write a line per call (flash wear, and
+ * the lines that matter drown). At most ML_LOG_LIMIT_LINES lines per ML_LOG_LIMIT_WINDOW_MS; the
+ * events past that are counted, and the next line logged ends "(N more like this in the last
+ * S s not logged)". It lives in the context that sees the events (no mutable globals);
+ * zero-initialised is a fresh budget. */
+#define ML_LOG_LIMIT_LINES 5
+#define ML_LOG_LIMIT_WINDOW_MS 1000u
+
+struct ml_log_limit {
+    uint64_t window_start_ms; /* ml_time_now_ms() at the window's first line */
+    uint32_t lines;           /* logged in this window */
+    uint64_t suppressed;      /* not logged since the last line that was */
+    uint64_t suppressed_since_ms;
+    uint64_t events; /* every event offered, logged or not */
+};
+
+/* Counts an event; true when its line may be written now. */
+bool ml_log_limit_take(struct ml_log_limit *lim, uint64_t now_ms);
+/* ml_log_write, with the "N more" summary of lim appended (and reset) when lines were held back. */
+void ml_log_write_limited(struct ml_log_limit *lim, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* "error" | "warn" | "info" | "debug" → level; -EINVAL for anything else. */
 int ml_log_level_parse(const char *name);
 const char *ml_log_level_name(int level);
@@ -26,6 +55,16 @@ const char *ml_log_level_name(int level);
     do {                                                                                           \
         if ((lvl) <= CONFIG_ML_LOG_LEVEL_MAX && (lvl) <= ml_log_level) {                           \
             ml_log_write((lvl), __VA_ARGS__);                                                      \
+        }                                                                                          \
+    } while (0)
+
+/* ML_LOG_AT for an event of lim's kind: counted always, written within lim's budget. */
+#define ML_LOG_LIMITED(lim, lvl, ...)                                                              \
+    do {                                                                                           \
+        if ((lvl) <= CONFIG_ML_LOG_LEVEL_MAX && (lvl) <= ml_log_level) {                           \
+            if (ml_log_limit_take((lim), ml_time_now_ms())) {                                      \
+                ml_log_write_limited((lim), (lvl), __VA_ARGS__);                                   \
+            }                                                                                      \
         }                                                                                          \
     } while (0)
 

@@ -319,6 +319,37 @@ char *ml_sock_addr_text(const struct ml_sock_addr *a, char *buf, size_t cap)
     return buf;
 }
 
+char *ml_sock_peer_text(const struct ml_sock *s, char *buf, size_t cap)
+{
+    static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    struct ml_sock_addr a = {0};
+    int fd = s != NULL && s->wsi != NULL && !s->wsi_gone ? lws_get_socket_fd(s->wsi) : -1;
+
+    buf[0] = '\0';
+    if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) < 0) {
+        return buf;
+    }
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+
+        a.family = AF_INET;
+        a.port = ntohs(in->sin_port);
+        memcpy(a.ip, &in->sin_addr, 4);
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+        bool mapped = memcmp(in6->sin6_addr.s6_addr, v4_mapped, sizeof(v4_mapped)) == 0;
+
+        a.family = mapped ? AF_INET : AF_INET6;
+        a.port = ntohs(in6->sin6_port);
+        memcpy(a.ip, in6->sin6_addr.s6_addr + (mapped ? 12 : 0), mapped ? 4 : 16);
+    } else {
+        return buf;
+    }
+    return ml_sock_addr_text(&a, buf, cap);
+}
+
 /* Why lws could not bind addr: it only says "init server failed", so try the bind once more
  * ourselves to learn the errno (failure path only). */
 int ml_sock_bind_errno(const struct ml_sock_addr *a)

@@ -56,4 +56,8 @@ void ml_sock_close(struct ml_sock *s);
 /* "127.0.0.1:15001" / "[::1]:15001" into buf (ML_SOCK_ADDR_TEXT_MAX bytes). Returns buf. */
 char *ml_sock_addr_text(const struct ml_sock_addr *a, char *buf, size_t cap);
 
+/* The peer's address as ml_sock_addr_text writes it (an IPv4-mapped IPv6 one as IPv4), or ""
+ * when it is not known (the socket is gone). Returns buf. */
+char *ml_sock_peer_text(const struct ml_sock *s, char *buf, size_t cap);
+
 #endif

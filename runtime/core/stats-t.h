@@ -46,6 +46,16 @@ enum ml_stats_down_event {
     ML_STATS_DOWN_RQ_STALLED, /* a call reset by stream_stall_timeout (no bytes moved) */
 };
 
+/* Request-policy events (per route): proxy/step_retry.c, step_fault.c, step_rate_limit.c. */
+enum ml_stats_route_event {
+    ML_STATS_ROUTE_RETRY = 0,      /* a failed attempt sent again (after its backoff) */
+    ML_STATS_ROUTE_RETRY_OVERFLOW, /* not retried: its cluster's max_retries were in flight */
+    ML_STATS_ROUTE_FAULT_DELAYED,  /* held by fault_delay / x-meshlet-fault-delay */
+    ML_STATS_ROUTE_FAULT_ABORTED,  /* ended by fault_abort / x-meshlet-fault-abort */
+    ML_STATS_ROUTE_RATE_LIMITED,   /* refused by rate_limit (RESOURCE_EXHAUSTED / 429) */
+    ML_STATS_ROUTE_N_EVENTS,
+};
+
 /* Upstream connection events (per endpoint). */
 enum ml_stats_up_event {
     ML_STATS_UP_OPENED = 0, /* a connect started */

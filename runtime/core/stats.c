@@ -42,9 +42,20 @@ struct stats_endpoint {
 struct stats_calls {
     int refs;
     struct ml_stats_calls calls;
+    uint64_t route_ev[ML_STATS_ROUTE_N_EVENTS]; /* routes only */
     /* circuit breakers, clusters only */
     uint64_t rq_pending_overflow, cb_max_requests, cb_max_retries;
 };
+
+/* Names of the route events: text "route.NAME.rq_<name>", Prometheus
+ * "meshlet_route_rq_<name>_total". */
+static const char *const route_ev_name[ML_STATS_ROUTE_N_EVENTS] = {
+    "retry", "retry_overflow", "fault_delayed", "fault_aborted", "rate_limited"};
+static const char *const route_ev_help[ML_STATS_ROUTE_N_EVENTS] = {
+    "Failed attempts sent again (retries)",
+    "Failed attempts not retried because max_retries retries were in flight",
+    "Calls delayed by fault injection", "Calls aborted by fault injection",
+    "Calls refused by the route's rate_limit"};
 
 /* An endpoint's place in one table. */
 struct stats_ep_slot {
@@ -328,6 +339,14 @@ void ml_stats_downstream(struct ml_stats *st, int listener, enum ml_stats_down_e
     }
 }
 
+void ml_stats_route(struct ml_stats *st, int route, enum ml_stats_route_event ev)
+{
+    if (st == NULL || !in(route, st->n_routes) || (unsigned)ev >= ML_STATS_ROUTE_N_EVENTS) {
+        return;
+    }
+    st->routes[route]->route_ev[ev]++;
+}
+
 void ml_stats_upstream(struct ml_stats *st, int cluster, int endpoint, enum ml_stats_up_event ev)
 {
     struct stats_endpoint *e;
@@ -595,6 +614,10 @@ long ml_stats_render_text(const struct ml_stats *st, char *out, size_t cap)
     for (uint32_t i = 0; i < snap->n_routes; i++) {
         snprintf(prefix, sizeof(prefix), "route.%s.", snap->routes[i].name);
         text_calls(&o, prefix, "rq", &st->routes[i]->calls, true, false);
+        for (int e = 0; e < ML_STATS_ROUTE_N_EVENTS; e++) {
+            put(&o, "%srq_%s %llu\n", prefix, route_ev_name[e],
+                (unsigned long long)st->routes[i]->route_ev[e]);
+        }
     }
     for (uint32_t c = 0; c < snap->n_clusters; c++) {
         const struct stats_calls *cl = st->clusters[c];
@@ -833,6 +856,21 @@ static void prom_cx(struct out *o, const struct ml_stats *st, enum scope s, cons
     }
 }
 
+static void prom_route_events(struct out *o, const struct ml_stats *st)
+{
+    char name[96], labels[400], lb[480];
+
+    for (int e = 0; e < ML_STATS_ROUTE_N_EVENTS && st->n_routes > 0; e++) {
+        snprintf(name, sizeof(name), "meshlet_route_rq_%s_total", route_ev_name[e]);
+        family(o, name, "counter", route_ev_help[e], scope_what[SCOPE_ROUTE]);
+        for (uint32_t i = 0; i < st->n_routes; i++) {
+            scope_entity(st, SCOPE_ROUTE, i, labels, sizeof(labels));
+            put(o, "%s%s %llu\n", name, braces(lb, sizeof(lb), labels, ""),
+                (unsigned long long)st->routes[i]->route_ev[e]);
+        }
+    }
+}
+
 long ml_stats_render_prometheus(const struct ml_stats *st, char *out, size_t cap)
 {
     struct out o = {.p = out, .cap = cap};
@@ -893,5 +931,6 @@ long ml_stats_render_prometheus(const struct ml_stats *st, char *out, size_t cap
                 "Retries not made: max_retries retries were in flight",
                 offsetof(struct stats_calls, cb_max_retries));
     }
+    prom_route_events(&o, st);
     return finish(&o);
 }

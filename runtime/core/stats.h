@@ -29,6 +29,8 @@ void ml_stats_free(struct ml_stats *st);
 void ml_stats_downstream(struct ml_stats *st, int listener, enum ml_stats_down_event ev);
 void ml_stats_upstream(struct ml_stats *st, int cluster, int endpoint, enum ml_stats_up_event ev);
 void ml_stats_cluster(struct ml_stats *st, int cluster, enum ml_stats_cluster_event ev);
+/* A request-policy event of a call on route (-1: none; ignored). */
+void ml_stats_route(struct ml_stats *st, int route, enum ml_stats_route_event ev);
 
 /* A call starts on listener: c is reset to it and counted active. */
 void ml_stats_call_begin(struct ml_stats *st, struct ml_stats_call *c, int listener);

@@ -653,6 +653,11 @@ bool ml_h2_conn_greeted(const struct ml_h2_conn *c)
     return c->greeted;
 }
 
+char *ml_h2_conn_peer_text(const struct ml_h2_conn *c, char *buf, size_t cap)
+{
+    return ml_sock_peer_text(c->sock, buf, cap);
+}
+
 uint32_t ml_h2_conn_id(const struct ml_h2_conn *c)
 {
     return c->id;

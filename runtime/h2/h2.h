@@ -81,6 +81,9 @@ uint64_t ml_h2_conn_idle_since_ms(const struct ml_h2_conn *c);
 bool ml_h2_conn_greeted(const struct ml_h2_conn *c);
 
 uint32_t ml_h2_conn_id(const struct ml_h2_conn *c);
+/* The peer's "IP:PORT" (ml_sock_peer_text), "" when unknown (a connection without a socket).
+ * Returns buf. */
+char *ml_h2_conn_peer_text(const struct ml_h2_conn *c, char *buf, size_t cap);
 /* Client: streams that can be opened now: min(peer's SETTINGS_MAX_CONCURRENT_STREAMS, limit)
  * minus those open; 0 while connecting, after GOAWAY or when closing. */
 uint32_t ml_h2_conn_free_slots(const struct ml_h2_conn *c, uint32_t limit);

@@ -155,6 +155,14 @@ static void apply_commit(struct ml_apply_job *job)
                    "until then)",
                    node->snap->node.state_dir, node->state_dir);
     }
+    if (old->node.access_log != node->snap->node.access_log ||
+        old->node.access_log_format != node->snap->node.access_log_format ||
+        (old->node.access_log == ML_CFG_ACCESS_LOG_FILE &&
+         strcmp(old->node.access_log_path, node->snap->node.access_log_path) != 0)) {
+        /* The proxy opened its sink at start; a hot apply keeps it (and its format). */
+        ML_LOG_WRN("[node] access_log or access_log_format changed: it takes effect at the next "
+                   "start");
+    }
     ml_snapshot_summary(node->snap, summary, sizeof(summary));
     ML_LOG_INF("applied version %s (%s), was %s: %s", node->snap->version, source_name(job->src),
                old->version, summary);

@@ -101,7 +101,7 @@ static bool value_text(const struct ml_snapshot *snap, int key, char *buf, size_
         return true;
     }
     case ML_KT_ACCESS_LOG: {
-        static const char *const names[] = {"off", "stderr", "syslog"};
+        static const char *const names[] = {"off", "stderr", "syslog", "", "stdout"};
         enum ml_cfg_access_log a = *(const enum ml_cfg_access_log *)field;
         snprintf(buf, cap, "%s",
                  a == ML_CFG_ACCESS_LOG_FILE ? snap->node.access_log_path : names[a]);

@@ -146,17 +146,12 @@ static void on_push(void *user, const char *version, uint64_t nonce, const char 
 static void fill_report(void *user, struct ml_fleet_report *r)
 {
     struct ml_node *node = user;
-    uint32_t endpoints = 0;
 
-    for (uint32_t i = 0; i < node->snap->n_clusters; i++) {
-        endpoints += node->snap->clusters[i].n_endpoints;
-    }
     r->config_version = node->snap->version;
     r->uptime_s = (ml_time_now_ms() - node->started_ms) / 1000;
     ml_stats_totals(ml_proxy_stats(node->proxy), &r->calls_total, &r->calls_failed);
-    /* no health checks yet: every configured endpoint counts as healthy */
-    r->endpoints_healthy = endpoints;
-    r->endpoints_total = endpoints;
+    /* healthy: not taken out by active health checks (an unchecked endpoint counts) */
+    ml_proxy_endpoints(node->proxy, &r->endpoints_healthy, &r->endpoints_total);
 }
 
 /* The client nacked a push whose version is not one: counted and shown like any other Nack. */

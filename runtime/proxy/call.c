@@ -74,6 +74,7 @@ static void call_free_deferred(struct ml_defer *d)
     }
     ml_timer_free(call->expiry);
     ml_timer_free(call->stall);
+    ml_timer_free(call->hold);
     ml_buf_deinit(&call->req);
     ml_buf_deinit(&call->req_copy);
     ml_buf_deinit(&call->resp);
@@ -86,7 +87,7 @@ static void call_free_deferred(struct ml_defer *d)
     ml_free(call);
 }
 
-static void call_maybe_done(struct ml_call *call)
+void ml_call_maybe_done(struct ml_call *call)
 {
     if (call->down == NULL && call->up == NULL && call->waiter.pool == NULL) {
         ml_loop_defer(call->proxy->loop, &call->free_defer, call_free_deferred);
@@ -106,6 +107,10 @@ static void call_attempt_over(struct ml_call *call, enum ml_attempt_end end, uin
 
     if (call->cluster != NULL) {
         ml_cluster_attempt_end(call->cluster, &call->waiter, &o);
+    }
+    if (call->retrying) { /* the retried attempt is over (or the call, during its backoff) */
+        call->retrying = false;
+        ml_cluster_retry_end(call->cluster);
     }
     call->up_grpc_status = -1;
     call->up_http_status = 0;
@@ -161,15 +166,18 @@ void ml_call_answer(struct ml_call *call, int grpc_status, int http_status, cons
     if (call->down == NULL) {
         return;
     }
+    ml_call_obs_fail(&call->obs, msg);
     if (call->resp_started) {
-        ML_LOG_INF("call %llu: %s: %s after the response started: reset",
-                   (unsigned long long)call->id, call->path, msg);
+        ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF,
+                       "call %llu: %s: %s after the response started: reset",
+                       (unsigned long long)call->id, call->path, msg);
         ml_h2_stream_reset(call->down, ML_H2_INTERNAL_ERROR);
         call->down = NULL;
         return;
     }
-    ML_LOG_INF("call %llu: %s: %s (%s %d)", (unsigned long long)call->id, call->path, msg,
-               call->grpc ? "grpc-status" : "HTTP", call->grpc ? grpc_status : http_status);
+    ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF, "call %llu: %s: %s (%s %d)",
+                   (unsigned long long)call->id, call->path, msg,
+                   call->grpc ? "grpc-status" : "HTTP", call->grpc ? grpc_status : http_status);
     call->resp_started = true;
     call->resp_ended = true;
     ml_call_obs_answer(&call->obs, call->grpc, grpc_status, http_status);
@@ -195,6 +203,30 @@ void ml_call_answer(struct ml_call *call, int grpc_status, int http_status, cons
     if (rv < 0) {
         ml_h2_stream_reset(call->down, ML_H2_INTERNAL_ERROR);
         call->down = NULL;
+    }
+}
+
+int ml_call_http_status(int grpc_status)
+{
+    switch (grpc_status) {
+    case ML_GRPC_INVALID_ARGUMENT:
+        return 400;
+    case ML_GRPC_UNAUTHENTICATED:
+        return 401;
+    case ML_GRPC_PERMISSION_DENIED:
+        return 403;
+    case ML_GRPC_NOT_FOUND:
+        return 404;
+    case ML_GRPC_RESOURCE_EXHAUSTED:
+        return 429;
+    case ML_GRPC_UNIMPLEMENTED:
+        return 501;
+    case ML_GRPC_UNAVAILABLE:
+        return 503;
+    case ML_GRPC_DEADLINE_EXCEEDED:
+        return 504;
+    default:
+        return 500;
     }
 }
 
@@ -233,10 +265,18 @@ static int upstream_headers(struct ml_call *call, struct ml_h2_hdrs *out)
         if (rewrite && name.n == 12 && memcmp(name.p, "grpc-timeout", 12) == 0) {
             continue; /* names arrive lower case: HTTP/2 forbids upper case */
         }
+        if (name.n == 26 && memcmp(name.p, "grpc-previous-rpc-attempts", 26) == 0) {
+            continue; /* ours says it (below): the client's attempts are not this hop's */
+        }
         rv = ml_h2_hdrs_add(out, name.p, name.n, v.p, v.n, h->fields[i].never_index);
     }
     if (rv == 0 && !timeout_added) {
         rv = ml_h2_hdrs_add_str(out, "grpc-timeout", value);
+    }
+    if (rv == 0 && call->n_attempts > 0) {
+        /* gRPC's retry design (A6): a retried attempt says how many went before it */
+        snprintf(value, sizeof(value), "%u", (unsigned)call->n_attempts);
+        rv = ml_h2_hdrs_add_str(out, "grpc-previous-rpc-attempts", value);
     }
     return rv;
 }
@@ -256,11 +296,16 @@ int ml_call_open_upstream(struct ml_call *call, struct ml_h2_conn *conn)
     ml_h2_hdrs_deinit(&up_hdrs); /* nghttp2 copied them */
     if (rv < 0) {
         call_up_gone(call, ML_ATTEMPT_NOT_SENT, 0);
+        /* Never sent (a connection that is closing): as safe to send again as a refused one. */
+        if (ml_call_retry(call, ML_RETRY_REFUSED, -1)) {
+            return 0;
+        }
         snprintf(msg, sizeof(msg), "cluster %s: upstream connection c%u cannot take the call (%s)",
                  ml_cluster_name(call->cluster), ml_h2_conn_id(conn), strerror(-rv));
         ml_call_unavailable(call, msg);
         return rv;
     }
+    call->n_attempts++;
     ML_LOG_DBG("call %llu: %s -> cluster %s c%u s%d", (unsigned long long)call->id, call->path,
                ml_cluster_name(call->cluster), ml_h2_conn_id(conn), ml_h2_stream_id(call->up));
     return 0;
@@ -271,7 +316,7 @@ static void waiter_on_ready(struct ml_balance_waiter *w, struct ml_h2_conn *conn
     struct ml_call *call = ML_CONTAINER_OF(w, struct ml_call, waiter);
 
     ml_call_open_upstream(call, conn);
-    call_maybe_done(call);
+    ml_call_maybe_done(call);
 }
 
 static void waiter_on_fail(struct ml_balance_waiter *w, int reason, const char *why)
@@ -279,8 +324,10 @@ static void waiter_on_fail(struct ml_balance_waiter *w, int reason, const char *
     struct ml_call *call = ML_CONTAINER_OF(w, struct ml_call, waiter);
 
     call_attempt_over(call, ML_ATTEMPT_CONNECT_FAILED, 0);
-    ml_call_unavailable(call, why);
-    call_maybe_done(call);
+    if (!ml_call_retry(call, ML_RETRY_CONNECT_FAILED, -1)) {
+        ml_call_unavailable(call, why);
+    }
+    ml_call_maybe_done(call);
 }
 
 /* The attempt's outcome as upstream says it: :status, grpc-status (trailers, or trailers-only
@@ -320,10 +367,20 @@ static int up_on_headers(void *owner, struct ml_h2_hdrs *hdrs, bool trailers, bo
     if (call->down == NULL) {
         return 0;
     }
+    if (end_stream && call->up_grpc_status >= 0 &&
+        ml_call_retry_wanted(call, ML_RETRY_STATUS, call->up_grpc_status)) {
+        /* A trailers-only answer this call retries on: nothing goes downstream yet; up_on_close
+         * sends the call again, or relays this answer when it cannot go after all. */
+        ml_h2_hdrs_move(&call->resp_trailers, hdrs);
+        call->resp_held = true;
+        call->held_grpc_status = call->up_grpc_status;
+        return 0;
+    }
     /* Relayed as they came; end_stream keeps a trailers-only response trailers-only. */
     if ((rv = ml_h2_stream_respond(call->down, hdrs, end_stream)) < 0) {
-        ML_LOG_INF("call %llu: %s: cannot relay the response headers (%s)",
-                   (unsigned long long)call->id, call->path, strerror(-rv));
+        ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF,
+                       "call %llu: %s: cannot relay the response headers (%s)",
+                       (unsigned long long)call->id, call->path, strerror(-rv));
         return rv; /* h2 resets upstream; our on_close resets downstream */
     }
     call->resp_started = true;
@@ -344,7 +401,8 @@ static int up_on_data(void *owner, const uint8_t *p, size_t n)
     call->moved_ms = ml_time_now_ms();
     if ((rv = ml_buf_append(&call->resp, p, n)) < 0) {
         /* -ENOBUFS would mean the peer ignored our window; -ENOMEM */
-        ML_LOG_INF("call %llu: response body: %s", (unsigned long long)call->id, strerror(-rv));
+        ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF, "call %llu: response body: %s",
+                       (unsigned long long)call->id, strerror(-rv));
         return rv;
     }
     if (call->grpc) {
@@ -364,9 +422,7 @@ static void up_on_end(void *owner)
     }
 }
 
-/* Puts what upstream took of the request body back in front of the rest, for a replay. 0;
- * -ENOMEM (the call cannot go again). */
-static int call_rewind_request(struct ml_call *call)
+int ml_call_rewind_request(struct ml_call *call)
 {
     struct ml_buf all;
     uint8_t scrap[1024];
@@ -424,6 +480,26 @@ static ssize_t up_read(void *owner, uint8_t *buf, size_t cap, bool *eof,
     return (ssize_t)n;
 }
 
+/* A held trailers-only answer (up_on_headers) goes downstream after all: the retry could not
+ * go. */
+static void call_relay_held(struct ml_call *call)
+{
+    struct ml_h2_hdrs h;
+
+    call->resp_held = false;
+    ml_h2_hdrs_init(&h, CONFIG_ML_MAX_HEADER_LIST_BYTES);
+    ml_h2_hdrs_move(&h, &call->resp_trailers);
+    if (call->down != NULL) {
+        if (ml_h2_stream_respond(call->down, &h, true) < 0) {
+            ml_h2_stream_reset(call->down, ML_H2_INTERNAL_ERROR);
+            call->down = NULL;
+        } else {
+            call->resp_started = true;
+        }
+    }
+    ml_h2_hdrs_deinit(&h);
+}
+
 static void up_on_close(void *owner, uint32_t error_code)
 {
     struct ml_call *call = owner;
@@ -434,18 +510,25 @@ static void up_on_close(void *owner, uint32_t error_code)
                  : error_code == ML_H2_REFUSED_STREAM ? ML_ATTEMPT_REFUSED
                                                       : ML_ATTEMPT_RESET,
                  error_code);
-    if (error_code == ML_H2_REFUSED_STREAM && !call->resp_started && !call->no_replay &&
-        call->down != NULL && !call->up_done && call->n_replays < CALL_MAX_REPLAYS &&
-        call_rewind_request(call) == 0) {
-        /* Refused (GOAWAY below its id, or REFUSED_STREAM): the upstream never processed it and
-         * all of it is still here, so it goes again through the pick step: to another host
-         * where there is one (the call's tried set has this one), else on another connection
-         * (the refusing one takes no new streams). Retries go here too (proxy/steps.c). */
-        call->n_replays++;
-        ML_LOG_INF("call %llu: %s: cluster %s refused the stream (GOAWAY): sending it again",
-                   (unsigned long long)call->id, call->path, ml_cluster_name(call->cluster));
-        ml_step_pick.run(call); /* it answers the call itself when it cannot go */
-        call_maybe_done(call);
+    if (call->resp_held) {
+        /* The answer came whole (a trailers-only retryable status): again, or relay it. */
+        call->resp_ended = false;
+        if (ml_call_retry(call, ML_RETRY_STATUS, call->held_grpc_status)) {
+            call->resp_held = false;
+            ml_h2_hdrs_clear(&call->resp_trailers);
+            ml_call_maybe_done(call);
+            return;
+        }
+        call->resp_ended = true;
+        call_relay_held(call);
+    } else if (!call->resp_started &&
+               ml_call_retry(call,
+                             error_code == ML_H2_REFUSED_STREAM ? ML_RETRY_REFUSED : ML_RETRY_RESET,
+                             -1)) {
+        /* Refused (GOAWAY below its id, or REFUSED_STREAM: never processed), or reset and the
+         * route retries on that: it goes again through the pick step, to another host where
+         * there is one (the call's tried set has this one). */
+        ml_call_maybe_done(call);
         return;
     }
     call->up_done = true;
@@ -463,15 +546,17 @@ static void up_on_close(void *owner, uint32_t error_code)
             }
             ml_call_unavailable(call, msg);
         } else if (call->down != NULL) {
-            ML_LOG_INF("call %llu: %s: upstream ended mid-response (0x%x): reset",
-                       (unsigned long long)call->id, call->path, error_code);
+            ml_call_obs_fail(&call->obs, "upstream ended mid-response");
+            ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF,
+                           "call %llu: %s: upstream ended mid-response (0x%x): reset",
+                           (unsigned long long)call->id, call->path, error_code);
             ml_h2_stream_reset(call->down,
                                error_code != ML_H2_NO_ERROR ? error_code : ML_H2_CANCEL);
             call->down = NULL;
         }
     }
     drop_request_body(call);
-    call_maybe_done(call);
+    ml_call_maybe_done(call);
 }
 
 static const struct ml_h2_stream_ops up_ops = {
@@ -506,7 +591,8 @@ static int down_on_data(void *owner, const uint8_t *p, size_t n)
     }
     call->moved_ms = ml_time_now_ms();
     if ((rv = ml_buf_append(&call->req, p, n)) < 0) {
-        ML_LOG_INF("call %llu: request body: %s", (unsigned long long)call->id, strerror(-rv));
+        ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF, "call %llu: request body: %s",
+                       (unsigned long long)call->id, strerror(-rv));
         return rv;
     }
     if (call->up != NULL) {
@@ -570,7 +656,7 @@ static void down_on_close(void *owner, uint32_t error_code)
         call_up_gone(call, ML_ATTEMPT_CANCELLED, ML_H2_CANCEL);
     }
     call->up_done = true;
-    call_maybe_done(call);
+    ml_call_maybe_done(call);
 }
 
 static const struct ml_h2_stream_ops down_ops = {
@@ -627,21 +713,24 @@ static void call_on_expiry(void *user)
     } else {
         call->up_done = true;
         drop_request_body(call);
+        ml_call_obs_fail(&call->obs, msg);
         if (call->down != NULL && call->grpc && call->resp_out <= call->resp_framer.boundary &&
             call_cut_response(call, msg) == 0) {
-            ML_LOG_INF("call %llu: %s: %s after the response started: ended after %llu "
-                       "body bytes",
-                       (unsigned long long)call->id, call->path, msg,
-                       (unsigned long long)call->resp_framer.boundary);
+            ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF,
+                           "call %llu: %s: %s after the response started: ended after %llu "
+                           "body bytes",
+                           (unsigned long long)call->id, call->path, msg,
+                           (unsigned long long)call->resp_framer.boundary);
         } else if (call->down != NULL) {
             /* Part of a message went already: only a reset can end it. */
-            ML_LOG_INF("call %llu: %s: %s after the response started: reset",
-                       (unsigned long long)call->id, call->path, msg);
+            ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF,
+                           "call %llu: %s: %s after the response started: reset",
+                           (unsigned long long)call->id, call->path, msg);
             ml_h2_stream_reset(call->down, ML_H2_CANCEL);
             call->down = NULL;
         }
     }
-    call_maybe_done(call);
+    ml_call_maybe_done(call);
 }
 
 /* The call's deadline: the client's grpc-timeout and the route's timeout, whichever is sooner,
@@ -727,12 +816,14 @@ static void call_on_stall_check(void *user)
         call->up_done = true;
         drop_request_body(call);
         if (call->down != NULL) {
-            ML_LOG_INF("call %llu: %s: %s: reset", (unsigned long long)call->id, call->path, msg);
+            ml_call_obs_fail(&call->obs, msg);
+            ML_LOG_LIMITED(&call->proxy->call_log, ML_LOG_LEVEL_INF, "call %llu: %s: %s: reset",
+                           (unsigned long long)call->id, call->path, msg);
             ml_h2_stream_reset(call->down, ML_H2_CANCEL);
             call->down = NULL;
         }
     }
-    call_maybe_done(call);
+    ml_call_maybe_done(call);
 }
 
 /* Arms the stall check of a call on listener lcfg. 0; -ENOMEM (answered UNAVAILABLE). */
@@ -780,11 +871,12 @@ void ml_call_start(struct ml_proxy *p, struct ml_listener *l, struct ml_h2_strea
     ml_h2_hdrs_init(&call->req_trailers, CONFIG_ML_MAX_HEADER_LIST_BYTES);
     ml_h2_hdrs_init(&call->resp_trailers, CONFIG_ML_MAX_HEADER_LIST_BYTES);
     ml_buf_init(&call->req, CALL_BUFFER_BYTES);
-    ml_buf_init(&call->req_copy, CALL_BUFFER_BYTES);
+    ml_buf_init(&call->req_copy, CALL_RETRY_BUFFER_BYTES);
     ml_buf_init(&call->resp, CALL_BUFFER_BYTES);
     call->resp_limit = UINT64_MAX;
     ml_h2_hdrs_move(&call->req_hdrs, hdrs);
     ml_call_obs_begin(&call->obs, p, call->snap, l->index, &call->req_hdrs);
+    ml_call_obs_client(&call->obs, p, down);
     p->n_live_calls++;
     ml_h2_stream_attach(down, &down_ops, call);
 
@@ -794,5 +886,5 @@ void ml_call_start(struct ml_proxy *p, struct ml_listener *l, struct ml_h2_strea
     ml_call_steps_run(call); /* route, deadline, pick: proxy/steps.c */
     /* Every way out, once: an answer that could not be sent (ENOMEM) reset the downstream
      * stream, whose on_close then never runs, so nothing else would free the call. */
-    call_maybe_done(call);
+    ml_call_maybe_done(call);
 }

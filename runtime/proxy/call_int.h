@@ -23,6 +23,13 @@ struct ml_timer;
 /* Times a call refused by an upstream's GOAWAY (never processed) is sent again elsewhere. */
 #define CALL_MAX_REPLAYS 2
 
+/* Request bytes kept for sending a call again (a retry, a GOAWAY replay): Kconfig's
+ * ML_RETRY_BUFFER_BYTES, never more than one call buffer (a rewind puts them back in front of
+ * what the window lets come, CALL_BUFFER_BYTES at most, in twice a buffer). */
+#define CALL_RETRY_BUFFER_BYTES                                                                    \
+    (CONFIG_ML_RETRY_BUFFER_BYTES < CALL_BUFFER_BYTES ? CONFIG_ML_RETRY_BUFFER_BYTES               \
+                                                      : CALL_BUFFER_BYTES)
+
 /* :path kept for logs and status messages; longer ones are cut. */
 #define CALL_PATH_MAX 200
 
@@ -79,6 +86,16 @@ struct ml_call {
     struct ml_lb_tried tried; /* hosts of call->cluster it was sent to (replays go elsewhere) */
     int up_grpc_status;       /* the attempt's grpc-status from upstream; -1: none (yet) */
     int up_http_status;       /* the attempt's :status from upstream; 0: none (yet) */
+    /* Retries (step_retry.c), fault injection (step_fault.c). */
+    uint8_t n_attempts;    /* upstream streams opened (grpc-previous-rpc-attempts) */
+    uint8_t n_retries;     /* retries after a failed attempt (route retries) */
+    bool retrying;         /* holds one of its cluster's max_retries until the attempt ends */
+    bool resp_held;        /* a trailers-only answer that may be retried waits in resp_trailers
+                              instead of going downstream */
+    int held_grpc_status;  /* its grpc-status */
+    int fault_abort;       /* step_fault: the gRPC status to end the call with after the delay;
+                              0: none */
+    struct ml_timer *hold; /* a retry's backoff or a fault delay (never both at once) */
     char path[CALL_PATH_MAX + 1];
 };
 
@@ -87,7 +104,8 @@ struct ml_call {
  * msg as the body); once the response started, a reset. */
 void ml_call_answer(struct ml_call *call, int grpc_status, int http_status, const char *msg);
 void ml_call_unavailable(struct ml_call *call, const char *msg);
-/* Opens the upstream stream on conn (the balance's pick). 0; else the call was answered. */
+/* Opens the upstream stream on conn (the balance's pick). 0 (open, or sent to the pick again: the
+ * connection could not take it); else the call was answered. */
 int ml_call_open_upstream(struct ml_call *call, struct ml_h2_conn *conn);
 /* The call's deadline from route and grpc-timeout. 0; else the call was answered. */
 int ml_call_arm_deadline(struct ml_call *call, const struct ml_cfg_route *route);
@@ -96,5 +114,13 @@ int ml_call_arm_deadline(struct ml_call *call, const struct ml_cfg_route *route)
 struct ml_slice ml_call_header(const struct ml_call *call, const char *name);
 /* The listener's stream_stall_timeout check. 0; else the call was answered. */
 int ml_call_arm_stall(struct ml_call *call, const struct ml_cfg_listener *lcfg);
+/* The call is freed at the end of the event once nothing holds it (after a step that waited
+ * answered it, or a retry could not go). */
+void ml_call_maybe_done(struct ml_call *call);
+/* Puts what upstream took of the request body back in front of the rest, for sending the call
+ * again. 0; -ENOMEM (the call cannot go again). */
+int ml_call_rewind_request(struct ml_call *call);
+/* The HTTP status for meshlet's own answer with grpc_status, to a plain HTTP client. */
+int ml_call_http_status(int grpc_status);
 
 #endif

@@ -7,6 +7,7 @@
 #include "core/loop.h"
 #include "core/stats.h"
 #include "core/timer.h"
+#include "h2/h2.h"
 #include "h2/hdrs.h"
 #include "proxy/proxy_int.h"
 
@@ -64,6 +65,11 @@ struct ml_balance *ml_proxy_balance(const struct ml_proxy *p)
     return p->balance;
 }
 
+void ml_proxy_endpoints(const struct ml_proxy *p, uint32_t *healthy, uint32_t *total)
+{
+    ml_balance_endpoints(p->balance, healthy, total);
+}
+
 const struct ml_snapshot *ml_proxy_snapshot(const struct ml_proxy *p)
 {
     return p->snap;
@@ -91,6 +97,46 @@ static void copy_field(char *dst, size_t cap, const struct ml_h2_hdrs *h, const 
     }
 }
 
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static bool is_hex(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* x-request-id as sent (cut), else the trace id of a W3C traceparent
+ * ("VV-<32 hex trace id>-<16 hex parent id>-FF"), else "". */
+static void request_id(char *dst, size_t cap, const struct ml_h2_hdrs *h)
+{
+    int i = ml_h2_hdrs_find(h, "x-request-id", 0);
+    struct ml_slice v;
+
+    dst[0] = '\0';
+    if (i >= 0) {
+        v = ml_h2_hdrs_value(h, (uint32_t)i);
+        snprintf(dst, cap, "%.*s", (int)v.n, (const char *)v.p);
+        return;
+    }
+    if ((i = ml_h2_hdrs_find(h, "traceparent", 0)) < 0) {
+        return;
+    }
+    v = ml_h2_hdrs_value(h, (uint32_t)i);
+    if (v.n >= 55 && is_hex(v.p, 2) && v.p[2] == '-' && is_hex(v.p + 3, 32) && v.p[35] == '-') {
+        snprintf(dst, cap, "%.32s", (const char *)v.p + 3);
+    }
+}
+
 void ml_call_obs_begin(struct ml_call_obs *o, struct ml_proxy *p, const struct ml_snapshot *snap,
                        int listener, const struct ml_h2_hdrs *req)
 {
@@ -106,6 +152,24 @@ void ml_call_obs_begin(struct ml_call_obs *o, struct ml_proxy *p, const struct m
     if (o->authority[0] == '\0') {
         copy_field(o->authority, sizeof(o->authority), req, "host");
     }
+    if (ml_access_log_enabled(p->access_log)) {
+        o->start_us = now_us();
+        request_id(o->request_id, sizeof(o->request_id), req);
+    }
+}
+
+void ml_call_obs_client(struct ml_call_obs *o, struct ml_proxy *p, const struct ml_h2_stream *down)
+{
+    if (ml_access_log_enabled(p->access_log)) {
+        ml_h2_conn_peer_text(ml_h2_stream_conn(down), o->client, sizeof(o->client));
+    }
+}
+
+void ml_call_obs_fail(struct ml_call_obs *o, const char *reason)
+{
+    if (o->reason[0] == '\0') {
+        snprintf(o->reason, sizeof(o->reason), "%s", reason);
+    }
 }
 
 void ml_call_obs_route(struct ml_call_obs *o, struct ml_proxy *p, int route,
@@ -116,6 +180,9 @@ void ml_call_obs_route(struct ml_call_obs *o, struct ml_proxy *p, int route,
 
 void ml_call_obs_endpoint(struct ml_call_obs *o, struct ml_proxy *p, int endpoint)
 {
+    if (o->start_us != 0 && o->upstream_start_us == 0) {
+        o->upstream_start_us = now_us(); /* the first pick: a retry's time counts too */
+    }
     ml_stats_call_endpoint(o->stats, &o->sc, endpoint);
 }
 
@@ -158,15 +225,16 @@ void ml_call_obs_answer(struct ml_call_obs *o, bool grpc, int grpc_status, int h
     o->http_status = grpc ? 200 : http_status;
 }
 
-static void write_line(struct ml_call_obs *o, struct ml_proxy *p, const char *path,
-                       uint64_t duration_ms)
+static void write_line(struct ml_call_obs *o, struct ml_proxy *p, const char *path)
 {
     const struct ml_snapshot *snap = o->snap; /* the call's own: names as it started */
     const struct ml_stats_call *sc = &o->sc;
-    char line[ML_ACCESS_LOG_LINE_MAX], ts[40], num[24];
+    struct ml_access_line line;
     const char *upstream = NULL;
+    uint64_t end_us = now_us();
+    char ts[40];
     struct tm tm;
-    size_t n = 0, k;
+    size_t k;
 
     gmtime_r(&o->start_wall.tv_sec, &tm);
     k = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
@@ -176,37 +244,29 @@ static void write_line(struct ml_call_obs *o, struct ml_proxy *p, const char *pa
         (uint32_t)sc->endpoint < snap->clusters[sc->cluster].n_endpoints) {
         upstream = snap->clusters[sc->cluster].endpoints[sc->endpoint].addr.text;
     }
-    line[0] = '\0';
-    n = ml_logfmt_add(line, n, sizeof(line), "ts", ts);
-    n = ml_logfmt_add(line, n, sizeof(line), "method", o->method);
-    n = ml_logfmt_add(line, n, sizeof(line), "path", path);
-    n = ml_logfmt_add(line, n, sizeof(line), "authority", o->authority);
-    if (o->grpc_status >= 0) {
-        snprintf(num, sizeof(num), "%d", o->grpc_status);
-    } else {
-        num[0] = '\0';
-    }
-    n = ml_logfmt_add(line, n, sizeof(line), "grpc_status", num);
-    if (o->http_status > 0) {
-        snprintf(num, sizeof(num), "%d", o->http_status);
-    } else {
-        num[0] = '\0';
-    }
-    n = ml_logfmt_add(line, n, sizeof(line), "http_status", num);
-    snprintf(num, sizeof(num), "%llu", (unsigned long long)duration_ms);
-    n = ml_logfmt_add(line, n, sizeof(line), "duration_ms", num);
-    n = ml_logfmt_add(line, n, sizeof(line), "upstream", upstream);
-    snprintf(num, sizeof(num), "%llu", (unsigned long long)o->bytes_in);
-    n = ml_logfmt_add(line, n, sizeof(line), "bytes_in", num);
-    snprintf(num, sizeof(num), "%llu", (unsigned long long)o->bytes_out);
-    n = ml_logfmt_add(line, n, sizeof(line), "bytes_out", num);
-    n = ml_logfmt_add(line, n, sizeof(line), "listener",
-                      sc->listener >= 0 ? snap->listeners[sc->listener].name : NULL);
-    n = ml_logfmt_add(line, n, sizeof(line), "route",
-                      sc->route >= 0 ? snap->routes[sc->route].name : NULL);
-    n = ml_logfmt_add(line, n, sizeof(line), "cluster",
-                      sc->cluster >= 0 ? snap->clusters[sc->cluster].name : NULL);
-    ml_access_log_write(p->access_log, line, n);
+    ml_access_line_begin(&line, p->access_log);
+    ml_access_line_str(&line, "ts", ts);
+    ml_access_line_str(&line, "client", o->client);
+    ml_access_line_str(&line, "request_id", o->request_id);
+    ml_access_line_str(&line, "method", o->method);
+    ml_access_line_str(&line, "path", path);
+    ml_access_line_str(&line, "authority", o->authority);
+    ml_access_line_int_or_none(&line, "grpc_status", o->grpc_status, o->grpc_status >= 0);
+    ml_access_line_int_or_none(&line, "http_status", o->http_status, o->http_status > 0);
+    ml_access_line_str(&line, "reason", o->reason);
+    ml_access_line_uint(&line, "duration_us", end_us - o->start_us);
+    ml_access_line_int_or_none(
+        &line, "upstream_us", o->upstream_start_us != 0 ? (long)(end_us - o->upstream_start_us) : 0,
+        o->upstream_start_us != 0);
+    ml_access_line_str(&line, "upstream", upstream);
+    ml_access_line_uint(&line, "bytes_in", o->bytes_in);
+    ml_access_line_uint(&line, "bytes_out", o->bytes_out);
+    ml_access_line_str(&line, "listener",
+                       sc->listener >= 0 ? snap->listeners[sc->listener].name : NULL);
+    ml_access_line_str(&line, "route", sc->route >= 0 ? snap->routes[sc->route].name : NULL);
+    ml_access_line_str(&line, "cluster",
+                       sc->cluster >= 0 ? snap->clusters[sc->cluster].name : NULL);
+    ml_access_line_write(p->access_log, &line);
 }
 
 void ml_call_obs_end(struct ml_call_obs *o, struct ml_proxy *p, const char *path)
@@ -219,7 +279,7 @@ void ml_call_obs_end(struct ml_call_obs *o, struct ml_proxy *p, const char *path
     o->ended = true;
     duration_ms = ml_time_now_ms() - o->start_ms;
     if (ml_access_log_enabled(p->access_log)) {
-        write_line(o, p, path, duration_ms); /* before stats_call_end resets o->sc */
+        write_line(o, p, path); /* before stats_call_end resets o->sc */
     }
     ml_stats_call_end(o->stats, &o->sc, o->grpc_status, duration_ms, o->bytes_in, o->bytes_out);
     ml_stats_free(o->stats);

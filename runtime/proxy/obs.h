@@ -4,6 +4,7 @@
 #ifndef ML_PROXY_OBS_H
 #define ML_PROXY_OBS_H
 
+#include "core/sock-t.h"
 #include "core/stats-t.h"
 #include "h2/hdrs-t.h"
 
@@ -15,6 +16,10 @@
 struct ml_proxy;
 struct ml_cluster;
 struct ml_snapshot;
+struct ml_h2_stream;
+
+/* Longest request id kept (x-request-id is cut there; a trace id is 32). */
+#define ML_CALL_OBS_ID_MAX 64
 
 /* One call as counted and logged, embedded in the call. */
 struct ml_call_obs {
@@ -31,6 +36,12 @@ struct ml_call_obs {
     bool ended;                     /* ml_call_obs_end ran */
     char method[16];                /* :method, cut */
     char authority[128];            /* :authority (or Host), cut */
+    /* The access log's (filled only while it is on): */
+    uint64_t start_us;                       /* monotonic µs at the request headers */
+    uint64_t upstream_start_us;              /* at the endpoint's pick; 0: none */
+    char client[ML_SOCK_ADDR_TEXT_MAX];      /* downstream peer "IP:PORT" */
+    char request_id[ML_CALL_OBS_ID_MAX + 1]; /* x-request-id, else traceparent's trace id */
+    char reason[160];                        /* why meshlet failed the call; "" = it did not */
 };
 
 /* Called by ml_proxy_new / ml_proxy_free: the stats, the access log ([node] access_log; SIGUSR1
@@ -44,6 +55,8 @@ const struct ml_stats *ml_proxy_stats(const struct ml_proxy *p);
 const struct ml_snapshot *ml_proxy_snapshot(const struct ml_proxy *p);
 /* The clusters in force (admin /clusters); NULL before any. */
 struct ml_balance *ml_proxy_balance(const struct ml_proxy *p);
+/* The endpoints in force, and of those the healthy ones (balance/balance.h), for the fleet. */
+void ml_proxy_endpoints(const struct ml_proxy *p, uint32_t *healthy, uint32_t *total);
 /* true once the configuration is applied and every listener is bound (and while it stays so). */
 bool ml_proxy_ready(const struct ml_proxy *p);
 
@@ -56,6 +69,10 @@ void ml_call_obs_route(struct ml_call_obs *o, struct ml_proxy *p, int route,
 void ml_call_obs_endpoint(struct ml_call_obs *o, struct ml_proxy *p, int endpoint);
 /* A header block relayed downstream (response headers or trailers): :status, grpc-status. */
 void ml_call_obs_headers(struct ml_call_obs *o, const struct ml_h2_hdrs *h);
+/* The downstream peer (for the access log's client=). */
+void ml_call_obs_client(struct ml_call_obs *o, struct ml_proxy *p, const struct ml_h2_stream *down);
+/* Why meshlet failed the call (answered it with an error, or reset it): the first reason stays. */
+void ml_call_obs_fail(struct ml_call_obs *o, const char *reason);
 /* meshlet answered the call itself. */
 void ml_call_obs_answer(struct ml_call_obs *o, bool grpc, int grpc_status, int http_status);
 static inline void ml_call_obs_bytes_in(struct ml_call_obs *o, size_t n)

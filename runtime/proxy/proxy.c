@@ -577,6 +577,8 @@ void ml_proxy_free(struct ml_proxy *p)
     ml_timer_free(p->drain);
     p->drain = NULL;
     p->draining = false;
+    ml_rate_limits_free(p->rate_limits);
+    p->rate_limits = NULL;
     /* Downstream first: every call loses its client, resets its upstream stream and leaves its
      * pool's queue; then the upstream connections; the deferred work in between frees calls. */
     for (uint32_t i = 0; i < p->n_listeners; i++) {

@@ -5,6 +5,7 @@
 #include "balance/balance-t.h"
 #include "config/snapshot-t.h"
 #include "core/list-t.h"
+#include "core/log.h"
 #include "core/loop-t.h"
 #include "core/rand.h"
 #include "core/sock-t.h"
@@ -56,9 +57,16 @@ struct ml_listener {
 };
 
 struct ml_proxy_change;
+struct ml_rate_limits;
+
+/* step_rate_limit.c: frees the token buckets (ml_proxy_free). NULL is a no-op. */
+void ml_rate_limits_free(struct ml_rate_limits *rl);
 
 struct ml_proxy {
     struct ml_loop *loop;
+    /* Lines about one call (a failure, a reset): within a budget, so a dead backend under load
+     * does not write one per call; the calls are counted in the stats all the same. */
+    struct ml_log_limit call_log;
     struct ml_snapshot *snap; /* the configuration in force (a reference) */
     struct ml_balance *balance;
     struct ml_listener **listeners; /* as snap->listeners; each allocated on its own */
@@ -70,6 +78,7 @@ struct ml_proxy {
     uint64_t call_ids;                /* the last call id given */
     uint64_t n_live_calls;
     struct ml_rand rng;               /* weighted splits, LB policies (core/rand.h) */
+    struct ml_rate_limits *rate_limits; /* step_rate_limit.c: the routes' token buckets */
     struct ml_stats *stats;           /* proxy/obs.c: counters (the admin endpoint reads them) */
     struct ml_access_log *access_log; /* proxy/obs.c: [node] access_log */
     bool draining;                    /* ml_proxy_drain ran: the loop stops once no call is left */

@@ -6,6 +6,8 @@
 #ifndef ML_PROXY_STEP_H
 #define ML_PROXY_STEP_H
 
+#include <stdbool.h>
+
 struct ml_call;
 
 enum ml_step_rv {
@@ -24,8 +26,26 @@ struct ml_step {
 void ml_call_steps_run(struct ml_call *call);
 
 /* The steps (one file each). */
-extern const struct ml_step ml_step_route;    /* step_route.c */
-extern const struct ml_step ml_step_deadline; /* step_deadline.c */
-extern const struct ml_step ml_step_pick;     /* step_pick.c */
+extern const struct ml_step ml_step_health;     /* step_health.c */
+extern const struct ml_step ml_step_route;      /* step_route.c */
+extern const struct ml_step ml_step_deadline;   /* step_deadline.c */
+extern const struct ml_step ml_step_rate_limit; /* step_rate_limit.c */
+extern const struct ml_step ml_step_fault;      /* step_fault.c */
+extern const struct ml_step ml_step_pick;       /* step_pick.c */
+
+/* step_retry.c: not a step before the upstream but the end of an attempt (call.c calls it). */
+enum ml_retry_cause {
+    ML_RETRY_REFUSED,        /* REFUSED_STREAM / GOAWAY: never processed, always sent again */
+    ML_RETRY_RESET,          /* the stream was reset or its connection lost before a response */
+    ML_RETRY_CONNECT_FAILED, /* the host's connection never came up */
+    ML_RETRY_STATUS,         /* a trailers-only answer with a grpc-status */
+};
+/* Whether an attempt ending as cause (grpc_status for ML_RETRY_STATUS) would be sent again,
+ * as things are now: call.c holds a trailers-only answer back when it would. */
+bool ml_call_retry_wanted(const struct ml_call *call, enum ml_retry_cause cause, int grpc_status);
+/* The attempt just ended as cause: true when the call goes again (a replay at once, a retry
+ * after its backoff; the pick step answers it if it then cannot go); false: the caller ends
+ * it (its failure stands). */
+bool ml_call_retry(struct ml_call *call, enum ml_retry_cause cause, int grpc_status);
 
 #endif

@@ -9,6 +9,7 @@
 #include "config/errors.h"
 #include "config/snapshot.h"
 #include "core/alloc.h"
+#include "grpc/health.h"
 #include "meshlet_config.h"
 
 #include <errno.h>
@@ -162,16 +163,11 @@ static void check_snapshot(const struct ml_snapshot *s, size_t n, int rv)
     CHECK(s->n_authz <= CONFIG_ML_MAX_LISTENERS, rv, NULL);
     /* never fail open: what has no code yet is accepted only as off (config/unimplemented.c) */
     CHECK(s->n_authz == 0, rv, NULL);
-    for (uint32_t i = 0; i < s->n_routes; i++) {
-        const struct ml_cfg_route *r = &s->routes[i];
-        CHECK(r->retries == 0 && r->fault_delay_ppm == 0 && r->fault_abort_ppm == 0 &&
-                  !r->fault_headers && r->rate_per_min == 0,
-              rv, NULL);
-    }
     for (uint32_t i = 0; i < s->n_clusters; i++) {
         const struct ml_cfg_cluster *c = &s->clusters[i];
-        CHECK(c->lb == ML_CFG_LB_ROUND_ROBIN && c->dns_host == NULL && c->max_retries == 0 &&
-                  c->health_check == ML_CFG_HEALTH_OFF,
+        CHECK(c->dns_host == NULL, rv, NULL);
+        /* the Check request's bound (grpc/health.h) */
+        CHECK(c->health_service == NULL || strlen(c->health_service) <= ML_GRPC_HEALTH_SERVICE_MAX,
               rv, NULL);
     }
 

@@ -319,16 +319,16 @@ def test_access_log_file_gets_one_logfmt_line_per_call(backends, mesh, workdir):
         assert rec["method"] == "POST" and rec["path"] == f"{ECHO_PREFIX}Say"
         assert rec["authority"] == f"127.0.0.1:{port}"
         assert rec["grpc_status"] == "0" and rec["http_status"] == "200"
-        assert int(rec["duration_ms"]) >= 0
+        assert int(rec["duration_us"]) >= int(rec["upstream_us"]) >= 0
         assert rec["upstream"] == f"127.0.0.1:{b.port}"
         assert rec["bytes_in"] == "6" and rec["bytes_out"] == "9"
         assert (rec["listener"], rec["route"], rec["cluster"]) == ("ingress", "echo", "three")
     last = recs[3]
     assert last["path"] == "/other.Service/Method" and last["grpc_status"] == "12"
     assert last["http_status"] == "200" and last["upstream"] == "-" and last["route"] == "-"
-    assert list(recs[0]) == ["ts", "method", "path", "authority", "grpc_status", "http_status",
-                             "duration_ms", "upstream", "bytes_in", "bytes_out", "listener",
-                             "route", "cluster"]
+    assert list(recs[0]) == ["ts", "client", "request_id", "method", "path", "authority",
+                             "grpc_status", "http_status", "reason", "duration_us", "upstream_us",
+                             "upstream", "bytes_in", "bytes_out", "listener", "route", "cluster"]
 
 
 def test_sigusr1_after_rename_writes_new_lines_to_a_new_file(backends, mesh, workdir):

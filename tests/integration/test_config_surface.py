@@ -41,6 +41,8 @@ EFFECT_TESTS = {
                      "test_log_level_warn_leaves_out_info_lines",
     ("node", "access_log"): "tests/integration/test_admin.py::"
                             "test_access_log_file_gets_one_logfmt_line_per_call",
+    ("node", "access_log_format"): "tests/integration/test_logs.py::"
+                                   "test_access_log_has_client_request_id_reason_and_us_durations",
     ("node", "state_dir"): "tests/integration/test_cli.py::test_run_creates_a_missing_state_dir",
     ("node", "drain_timeout"): "tests/integration/test_deadlines_and_drain.py::"
                                "test_sigterm_resets_calls_still_running_at_drain_timeout",
@@ -102,6 +104,44 @@ EFFECT_TESTS = {
                               "test_a_slow_reader_cannot_take_the_stream_slots_other_clients_need",
     ("cluster", "lb", "random"): "tests/unit/balance/lb_random_test.c::"
                                  "test_random_spreads_picks_by_weight_within_binomial_bounds",
+    ("route", "retry_on"): "tests/integration/test_retries_faults_limits.py::"
+                           "test_a_status_not_in_retry_on_is_relayed_at_once",
+    ("route", "retries"): "tests/integration/test_retries_faults_limits.py::"
+                          "test_a_backend_killed_under_load_costs_no_unary_call",
+    ("route", "retry_backoff"): "tests/integration/test_retries_faults_limits.py::"
+                                "test_retry_backoff_gaps_stay_within_bounds_and_grow_with_the_attempt",
+    ("cluster", "max_retries"): "tests/integration/test_retries_faults_limits.py::"
+                                "test_max_retries_in_flight_stops_retries_and_the_failure_stands",
+    ("route", "fault_abort"): "tests/integration/test_retries_faults_limits.py::"
+                              "test_fault_abort_20_percent_of_2000_calls_lands_in_the_binomial_interval",
+    ("route", "fault_delay"): "tests/integration/test_retries_faults_limits.py::"
+                              "test_fault_delay_holds_its_share_of_calls",
+    ("route", "fault_headers"): "tests/integration/test_retries_faults_limits.py::"
+                                "test_fault_headers_delay_and_abort_one_call",
+    ("route", "rate_limit"): "tests/integration/test_retries_faults_limits.py::"
+                             "test_rate_limit_burst_then_resource_exhausted_then_it_refills",
+    ("cluster", "lb", "least_request"): "tests/integration/test_lb_policies.py::"
+                                        "test_least_request_sends_clearly_fewer_calls_to_a_slow_backend",
+    ("cluster", "lb", "ring_hash"): "tests/integration/test_lb_policies.py::"
+                                    "test_hash_policy_keeps_a_key_on_one_backend_and_moves_about_a_third_when_one_leaves",
+    ("cluster", "lb", "maglev"): "tests/integration/test_lb_policies.py::"
+                                 "test_hash_policy_keeps_a_key_on_one_backend_and_moves_about_a_third_when_one_leaves",
+    ("cluster", "hash"): "tests/integration/test_lb_policies.py::"
+                         "test_hash_policy_keeps_a_key_on_one_backend_and_moves_about_a_third_when_one_leaves",
+    ("cluster", "health_check"): "tests/integration/test_health_checks.py::"
+                                 "test_not_serving_takes_an_endpoint_out_and_serving_brings_it_back",
+    ("cluster", "health_check", "tcp"): "tests/integration/test_health_checks.py::"
+                                        "test_tcp_check_against_a_closed_port_takes_it_out",
+    ("cluster", "health_service"): "tests/integration/test_health_checks.py::"
+                                   "test_health_service_names_the_service_checked",
+    ("cluster", "health_interval"): "tests/integration/test_health_checks.py::"
+                                    "test_checks_come_every_health_interval",
+    ("cluster", "health_timeout"): "tests/integration/test_health_checks.py::"
+                                   "test_a_check_unanswered_within_health_timeout_fails",
+    ("cluster", "healthy_threshold"): "tests/integration/test_health_checks.py::"
+        "test_not_serving_takes_an_endpoint_out_and_serving_brings_it_back",
+    ("cluster", "unhealthy_threshold"): "tests/integration/test_health_checks.py::"
+        "test_not_serving_takes_an_endpoint_out_and_serving_brings_it_back",
     ("cluster", "outlier_errors"): "tests/integration/test_outlier_and_breakers.py::"
         "test_a_killed_backend_is_ejected_after_outlier_errors_and_used_again_once_back",
     ("cluster", "outlier_ejection"): "tests/integration/test_outlier_and_breakers.py::"
@@ -118,7 +158,8 @@ ASKS = {
     ("node", "admin_remote"): [("on", {"admin": "0.0.0.0:15999", "admin_token": str(TOKEN_FILE)})],
     ("node", "admin_token"): [str(TOKEN_FILE)],
     ("node", "log"): ["debug", "warn"],
-    ("node", "access_log"): ["/tmp/meshlet-access.log", "off"],
+    ("node", "access_log"): ["/tmp/meshlet-access.log", "off", "stdout"],
+    ("node", "access_log_format"): ["json", "logfmt"],
     ("node", "state_dir"): ["/tmp/meshlet-state"],
     ("node", "drain_timeout"): ["1s"],
     ("fleet", "url"): ["ws://127.0.0.1:9443/x"],
@@ -294,16 +335,15 @@ def test_version_and_defaults_promise_only_what_works(meshlet):
     # test_hello_says_who_the_node_is_and_status_comes_every_interval compares them)
     r = meshlet("version")
     features = next(line for line in r.stdout.splitlines() if line.startswith("features:"))
-    for absent in ("fault", "rate_limit", "health_check", "lb.ring_hash", "lb.maglev", "dns",
-                   "lb.least_request", "authz"):
+    for absent in ("dns", "authz"):
         assert absent not in features.split(), features
-    assert "lb.round_robin" in features.split(), features
-    assert "lb.random" in features.split(), features
+    for lb in ("round_robin", "random", "least_request", "ring_hash", "maglev"):
+        assert f"lb.{lb}" in features.split(), features
     defaults = meshlet("check", "--defaults").stdout.splitlines()
-    assert "outlier_errors = 5" in defaults and "max_retries = 0" in defaults
+    assert "outlier_errors = 5" in defaults and "max_retries = 3" in defaults
     assert "retries = 0" in defaults and "lb = round_robin" in defaults
     # a key with no off value is printed commented out, saying why
-    assert any(re.match(r"^;retry_on = .*not implemented yet", line) for line in defaults)
+    assert any(re.match(r"^;dns_refresh = .*not implemented yet", line) for line in defaults)
 
 
 # ---- effects no other test showed ---------------------------------------------------------------

@@ -449,9 +449,9 @@ def test_tls_without_ca_needs_no_client_certificate(pb, controller, configs, pki
     ["--listen", "127.0.0.1:1", "--configs", ".", "--ca", "x"],
     ["--listen", "127.0.0.1:1", "--configs", ".", "--bogus"],
 ])
-def test_bad_arguments_exit_2_with_usage(meshlet, args):
+def test_bad_arguments_exit_64_with_usage(meshlet, args):
     r = meshlet("controller", *args)
-    assert r.returncode == 2, r.stderr
+    assert r.returncode == 64, r.stderr  # EX_USAGE
     assert "usage: meshlet controller" in r.stderr
 
 

@@ -5,7 +5,6 @@ bounded poll waits for."""
 
 import concurrent.futures
 import json
-import os
 import socket
 import threading
 import time
@@ -18,7 +17,12 @@ from grpc_peers import SERVICE, channel, ident, unary
 from test_admin import admin_port, get, stats, wait_until
 from test_proxy import CALL_TIMEOUT, proxy, refused_port  # noqa: F401 (a fixture)
 
-os.environ.setdefault("MESHLET_RANDOM_SEED", "8")  # meshlet's jitter, the same every run
+
+
+@pytest.fixture(autouse=True)
+def seeded(monkeypatch):
+    """meshlet's random source (the backoff's jitter) the same every run."""
+    monkeypatch.setenv("MESHLET_RANDOM_SEED", "8")
 
 
 class PortBackend:

@@ -267,6 +267,31 @@ static void test_max_requests_caps_active_calls_and_ending_one_frees_a_place(voi
     ml_snapshot_unref(s);
 }
 
+static void test_max_retries_caps_retries_in_flight(void **state)
+{
+    struct ml_snapshot *s = load(HEAD "[cluster c]\nendpoint = 127.0.0.1:50001\n"
+                                      "max_retries = 2\n");
+    struct ml_cluster *cl;
+    uint32_t ids = 0;
+    struct ml_balance *b;
+    char why[200] = "";
+    (void)state;
+
+    assert_int_equal(ml_balance_new(NULL, s, &ids, &b), 0);
+    cl = ml_balance_cluster(b, 0);
+    assert_int_equal(ml_cluster_retry_begin(cl, why, sizeof(why)), 0);
+    assert_int_equal(ml_cluster_retry_begin(cl, why, sizeof(why)), 0);
+    assert_int_equal(ml_cluster_retry_begin(cl, why, sizeof(why)), -EBUSY);
+    assert_non_null(strstr(why, "max_retries (2)"));
+    ml_cluster_retry_end(cl); /* a retried attempt is over: room for one */
+    assert_int_equal(ml_cluster_retry_begin(cl, why, sizeof(why)), 0);
+    assert_int_equal(ml_cluster_retry_begin(cl, why, sizeof(why)), -EBUSY);
+    ml_cluster_retry_end(cl);
+    ml_cluster_retry_end(cl);
+    ml_balance_free(b);
+    ml_snapshot_unref(s);
+}
+
 static void test_pending_cap_refuses_without_queueing(void **state)
 {
     struct ml_snapshot *s = load(HEAD "[cluster c]\nmax_pending = 0\n"
@@ -475,6 +500,7 @@ int main(void)
         T(test_clusters_keep_their_own_round_robin),
         T(test_cluster_without_endpoints_is_enoent),
         T(test_max_requests_caps_active_calls_and_ending_one_frees_a_place),
+        T(test_max_retries_caps_retries_in_flight),
         T(test_pending_cap_refuses_without_queueing),
         T(test_each_failing_allocation_in_balance_new_is_enomem),
         T(test_prepare_shares_pools_by_cluster_name_and_address),

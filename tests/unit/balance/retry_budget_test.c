@@ -1,11 +1,10 @@
-/* balance/balance.c's retry budget (max_retries): ml_cluster_retry_take admits retries while
+/* balance/balance.c's retry budget (max_retries): ml_cluster_retry_begin admits retries while
  * fewer than max_retries are in flight on the cluster, refuses the next one naming the limit and
- * counts it; a release gives the slot back. The retry code (route retries) is its user. */
+ * counts it (per cluster, as a circuit-breaker trip); an end gives the slot back. */
 #include "balance/balance.h"
 
 #include "config/errors.h"
 #include "config/snapshot.h"
-#include "config/unimplemented.h"
 #include "core/stats.h"
 
 #include <errno.h>
@@ -17,29 +16,6 @@
 #include <string.h>
 
 #include <cmocka.h>
-
-/* Link seam: max_retries is refused by this version's config check until retries exist
- * (config/unimplemented.c); the budget itself is built already, so this empty table lets a
- * config with it load. */
-bool ml_config_unimplemented(int key, const char **off_text)
-{
-    (void)key;
-    (void)off_text;
-    return false;
-}
-
-bool ml_config_unimplemented_is_off(int key, const void *obj)
-{
-    (void)key;
-    (void)obj;
-    return true;
-}
-
-bool ml_config_kind_unimplemented(enum ml_config_kind kind)
-{
-    (void)kind;
-    return false;
-}
 
 static struct ml_snapshot *load(const char *text)
 {
@@ -62,7 +38,7 @@ static void test_max_retries_in_flight_then_refused_and_counted(void **state)
     struct ml_snapshot *s = load("[listener l]\nbind = 127.0.0.1:15001\n"
                                  "[route r]\nlistener = l\nto = c\n"
                                  "[cluster c]\nmax_retries = 2\nendpoint = 127.0.0.1:50001\n"
-                                 "[cluster d]\nendpoint = 127.0.0.1:50002\n");
+                                 "[cluster d]\nmax_retries = 0\nendpoint = 127.0.0.1:50002\n");
     struct ml_stats *st = ml_stats_new(s);
     uint32_t ids = 0;
     struct ml_balance *b;
@@ -74,20 +50,19 @@ static void test_max_retries_in_flight_then_refused_and_counted(void **state)
     ml_balance_set_stats(b, st);
     c = ml_balance_cluster(b, 0);
     d = ml_balance_cluster(b, 1);
-    assert_int_equal(ml_cluster_retry_take(c, why, sizeof(why)), 0);
-    assert_int_equal(ml_cluster_retry_take(c, why, sizeof(why)), 0);
-    assert_int_equal(ml_cluster_retry_take(c, why, sizeof(why)), -EBUSY);
+    assert_int_equal(ml_cluster_retry_begin(c, why, sizeof(why)), 0);
+    assert_int_equal(ml_cluster_retry_begin(c, why, sizeof(why)), 0);
+    assert_int_equal(ml_cluster_retry_begin(c, why, sizeof(why)), -EBUSY);
     assert_string_equal(why, "cluster c: max_retries (2) retries in flight");
-    /* per cluster: d has its own (its default, 0, admits none) */
-    assert_int_equal(ml_cluster_retry_take(d, why, sizeof(why)), -EBUSY);
-    ml_cluster_retry_release(c);
-    assert_int_equal(ml_cluster_retry_take(c, why, sizeof(why)), 0);
-    ml_cluster_retry_release(c);
-    ml_cluster_retry_release(c);
-    ml_cluster_retry_release(c); /* one too many: stays at 0 */
-    assert_int_equal(ml_cluster_retry_take(c, why, sizeof(why)), 0);
-    assert_int_equal(ml_cluster_retry_take(c, why, sizeof(why)), 0);
-    assert_int_equal(ml_cluster_retry_take(c, why, sizeof(why)), -EBUSY);
+    /* per cluster: d has its own (0 admits none) */
+    assert_int_equal(ml_cluster_retry_begin(d, why, sizeof(why)), -EBUSY);
+    ml_cluster_retry_end(c);
+    assert_int_equal(ml_cluster_retry_begin(c, why, sizeof(why)), 0);
+    ml_cluster_retry_end(c);
+    ml_cluster_retry_end(c);
+    assert_int_equal(ml_cluster_retry_begin(c, why, sizeof(why)), 0);
+    assert_int_equal(ml_cluster_retry_begin(c, why, sizeof(why)), 0);
+    assert_int_equal(ml_cluster_retry_begin(c, why, sizeof(why)), -EBUSY);
     assert_true(ml_stats_render_text(st, text, sizeof(text)) > 0);
     assert_non_null(strstr(text, "cluster.c.upstream_cb_max_retries 2\n"));
     assert_non_null(strstr(text, "cluster.d.upstream_cb_max_retries 1\n"));

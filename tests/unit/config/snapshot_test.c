@@ -316,7 +316,7 @@ static void test_sections_with_only_required_keys_get_the_documented_defaults(vo
     assert_int_equal(c->max_streams_per_connection, 100);
     assert_int_equal(c->max_pending, 128); /* a cold burst of 100 streams waits */
     assert_int_equal(c->max_requests, 256);
-    assert_int_equal(c->max_retries, 0); /* none until retries exist */
+    assert_int_equal(c->max_retries, 3); /* retries in flight, whole cluster */
 
     /* and the rest of schema.def's defaults */
     assert_int_equal(l->max_connections, 64);

@@ -75,7 +75,7 @@ static void test_every_off_value_is_accepted(void **state)
         }
         n++;
     }
-    assert_true(n > 0); /* fewer as features land: at least the loop tried one */
+    assert_true(n >= 1); /* the table shrinks as features land */
 }
 
 static void test_an_asking_value_is_refused_on_its_line(void **state)
@@ -83,19 +83,11 @@ static void test_an_asking_value_is_refused_on_its_line(void **state)
     char errs[1024];
     (void)state;
 
-    /* BASE is 7 lines: [route r2] is line 8, retries line 11 */
+    /* BASE is 7 lines: [cluster c2] is line 8, dns_refresh line 10 */
     assert_int_not_equal(
-        load("[route r2]\nlistener = l\nto = c\nretries = 2\n", errs, sizeof(errs)), 0);
-    assert_string_equal(errs, "t:11: [route r2] retries: expected 0 (off): not implemented in this "
-                              "version, got \"2\"");
-    assert_int_not_equal(
-        load("[cluster c2]\nendpoint = 127.0.0.1:50052\nlb = maglev\n", errs, sizeof(errs)), 0);
-    assert_string_equal(errs, "t:10: [cluster c2] lb: expected round_robin: not implemented in "
-                              "this version, got \"maglev\"");
-    assert_int_not_equal(load("[cluster c2]\nendpoint = 127.0.0.1:50052\nhealth_interval = 5s\n",
-                              errs, sizeof(errs)),
-                         0);
-    assert_string_equal(errs, "t:10: [cluster c2] health_interval: expected this key left out: "
+        load("[cluster c2]\nendpoint = 127.0.0.1:50052\ndns_refresh = 5s\n", errs, sizeof(errs)),
+        0);
+    assert_string_equal(errs, "t:10: [cluster c2] dns_refresh: expected this key left out: "
                               "not implemented in this version, got \"5s\"");
 }
 

@@ -304,6 +304,34 @@ static void test_each_failing_allocation_in_next_gives_null_and_no_leak(void **s
     ml_snapshot_unref(s1);
 }
 
+static void test_route_events_are_counted_per_route_in_text_and_prometheus(void **state)
+{
+    struct ml_snapshot *snap = load();
+    struct ml_stats *st = ml_stats_new(snap);
+    char out[32768];
+    (void)state;
+
+    assert_non_null(st);
+    ml_stats_route(st, 0, ML_STATS_ROUTE_RETRY);
+    ml_stats_route(st, 0, ML_STATS_ROUTE_RETRY);
+    ml_stats_route(st, 0, ML_STATS_ROUTE_RATE_LIMITED);
+    ml_stats_route(st, -1, ML_STATS_ROUTE_RETRY); /* no route: nowhere */
+    ml_stats_route(st, 7, ML_STATS_ROUTE_RETRY);
+    ml_stats_route(NULL, 0, ML_STATS_ROUTE_RETRY);
+    assert_true(ml_stats_render_text(st, out, sizeof(out)) > 0);
+    expect_line(out, "route.echo.rq_retry 2");
+    expect_line(out, "route.echo.rq_retry_overflow 0");
+    expect_line(out, "route.echo.rq_fault_delayed 0");
+    expect_line(out, "route.echo.rq_fault_aborted 0");
+    expect_line(out, "route.echo.rq_rate_limited 1");
+    assert_true(ml_stats_render_prometheus(st, out, sizeof(out)) > 0);
+    expect_line(out, "# TYPE meshlet_route_rq_retry_total counter");
+    expect_line(out, "meshlet_route_rq_retry_total{route=\"echo\"} 2");
+    expect_line(out, "meshlet_route_rq_rate_limited_total{route=\"echo\"} 1");
+    ml_stats_free(st);
+    ml_snapshot_unref(snap);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -316,6 +344,7 @@ int main(void)
         T(test_next_carries_the_counters_of_names_that_remain),
         T(test_a_call_in_flight_ends_where_it_started_after_next),
         T(test_each_failing_allocation_in_next_gives_null_and_no_leak),
+        T(test_route_events_are_counted_per_route_in_text_and_prometheus),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
