@@ -30,6 +30,9 @@ PKGS=(
 	python3-grpcio python3-pytest python3-websockets nghttp2-client python3-h2
 	# strace stalls a save (fsync) to test SIGTERM during it: test_state_dir_trust
 	strace
+	# the admin page is loaded in headless Chromium (test_admin_page); promtool checks the
+	# Prometheus exposition and runtime/admin/alerts.yml (test_prometheus)
+	chromium prometheus
 	# firmware/deps/fetch.sh: apt-get source needs dpkg-dev; patch applies
 	# Debian's patches; xz/bzip2 unpack the tarballs; CA certificates for apt
 	dpkg-dev patch xz-utils bzip2 ca-certificates

@@ -6,6 +6,8 @@
 #include "admin/admin_int.h"
 #include "admin/clusters.h"
 #include "admin/guard.h"
+#include "admin/info.h"
+#include "admin/page.h"
 #include "config/snapshot-t.h"
 #include "core/alloc.h"
 #include "core/fd_budget.h"
@@ -26,9 +28,14 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Written per WRITEABLE callback. */
+/* Written per WRITEABLE callback; a streamed rendering is made this much at a time. */
 #define ADMIN_CHUNK_BYTES 16384
-/* First try at a stats rendering; doubled up to ML_ADMIN_MAX_RESPONSE_BYTES. */
+_Static_assert(ADMIN_CHUNK_BYTES >= ML_STATS_ITEM_MAX_BYTES,
+               "a chunk must hold any one piece of a stats rendering");
+/* Room for a chunk's size line ("3fff\r\n") before its data and "\r\n" after. */
+#define ADMIN_CHUNK_FRAME_BYTES 16
+/* The small bodies built whole: /fleet, /server_info. (What follows the streamed stats, the
+ * node's and admin's counters and the info and process metrics, goes in one chunk.) */
 #define ADMIN_FIRST_BYTES 16384
 
 struct response {
@@ -39,6 +46,9 @@ struct response {
     char version[ML_CFG_VERSION_MAX + 1]; /* X-Meshlet-Config-Version; "" = none */
     bool challenge;                       /* a 401: say WWW-Authenticate: Bearer */
     bool json;                            /* the query asked ?format=json (/clusters) */
+    bool stream;                          /* no body: the stats in fmt, streamed (chunked) */
+    enum ml_stats_format fmt;
+    bool no_store; /* say Cache-Control: no-store (live data) */
 };
 
 /* POST /config requests waiting for the node's answer at once; more get 503. */
@@ -82,6 +92,16 @@ struct session {
     bool req_too_big;        /* over CONFIG_ML_MAX_CONFIG_BYTES: answered 413 */
     unsigned int token;      /* waiting for the node's answer; 0: not */
     struct response *answer; /* the node's answer, to send when writeable (ml_malloc) */
+    bool head;               /* a HEAD request: the headers of its GET, no body */
+    bool finish;             /* the headers are out and there is no body: the request is done */
+    /* A streamed stats response, chunked: rendered a piece at a time from st, a reference to
+     * the table that was current when it started; a hot apply mid-stream ends it unfinished
+     * (the names it renders belong to the snapshot that went). */
+    struct ml_stats *st; /* NULL: none */
+    enum ml_stats_format fmt;
+    struct ml_stats_cursor cur;
+    bool tail_sent; /* the node's and the admin's lines after the stats */
+    uint8_t *chunk; /* LWS_PRE + frame + ADMIN_CHUNK_BYTES (ml_malloc) */
 };
 
 static void session_drop(struct session *s)
@@ -89,6 +109,11 @@ static void session_drop(struct session *s)
     ml_free(s->body);
     s->body = NULL;
     s->len = s->sent = 0;
+    ml_stats_free(s->st);
+    s->st = NULL;
+    ml_free(s->chunk);
+    s->chunk = NULL;
+    s->finish = false;
 }
 
 /* Forgets the POST of s: its request body, and its slot (a later answer is dropped). */
@@ -161,48 +186,67 @@ static long render_admin(const struct ml_admin *a, bool prometheus, char *out, s
     return n < 0 || (size_t)n >= cap ? -ENOBUFS : n;
 }
 
-static bool respond_stats(struct ml_admin *a, struct response *r, render_fn *render,
+/* The stats in fmt: streamed by write_chunk once the headers are out. */
+static bool respond_stats(struct ml_admin *a, struct response *r, enum ml_stats_format fmt,
                           const char *content_type)
 {
-    const struct ml_stats *st = a->proxy != NULL ? ml_proxy_stats(a->proxy) : NULL;
-    size_t cap = ADMIN_FIRST_BYTES;
-    long n;
-
-    if (st == NULL) {
+    if (a->proxy == NULL || ml_proxy_stats(a->proxy) == NULL) {
         return respond_text(r, 503, "not ready: no configuration is applied\n");
-    }
-    for (;;) {
-        if ((r->body = ml_malloc(cap)) == NULL) {
-            return false;
-        }
-        if ((n = render(st, r->body, cap)) >= 0) {
-            long m = 0;
-            if (a->hooks != NULL && a->hooks->render_stats != NULL) {
-                m = a->hooks->render_stats(a->hooks_user, render == ml_stats_render_prometheus,
-                                           r->body + n, cap - (size_t)n);
-            }
-            if (m >= 0) {
-                n += m;
-                m = render_admin(a, render == ml_stats_render_prometheus, r->body + n,
-                                 cap - (size_t)n);
-            }
-            if (m >= 0) {
-                n += m;
-                break;
-            }
-        }
-        ml_free(r->body);
-        r->body = NULL;
-        if (cap >= ML_ADMIN_MAX_RESPONSE_BYTES) {
-            ML_LOG_WRN("admin: the stats do not fit in %u bytes (ML_ADMIN_MAX_RESPONSE_BYTES)",
-                       (unsigned)ML_ADMIN_MAX_RESPONSE_BYTES);
-            return respond_text(r, 500, "the stats are larger than ML_ADMIN_MAX_RESPONSE_BYTES\n");
-        }
-        cap *= 2;
     }
     r->status = 200;
     r->content_type = content_type;
+    r->stream = true;
+    r->fmt = fmt;
+    r->no_store = true;
+    return true;
+}
+
+/* What the node says of itself, or what the snapshot knows without a node (tests). */
+static void node_info(struct ml_admin *a, struct ml_admin_node_info *ni)
+{
+    const struct ml_snapshot *snap = a->proxy != NULL ? ml_proxy_snapshot(a->proxy) : NULL;
+
+    memset(ni, 0, sizeof(*ni));
+    ni->id = snap != NULL ? snap->node.id : "";
+    ni->config_version = snap != NULL ? snap->version : "";
+    ni->config_source = "unknown";
+    if (a->hooks != NULL && a->hooks->node_info != NULL) {
+        a->hooks->node_info(a->hooks_user, ni);
+    }
+}
+
+static bool respond_server_info(struct ml_admin *a, struct response *r)
+{
+    struct ml_admin_node_info ni;
+    long n;
+
+    node_info(a, &ni);
+    if ((r->body = ml_malloc(ADMIN_FIRST_BYTES)) == NULL) {
+        return false;
+    }
+    if ((n = ml_admin_render_server_info(&ni, r->body, ADMIN_FIRST_BYTES)) < 0) {
+        ml_free(r->body);
+        r->body = NULL;
+        return respond_text(r, 500, "the server info does not fit\n");
+    }
+    r->status = 200;
+    r->content_type = "application/json";
     r->len = (size_t)n;
+    r->no_store = true;
+    return true;
+}
+
+static bool respond_page(struct response *r)
+{
+    size_t n = strlen(ml_admin_page_html);
+
+    if ((r->body = ml_malloc(n + 1)) == NULL) {
+        return false;
+    }
+    memcpy(r->body, ml_admin_page_html, n + 1);
+    r->len = n;
+    r->status = 200;
+    r->content_type = "text/html; charset=utf-8";
     return true;
 }
 
@@ -237,7 +281,7 @@ static bool respond_clusters(struct ml_admin *a, struct response *r)
         return respond_text(r, 503, "not ready: no configuration is applied\n");
     }
     if (n == -ENOBUFS) {
-        return respond_text(r, 500, "/clusters is larger than ML_ADMIN_MAX_RESPONSE_BYTES\n");
+        return respond_text(r, 500, "/clusters is larger than ML_ADMIN_CLUSTERS_MAX_BYTES\n");
     }
     if (n < 0) {
         return false;
@@ -260,17 +304,29 @@ static bool route(struct ml_admin *a, const char *path, struct response *r)
         }
         return respond_text(r, 503, "not ready\n");
     }
+    if (strcmp(path, "/") == 0) {
+        return respond_page(r);
+    }
+    if (strcmp(path, "/server_info") == 0) {
+        return respond_server_info(a, r);
+    }
     if (strcmp(path, "/stats") == 0) {
-        return respond_stats(a, r, ml_stats_render_text, "text/plain; charset=utf-8");
+        return respond_stats(a, r, ML_STATS_TEXT, "text/plain; charset=utf-8");
+    }
+    if (strcmp(path, "/stats.json") == 0) {
+        return respond_stats(a, r, ML_STATS_JSON, "application/json");
     }
     if (strcmp(path, "/stats/prometheus") == 0) {
-        return respond_stats(a, r, ml_stats_render_prometheus,
-                             "text/plain; version=0.0.4; charset=utf-8");
+        return respond_stats(a, r, ML_STATS_PROMETHEUS, "text/plain; version=0.0.4; charset=utf-8");
     }
     if (strcmp(path, "/config") == 0) {
         return respond_config(a, r);
     }
     if (strcmp(path, "/clusters") == 0) {
+        return respond_clusters(a, r);
+    }
+    if (strcmp(path, "/clusters.json") == 0) { /* as /stats.json */
+        r->json = true;
         return respond_clusters(a, r);
     }
     if (strcmp(path, "/fleet") == 0 && a->hooks != NULL && a->hooks->render_fleet != NULL) {
@@ -291,18 +347,27 @@ static bool route(struct ml_admin *a, const char *path, struct response *r)
     return respond_text(r, 404, "not found\n");
 }
 
-/* Sends the headers of r and queues its body on s. 0, or -1 to close the connection. */
-static int send_response(struct lws *wsi, struct session *s, struct response *r)
+/* Sends the headers of r and queues its body on s (none for HEAD: r's body is dropped). 0, or
+ * -1 to close the connection. */
+static int send_response(struct ml_admin *a, struct lws *wsi, struct session *s, struct response *r)
 {
     uint8_t buf[LWS_PRE + 1024];
     uint8_t *start = &buf[LWS_PRE], *p = start, *end = &buf[sizeof(buf) - 1];
+    const struct ml_stats *st = NULL;
 
     session_drop(s);
-    s->body = r->body;
-    s->len = r->len;
-    r->body = NULL;
-    if (lws_add_http_common_headers(wsi, r->status, r->content_type, (lws_filepos_t)s->len, &p,
-                                    end) != 0) {
+    if (r->stream) {
+        st = a->proxy != NULL ? ml_proxy_stats(a->proxy) : NULL;
+        if (st == NULL || lws_add_http_header_status(wsi, r->status, &p, end) != 0 ||
+            lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+                                         (const unsigned char *)r->content_type,
+                                         (int)strlen(r->content_type), &p, end) != 0 ||
+            lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING,
+                                         (const unsigned char *)"chunked", 7, &p, end) != 0) {
+            return -1;
+        }
+    } else if (lws_add_http_common_headers(wsi, r->status, r->content_type, (lws_filepos_t)r->len,
+                                           &p, end) != 0) {
         return -1;
     }
     if (r->version[0] != '\0' &&
@@ -316,22 +381,137 @@ static int send_response(struct lws *wsi, struct session *s, struct response *r)
                                     (const unsigned char *)"Bearer", 6, &p, end) != 0) {
         return -1;
     }
+    if (r->no_store &&
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                    (const unsigned char *)"no-store", 8, &p, end) != 0) {
+        return -1;
+    }
     if (lws_finalize_write_http_header(wsi, start, &p, end) != 0) {
         return -1;
+    }
+    if (s->head) {
+        ml_free(r->body);
+        r->body = NULL;
+        s->finish = true;
+    } else if (r->stream) {
+        /* taking a reference is what lets the table outlive a hot apply mid-stream */
+        s->st = ml_stats_ref((struct ml_stats *)st);
+        s->fmt = r->fmt;
+        memset(&s->cur, 0, sizeof(s->cur));
+        s->tail_sent = false;
+        if ((s->chunk = ml_malloc(LWS_PRE + ADMIN_CHUNK_FRAME_BYTES + ADMIN_CHUNK_BYTES)) == NULL) {
+            return -1;
+        }
+    } else {
+        s->body = r->body;
+        s->len = r->len;
+        r->body = NULL;
+    }
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+/* The response is written whole: the next request, or the close. 0, or -1 to close. */
+static int response_done(struct lws *wsi, struct session *s)
+{
+    session_drop(s);
+    if (s->close) {
+        return -1;
+    }
+    /* Keep-alive: lws waits for the next request, or says to close. */
+    return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+}
+
+/* What follows the streamed stats: the node's counters, the admin's, and for Prometheus the
+ * info and process metrics. The length, 0 when none, or -ENOBUFS. */
+static long render_tail(struct ml_admin *a, enum ml_stats_format fmt, char *out, size_t cap)
+{
+    bool prometheus = fmt == ML_STATS_PROMETHEUS;
+    struct ml_admin_node_info ni;
+    long n = 0, m;
+
+    if (fmt == ML_STATS_JSON) {
+        return 0;
+    }
+    out[0] = '\0';
+    if (a->hooks != NULL && a->hooks->render_stats != NULL &&
+        (n = a->hooks->render_stats(a->hooks_user, prometheus, out, cap)) < 0) {
+        return n;
+    }
+    if ((m = render_admin(a, prometheus, out + n, cap - (size_t)n)) < 0) {
+        return m;
+    }
+    n += m;
+    if (prometheus) {
+        node_info(a, &ni);
+        if ((m = ml_admin_render_info_metrics(&ni, out + n, cap - (size_t)n)) < 0) {
+            return m;
+        }
+        n += m;
+    }
+    return n;
+}
+
+/* The next chunk of a streamed stats response: a piece of the rendering, then the tail, then
+ * the last (empty) chunk. 0, or -1 to close the connection. */
+static int write_chunk(struct ml_admin *a, struct lws *wsi, struct session *s)
+{
+    char *data = (char *)s->chunk + LWS_PRE + ADMIN_CHUNK_FRAME_BYTES;
+    char head[ADMIN_CHUNK_FRAME_BYTES];
+    long n;
+    int h;
+
+    if (!s->cur.done) {
+        if (a == NULL || a->proxy == NULL || ml_proxy_stats(a->proxy) != s->st) {
+            ML_LOG_DBG("admin: the configuration changed while the stats were sent: cut");
+            return -1; /* no last chunk: the client sees the body unfinished */
+        }
+        /* - 2: room for the chunk's closing CRLF after the data */
+        if ((n = ml_stats_render_part(s->st, s->fmt, &s->cur, data, ADMIN_CHUNK_BYTES - 2)) < 0) {
+            ML_LOG_WRN("admin: a piece of the stats does not fit in %d bytes", ADMIN_CHUNK_BYTES);
+            return -1;
+        }
+    } else if (!s->tail_sent) {
+        s->tail_sent = true;
+        if ((n = render_tail(a, s->fmt, data, ADMIN_CHUNK_BYTES - 2)) < 0) {
+            ML_LOG_WRN("admin: the node's counters do not fit in %d bytes", ADMIN_CHUNK_BYTES);
+            return -1;
+        }
+    } else {
+        static const char last[] = "0\r\n\r\n";
+
+        memcpy(data, last, sizeof(last) - 1);
+        if (lws_write(wsi, (unsigned char *)data, sizeof(last) - 1, LWS_WRITE_HTTP_FINAL) <
+            (int)sizeof(last) - 1) {
+            return -1;
+        }
+        return response_done(wsi, s);
+    }
+    if (n > 0) {
+        h = snprintf(head, sizeof(head), "%lx\r\n", (unsigned long)n);
+        memcpy(data - h, head, (size_t)h);
+        memcpy(data + n, "\r\n", 2);
+        if (lws_write(wsi, (unsigned char *)data - h, (size_t)(h + n + 2), LWS_WRITE_HTTP) <
+            h + n + 2) {
+            return -1;
+        }
     }
     lws_callback_on_writable(wsi);
     return 0;
 }
 
 /* Writes the next piece of the body. 0, or -1 to close the connection. */
-static int write_body(struct lws *wsi, struct session *s)
+static int write_body(struct ml_admin *a, struct lws *wsi, struct session *s)
 {
     uint8_t buf[LWS_PRE + ADMIN_CHUNK_BYTES];
     size_t n = s->len - s->sent;
     bool last;
 
+    if (s->st != NULL) {
+        return write_chunk(a, wsi, s);
+    }
     if (s->body == NULL) {
-        return 0;
+        return s->finish ? response_done(wsi, s) : 0;
     }
     if (n > ADMIN_CHUNK_BYTES) {
         n = ADMIN_CHUNK_BYTES;
@@ -346,12 +526,7 @@ static int write_body(struct lws *wsi, struct session *s)
         lws_callback_on_writable(wsi);
         return 0;
     }
-    session_drop(s);
-    if (s->close) {
-        return -1;
-    }
-    /* Keep-alive: lws waits for the next request, or says to close. */
-    return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+    return response_done(wsi, s);
 }
 
 /* POST /config whose body announces want bytes (request_check read it; has_length false: no
@@ -468,6 +643,11 @@ static int request_check(struct ml_admin *a, struct lws *wsi, struct session *s,
     if (strcmp(path, "/healthz") == 0 || strcmp(path, "/ready") == 0) {
         return 1; /* probes carry no secret */
     }
+    if (strcmp(path, "/") == 0) {
+        /* the page is the same in every build and holds no data: a browser opens it without a
+         * token, and the page asks for the token before it reads anything */
+        return 1;
+    }
     if (snap == NULL) {
         /* no snapshot: whether a token is required is unknown; fail closed */
         s->close = true;
@@ -544,6 +724,8 @@ static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
             r.json = lws_get_urlarg_by_name_safe(wsi, "format", format, sizeof(format)) == 4 &&
                      strcmp(format, "json") == 0;
         }
+        /* HEAD gets GET's answer without its body (RFC 9110 9.3.2), refusals included */
+        s->head = lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
         if ((ok = request_check(a, wsi, s, path, &r, &has_length, &length)) < 0) {
             return -1;
         }
@@ -558,9 +740,10 @@ static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
             if (!answered) {
                 return 0; /* the body comes next */
             }
-        } else if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
+        } else if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0 &&
+                   lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) <= 0) {
             s->close = true; /* a body we do not read may follow */
-            if (!respond_text(&r, 405, "only GET is served here, and POST /config\n")) {
+            if (!respond_text(&r, 405, "only GET and HEAD are served here, and POST /config\n")) {
                 return -1;
             }
         } else if (has_length && length > 0) {
@@ -573,7 +756,7 @@ static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
             ML_LOG_WRN("admin: out of memory for a response: connection closed");
             return -1;
         }
-        if (send_response(wsi, s, &r) < 0) {
+        if (send_response(a, wsi, s, &r) < 0) {
             ml_free(r.body);
             return -1;
         }
@@ -592,7 +775,7 @@ static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
                 session_drop_post(a, s);
                 if (!refuse(a, s, &r, 400,
                             "expected a body of the length Content-Length announced, got more\n") ||
-                    send_response(wsi, s, &r) < 0) {
+                    send_response(a, wsi, s, &r) < 0) {
                     ml_free(r.body);
                     return -1;
                 }
@@ -620,7 +803,7 @@ static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         if (s->answer != NULL) {
             struct response *ans = s->answer;
             s->answer = NULL;
-            if (send_response(wsi, s, ans) < 0) {
+            if (send_response(a, wsi, s, ans) < 0) {
                 ml_free(ans->body);
                 ml_free(ans);
                 return -1;
@@ -628,7 +811,7 @@ static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
             ml_free(ans);
             return 0;
         }
-        return write_body(wsi, s);
+        return write_body(a, wsi, s);
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         if (s != NULL) {

@@ -1,5 +1,11 @@
-/* The admin HTTP endpoint ([node] admin): health, readiness, stats, the running config.
+/* The admin HTTP endpoint ([node] admin): a home page, health, readiness, stats, the running
+ * config.
  *
+ *   GET /                   the admin page (HTML, compiled in: admin/page.c); it polls the two
+ *                           JSON endpoints below
+ *   GET /server_info        JSON: id, version, board, features, start time, uptime, config
+ *                           version and source, the last apply's result
+ *   GET /stats.json         every counter as one JSON object (the page's)
  *   GET /healthz            200 "ok" while the process serves HTTP at all
  *   GET /ready              200 once the config is applied and every listener is bound, else 503
  *   GET /stats              every counter as "name value" lines (text/plain)
@@ -13,6 +19,7 @@
  *                           ?format=json for JSON
  *   GET /fleet              the control plane as this node sees it (text)
  *   anything else           404 (405 for another method)
+ * HEAD is answered wherever GET is: the same status and headers, no body.
  *
  * Before any of it, every request passes admin/guard.h's checks: one Content-Length of digits and
  * no Transfer-Encoding (else 400), no Origin (403), a Host naming this endpoint (421), and with
@@ -20,9 +27,9 @@
  * CONFIG_ML_ADMIN_MAX_CONNECTIONS connections at once (more are closed when accepted); one idle
  * for CONFIG_ML_ADMIN_IDLE_TIMEOUT_S is closed.
  *
- * A libwebsockets HTTP server vhost on the one loop; responses are built whole into a buffer of
- * at most ML_ADMIN_MAX_RESPONSE_BYTES (a bigger one is a 500 saying so), then written as the
- * socket takes them. */
+ * A libwebsockets HTTP server vhost on the one loop. The stats are streamed (chunked), rendered
+ * a piece at a time as the socket takes them: no size bound, whatever the clusters and
+ * endpoints; other responses are small and built whole. */
 #ifndef ML_ADMIN_ADMIN_H
 #define ML_ADMIN_ADMIN_H
 
@@ -30,12 +37,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct ml_admin;
 struct ml_proxy;
-
-/* Largest response body. */
-#define ML_ADMIN_MAX_RESPONSE_BYTES (1024 * 1024)
 
 /* Starts the endpoint on the [node] admin address of proxy's snapshot (proxy borrowed: it must
  * outlive the admin, or be replaced with ml_admin_set_proxy first). admin = off, or a build
@@ -52,10 +57,32 @@ void ml_admin_free(struct ml_admin *a);
  * render_stats: appends the node's own counters to /stats (prometheus false) and
  *   /stats/prometheus (true): the length written, or -ENOBUFS when out[0..cap) is too small.
  * render_fleet: the body of GET /fleet, the same way. */
+struct ml_admin_node_info;
 struct ml_admin_hooks {
     void (*apply)(void *user, const char *text, size_t n, unsigned int token);
     long (*render_stats)(void *user, bool prometheus, char *out, size_t cap);
     long (*render_fleet)(void *user, bool prometheus, char *out, size_t cap);
+    /* node_info: fills what /server_info, the page and meshlet_config_info say of the node
+     * (strings borrowed until the next turn of the loop). NULL: the snapshot's id and version,
+     * source "unknown". */
+    void (*node_info)(void *user, struct ml_admin_node_info *out);
+};
+
+/* The node as /server_info shows it (admin/info.c). */
+enum ml_admin_apply_result { ML_ADMIN_APPLY_NONE = 0, ML_ADMIN_APPLY_OK, ML_ADMIN_APPLY_REFUSED };
+struct ml_admin_node_info {
+    const char *id;
+    const char *config_version;
+    /* where the running config came from: "file" (the local file), "state_dir" (the last one
+     * applied, read at start), "admin" (POST /config), "fleet" (a push) */
+    const char *config_source;
+    uint64_t uptime_ms;
+    /* the last apply, whatever its source: none yet, applied or refused (with its lines) */
+    enum ml_admin_apply_result last_apply;
+    const char *last_apply_source; /* "SIGHUP", "POST /config", "push" */
+    const char *last_apply_version;
+    const char *last_apply_error; /* the error lines of a refusal; "" otherwise */
+    uint64_t last_apply_unix_ms;  /* wall clock */
 };
 void ml_admin_set_hooks(struct ml_admin *a, const struct ml_admin_hooks *hooks, void *user);
 

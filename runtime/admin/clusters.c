@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* The first buffer tried; doubled until the body fits, up to ML_ADMIN_MAX_RESPONSE_BYTES. */
+/* The first buffer tried; doubled until the body fits, up to ML_ADMIN_CLUSTERS_MAX_BYTES. */
 #define CLUSTERS_FIRST_BYTES 8192
 
 struct out {
@@ -145,7 +145,7 @@ long ml_admin_clusters(const struct ml_proxy *proxy, bool json, char **body)
             return (long)o.n;
         }
         ml_free(o.p);
-        if (cap >= ML_ADMIN_MAX_RESPONSE_BYTES) {
+        if (cap >= ML_ADMIN_CLUSTERS_MAX_BYTES) {
             return -ENOBUFS;
         }
         cap *= 2;

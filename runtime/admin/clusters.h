@@ -8,8 +8,12 @@
 
 struct ml_proxy;
 
+/* The largest /clusters body: about 400 bytes of JSON per endpoint, room for 64 clusters of 128
+ * endpoints (the schema's bound on endpoints per cluster). */
+#define ML_ADMIN_CLUSTERS_MAX_BYTES (4 * 1024 * 1024)
+
 /* The body in *body (ml_malloc'd, NUL-terminated; the caller frees it): its length; -ENOENT when
- * no configuration is applied, -ENOBUFS over ML_ADMIN_MAX_RESPONSE_BYTES, -ENOMEM. */
+ * no configuration is applied, -ENOBUFS over ML_ADMIN_CLUSTERS_MAX_BYTES, -ENOMEM. */
 long ml_admin_clusters(const struct ml_proxy *proxy, bool json, char **body);
 
 #endif

@@ -391,6 +391,33 @@ static void attempt_not_sent(struct ml_cluster *cl, struct ml_balance_waiter *w)
     ml_cluster_attempt_end(cl, w, &not_sent);
 }
 
+/* host's pool has no connection and may not open one yet (its connect backoff): another usable
+ * host the policy picks instead, if there is one that is not backing off too; else host (whose
+ * pool then fails the call at once). So a dead endpoint costs no call while others can serve. */
+static int avoid_backoff(struct ml_cluster *cl, const struct ml_lb_pick_ctx *ctx, int host)
+{
+    struct ml_lb_tried skip = ctx->tried != NULL ? *ctx->tried : (struct ml_lb_tried){{0}};
+    struct ml_lb_pick_ctx again = *ctx;
+    uint64_t now = ml_time_now_ms();
+    int other = host, next;
+
+    again.tried = &skip;
+    for (uint32_t n = 0; n < cl->n_slots; n++) {
+        const struct ml_pool *p = cl->slots[other].pool;
+
+        if (p->n_conns > 0 || p->backoff_until_ms <= now) {
+            return other;
+        }
+        ml_lb_tried_add(&skip, (uint32_t)other);
+        if ((next = cl->lb.ops->pick(&cl->lb, &again)) < 0) {
+            return host;
+        }
+        ml_stats_upstream(cl->balance->stats, ml_cluster_index(cl), other, ML_STATS_UP_BACKOFF);
+        other = next;
+    }
+    return host;
+}
+
 int ml_cluster_pick(struct ml_cluster *cl, struct ml_balance_waiter *w,
                     const struct ml_lb_pick_ctx *ctx, struct ml_h2_conn **conn, char *why,
                     size_t cap)
@@ -419,6 +446,7 @@ int ml_cluster_pick(struct ml_cluster *cl, struct ml_balance_waiter *w,
                  cl->cfg->name, cl->n_slots);
         return -ENOENT;
     }
+    host = avoid_backoff(cl, ctx, host);
     attempt_begin(cl, w, (uint32_t)host);
     if (ml_share_join(cl, w) < 0) {
         attempt_not_sent(cl, w);

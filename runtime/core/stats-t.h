@@ -6,9 +6,13 @@
 
 struct ml_stats; /* every counter of one proxy context, sized from its snapshot */
 
-/* Upper bounds (ms, inclusive) of the duration buckets; one more bucket, +Inf, follows. */
-#define ML_STATS_BUCKETS_MS 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000
-#define ML_STATS_N_BOUNDS 12
+/* Upper bounds (µs, inclusive) of the duration buckets; one more bucket, +Inf, follows. A proxy
+ * adds tens of µs to a call: the first buckets must be finer than a millisecond, the last ones
+ * reach a long call's 10 s. */
+#define ML_STATS_BUCKETS_US                                                                        \
+    50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000,     \
+        2500000, 5000000, 10000000
+#define ML_STATS_N_BOUNDS 17
 #define ML_STATS_N_BUCKETS (ML_STATS_N_BOUNDS + 1)
 
 /* grpc-status 0..16, then one slot for calls that ended without one (a reset, plain HTTP). */
@@ -18,7 +22,7 @@ struct ml_stats; /* every counter of one proxy context, sized from its snapshot 
 struct ml_stats_hist {
     uint64_t buckets[ML_STATS_N_BUCKETS]; /* not cumulative: bucket i counts bound[i-1] < d <=
                                              bound[i] */
-    uint64_t sum_ms;
+    uint64_t sum_us;
     uint64_t count;
 };
 
@@ -29,7 +33,10 @@ struct ml_stats_calls {
     uint64_t by_status[ML_STATS_N_STATUS];
     uint64_t bytes_in;  /* request DATA payload from downstream */
     uint64_t bytes_out; /* response DATA payload to downstream */
-    struct ml_stats_hist duration;
+    struct ml_stats_hist duration; /* request headers to the end of the call */
+    /* the upstream stream's open to the end of the call: what the upstream took, apart from
+     * the wait for an endpoint and connection (calls that never opened one are not in it) */
+    struct ml_stats_hist upstream;
 };
 
 /* Downstream connection events (per listener). */
@@ -83,6 +90,19 @@ struct ml_stats_call {
     int route;
     int cluster;
     int endpoint;
+};
+
+/* A rendering in pieces (ml_stats_render_part): zeroed, it starts at the beginning. */
+struct ml_stats_cursor {
+    unsigned int part;
+    unsigned int item;
+    int done; /* 1 once the whole rendering was returned */
+};
+
+enum ml_stats_format {
+    ML_STATS_TEXT = 0,   /* "name value" lines */
+    ML_STATS_PROMETHEUS, /* text exposition format 0.0.4 */
+    ML_STATS_JSON,       /* one object, for the admin page */
 };
 
 #endif

@@ -41,18 +41,41 @@ void ml_stats_call_endpoint(struct ml_stats *st, struct ml_stats_call *c, int en
 /* The call ended: grpc_status 0..16, or -1 for none. Counted everywhere c says. */
 void ml_stats_call_end(struct ml_stats *st, struct ml_stats_call *c, int grpc_status,
                        uint64_t duration_ms, uint64_t bytes_in, uint64_t bytes_out);
+/* upstream_us when the call never opened an upstream stream. */
+#define ML_STATS_NO_UPSTREAM UINT64_MAX
+/* The same in µs, with the time from the upstream stream's open to the end (upstream_us, or
+ * ML_STATS_NO_UPSTREAM) apart from the whole call's (duration_us). */
+void ml_stats_call_end_us(struct ml_stats *st, struct ml_stats_call *c, int grpc_status,
+                          uint64_t duration_us, uint64_t upstream_us, uint64_t bytes_in,
+                          uint64_t bytes_out);
 
 /* For the fleet's Status: calls ended since start (across hot applies), and of those the ones
  * that ended with a grpc-status other than 0 (OK). A NULL st gives 0 and 0. */
 void ml_stats_totals(const struct ml_stats *st, uint64_t *calls_total, uint64_t *calls_failed);
 
-/* The bucket bounds in ms (ML_STATS_N_BOUNDS of them). */
-const uint32_t *ml_stats_bucket_bounds_ms(void);
-void ml_stats_hist_add(struct ml_stats_hist *h, uint64_t ms);
+/* The bucket bounds in µs (ML_STATS_N_BOUNDS of them). */
+const uint32_t *ml_stats_bucket_bounds_us(void);
+void ml_stats_hist_add(struct ml_stats_hist *h, uint64_t us);
+/* The canonical text of bucket b's upper bound in seconds, as Prometheus clients write `le`
+ * ("5e-05", "0.0001", ..., "10", "+Inf" for b = ML_STATS_N_BOUNDS). */
+const char *ml_stats_bucket_le(int b);
+/* The grpc-status name of s (0..16: "OK" ... "UNAUTHENTICATED"; ML_STATS_STATUS_NONE: "none"). */
+const char *ml_stats_status_name(int s);
 
-/* Renders every counter as text ("name value" per line) or in Prometheus' text exposition
- * format 0.0.4 (names prefixed meshlet_) into out[0..cap). Returns the length (out is
- * NUL-terminated), or -ENOBUFS when cap is too small (out then holds a cut rendering). */
+/* A piece of one rendering small enough never to need more: one entity's lines. A buffer of at
+ * least this size always makes progress. */
+#define ML_STATS_ITEM_MAX_BYTES 8192
+
+/* Renders the next whole pieces of st in format f after cur into out[0..cap) (NUL-terminated)
+ * and moves cur past them; cur->done once the last piece is in. The rendering has no size
+ * bound: it is written piece by piece (the admin endpoint streams it). Returns the length
+ * (0 only when done), or -ENOBUFS when the next piece alone does not fit in cap. st and its
+ * snapshot must be the same throughout. */
+long ml_stats_render_part(const struct ml_stats *st, enum ml_stats_format f,
+                          struct ml_stats_cursor *cur, char *out, size_t cap);
+
+/* The whole rendering at once into out[0..cap): the length, or -ENOBUFS when it does not fit.
+ * Text: "name value" per line; Prometheus: text exposition format 0.0.4 (names meshlet_...). */
 long ml_stats_render_text(const struct ml_stats *st, char *out, size_t cap);
 long ml_stats_render_prometheus(const struct ml_stats *st, char *out, size_t cap);
 

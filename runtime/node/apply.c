@@ -34,6 +34,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* The error text of one apply: the config's error lines, or one line saying why. */
 #define APPLY_ERROR_BYTES 4096
@@ -71,6 +72,26 @@ static const char *source_name(enum ml_apply_source src)
 
 static void start_next(struct ml_node *node);
 
+void ml_node_note_apply(struct ml_node *node, enum ml_apply_source src, int rv, const char *version,
+                        const char *error)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    node->last_apply = rv == 0 ? ML_ADMIN_APPLY_OK : ML_ADMIN_APPLY_REFUSED;
+    node->last_apply_source = source_name(src);
+    node->last_apply_unix_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+    snprintf(node->last_apply_version, sizeof(node->last_apply_version), "%s",
+             version != NULL ? version : "");
+    snprintf(node->last_apply_error, sizeof(node->last_apply_error), "%s",
+             rv == 0 || error == NULL ? "" : error);
+    if (rv == 0) {
+        node->config_source = src == ML_APPLY_PUSH    ? "fleet"
+                              : src == ML_APPLY_ADMIN ? "admin"
+                                                      : "file";
+    }
+}
+
 static void job_free(struct ml_apply_job *job)
 {
     ml_free(job->text);
@@ -83,6 +104,7 @@ static void apply_finish(struct ml_apply_job *job, int rv, const char *version, 
 {
     struct ml_node *node = job->owner;
 
+    ml_node_note_apply(node, job->src, rv, rv == 0 ? version : job->version, error);
     if (rv == 0) {
         node->applies_total++;
     } else {
@@ -331,6 +353,7 @@ void ml_node_apply(struct ml_node *node, enum ml_apply_source src, const char *t
         snprintf(error, sizeof(error), "%s: %s",
                  src == ML_APPLY_FILE ? node->config_path : "push", why);
         ML_LOG_WRN("apply (%s) refused: %s", source_name(src), error);
+        ml_node_note_apply(node, src, -1, version != NULL ? version : "", error);
         node->apply_failures_total++;
         if (src == ML_APPLY_PUSH && node->fleet != NULL) {
             node->fleet_nacks_total++;

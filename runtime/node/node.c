@@ -274,10 +274,26 @@ static long render_fleet(void *user, bool prometheus, char *out, size_t cap)
     return w < 0 || (size_t)w >= cap ? -ENOBUFS : (long)w;
 }
 
+static void node_info(void *user, struct ml_admin_node_info *out)
+{
+    struct ml_node *node = user;
+
+    out->id = node->snap->node.id;
+    out->config_version = node->snap->version;
+    out->config_source = node->config_source != NULL ? node->config_source : "file";
+    out->uptime_ms = ml_time_now_ms() - node->started_ms;
+    out->last_apply = (enum ml_admin_apply_result)node->last_apply;
+    out->last_apply_source = node->last_apply_source != NULL ? node->last_apply_source : "";
+    out->last_apply_version = node->last_apply_version;
+    out->last_apply_error = node->last_apply_error;
+    out->last_apply_unix_ms = node->last_apply_unix_ms;
+}
+
 static const struct ml_admin_hooks admin_hooks = {
     .apply = on_post_config,
     .render_stats = render_node_stats,
     .render_fleet = render_fleet,
+    .node_info = node_info,
 };
 
 /* ---- SIGHUP ---------------------------------------------------------------------------------- */
@@ -333,6 +349,7 @@ int ml_node_run(const struct ml_node_options *o)
         ML_LOG_INF("config: --reset-state: the config saved in %s is discarded", node.state_dir);
     }
     from_state = choose_config(o->config_path, node.state_dir, &node.snap);
+    node.config_source = from_state ? "state_dir" : "file";
     ml_log_level = node.snap->node.log_level;
     node.started_ms = ml_time_now_ms();
     if ((node.loop = ml_loop_new()) == NULL) {

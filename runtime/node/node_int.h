@@ -50,7 +50,19 @@ struct ml_node {
     uint64_t fleet_nacks_total;
     char last_nack_version[129];
     char last_nack_error[ML_NODE_LAST_ERROR_BYTES + 1];
+
+    /* for the admin's /server_info and page (admin/admin.h struct ml_admin_node_info) */
+    const char *config_source; /* "file", "state_dir", "admin", "fleet": static strings */
+    int last_apply;            /* enum ml_admin_apply_result */
+    const char *last_apply_source;
+    char last_apply_version[129];
+    char last_apply_error[ML_NODE_LAST_ERROR_BYTES + 1];
+    uint64_t last_apply_unix_ms;
 };
+
+/* Keeps what the last apply did, for the admin: rv 0 applied version, else refused with error. */
+void ml_node_note_apply(struct ml_node *node, enum ml_apply_source src, int rv, const char *version,
+                        const char *error);
 
 /* Queues an apply of text[0..n) (copied). version: the push's, NULL for a local one. For a push,
  * nonce is echoed in its answer; for POST /config, token is the admin's request to answer. The

@@ -294,6 +294,9 @@ int ml_call_open_upstream(struct ml_call *call, struct ml_h2_conn *conn)
         rv = ml_h2_conn_request(conn, &up_hdrs, no_body, &up_ops, call, &call->up);
     }
     ml_h2_hdrs_deinit(&up_hdrs); /* nghttp2 copied them */
+    if (rv == 0) {
+        ml_call_obs_upstream_open(&call->obs); /* the upstream's own time starts here */
+    }
     if (rv < 0) {
         call_up_gone(call, ML_ATTEMPT_NOT_SENT, 0);
         /* Never sent (a connection that is closing): as safe to send again as a refused one. */

@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static void on_sigusr1(void *user, int sig)
 {
@@ -97,6 +98,7 @@ static void copy_field(char *dst, size_t cap, const struct ml_h2_hdrs *h, const 
     }
 }
 
+/* Monotonic µs: a proxied call takes well under a millisecond, the stats' buckets need finer. */
 static uint64_t now_us(void)
 {
     struct timespec ts;
@@ -143,7 +145,7 @@ void ml_call_obs_begin(struct ml_call_obs *o, struct ml_proxy *p, const struct m
     memset(o, 0, sizeof(*o));
     o->stats = ml_stats_ref(p->stats);
     o->snap = snap;
-    o->start_ms = ml_time_now_ms();
+    o->start_us = now_us();
     clock_gettime(CLOCK_REALTIME, &o->start_wall);
     o->grpc_status = -1;
     ml_stats_call_begin(o->stats, &o->sc, listener);
@@ -153,7 +155,6 @@ void ml_call_obs_begin(struct ml_call_obs *o, struct ml_proxy *p, const struct m
         copy_field(o->authority, sizeof(o->authority), req, "host");
     }
     if (ml_access_log_enabled(p->access_log)) {
-        o->start_us = now_us();
         request_id(o->request_id, sizeof(o->request_id), req);
     }
 }
@@ -172,6 +173,11 @@ void ml_call_obs_fail(struct ml_call_obs *o, const char *reason)
     }
 }
 
+void ml_call_obs_upstream_open(struct ml_call_obs *o)
+{
+    o->upstream_us = now_us();
+}
+
 void ml_call_obs_route(struct ml_call_obs *o, struct ml_proxy *p, int route,
                        const struct ml_cluster *cl)
 {
@@ -180,7 +186,7 @@ void ml_call_obs_route(struct ml_call_obs *o, struct ml_proxy *p, int route,
 
 void ml_call_obs_endpoint(struct ml_call_obs *o, struct ml_proxy *p, int endpoint)
 {
-    if (o->start_us != 0 && o->upstream_start_us == 0) {
+    if (o->upstream_start_us == 0) {
         o->upstream_start_us = now_us(); /* the first pick: a retry's time counts too */
     }
     ml_stats_call_endpoint(o->stats, &o->sc, endpoint);
@@ -271,17 +277,19 @@ static void write_line(struct ml_call_obs *o, struct ml_proxy *p, const char *pa
 
 void ml_call_obs_end(struct ml_call_obs *o, struct ml_proxy *p, const char *path)
 {
-    uint64_t duration_ms;
+    uint64_t end_us;
 
     if (o->ended) {
         return;
     }
     o->ended = true;
-    duration_ms = ml_time_now_ms() - o->start_ms;
     if (ml_access_log_enabled(p->access_log)) {
         write_line(o, p, path); /* before stats_call_end resets o->sc */
     }
-    ml_stats_call_end(o->stats, &o->sc, o->grpc_status, duration_ms, o->bytes_in, o->bytes_out);
+    end_us = now_us();
+    ml_stats_call_end_us(o->stats, &o->sc, o->grpc_status, end_us - o->start_us,
+                         o->upstream_us != 0 ? end_us - o->upstream_us : ML_STATS_NO_UPSTREAM,
+                         o->bytes_in, o->bytes_out);
     ml_stats_free(o->stats);
     o->stats = NULL;
 }

@@ -27,7 +27,8 @@ struct ml_call_obs {
                                        a hot apply does not move it */
     const struct ml_snapshot *snap; /* that snapshot (borrowed from the call): access log names */
     struct ml_stats_call sc;        /* where it is counted: indices into snap */
-    uint64_t start_ms;              /* monotonic, at the request headers */
+    uint64_t start_us;              /* monotonic µs at the request headers */
+    uint64_t upstream_us;           /* monotonic µs at the upstream stream's open; 0: none */
     struct timespec start_wall;     /* for the access log's ts= */
     uint64_t bytes_in;              /* request DATA payload from downstream */
     uint64_t bytes_out;             /* response DATA payload handed to downstream */
@@ -36,9 +37,9 @@ struct ml_call_obs {
     bool ended;                     /* ml_call_obs_end ran */
     char method[16];                /* :method, cut */
     char authority[128];            /* :authority (or Host), cut */
+    uint64_t upstream_start_us;     /* monotonic µs at the first endpoint pick (a retry's time
+                                       counts too: the access log's upstream_us); 0: none */
     /* The access log's (filled only while it is on): */
-    uint64_t start_us;                       /* monotonic µs at the request headers */
-    uint64_t upstream_start_us;              /* at the endpoint's pick; 0: none */
     char client[ML_SOCK_ADDR_TEXT_MAX];      /* downstream peer "IP:PORT" */
     char request_id[ML_CALL_OBS_ID_MAX + 1]; /* x-request-id, else traceparent's trace id */
     char reason[160];                        /* why meshlet failed the call; "" = it did not */
@@ -67,6 +68,8 @@ void ml_call_obs_begin(struct ml_call_obs *o, struct ml_proxy *p, const struct m
 void ml_call_obs_route(struct ml_call_obs *o, struct ml_proxy *p, int route,
                        const struct ml_cluster *cl);
 void ml_call_obs_endpoint(struct ml_call_obs *o, struct ml_proxy *p, int endpoint);
+/* The upstream stream was opened (again, after a replay: the last one counts). */
+void ml_call_obs_upstream_open(struct ml_call_obs *o);
 /* A header block relayed downstream (response headers or trailers): :status, grpc-status. */
 void ml_call_obs_headers(struct ml_call_obs *o, const struct ml_h2_hdrs *h);
 /* The downstream peer (for the access log's client=). */

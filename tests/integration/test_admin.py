@@ -99,7 +99,7 @@ LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\.)*)"')
 def parse_prometheus(text):
     """A strict reader of the text exposition format 0.0.4: every line is a HELP, a TYPE or a
     sample `name{labels} value`; every sample's family has a TYPE (given before it, once);
-    names start with meshlet_; histograms have _bucket (with le, ending in +Inf, cumulative),
+    names start with meshlet_ or process_; histograms have _bucket (with le, ending in +Inf, cumulative),
     _sum and _count. → {family: {"type": t, "samples": [(name, {labels}, value)]}}"""
     assert text.endswith("\n")
     families = {}
@@ -107,11 +107,11 @@ def parse_prometheus(text):
         assert line, "an empty line"
         if line.startswith("# HELP "):
             name = line.split(" ", 3)[2]
-            assert name.startswith("meshlet_"), line
+            assert name.startswith(("meshlet_", "process_")), line
             continue
         if line.startswith("# TYPE "):
             _, _, name, typ = line.split(" ")
-            assert name.startswith("meshlet_") and name not in families, line
+            assert name.startswith(("meshlet_", "process_")) and name not in families, line
             assert typ in ("counter", "gauge", "histogram", "summary", "untyped"), line
             families[name] = {"type": typ, "samples": []}
             continue
@@ -237,8 +237,8 @@ def test_stats_count_calls_per_cluster_endpoint_and_grpc_status(backends, mesh):
     # each request is one 6-byte gRPC message (the unrouted one may be answered before it came)
     assert 30 * 6 <= s["calls.bytes_in"] <= 31 * 6
     assert s["calls.bytes_out"] == 30 * 9  # b"bN:x" in a 5-byte frame
-    assert s["calls.duration_ms.count"] == 31 and s["calls.duration_ms.le_inf"] == 31
-    buckets = [v for k, v in s.items() if k.startswith("calls.duration_ms.le_")]
+    assert s["calls.duration_us.count"] == 31 and s["calls.duration_us.le_inf"] == 31
+    buckets = [v for k, v in s.items() if k.startswith("calls.duration_us.le_")]
     assert buckets == sorted(buckets)
     # the channel is closed: its connection is no longer active
     assert wait_until(lambda: stats(admin)["listener.ingress.downstream_cx_active"] == 0)
@@ -268,12 +268,12 @@ def test_prometheus_exposition_parses_and_has_calls_by_code(backends, mesh):
     assert status == 200
     assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
     fams = parse_prometheus(body)
-    calls = {s[1]["code"]: s[2] for s in fams["meshlet_calls_total"]["samples"]}
+    calls = {s[1]["grpc_code"]: s[2] for s in fams["meshlet_calls_total"]["samples"]}
     assert fams["meshlet_calls_total"]["type"] == "counter"
-    assert calls["0"] == 30 and calls["12"] == 1
-    per_endpoint = {(s[1]["endpoint"], s[1]["code"]): s[2]
-                    for s in fams["meshlet_endpoint_calls_total"]["samples"]}
-    assert per_endpoint == {(f"127.0.0.1:{b.port}", "0"): 10 for b in bs}
+    assert calls["OK"] == 30 and calls["UNIMPLEMENTED"] == 1
+    per_endpoint = {(s[1]["endpoint"], s[1]["grpc_code"]): s[2]
+                    for s in fams["meshlet_endpoint_calls_total"]["samples"] if s[2] > 0}
+    assert per_endpoint == {(f"127.0.0.1:{b.port}", "OK"): 10 for b in bs}
     assert {s[1]["cluster"] for s in fams["meshlet_cluster_calls_total"]["samples"]} == {"three"}
     assert {s[1]["route"] for s in fams["meshlet_route_calls_total"]["samples"]} == {"echo"}
     assert fams["meshlet_call_duration_seconds"]["type"] == "histogram"

@@ -1,0 +1,61 @@
+/* core/-private: the records of struct ml_stats, shared by the counting (stats.c) and the
+ * renderings (stats_render.c). */
+#ifndef ML_CORE_STATS_INT_H
+#define ML_CORE_STATS_INT_H
+
+#include "core/stats-t.h"
+
+#include <stdint.h>
+
+struct ml_snapshot;
+
+/* Every record starts with its reference count (see rec_ref / rec_unref). */
+struct stats_listener {
+    int refs;
+    uint64_t cx_accepted, cx_active, cx_refused;
+    uint64_t cx_handshake_timeout, cx_reclaimed;
+    uint64_t rq_stalled; /* calls reset by stream_stall_timeout */
+    struct ml_stats_calls calls;
+};
+
+struct stats_endpoint {
+    int refs;
+    uint64_t cx_opened, cx_active, cx_failed;
+    uint64_t unhealthy;  /* 1 while active health checks have it out */
+    uint64_t ejected;    /* 1 while outlier detection has it ejected */
+    uint64_t ejections;  /* times ejected */
+    uint64_t cx_backoff; /* connects not started: connect backoff */
+    struct ml_stats_calls calls;
+};
+
+/* The whole proxy, a route, a cluster. */
+struct stats_calls {
+    int refs;
+    struct ml_stats_calls calls;
+    uint64_t route_ev[ML_STATS_ROUTE_N_EVENTS]; /* routes only: enum ml_stats_route_event */
+    /* circuit breakers, clusters only */
+    uint64_t rq_pending_overflow, cb_max_requests, cb_max_retries;
+};
+
+/* An endpoint's place in one table. */
+struct stats_ep_slot {
+    struct stats_endpoint *e;
+    int cluster;  /* index into snap->clusters */
+    int endpoint; /* index into its endpoints */
+};
+
+struct ml_stats {
+    int refs;
+    const struct ml_snapshot *snap; /* names, for rendering; borrowed */
+    /* Sizes, kept here: counting never reads snap (an old table may outlive its use). */
+    uint32_t n_listeners, n_routes, n_clusters, n_eps;
+    uint32_t *ep_counts;               /* as snap->clusters: endpoints per cluster */
+    uint32_t *first_ep;                /* as snap->clusters: its endpoints in eps */
+    struct stats_calls *all;           /* every call */
+    struct stats_listener **listeners; /* as snap->listeners */
+    struct stats_calls **routes;       /* as snap->routes */
+    struct stats_calls **clusters;     /* as snap->clusters */
+    struct stats_ep_slot *eps;         /* every cluster's endpoints, cluster by cluster */
+};
+
+#endif
