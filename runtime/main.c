@@ -56,13 +56,14 @@ static void usage(FILE *out)
             "usage: meshlet [-c FILE] [--reset-state]   run the node (default FILE: %s)\n"
             "       meshlet check [--defaults] FILE|-   check a config (- reads stdin): exit 0 "
             "usable,\n"
-            "                                           1 invalid, 2 unreadable, 3 cannot start "
-            "here\n"
+            "                                           1 invalid, 2 unreadable\n"
             "       meshlet version | --version | -V    version, board, features, libraries\n"
             "       meshlet help | --help | -h          this text\n"
             "       meshlet controller --listen HOST:PORT --configs DIR [--cert FILE --key "
             "FILE [--ca FILE]]\n"
             "                                           the fleet controller\n"
+            "       meshlet fleet status|rollback --controller URL [--ca F [--cert F --key F]]\n"
+            "                                           a controller's nodes; roll a version back\n"
             "exit 64: a command line not shown here\n",
             DEFAULT_CONFIG_PATH);
 }
@@ -205,6 +206,14 @@ int main(int argc, char **argv)
         return ml_controller_main(argc - 1, argv + 1);
 #else
         fprintf(stderr, "meshlet controller: not in this build (CONFIG_ML_CONTROLLER is off)\n");
+        return EXIT_USAGE;
+#endif
+    }
+    if (argc >= 2 && strcmp(argv[1], "fleet") == 0) {
+#ifdef CONFIG_ML_CONTROLLER
+        return ml_fleet_cli_main(argc - 1, argv + 1);
+#else
+        fprintf(stderr, "meshlet fleet: not in this build (CONFIG_ML_CONTROLLER is off)\n");
         return EXIT_USAGE;
 #endif
     }

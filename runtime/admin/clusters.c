@@ -71,7 +71,9 @@ static void render_text(struct out *o, struct ml_balance *b)
         for (uint32_t i = 0; i < ml_cluster_n_hosts(cl); i++) {
             struct ml_host_view v;
 
-            ml_cluster_host_view(cl, i, &v);
+            if (!ml_cluster_host_view(cl, i, &v)) {
+                continue;
+            }
             put(o,
                 "  %s weight %u health %s ejected %s ejected_ms_left %llu ejections %llu "
                 "draining %s active %u pending %u calls %llu failures %llu "
@@ -88,6 +90,8 @@ static void render_text(struct out *o, struct ml_balance *b)
 
 static void render_json(struct out *o, struct ml_balance *b)
 {
+    bool first;
+
     put(o, "{\"clusters\":[");
     for (uint32_t c = 0; c < ml_balance_n_clusters(b); c++) {
         struct ml_cluster *cl = ml_balance_cluster(b, (int)c);
@@ -96,11 +100,15 @@ static void render_json(struct out *o, struct ml_balance *b)
         put_json_str(o, ml_cluster_name(cl));
         put(o, ",\"active\":%u,\"pending\":%u,\"hosts\":[", ml_cluster_n_active(cl),
             ml_cluster_n_pending(cl));
+        first = true;
         for (uint32_t i = 0; i < ml_cluster_n_hosts(cl); i++) {
             struct ml_host_view v;
 
-            ml_cluster_host_view(cl, i, &v);
-            put(o, "%s{\"address\":", i > 0 ? "," : "");
+            if (!ml_cluster_host_view(cl, i, &v)) {
+                continue;
+            }
+            put(o, "%s{\"address\":", first ? "" : ",");
+            first = false;
             put_json_str(o, v.addr);
             put(o,
                 ",\"weight\":%u,\"health\":\"%s\",\"ejected\":%s,\"ejected_ms_left\":%llu,"

@@ -13,6 +13,13 @@ struct ml_host;    /* one (cluster name, address): pool, health, counters */
 struct ml_share;   /* one downstream connection's part of one cluster's stream slots */
 struct ml_h2_conn;
 
+/* A dns = cluster's resolver, counted (ml_cluster_dns_stats). */
+struct ml_cluster_dns_stats {
+    uint64_t resolutions; /* lookups answered, failed ones included */
+    uint64_t failures;    /* lookups that failed or found no address: the last set stayed */
+    uint32_t hosts;       /* hosts in use after the last good answer (draining ones included) */
+};
+
 /* A retired balance has no call left (ml_balance_commit). */
 typedef void ml_balance_idle_fn(void *user);
 

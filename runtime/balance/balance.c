@@ -35,7 +35,7 @@ static struct ml_pool *find_pool(const struct ml_balance *cur, const char *clust
         for (uint32_t e = 0; e < cl->n_slots; e++) {
             const struct ml_pool *p = cl->slots[e].pool;
 
-            if (p->addr.family == addr->family && p->addr.port == addr->port &&
+            if (p != NULL && p->addr.family == addr->family && p->addr.port == addr->port &&
                 memcmp(p->addr.ip, addr->ip, sizeof(p->addr.ip)) == 0) {
                 return cl->slots[e].pool;
             }
@@ -62,6 +62,10 @@ static void slot_unlink(struct ml_pool_slot *s)
     struct ml_pool *p = s->pool;
     bool owner;
 
+    if (p != NULL && s->held) {
+        s->held = false;
+        ml_host_unref(p->host); /* a dns cluster's prepared slot: its own reference */
+    }
     if (!s->linked) {
         return; /* prepared, never committed: the pool is cur's (and may be gone already) */
     }
@@ -76,10 +80,12 @@ static void slot_unlink(struct ml_pool_slot *s)
     ml_host_unref(p->host);
 }
 
-/* A new host (and its pool) for endpoint e of cl, linked to slot s. 0; -ENOMEM. */
-static int slot_new_host(struct ml_cluster *cl, struct ml_pool_slot *s, uint32_t e)
+/* A new host (and its pool) for address a (NULL: endpoint e of the config) of cl, linked to
+ * slot s. 0; -ENOMEM. */
+static int slot_new_host(struct ml_cluster *cl, struct ml_pool_slot *s, uint32_t e,
+                         const struct ml_sock_addr *a)
 {
-    struct ml_pool *p = ml_pool_new(cl, e);
+    struct ml_pool *p = a != NULL ? ml_pool_new_at(a) : ml_pool_new(cl, e);
     struct ml_host *h;
 
     if (p == NULL) {
@@ -112,6 +118,50 @@ static int cluster_lb_init(struct ml_cluster *cl)
     }
     cl->lb.ops = ops; /* from now on ml_balance_free frees it */
     return 0;
+}
+
+/* cur's cluster named cl's with the same dns name and port, or NULL. */
+static struct ml_cluster *dns_cluster_of(const struct ml_balance *cur, const struct ml_cluster *cl)
+{
+    for (uint32_t i = 0; cur != NULL && i < cur->n_clusters; i++) {
+        struct ml_cluster *c = &cur->clusters[i];
+
+        if (strcmp(c->cfg->name, cl->cfg->name) == 0 && c->cfg->dns_host != NULL &&
+            strcmp(c->cfg->dns_host, cl->cfg->dns_host) == 0 &&
+            c->cfg->dns_port == cl->cfg->dns_port) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+/* A dns cluster: room for ML_LB_HOSTS_MAX hosts and its resolver. Built beside a running
+ * cluster with the same name and dns (a hot apply), it starts with that cluster's hosts (shared
+ * at commit, as endpoints are), so calls go on while its own resolver makes its first lookup. */
+static int dns_cluster_build(struct ml_cluster *cl, const struct ml_balance *cur)
+{
+    const struct ml_cluster *was = dns_cluster_of(cur, cl);
+
+    if ((cl->slots = ml_calloc(ML_LB_HOSTS_MAX, sizeof(*cl->slots))) == NULL) {
+        return -ENOMEM;
+    }
+    for (uint32_t e = 0; was != NULL && e < was->n_slots; e++) {
+        struct ml_pool *p = was->slots[e].pool;
+        struct ml_pool_slot *s = &cl->slots[cl->n_slots];
+
+        if (p == NULL || (p->host->state & ML_HOST_DRAINING) != 0) {
+            continue;
+        }
+        s->cluster = cl;
+        s->endpoint = cl->n_slots++;
+        s->pool = p;
+        s->held = true;
+        ml_host_ref(p->host);
+    }
+    if (was != NULL) {
+        cl->dns_stats.hosts = cl->n_slots;
+    }
+    return ml_dns_new(cl);
 }
 
 /* Builds the clusters of snap; hosts shared with cur (may be NULL) are left unlinked. */
@@ -163,11 +213,15 @@ static int balance_build(struct ml_loop *loop, const struct ml_snapshot *snap, u
             s->cluster = cl;
             s->endpoint = e;
             s->pool = find_pool(cur, cfg->name, &cfg->endpoints[e].addr);
-            if (s->pool == NULL && (rv = slot_new_host(cl, s, e)) < 0) {
+            if (s->pool == NULL && (rv = slot_new_host(cl, s, e, NULL)) < 0) {
                 ml_balance_free(b);
                 return rv;
             }
             cl->n_slots = e + 1;
+        }
+        if (cfg->dns_host != NULL && (rv = dns_cluster_build(cl, cur)) < 0) {
+            ml_balance_free(b);
+            return rv;
         }
         if ((rv = cluster_lb_init(cl)) < 0) {
             ml_balance_free(b);
@@ -178,6 +232,14 @@ static int balance_build(struct ml_loop *loop, const struct ml_snapshot *snap, u
     return 0;
 }
 
+/* The resolvers of b's dns clusters start: now for a new balance, at commit for a prepared one. */
+static void dns_start(struct ml_balance *b)
+{
+    for (uint32_t i = 0; i < b->n_clusters; i++) {
+        ml_dns_start(b->clusters[i].dns);
+    }
+}
+
 int ml_balance_new(struct ml_loop *loop, const struct ml_snapshot *snap, uint32_t *conn_ids,
                    struct ml_balance **out)
 {
@@ -185,6 +247,7 @@ int ml_balance_new(struct ml_loop *loop, const struct ml_snapshot *snap, uint32_
 
     if (rv == 0) {
         ml_balance_health_sync(*out); /* health_check = tcp | grpc: its hosts' checks start */
+        dns_start(*out);
     }
     return rv;
 }
@@ -209,22 +272,37 @@ void ml_balance_commit(struct ml_balance *next, struct ml_balance *prev,
         struct ml_cluster *cl = &next->clusters[i];
 
         for (uint32_t e = 0; e < cl->n_slots; e++) {
-            if (!cl->slots[e].linked) {
-                slot_link(&cl->slots[e]);
+            struct ml_pool_slot *s = &cl->slots[e];
+
+            if (s->pool != NULL && !s->linked) {
+                slot_link(s);
+            }
+            if (s->held) {
+                s->held = false;
+                ml_host_unref(s->pool->host); /* the link's reference replaces it */
             }
         }
     }
+    for (uint32_t i = 0; i < next->n_clusters; i++) {
+        struct ml_cluster *cl = &next->clusters[i], *was;
+
+        if (cl->dns != NULL && (was = dns_cluster_of(prev, cl)) != NULL) {
+            ml_dns_move(was, cl); /* no wait for a lookup in progress */
+        }
+    }
     ml_balance_health_sync(next); /* next's config says how its hosts are checked from now on */
+    dns_start(next);
     prev->retired = true;
     prev->on_idle = on_idle;
     prev->idle_user = user;
     for (uint32_t i = 0; i < prev->n_clusters; i++) {
         struct ml_cluster *cl = &prev->clusters[i];
 
+        ml_dns_free(cl->dns); /* next's resolver decides its hosts from now on */
         for (uint32_t e = 0; e < cl->n_slots; e++) {
             struct ml_pool *p = cl->slots[e].pool;
 
-            if (!p->retired && ml_pool_cluster(p)->balance == prev) {
+            if (p != NULL && !p->retired && ml_pool_cluster(p)->balance == prev) {
                 ML_LOG_INF("cluster %s: endpoint %s is gone: its connections close once idle",
                            cl->cfg->name, p->addr_text);
                 ml_pool_retire(p);
@@ -246,11 +324,14 @@ void ml_balance_free(struct ml_balance *b)
     for (uint32_t i = 0; i < b->n_clusters; i++) {
         struct ml_cluster *cl = &b->clusters[i];
 
+        ml_dns_free(cl->dns);
         if (cl->lb.ops != NULL && cl->lb.ops->free != NULL) {
             cl->lb.ops->free(&cl->lb);
         }
         for (uint32_t e = 0; e < cl->n_slots; e++) {
-            slot_unlink(&cl->slots[e]);
+            if (cl->slots[e].pool != NULL) {
+                slot_unlink(&cl->slots[e]);
+            }
         }
         ml_free(cl->slots);
     }
@@ -272,8 +353,13 @@ void ml_balance_endpoints(const struct ml_balance *b, uint32_t *healthy, uint32_
     *healthy = *total = 0;
     for (uint32_t i = 0; i < b->n_clusters; i++) {
         for (uint32_t e = 0; e < b->clusters[i].n_slots; e++) {
-            const struct ml_host *h = b->clusters[i].slots[e].pool->host;
+            const struct ml_pool *p = b->clusters[i].slots[e].pool;
+            const struct ml_host *h;
 
+            if (p == NULL) {
+                continue; /* a free slot of a dns cluster */
+            }
+            h = p->host;
             (*total)++;
             *healthy += (h->state & ML_HOST_UNHEALTHY) == 0;
         }
@@ -287,7 +373,7 @@ int ml_cluster_index(const struct ml_cluster *cl)
 
 const char *ml_cluster_endpoint_text(const struct ml_cluster *cl, int endpoint)
 {
-    if (endpoint < 0 || (uint32_t)endpoint >= cl->n_slots) {
+    if (endpoint < 0 || (uint32_t)endpoint >= cl->n_slots || cl->slots[endpoint].pool == NULL) {
         return NULL;
     }
     return cl->slots[endpoint].pool->addr_text;
@@ -376,7 +462,9 @@ void ml_cluster_attempt_end(struct ml_cluster *cl, struct ml_balance_waiter *w,
         h->counters.failures++;
     }
     ml_outlier_attempt_end(h, &out, failed);
-    if (cl->lb.ops->on_drop != NULL) {
+    /* A dns answer may have reused the slot since (its index then names another host). */
+    if (cl->lb.ops != NULL && cl->lb.ops->on_drop != NULL && (uint32_t)w->endpoint < cl->n_slots &&
+        cl->slots[w->endpoint].pool != NULL && cl->slots[w->endpoint].pool->host == h) {
         cl->lb.ops->on_drop(&cl->lb, (uint32_t)w->endpoint, &out);
     }
     ml_host_unref(h);
@@ -427,8 +515,9 @@ int ml_cluster_pick(struct ml_cluster *cl, struct ml_balance_waiter *w,
 
     *conn = NULL;
     w->endpoint = -1;
-    if (cl->n_slots == 0) {
-        snprintf(why, cap, "cluster %s: no endpoint", cl->cfg->name);
+    if (cl->n_slots == 0 || cl->lb.ops == NULL) {
+        snprintf(why, cap, "cluster %s: no endpoint%s", cl->cfg->name,
+                 cl->dns != NULL ? " (dns has not answered yet)" : "");
         return -ENOENT;
     }
     if (ctx == NULL) {
@@ -475,15 +564,19 @@ uint32_t ml_cluster_n_hosts(const struct ml_cluster *cl)
     return cl->n_slots;
 }
 
-void ml_cluster_host_view(const struct ml_cluster *cl, uint32_t i, struct ml_host_view *v)
+bool ml_cluster_host_view(const struct ml_cluster *cl, uint32_t i, struct ml_host_view *v)
 {
     const struct ml_pool *p = cl->slots[i].pool;
-    const struct ml_host *h = p->host;
+    const struct ml_host *h;
     uint64_t now = ml_time_now_ms();
 
+    if (p == NULL) {
+        return false; /* a free slot of a dns cluster */
+    }
+    h = p->host;
     *v = (struct ml_host_view){
         .addr = p->addr_text,
-        .weight = cl->cfg->endpoints[i].weight,
+        .weight = ml_lb_weight(&cl->lb, i),
         .state = h->state,
         .ejected_ms_left = (h->state & ML_HOST_EJECTED) && h->outlier.ejected_until_ms > now
                                ? h->outlier.ejected_until_ms - now
@@ -498,6 +591,7 @@ void ml_cluster_host_view(const struct ml_cluster *cl, uint32_t i, struct ml_hos
         .connect_failures = p->connect_failures,
         .backoff_ms_left = p->backoff_until_ms > now ? p->backoff_until_ms - now : 0,
     };
+    return true;
 }
 
 uint32_t ml_cluster_n_active(const struct ml_cluster *cl)
@@ -513,4 +607,122 @@ uint32_t ml_cluster_n_pending(const struct ml_cluster *cl)
 uint32_t ml_balance_n_clusters(const struct ml_balance *b)
 {
     return b->n_clusters;
+}
+
+/* Whether answer addrs[0..n) has a. */
+static bool answer_has(const struct ml_sock_addr *addrs, uint32_t n, const struct ml_sock_addr *a)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (addrs[i].family == a->family && addrs[i].port == a->port &&
+            memcmp(addrs[i].ip, a->ip, sizeof(a->ip)) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The slot of cl whose pool is at a, or NULL. */
+static struct ml_pool_slot *slot_at(struct ml_cluster *cl, const struct ml_sock_addr *a)
+{
+    for (uint32_t e = 0; e < cl->n_slots; e++) {
+        struct ml_pool *p = cl->slots[e].pool;
+
+        if (p != NULL && answer_has(a, 1, &p->addr)) {
+            return &cl->slots[e];
+        }
+    }
+    return NULL;
+}
+
+/* The policy starts over on cl's hosts as they are now (it sizes its state by them). */
+static void cluster_lb_rebuild(struct ml_cluster *cl)
+{
+    const struct ml_lb_ops *ops = cl->lb.ops;
+
+    if (ops != NULL && ops->free != NULL) {
+        ops->free(&cl->lb);
+    }
+    cl->lb.ops = NULL;
+    cl->lb.priv = NULL;
+    if (cluster_lb_init(cl) < 0) {
+        ML_LOG_ERR("cluster %s: out of memory for its policy: no picks until the next answer",
+                   cl->cfg->name);
+    }
+}
+
+uint32_t ml_cluster_dns_answer(struct ml_cluster *cl, const struct ml_sock_addr *addrs, uint32_t n)
+{
+    bool changed = false;
+    uint32_t in_use = 0;
+
+    /* Gone addresses drain; those back before their host was freed come back. */
+    for (uint32_t e = 0; e < cl->n_slots; e++) {
+        struct ml_pool *p = cl->slots[e].pool;
+        bool wanted, draining;
+
+        if (p == NULL) {
+            continue;
+        }
+        wanted = answer_has(addrs, n, &p->addr);
+        draining = (p->host->state & ML_HOST_DRAINING) != 0;
+        if (!wanted && !draining) {
+            ML_LOG_INF("cluster %s: dns: %s is gone: its calls finish, no new ones", cl->cfg->name,
+                       p->addr_text);
+            ml_pool_retire(p);
+            ml_host_state_set(p->host, ML_HOST_DRAINING, true);
+            changed = true;
+        } else if (wanted && draining) {
+            p->retired = false;
+            ml_host_state_set(p->host, ML_HOST_DRAINING, false);
+            changed = true;
+        }
+    }
+    /* Draining hosts with no attempt left free their slot. */
+    for (uint32_t e = 0; e < cl->n_slots; e++) {
+        struct ml_pool_slot *s = &cl->slots[e];
+
+        if (s->pool != NULL && (s->pool->host->state & ML_HOST_DRAINING) != 0 &&
+            s->pool->host->counters.active == 0 && s->pool->n_waiting == 0) {
+            slot_unlink(s);
+            s->pool = NULL;
+            changed = true;
+        }
+    }
+    /* New addresses: a host each, in the first free slot. */
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t e = 0;
+
+        if (slot_at(cl, &addrs[i]) != NULL) {
+            continue;
+        }
+        while (e < ML_LB_HOSTS_MAX && cl->slots[e].pool != NULL) {
+            e++;
+        }
+        if (e == ML_LB_HOSTS_MAX) {
+            ML_LOG_WRN("cluster %s: dns: more than %u hosts: the rest are left out", cl->cfg->name,
+                       ML_LB_HOSTS_MAX);
+            break;
+        }
+        cl->slots[e] = (struct ml_pool_slot){.cluster = cl, .endpoint = e};
+        if (slot_new_host(cl, &cl->slots[e], e, &addrs[i]) < 0) {
+            ML_LOG_WRN("cluster %s: dns: out of memory for a host", cl->cfg->name);
+            break;
+        }
+        ML_LOG_INF("cluster %s: dns: new host %s", cl->cfg->name, cl->slots[e].pool->addr_text);
+        if (e >= cl->n_slots) {
+            cl->n_slots = e + 1;
+        }
+        changed = true;
+    }
+    while (cl->n_slots > 0 && cl->slots[cl->n_slots - 1].pool == NULL) {
+        cl->n_slots--;
+    }
+    if (changed) {
+        cluster_lb_rebuild(cl);
+        ml_balance_health_sync(cl->balance); /* checks for the new hosts, as the config says */
+    }
+    for (uint32_t e = 0; e < cl->n_slots; e++) {
+        in_use += cl->slots[e].pool != NULL;
+    }
+    return in_use;
 }

@@ -82,8 +82,10 @@ struct ml_host_view {
     uint64_t backoff_ms_left;      /* ms before the next connect may start; 0: may now */
 };
 uint32_t ml_balance_n_clusters(const struct ml_balance *b);
+/* Host numbers of cl run 0..ml_cluster_n_hosts(cl); a dns cluster's may have gaps, for which
+ * ml_cluster_host_view says false. */
 uint32_t ml_cluster_n_hosts(const struct ml_cluster *cl);
-void ml_cluster_host_view(const struct ml_cluster *cl, uint32_t i, struct ml_host_view *v);
+bool ml_cluster_host_view(const struct ml_cluster *cl, uint32_t i, struct ml_host_view *v);
 /* Calls active on cl (max_requests), and waiting for a stream slot (max_pending). */
 uint32_t ml_cluster_n_active(const struct ml_cluster *cl);
 uint32_t ml_cluster_n_pending(const struct ml_cluster *cl);

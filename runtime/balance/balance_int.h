@@ -41,6 +41,9 @@ struct ml_pool_slot {
     struct ml_list node; /* in pool->slots while linked */
     bool linked;         /* false only in a prepared balance, for a pool it will share;
                             a linked slot holds a reference on the pool's host */
+    bool held;           /* unlinked, yet holding a reference on the pool's host: a dns
+                            cluster's prepared slot, whose host the running cluster's
+                            resolver may drop before the commit */
 };
 
 struct ml_pool {
@@ -79,11 +82,16 @@ struct ml_share {
     uint32_t n_waiting;  /* its calls in the cluster's pools' queues */
 };
 
+struct ml_dns;
+
 struct ml_cluster {
     struct ml_balance *balance;
     const struct ml_cfg_cluster *cfg;
-    struct ml_pool_slot *slots; /* one per endpoint, in config order */
-    uint32_t n_slots;
+    struct ml_pool_slot *slots; /* one per endpoint, in config order; a dns cluster has
+                                   ML_LB_HOSTS_MAX, those without a pool are free */
+    uint32_t n_slots;           /* slots in use: up to the last one with a pool */
+    struct ml_dns *dns;         /* dns = HOST:PORT: its resolver (dns.c); NULL otherwise */
+    struct ml_cluster_dns_stats dns_stats;
     struct ml_lb lb;         /* its policy (lb =), over the slots' hosts */
     uint32_t n_active;       /* calls between call_begin and call_end */
     uint32_t n_pending;      /* calls waiting in the pools this cluster owns */
@@ -124,6 +132,8 @@ static inline struct ml_cluster *ml_pool_cluster(const struct ml_pool *p)
 /* pool.c */
 /* A new pool for endpoint of cl (not linked to any slot yet, no host yet). NULL: no memory. */
 struct ml_pool *ml_pool_new(const struct ml_cluster *cl, uint32_t endpoint);
+/* The same for an address (a dns answer's). */
+struct ml_pool *ml_pool_new_at(const struct ml_sock_addr *a);
 /* Closes the pool's connections and frees it; no call may wait on it any more. Only its host
  * calls this (ml_host_unref), or the builder of a pool whose host could not be made. */
 void ml_pool_free(struct ml_pool *p, struct ml_loop *loop);
@@ -144,6 +154,24 @@ void ml_pool_dispatch_later(struct ml_pool *p);
 void ml_outlier_attempt_end(struct ml_host *h, const struct ml_attempt_outcome *o, bool failed);
 /* h is being freed: its ejection timer goes. */
 void ml_outlier_host_free(struct ml_host *h);
+/* balance.c, for dns.c */
+/* A dns lookup of cl answered addrs[0..n) (n >= 1): hosts for the new addresses, the gone ones
+ * drain (their calls finish; freed once idle), the policy is rebuilt over the new set. Returns
+ * how many hosts are in use now (draining ones included). */
+uint32_t ml_cluster_dns_answer(struct ml_cluster *cl, const struct ml_sock_addr *addrs, uint32_t n);
+
+/* dns.c */
+/* cl's resolver (cl->dns), not running yet. 0; -ENOMEM. */
+int ml_dns_new(struct ml_cluster *cl);
+/* Resolves now, then every dns_refresh. A no-op once running. */
+void ml_dns_start(struct ml_dns *d);
+/* Stops and frees it; waits for a lookup in progress (its answer is dropped): a hot apply
+ * that keeps the cluster's name and dns hands the resolver over instead (ml_dns_move), so only
+ * a removed or renamed dns cluster, or the end, waits. NULL: no-op. */
+void ml_dns_free(struct ml_dns *d);
+/* A hot apply: to (next's cluster with from's name and dns, not started) takes from's running
+ * resolver, with a lookup in progress if there is one, and its counters. */
+void ml_dns_move(struct ml_cluster *from, struct ml_cluster *to);
 
 /* share.c */
 /* w counts in the share of w->tenant on cl from now on (found, or made). 0; -ENOMEM. A no-op

@@ -70,7 +70,7 @@ void ml_host_state_set(struct ml_host *h, unsigned bits, bool on)
         struct ml_pool_slot *s = ML_CONTAINER_OF(n, struct ml_pool_slot, node);
         struct ml_lb *lb = &s->cluster->lb;
 
-        if (lb->ops->on_host_state != NULL) {
+        if (lb->ops != NULL && lb->ops->on_host_state != NULL) {
             lb->ops->on_host_state(lb, s->endpoint);
         }
     }

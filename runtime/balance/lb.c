@@ -36,17 +36,23 @@ uint32_t ml_lb_n_hosts(const struct ml_lb *lb)
 
 struct ml_host *ml_lb_host(const struct ml_lb *lb, uint32_t host)
 {
-    return lb->cluster->slots[host].pool->host;
+    const struct ml_pool *p = lb->cluster->slots[host].pool;
+
+    return p != NULL ? p->host : NULL; /* NULL: a free slot of a dns cluster */
 }
 
 uint32_t ml_lb_weight(const struct ml_lb *lb, uint32_t host)
 {
-    return lb->cluster->cfg->endpoints[host].weight;
+    const struct ml_cfg_cluster *cfg = lb->cluster->cfg;
+
+    return host < cfg->n_endpoints ? cfg->endpoints[host].weight : 1; /* dns: all alike */
 }
 
 bool ml_lb_usable(const struct ml_lb *lb, uint32_t host)
 {
-    return ml_host_usable(ml_lb_host(lb, host));
+    const struct ml_host *h = ml_lb_host(lb, host);
+
+    return h != NULL && ml_host_usable(h);
 }
 
 bool ml_lb_eligible(const struct ml_lb *lb, const struct ml_lb_pick_ctx *ctx, uint32_t host)

@@ -14,7 +14,9 @@ struct ml_host;
 /* The policy of lb = which; NULL: none is built for it yet (the config check refuses it). */
 const struct ml_lb_ops *ml_lb_ops_for(enum ml_cfg_lb which);
 
-/* What a policy reads of its cluster. Hosts are numbered as the cluster's endpoints. */
+/* What a policy reads of its cluster. Hosts are numbered as the cluster's endpoints. A dns
+ * cluster's numbers have gaps (ml_lb_host NULL, never usable) and change with its answers: the
+ * policy is then freed and initialised again over the new set. */
 uint32_t ml_lb_n_hosts(const struct ml_lb *lb);
 struct ml_host *ml_lb_host(const struct ml_lb *lb, uint32_t host);
 uint32_t ml_lb_weight(const struct ml_lb *lb, uint32_t host); /* weight=, 1..128 */

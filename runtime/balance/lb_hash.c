@@ -25,7 +25,9 @@ uint64_t ml_lb_hash(const void *p, size_t n, uint64_t seed)
 
 uint64_t ml_lb_hash_host(const struct ml_lb *lb, uint32_t host, uint64_t seed)
 {
-    const char *addr = ml_host_addr_text(ml_lb_host(lb, host));
+    const struct ml_host *h = ml_lb_host(lb, host);
+    /* a free slot of a dns cluster: placed somewhere, never picked (not usable) */
+    const char *addr = h != NULL ? ml_host_addr_text(h) : "";
 
     return ml_lb_hash(addr, strlen(addr), seed);
 }

@@ -43,14 +43,18 @@ static void on_ejection_over(void *user)
     ml_host_state_set(h, ML_HOST_EJECTED, false);
 }
 
-/* Hosts of cl ejected now. */
-static uint32_t n_ejected(const struct ml_cluster *cl)
+/* Hosts of cl (*n_hosts), and of those the ones ejected now. */
+static uint32_t n_ejected(const struct ml_cluster *cl, uint32_t *n_hosts)
 {
     uint32_t n = 0;
 
+    *n_hosts = 0;
     for (uint32_t i = 0; i < cl->n_slots; i++) {
-        if (cl->slots[i].pool->host->state & ML_HOST_EJECTED) {
-            n++;
+        const struct ml_pool *p = cl->slots[i].pool; /* NULL: a free slot of a dns cluster */
+
+        if (p != NULL) {
+            ++*n_hosts;
+            n += (p->host->state & ML_HOST_EJECTED) != 0;
         }
     }
     return n;
@@ -59,9 +63,10 @@ static uint32_t n_ejected(const struct ml_cluster *cl)
 static void eject(struct ml_host *h, const struct ml_cluster *cl)
 {
     const struct ml_cfg_cluster *cfg = cl->cfg;
+    uint32_t n_hosts, out = n_ejected(cl, &n_hosts);
     uint64_t ms;
 
-    if ((uint64_t)(n_ejected(cl) + 1) * PPM > (uint64_t)cfg->outlier_max_ppm * cl->n_slots) {
+    if ((uint64_t)(out + 1) * PPM > (uint64_t)cfg->outlier_max_ppm * n_hosts) {
         ML_LOG_WRN("cluster %s: endpoint %s failed %u times in a row but stays in: "
                    "outlier_max_percent (%u%%) of the endpoints are ejected already",
                    cfg->name, ml_host_addr_text(h), h->outlier.consecutive_failures,

@@ -59,6 +59,14 @@ static void backoff_failed(struct ml_pool *p)
 struct ml_pool *ml_pool_new(const struct ml_cluster *cl, uint32_t endpoint)
 {
     const struct ml_cfg_addr *a = &cl->cfg->endpoints[endpoint].addr;
+    struct ml_sock_addr at = {.family = a->family, .port = a->port};
+
+    memcpy(at.ip, a->ip, sizeof(at.ip));
+    return ml_pool_new_at(&at);
+}
+
+struct ml_pool *ml_pool_new_at(const struct ml_sock_addr *a)
+{
     struct ml_pool *p = ml_calloc(1, sizeof(*p));
 
     if (p == NULL) {

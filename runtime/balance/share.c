@@ -43,6 +43,10 @@ static uint32_t capacity(const struct ml_cluster *cl)
 
     for (uint32_t e = 0; e < cl->n_slots; e++) {
         const struct ml_pool *p = cl->slots[e].pool;
+
+        if (p == NULL) {
+            continue; /* a free slot of a dns cluster */
+        }
         uint32_t per = p->conn_streams != 0 && p->conn_streams < cl->cfg->max_streams_per_connection
                            ? p->conn_streams
                            : cl->cfg->max_streams_per_connection;
@@ -118,7 +122,7 @@ int ml_share_join(struct ml_cluster *cl, struct ml_balance_waiter *w)
 static void kick(struct ml_cluster *cl)
 {
     for (uint32_t e = 0; e < cl->n_slots; e++) {
-        if (cl->slots[e].pool->n_waiting > 0) {
+        if (cl->slots[e].pool != NULL && cl->slots[e].pool->n_waiting > 0) {
             ml_pool_dispatch_later(cl->slots[e].pool);
         }
     }

@@ -47,6 +47,7 @@ enum ml_key_type {
     ML_KT_HOSTNAME,     /* RFC 1123 host name */
     ML_KT_URI,          /* scheme:rest */
     ML_KT_RULE,         /* PRINCIPAL -> PATH-GLOB */
+    ML_KT_LABELS,       /* KEY=VALUE, ... ([node] labels) */
 };
 
 enum ml_key_flags {

@@ -14,6 +14,12 @@
 #define ML_CFG_ADMIN_TOKEN_MIN_BYTES 16
 #define ML_CFG_ADMIN_TOKEN_MAX_BYTES 256
 
+/* [node] labels: at most ML_CFG_LABELS_MAX "key=value" pairs, key and value each 1 to
+ * ML_CFG_LABEL_PART_MAX of [A-Za-z0-9._-]: they travel in the fleet Hello (bounded there the
+ * same: fleet/envelope.h ML_FLEET_LABELS_MAX) and name rollout groups on the controller. */
+#define ML_CFG_LABELS_MAX 16
+#define ML_CFG_LABEL_PART_MAX 31
+
 /* An IP literal and port, as given in the INI (bind, admin, endpoint). */
 struct ml_cfg_addr {
     bool set;         /* false for "off" (admin) */
@@ -67,6 +73,11 @@ struct ml_cfg_node {
     int access_log_format;       /* enum ml_cfg_access_log_format */
     const char *state_dir;
     uint32_t drain_timeout_ms;
+    /* labels as one canonical text, "k=v,k2=v2" (no spaces; NULL: none), compared by a push's
+     * bootstrap check; and each "k=v" alone, for the fleet Hello. Arena-owned. */
+    const char *labels;
+    const char *label[ML_CFG_LABELS_MAX];
+    uint32_t n_labels;
 };
 
 struct ml_cfg_fleet {

@@ -25,10 +25,8 @@ static const struct {
     {ML_K_listener_ca, NONE, NULL},
     {ML_K_cluster_sni, NONE, NULL},
     {ML_K_cluster_identity, NONE, NULL},
-    /* balancers Kconfig left out of balance/lb.c's table (ring_hash, maglev), dns endpoints */
+    /* balancers Kconfig left out of balance/lb.c's table (ring_hash, maglev) */
     {ML_K_cluster_lb, CLUSTER_LB_BUILT, "round_robin"},
-    {ML_K_cluster_dns, NONE, NULL},
-    {ML_K_cluster_dns_refresh, NONE, NULL},
 };
 
 #define N_TABLE (sizeof(table) / sizeof(table[0]))

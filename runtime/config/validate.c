@@ -796,6 +796,67 @@ static int read_access_log(struct vctx *c, const struct ml_key_def *k, const cha
 
 /* ---- applying one key to its section -------------------------------------------------------- */
 
+static bool is_label_part(const char *s, size_t n)
+{
+    if (n == 0 || n > ML_CFG_LABEL_PART_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == '-')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* [node] labels = KEY=VALUE, ...: each pair checked, kept alone and in one canonical text. */
+static int read_labels(struct vctx *c, const struct ml_key_def *k, const char *v, int line,
+                       struct ml_cfg_node *node)
+{
+    static const char rule[] = "KEY=VALUE, ... (at most 16 pairs, key and value 1..31 of "
+                               "A-Z a-z 0-9 . _ -, each key once)";
+    char canon[ML_CFG_LABELS_MAX * (2 * ML_CFG_LABEL_PART_MAX + 2) + 1];
+    size_t used = 0;
+    const char *p = v;
+
+    node->n_labels = 0;
+    while (*p != '\0') {
+        const char *comma = strchr(p, ',');
+        size_t n = comma != NULL ? (size_t)(comma - p) : strlen(p), kn;
+        const char *item = trim(p, &n), *eq;
+
+        eq = memchr(item, '=', n);
+        kn = eq != NULL ? (size_t)(eq - item) : 0;
+        if (eq == NULL || !is_label_part(item, kn) || !is_label_part(eq + 1, n - kn - 1) ||
+            node->n_labels == ML_CFG_LABELS_MAX) {
+            return bad_value(c, line, k, v, "%s", rule);
+        }
+        for (uint32_t i = 0; i < node->n_labels; i++) {
+            if (strncmp(node->label[i], item, kn + 1) == 0) {
+                return bad_value(c, line, k, v, "%s", rule);
+            }
+        }
+        if ((node->label[node->n_labels] = cfg_strdup(c, item, n)) == NULL) {
+            return -1;
+        }
+        node->n_labels++;
+        used += (size_t)snprintf(canon + used, sizeof(canon) - used, "%s%.*s", used ? "," : "",
+                                 (int)n, item);
+        if (comma == NULL) {
+            break;
+        }
+        p = comma + 1;
+    }
+    if (node->n_labels == 0) {
+        return bad_value(c, line, k, v, "%s", rule);
+    }
+    node->labels = cfg_strdup(c, canon, used);
+    return node->labels != NULL ? 0 : -1;
+}
+
 static void *section_struct(struct ml_snapshot *s, enum ml_config_kind kind, uint32_t index)
 {
     switch (kind) {
@@ -917,6 +978,8 @@ static int apply(struct vctx *c, void *obj, int key, const char *v, int line)
         return read_uri(c, k, v, line, field);
     case ML_KT_RULE:
         return read_rule(c, k, v, line, obj);
+    case ML_KT_LABELS:
+        return read_labels(c, k, v, line, obj);
     }
     return -1;
 }

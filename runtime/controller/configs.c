@@ -33,6 +33,7 @@ int ml_ctl_file_init(struct ml_ctl_file *f, const char *dir, const char *name)
         return -ENAMETOOLONG;
     }
     f->error = -ENOENT;
+    f->name = strrchr(f->path, '/') + 1;
     return 0;
 }
 
@@ -47,6 +48,9 @@ static void drop_content(struct ml_ctl_file *f)
 void ml_ctl_file_deinit(struct ml_ctl_file *f)
 {
     drop_content(f);
+    ml_ctl_rev_clear(&f->ro.stable);
+    ml_ctl_rev_clear(&f->ro.target);
+    ml_ctl_rev_clear(&f->ro.previous);
 }
 
 static bool same_time(const struct timespec *a, const struct timespec *b)

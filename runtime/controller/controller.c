@@ -29,6 +29,7 @@ struct args {
     const char *listen; /* as given, for log lines */
     const char *configs;
     const char *cert, *key, *ca;
+    const char *state, *stages, *soak, *stale;
 };
 
 static void usage(FILE *out)
@@ -40,7 +41,15 @@ static void usage(FILE *out)
             "  --configs DIR       DIR/NODE_ID.ini, else DIR/default.ini, is each node's config\n"
             "  --cert, --key       serve TLS (PEM)\n"
             "  --ca FILE           require client certificates that chain to FILE\n"
-            "GET /fleet on the same port lists the nodes as JSON.\n");
+            "  --state DIR         keep rollouts, versions and Nacks here across restarts\n"
+            "  --stages LIST       rollout stages, counts or percents (default 1,10%%,100%%)\n"
+            "  --soak DURATION     how long each stage stays healthy before the next (default "
+            "60s)\n"
+            "  --stale DURATION    a node silent this long halts a rollout (default 60s)\n"
+            "Served on the same port: GET /fleet (JSON; ?label=K=V, ?state=synced|stale|nacked|"
+            "offline),\nGET /fleet/status, GET /metrics, GET /stats, POST /rollback.\n"
+            "DIR/NODE_ID.ini, else DIR/label=KEY=VALUE.ini (the node's first label that has one), "
+            "else\nDIR/default.ini, is each node's config.\n");
 }
 
 /* HOST:PORT → a.iface, a.port. false when it is not one. */
@@ -103,6 +112,14 @@ static int parse_args(int argc, char **argv, struct args *a)
             slot = &a->key;
         } else if (strcmp(opt, "--ca") == 0) {
             slot = &a->ca;
+        } else if (strcmp(opt, "--state") == 0) {
+            slot = &a->state;
+        } else if (strcmp(opt, "--stages") == 0) {
+            slot = &a->stages;
+        } else if (strcmp(opt, "--soak") == 0) {
+            slot = &a->soak;
+        } else if (strcmp(opt, "--stale") == 0) {
+            slot = &a->stale;
         } else {
             fprintf(stderr, "meshlet controller: unknown argument \"%s\"\n", opt);
             return EXIT_BAD_ARGS;
@@ -135,6 +152,89 @@ static int parse_args(int argc, char **argv, struct args *a)
     if (a->ca != NULL && a->cert == NULL) {
         fprintf(stderr, "meshlet controller: --ca needs --cert and --key (client certificates "
                         "are checked over TLS)\n");
+        return EXIT_BAD_ARGS;
+    }
+    return 0;
+}
+
+/* "1,10%,100%": counts or percents, at most ML_CTL_MAX_STAGES, each 1..100000 (percents
+ * 1..100). false when it is not one. */
+static bool parse_stages(const char *text, struct ml_ctl *ctl)
+{
+    const char *p = text;
+
+    ctl->n_stages = 0;
+    while (*p != '\0') {
+        struct ml_ctl_stage st = {0};
+        char *end;
+        unsigned long v;
+
+        errno = 0;
+        v = strtoul(p, &end, 10);
+        if (errno != 0 || end == p || v == 0 || ctl->n_stages == ML_CTL_MAX_STAGES) {
+            return false;
+        }
+        if (*end == '%') {
+            st.percent = true;
+            end++;
+        }
+        if ((st.percent && v > 100) || v > 100000 || (*end != ',' && *end != '\0')) {
+            return false;
+        }
+        st.value = (unsigned)v;
+        ctl->stages[ctl->n_stages++] = st;
+        p = *end == ',' ? end + 1 : end;
+    }
+    return ctl->n_stages > 0;
+}
+
+/* "500ms", "30s", "2m": 1 ms .. 1 h. false when it is not one. */
+static bool parse_duration(const char *text, uint32_t *ms)
+{
+    char *end;
+    unsigned long v, mul;
+
+    errno = 0;
+    v = strtoul(text, &end, 10);
+    if (errno != 0 || end == text) {
+        return false;
+    }
+    if (strcmp(end, "ms") == 0) {
+        mul = 1;
+    } else if (strcmp(end, "s") == 0) {
+        mul = 1000;
+    } else if (strcmp(end, "m") == 0) {
+        mul = 60000;
+    } else {
+        return false;
+    }
+    if (v == 0 || v > 3600000 / mul) {
+        return false;
+    }
+    *ms = (uint32_t)(v * mul);
+    return true;
+}
+
+/* The rollout options into ctl; EXIT_BAD_ARGS after saying why. */
+static int rollout_args(const struct args *a, struct ml_ctl *ctl)
+{
+    ctl->soak_ms = ML_CTL_DEFAULT_SOAK_MS;
+    ctl->stale_ms = ML_CTL_DEFAULT_STALE_MS;
+    if (!parse_stages(a->stages != NULL ? a->stages : ML_CTL_DEFAULT_STAGES, ctl)) {
+        fprintf(stderr,
+                "meshlet controller: --stages %s: expected up to %d counts or percents, e.g. "
+                "1,10%%,100%%\n",
+                a->stages, ML_CTL_MAX_STAGES);
+        return EXIT_BAD_ARGS;
+    }
+    if (a->soak != NULL && !parse_duration(a->soak, &ctl->soak_ms)) {
+        fprintf(stderr, "meshlet controller: --soak %s: expected 1ms..1h, e.g. 500ms, 30s, 2m\n",
+                a->soak);
+        return EXIT_BAD_ARGS;
+    }
+    if (a->stale != NULL && !parse_duration(a->stale, &ctl->stale_ms)) {
+        fprintf(stderr, "meshlet controller: --stale %s: expected 1ms..1h, e.g. 500ms, 30s, 2m\n",
+                a->stale);
         return EXIT_BAD_ARGS;
     }
     return 0;
@@ -180,6 +280,8 @@ static uint64_t first_nonce(void)
 static void ctl_free(struct ml_ctl *ctl)
 {
     ml_ctl_nodes_free(ctl);
+    ml_ctl_rollout_free(ctl);
+    ml_ctl_state_free(ctl);
     ml_ctl_file_deinit(&ctl->fallback);
     ml_free(ctl);
 }
@@ -208,6 +310,11 @@ int ml_controller_main(int argc, char **argv)
         fprintf(stderr, "meshlet controller: out of memory\n");
         return EXIT_CANNOT_START;
     }
+    if (rollout_args(&a, ctl) != 0) {
+        ml_free(ctl);
+        usage(stderr);
+        return EXIT_BAD_ARGS;
+    }
     snprintf(ctl->dir, sizeof(ctl->dir), "%s", a.configs);
     ctl->next_nonce = first_nonce();
     if (strlen(a.configs) >= sizeof(ctl->dir) ||
@@ -216,6 +323,12 @@ int ml_controller_main(int argc, char **argv)
         ml_free(ctl);
         return EXIT_CANNOT_START;
     }
+    if (a.state != NULL && ml_ctl_state_open(ctl, a.state, why, sizeof(why)) < 0) {
+        fprintf(stderr, "meshlet controller: %s\n", why);
+        ctl_free(ctl);
+        return EXIT_CANNOT_START;
+    }
+    ml_ctl_state_restore_file(ctl, &ctl->fallback);
     if ((loop = ml_loop_new()) == NULL) {
         fprintf(stderr, "meshlet controller: cannot create the event loop\n");
         ctl_free(ctl);
@@ -230,12 +343,13 @@ int ml_controller_main(int argc, char **argv)
         ctl_free(ctl);
         return EXIT_CANNOT_START;
     }
-    ml_ctl_file_refresh(&ctl->fallback);
+    ml_ctl_rollout_tick(ctl, true);
     ml_timer_arm(ctl->poll, ML_CTL_POLL_MS);
     ML_LOG_INF("controller: running on %s (%s%s), configs in %s, GET /fleet", a.listen,
                a.cert != NULL ? "wss" : "ws", a.ca != NULL ? ", client certificates required" : "",
                ctl->dir);
     rv = ml_loop_run(loop);
+    ml_ctl_state_save(ctl);
     ml_timer_free(ctl->poll);
     /* Closes every connection: their CLOSED callbacks still see ctl. */
     ml_loop_free(loop);

@@ -2,10 +2,17 @@
  * controller"):
  *
  *   {"nodes":[{"id":..,"board":..,"version":..,"features":[..],"connected":true,
- *              "config_version":..,"last_nack":{"version":..,"error":..}|null,
+ *              "config_version":..,"last_nack":{"version":..,"transient":..,"error":..}|null,
  *              "last_status":{"config_version":..,"uptime_s":..,"calls_total":..,
  *                             "calls_failed":..,"endpoints_healthy":..,
- *                             "endpoints_total":..}|null}]}
+ *                             "endpoints_total":..}|null,
+ *              "labels":[..],"state":"SYNCED|STALE|NACKED|OFFLINE","running_version":..,
+ *              "desired_version":..|null,"file":..|null,"rollout_stage":N|null,
+ *              "last_seen_s":..,"connected_since_s":..}],
+ *    "rollouts":[{"file":..,"state":..,"stage":N,"stages":N,"stable":..,"target":..,
+ *                 "previous":..,"nodes":N,"nodes_done":N,"halt":..}]}
+ *
+ * ?label=KEY=VALUE and ?state=synced|stale|nacked|offline keep only the nodes that match.
  *
  * Strings come from nodes and are escaped as RFC 8259 says (quote, backslash, control
  * characters); valid UTF-8 passes as it is, any other byte >= 0x80 becomes U+FFFD, so the
@@ -40,7 +47,8 @@
     (STRING_MAX(ML_CTL_NODE_ID_MAX) + 3 * STRING_MAX(ML_CTL_TEXT_MAX) +                            \
      ML_CTL_FEATURES_MAX * (STRING_MAX(ML_CTL_FEATURE_MAX) + 1) + STRING_MAX(ML_CTL_TEXT_MAX) +    \
      ML_CTL_JSON_ERROR_MAX_BYTES + sizeof(ML_CTL_JSON_CUT_MARKER) + 2 +                            \
-     STRING_MAX(ML_CTL_TEXT_MAX) + RECORD_FRAME_BYTES)
+     STRING_MAX(ML_CTL_TEXT_MAX) + RECORD_FRAME_BYTES +                                            \
+     ML_CTL_LABELS_MAX * (STRING_MAX(ML_CTL_LABEL_MAX) + 1) + 3 * STRING_MAX(ML_CTL_TEXT_MAX))
 _Static_assert(NODE_WORST_BYTES <= ML_CTL_JSON_NODE_MAX_BYTES,
                "a node's record fits ML_CTL_JSON_NODE_MAX_BYTES");
 _Static_assert((uint64_t)ML_CTL_MAX_NODES *(ML_CTL_JSON_NODE_MAX_BYTES + 1) + 64 <=
@@ -214,7 +222,51 @@ static void put_key(struct out *o, const char *key)
     put(o, ":");
 }
 
-static void put_node(struct out *o, const struct ml_ctl_node *n)
+/* What the rollout and the clock say about n (after last_status). */
+static void put_extra(struct out *o, const struct ml_ctl *ctl, const struct ml_ctl_node *n)
+{
+    const struct ml_ctl_rev *d = ml_ctl_rollout_desired(ctl, n);
+    const struct ml_ctl_file *f = n->serving;
+
+    put_key(o, "labels");
+    put(o, "[");
+    for (size_t i = 0; i < n->n_labels; i++) {
+        put(o, i > 0 ? "," : "");
+        put_string(o, n->labels[i]);
+    }
+    put(o, "],");
+    put_key(o, "state");
+    put_string(o, ml_ctl_node_state(ctl, n));
+    put(o, ",");
+    put_key(o, "running_version");
+    put_string(o, n->config_version);
+    put(o, ",");
+    put_key(o, "desired_version");
+    if (d != NULL) {
+        put_string(o, d->version);
+    } else {
+        put(o, "null");
+    }
+    put(o, ",");
+    put_key(o, "file");
+    if (f != NULL) {
+        put_string(o, f->name);
+    } else {
+        put(o, "null");
+    }
+    put(o, ",");
+    put_key(o, "rollout_stage");
+    if (f != NULL && (f->ro.state == ML_CTL_RO_ROLLING || f->ro.state == ML_CTL_RO_HALTED) &&
+        strcmp(n->member_of, f->ro.target.version) == 0) {
+        putf(o, "%u", f->ro.stage + 1);
+    } else {
+        put(o, "null");
+    }
+    putf(o, ",\"last_seen_s\":%" PRIu64 ",\"connected_since_s\":%" PRIu64, n->last_seen_s,
+         n->connected_since_s);
+}
+
+static void put_node(struct out *o, const struct ml_ctl *ctl, const struct ml_ctl_node *n)
 {
     put(o, "{");
     put_key(o, "id");
@@ -244,6 +296,7 @@ static void put_node(struct out *o, const struct ml_ctl_node *n)
         put_key(o, "version");
         put_string(o, n->nack_version);
         put(o, ",");
+        put(o, n->nack_transient ? "\"transient\":true," : "\"transient\":false,");
         put_key(o, "error");
         put_string_max(o, n->nack_error, ML_CTL_JSON_ERROR_MAX_BYTES);
         put(o, "}");
@@ -266,17 +319,66 @@ static void put_node(struct out *o, const struct ml_ctl_node *n)
     } else {
         put(o, "null");
     }
+    put(o, ",");
+    put_extra(o, ctl, n);
     put(o, "}");
 }
 
-int ml_ctl_json_fleet(const struct ml_ctl *ctl, char **out, size_t *n_out)
+static void put_rollout(struct out *o, const struct ml_ctl *ctl, const struct ml_ctl_file *f)
+{
+    const struct ml_ctl_rollout *ro = &f->ro;
+
+    put(o, "{");
+    put_key(o, "file");
+    put_string(o, f->name);
+    put(o, ",");
+    put_key(o, "state");
+    put_string(o, ml_ctl_ro_state_name(ro->state));
+    putf(o, ",\"stage\":%u,\"stages\":%zu,", ro->stage + 1, ctl->n_stages);
+    put_key(o, "stable");
+    put_string(o, ro->stable.version);
+    put(o, ",");
+    put_key(o, "target");
+    put_string(o, ro->target.version);
+    put(o, ",");
+    put_key(o, "previous");
+    put_string(o, ro->previous.version);
+    putf(o, ",\"nodes\":%zu,\"nodes_done\":%zu,", ro->members, ro->done);
+    put_key(o, "halt");
+    /* it quotes a node's Nack: cut like one, so the rollouts stay small beside the nodes */
+    put_string_max(o, ro->halt, ML_CTL_JSON_ERROR_MAX_BYTES);
+    put(o, "}");
+}
+
+int ml_ctl_json_fleet(const struct ml_ctl *ctl, const char *label, const char *state, char **out,
+                      size_t *n_out)
 {
     struct out o = {0};
+    bool first = true;
 
     put(&o, "{\"nodes\":[");
     for (size_t i = 0; i < ctl->n_nodes; i++) {
-        put(&o, i > 0 ? "," : "");
-        put_node(&o, ctl->nodes[i]);
+        if (!ml_ctl_node_matches(ctl, ctl->nodes[i], label, state)) {
+            continue;
+        }
+        put(&o, first ? "" : ",");
+        first = false;
+        put_node(&o, ctl, ctl->nodes[i]);
+    }
+    put(&o, "],\"rollouts\":[");
+    first = true;
+    for (size_t i = 0; i <= ctl->n_label_files + ctl->n_nodes; i++) {
+        const struct ml_ctl_file *f = i == 0 ? &ctl->fallback
+                                      : i - 1 < ctl->n_label_files
+                                          ? ctl->label_files[i - 1]
+                                          : &ctl->nodes[i - 1 - ctl->n_label_files]->own;
+
+        if (f->ro.stable.version[0] == '\0' && f->ro.state == ML_CTL_RO_NONE) {
+            continue;
+        }
+        put(&o, first ? "" : ",");
+        first = false;
+        put_rollout(&o, ctl, f);
     }
     put(&o, "]}\n");
     if (o.error != 0) {

@@ -16,6 +16,8 @@ _Static_assert(ML_CTL_FEATURES_MAX == ML_FLEET_FEATURES_MAX &&
                    ML_CTL_FEATURE_MAX == ML_FLEET_FEATURE_MAX,
                "controller feature bounds follow fleet/envelope.h");
 _Static_assert(ML_CTL_ERROR_MAX == ML_FLEET_ERROR_MAX, "Nack error bound");
+_Static_assert(ML_CTL_LABELS_MAX == ML_FLEET_LABELS_MAX && ML_CTL_LABEL_MAX == ML_FLEET_LABEL_MAX,
+               "controller label bounds follow fleet/envelope.h");
 
 /* nanopb's strings are NUL-terminated within their bound; copy with the same bound. */
 #define COPY(dst, src) snprintf((dst), sizeof(dst), "%s", (src))
@@ -48,6 +50,10 @@ int ml_ctl_msg_decode(const uint8_t *p, size_t n, struct ml_ctl_msg *out)
             COPY(out->hello.features[i], h->features[i]);
         }
         out->hello.n_features = h->features_count;
+        for (size_t i = 0; i < h->labels_count && i < ML_CTL_LABELS_MAX; i++) {
+            COPY(out->hello.labels[i], h->labels[i]);
+        }
+        out->hello.n_labels = h->labels_count;
         break;
     }
     case meshlet_fleet_v1_Envelope_push_tag:
@@ -63,6 +69,7 @@ int ml_ctl_msg_decode(const uint8_t *p, size_t n, struct ml_ctl_msg *out)
         COPY(out->answer.version, env.msg.nack.version);
         out->answer.nonce = env.msg.nack.nonce;
         COPY(out->answer.error, env.msg.nack.error);
+        out->answer.transient = env.msg.nack.transient;
         break;
     case meshlet_fleet_v1_Envelope_status_tag: {
         const meshlet_fleet_v1_Status *s = &env.msg.status;

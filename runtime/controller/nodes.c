@@ -1,8 +1,10 @@
-/* The node table and the push rule (runtime/fleet/README.md, "meshlet controller"): a connected
- * node gets the version of its file (DIR/ID.ini, else DIR/default.ini) unless it already runs it,
- * is still answering a push of it on this connection, or nacked it; a nacked version is pushed
- * again only after the file changes to another version. Versions are content hashes, so a
- * controller that restarts and hears a Hello with the current version pushes nothing. */
+/* The node table and what each message does to it. Which version a node should run and when
+ * it is pushed is rollout.c's (runtime/fleet/README.md, "meshlet controller" and "Rollouts"): a
+ * connected node gets the version its file wants for it unless it already runs it, is still
+ * answering a push of it on this connection, or nacked it (a transient Nack: pushed again after
+ * a backoff); a nacked version is pushed again only after the file changes to another version.
+ * Versions are content hashes, so a controller that restarts and hears a Hello with the current
+ * version pushes nothing. */
 #include "controller/controller_int.h"
 
 #include "core/alloc.h"
@@ -84,70 +86,19 @@ static struct ml_ctl_node *add(struct ml_ctl *ctl, const char *id, char *why, si
     return node;
 }
 
-/* The file that serves node now (its own when present), its stat refreshed. */
-static const struct ml_ctl_file *effective(struct ml_ctl *ctl, struct ml_ctl_node *node,
-                                           bool *changed)
-{
-    *changed = ml_ctl_file_refresh(&node->own);
-    return node->own.present ? &node->own : &ctl->fallback;
-}
-
-/* Pushes f's version to node if the rule says so; hello: log why nothing is pushed. */
-static void sync_node(struct ml_ctl *ctl, struct ml_ctl_node *node, const struct ml_ctl_file *f,
-                      bool hello)
-{
-    uint8_t *buf;
-    size_t n;
-    int rv;
-
-    if (node->conn == NULL) {
-        return;
-    }
-    if (f->error < 0) {
-        if (hello) {
-            ML_LOG_WRN("node %s: nothing to push: %s %s", node->id, f->path,
-                       f->error == -ENOENT ? "does not exist" : "is not usable (see above)");
-        }
-        return;
-    }
-    if (strcmp(f->version, node->config_version) == 0 ||
-        strcmp(f->version, node->pushed_version) == 0) {
-        return;
-    }
-    if (node->has_nack && strcmp(f->version, node->nack_version) == 0) {
-        if (hello) {
-            ML_LOG_INF("node %s: version %s is not pushed again: the node nacked it", node->id,
-                       f->version);
-        }
-        return;
-    }
-    rv = ml_ctl_msg_push(f->version, ctl->next_nonce + 1, (struct ml_slice){f->ini, f->n},
-                         ml_ctl_ws_pre(), &buf, &n);
-    if (rv < 0) {
-        ML_LOG_ERR("node %s: cannot push version %s of %s: %s", node->id, f->version, f->path,
-                   rv == -ENOBUFS ? "larger than a fleet message" : strerror(-rv));
-        return;
-    }
-    ctl->next_nonce++;
-    COPY(node->pushed_version, f->version);
-    node->pushed_nonce = ctl->next_nonce;
-    ML_LOG_INF("node %s: push version %s of %s (nonce %llu, was %s)", node->id, f->version, f->path,
-               (unsigned long long)node->pushed_nonce,
-               node->config_version[0] != '\0' ? node->config_version : "\"\"");
-    ml_ctl_ws_send_take(node->conn, buf, n);
-}
-
 int ml_ctl_on_hello(struct ml_ctl *ctl, struct ml_ctl_conn *conn, const struct ml_ctl_msg *m,
                     char *why, size_t cap)
 {
     const char *id = m->hello.node_id;
-    const struct ml_ctl_file *f;
     struct ml_ctl_node *node;
-    bool changed;
 
-    if ((node = find(ctl, id)) == NULL && (node = add(ctl, id, why, cap)) == NULL) {
-        ctl->counters.hello_refused_table_full++;
-        return -1;
+    if ((node = find(ctl, id)) == NULL) {
+        if ((node = add(ctl, id, why, cap)) == NULL) {
+            ctl->counters.hello_refused_table_full++;
+            return -1;
+        }
+        ml_ctl_state_restore_file(ctl, &node->own);
+        ml_ctl_state_restore_node(ctl, node);
     }
     if (node->conn != NULL && node->conn != conn) {
         /* The first connection keeps the id while it is alive (pings find a dead one: ws.c). Had
@@ -167,15 +118,24 @@ int ml_ctl_on_hello(struct ml_ctl *ctl, struct ml_ctl_conn *conn, const struct m
     for (size_t i = 0; i < node->n_features; i++) {
         COPY(node->features[i], m->hello.features[i]);
     }
+    node->n_labels = m->hello.n_labels;
+    for (size_t i = 0; i < node->n_labels; i++) {
+        COPY(node->labels[i], m->hello.labels[i]);
+    }
     node->pushed_version[0] = '\0';
     node->conn = conn;
+    node->connected_since_s = node->last_seen_s = ml_ctl_wall_s();
+    node->last_seen_ms = ml_time_now_ms();
     ml_ctl_ws_set_node(conn, node);
     ML_LOG_INF("c%u: node %s connected (board %s, meshlet %s, config %s)", ml_ctl_ws_conn_id(conn),
                id, node->board, node->version,
                node->config_version[0] != '\0' ? node->config_version : "local");
-    ml_ctl_file_refresh(&ctl->fallback);
-    f = effective(ctl, node, &changed);
-    sync_node(ctl, node, f, true);
+    ml_ctl_rollout_refresh_node(ctl, node);
+    ml_ctl_rollout_tick(ctl, false);
+    if (ml_ctl_rollout_desired(ctl, node) == NULL) {
+        ML_LOG_WRN("node %s: nothing to push yet: %s (and its label files, %s) %s", node->id,
+                   node->own.path, ctl->fallback.path, "do not exist or are not usable");
+    }
     return 0;
 }
 
@@ -215,23 +175,42 @@ void ml_ctl_on_answer(struct ml_ctl *ctl, struct ml_ctl_conn *conn, struct ml_ct
         return;
     }
     node->pushed_version[0] = '\0';
+    node->last_seen_s = ml_ctl_wall_s();
+    node->last_seen_ms = ml_time_now_ms();
     if (m->kind == ML_CTL_MSG_ACK) {
+        ctl->counters.acks++;
         COPY(node->config_version, v);
+        if (node->has_nack && strcmp(node->nack_version, v) == 0) {
+            node->has_nack = false; /* a transient Nack retried with success */
+            node->retries = 0;
+            ctl->state_dirty = true;
+        }
         ML_LOG_INF("node %s: acked version %s", node->id, v);
+        ml_ctl_rollout_tick(ctl, false);
         return;
     }
+    ctl->counters.nacks++;
+    ctl->counters.nacks_transient += m->answer.transient;
+    if (!node->has_nack || strcmp(node->nack_version, v) != 0) {
+        node->retries = 0;
+    }
     node->has_nack = true;
+    node->nack_transient = m->answer.transient;
     COPY(node->nack_version, v);
     COPY(node->nack_error, m->answer.error);
+    ctl->state_dirty = true;
     {
         char line[sizeof(node->nack_error)];
 
         /* Control bytes and all: one log line, whatever the node sent. */
         ml_ctl_text_printable(m->answer.error, ML_CTL_ERROR_MAX, line, sizeof(line));
-        ML_LOG_WRN("node %s: nacked version %s (not pushed to it again until the file changes): "
-                   "%s",
-                   node->id, v, line);
+        ML_LOG_WRN("node %s: nacked version %s (%s): %s", node->id, v,
+                   m->answer.transient ? "transient: pushed again after a backoff"
+                                       : "not pushed to it again until the file changes",
+                   line);
     }
+    ml_ctl_rollout_on_nack(ctl, node);
+    ml_ctl_rollout_tick(ctl, false);
 }
 
 void ml_ctl_on_status(struct ml_ctl *ctl, struct ml_ctl_conn *conn, struct ml_ctl_node *node,
@@ -242,6 +221,8 @@ void ml_ctl_on_status(struct ml_ctl *ctl, struct ml_ctl_conn *conn, struct ml_ct
     }
     node->has_status = true;
     node->status = m->status;
+    node->last_seen_s = ml_ctl_wall_s();
+    node->last_seen_ms = ml_time_now_ms();
     /* What the node runs, from the node: also after a local change (SIGHUP, POST /config),
      * which the controller replaces only when the file changes (runtime/fleet/README.md). */
     COPY(node->config_version, m->status.config_version);
@@ -274,25 +255,14 @@ static bool forget_if_stale(struct ml_ctl *ctl, size_t i, uint64_t now_ms)
 
 void ml_ctl_sync_all(struct ml_ctl *ctl)
 {
-    bool fallback_changed = ml_ctl_file_refresh(&ctl->fallback);
     uint64_t now_ms = ml_time_now_ms();
 
     for (size_t i = 0; i < ctl->n_nodes; i++) {
-        struct ml_ctl_node *node = ctl->nodes[i];
-        const struct ml_ctl_file *f;
-        bool changed;
-
-        if (node->conn == NULL) {
-            if (forget_if_stale(ctl, i, now_ms)) {
-                i--; /* slot i now holds the node that was last */
-            }
-            continue;
-        }
-        f = effective(ctl, node, &changed);
-        if (changed || (f == &ctl->fallback && fallback_changed)) {
-            sync_node(ctl, node, f, false);
+        if (ctl->nodes[i]->conn == NULL && forget_if_stale(ctl, i, now_ms)) {
+            i--; /* slot i now holds the node that was last */
         }
     }
+    ml_ctl_rollout_tick(ctl, true);
 }
 
 void ml_ctl_nodes_free(struct ml_ctl *ctl)

@@ -24,6 +24,33 @@ bool ml_ctl_node_id_safe(const char *id)
     return true;
 }
 
+/* 1..ML_CTL_LABEL_PART_MAX of [A-Za-z0-9._-]: the rule of [node] labels (config/README.md). */
+static bool label_part(const char *s, size_t n)
+{
+    if (n == 0 || n > ML_CTL_LABEL_PART_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool ml_ctl_label_safe(const char *label)
+{
+    const char *eq = strchr(label, '=');
+
+    /* It names DIR/label=KEY=VALUE.ini: no '/', and a part is never "." or ".." alone with
+     * the prefix around it, so the rule above is enough. */
+    return eq != NULL && label_part(label, (size_t)(eq - label)) &&
+           label_part(eq + 1, strlen(eq + 1));
+}
+
 void ml_ctl_text_printable(const char *s, size_t n_max, char *out, size_t cap)
 {
     size_t o = 0;

@@ -20,7 +20,9 @@
 #include <errno.h>
 #include <libwebsockets.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #define FLEET_PROTOCOL "meshlet.fleet.v1"
@@ -51,6 +53,7 @@ struct ml_ctl_conn {
 struct http_session {
     char *body; /* ml_malloc'd response body being written; NULL when none */
     size_t len, sent;
+    bool rollback; /* POST /rollback: answered when its body has been read */
 };
 
 size_t ml_ctl_ws_pre(void)
@@ -156,6 +159,18 @@ static int on_message(struct ml_ctl_conn *conn)
         }
         if (hello_allowed(conn, m.hello.node_id) < 0) {
             return -1;
+        }
+        for (size_t i = 0; i < m.hello.n_labels; i++) {
+            if (!ml_ctl_label_safe(m.hello.labels[i])) {
+                char shown[ML_CTL_LABEL_MAX * 4 + 4];
+
+                ml_ctl_text_printable(m.hello.labels[i], ML_CTL_LABEL_MAX, shown, sizeof(shown));
+                snprintf(why, sizeof(why),
+                         "label \"%s\" refused: expected KEY=VALUE, each 1 to %d of "
+                         "[A-Za-z0-9._-]",
+                         shown, ML_CTL_LABEL_PART_MAX);
+                return close_now(conn, LWS_CLOSE_STATUS_POLICY_VIOLATION, why);
+            }
         }
         if (ml_ctl_on_hello(ctl, conn, &m, why, sizeof(why)) < 0) {
             return close_now(conn, LWS_CLOSE_STATUS_POLICY_VIOLATION, why);
@@ -322,35 +337,98 @@ static int http_respond_text(struct lws *wsi, struct http_session *s, unsigned s
     return 0;
 }
 
+/* A filter of the query (?label=KEY=VALUE, ?state=...) into buf; "" when absent. */
+static void query_arg(struct lws *wsi, const char *name, char *buf, int cap)
+{
+    if (lws_get_urlarg_by_name_safe(wsi, name, buf, cap) < 0) {
+        buf[0] = '\0';
+    }
+}
+
+static bool state_known(const char *s)
+{
+    static const char *const known[] = {"", "synced", "stale", "nacked", "offline"};
+
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        if (strcasecmp(s, known[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* POST /rollback: every file back to its previous version (rollout.c). */
+static int http_rollback(struct lws *wsi, struct ml_ctl *ctl, struct http_session *s)
+{
+    char msg[4096];
+    int n = ml_ctl_rollout_rollback(ctl, msg, sizeof(msg));
+
+    return http_respond_text(wsi, s, n > 0 ? 200 : 409, msg);
+}
+
 static int http_request(struct lws *wsi, struct ml_ctl *ctl, struct http_session *s,
                         const char *path)
 {
+    char label[ML_CTL_LABEL_MAX + 2], state[16];
     char *body;
     size_t n;
     int rv;
 
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
-        return http_respond_text(wsi, s, 405, "only GET is served here\n");
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0) {
+        if (strcmp(path, "/rollback") != 0) {
+            return http_respond_text(wsi, s, 405, "only POST /rollback takes a POST\n");
+        }
+        s->rollback = true;
+        /* no body: answer now; else once it is read (LWS_CALLBACK_HTTP_BODY_COMPLETION) */
+        if (lws_hdr_copy(wsi, label, sizeof(label), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0 ||
+            strtoul(label, NULL, 10) == 0) {
+            return http_rollback(wsi, ctl, s);
+        }
+        return 0;
     }
-    if (strcmp(path, "/stats") == 0) {
-        if (ml_ctl_json_stats(ctl, &body, &n) < 0) {
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
+        return http_respond_text(wsi, s, 405, "only GET is served here (and POST /rollback)\n");
+    }
+    if (strcmp(path, "/stats") == 0 || strcmp(path, "/metrics") == 0) {
+        rv = path[1] == 's' ? ml_ctl_json_stats(ctl, &body, &n) : ml_ctl_metrics(ctl, &body, &n);
+        if (rv < 0) {
             return http_respond_text(wsi, s, 500, "out of memory\n");
         }
-        if (http_respond(wsi, s, 200, "text/plain; charset=utf-8", body, n) < 0) {
+        if (http_respond(wsi, s, 200,
+                         path[1] == 's' ? "text/plain; charset=utf-8"
+                                        : "text/plain; version=0.0.4; charset=utf-8",
+                         body, n) < 0) {
             http_drop(s);
             return -1;
         }
         return 0;
     }
-    if (strcmp(path, "/fleet") != 0) {
+    if (strcmp(path, "/fleet") != 0 && strcmp(path, "/fleet/status") != 0) {
         return http_respond_text(wsi, s, 404,
-                                 "not found; GET /fleet lists the nodes, GET /stats counts\n");
+                                 "not found; GET /fleet lists the nodes (JSON), GET /fleet/status "
+                                 "one line each, GET /metrics, GET /stats, POST /rollback\n");
     }
-    if ((rv = ml_ctl_json_fleet(ctl, &body, &n)) < 0) {
-        ML_LOG_ERR("GET /fleet: %s", rv == -ENOBUFS ? "over ML_CTL_MAX_JSON_BYTES" : "no memory");
+    query_arg(wsi, "label=", label, sizeof(label));
+    query_arg(wsi, "state=", state, sizeof(state));
+    if (label[0] != '\0' && !ml_ctl_label_safe(label)) {
+        return http_respond_text(wsi, s, 400,
+                                 "?label= expects KEY=VALUE, each 1 to 31 of [A-Za-z0-9._-]\n");
+    }
+    if (!state_known(state)) {
+        return http_respond_text(wsi, s, 400, "?state= expects synced, stale, nacked or offline\n");
+    }
+    if (strcmp(path, "/fleet/status") == 0) {
+        rv = ml_ctl_status_text(ctl, label, state, &body, &n);
+    } else {
+        rv = ml_ctl_json_fleet(ctl, label, state, &body, &n);
+    }
+    if (rv < 0) {
+        ML_LOG_ERR("GET %s: %s", path, rv == -ENOBUFS ? "over ML_CTL_MAX_JSON_BYTES" : "no memory");
         return http_respond_text(wsi, s, 500, "cannot render the fleet\n");
     }
-    if (http_respond(wsi, s, 200, "application/json", body, n) < 0) {
+    if (http_respond(wsi, s, 200,
+                     path[6] == '\0' ? "application/json" : "text/plain; charset=utf-8", body,
+                     n) < 0) {
         http_drop(s);
         return -1;
     }
@@ -422,8 +500,12 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         }
         return http_request(wsi, ctl, s, in != NULL ? (const char *)in : "");
     case LWS_CALLBACK_HTTP_BODY:
-        return 0; /* not read: a non-GET was answered 405 */
+        return 0; /* not read: a non-GET was answered 405; POST /rollback needs none */
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (ctl != NULL && s != NULL && s->rollback && s->body == NULL) {
+            s->rollback = false;
+            return http_rollback(wsi, ctl, s);
+        }
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return s != NULL ? http_write(wsi, s) : -1;

@@ -9,7 +9,7 @@
 /* What this binary can do: compiled in AND implemented. `meshlet version` prints it and the fleet
  * Hello sends it, and a controller chooses configs by it, so a feature is listed only once its
  * code exists (its keys are then accepted by the validator, config/unimplemented.c). Kconfig
- * options for features still to come (ML_DNS) add nothing here yet. */
+ * options for features still to come add a line here once their code exists. */
 static const char *const features[] = {
 #ifdef CONFIG_ML_ADMIN
     "admin",
@@ -19,6 +19,9 @@ static const char *const features[] = {
 #endif
 #ifdef CONFIG_ML_CONTROLLER
     "controller",
+#endif
+#ifdef CONFIG_ML_DNS
+    "dns",
 #endif
 #ifdef CONFIG_ML_HEALTH_CHECK
     "health_check",

@@ -289,6 +289,19 @@ void ml_stats_route(struct ml_stats *st, int route, enum ml_stats_route_event ev
     st->routes[route]->route_ev[ev]++;
 }
 
+void ml_stats_dns(struct ml_stats *st, int cluster, bool failed, uint32_t hosts)
+{
+    struct stats_calls *c;
+
+    if (st == NULL || !in(cluster, st->n_clusters)) {
+        return;
+    }
+    c = st->clusters[cluster];
+    c->dns_resolutions++;
+    c->dns_failures += failed;
+    c->dns_hosts = hosts;
+}
+
 void ml_stats_upstream(struct ml_stats *st, int cluster, int endpoint, enum ml_stats_up_event ev)
 {
     struct stats_endpoint *e;

@@ -32,7 +32,8 @@ struct stats_endpoint {
 struct stats_calls {
     int refs;
     struct ml_stats_calls calls;
-    uint64_t route_ev[ML_STATS_ROUTE_N_EVENTS]; /* routes only: enum ml_stats_route_event */
+    uint64_t route_ev[ML_STATS_ROUTE_N_EVENTS];        /* routes only: enum ml_stats_route_event */
+    uint64_t dns_resolutions, dns_failures, dns_hosts; /* a cluster with dns = (ml_stats_dns) */
     /* circuit breakers, clusters only */
     uint64_t rq_pending_overflow, cb_max_requests, cb_max_retries;
 };

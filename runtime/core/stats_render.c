@@ -224,6 +224,12 @@ static void text_cluster(const struct ml_stats *st, uint32_t c, struct out *o)
     put(o, "%supstream_cb_max_retries %llu\n", prefix,
         (unsigned long long)st->clusters[c]->cb_max_retries);
     text_calls(o, prefix, "upstream_rq", &st->clusters[c]->calls, true, false);
+    if (st->snap->clusters[c].dns_host != NULL) {
+        put(o, "%sdns_resolutions %llu\n", prefix,
+            (unsigned long long)st->clusters[c]->dns_resolutions);
+        put(o, "%sdns_failures %llu\n", prefix, (unsigned long long)st->clusters[c]->dns_failures);
+        put(o, "%sdns_hosts %llu\n", prefix, (unsigned long long)st->clusters[c]->dns_hosts);
+    }
 }
 
 static void text_endpoint(const struct ml_stats *st, uint32_t i, struct out *o)
@@ -448,6 +454,11 @@ static void prom_calls_item(const struct ml_stats *st, enum scope s, enum calls_
 
 /* The counter families read from a record: per listener, per route (request-policy events), per
  * endpoint. */
+/* A family named DNS_FAMILY... is only for clusters with dns =. */
+#define DNS_FAMILY "meshlet_cluster_dns_"
+
+static bool dns_family(unsigned int f);
+
 static const struct {
     enum scope scope;
     const char *name, *type, *help;
@@ -483,6 +494,15 @@ static const struct {
     {SCOPE_ROUTE, "meshlet_route_rq_rate_limited_total", "counter",
      "Calls refused by the route's rate_limit",
      offsetof(struct stats_calls, route_ev[ML_STATS_ROUTE_RATE_LIMITED])},
+    /* dns = clusters only (the others have no sample) */
+    {SCOPE_CLUSTER, "meshlet_cluster_dns_resolutions_total", "counter",
+     "dns lookups answered, failed ones included", offsetof(struct stats_calls, dns_resolutions)},
+    {SCOPE_CLUSTER, "meshlet_cluster_dns_failures_total", "counter",
+     "dns lookups that failed or found no address (the last hosts stayed)",
+     offsetof(struct stats_calls, dns_failures)},
+    {SCOPE_CLUSTER, "meshlet_cluster_dns_hosts", "gauge",
+     "Hosts of the last good dns answer, draining ones included",
+     offsetof(struct stats_calls, dns_hosts)},
     {SCOPE_ENDPOINT, "meshlet_upstream_cx_opened_total", "counter", "Upstream connections started",
      offsetof(struct stats_endpoint, cx_opened)},
     {SCOPE_ENDPOINT, "meshlet_upstream_cx_active", "gauge", "Upstream connections up",
@@ -512,6 +532,11 @@ static const struct {
 };
 #define N_CX_FAMILIES (sizeof(cx_family) / sizeof(cx_family[0]))
 
+static bool dns_family(unsigned int f)
+{
+    return strncmp(cx_family[f].name, DNS_FAMILY, strlen(DNS_FAMILY)) == 0;
+}
+
 static void prom_cx_item(const struct ml_stats *st, unsigned int f, uint32_t i, struct out *o)
 {
     enum scope s = cx_family[f].scope;
@@ -526,10 +551,24 @@ static void prom_cx_item(const struct ml_stats *st, unsigned int f, uint32_t i, 
         put(o, "# HELP %s %s%s.\n# TYPE %s %s\n", cx_family[f].name, cx_family[f].help,
             scope_what[s], cx_family[f].name, cx_family[f].type);
     }
+    if (dns_family(f) && st->snap->clusters[i].dns_host == NULL) {
+        return;
+    }
     scope_labels(st, s, i, labels, sizeof(labels));
     memcpy(&v, (const char *)rec + cx_family[f].offset, sizeof(v));
     sample(o, cx_family[f].name, "", labels, "");
     put(o, "%llu\n", (unsigned long long)v);
+}
+
+/* Whether a cluster has dns = (its families are left out otherwise). */
+static bool any_dns(const struct ml_stats *st)
+{
+    for (uint32_t i = 0; i < st->n_clusters; i++) {
+        if (st->snap->clusters[i].dns_host != NULL) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /* Parts: each scope's call families (no histograms per endpoint: with thousands of endpoints
@@ -551,7 +590,7 @@ static enum step prom_item(const struct ml_stats *st, unsigned int part, unsigne
     }
     part -= N_SCOPES * N_CM;
     if (part < N_CX_FAMILIES) {
-        if (item >= scope_count(st, cx_family[part].scope)) {
+        if (item >= scope_count(st, cx_family[part].scope) || (dns_family(part) && !any_dns(st))) {
             return STEP_PART_END;
         }
         prom_cx_item(st, part, item, o);
@@ -647,6 +686,12 @@ static void json_entity(const struct ml_stats *st, enum scope s, uint32_t i, str
             (unsigned long long)st->clusters[i]->rq_pending_overflow,
             (unsigned long long)st->clusters[i]->cb_max_requests,
             (unsigned long long)st->clusters[i]->cb_max_retries);
+        if (snap->clusters[i].dns_host != NULL) {
+            put(o, ",\"dns_resolutions\":%llu,\"dns_failures\":%llu,\"dns_hosts\":%llu",
+                (unsigned long long)st->clusters[i]->dns_resolutions,
+                (unsigned long long)st->clusters[i]->dns_failures,
+                (unsigned long long)st->clusters[i]->dns_hosts);
+        }
         break;
     case SCOPE_ENDPOINT: {
         const struct stats_endpoint *e = st->eps[i].e;

@@ -75,7 +75,8 @@ _Static_assert(ML_FLEET_VERSION_CHARS_MAX <= ML_FLEET_VERSION_MAX &&
                "a valid version or node id fits the wire bound");
 _Static_assert(OUT_MAX_BYTES >= ML_FLEET_NODE_ID_MAX + ML_FLEET_BOARD_MAX +
                                     2 * ML_FLEET_VERSION_MAX +
-                                    ML_FLEET_FEATURES_MAX * (ML_FLEET_FEATURE_MAX + 2) + 32,
+                                    ML_FLEET_FEATURES_MAX * (ML_FLEET_FEATURE_MAX + 2) +
+                                    ML_FLEET_LABELS_MAX * (ML_FLEET_LABEL_MAX + 2) + 32,
                "a whole Hello fits");
 
 /* A private copy of [fleet], strings in one block. */
@@ -305,27 +306,38 @@ static const char *cfg_unusable(const struct ml_cfg_fleet *f)
 
 static int identity_copy(struct ml_fleet_client *c, const struct ml_fleet_identity *id)
 {
+    /* the features' and the labels' pointer arrays first, then every string */
+    size_t n_ptrs = id->n_features + 1 + id->n_labels + 1;
     size_t n = str_size(id->node_id) + str_size(id->board) + str_size(id->version) +
-               id->n_features * sizeof(char *) + sizeof(char *);
-    const char **features;
+               n_ptrs * sizeof(char *);
+    const char **features, **labels;
     char *at;
 
     for (size_t i = 0; i < id->n_features; i++) {
         n += str_size(id->features[i]);
     }
+    for (size_t i = 0; i < id->n_labels; i++) {
+        n += str_size(id->labels[i]);
+    }
     if ((c->id_mem = ml_malloc(n)) == NULL) {
         return -ENOMEM;
     }
     features = (const char **)(void *)c->id_mem;
-    at = c->id_mem + (id->n_features + 1) * sizeof(char *);
+    labels = features + id->n_features + 1;
+    at = c->id_mem + n_ptrs * sizeof(char *);
     c->id.node_id = put_str(&at, id->node_id);
     c->id.board = put_str(&at, id->board);
     c->id.version = put_str(&at, id->version);
     for (size_t i = 0; i < id->n_features; i++) {
         features[i] = put_str(&at, id->features[i]);
     }
+    for (size_t i = 0; i < id->n_labels; i++) {
+        labels[i] = put_str(&at, id->labels[i]);
+    }
     c->id.features = features;
     c->id.n_features = id->n_features;
+    c->id.labels = labels;
+    c->id.n_labels = id->n_labels;
     return 0;
 }
 
@@ -351,6 +363,8 @@ static int encode_hello(struct ml_fleet_client *c, size_t *n)
         .config_version = c->config_version,
         .features = c->id.features,
         .n_features = c->id.n_features,
+        .labels = c->id.labels,
+        .n_labels = c->id.n_labels,
     };
 
     return ml_fleet_hello_encode(&h, c->scratch, sizeof(c->scratch), n);
@@ -1154,7 +1168,7 @@ static bool take_push(struct ml_fleet_client *c, const char *version, uint64_t n
 }
 
 static int answer(struct ml_fleet_client *c, bool ack, const char *version, uint64_t nonce,
-                  const char *error, size_t n)
+                  const char *error, size_t n, bool transient)
 {
     size_t len;
     int rv;
@@ -1167,8 +1181,9 @@ static int answer(struct ml_fleet_client *c, bool ack, const char *version, uint
         return -ENOTCONN;
     }
     rv = ack ? ml_fleet_ack_encode(version, nonce, c->scratch, sizeof(c->scratch), &len)
-             : ml_fleet_nack_encode(version, nonce, error != NULL ? error : "", error ? n : 0,
-                                    c->scratch, sizeof(c->scratch), &len);
+             : ml_fleet_nack_encode_transient(version, nonce, error != NULL ? error : "",
+                                              error ? n : 0, transient, c->scratch,
+                                              sizeof(c->scratch), &len);
     if (rv == 0) {
         rv = out_push(c, len, false);
     }
@@ -1187,13 +1202,19 @@ static int answer(struct ml_fleet_client *c, bool ack, const char *version, uint
 
 int ml_fleet_client_ack(struct ml_fleet_client *c, const char *version, uint64_t nonce)
 {
-    return answer(c, true, version, nonce, NULL, 0);
+    return answer(c, true, version, nonce, NULL, 0, false);
 }
 
 int ml_fleet_client_nack(struct ml_fleet_client *c, const char *version, uint64_t nonce,
                          const char *error, size_t n)
 {
-    return answer(c, false, version, nonce, error, n);
+    return answer(c, false, version, nonce, error, n, false);
+}
+
+int ml_fleet_client_nack_transient(struct ml_fleet_client *c, const char *version, uint64_t nonce,
+                                   const char *error, size_t n)
+{
+    return answer(c, false, version, nonce, error, n, true);
 }
 
 const struct ml_fleet_client_counters *ml_fleet_client_counters(const struct ml_fleet_client *c)

@@ -53,6 +53,8 @@ struct ml_fleet_identity {
     const char *version; /* meshlet's */
     const char *const *features;
     size_t n_features;
+    const char *const *labels; /* "key=value" each, from [node] labels; NULL when none */
+    size_t n_labels;
 };
 
 /* Counters, for the admin endpoint (fleet_* in /stats). */
@@ -94,6 +96,10 @@ void ml_fleet_client_update(struct ml_fleet_client *c, const struct ml_cfg_fleet
 int ml_fleet_client_ack(struct ml_fleet_client *c, const char *version, uint64_t nonce);
 int ml_fleet_client_nack(struct ml_fleet_client *c, const char *version, uint64_t nonce,
                          const char *error, size_t n);
+/* A Nack whose Nack.transient says the config is good but could not be applied now (a bind, a
+ * save): the controller may push the same version again (README.md). */
+int ml_fleet_client_nack_transient(struct ml_fleet_client *c, const char *version, uint64_t nonce,
+                                   const char *error, size_t n);
 
 const struct ml_fleet_client_counters *ml_fleet_client_counters(const struct ml_fleet_client *c);
 

@@ -36,6 +36,11 @@ _Static_assert(FIELD_CAP(meshlet_fleet_v1_Hello, features) /
                        FIELD_CAP(meshlet_fleet_v1_Hello, features[0]) ==
                    ML_FLEET_FEATURES_MAX,
                "options");
+_Static_assert(FIELD_CAP(meshlet_fleet_v1_Hello, labels[0]) == ML_FLEET_LABEL_MAX + 1, "options");
+_Static_assert(FIELD_CAP(meshlet_fleet_v1_Hello, labels) /
+                       FIELD_CAP(meshlet_fleet_v1_Hello, labels[0]) ==
+                   ML_FLEET_LABELS_MAX,
+               "options");
 
 /* The input of one decode: the caller's bytes and how far nanopb has read. Substreams copy the
  * state pointer, so every level of nesting advances the same pos. */
@@ -159,6 +164,15 @@ int ml_fleet_hello_encode(const struct ml_fleet_hello *h, uint8_t *buf, size_t c
         }
     }
     m->features_count = (pb_size_t)h->n_features;
+    if (h->n_labels > ML_FLEET_LABELS_MAX) {
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < h->n_labels; i++) {
+        if ((rv = copy_str(m->labels[i], sizeof(m->labels[i]), h->labels[i])) < 0) {
+            return rv;
+        }
+    }
+    m->labels_count = (pb_size_t)h->n_labels;
     return encode(&env, buf, cap, n_out);
 }
 
@@ -224,6 +238,13 @@ size_t ml_fleet_error_cut(const char *error, size_t n)
 int ml_fleet_nack_encode(const char *version, uint64_t nonce, const char *error, size_t error_len,
                          uint8_t *buf, size_t cap, size_t *n_out)
 {
+    return ml_fleet_nack_encode_transient(version, nonce, error, error_len, false, buf, cap, n_out);
+}
+
+int ml_fleet_nack_encode_transient(const char *version, uint64_t nonce, const char *error,
+                                   size_t error_len, bool transient, uint8_t *buf, size_t cap,
+                                   size_t *n_out)
+{
     meshlet_fleet_v1_Envelope env = meshlet_fleet_v1_Envelope_init_zero;
     meshlet_fleet_v1_Nack *m = &env.msg.nack;
     size_t keep = error != NULL ? ml_fleet_error_cut(error, error_len) : 0;
@@ -240,6 +261,7 @@ int ml_fleet_nack_encode(const char *version, uint64_t nonce, const char *error,
     }
     memcpy(m->error, error != NULL ? error : "", keep);
     m->error[keep] = '\0';
+    m->transient = transient;
     return encode(&env, buf, cap, n_out);
 }
 

@@ -9,6 +9,7 @@
 #include "fleet/fleet.pb.h" /* generated into the build dir from fleet.proto + fleet.options */
 #include "meshlet_config.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,10 @@
 #define ML_FLEET_FEATURES_MAX 16
 #define ML_FLEET_FEATURE_MAX 31
 #define ML_FLEET_ERROR_MAX 4096 /* Nack.error is cut here (config/README.md "Errors") */
+/* Hello.labels: at most this many "key=value" strings of at most ML_FLEET_LABEL_MAX bytes (key
+ * and value 1..31 bytes each: config/README.md, [node] labels). */
+#define ML_FLEET_LABELS_MAX 16
+#define ML_FLEET_LABEL_MAX 63
 
 /* What a Push envelope adds around its INI: the oneof's tag and length (1 + 5), the version
  * (1 + 2 + ML_FLEET_VERSION_MAX), the nonce (1 + 10) and the INI's tag and length (1 + 5) are
@@ -65,6 +70,8 @@ struct ml_fleet_hello {
     const char *config_version; /* "" = the local file runs */
     const char *const *features;
     size_t n_features;
+    const char *const *labels; /* "key=value" each ([node] labels); may be NULL when none */
+    size_t n_labels;
 };
 
 struct ml_fleet_status {
@@ -90,6 +97,11 @@ int ml_fleet_ack_encode(const char *version, uint64_t nonce, uint8_t *buf, size_
  * library never sees invalid UTF-8 that we made. */
 int ml_fleet_nack_encode(const char *version, uint64_t nonce, const char *error, size_t error_len,
                          uint8_t *buf, size_t cap, size_t *n_out);
+/* The same with Nack.transient: true when the config is good but could not be applied now (a
+ * bind, a save), so the controller may push the same version again later. */
+int ml_fleet_nack_encode_transient(const char *version, uint64_t nonce, const char *error,
+                                   size_t error_len, bool transient, uint8_t *buf, size_t cap,
+                                   size_t *n_out);
 /* The controller's side (meshlet controller, tests): ini is borrowed. */
 int ml_fleet_push_encode(const char *version, uint64_t nonce, struct ml_slice ini, uint8_t *buf,
                          size_t cap, size_t *n_out);

@@ -46,6 +46,9 @@ struct ml_apply_job {
     char version[ML_CONFIG_STORE_VERSION_MAX + 1]; /* a push's; "" for a local apply */
     uint64_t nonce;                                /* a push's */
     uint32_t token;                                /* POST /config's request */
+    /* the failure is of this moment, not of the config (a bind, a save): the Nack says so, so
+     * the controller may push the same version again later (fleet.proto Nack.transient) */
+    bool transient;
     char *text; /* the text to check, then to save (ml_malloc) */
     size_t n;
     struct ml_snapshot *next;       /* checked (a reference) */
@@ -124,7 +127,13 @@ static void apply_finish(struct ml_apply_job *job, int rv, const char *version, 
             snprintf(node->last_nack_version, sizeof(node->last_nack_version), "%s", job->version);
             snprintf(node->last_nack_error, sizeof(node->last_nack_error), "%s", error);
             if (node->fleet != NULL) {
-                ml_fleet_client_nack(node->fleet, job->version, job->nonce, error, strlen(error));
+                if (job->transient) {
+                    ml_fleet_client_nack_transient(node->fleet, job->version, job->nonce, error,
+                                                   strlen(error));
+                } else {
+                    ml_fleet_client_nack(node->fleet, job->version, job->nonce, error,
+                                         strlen(error));
+                }
             }
         }
         break;
@@ -202,6 +211,7 @@ static void on_saved(void *user)
     pthread_join(job->thread, NULL);
     job->thread_running = false;
     if (job->save_rv < 0) {
+        job->transient = true;
         ml_proxy_abort(node->proxy, job->change);
         job->change = NULL;
         snprintf(why, sizeof(why), "state_dir %s: cannot save the config: %s", node->state_dir,
@@ -288,6 +298,8 @@ static void apply_start(struct ml_apply_job *job)
     }
 
     if ((rv = ml_proxy_prepare(node->proxy, job->next, why, sizeof(why), &job->change)) < 0) {
+        /* a bind conflict (a port still held), an address not up yet, no memory: of now */
+        job->transient = rv == -EADDRINUSE || rv == -EADDRNOTAVAIL || rv == -ENOMEM;
         snprintf(error, sizeof(error), "%s: %s", file, why);
         apply_finish(job, rv, NULL, error);
         return;
@@ -301,6 +313,7 @@ static void apply_start(struct ml_apply_job *job)
                                             job->text, job->n);
         job->thread_running = false;
         if (job->save_rv < 0) {
+            job->transient = true;
             ml_proxy_abort(node->proxy, job->change);
             job->change = NULL;
             snprintf(why, sizeof(why), "state_dir %s: cannot save the config: %s",

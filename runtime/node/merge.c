@@ -72,6 +72,7 @@ static bool value_text(const struct ml_snapshot *snap, int key, char *buf, size_
     case ML_KT_NAME:
     case ML_KT_PATH:
     case ML_KT_STRING:
+    case ML_KT_LABELS:
     case ML_KT_URL:
     case ML_KT_HOSTNAME:
     case ML_KT_URI: {

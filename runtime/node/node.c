@@ -179,6 +179,8 @@ static void start_fleet(struct ml_node *node)
         .board = ml_build_board(),
         .version = ml_build_version(),
         .features = f,
+        .labels = node->snap->node.label,
+        .n_labels = node->snap->node.n_labels,
     };
     char why[256];
 

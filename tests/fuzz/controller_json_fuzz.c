@@ -61,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&ctl, 0, sizeof(ctl));
     ctl.nodes[0] = node;
     ctl.n_nodes = 1;
-    if (ml_ctl_json_fleet(&ctl, &out, &n) == 0) {
+    if (ml_ctl_json_fleet(&ctl, NULL, NULL, &out, &n) == 0) {
         size_t record = n - strlen(HEAD) - strlen(TAIL);
 
         if (record > ML_CTL_JSON_NODE_MAX_BYTES) {

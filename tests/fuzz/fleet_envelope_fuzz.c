@@ -19,6 +19,7 @@ static meshlet_fleet_v1_Envelope a, b;
 static int reencode(const meshlet_fleet_v1_Envelope *e, size_t *n)
 {
     const char *features[ML_FLEET_FEATURES_MAX];
+    const char *labels[ML_FLEET_LABELS_MAX];
     const meshlet_fleet_v1_Hello *h = &e->msg.hello;
 
     switch (e->which_msg) {
@@ -26,18 +27,22 @@ static int reencode(const meshlet_fleet_v1_Envelope *e, size_t *n)
         for (size_t i = 0; i < h->features_count; i++) {
             features[i] = h->features[i];
         }
-        return ml_fleet_hello_encode(&(struct ml_fleet_hello){h->node_id, h->board, h->version,
-                                                              h->config_version, features,
-                                                              h->features_count},
-                                     out, sizeof(out), n);
+        for (size_t i = 0; i < h->labels_count; i++) {
+            labels[i] = h->labels[i];
+        }
+        return ml_fleet_hello_encode(
+            &(struct ml_fleet_hello){h->node_id, h->board, h->version, h->config_version, features,
+                                     h->features_count, labels, h->labels_count},
+            out, sizeof(out), n);
     case meshlet_fleet_v1_Envelope_push_tag:
         return ml_fleet_push_encode(e->msg.push.version, e->msg.push.nonce, e->msg.push.ini, out,
                                     sizeof(out), n);
     case meshlet_fleet_v1_Envelope_ack_tag:
         return ml_fleet_ack_encode(e->msg.ack.version, e->msg.ack.nonce, out, sizeof(out), n);
     case meshlet_fleet_v1_Envelope_nack_tag:
-        return ml_fleet_nack_encode(e->msg.nack.version, e->msg.nack.nonce, e->msg.nack.error,
-                                    strlen(e->msg.nack.error), out, sizeof(out), n);
+        return ml_fleet_nack_encode_transient(e->msg.nack.version, e->msg.nack.nonce,
+                                              e->msg.nack.error, strlen(e->msg.nack.error),
+                                              e->msg.nack.transient, out, sizeof(out), n);
     case meshlet_fleet_v1_Envelope_status_tag: {
         const meshlet_fleet_v1_Status *s = &e->msg.status;
 

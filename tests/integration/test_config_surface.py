@@ -46,6 +46,8 @@ EFFECT_TESTS = {
     ("node", "state_dir"): "tests/integration/test_cli.py::test_run_creates_a_missing_state_dir",
     ("node", "drain_timeout"): "tests/integration/test_deadlines_and_drain.py::"
                                "test_sigterm_resets_calls_still_running_at_drain_timeout",
+    ("node", "labels"): "tests/integration/test_rollout.py::"
+                        "test_labels_travel_in_hello_and_filter_fleet",
     ("fleet", "url"): "tests/integration/test_fleet_node.py::"
                       "test_push_is_acked_and_routes_the_next_call",
     ("fleet", "ca"): "tests/integration/test_fleet_hostile.py::"
@@ -148,6 +150,10 @@ EFFECT_TESTS = {
         "test_a_killed_backend_is_ejected_after_outlier_errors_and_used_again_once_back",
     ("cluster", "outlier_max_percent"): "tests/integration/test_outlier_and_breakers.py::"
                                         "test_outlier_max_percent_keeps_the_last_endpoints_in",
+    ("cluster", "dns"): "tests/integration/test_dns_endpoints.py::"
+                        "test_calls_are_balanced_over_the_resolved_addresses",
+    ("cluster", "dns_refresh"): "tests/integration/test_dns_endpoints.py::"
+                                "test_changed_answer_moves_traffic_without_failing_calls",
 }
 
 # (kind, key) → values that ask for something (valid syntax), each with the keys it needs beside it
@@ -158,6 +164,7 @@ ASKS = {
     ("node", "admin_remote"): [("on", {"admin": "0.0.0.0:15999", "admin_token": str(TOKEN_FILE)})],
     ("node", "admin_token"): [str(TOKEN_FILE)],
     ("node", "log"): ["debug", "warn"],
+    ("node", "labels"): ["region=eu", "region=eu, ring=canary"],
     ("node", "access_log"): ["/tmp/meshlet-access.log", "off", "stdout"],
     ("node", "access_log_format"): ["json", "logfmt"],
     ("node", "state_dir"): ["/tmp/meshlet-state"],
@@ -335,15 +342,16 @@ def test_version_and_defaults_promise_only_what_works(meshlet):
     # test_hello_says_who_the_node_is_and_status_comes_every_interval compares them)
     r = meshlet("version")
     features = next(line for line in r.stdout.splitlines() if line.startswith("features:"))
-    for absent in ("dns", "authz"):
+    for absent in ("authz",):
         assert absent not in features.split(), features
     for lb in ("round_robin", "random", "least_request", "ring_hash", "maglev"):
         assert f"lb.{lb}" in features.split(), features
+    assert "dns" in features.split(), features
     defaults = meshlet("check", "--defaults").stdout.splitlines()
     assert "outlier_errors = 5" in defaults and "max_retries = 3" in defaults
     assert "retries = 0" in defaults and "lb = round_robin" in defaults
     # a key with no off value is printed commented out, saying why
-    assert any(re.match(r"^;dns_refresh = .*not implemented yet", line) for line in defaults)
+    assert any(re.match(r"^;sni = .*not implemented yet", line) for line in defaults)
 
 
 # ---- effects no other test showed ---------------------------------------------------------------

@@ -83,7 +83,7 @@ static void test_worst_case_record_fits_its_cap(void **state)
     char *out;
     size_t n;
 
-    assert_int_equal(ml_ctl_json_fleet(ctl, &out, &n), 0);
+    assert_int_equal(ml_ctl_json_fleet(ctl, NULL, NULL, &out, &n), 0);
     assert_true(n - strlen(HEAD) - strlen(TAIL) <= ML_CTL_JSON_NODE_MAX_BYTES);
     assert_non_null(strstr(out, ML_CTL_JSON_CUT_MARKER "\""));
     assert_null(memchr(out, '\x06', n)); /* escaped, never raw */
@@ -97,7 +97,7 @@ static void test_full_table_of_worst_records_renders(void **state)
     char *out;
     size_t n;
 
-    assert_int_equal(ml_ctl_json_fleet(ctl, &out, &n), 0);
+    assert_int_equal(ml_ctl_json_fleet(ctl, NULL, NULL, &out, &n), 0);
     assert_true(n <= ML_CTL_MAX_JSON_BYTES);
     assert_memory_equal(out, HEAD, strlen(HEAD));
     assert_memory_equal(out + n - strlen(TAIL), TAIL, strlen(TAIL));
@@ -112,7 +112,7 @@ static void rendered_error(struct ml_ctl *ctl, char *got, size_t cap)
     char *out, *at, *end;
     size_t n;
 
-    assert_int_equal(ml_ctl_json_fleet(ctl, &out, &n), 0);
+    assert_int_equal(ml_ctl_json_fleet(ctl, NULL, NULL, &out, &n), 0);
     assert_non_null(at = strstr(out, key));
     at += strlen(key);
     assert_non_null(end = strstr(at, "\"},\"last_status\""));
@@ -179,7 +179,7 @@ static void test_each_failing_allocation_is_enomem(void **state)
 
     for (long k = 0; rv != 0; k++) {
         ml_alloc_fail_after(k);
-        rv = ml_ctl_json_fleet(ctl, &out, &n);
+        rv = ml_ctl_json_fleet(ctl, NULL, NULL, &out, &n);
         assert_true(rv == 0 || rv == -ENOMEM);
         assert_true(k < 64);
     }

@@ -28,7 +28,7 @@
 #define PIECE 16384 /* what lws hands over at a time (client.c's rx_buffer_size) */
 
 static const char *const features[] = {"fleet"};
-static const struct ml_fleet_identity ident = {"gw-rx", "host", "0.0.0", features, 1};
+static const struct ml_fleet_identity ident = {"gw-rx", "host", "0.0.0", features, 1, NULL, 0};
 
 /* What the hooks saw. */
 static struct {

@@ -27,7 +27,7 @@
 #include <libwebsockets.h>
 
 static const char *const features[] = {"admin", "fleet"};
-static const struct ml_fleet_identity ident = {"gw-test", "host", "0.0.0", features, 2};
+static const struct ml_fleet_identity ident = {"gw-test", "host", "0.0.0", features, 2, NULL, 0};
 
 static void on_push(void *user, const char *version, uint64_t nonce, const char *ini, size_t n)
 {

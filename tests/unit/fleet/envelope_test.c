@@ -20,7 +20,7 @@ static meshlet_fleet_v1_Envelope env;
 static void test_hello_round_trip(void **state)
 {
     static const char *const features[] = {"admin", "fleet", "lb.maglev"};
-    struct ml_fleet_hello h = {"edge-1", "qemu-aarch64", "0.1.0", "", features, 3};
+    struct ml_fleet_hello h = {"edge-1", "qemu-aarch64", "0.1.0", "", features, 3, NULL, 0};
     size_t n;
 
     assert_int_equal(ml_fleet_hello_encode(&h, buf, sizeof(buf), &n), 0);
@@ -213,7 +213,7 @@ static void test_string_over_bound(void **state)
 static void test_encoders_refuse(void **state)
 {
     const char *many[ML_FLEET_FEATURES_MAX + 1];
-    struct ml_fleet_hello h = {"n", "b", "v", "", many, ML_FLEET_FEATURES_MAX + 1};
+    struct ml_fleet_hello h = {"n", "b", "v", "", many, ML_FLEET_FEATURES_MAX + 1, NULL, 0};
     struct ml_fleet_status st = {"v7", 1, 2, 3, 4, 5};
     size_t n = 0, full;
 
