@@ -38,6 +38,9 @@ PKGS=(
 	dpkg-dev patch xz-utils bzip2 ca-certificates
 	# misc build helpers
 	pkg-config file
+	# firmware/init and the .deb (tests/integration/test_init_systems.py,
+	# test_install_package.py): systemd-analyze verify (systemd need not run as PID 1), lintian
+	systemd lintian
 	# the Node.js peer of tests/integration/test_health_checks.py (its npm packages,
 	# @grpc/grpc-js + grpc-health-check, go into build/npm: tests/integration/node/setup.sh)
 	nodejs

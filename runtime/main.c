@@ -133,6 +133,8 @@ static int report_findings(const struct ml_snapshot *snap, const char *path)
     }
     rv = ml_config_lint_unused(snap, &warn);
     rv = rv < 0 ? rv : ml_config_lint_paths(snap, &errs, &warn);
+    rv = rv < 0 ? rv : ml_config_lint_certs(snap, &warn);
+    rv = rv < 0 ? rv : ml_config_lint_authz(snap, &warn);
     ml_config_errors_sort(&warn);
     ml_config_errors_sort(&errs);
     ml_config_errors_print(&warn, path, stderr);

@@ -20,4 +20,15 @@ int ml_config_lint_unused(const struct ml_snapshot *s, struct ml_config_errors *
 int ml_config_lint_paths(const struct ml_snapshot *s, struct ml_config_errors *errs,
                          struct ml_config_errors *warn);
 
+/* Adds a warning for each certificate of [fleet] and the listeners that expires within
+ * ML_TLS_EXPIRY_WARN_S, is not valid yet, or does not chain to the section's ca, and for an
+ * expired certificate among others in a ca file (tls/cert_check.h), at the key's line; the
+ * errors about those files are the validator's. Returns 0 or -ENOMEM. */
+int ml_config_lint_certs(const struct ml_snapshot *s, struct ml_config_errors *warn);
+
+/* Adds a warning on an [authz] header for each allow rule of a plaintext listener whose
+ * PRINCIPAL is not `-`: no peer of it has a principal, so the rule never matches. Returns 0 or
+ * -ENOMEM. */
+int ml_config_lint_authz(const struct ml_snapshot *s, struct ml_config_errors *warn);
+
 #endif

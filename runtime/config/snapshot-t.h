@@ -68,6 +68,7 @@ struct ml_cfg_node {
     const char *admin_token_value; /* arena-owned, NUL-terminated, the trailing newline cut */
     size_t admin_token_bytes;      /* ML_CFG_ADMIN_TOKEN_MIN_BYTES..ML_CFG_ADMIN_TOKEN_MAX_BYTES */
     int log_level; /* enum ml_log_level */
+    int log_target; /* enum ml_log_target: the choices' order in schema.def */
     enum ml_cfg_access_log access_log;
     const char *access_log_path; /* ML_CFG_ACCESS_LOG_FILE only */
     int access_log_format;       /* enum ml_cfg_access_log_format */
@@ -100,6 +101,7 @@ struct ml_cfg_listener {
     struct ml_cfg_addr bind;
     enum ml_cfg_tls tls;
     const char *cert, *key, *ca;
+    int file_line[3]; /* the lines of cert, key, ca (0: not given), for findings about them */
     uint32_t max_connections;
     uint32_t max_streams;
     uint32_t window_bytes;
@@ -217,7 +219,7 @@ struct ml_cfg_cluster {
 
 struct ml_cfg_authz_rule {
     bool allow;
-    const char *principal; /* glob on the peer's URI SAN; "*" = anyone, also without TLS */
+    const char *principal; /* glob on the peer's principal, "-" = none (proxy/authz.h) */
     const char *path;      /* glob on :path */
 };
 

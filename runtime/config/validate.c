@@ -14,6 +14,7 @@
 #include "core/file.h"
 #include "grpc/health.h"
 #include "grpc/status.h"
+#include "tls/cert_check.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fleet/token.h" /* [node] id follows the fleet's rule for node ids */
@@ -1220,6 +1222,35 @@ static void check_cluster(struct vctx *c, const struct ml_raw_section *sec)
     }
 }
 
+/* Findings about one section's certificate files (tls/cert_check.h): errors here, so every
+ * apply (SIGHUP, push, POST /config) reads the files again and refuses bad ones; the warnings
+ * are `meshlet check`'s (config/lint_certs.c). */
+struct tls_files_ctx {
+    struct vctx *c;
+    const struct ml_raw_section *sec;
+    const int *line; /* cert, key, ca */
+};
+
+static void tls_file_error(void *ctx, enum ml_tls_file file, bool warning, const char *text)
+{
+    static const char *const key[] = {"cert", "key", "ca"};
+    struct tls_files_ctx *t = ctx;
+
+    if (!warning) {
+        key_error(t->c, t->sec, t->line[file], key[file], "%s", text);
+    }
+}
+
+static void check_tls_files(struct vctx *c, const struct ml_raw_section *sec, const char *cert,
+                            const char *key, const char *ca, const int line[3])
+{
+    struct tls_files_ctx t = {c, sec, line};
+
+    if (ml_tls_check_files(cert, key, ca, time(NULL), tls_file_error, &t) < 0) {
+        c->oom = 1;
+    }
+}
+
 static void check_authz(struct vctx *c, const struct ml_raw_section *sec)
 {
     struct ml_cfg_authz *az = &c->snap->authz[sec->index];
@@ -1474,10 +1505,21 @@ int ml_config_validate(struct ml_snapshot *snap, const struct ml_raw_doc *doc,
             break;
         case ML_KIND_FLEET:
             check_fleet(&c, sec);
+            check_tls_files(&c, sec, snap->fleet.cert, snap->fleet.key, snap->fleet.ca,
+                            (const int[3]){sec->key_line[ML_K_fleet_cert],
+                                           sec->key_line[ML_K_fleet_key],
+                                           sec->key_line[ML_K_fleet_ca]});
             break;
-        case ML_KIND_LISTENER:
+        case ML_KIND_LISTENER: {
+            struct ml_cfg_listener *l = &snap->listeners[sec->index];
+
             check_listener(&c, sec);
+            l->file_line[0] = sec->key_line[ML_K_listener_cert];
+            l->file_line[1] = sec->key_line[ML_K_listener_key];
+            l->file_line[2] = sec->key_line[ML_K_listener_ca];
+            check_tls_files(&c, sec, l->cert, l->key, l->ca, l->file_line);
             break;
+        }
         case ML_KIND_ROUTE:
             check_route(&c, sec);
             break;

@@ -32,6 +32,7 @@ static const char *const features[] = {
 #ifdef CONFIG_ML_RATE_LIMIT
     "rate_limit",
 #endif
+    "authz",
     "outlier", /* passive outlier ejection (balance/outlier.c) */
     "lb.round_robin",
     "lb.random",

@@ -18,6 +18,23 @@ enum ml_log_level {
     ML_LOG_LEVEL_DBG = 3,
 };
 
+/* Where the lines go ([node] log_target; the choices' order in schema.def). On stderr, when
+ * systemd's journal is that stderr ($JOURNAL_STREAM names its device:inode), each line starts with
+ * the journal's "<N>" priority. To syslog: one RFC 3164 datagram per line, "<PRI>Mmm dd hh:mm:ss
+ * meshlet[PID]: message", facility daemon; when the syslog socket cannot be reached the line goes
+ * to stderr instead and the first such failure says so there, once until syslog answers again. */
+enum ml_log_target {
+    ML_LOG_TARGET_STDERR = 0,
+    ML_LOG_TARGET_SYSLOG = 1,
+};
+
+/* The syslog socket; the environment variable overrides it, for tests only. */
+#define ML_LOG_SYSLOG_PATH "/dev/log"
+#define ML_LOG_SYSLOG_PATH_ENV "MESHLET_SYSLOG_SOCKET"
+
+/* Sets where the lines go from now on (start of the node; it is a bootstrap key). */
+void ml_log_target_set(int target);
+
 /* The level in force; set once from [node] log, read everywhere. The only process-wide mutable:
  * it is a setting of the process (stderr), not state of a loop. */
 extern int ml_log_level;

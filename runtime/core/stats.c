@@ -95,6 +95,57 @@ static void *find_endpoint(const struct ml_stats *prev, int cluster, const char 
     return NULL;
 }
 
+static bool authz_rule_same(const struct ml_cfg_authz_rule *a, const struct ml_cfg_authz_rule *b)
+{
+    return a->allow == b->allow && strcmp(a->principal, b->principal) == 0 &&
+           strcmp(a->path, b->path) == 0;
+}
+
+/* The [authz] counters of snap: a rule's (and the default's) carry on when prev has the same
+ * section with the same rule at the same place (or the same default). */
+static int authz_build(struct ml_stats *st, const struct ml_stats *prev,
+                       const struct ml_snapshot *snap)
+{
+    uint32_t slots = 0;
+
+    st->authz_first = ml_calloc(snap->n_authz + 1, sizeof(*st->authz_first));
+    for (uint32_t i = 0; i < snap->n_authz; i++) {
+        slots += snap->authz[i].n_rules + 1;
+    }
+    st->authz_ctr = ml_calloc(slots + 1, sizeof(*st->authz_ctr));
+    if (st->authz_first == NULL || st->authz_ctr == NULL) {
+        return -ENOMEM;
+    }
+    slots = 0;
+    for (uint32_t i = 0; i < snap->n_authz; i++) {
+        const struct ml_cfg_authz *az = &snap->authz[i];
+
+        st->authz_first[i] = slots;
+        for (uint32_t j = 0; prev != NULL && j < prev->n_authz; j++) {
+            const struct ml_cfg_authz *old = &prev->snap->authz[j];
+            uint32_t of = prev->authz_first[j];
+
+            if (strcmp(old->name, az->name) != 0) {
+                continue;
+            }
+            for (uint32_t r = 0; r < az->n_rules && r < old->n_rules; r++) {
+                if (authz_rule_same(&az->rules[r], &old->rules[r])) {
+                    memcpy(st->authz_ctr[slots + r], prev->authz_ctr[of + r],
+                           sizeof(st->authz_ctr[0]));
+                }
+            }
+            if (az->default_allow == old->default_allow) {
+                memcpy(st->authz_ctr[slots + az->n_rules], prev->authz_ctr[of + old->n_rules],
+                       sizeof(st->authz_ctr[0]));
+            }
+        }
+        slots += az->n_rules + 1;
+    }
+    st->authz_first[snap->n_authz] = slots; /* the end of the last section's slots */
+    st->n_authz = snap->n_authz;
+    return 0;
+}
+
 static struct ml_stats *stats_build(const struct ml_stats *prev, const struct ml_snapshot *snap)
 {
     struct ml_stats *st = ml_calloc(1, sizeof(*st));
@@ -164,6 +215,9 @@ static struct ml_stats *stats_build(const struct ml_stats *prev, const struct ml
             st->ep_counts[c] = e + 1;
         }
     }
+    if (authz_build(st, prev, snap) < 0) {
+        goto fail;
+    }
     return st;
 
 fail:
@@ -213,6 +267,8 @@ void ml_stats_free(struct ml_stats *st)
     ml_free(st->ep_counts);
     ml_free(st->first_ep);
     ml_free(st->eps);
+    ml_free(st->authz_first);
+    ml_free(st->authz_ctr);
     ml_free(st);
 }
 
@@ -300,6 +356,19 @@ void ml_stats_dns(struct ml_stats *st, int cluster, bool failed, uint32_t hosts)
     c->dns_resolutions++;
     c->dns_failures += failed;
     c->dns_hosts = hosts;
+}
+
+void ml_stats_authz(struct ml_stats *st, int authz, int rule, bool allowed)
+{
+    uint32_t n_rules;
+
+    if (st == NULL || !in(authz, st->n_authz)) {
+        return;
+    }
+    /* from the table's own sizes: counting never reads snap */
+    n_rules = st->authz_first[authz + 1] - st->authz_first[authz] - 1;
+    st->authz_ctr[st->authz_first[authz] + (in(rule, n_rules) ? (uint32_t)rule : n_rules)]
+                 [allowed ? 1 : 0]++;
 }
 
 void ml_stats_upstream(struct ml_stats *st, int cluster, int endpoint, enum ml_stats_up_event ev)

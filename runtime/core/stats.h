@@ -35,6 +35,10 @@ void ml_stats_cluster(struct ml_stats *st, int cluster, enum ml_stats_cluster_ev
 void ml_stats_dns(struct ml_stats *st, int cluster, bool failed, uint32_t hosts);
 /* A request-policy event of a call on route (-1: none; ignored). */
 void ml_stats_route(struct ml_stats *st, int route, enum ml_stats_route_event ev);
+/* An [authz] decision (authz: index into snap->authz; rule: the rule that matched, -1: the
+ * default): text "authz.LISTENER.rule.N.allowed|denied" (N from 1) and
+ * "authz.LISTENER.default.allowed|denied", Prometheus meshlet_authz_rq_{allowed,denied}_total. */
+void ml_stats_authz(struct ml_stats *st, int authz, int rule, bool allowed);
 
 /* A call starts on listener: c is reset to it and counted active. */
 void ml_stats_call_begin(struct ml_stats *st, struct ml_stats_call *c, int listener);

@@ -57,6 +57,12 @@ struct ml_stats {
     struct stats_calls **routes;       /* as snap->routes */
     struct stats_calls **clusters;     /* as snap->clusters */
     struct stats_ep_slot *eps;         /* every cluster's endpoints, cluster by cluster */
+    /* [authz] decisions: per section, one slot per rule then one for the default. Plain
+     * counts (no shared records): a decision is counted when the call starts, in the table of
+     * the snapshot in force, so copying them over at an apply loses nothing. */
+    uint32_t n_authz;
+    uint32_t *authz_first;    /* as snap->authz, and one more: first slots in authz_ctr */
+    uint64_t (*authz_ctr)[2]; /* [slot][allowed?] */
 };
 
 #endif

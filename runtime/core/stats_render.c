@@ -249,8 +249,28 @@ static void text_endpoint(const struct ml_stats *st, uint32_t i, struct out *o)
     text_calls(o, prefix, "rq", &ep->calls, false, false);
 }
 
+/* One [authz] section's decisions: "authz.LISTENER.rule.N.allowed|denied" (N from 1), then
+ * "authz.LISTENER.default.allowed|denied". */
+static void text_authz(const struct ml_stats *st, uint32_t i, struct out *o)
+{
+    const struct ml_cfg_authz *az = &st->snap->authz[i];
+    char prefix[256];
+
+    for (uint32_t r = 0; r <= az->n_rules; r++) {
+        const uint64_t *v = st->authz_ctr[st->authz_first[i] + r];
+
+        if (r < az->n_rules) {
+            snprintf(prefix, sizeof(prefix), "authz.%s.rule.%u.", az->name, r + 1);
+        } else {
+            snprintf(prefix, sizeof(prefix), "authz.%s.default.", az->name);
+        }
+        put(o, "%sallowed %llu\n", prefix, (unsigned long long)v[1]);
+        put(o, "%sdenied %llu\n", prefix, (unsigned long long)v[0]);
+    }
+}
+
 /* Parts: the whole proxy, listeners, routes, then each cluster followed by its endpoints (item
- * k of part 3 runs over clusters and endpoints in that order). */
+ * k of part 3 runs over clusters and endpoints in that order), then the [authz] sections. */
 static enum step text_item(const struct ml_stats *st, unsigned int part, unsigned int item,
                            struct out *o)
 {
@@ -294,6 +314,12 @@ static enum step text_item(const struct ml_stats *st, unsigned int part, unsigne
             }
         }
         return STEP_PART_END;
+    case 4:
+        if (item >= st->n_authz) {
+            return STEP_PART_END;
+        }
+        text_authz(st, item, o);
+        return STEP_ITEM;
     default:
         return STEP_END;
     }
@@ -560,6 +586,32 @@ static void prom_cx_item(const struct ml_stats *st, unsigned int f, uint32_t i, 
     put(o, "%llu\n", (unsigned long long)v);
 }
 
+/* meshlet_authz_rq_{allowed,denied}_total{listener,rule}: one [authz] section's samples (rule
+ * from 1, or "default"), after the family's HELP and TYPE before the first. */
+static void prom_authz_item(const struct ml_stats *st, bool allowed, uint32_t i, struct out *o)
+{
+    const char *name = allowed ? "meshlet_authz_rq_allowed_total" : "meshlet_authz_rq_denied_total";
+    const struct ml_cfg_authz *az = &st->snap->authz[i];
+    char a[160], rule[16];
+
+    if (i == 0) {
+        put(o,
+            "# HELP %s %s per listener and rule (rule=\"default\": no rule matched).\n"
+            "# TYPE %s counter\n",
+            name, allowed ? "Calls let through by [authz]" : "Calls denied by [authz]", name);
+    }
+    label_value(a, sizeof(a), az->name);
+    for (uint32_t r = 0; r <= az->n_rules; r++) {
+        if (r < az->n_rules) {
+            snprintf(rule, sizeof(rule), "%u", r + 1);
+        } else {
+            snprintf(rule, sizeof(rule), "default");
+        }
+        put(o, "%s{listener=\"%s\",rule=\"%s\"} %llu\n", name, a, rule,
+            (unsigned long long)st->authz_ctr[st->authz_first[i] + r][allowed ? 1 : 0]);
+    }
+}
+
 /* Whether a cluster has dns = (its families are left out otherwise). */
 static bool any_dns(const struct ml_stats *st)
 {
@@ -594,6 +646,14 @@ static enum step prom_item(const struct ml_stats *st, unsigned int part, unsigne
             return STEP_PART_END;
         }
         prom_cx_item(st, part, item, o);
+        return STEP_ITEM;
+    }
+    part -= N_CX_FAMILIES;
+    if (part < 2) {
+        if (item >= st->n_authz) {
+            return STEP_PART_END;
+        }
+        prom_authz_item(st, part == 0, item, o);
         return STEP_ITEM;
     }
     return STEP_END;

@@ -194,6 +194,10 @@ static void apply_commit(struct ml_apply_job *job)
         ML_LOG_WRN("[node] access_log or access_log_format changed: it takes effect at the next "
                    "start");
     }
+    if (old->node.log_target != node->snap->node.log_target) {
+        /* The log's sink is chosen once, at start, from the local file. */
+        ML_LOG_WRN("[node] log_target changed: it takes effect at the next start");
+    }
     ml_snapshot_summary(node->snap, summary, sizeof(summary));
     ML_LOG_INF("applied version %s (%s), was %s: %s", node->snap->version, source_name(job->src),
                old->version, summary);

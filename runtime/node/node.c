@@ -12,6 +12,7 @@
 #include "core/list.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/notify.h"
 #include "core/stats.h"
 #include "core/timer.h"
 #include "fleet/client.h"
@@ -333,6 +334,7 @@ int ml_node_run(const struct ml_node_options *o)
         return rv;
     }
     ml_log_level = node.snap->node.log_level;
+    ml_log_target_set(node.snap->node.log_target);
     if (check_state_dir(node.snap->node.state_dir) < 0) {
         ml_snapshot_unref(node.snap);
         return EXIT_CANNOT_START;
@@ -376,7 +378,13 @@ int ml_node_run(const struct ml_node_options *o)
     ML_LOG_INF("node %s: running %s%s (version %s): %s", node.snap->node.id,
                from_state ? "the config saved in " : "", from_state ? node.state_dir : o->config_path,
                node.snap->version, summary);
+    if ((rv = ml_notify_new(node.loop, &node.notify)) < 0) {
+        ML_LOG_WRN("NOTIFY_SOCKET: cannot tell the service manager we are ready: %s",
+                   strerror(-rv));
+    }
+    ml_notify_ready(node.notify);
     rv = ml_loop_run(node.loop);
+    ml_notify_stopping(node.notify);
     if (rv == 0 && ml_loop_signal(node.loop) == SIGTERM && node.snap->node.drain_timeout_ms > 0) {
         /* Drain: GOAWAY everywhere, calls in flight finish (within drain_timeout); a second
          * SIGTERM or SIGINT ends the wait. The control plane stops first: no apply mid-drain. */
@@ -396,6 +404,7 @@ out:
     }
     ml_admin_free(node.admin);
     ml_proxy_free(node.proxy);
+    ml_notify_free(node.notify);
     ml_loop_free(node.loop);
     ml_snapshot_unref(node.snap);
     ml_free(node.state_dir);

@@ -15,6 +15,7 @@ struct ml_snapshot;
 struct ml_proxy;
 struct ml_admin;
 struct ml_fleet_client;
+struct ml_notify;
 
 /* Applies that may wait behind the one in progress; more are refused ("busy"). */
 #define ML_NODE_MAX_QUEUED_APPLIES 4
@@ -37,6 +38,7 @@ struct ml_node {
     struct ml_proxy *proxy;
     struct ml_admin *admin;          /* NULL: admin = off */
     struct ml_fleet_client *fleet;   /* NULL: no [fleet] in the running config */
+    struct ml_notify *notify;        /* NULL: no service manager to tell (core/notify.h) */
     uint64_t started_ms;
 
     struct ml_list queue;            /* struct ml_apply_job waiting, FIFO */

@@ -161,6 +161,9 @@ void ml_call_obs_begin(struct ml_call_obs *o, struct ml_proxy *p, const struct m
 
 void ml_call_obs_client(struct ml_call_obs *o, struct ml_proxy *p, const struct ml_h2_stream *down)
 {
+    /* Every peer is plaintext until listeners speak TLS: no principal. The TLS listener sets
+     * the verified peer's principal here (one longer than ML_CALL_OBS_PRINCIPAL_MAX: none). */
+    o->principal[0] = '\0';
     if (ml_access_log_enabled(p->access_log)) {
         ml_h2_conn_peer_text(ml_h2_stream_conn(down), o->client, sizeof(o->client));
     }
@@ -272,6 +275,7 @@ static void write_line(struct ml_call_obs *o, struct ml_proxy *p, const char *pa
     ml_access_line_str(&line, "route", sc->route >= 0 ? snap->routes[sc->route].name : NULL);
     ml_access_line_str(&line, "cluster",
                        sc->cluster >= 0 ? snap->clusters[sc->cluster].name : NULL);
+    ml_access_line_str(&line, "principal", o->principal); /* last: keys before it stay put */
     ml_access_line_write(p->access_log, &line);
 }
 

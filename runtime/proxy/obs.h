@@ -21,6 +21,11 @@ struct ml_h2_stream;
 /* Longest request id kept (x-request-id is cut there; a trace id is 32). */
 #define ML_CALL_OBS_ID_MAX 64
 
+/* Longest peer principal kept (a SPIFFE ID is at most 2048 bytes, real ones are far shorter).
+ * One that does not fit is never cut (a cut one could match a glob the whole one does not): the
+ * peer then has no principal, which no allow rule but `-` lets through (proxy/authz.h). */
+#define ML_CALL_OBS_PRINCIPAL_MAX 255
+
 /* One call as counted and logged, embedded in the call. */
 struct ml_call_obs {
     struct ml_stats *stats;         /* the counters of the snapshot it started on (a reference):
@@ -43,6 +48,9 @@ struct ml_call_obs {
     char client[ML_SOCK_ADDR_TEXT_MAX];      /* downstream peer "IP:PORT" */
     char request_id[ML_CALL_OBS_ID_MAX + 1]; /* x-request-id, else traceparent's trace id */
     char reason[160];                        /* why meshlet failed the call; "" = it did not */
+    /* The peer's verified principal ("" = none: plaintext or no client certificate), filled
+     * whether the access log is on or not: [authz] matches it (proxy/step_authz.c). */
+    char principal[ML_CALL_OBS_PRINCIPAL_MAX + 1];
 };
 
 /* Called by ml_proxy_new / ml_proxy_free: the stats, the access log ([node] access_log; SIGUSR1
@@ -72,7 +80,7 @@ void ml_call_obs_endpoint(struct ml_call_obs *o, struct ml_proxy *p, int endpoin
 void ml_call_obs_upstream_open(struct ml_call_obs *o);
 /* A header block relayed downstream (response headers or trailers): :status, grpc-status. */
 void ml_call_obs_headers(struct ml_call_obs *o, const struct ml_h2_hdrs *h);
-/* The downstream peer (for the access log's client=). */
+/* The downstream peer (for the access log's client= and principal=, and [authz]). */
 void ml_call_obs_client(struct ml_call_obs *o, struct ml_proxy *p, const struct ml_h2_stream *down);
 /* Why meshlet failed the call (answered it with an error, or reset it): the first reason stays. */
 void ml_call_obs_fail(struct ml_call_obs *o, const char *reason);

@@ -29,6 +29,7 @@ void ml_call_steps_run(struct ml_call *call);
 extern const struct ml_step ml_step_health;     /* step_health.c */
 extern const struct ml_step ml_step_route;      /* step_route.c */
 extern const struct ml_step ml_step_deadline;   /* step_deadline.c */
+extern const struct ml_step ml_step_authz;      /* step_authz.c */
 extern const struct ml_step ml_step_rate_limit; /* step_rate_limit.c */
 extern const struct ml_step ml_step_fault;      /* step_fault.c */
 extern const struct ml_step ml_step_pick;       /* step_pick.c */

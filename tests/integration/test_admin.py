@@ -328,7 +328,8 @@ def test_access_log_file_gets_one_logfmt_line_per_call(backends, mesh, workdir):
     assert last["http_status"] == "200" and last["upstream"] == "-" and last["route"] == "-"
     assert list(recs[0]) == ["ts", "client", "request_id", "method", "path", "authority",
                              "grpc_status", "http_status", "reason", "duration_us", "upstream_us",
-                             "upstream", "bytes_in", "bytes_out", "listener", "route", "cluster"]
+                             "upstream", "bytes_in", "bytes_out", "listener", "route", "cluster",
+                             "principal"]
 
 
 def test_sigusr1_after_rename_writes_new_lines_to_a_new_file(backends, mesh, workdir):

@@ -113,7 +113,7 @@ def test_other_lines_are_not_held_back_by_a_failing_backend(run_meshlet, free_po
 
 FIELDS = ["ts", "client", "request_id", "method", "path", "authority", "grpc_status",
           "http_status", "reason", "duration_us", "upstream_us", "upstream", "bytes_in",
-          "bytes_out", "listener", "route", "cluster"]
+          "bytes_out", "listener", "route", "cluster", "principal"]
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 

@@ -143,7 +143,7 @@ def test_labels_travel_in_hello_and_filter_fleet(setup, meshlet_cmd):
     assert all(l.split()[1] == "SYNCED" for l in lines[1:3])
     bad = subprocess.run([*meshlet_cmd, "fleet", "status", "--controller", "ftp://x"],
                          capture_output=True, text=True, timeout=WAIT)
-    assert bad.returncode == 2 and "expected http://" in bad.stderr
+    assert bad.returncode == 64 and "expected http://" in bad.stderr
 
     # A node that leaves is OFFLINE.
     reals[1].send_signal(signal.SIGTERM)

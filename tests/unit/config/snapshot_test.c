@@ -743,7 +743,7 @@ static void test_addresses_v4_v6_and_ports(void **state)
 static void test_host_names_in_dns_sni_and_fleet_url(void **state)
 {
     struct ml_snapshot *s = load_ok("[cluster c]\ndns = a-b.example:1\nsni = x.y\n"
-                                    "[fleet]\nurl = wss://[::1]:9443/f\nca = /ca\n");
+                                    "[fleet]\nurl = wss://[::1]:9443/f\nca = /no-such-dir/ca\n");
 
     assert_string_equal(s->clusters[0].dns_host, "a-b.example");
     assert_int_equal(s->clusters[0].dns_port, 1);
@@ -751,7 +751,7 @@ static void test_host_names_in_dns_sni_and_fleet_url(void **state)
     assert_int_equal(s->fleet.url_port, 9443);
     ml_snapshot_unref(s);
     expect_errors("[cluster c]\ndns = a_b.example:1\nsni = -x.y\n"
-                  "[fleet]\nurl = wss://a..b/f\nca = /ca\n",
+                  "[fleet]\nurl = wss://a..b/f\nca = /no-such-dir/ca\n",
                   "2: [cluster c] dns: expected HOST:PORT (a host name and a port 1..65535), got "
                   "\"a_b.example:1\"\n"
                   "3: [cluster c] sni: expected a host name, got \"-x.y\"\n"
@@ -902,10 +902,10 @@ static void test_fleet_transport_rules(void **state)
     expect_errors("[fleet]\nurl = wss://h/f\n",
                   "1: [fleet] ca: expected this key with a wss:// url (the controller's "
                   "certificate is checked against it), got nothing\n");
-    expect_errors("[fleet]\nurl = wss://h/f\nca = /ca\ncert = /c\n",
+    expect_errors("[fleet]\nurl = wss://h/f\nca = /no-such-dir/ca\ncert = /no-such-dir/c\n",
                   "1: [fleet] key: expected this key with cert (the private key of the node's "
                   "client certificate), got nothing\n");
-    expect_errors("[fleet]\nurl = wss://h/f\nca = /ca\nkey = /k\n",
+    expect_errors("[fleet]\nurl = wss://h/f\nca = /no-such-dir/ca\nkey = /no-such-dir/k\n",
                   "1: [fleet] cert: expected this key with key (the node's client certificate), "
                   "got nothing\n");
 }

@@ -1,5 +1,5 @@
 /* config/unimplemented.c: keys whose code does not exist yet are refused by the validator, on
- * their line, unless given the value that asks for nothing; [authz] is refused on its header.
+ * their line, unless given the value that asks for nothing.
  * Each key of the table is tried with its off value in the section it belongs to. */
 #include "config/unimplemented.h"
 
@@ -39,7 +39,7 @@ static int load(const char *extra, char *out, size_t cap)
     return rv;
 }
 
-/* BASE's sections as named above; authz has none (it is refused whole). */
+/* BASE's sections as named above; authz has none (none of its keys is in the table). */
 static const char *section_of(enum ml_config_kind kind)
 {
     switch (kind) {
@@ -101,14 +101,14 @@ static void test_a_bad_value_is_reported_once_as_bad(void **state)
     assert_null(strstr(errs, "not implemented"));
 }
 
-static void test_authz_is_refused_on_its_header(void **state)
+/* [authz] is enforced (proxy/step_authz.c): the section is accepted like any other. */
+static void test_authz_is_accepted(void **state)
 {
     char errs[1024];
     (void)state;
 
-    assert_int_not_equal(load("[authz l]\ndefault = deny\n", errs, sizeof(errs)), 0);
-    assert_string_equal(errs, "t:8: [authz l]: expected no [authz] section: not implemented in "
-                              "this version (its rules would not be enforced)");
+    assert_int_equal(load("[authz l]\nallow = - -> /a.B/*\ndefault = deny\n", errs, sizeof(errs)),
+                     0);
 }
 
 static void test_implemented_keys_are_not_in_the_table(void **state)
@@ -120,7 +120,7 @@ static void test_implemented_keys_are_not_in_the_table(void **state)
     assert_false(ml_config_unimplemented(ML_K_cluster_endpoint, &off));
     assert_false(ml_config_unimplemented(ML_K_node_admin, &off));
     assert_false(ml_config_kind_unimplemented(ML_KIND_CLUSTER));
-    assert_true(ml_config_kind_unimplemented(ML_KIND_AUTHZ));
+    assert_false(ml_config_kind_unimplemented(ML_KIND_AUTHZ));
 }
 
 int main(void)
@@ -129,7 +129,7 @@ int main(void)
         cmocka_unit_test(test_every_off_value_is_accepted),
         cmocka_unit_test(test_an_asking_value_is_refused_on_its_line),
         cmocka_unit_test(test_a_bad_value_is_reported_once_as_bad),
-        cmocka_unit_test(test_authz_is_refused_on_its_header),
+        cmocka_unit_test(test_authz_is_accepted),
         cmocka_unit_test(test_implemented_keys_are_not_in_the_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

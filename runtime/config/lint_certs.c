@@ -1,0 +1,51 @@
+/* config/lint.h: the warnings about certificate files (tls/cert_check.h); their errors are the
+ * validator's (validate.c), so this sees only files that passed. */
+#include "config/errors.h"
+#include "config/lint.h"
+#include "config/schema.h"
+#include "tls/cert_check.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <time.h>
+
+struct lint_ctx {
+    struct ml_config_errors *warn;
+    const char *label; /* "[fleet]", "[listener NAME]" */
+    const int *line;   /* cert, key, ca */
+};
+
+static void tls_file_warning(void *ctx, enum ml_tls_file file, bool warning, const char *text)
+{
+    static const char *const key[] = {"cert", "key", "ca"};
+    struct lint_ctx *l = ctx;
+
+    if (warning) {
+        ml_config_errors_add(l->warn, l->line[file], "warning: %s %s: %s", l->label, key[file],
+                             text);
+    }
+}
+
+int ml_config_lint_certs(const struct ml_snapshot *s, struct ml_config_errors *warn)
+{
+    const struct ml_cfg_fleet *f = &s->fleet;
+    char label[96];
+    int rv = 0;
+
+    if (f->present) {
+        const int line[3] = {s->bootstrap_line[ML_K_fleet_cert], s->bootstrap_line[ML_K_fleet_key],
+                             s->bootstrap_line[ML_K_fleet_ca]};
+        struct lint_ctx l = {warn, "[fleet]", line};
+
+        rv = ml_tls_check_files(f->cert, f->key, f->ca, time(NULL), tls_file_warning, &l);
+    }
+    for (uint32_t i = 0; rv == 0 && i < s->n_listeners; i++) {
+        const struct ml_cfg_listener *ls = &s->listeners[i];
+        struct lint_ctx l = {warn, label, ls->file_line};
+
+        snprintf(label, sizeof(label), "[listener %s]", ls->name);
+        rv = ml_tls_check_files(ls->cert, ls->key, ls->ca, time(NULL), tls_file_warning, &l);
+    }
+    return rv;
+}
