@@ -32,7 +32,11 @@ static const char *const features[] = {
 #ifdef CONFIG_ML_RATE_LIMIT
     "rate_limit",
 #endif
-    "authz",        "lb.round_robin", "lb.random", "lb.least_request",
+    "authz",
+    "outlier", /* passive outlier ejection (balance/outlier.c) */
+    "lb.round_robin",
+    "lb.random",
+    "lb.least_request",
 #ifdef CONFIG_ML_LB_RING_HASH
     "lb.ring_hash",
 #endif
