@@ -5,7 +5,11 @@
 #                           config corpus under qemu-user), pytest integration tests, the fuzzers
 #                           for a bounded time, and builds of the real boards (rpi4,
 #                           beaglebone-black) checked under qemu-user with their CPU
-#   ML_FUZZ_SECONDS=N       seconds per fuzz target (default 60)
+#   ML_FUZZ_SECONDS=N       seconds per fuzz target (default 30; tests/fuzz/long.sh runs 10 M each)
+#   ML_ASAN=0               skip the sanitizer stage (host only; default on): meshlet and its
+#                           libraries (lws, nghttp2, mbedTLS, nanopb, inih) built with ASan + UBSan
+#                           in build/asan, its unit tests and the pytest integration suite run
+#                           against it; any sanitizer report (build/asan/reports) fails the run
 #   ML_BOARDS="host ..."    only these boards (default: all under boards/)
 #
 # Ends with one line "N passed, N failed" over every test case run, and exits non-zero when
@@ -18,7 +22,7 @@ export PATH="/usr/bin:$PATH" # Debian's python3 (kconfiglib, grpcio), not a pyen
 
 "$ROOT/firmware/setup-host.sh"
 
-FUZZ_SECONDS=${ML_FUZZ_SECONDS:-60}
+FUZZ_SECONDS=${ML_FUZZ_SECONDS:-30}
 BOARDS=${ML_BOARDS:-"host qemu-aarch64 qemu-armv7 rpi4 beaglebone-black"}
 # Boards whose unit tests and corpus run (under qemu-user when cross); the others only build and
 # answer `meshlet version` under qemu-user with their own CPU.
@@ -39,6 +43,19 @@ count_ctest() { # LOG: "100% tests passed, 0 tests failed out of 41"
     n_total=$(echo "$line" | sed -E 's/.* failed out of ([0-9]+).*/\1/')
     passed=$((passed + n_total - n_failed))
     failed=$((failed + n_failed))
+}
+
+count_pytest() { # LOG: "3 failed, 120 passed, 2 errors in 300.12s"
+    local line p f n
+    line=$(grep -E '^[0-9]+ passed|^=+ .*(passed|failed)|^[0-9]+ (failed|errors?)' "$1" | tail -1 || true)
+    p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
+    f=0
+    for n in $(echo "$line" | grep -oE '[0-9]+ (failed|errors?)' | grep -oE '^[0-9]+' || true); do
+        f=$((f + n))
+    done
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + f))
+    if [ -z "$line" ]; then failed=$((failed + 1)); fi
 }
 
 stage() { # NAME COMMAND...: run, log to build/logs/NAME.log, record the outcome
@@ -69,6 +86,65 @@ version_under_qemu() { # BOARD: the binary starts on the board's CPU and says wh
     $QEMU_USER "$ROOT/build/$1/meshlet" version | tee /dev/stderr | grep -q "board: $1"
 }
 
+# ---- the sanitizer stage (host) ----------------------------------------------------------------
+# ASan + UBSan over meshlet AND its libraries (firmware/deps/build.sh --sanitize builds them; the
+# prefix is cached like the plain one). Every sanitized process writes its report to a file of
+# its own under $ASAN_REPORTS (log_path: integration tests read meshlet's stderr, and a report
+# must survive the process being killed), and the stage fails on any report, whichever test
+# met it. UBSan aborts (-fno-sanitize-recover=all at compile time; halt_on_error for the
+# runtime). Leak checks run at a normal exit: conftest.py (ML_SANITIZE=1) ends meshlet with
+# SIGINT, not SIGKILL.
+ASAN_BUILD="$ROOT/build/asan"
+ASAN_REPORTS="$ASAN_BUILD/reports"
+
+build_asan() {
+    CC=clang cmake -S "$ROOT" -B "$ASAN_BUILD" -G Ninja -DML_BOARD=host -DML_SANITIZE=ON &&
+        cmake --build "$ASAN_BUILD" -j2
+}
+
+with_sanitizers() { # COMMAND...: run with the sanitizer options the stage needs
+    env ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:disable_coredump=1:strict_string_checks=1:check_initialization_order=1:log_path=$ASAN_REPORTS/report" \
+        UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$ASAN_REPORTS/report" \
+        LSAN_OPTIONS="report_objects=1" \
+        ML_SANITIZE=1 ML_TIMEOUT_SCALE="${ML_TIMEOUT_SCALE:-3}" "$@"
+}
+
+check_reports() { # NAME: 0 if no sanitizer report was written; else print them (abridged)
+    local n=0 f
+    for f in "$ASAN_REPORTS"/*; do
+        [ -s "$f" ] || continue
+        n=$((n + 1))
+        echo "--- $f"
+        head -60 "$f"
+    done
+    echo "$1: $n sanitizer report(s) in $ASAN_REPORTS"
+    [ "$n" -eq 0 ]
+}
+
+sanitizer_stages() {
+    if ! stage build-asan build_asan; then
+        failed=$((failed + 1))
+        return
+    fi
+    rm -rf "$ASAN_REPORTS"
+    mkdir -p "$ASAN_REPORTS"
+    stage ctest-asan with_sanitizers ctest --test-dir "$ASAN_BUILD" --output-on-failure -j2 || true
+    count_ctest "$ROOT/build/logs/ctest-asan.log"
+    grep -E 'tests passed|Failed|\*\*\*' "$ROOT/build/logs/ctest-asan.log" | tail -5 || true
+    if [ -d "$ROOT/tests/integration" ]; then
+        stage pytest-asan with_sanitizers env ML_MESHLET="$ASAN_BUILD/meshlet" \
+            /usr/bin/python3 -m pytest -q -p no:cacheprovider "$ROOT/tests/integration" || true
+        tail -3 "$ROOT/build/logs/pytest-asan.log"
+        count_pytest "$ROOT/build/logs/pytest-asan.log"
+    fi
+    # One case more in the total: "no process met a sanitizer error or leaked".
+    if stage asan-reports check_reports asan; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+    fi
+}
+
 for board in $BOARDS; do
     if ! stage "build-$board" build_board "$board"; then
         failed=$((failed + 1))
@@ -96,15 +172,10 @@ case " $BOARDS " in
     if [ -d "$ROOT/tests/integration" ]; then
         stage pytest /usr/bin/python3 -m pytest -q -p no:cacheprovider "$ROOT/tests/integration" || true
         tail -3 "$ROOT/build/logs/pytest.log"
-        line=$(grep -E '^[0-9]+ passed|^=+ .*(passed|failed)' "$ROOT/build/logs/pytest.log" | tail -1 || true)
-        p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
-        f=0
-        for n in $(echo "$line" | grep -oE '[0-9]+ (failed|errors?)' | grep -oE '^[0-9]+' || true); do
-            f=$((f + n))
-        done
-        passed=$((passed + ${p:-0}))
-        failed=$((failed + f))
-        if [ -z "$line" ]; then failed=$((failed + 1)); fi
+        count_pytest "$ROOT/build/logs/pytest.log"
+    fi
+    if [ "${ML_ASAN:-1}" != 0 ]; then
+        sanitizer_stages
     fi
     if [ -x "$ROOT/tests/fuzz/run.sh" ] && [ "$FUZZ_SECONDS" -gt 0 ]; then
         if stage fuzz "$ROOT/tests/fuzz/run.sh" "$FUZZ_SECONDS"; then

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# build.sh BOARD [--force] — build meshlet's static dependencies for boards/BOARD.
+# build.sh BOARD [--force] [--sanitize] — build meshlet's static dependencies for boards/BOARD.
 #
-# Output: a prefix $CACHE/deps/BOARD-<hash>/ with include/, lib/*.a,
+# --sanitize: the sanitizer variant (clang, ASan + UBSan that aborts, -O1 -g, frame pointers) of
+# every library, for meshlet's ML_SANITIZE build: a bug inside libwebsockets, nghttp2 or mbedTLS (or
+# meshlet misusing them) is then caught where it happens, not only when meshlet touches the
+# memory. Native boards only (the sanitizer runtimes are the host compiler's). Its prefix is
+# $CACHE/deps/BOARD-asan-<hash>, with the variant in the hash, so both variants stay cached.
+#
+# Output: a prefix $CACHE/deps/BOARD[-asan]-<hash>/ with include/, lib/*.a,
 # share/nanopb/generator/, versions.txt, build.log and, last, .complete.
 # The LAST line on stdout is that prefix path alone (CMake reads it with
 # execute_process); everything else goes to stderr or to $prefix/build.log.
@@ -21,11 +27,19 @@ ROOT=$(cd "$HERE/../.." && pwd)
 # shellcheck source-path=SCRIPTDIR source=pins.sh
 . "$HERE/pins.sh"
 
-usage() { echo "usage: $0 BOARD [--force]   (BOARD = a directory under boards/)" >&2; exit 2; }
+usage() { echo "usage: $0 BOARD [--force] [--sanitize]   (BOARD = a directory under boards/)" >&2; exit 2; }
 [ $# -ge 1 ] || usage
 BOARD=$1
+shift
 FORCE=0
-case "${2:-}" in --force) FORCE=1 ;; "") ;; *) usage ;; esac
+SANITIZE=0
+for arg in "$@"; do
+	case "$arg" in
+	--force) FORCE=1 ;;
+	--sanitize) SANITIZE=1 ;;
+	*) usage ;;
+	esac
+done
 [[ $BOARD =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || usage
 [ -d "$ROOT/boards/$BOARD" ] || { echo "build.sh: no such board: boards/$BOARD" >&2; exit 2; }
 
@@ -39,20 +53,31 @@ inputs=(firmware/deps/pins.sh firmware/deps/fetch.sh firmware/deps/build.sh firm
 while IFS= read -r f; do inputs+=("$f"); done < <(
 	cd "$ROOT" && find firmware/deps \( -name '*.cmake' -o -name CMakeLists.txt \) -type f | LC_ALL=C sort)
 TOOLCHAIN=""
+if [ -f "$ROOT/boards/$BOARD/toolchain.cmake" ] && [ "$SANITIZE" = 1 ]; then
+	echo "build.sh: --sanitize is for native boards only; boards/$BOARD cross-compiles" >&2
+	exit 2
+fi
 if [ -f "$ROOT/boards/$BOARD/toolchain.cmake" ]; then
 	TOOLCHAIN=$ROOT/boards/$BOARD/toolchain.cmake
 	inputs+=("boards/$BOARD/toolchain.cmake")
 fi
-# Hash "path\nsha256\n" per input, so renaming a helper also counts.
-HASH=$(for f in "${inputs[@]}"; do
-	printf '%s\n' "$f"
-	sha256sum <"$ROOT/$f" | cut -d' ' -f1
-done | sha256sum | cut -c1-16)
-PREFIX=$CACHE/deps/$BOARD-$HASH
+# Hash "path\nsha256\n" per input, so renaming a helper also counts. The sanitizer variant adds
+# a line of its own (the plain variant's hash is unchanged by the option's existence).
+VARIANT=""
+[ "$SANITIZE" = 0 ] || VARIANT=-asan
+HASH=$({
+	for f in "${inputs[@]}"; do
+		printf '%s\n' "$f"
+		sha256sum <"$ROOT/$f" | cut -d' ' -f1
+	done
+	[ -z "$VARIANT" ] || printf 'variant %s\n' "$VARIANT"
+} | sha256sum | cut -c1-16)
+BOARD_V=$BOARD$VARIANT
+PREFIX=$CACHE/deps/$BOARD_V-$HASH
 
 # Fast path: nothing to do, no lock, no fetch.
 if [ "$FORCE" = 0 ] && [ -f "$PREFIX/.complete" ]; then
-	echo "build.sh: $BOARD: cached ($(cat "$PREFIX/.complete"))" >&2
+	echo "build.sh: $BOARD_V: cached ($(cat "$PREFIX/.complete"))" >&2
 	echo "$PREFIX"
 	exit 0
 fi
@@ -60,9 +85,9 @@ fi
 # One build per prefix at a time (CMake configure of meshlet for one board
 # from two build trees would otherwise race here).
 mkdir -p "$CACHE/deps"
-exec 8>"$CACHE/deps/.$BOARD-$HASH.lock"
+exec 8>"$CACHE/deps/.$BOARD_V-$HASH.lock"
 if ! flock -n -x 8; then
-	echo "build.sh: $BOARD: another build of $PREFIX is running; waiting for it" >&2
+	echo "build.sh: $BOARD_V: another build of $PREFIX is running; waiting for it" >&2
 	flock -x 8
 fi
 if [ "$FORCE" = 0 ] && [ -f "$PREFIX/.complete" ]; then   # someone else just finished it
@@ -70,7 +95,7 @@ if [ "$FORCE" = 0 ] && [ -f "$PREFIX/.complete" ]; then   # someone else just fi
 	exit 0
 fi
 
-BUILD=$CACHE/build/$BOARD-$HASH
+BUILD=$CACHE/build/$BOARD_V-$HASH
 rm -rf "$PREFIX" "$BUILD"
 mkdir -p "$PREFIX" "$BUILD"
 LOG=$PREFIX/build.log
@@ -79,19 +104,19 @@ START=$(date +%s)
 # fd 3 = the caller's stdout (only the prefix line goes there),
 # fd 4 = the caller's stderr (short progress lines); all tool output -> log.
 exec 3>&1 4>&2 >"$LOG" 2>&1
-say() { printf 'build.sh: %s: %s\n' "$BOARD" "$*" >&4; printf '\n==== %s\n' "$*"; }
+say() { printf 'build.sh: %s: %s\n' "$BOARD_V" "$*" >&4; printf '\n==== %s\n' "$*"; }
 on_exit() {
 	local rc=$?
 	if [ "$rc" -ne 0 ]; then
 		{
-			printf 'build.sh: %s: FAILED (exit %s). Last lines of %s:\n' "$BOARD" "$rc" "$LOG"
+			printf 'build.sh: %s: FAILED (exit %s). Last lines of %s:\n' "$BOARD_V" "$rc" "$LOG"
 			tail -n 40 "$LOG" | sed 's/^/  | /'
 			printf 'build.sh: build trees kept in %s\n' "$BUILD"
 		} >&4
 	fi
 }
 trap on_exit EXIT
-die() { printf 'ERROR: %s\n' "$*"; printf 'build.sh: %s: ERROR: %s\n' "$BOARD" "$*" >&4; exit 1; }
+die() { printf 'ERROR: %s\n' "$*"; printf 'build.sh: %s: ERROR: %s\n' "$BOARD_V" "$*" >&4; exit 1; }
 
 say "prefix $PREFIX"
 say "log    $LOG"
@@ -127,6 +152,20 @@ COMMON=(
 	-DBUILD_SHARED_LIBS=OFF
 )
 [ -z "$TOOLCHAIN" ] || COMMON+=(-DCMAKE_TOOLCHAIN_FILE="$TOOLCHAIN")
+OPT_FLAGS="-Os -DNDEBUG" # MinSizeRel's own
+if [ "$SANITIZE" = 1 ]; then
+	# clang, like meshlet's ML_SANITIZE build: gcc links UBSan as a runtime of its own beside
+	# ASan's, and that one ignores log_path (its reports go to stderr only, where a test that
+	# reads meshlet's stderr, or nobody, sees them). clang has one runtime for both.
+	export CC=clang
+	# The same flags as meshlet's ML_SANITIZE build. CFLAGS also reach every link (lws's mbedTLS
+	# probes link against these instrumented libraries, so they need the runtimes too).
+	# -O1 -g instead of -Os for readable stacks; NDEBUG kept so the libraries behave as in the
+	# firmware (a finding is a memory or UB error, not a debug-only assert).
+	CFLAGS="$CFLAGS -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+	OPT_FLAGS="-O1 -g -DNDEBUG"
+	COMMON+=(-DCMAKE_C_FLAGS_MINSIZEREL="$OPT_FLAGS")
+fi
 # For the projects that use GNUInstallDirs: plain lib/, never lib64 or
 # lib/<triplet>. (Not passed to the others: CMake warns about unused -D.)
 GNUDIRS=(-DCMAKE_INSTALL_LIBDIR=lib -DCMAKE_INSTALL_INCLUDEDIR=include)
@@ -279,14 +318,14 @@ if find "$PREFIX/lib" -name '*.so*' | grep -q .; then die "shared libraries in $
 CC_USED=$(sed -n 's/^set(CMAKE_C_COMPILER "\(.*\)")$/\1/p' "$BUILD"/mbedtls/CMakeFiles/*/CMakeCCompiler.cmake)
 [ -x "$CC_USED" ] || die "cannot tell which C compiler CMake used"
 C_FLAGS_USED=$(sed -n 's/^CMAKE_C_FLAGS:[A-Z]*=//p' "$BUILD/mbedtls/CMakeCache.txt")
-say "compiler $CC_USED, C flags: $C_FLAGS_USED -Os (MinSizeRel)"
+say "compiler $CC_USED, C flags: $C_FLAGS_USED $OPT_FLAGS (MinSizeRel)"
 mkdir -p "$PREFIX/share/meshlet-deps"
 cp "$SRC/PATCHES.txt" "$PREFIX/share/meshlet-deps/PATCHES.txt"
 {
-	echo "# meshlet dependencies for board $BOARD (prefix hash $HASH)"
+	echo "# meshlet dependencies for board $BOARD_V (prefix hash $HASH)"
 	echo "# built $(date -u +%Y-%m-%dT%H:%M:%SZ) by firmware/deps/build.sh"
 	echo "# compiler: $CC_USED ($("$CC_USED" --version | head -n1))"
-	echo "# C flags:  $C_FLAGS_USED + MinSizeRel (-Os -DNDEBUG)"
+	echo "# C flags:  $C_FLAGS_USED + MinSizeRel ($OPT_FLAGS)"
 	echo "# toolchain: ${TOOLCHAIN:-(none: host compiler)}"
 	echo "# Full patch details: share/meshlet-deps/PATCHES.txt"
 	printf '%-14s %-8s %-22s %s\n' "# name" upstream debian-revision patches-applied
@@ -303,7 +342,7 @@ cp "$SRC/PATCHES.txt" "$PREFIX/share/meshlet-deps/PATCHES.txt"
 # Full paths, in link order (a static link resolves left to right), because a
 # cross toolchain's FIND_ROOT_PATH ONLY mode hides this prefix from find_*().
 {
-	echo "# Generated by firmware/deps/build.sh for board $BOARD. Do not edit."
+	echo "# Generated by firmware/deps/build.sh for board $BOARD_V. Do not edit."
 	echo "set(MESHLET_DEPS_PREFIX \"$PREFIX\")"
 	echo "set(MESHLET_DEPS_INCLUDE_DIR \"$PREFIX/include\")"
 	echo "set(MESHLET_DEPS_LIBRARIES"
@@ -321,6 +360,6 @@ cp "$SRC/PATCHES.txt" "$PREFIX/share/meshlet-deps/PATCHES.txt"
 rm -rf "$BUILD"
 rmdir "$CACHE/build" 2>/dev/null || true
 ELAPSED=$(($(date +%s) - START))
-printf '%s built in %ss, hash %s\n' "$BOARD" "$ELAPSED" "$HASH" >"$PREFIX/.complete"
+printf '%s built in %ss, hash %s\n' "$BOARD_V" "$ELAPSED" "$HASH" >"$PREFIX/.complete"
 say "done in ${ELAPSED}s"
 echo "$PREFIX" >&3

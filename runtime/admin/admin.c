@@ -4,6 +4,7 @@
 #include "admin/admin.h"
 
 #include "admin/admin_int.h"
+#include "admin/clusters.h"
 #include "admin/guard.h"
 #include "admin/info.h"
 #include "admin/page.h"
@@ -44,6 +45,7 @@ struct response {
     size_t len;
     char version[ML_CFG_VERSION_MAX + 1]; /* X-Meshlet-Config-Version; "" = none */
     bool challenge;                       /* a 401: say WWW-Authenticate: Bearer */
+    bool json;                            /* the query asked ?format=json (/clusters) */
     bool stream;                          /* no body: the stats in fmt, streamed (chunked) */
     enum ml_stats_format fmt;
     bool no_store; /* say Cache-Control: no-store (live data) */
@@ -271,6 +273,25 @@ static bool respond_config(struct ml_admin *a, struct response *r)
     return true;
 }
 
+static bool respond_clusters(struct ml_admin *a, struct response *r)
+{
+    long n = ml_admin_clusters(a->proxy, r->json, &r->body);
+
+    if (n == -ENOENT) {
+        return respond_text(r, 503, "not ready: no configuration is applied\n");
+    }
+    if (n == -ENOBUFS) {
+        return respond_text(r, 500, "/clusters is larger than ML_ADMIN_CLUSTERS_MAX_BYTES\n");
+    }
+    if (n < 0) {
+        return false;
+    }
+    r->status = 200;
+    r->content_type = r->json ? "application/json" : "text/plain; charset=utf-8";
+    r->len = (size_t)n;
+    return true;
+}
+
 /* The response to GET path. false when out of memory. */
 static bool route(struct ml_admin *a, const char *path, struct response *r)
 {
@@ -300,6 +321,13 @@ static bool route(struct ml_admin *a, const char *path, struct response *r)
     }
     if (strcmp(path, "/config") == 0) {
         return respond_config(a, r);
+    }
+    if (strcmp(path, "/clusters") == 0) {
+        return respond_clusters(a, r);
+    }
+    if (strcmp(path, "/clusters.json") == 0) { /* as /stats.json */
+        r->json = true;
+        return respond_clusters(a, r);
     }
     if (strcmp(path, "/fleet") == 0 && a->hooks != NULL && a->hooks->render_fleet != NULL) {
         long n;
@@ -689,6 +717,13 @@ static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
             return -1;
         }
         memset(&r, 0, sizeof(r));
+        {
+            /* lws copies the whole "format=json" fragment here before trimming the name */
+            char format[32];
+
+            r.json = lws_get_urlarg_by_name_safe(wsi, "format", format, sizeof(format)) == 4 &&
+                     strcmp(format, "json") == 0;
+        }
         /* HEAD gets GET's answer without its body (RFC 9110 9.3.2), refusals included */
         s->head = lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
         if ((ok = request_check(a, wsi, s, path, &r, &has_length, &length)) < 0) {

@@ -15,6 +15,8 @@
  *   POST /config            the body is a whole INI: applied like a push (node/apply.c); 200
  *                           "version: V", or 400 with the error lines ("push:LINE: ..."), or
  *                           413 over CONFIG_ML_MAX_CONFIG_BYTES, 503 when nothing applies
+ *   GET /clusters           every cluster's endpoints: health, ejection, calls (admin/clusters.h);
+ *                           ?format=json for JSON
  *   GET /fleet              the control plane as this node sees it (text)
  *   anything else           404 (405 for another method)
  * HEAD is answered wherever GET is: the same status and headers, no body.

@@ -394,6 +394,7 @@ int ml_cluster_call_begin(struct ml_cluster *cl, char *why, size_t cap)
     if (cl->n_active >= cl->cfg->max_requests) {
         snprintf(why, cap, "cluster %s: max_requests (%u) calls active", cl->cfg->name,
                  cl->cfg->max_requests);
+        ml_stats_cluster(cl->balance->stats, ml_cluster_index(cl), ML_STATS_CL_OVER_MAX_REQUESTS);
         return -EBUSY;
     }
     cl->n_active++;
@@ -416,6 +417,7 @@ int ml_cluster_retry_begin(struct ml_cluster *cl, char *why, size_t cap)
     if (cl->n_retrying >= cl->cfg->max_retries) {
         snprintf(why, cap, "cluster %s: max_retries (%u) retries in flight", cl->cfg->name,
                  cl->cfg->max_retries);
+        ml_stats_cluster(cl->balance->stats, ml_cluster_index(cl), ML_STATS_CL_OVER_MAX_RETRIES);
         return -EBUSY;
     }
     cl->n_retrying++;
@@ -447,6 +449,7 @@ void ml_cluster_attempt_end(struct ml_cluster *cl, struct ml_balance_waiter *w,
 {
     struct ml_attempt_outcome out = *o;
     struct ml_host *h = w->host;
+    bool failed;
 
     if (h == NULL) {
         return;
@@ -454,9 +457,11 @@ void ml_cluster_attempt_end(struct ml_cluster *cl, struct ml_balance_waiter *w,
     w->host = NULL;
     out.latency_ms = ml_time_now_ms() - w->picked_ms;
     h->counters.active--;
-    if (ml_attempt_failed(&out)) {
+    failed = ml_attempt_failed(&out);
+    if (failed) {
         h->counters.failures++;
     }
+    ml_outlier_attempt_end(h, &out, failed);
     /* A dns answer may have reused the slot since (its index then names another host). */
     if (cl->lb.ops != NULL && cl->lb.ops->on_drop != NULL && (uint32_t)w->endpoint < cl->n_slots &&
         cl->slots[w->endpoint].pool != NULL && cl->slots[w->endpoint].pool->host == h) {
@@ -472,6 +477,33 @@ static void attempt_not_sent(struct ml_cluster *cl, struct ml_balance_waiter *w)
                                                        .grpc_status = -1};
 
     ml_cluster_attempt_end(cl, w, &not_sent);
+}
+
+/* host's pool has no connection and may not open one yet (its connect backoff): another usable
+ * host the policy picks instead, if there is one that is not backing off too; else host (whose
+ * pool then fails the call at once). So a dead endpoint costs no call while others can serve. */
+static int avoid_backoff(struct ml_cluster *cl, const struct ml_lb_pick_ctx *ctx, int host)
+{
+    struct ml_lb_tried skip = ctx->tried != NULL ? *ctx->tried : (struct ml_lb_tried){{0}};
+    struct ml_lb_pick_ctx again = *ctx;
+    uint64_t now = ml_time_now_ms();
+    int other = host, next;
+
+    again.tried = &skip;
+    for (uint32_t n = 0; n < cl->n_slots; n++) {
+        const struct ml_pool *p = cl->slots[other].pool;
+
+        if (p->n_conns > 0 || p->backoff_until_ms <= now) {
+            return other;
+        }
+        ml_lb_tried_add(&skip, (uint32_t)other);
+        if ((next = cl->lb.ops->pick(&cl->lb, &again)) < 0) {
+            return host;
+        }
+        ml_stats_upstream(cl->balance->stats, ml_cluster_index(cl), other, ML_STATS_UP_BACKOFF);
+        other = next;
+    }
+    return host;
 }
 
 int ml_cluster_pick(struct ml_cluster *cl, struct ml_balance_waiter *w,
@@ -503,6 +535,7 @@ int ml_cluster_pick(struct ml_cluster *cl, struct ml_balance_waiter *w,
                  cl->cfg->name, cl->n_slots);
         return -ENOENT;
     }
+    host = avoid_backoff(cl, ctx, host);
     attempt_begin(cl, w, (uint32_t)host);
     if (ml_share_join(cl, w) < 0) {
         attempt_not_sent(cl, w);
@@ -512,9 +545,68 @@ int ml_cluster_pick(struct ml_cluster *cl, struct ml_balance_waiter *w,
     rv = ml_pool_pick(cl->slots[host].pool, w, conn, why, cap);
     if (rv < 0 && rv != -EINPROGRESS) {
         ml_share_settle(w);
-        attempt_not_sent(cl, w);
+        if (rv == -EBUSY || rv == -ENOMEM) {
+            attempt_not_sent(cl, w); /* our own limits: nothing to say about the host */
+        } else {
+            /* the host cannot be reached (a connect failed at once, or its backoff): outlier
+             * detection counts it like a connect that failed later */
+            static const struct ml_attempt_outcome unreachable = {.end = ML_ATTEMPT_CONNECT_FAILED,
+                                                                  .grpc_status = -1};
+
+            ml_cluster_attempt_end(cl, w, &unreachable);
+        }
     }
     return rv;
+}
+
+uint32_t ml_cluster_n_hosts(const struct ml_cluster *cl)
+{
+    return cl->n_slots;
+}
+
+bool ml_cluster_host_view(const struct ml_cluster *cl, uint32_t i, struct ml_host_view *v)
+{
+    const struct ml_pool *p = cl->slots[i].pool;
+    const struct ml_host *h;
+    uint64_t now = ml_time_now_ms();
+
+    if (p == NULL) {
+        return false; /* a free slot of a dns cluster */
+    }
+    h = p->host;
+    *v = (struct ml_host_view){
+        .addr = p->addr_text,
+        .weight = ml_lb_weight(&cl->lb, i),
+        .state = h->state,
+        .ejected_ms_left = (h->state & ML_HOST_EJECTED) && h->outlier.ejected_until_ms > now
+                               ? h->outlier.ejected_until_ms - now
+                               : 0,
+        .ejections = h->outlier.ejections_total,
+        .consecutive_failures = h->outlier.consecutive_failures,
+        .active = h->counters.active,
+        .pending = p->n_waiting,
+        .connections = p->n_conns,
+        .calls = h->counters.calls,
+        .failures = h->counters.failures,
+        .connect_failures = p->connect_failures,
+        .backoff_ms_left = p->backoff_until_ms > now ? p->backoff_until_ms - now : 0,
+    };
+    return true;
+}
+
+uint32_t ml_cluster_n_active(const struct ml_cluster *cl)
+{
+    return cl->n_active;
+}
+
+uint32_t ml_cluster_n_pending(const struct ml_cluster *cl)
+{
+    return cl->n_pending;
+}
+
+uint32_t ml_balance_n_clusters(const struct ml_balance *b)
+{
+    return b->n_clusters;
 }
 
 /* Whether answer addrs[0..n) has a. */

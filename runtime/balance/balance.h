@@ -60,10 +60,35 @@ const char *ml_cluster_endpoint_text(const struct ml_cluster *cl, int endpoint);
 int ml_cluster_call_begin(struct ml_cluster *cl, char *why, size_t cap);
 void ml_cluster_call_end(struct ml_cluster *cl);
 /* A retry of a call starts on cl: 0, or -EBUSY when max_retries retries are in flight (why says
- * so: then the call is not retried). Each 0 is paired with one ml_cluster_retry_end(), when
- * the retried attempt is over. */
+ * so: then the call is not retried; counted in the cluster's circuit-breaker stats). Each 0 is
+ * paired with one ml_cluster_retry_end(), when the retried attempt is over. */
 int ml_cluster_retry_begin(struct ml_cluster *cl, char *why, size_t cap);
 void ml_cluster_retry_end(struct ml_cluster *cl);
+
+/* What admin /clusters shows of one host of a cluster (a copy, valid until the next event). */
+struct ml_host_view {
+    const char *addr;              /* "127.0.0.1:50051" (borrowed from the host) */
+    uint32_t weight;               /* the endpoint's weight in this cluster */
+    unsigned state;                /* enum ml_host_state_bit (balance/host.h); 0: usable */
+    uint64_t ejected_ms_left;      /* while ejected: ms until it comes back */
+    uint64_t ejections;            /* times ejected */
+    uint32_t consecutive_failures; /* towards outlier_errors */
+    uint32_t active;               /* attempts in progress */
+    uint32_t pending;              /* calls waiting in its pool for a stream slot */
+    uint32_t connections;          /* its pool's connections, connecting ones included */
+    uint64_t calls;                /* attempts picked */
+    uint64_t failures;             /* attempts that failed */
+    uint32_t connect_failures;     /* connects failed in a row */
+    uint64_t backoff_ms_left;      /* ms before the next connect may start; 0: may now */
+};
+uint32_t ml_balance_n_clusters(const struct ml_balance *b);
+/* Host numbers of cl run 0..ml_cluster_n_hosts(cl); a dns cluster's may have gaps, for which
+ * ml_cluster_host_view says false. */
+uint32_t ml_cluster_n_hosts(const struct ml_cluster *cl);
+bool ml_cluster_host_view(const struct ml_cluster *cl, uint32_t i, struct ml_host_view *v);
+/* Calls active on cl (max_requests), and waiting for a stream slot (max_pending). */
+uint32_t ml_cluster_n_active(const struct ml_cluster *cl);
+uint32_t ml_cluster_n_pending(const struct ml_cluster *cl);
 
 /* An attempt of a call: the cluster's policy picks a usable host (ctx: the call's hash key, the
  * hosts it tried, a random source; NULL: none of those, the balance's own random source), and

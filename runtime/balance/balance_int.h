@@ -65,6 +65,11 @@ struct ml_pool {
     uint32_t conn_streams;    /* streams one connection takes: min(max_streams_per_connection,
                                  the peer's SETTINGS_MAX_CONCURRENT_STREAMS) as last seen; 0 until
                                  a connection came up */
+    /* Connect backoff (pool.c): after connects that failed in a row, no new connect before
+     * backoff_until_ms, so that calls to a dead endpoint do not each open one. */
+    uint32_t connect_failures; /* in a row; 0 once a connection came up */
+    uint64_t backoff_until_ms; /* ml_time_now_ms() before which no connect starts */
+    uint64_t backoff_skipped;  /* connects not started because of the backoff (/clusters) */
 };
 
 /* One downstream connection's part of one cluster (share.c): exists while one of its calls
@@ -143,6 +148,12 @@ int ml_pool_pick(struct ml_pool *p, struct ml_balance_waiter *w, struct ml_h2_co
 /* Hands free slots to p's waiters at the end of the event (a share shrank or grew). */
 void ml_pool_dispatch_later(struct ml_pool *p);
 
+/* outlier.c */
+/* Passive outlier detection hears the attempt on h ended as o says (failed: ml_attempt_failed):
+ * outlier_errors failures in a row eject h, within outlier_max_percent of its cluster. */
+void ml_outlier_attempt_end(struct ml_host *h, const struct ml_attempt_outcome *o, bool failed);
+/* h is being freed: its ejection timer goes. */
+void ml_outlier_host_free(struct ml_host *h);
 /* balance.c, for dns.c */
 /* A dns lookup of cl answered addrs[0..n) (n >= 1): hosts for the new addresses, the gone ones
  * drain (their calls finish; freed once idle), the policy is rebuilt over the new set. Returns

@@ -1,10 +1,12 @@
 /* balance/host.h: the host object and its state changes. */
 #include "balance/host.h"
 
+#include "balance/balance.h"
 #include "balance/balance_int.h"
 #include "balance/health.h"
 #include "core/alloc.h"
 #include "core/list.h"
+#include "core/stats.h"
 #include "grpc/status-t.h"
 
 #include <stddef.h>
@@ -34,6 +36,7 @@ void ml_host_unref(struct ml_host *h)
     if (h == NULL || --h->refs > 0) {
         return;
     }
+    ml_outlier_host_free(h);
     ml_host_health_stop(h);
     ml_pool_free(h->pool, h->loop);
     ml_free(h);
@@ -47,9 +50,18 @@ const char *ml_host_addr_text(const struct ml_host *h)
 void ml_host_state_set(struct ml_host *h, unsigned bits, bool on)
 {
     bool was = ml_host_usable(h);
+    unsigned before = h->state;
     struct ml_list *n;
 
     h->state = on ? h->state | bits : h->state & ~bits;
+    if ((before ^ h->state) & ML_HOST_UNHEALTHY && !ml_list_empty(&h->pool->slots)) {
+        struct ml_pool_slot *owner = ml_pool_owner(h->pool);
+
+        /* the per-endpoint health gauge, wherever the health checks set it from */
+        ml_stats_upstream(
+            owner->cluster->balance->stats, ml_cluster_index(owner->cluster), (int)owner->endpoint,
+            h->state & ML_HOST_UNHEALTHY ? ML_STATS_UP_UNHEALTHY : ML_STATS_UP_HEALTHY);
+    }
     if (was == ml_host_usable(h)) {
         return;
     }

@@ -13,6 +13,7 @@
 
 struct ml_pool;
 struct ml_loop;
+struct ml_timer;
 
 /* Why a host is not usable; any bit set and policies do not pick it. */
 enum ml_host_state_bit {
@@ -30,11 +31,13 @@ struct ml_host_health {
     void *checker;           /* the health checker's own state; NULL: not checked */
 };
 
-/* Passive outlier detection (filled by the outlier code). */
+/* Passive outlier detection (balance/outlier.c). */
 struct ml_host_outlier {
     uint32_t consecutive_failures; /* since the last success, towards outlier_errors */
     uint32_t n_ejections;          /* the ejection time is outlier_ejection × this */
     uint64_t ejected_until_ms;     /* ml_time_now_ms() at which an ejection ends */
+    uint64_t ejections_total;      /* times ejected since the host exists (/clusters) */
+    struct ml_timer *timer;        /* ends the ejection; NULL until the first one */
 };
 
 struct ml_host_counters {

@@ -10,6 +10,7 @@
 #include "core/list.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/rand.h"
 #include "core/sock.h"
 #include "core/stats.h"
 #include "core/timer.h"
@@ -27,6 +28,33 @@ static const struct ml_h2_client_ops pool_conn_ops;
 
 /* The longest a PING may go unanswered before the connection counts as dead. */
 #define PING_ACK_MAX_MS 20000
+
+/* Connect backoff: after n connects failed in a row, the next one waits a random time in
+ * [d/2, d], d = min(BASE << (n - 1), MAX) (jittered so that many meshlets do not reconnect in
+ * step). BASE is short enough that a restarted endpoint is found again quickly, MAX long enough
+ * that a dead one costs a connect every few seconds, not one per call. */
+#define POOL_BACKOFF_BASE_MS 100u
+#define POOL_BACKOFF_MAX_MS 5000u
+#define POOL_BACKOFF_SHIFT_MAX 16u /* BASE << 16 is past MAX already */
+
+/* A connect to p failed: the next one waits. */
+static void backoff_failed(struct ml_pool *p)
+{
+    struct ml_cluster *cl = ml_pool_cluster(p);
+    uint32_t shift, d;
+
+    p->connect_failures++;
+    shift = p->connect_failures - 1 < POOL_BACKOFF_SHIFT_MAX ? p->connect_failures - 1
+                                                             : POOL_BACKOFF_SHIFT_MAX;
+    d = POOL_BACKOFF_BASE_MS << shift;
+    if (d > POOL_BACKOFF_MAX_MS) {
+        d = POOL_BACKOFF_MAX_MS;
+    }
+    d = d / 2 + ml_rand_below(&cl->balance->rand, d / 2 + 1);
+    p->backoff_until_ms = ml_time_now_ms() + d;
+    ML_LOG_DBG("cluster %s: %s: %u connects failed in a row: next one in %u ms", cl->cfg->name,
+               p->addr_text, p->connect_failures, d);
+}
 
 struct ml_pool *ml_pool_new(const struct ml_cluster *cl, uint32_t endpoint)
 {
@@ -162,9 +190,15 @@ static int open_conn(struct ml_pool *p, char *why, size_t cap)
     uint32_t id;
     int rv;
 
+    if (p->backoff_until_ms > ml_time_now_ms()) {
+        ml_free(pc);
+        count(p, ML_STATS_UP_BACKOFF);
+        snprintf(why, cap, "cluster %s: endpoint unreachable (%u connects failed, backing off)",
+                 cl->cfg->name, p->connect_failures);
+        return -ECONNREFUSED;
+    }
     if (pc == NULL) {
-        snprintf(why, cap, "cluster %s: out of memory for a connection to %s", cl->cfg->name,
-                 p->addr_text);
+        snprintf(why, cap, "cluster %s: out of memory for an upstream connection", cl->cfg->name);
         return -ENOMEM;
     }
     pc->pool = p;
@@ -173,8 +207,7 @@ static int open_conn(struct ml_pool *p, char *why, size_t cap)
      * waiting for it until their deadlines (or lws's own limits). */
     if ((pc->handshake = ml_timer_new(cl->balance->loop, pc_on_handshake_timeout, pc)) == NULL) {
         ml_free(pc);
-        snprintf(why, cap, "cluster %s: out of memory for a connection to %s", cl->cfg->name,
-                 p->addr_text);
+        snprintf(why, cap, "cluster %s: out of memory for an upstream connection", cl->cfg->name);
         return -ENOMEM;
     }
     id = ++*cl->balance->conn_ids;
@@ -184,7 +217,10 @@ static int open_conn(struct ml_pool *p, char *why, size_t cap)
         ml_timer_free(pc->handshake);
         ml_free(pc);
         count(p, ML_STATS_UP_FAILED);
-        snprintf(why, cap, "cluster %s: cannot connect to %s: %s", cl->cfg->name, p->addr_text,
+        backoff_failed(p);
+        ML_LOG_WRN("cluster %s: cannot connect to %s: %s", cl->cfg->name, p->addr_text,
+                   strerror(-rv));
+        snprintf(why, cap, "cluster %s: cannot connect to an endpoint: %s", cl->cfg->name,
                  strerror(-rv));
         return rv;
     }
@@ -322,8 +358,11 @@ int ml_pool_pick(struct ml_pool *p, struct ml_balance_waiter *w, struct ml_h2_co
         return 0;
     }
     if (cl->n_pending >= cl->cfg->max_pending) {
-        snprintf(why, cap, "cluster %s: no free stream to %s and max_pending (%u) calls waiting",
-                 cl->cfg->name, p->addr_text, cl->cfg->max_pending);
+        ML_LOG_DBG("cluster %s: no free stream to %s and max_pending calls waiting", cl->cfg->name,
+                   p->addr_text);
+        snprintf(why, cap, "cluster %s: no free stream and max_pending (%u) calls waiting",
+                 cl->cfg->name, cl->cfg->max_pending);
+        ml_stats_cluster(cl->balance->stats, ml_cluster_index(cl), ML_STATS_CL_PENDING_OVERFLOW);
         return -EBUSY;
     }
     if (w->share != NULL && w->share->n_waiting >= ml_share_wait_max(w->share->cluster)) {
@@ -401,6 +440,8 @@ static void pc_ready(struct ml_pool_conn *pc)
 
     pc->ready = true;
     p->n_connecting--;
+    p->connect_failures = 0; /* it answers: connects go at once again */
+    p->backoff_until_ms = 0;
     p->conn_streams = ml_h2_conn_free_slots(pc->conn, cl->cfg->max_streams_per_connection) +
                       ml_h2_conn_n_streams(pc->conn);
     ml_timer_free(pc->handshake);
@@ -442,12 +483,15 @@ static void pc_on_handshake_timeout(void *user)
     char msg[200];
 
     snprintf(msg, sizeof(msg),
-             "cluster %s: connect to %s failed: %s within connect_timeout (%u ms)", cl->cfg->name,
-             p->addr_text, pc->connected ? "no HTTP/2 SETTINGS from the peer" : "TCP not connected",
+             "cluster %s: connect to an endpoint failed: %s within connect_timeout (%u ms)",
+             cl->cfg->name,
+             pc->connected ? "no HTTP/2 SETTINGS from the peer" : "TCP not connected",
              cl->cfg->connect_timeout_ms);
-    ML_LOG_LIMITED(&p->connect_log, ML_LOG_LEVEL_WRN, "c%u: %s", ml_h2_conn_id(pc->conn), msg);
+    ML_LOG_LIMITED(&p->connect_log, ML_LOG_LEVEL_WRN, "c%u: %s: %s", ml_h2_conn_id(pc->conn),
+                   p->addr_text, msg);
     conn_unlink(p, pc); /* frees this timer: allowed from its own callback */
     count(p, ML_STATS_UP_FAILED);
+    backoff_failed(p);
     ml_h2_conn_close(pc->conn); /* not ready: no stream on it, nobody hears anything */
     ml_free(pc);
     if (p->n_conns == 0) {
@@ -494,9 +538,11 @@ static void pc_on_close(void *user, struct ml_h2_conn *conn, int reason, const c
     ml_free(pc);
     count(p, was_ready ? ML_STATS_UP_CLOSED : ML_STATS_UP_FAILED);
     if (!was_ready) {
-        snprintf(msg, sizeof(msg), "cluster %s: connect to %s failed: %s", cl->cfg->name,
-                 p->addr_text, why);
-        ML_LOG_LIMITED(&p->connect_log, ML_LOG_LEVEL_WRN, "c%u: %s", ml_h2_conn_id(conn), msg);
+        snprintf(msg, sizeof(msg), "cluster %s: connect to an endpoint failed: %s", cl->cfg->name,
+                 why);
+        ML_LOG_LIMITED(&p->connect_log, ML_LOG_LEVEL_WRN, "c%u: %s: %s", ml_h2_conn_id(conn),
+                       p->addr_text, msg);
+        backoff_failed(p);
         if (p->n_conns == 0) {
             fail_waiters(p, reason < 0 ? reason : -ECONNREFUSED, msg);
         }

@@ -84,6 +84,11 @@ static const char *check_line(struct parse_ctx *ctx, const char *line)
         if (n >= sizeof(ctx->header)) {
             ctx->header_too_long = true;
             n = sizeof(ctx->header) - 1;
+            /* The error quotes this start: cut before a character the limit would split, so
+             * the error line stays UTF-8 (s[1 + n] is the first byte left out). */
+            while (n > 0 && ((unsigned char)s[1 + n] & 0xc0) == 0x80) {
+                n--;
+            }
         }
         memcpy(ctx->header, s + 1, n);
         ctx->header[n] = '\0';

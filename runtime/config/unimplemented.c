@@ -11,7 +11,6 @@
 enum off_test {
     NONE = 0,
     CLUSTER_LB_BUILT,
-    CLUSTER_OUTLIER_ERRORS_ZERO,
 };
 
 static const struct {
@@ -25,10 +24,6 @@ static const struct {
     {ML_K_cluster_identity, NONE, NULL},
     /* balancers Kconfig left out of balance/lb.c's table (ring_hash, maglev) */
     {ML_K_cluster_lb, CLUSTER_LB_BUILT, "round_robin"},
-    /* outlier detection */
-    {ML_K_cluster_outlier_errors, CLUSTER_OUTLIER_ERRORS_ZERO, "0"},
-    {ML_K_cluster_outlier_ejection, NONE, NULL},
-    {ML_K_cluster_outlier_max_percent, NONE, NULL},
 };
 
 #define N_TABLE (sizeof(table) / sizeof(table[0]))
@@ -71,8 +66,6 @@ bool ml_config_unimplemented_is_off(int key, const void *obj)
                c->lb == ML_CFG_LB_LEAST_REQUEST ||
                (c->lb == ML_CFG_LB_RING_HASH && ML_HAVE_LB_RING_HASH) ||
                (c->lb == ML_CFG_LB_MAGLEV && ML_HAVE_LB_MAGLEV);
-    case CLUSTER_OUTLIER_ERRORS_ZERO:
-        return c->outlier_errors == 0;
     }
     return false;
 }

@@ -36,6 +36,7 @@ static const char *const features[] = {
     "tls", /* listeners; TLS to clusters is not implemented yet */
 #endif
     "authz",
+    "outlier", /* passive outlier ejection (balance/outlier.c) */
     "lb.round_robin",
     "lb.random",
     "lb.least_request",

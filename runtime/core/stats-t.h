@@ -82,6 +82,18 @@ enum ml_stats_up_event {
     ML_STATS_UP_CONNECTED,  /* it came up: active until CLOSED */
     ML_STATS_UP_FAILED,     /* it never came up (refused, timed out, could not start) */
     ML_STATS_UP_CLOSED,     /* an active one closed */
+    ML_STATS_UP_EJECTED,    /* outlier detection ejected the endpoint: ejected until RETURNED */
+    ML_STATS_UP_RETURNED,   /* its ejection ended */
+    ML_STATS_UP_BACKOFF,    /* a connect not started: the endpoint's connect backoff */
+    ML_STATS_UP_UNHEALTHY,  /* active health checks took it out: unhealthy until HEALTHY */
+    ML_STATS_UP_HEALTHY,    /* they brought it back */
+};
+
+/* Cluster circuit breakers (per cluster). */
+enum ml_stats_cluster_event {
+    ML_STATS_CL_PENDING_OVERFLOW = 0, /* a call refused: max_pending calls waiting already */
+    ML_STATS_CL_OVER_MAX_REQUESTS,    /* a call refused: max_requests calls active */
+    ML_STATS_CL_OVER_MAX_RETRIES,     /* a retry not made: max_retries retries in flight */
 };
 
 /* Where one call is counted, embedded in the call: indexes into the snapshot's arrays (the

@@ -408,6 +408,43 @@ void ml_stats_upstream(struct ml_stats *st, int cluster, int endpoint, enum ml_s
             e->cx_active--;
         }
         break;
+    case ML_STATS_UP_EJECTED:
+        e->ejected = 1;
+        e->ejections++;
+        break;
+    case ML_STATS_UP_RETURNED:
+        e->ejected = 0;
+        break;
+    case ML_STATS_UP_BACKOFF:
+        e->cx_backoff++;
+        break;
+    case ML_STATS_UP_UNHEALTHY:
+        e->unhealthy = 1;
+        break;
+    case ML_STATS_UP_HEALTHY:
+        e->unhealthy = 0;
+        break;
+    }
+}
+
+void ml_stats_cluster(struct ml_stats *st, int cluster, enum ml_stats_cluster_event ev)
+{
+    struct stats_calls *c;
+
+    if (st == NULL || !in(cluster, st->n_clusters)) {
+        return;
+    }
+    c = st->clusters[cluster];
+    switch (ev) {
+    case ML_STATS_CL_PENDING_OVERFLOW:
+        c->rq_pending_overflow++;
+        break;
+    case ML_STATS_CL_OVER_MAX_REQUESTS:
+        c->cb_max_requests++;
+        break;
+    case ML_STATS_CL_OVER_MAX_RETRIES:
+        c->cb_max_retries++;
+        break;
     }
 }
 

@@ -29,6 +29,7 @@ void ml_stats_free(struct ml_stats *st);
 
 void ml_stats_downstream(struct ml_stats *st, int listener, enum ml_stats_down_event ev);
 void ml_stats_upstream(struct ml_stats *st, int cluster, int endpoint, enum ml_stats_up_event ev);
+void ml_stats_cluster(struct ml_stats *st, int cluster, enum ml_stats_cluster_event ev);
 /* A lookup of cluster's dns = was answered (failed: it failed or found nothing); hosts: how many
  * the cluster has now. */
 void ml_stats_dns(struct ml_stats *st, int cluster, bool failed, uint32_t hosts);

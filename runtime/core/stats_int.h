@@ -23,6 +23,10 @@ struct stats_listener {
 struct stats_endpoint {
     int refs;
     uint64_t cx_opened, cx_active, cx_failed;
+    uint64_t unhealthy;  /* 1 while active health checks have it out */
+    uint64_t ejected;    /* 1 while outlier detection has it ejected */
+    uint64_t ejections;  /* times ejected */
+    uint64_t cx_backoff; /* connects not started: connect backoff */
     struct ml_stats_calls calls;
 };
 
@@ -32,6 +36,8 @@ struct stats_calls {
     struct ml_stats_calls calls;
     uint64_t route_ev[ML_STATS_ROUTE_N_EVENTS];        /* routes only: enum ml_stats_route_event */
     uint64_t dns_resolutions, dns_failures, dns_hosts; /* a cluster with dns = (ml_stats_dns) */
+    /* circuit breakers, clusters only */
+    uint64_t rq_pending_overflow, cb_max_requests, cb_max_retries;
 };
 
 /* An endpoint's place in one table. */

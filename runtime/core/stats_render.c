@@ -230,6 +230,12 @@ static void text_cluster(const struct ml_stats *st, uint32_t c, struct out *o)
     put(o, "%supstream_cx_opened %llu\n", prefix, (unsigned long long)opened);
     put(o, "%supstream_cx_active %llu\n", prefix, (unsigned long long)active);
     put(o, "%supstream_cx_failed %llu\n", prefix, (unsigned long long)failed);
+    put(o, "%supstream_rq_pending_overflow %llu\n", prefix,
+        (unsigned long long)st->clusters[c]->rq_pending_overflow);
+    put(o, "%supstream_cb_max_requests %llu\n", prefix,
+        (unsigned long long)st->clusters[c]->cb_max_requests);
+    put(o, "%supstream_cb_max_retries %llu\n", prefix,
+        (unsigned long long)st->clusters[c]->cb_max_retries);
     text_calls(o, prefix, "upstream_rq", &st->clusters[c]->calls, true, false);
     if (st->snap->clusters[c].dns_host != NULL) {
         put(o, "%sdns_resolutions %llu\n", prefix,
@@ -249,6 +255,10 @@ static void text_endpoint(const struct ml_stats *st, uint32_t i, struct out *o)
     put(o, "%scx_opened %llu\n", prefix, (unsigned long long)ep->cx_opened);
     put(o, "%scx_active %llu\n", prefix, (unsigned long long)ep->cx_active);
     put(o, "%scx_failed %llu\n", prefix, (unsigned long long)ep->cx_failed);
+    put(o, "%scx_backoff %llu\n", prefix, (unsigned long long)ep->cx_backoff);
+    put(o, "%sunhealthy %llu\n", prefix, (unsigned long long)ep->unhealthy);
+    put(o, "%sejected %llu\n", prefix, (unsigned long long)ep->ejected);
+    put(o, "%sejections %llu\n", prefix, (unsigned long long)ep->ejections);
     text_calls(o, prefix, "rq", &ep->calls, false, false);
 }
 
@@ -483,6 +493,11 @@ static void prom_calls_item(const struct ml_stats *st, enum scope s, enum calls_
 
 /* The counter families read from a record: per listener, per route (request-policy events), per
  * endpoint. */
+/* A family named DNS_FAMILY... is only for clusters with dns =. */
+#define DNS_FAMILY "meshlet_cluster_dns_"
+
+static bool dns_family(unsigned int f);
+
 static const struct {
     enum scope scope;
     const char *name, *type, *help;
@@ -558,8 +573,33 @@ static const struct {
      offsetof(struct stats_endpoint, cx_active)},
     {SCOPE_ENDPOINT, "meshlet_upstream_cx_failed_total", "counter",
      "Upstream connections that never came up", offsetof(struct stats_endpoint, cx_failed)},
+    {SCOPE_ENDPOINT, "meshlet_upstream_cx_backoff_total", "counter",
+     "Upstream connects not started: the endpoint's connect backoff after failures",
+     offsetof(struct stats_endpoint, cx_backoff)},
+    {SCOPE_ENDPOINT, "meshlet_endpoint_unhealthy", "gauge",
+     "1 while active health checks have the endpoint out",
+     offsetof(struct stats_endpoint, unhealthy)},
+    {SCOPE_ENDPOINT, "meshlet_endpoint_ejected", "gauge",
+     "1 while outlier detection has the endpoint ejected",
+     offsetof(struct stats_endpoint, ejected)},
+    {SCOPE_ENDPOINT, "meshlet_endpoint_ejections_total", "counter",
+     "Outlier ejections of the endpoint", offsetof(struct stats_endpoint, ejections)},
+    {SCOPE_CLUSTER, "meshlet_cluster_rq_pending_overflow_total", "counter",
+     "Calls refused at once: max_pending calls were waiting",
+     offsetof(struct stats_calls, rq_pending_overflow)},
+    {SCOPE_CLUSTER, "meshlet_cluster_cb_max_requests_total", "counter",
+     "Calls refused at once: max_requests calls were active",
+     offsetof(struct stats_calls, cb_max_requests)},
+    {SCOPE_CLUSTER, "meshlet_cluster_cb_max_retries_total", "counter",
+     "Retries not made: max_retries retries were in flight",
+     offsetof(struct stats_calls, cb_max_retries)},
 };
 #define N_CX_FAMILIES (sizeof(cx_family) / sizeof(cx_family[0]))
+
+static bool dns_family(unsigned int f)
+{
+    return strncmp(cx_family[f].name, DNS_FAMILY, strlen(DNS_FAMILY)) == 0;
+}
 
 static void prom_cx_item(const struct ml_stats *st, unsigned int f, uint32_t i, struct out *o)
 {
@@ -575,8 +615,8 @@ static void prom_cx_item(const struct ml_stats *st, unsigned int f, uint32_t i, 
         put(o, "# HELP %s %s%s.\n# TYPE %s %s\n", cx_family[f].name, cx_family[f].help,
             scope_what[s], cx_family[f].name, cx_family[f].type);
     }
-    if (s == SCOPE_CLUSTER && st->snap->clusters[i].dns_host == NULL) {
-        return; /* the cluster families are dns ones */
+    if (dns_family(f) && st->snap->clusters[i].dns_host == NULL) {
+        return;
     }
     scope_labels(st, s, i, labels, sizeof(labels));
     memcpy(&v, (const char *)rec + cx_family[f].offset, sizeof(v));
@@ -640,8 +680,7 @@ static enum step prom_item(const struct ml_stats *st, unsigned int part, unsigne
     }
     part -= N_SCOPES * N_CM;
     if (part < N_CX_FAMILIES) {
-        if (item >= scope_count(st, cx_family[part].scope) ||
-            (cx_family[part].scope == SCOPE_CLUSTER && !any_dns(st))) {
+        if (item >= scope_count(st, cx_family[part].scope) || (dns_family(part) && !any_dns(st))) {
             return STEP_PART_END;
         }
         prom_cx_item(st, part, item, o);
@@ -747,6 +786,10 @@ static void json_entity(const struct ml_stats *st, enum scope s, uint32_t i, str
         break;
     case SCOPE_CLUSTER:
         json_str(o, snap->clusters[i].name);
+        put(o, ",\"rq_pending_overflow\":%llu,\"cb_max_requests\":%llu,\"cb_max_retries\":%llu",
+            (unsigned long long)st->clusters[i]->rq_pending_overflow,
+            (unsigned long long)st->clusters[i]->cb_max_requests,
+            (unsigned long long)st->clusters[i]->cb_max_retries);
         if (snap->clusters[i].dns_host != NULL) {
             put(o, ",\"dns_resolutions\":%llu,\"dns_failures\":%llu,\"dns_hosts\":%llu",
                 (unsigned long long)st->clusters[i]->dns_resolutions,
@@ -763,6 +806,9 @@ static void json_entity(const struct ml_stats *st, enum scope s, uint32_t i, str
         put(o, ",\"cx_opened\":%llu,\"cx_active\":%llu,\"cx_failed\":%llu",
             (unsigned long long)e->cx_opened, (unsigned long long)e->cx_active,
             (unsigned long long)e->cx_failed);
+        put(o, ",\"cx_backoff\":%llu,\"unhealthy\":%llu,\"ejected\":%llu,\"ejections\":%llu",
+            (unsigned long long)e->cx_backoff, (unsigned long long)e->unhealthy,
+            (unsigned long long)e->ejected, (unsigned long long)e->ejections);
         break;
     }
     default:

@@ -61,6 +61,11 @@ const struct ml_stats *ml_proxy_stats(const struct ml_proxy *p)
     return p->stats;
 }
 
+struct ml_balance *ml_proxy_balance(const struct ml_proxy *p)
+{
+    return p->balance;
+}
+
 void ml_proxy_endpoints(const struct ml_proxy *p, uint32_t *healthy, uint32_t *total)
 {
     ml_balance_endpoints(p->balance, healthy, total);

@@ -62,6 +62,8 @@ void ml_proxy_obs_deinit(struct ml_proxy *p);
 /* For the admin endpoint. */
 const struct ml_stats *ml_proxy_stats(const struct ml_proxy *p);
 const struct ml_snapshot *ml_proxy_snapshot(const struct ml_proxy *p);
+/* The clusters in force (admin /clusters); NULL before any. */
+struct ml_balance *ml_proxy_balance(const struct ml_proxy *p);
 /* The endpoints in force, and of those the healthy ones (balance/balance.h), for the fleet. */
 void ml_proxy_endpoints(const struct ml_proxy *p, uint32_t *healthy, uint32_t *total);
 /* true once the configuration is applied and every listener is bound (and while it stays so). */

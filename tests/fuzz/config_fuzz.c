@@ -165,7 +165,6 @@ static void check_snapshot(const struct ml_snapshot *s, size_t n, int rv)
     CHECK(s->n_authz == 0, rv, NULL);
     for (uint32_t i = 0; i < s->n_clusters; i++) {
         const struct ml_cfg_cluster *c = &s->clusters[i];
-        CHECK(c->outlier_errors == 0, rv, NULL);
         /* the Check request's bound (grpc/health.h) */
         CHECK(c->health_service == NULL || strlen(c->health_service) <= ML_GRPC_HEALTH_SERVICE_MAX,
               rv, NULL);

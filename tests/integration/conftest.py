@@ -5,6 +5,10 @@ The binary is $ML_MESHLET, else build/host/meshlet; $ML_EMULATOR (e.g.
 bounded: each test gets a wall-clock limit (`meshlet_test_timeout` in pytest.ini, scaled by
 $ML_TIMEOUT_SCALE, default 5 under an emulator) and every process a test starts is killed at
 teardown.
+
+$ML_SANITIZE=1 (tests/run.sh's sanitizer stage, with an ASan + UBSan build): teardown stops a
+meshlet still running with SIGINT first (a prompt, normal exit: LeakSanitizer only checks at exit,
+and a SIGKILLed process reports nothing), and SIGKILL only if it has not exited in time.
 """
 
 import os
@@ -22,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 EMULATOR = shlex.split(os.environ.get("ML_EMULATOR", ""))
 TIMEOUT_SCALE = float(os.environ.get("ML_TIMEOUT_SCALE", "5" if EMULATOR else "1"))
+SANITIZE = os.environ.get("ML_SANITIZE", "") == "1"
 
 
 def scaled(seconds):
@@ -79,7 +84,8 @@ def pytest_runtest_teardown(item):
 
 @pytest.fixture(scope="session")
 def meshlet_bin():
-    path = Path(os.environ.get("ML_MESHLET") or ROOT / "build" / "host" / "meshlet")
+    # absolute: meshlet runs with the test's directory as cwd
+    path = Path(os.environ.get("ML_MESHLET") or ROOT / "build" / "host" / "meshlet").absolute()
     if not path.is_file() or not os.access(path, os.X_OK):
         pytest.fail(f"no meshlet binary at {path}: build it (cmake --build build/host) "
                     "or set ML_MESHLET")
@@ -204,6 +210,14 @@ class Meshlet:
         self.proc.send_signal(sig)
 
     def kill(self):
+        if SANITIZE and self.proc.poll() is None:
+            # SIGINT ends meshlet without a drain; the exit runs the leak check (its report goes
+            # to ASAN_OPTIONS' log_path, which tests/run.sh checks after the suite).
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=scaled(5))
+            except subprocess.TimeoutExpired:
+                pass
         if self.proc.poll() is None:
             self.proc.kill()
         try:

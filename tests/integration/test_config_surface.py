@@ -177,6 +177,12 @@ EFFECT_TESTS = {
         "test_not_serving_takes_an_endpoint_out_and_serving_brings_it_back",
     ("cluster", "unhealthy_threshold"): "tests/integration/test_health_checks.py::"
         "test_not_serving_takes_an_endpoint_out_and_serving_brings_it_back",
+    ("cluster", "outlier_errors"): "tests/integration/test_outlier_and_breakers.py::"
+        "test_a_killed_backend_is_ejected_after_outlier_errors_and_used_again_once_back",
+    ("cluster", "outlier_ejection"): "tests/integration/test_outlier_and_breakers.py::"
+        "test_a_killed_backend_is_ejected_after_outlier_errors_and_used_again_once_back",
+    ("cluster", "outlier_max_percent"): "tests/integration/test_outlier_and_breakers.py::"
+                                        "test_outlier_max_percent_keeps_the_last_endpoints_in",
     ("cluster", "dns"): "tests/integration/test_dns_endpoints.py::"
                         "test_calls_are_balanced_over_the_resolved_addresses",
     ("cluster", "dns_refresh"): "tests/integration/test_dns_endpoints.py::"
@@ -381,10 +387,10 @@ def test_version_and_defaults_promise_only_what_works(meshlet):
         assert f"lb.{lb}" in features.split(), features
     assert "dns" in features.split(), features
     defaults = meshlet("check", "--defaults").stdout.splitlines()
-    assert "outlier_errors = 0" in defaults and "max_retries = 3" in defaults
+    assert "outlier_errors = 5" in defaults and "max_retries = 3" in defaults
     assert "retries = 0" in defaults and "lb = round_robin" in defaults
     # a key with no off value is printed commented out, saying why
-    assert any(re.match(r"^;outlier_ejection = .*not implemented yet", line) for line in defaults)
+    assert any(re.match(r"^;sni = .*not implemented yet", line) for line in defaults)
 
 
 # ---- effects no other test showed ---------------------------------------------------------------

@@ -282,7 +282,8 @@ def test_status_reports_are_spaced_by_report_interval(run_meshlet, free_port, ba
             seen = n
         time.sleep(0.01)
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
-    assert 3 <= len(arrivals) <= 6, arrivals
+    # the window is scaled(5) s (ML_TIMEOUT_SCALE: sanitizer builds, emulators), so the bound too
+    assert 3 <= len(arrivals) <= int(scaled(5)) + 1, arrivals
     assert all(0.8 <= g <= scaled(1.3) for g in gaps), gaps
 
 

@@ -221,12 +221,16 @@ def test_plain_http_request_without_a_route_gets_404(backends, proxy):
 
 
 def test_cluster_whose_endpoint_refuses_connections_answers_unavailable(proxy):
-    _, port = proxy({"dead": [refused_port()]})
+    dead = refused_port()
+    m, port = proxy({"dead": [dead]})
     with channel(port) as ch:
         with pytest.raises(grpc.RpcError) as e:
             unary(ch, "Say")(b"x", timeout=CALL_TIMEOUT)
         assert e.value.code() == grpc.StatusCode.UNAVAILABLE
-        assert "connect to 127.0.0.1:" in e.value.details(), e.value.details()
+        # the client hears the condition, the log the address
+        assert "connect to an endpoint failed" in e.value.details(), e.value.details()
+        assert str(dead) not in e.value.details(), e.value.details()
+        assert m.wait_for_stderr(f"127.0.0.1:{dead}: cluster dead: connect to an endpoint failed")
         # and again: the failure is per call, the listener keeps serving
         with pytest.raises(grpc.RpcError) as e:
             unary(ch, "Say")(b"x", timeout=CALL_TIMEOUT)

@@ -3,7 +3,7 @@
  *
  * Which endpoint a pick chose is observed without connecting anywhere: with max_pending = 0 and
  * no connection in the pool, ml_cluster_pick stops at the pending cap after choosing (-EBUSY,
- * nothing opened) and its reason names the endpoint's address; every endpoint here has its own
+ * nothing opened) and w.endpoint says which endpoint it chose; every endpoint here has its own
  * port. */
 #include "balance/balance.h"
 
@@ -93,9 +93,10 @@ static unsigned pick_port(struct ml_cluster *cl)
     assert_int_equal(ml_cluster_pick(cl, &w, NULL, &conn, why, sizeof(why)), -EBUSY);
     assert_null(conn);
     assert_null(w.pool); /* not waiting */
-    colon = strstr(why, ":50");
+    /* the reason names the limit, not the address (clients read it): w says which one */
+    colon = strstr(ml_cluster_endpoint_text(cl, w.endpoint), ":50");
     if (colon == NULL || sscanf(colon + 1, "%u", &port) != 1) {
-        fail_msg("no endpoint port in \"%s\"", why);
+        fail_msg("no endpoint port after \"%s\"", why);
     }
     return port;
 }

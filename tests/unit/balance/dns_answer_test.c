@@ -70,7 +70,8 @@ static unsigned pick(struct ml_cluster *cl)
         return 0;
     }
     assert_int_equal(rv, -EBUSY);
-    at = strstr(why, "127.0.0.");
+    /* the reason names the limit, not the address (clients read it): w says which host */
+    at = strstr(ml_cluster_endpoint_text(cl, w.endpoint), "127.0.0.");
     if (at == NULL || sscanf(at + strlen("127.0.0."), "%u", &x) != 1) {
         fail_msg("no host address in \"%s\"", why);
     }

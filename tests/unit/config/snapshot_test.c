@@ -316,10 +316,10 @@ static void test_sections_with_only_required_keys_get_the_documented_defaults(vo
     assert_int_equal(r->retries, 0);
     assert_int_equal(c->lb, ML_CFG_LB_ROUND_ROBIN);
     assert_int_equal(c->health_check, ML_CFG_HEALTH_OFF);
-    assert_int_equal(c->outlier_errors, 0); /* off until outlier ejection exists */
+    assert_int_equal(c->outlier_errors, 5);
     assert_int_equal(c->max_connections, 1);
     assert_int_equal(c->max_streams_per_connection, 100);
-    assert_int_equal(c->max_pending, 64);
+    assert_int_equal(c->max_pending, 128); /* a cold burst of 100 streams waits */
     assert_int_equal(c->max_requests, 256);
     assert_int_equal(c->max_retries, 3); /* retries in flight, whole cluster */
 

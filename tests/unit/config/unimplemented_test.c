@@ -83,17 +83,11 @@ static void test_an_asking_value_is_refused_on_its_line(void **state)
     char errs[1024];
     (void)state;
 
-    /* BASE is 7 lines: [cluster c2] is line 8, outlier_errors line 10 */
+    /* BASE is 7 lines: [cluster c2] is line 8, sni line 10 */
     assert_int_not_equal(
-        load("[cluster c2]\nendpoint = 127.0.0.1:50052\noutlier_errors = 2\n", errs, sizeof(errs)),
-        0);
-    assert_string_equal(errs, "t:10: [cluster c2] outlier_errors: expected 0 (off): not "
-                              "implemented in this version, got \"2\"");
-    assert_int_not_equal(load("[cluster c2]\nendpoint = 127.0.0.1:50052\noutlier_ejection = 5s\n",
-                              errs, sizeof(errs)),
-                         0);
-    assert_string_equal(errs, "t:10: [cluster c2] outlier_ejection: expected this key left out: "
-                              "not implemented in this version, got \"5s\"");
+        load("[cluster c2]\nendpoint = 127.0.0.1:50052\nsni = api.local\n", errs, sizeof(errs)), 0);
+    assert_string_equal(errs, "t:10: [cluster c2] sni: expected this key left out: not "
+                              "implemented in this version, got \"api.local\"");
 }
 
 static void test_a_bad_value_is_reported_once_as_bad(void **state)
