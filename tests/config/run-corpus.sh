@@ -6,7 +6,9 @@
 #   invalid/NAME.ini     exit 1, stdout empty, stderr byte-equal to invalid/NAME.expect, run from
 #                        inside invalid/ as `meshlet check NAME.ini`. An .expect may name a Kconfig
 #                        limit as @CONFIG_ML_...@: it is replaced by the build's value, read from
-#                        $ML_DOTCONFIG (default: the .config next to MESHLET).
+#                        $ML_DOTCONFIG (default: the .config next to MESHLET). A case whose
+#                        .ini has a line "; corpus-needs: CONFIG_ML_X>=N" is skipped on a build
+#                        whose CONFIG_ML_X is smaller (a board with smaller limits).
 #   unreadable/          the files generate.sh makes: exit 2, stdout empty, one line on stderr
 #                        "NAME: ..." containing the text cases.txt gives.
 #   config/meshlet.ini,  exit 0, stderr empty, one line on stdout
@@ -92,6 +94,14 @@ for ini in "$here"/invalid/*.ini; do
     if grep -q '@CONFIG_' "$expect" && [ ! -s "$tmp/subst.sed" ]; then
         fail "$case" "$name.expect names a Kconfig limit and there is no $dotconfig (set ML_DOTCONFIG)"
         continue
+    fi
+    need=$(sed -n 's/^; corpus-needs: \(CONFIG_[A-Za-z0-9_]*\)>=\([0-9]*\)$/\1 \2/p' "$ini" | head -n 1)
+    if [ -n "$need" ] && [ -f "$dotconfig" ]; then
+        have=$(sed -n "s/^${need% *}=//p" "$dotconfig")
+        if [ -n "$have" ] && [ "$have" -lt "${need#* }" ]; then
+            echo "skip $case: this build has ${need% *}=$have, the case needs ${need#* }"
+            continue
+        fi
     fi
     sed -f "$tmp/subst.sed" "$expect" > "$tmp/expect"
     run "$here/invalid" check "$name.ini"

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -90,7 +91,10 @@ static void test_the_process_is_read_from_proc(void **state)
     int fd = dup(0);
 
     ml_admin_process_read(&p);
-    assert_true(p.rss_bytes > 0);
+    /* qemu-user emulates /proc/self/stat with rss 0 (ML_TEST_EMULATED: tests/CMakeLists.txt) */
+    if (getenv("ML_TEST_EMULATED") == NULL || strcmp(getenv("ML_TEST_EMULATED"), "1") != 0) {
+        assert_true(p.rss_bytes > 0);
+    }
     assert_true(p.open_fds >= 3);
     assert_true(p.start_unix_ms / 1000 <= (uint64_t)time(NULL) + 1);
     assert_true(p.start_unix_ms / 1000 + 3600 > (uint64_t)time(NULL));
