@@ -117,6 +117,8 @@ def test_at_max_connections_with_every_call_busy_new_clients_are_refused_and_log
         assert closed_by_peer(s, scaled(5)) is not None
         s.close()
     assert stats(admin)["listener.ingress.downstream_cx_refused"] == 3
+    # stderr is collected by a thread: wait for the line before counting it
+    assert m.wait_for_stderr("max_connections (1) reached and every connection has calls open")
     assert m.stderr.count("max_connections (1) reached and every connection has calls open") == 1
     busy.send(busy.data(1, b"\x00\x00\x00\x00\x04busy", end_stream=True))
     assert ended(1)(busy.read_frames(ended(1)))
