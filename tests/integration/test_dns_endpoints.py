@@ -80,7 +80,7 @@ def _port_free_on_all(ips):
 
 
 @pytest.fixture
-def dns_setup(workdir, free_port):
+def dns_setup(workdir, free_port, meshlet_cmd):
     """→ (start, hosts_file, backends{ip: AddrBackend}, port). start(extra) runs meshlet in its
     own mount namespace with a cluster `svc` (dns = NAME:port) and returns (meshlet, port)."""
     ips = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
@@ -99,10 +99,10 @@ def dns_setup(workdir, free_port):
         text = f"[node]\nadmin = 127.0.0.1:{admin[0]}\n\n" + config(listen, extra)
         path = workdir / "meshlet.ini"
         path.write_text(_with_node_defaults(text, workdir / "state", free_port()))
-        meshlet = os.environ.get("ML_MESHLET", "build/host/meshlet")
+        # meshlet_cmd: the absolute binary (and the emulator, for a cross build)
         script = (f"mount --bind {shlex.quote(str(hosts))} /etc/hosts && "
                   f"mount --bind {shlex.quote(str(nss))} /etc/nsswitch.conf && "
-                  f"exec {shlex.quote(meshlet)} -c {shlex.quote(str(path))}")
+                  f"exec {shlex.join(meshlet_cmd)} -c {shlex.quote(str(path))}")
         m = Meshlet(["unshare", "-m", "sh", "-c", script], path, workdir)
         started.append(m)
         assert m.wait_for_stderr("running", timeout=10), m.stderr
