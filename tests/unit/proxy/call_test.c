@@ -39,7 +39,9 @@ struct bytes {
 static void put(struct bytes *b, const void *p, size_t n)
 {
     assert_true(b->n + n <= sizeof(b->p));
-    memcpy(b->p + b->n, p, n);
+    if (n > 0) { /* an empty frame passes p = NULL: memcpy's arguments must not be (UBSan) */
+        memcpy(b->p + b->n, p, n);
+    }
     b->n += n;
 }
 
