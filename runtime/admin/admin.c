@@ -64,6 +64,9 @@ struct ml_admin {
      * ml_admin_free only marks the admin freed, the last callback (PROTOCOL_DESTROY) frees it */
     bool freed;                   /* ml_admin_free was called: no hooks, no proxy any more */
     bool vhost_gone;              /* lws destroyed the vhost (the context went first) */
+    /* lws ran PROTOCOL_INIT for the vhost: only then does it run PROTOCOL_DESTROY (a node that
+     * stops before its loop ever turned, e.g. a listener that cannot bind, never gets either) */
+    bool protocol_inited;
     struct ml_proxy *proxy;       /* borrowed; NULL: not ready */
     char iface[INET6_ADDRSTRLEN]; /* the vhost's address: lws keeps the pointer for its life */
     const struct ml_admin_hooks *hooks; /* NULL: no POST /config, no node counters */
@@ -693,6 +696,11 @@ static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
             a->n_conns--;
         }
         break;
+    case LWS_CALLBACK_PROTOCOL_INIT:
+        if (a != NULL) {
+            a->protocol_inited = true;
+        }
+        return 0;
     case LWS_CALLBACK_PROTOCOL_DESTROY:
         /* the vhost is gone, every connection of it closed before: nothing calls back after */
         if (a != NULL && a->freed) {
@@ -948,6 +956,13 @@ void ml_admin_free(struct ml_admin *a)
     a->freed = true;
     a->hooks = NULL;
     a->proxy = NULL;
+    if (!a->protocol_inited) {
+        /* no connection was ever served and lws will not call PROTOCOL_DESTROY (vhost.c runs
+         * it only for protocols it initialised): nothing calls back with a after this */
+        lws_vhost_destroy(a->vh);
+        ml_free(a);
+        return;
+    }
     lws_vhost_destroy(a->vh); /* ends in LWS_CALLBACK_PROTOCOL_DESTROY, which frees a */
 }
 

@@ -189,13 +189,10 @@ int ml_ctl_metrics(const struct ml_ctl *ctl, char **out, size_t *n_out)
     putf(&t, "# HELP meshlet_controller_nodes Nodes the controller knows, by state.\n"
              "# TYPE meshlet_controller_nodes gauge\n");
     for (size_t k = 0; k < 4; k++) {
-        char lower[8];
+        /* the label is the state in lower case: "SYNCED" -> "synced" */
+        static const char *const label[] = {"synced", "stale", "nacked", "offline"};
 
-        for (size_t j = 0; j < sizeof(lower); j++) {
-            lower[j] = (char)(states[k][j] >= 'A' && states[k][j] <= 'Z' ? states[k][j] + 32
-                                                                         : states[k][j]);
-        }
-        putf(&t, "meshlet_controller_nodes{state=\"%s\"} %zu\n", lower, count[k]);
+        putf(&t, "meshlet_controller_nodes{state=\"%s\"} %zu\n", label[k], count[k]);
     }
     putf(&t,
          "# TYPE meshlet_controller_pushes_total counter\n"
