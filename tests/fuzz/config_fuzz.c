@@ -161,10 +161,11 @@ static void check_snapshot(const struct ml_snapshot *s, size_t n, int rv)
     CHECK(s->n_routes <= CONFIG_ML_MAX_ROUTES, rv, NULL);
     CHECK(s->n_clusters <= CONFIG_ML_MAX_CLUSTERS, rv, NULL);
     CHECK(s->n_authz <= CONFIG_ML_MAX_LISTENERS, rv, NULL);
-    /* never fail open: what has no code yet is accepted only as off (config/unimplemented.c) */
-    CHECK(s->n_authz == 0, rv, NULL);
     for (uint32_t i = 0; i < s->n_clusters; i++) {
         const struct ml_cfg_cluster *c = &s->clusters[i];
+        /* never fail open: what has no code yet (TLS to upstreams) is accepted only as off
+         * (config/unimplemented.c) */
+        CHECK(c->tls == ML_CFG_TLS_OFF && c->sni == NULL && c->identity == NULL, rv, NULL);
         /* the Check request's bound (grpc/health.h) */
         CHECK(c->health_service == NULL || strlen(c->health_service) <= ML_GRPC_HEALTH_SERVICE_MAX,
               rv, NULL);
