@@ -64,9 +64,10 @@ struct ml_admin {
      * ml_admin_free only marks the admin freed, the last callback (PROTOCOL_DESTROY) frees it */
     bool freed;                   /* ml_admin_free was called: no hooks, no proxy any more */
     bool vhost_gone;              /* lws destroyed the vhost (the context went first) */
-    /* lws ran PROTOCOL_INIT for the vhost: only then does it run PROTOCOL_DESTROY (a node that
-     * stops before its loop ever turned, e.g. a listener that cannot bind, never gets either) */
+    /* lws ran PROTOCOL_INIT for the vhost: only then does it run PROTOCOL_DESTROY. admin_create
+     * asks for the init at once, so this is false only when that init failed. */
     bool protocol_inited;
+    bool listening;               /* has a listen socket of its own (not ml_admin_new_detached) */
     struct ml_proxy *proxy;       /* borrowed; NULL: not ready */
     char iface[INET6_ADDRSTRLEN]; /* the vhost's address: lws keeps the pointer for its life */
     const struct ml_admin_hooks *hooks; /* NULL: no POST /config, no node counters */
@@ -877,6 +878,7 @@ static int admin_create(struct ml_loop *loop, struct ml_proxy *proxy, bool liste
     a->proxy = proxy;
     a->addr = *addr;
     a->addr.text = NULL; /* the snapshot's: it may go before the admin */
+    a->listening = listen;
     memset(&info, 0, sizeof(info));
     info.vhost_name = "ml-admin";
     info.iface = a->iface;
@@ -888,6 +890,13 @@ static int admin_create(struct ml_loop *loop, struct ml_proxy *proxy, bool liste
     info.timeout_secs = 10;
     info.user = a;
     a->vh = lws_create_vhost(ml_loop_lws_context(loop), &info);
+    if (a->vh != NULL) {
+        /* lws inits a vhost's protocols on its first service pass, not at creation. A SIGTERM
+         * before that pass (right after READY=1) would free the admin while the listen socket's
+         * close, still to come, calls back with it. Init now: PROTOCOL_DESTROY is then always
+         * the last callback, and frees it. */
+        (void)lws_protocol_init(ml_loop_lws_context(loop));
+    }
     if (a->vh == NULL) {
         sa.family = addr->family;
         sa.port = addr->port;
@@ -957,10 +966,17 @@ void ml_admin_free(struct ml_admin *a)
     a->hooks = NULL;
     a->proxy = NULL;
     if (!a->protocol_inited) {
-        /* no connection was ever served and lws will not call PROTOCOL_DESTROY (vhost.c runs
-         * it only for protocols it initialised): nothing calls back with a after this */
+        /* lws_protocol_init failed in admin_create: lws will not call PROTOCOL_DESTROY (vhost.c
+         * runs it only for protocols it initialised), but a listen socket's close still calls
+         * back with a later. A detached vhost has none: a goes now. A listening one keeps a
+         * (once per process, on a path that only a failed init reaches) rather than risk a
+         * use after free. */
+        bool listening = a->listening;
+
         lws_vhost_destroy(a->vh);
-        ml_free(a);
+        if (!listening) {
+            ml_free(a);
+        }
         return;
     }
     lws_vhost_destroy(a->vh); /* ends in LWS_CALLBACK_PROTOCOL_DESTROY, which frees a */
