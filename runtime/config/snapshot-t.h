@@ -57,6 +57,7 @@ enum ml_cfg_access_log_format {
 
 struct ml_cfg_node {
     int line;     /* the [node] header line; 0: no [node] section */
+    int end_line; /* the next section's header line as the parser read it; 0: to the end */
     int id_line;  /* the line of id; 0: not given (the host name is used; a fleet push keeps ours) */
     const char *id;
     struct ml_cfg_addr admin; /* admin.set == false: admin = off */
@@ -85,6 +86,7 @@ struct ml_cfg_node {
 struct ml_cfg_fleet {
     bool present; /* the config has a [fleet] section */
     int line;     /* its header line */
+    int end_line; /* the next section's header line as the parser read it; 0: to the end */
     const char *url;
     bool url_tls;         /* wss:// */
     const char *url_host; /* host part of url, arena-owned */

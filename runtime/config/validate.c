@@ -1455,14 +1455,20 @@ int ml_config_validate(struct ml_snapshot *snap, const struct ml_raw_doc *doc,
                     snap->bootstrap_line[key] = sec->key_line[key];
                 }
             }
+            /* node/merge.c cuts these sections out of a push by line: where one ends is where
+             * the parser saw the next header, whatever the bytes before its '[' */
+            int end_line = i + 1 < doc->n_sections ? doc->sections[i + 1]->line : 0;
+
             if (sec->kind == ML_KIND_NODE) {
                 snap->node.line = sec->line;
+                snap->node.end_line = end_line;
                 snap->node.id_line = sec->key_line[ML_K_node_id];
                 snap->node.admin_line = sec->key_line[ML_K_node_admin];
             }
             if (sec->kind == ML_KIND_FLEET) {
                 snap->fleet.present = true;
                 snap->fleet.line = sec->line;
+                snap->fleet.end_line = end_line;
             }
             continue;
         }

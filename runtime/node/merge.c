@@ -26,32 +26,12 @@ static size_t line_start(const char *text, size_t n, int line)
     return i;
 }
 
-/* The end of the section whose header is at line: the start of the next line that opens a
- * section ('[' after optional blanks), or n. Same reading as inih's. */
-static size_t section_end(const char *text, size_t n, int line)
+/* The end of a section: the start of end_line, the next header as the parser read it (a '[' after
+ * any blank inih skips, '\r' included), or n when it is the last section. Taken from the parse, not
+ * found again here: a second reading of the text would one day differ from the parser's. */
+static size_t section_end(const char *text, size_t n, int end_line)
 {
-    size_t i = line_start(text, n, line);
-
-    /* skip the header line itself */
-    while (i < n && text[i] != '\n') {
-        i++;
-    }
-    while (i < n) {
-        size_t start = ++i, j = start;
-        if (start >= n) {
-            return n;
-        }
-        while (j < n && (text[j] == ' ' || text[j] == '\t')) {
-            j++;
-        }
-        if (j < n && text[j] == '[') {
-            return start;
-        }
-        while (i < n && text[i] != '\n') {
-            i++;
-        }
-    }
-    return n;
+    return end_line > 0 ? line_start(text, n, end_line) : n;
 }
 
 /* Key k (of [node] or [fleet]) of snap as INI text. Returns false for a type this file does not
@@ -207,11 +187,12 @@ static void put_blanked(struct out *o, const char *text, size_t from, size_t to)
     }
 }
 
-/* running's section at header line as it stands, ending with a newline. */
-static void put_section(struct out *o, const struct ml_snapshot *running, int line)
+/* running's section from header line to end_line (0: the end) as it stands, ending with a
+ * newline. */
+static void put_section(struct out *o, const struct ml_snapshot *running, int line, int end_line)
 {
     size_t from = line_start(running->text, running->text_bytes, line);
-    size_t to = section_end(running->text, running->text_bytes, line);
+    size_t to = section_end(running->text, running->text_bytes, end_line);
 
     put(o, running->text + from, to - from);
     if (o->len > 0 && o->buf[o->len - 1] != '\n') {
@@ -258,11 +239,11 @@ int ml_node_merge_bootstrap(const struct ml_snapshot *running, const struct ml_s
     /* The push's [node] and [fleet] (at most one of each), in file order. */
     if (pushed->node.line) {
         cut[n_cut].from = line_start(ptext, pn, pushed->node.line);
-        cut[n_cut++].to = section_end(ptext, pn, pushed->node.line);
+        cut[n_cut++].to = section_end(ptext, pn, pushed->node.end_line);
     }
     if (pushed->fleet.present) {
         cut[n_cut].from = line_start(ptext, pn, pushed->fleet.line);
-        cut[n_cut++].to = section_end(ptext, pn, pushed->fleet.line);
+        cut[n_cut++].to = section_end(ptext, pn, pushed->fleet.end_line);
         if (n_cut == 2 && cut[1].from < cut[0].from) {
             size_t f = cut[0].from, t = cut[0].to;
             cut[0] = cut[1];
@@ -286,10 +267,10 @@ int ml_node_merge_bootstrap(const struct ml_snapshot *running, const struct ml_s
         put(&o, "\n", 1);
     }
     if (running->node.line) {
-        put_section(&o, running, running->node.line);
+        put_section(&o, running, running->node.line, running->node.end_line);
     }
     if (running->fleet.present) {
-        put_section(&o, running, running->fleet.line);
+        put_section(&o, running, running->fleet.line, running->fleet.end_line);
     }
     o.buf[o.len] = '\0';
     *text_out = o.buf;

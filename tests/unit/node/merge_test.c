@@ -132,6 +132,21 @@ static void push_without_final_newline(void **state)
     ml_free(text);
 }
 
+/* The parser skips every blank before a header's '[' ("\r", "\v", "\f" too), so the push's
+ * [node] ends at "\r[cluster c]": the cluster must survive the merge (a fuzz find: the merge
+ * once read headers its own way, blanked the cluster, and the merged text failed). */
+static void push_section_after_node_starts_with_a_carriage_return(void **state)
+{
+    char why[256], *text;
+    (void)state;
+    text = merge("[node]\nid = gw-1\n\r[cluster c]\nendpoint = 127.0.0.1:50052\n"
+                 "[listener in]\nbind = 127.0.0.1:15001\n[route all]\nlistener = in\nto = c\n",
+                 0, why, sizeof(why));
+    assert_non_null(text);
+    assert_non_null(strstr(text, ";\n;\n\r[cluster c]\nendpoint = 127.0.0.1:50052\n"));
+    ml_free(text);
+}
+
 static void another_node_is_refused(void **state)
 {
     char why[256];
@@ -226,6 +241,7 @@ int main(void)
         cmocka_unit_test(push_node_lines_are_blanked_and_keep_their_numbers),
         cmocka_unit_test(node_header_on_the_last_line),
         cmocka_unit_test(push_without_final_newline),
+        cmocka_unit_test(push_section_after_node_starts_with_a_carriage_return),
         cmocka_unit_test(another_node_is_refused),
         cmocka_unit_test(changed_bootstrap_is_refused_key_by_key_with_its_line),
         cmocka_unit_test(fleet_pushed_to_a_node_without_one_is_refused),
