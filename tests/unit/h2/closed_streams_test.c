@@ -19,94 +19,46 @@
 
 #include <cmocka.h>
 
+#include "h2/h2_frames.h"
+
 enum { F_DATA = 0, F_HEADERS = 1, F_RST_STREAM = 3, F_SETTINGS = 4, F_GOAWAY = 7 };
 #define FL_END_STREAM 0x1
 #define FL_END_HEADERS 0x4
 
-struct bytes {
-    uint8_t p[65536];
-    size_t n;
-};
-
-static void put(struct bytes *b, const void *p, size_t n)
+static void put_post(struct h2_bytes *b, uint32_t stream, bool end_stream)
 {
-    assert_true(b->n + n <= sizeof(b->p));
-    if (n > 0) { /* an empty frame passes p = NULL: memcpy's arguments must not be (UBSan) */
-        memcpy(b->p + b->n, p, n);
-    }
-    b->n += n;
+    struct h2_bytes block = {.n = 0};
+
+    h2_put_field(&block, ":method", "POST");
+    h2_put_field(&block, ":scheme", "http");
+    h2_put_field(&block, ":path", "/helloworld.Greeter/SayHello");
+    h2_put_field(&block, ":authority", "localhost");
+    h2_put_field(&block, "content-type", "application/grpc");
+    h2_put_frame(b, F_HEADERS, FL_END_HEADERS | (end_stream ? FL_END_STREAM : 0), stream, block.p,
+                 block.n);
 }
 
-static void put_frame(struct bytes *b, uint8_t type, uint8_t flags, uint32_t stream,
-                      const void *payload, size_t n)
+static void put_trailers(struct h2_bytes *b, uint32_t stream)
 {
-    uint8_t hd[9] = {(uint8_t)(n >> 16),
-                     (uint8_t)(n >> 8),
-                     (uint8_t)n,
-                     type,
-                     flags,
-                     (uint8_t)(stream >> 24),
-                     (uint8_t)(stream >> 16),
-                     (uint8_t)(stream >> 8),
-                     (uint8_t)stream};
+    struct h2_bytes block = {.n = 0};
 
-    put(b, hd, sizeof(hd));
-    put(b, payload, n);
+    h2_put_field(&block, "x-late", "1");
+    h2_put_frame(b, F_HEADERS, FL_END_HEADERS | FL_END_STREAM, stream, block.p, block.n);
 }
 
-static void put_field(struct bytes *b, const char *name, const char *value)
-{
-    uint8_t l;
-
-    put(b, "\x00", 1);
-    l = (uint8_t)strlen(name);
-    put(b, &l, 1);
-    put(b, name, l);
-    l = (uint8_t)strlen(value);
-    put(b, &l, 1);
-    put(b, value, l);
-}
-
-static void put_preface(struct bytes *b)
-{
-    put(b, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24);
-    put_frame(b, F_SETTINGS, 0, 0, NULL, 0);
-}
-
-static void put_post(struct bytes *b, uint32_t stream, bool end_stream)
-{
-    struct bytes block = {.n = 0};
-
-    put_field(&block, ":method", "POST");
-    put_field(&block, ":scheme", "http");
-    put_field(&block, ":path", "/helloworld.Greeter/SayHello");
-    put_field(&block, ":authority", "localhost");
-    put_field(&block, "content-type", "application/grpc");
-    put_frame(b, F_HEADERS, FL_END_HEADERS | (end_stream ? FL_END_STREAM : 0), stream, block.p,
-              block.n);
-}
-
-static void put_trailers(struct bytes *b, uint32_t stream)
-{
-    struct bytes block = {.n = 0};
-
-    put_field(&block, "x-late", "1");
-    put_frame(b, F_HEADERS, FL_END_HEADERS | FL_END_STREAM, stream, block.p, block.n);
-}
-
-static void put_data(struct bytes *b, uint32_t stream, bool end_stream)
+static void put_data(struct h2_bytes *b, uint32_t stream, bool end_stream)
 {
     static const uint8_t msg[] = {0, 0, 0, 0, 2, 'h', 'i'};
 
-    put_frame(b, F_DATA, end_stream ? FL_END_STREAM : 0, stream, msg, sizeof(msg));
+    h2_put_frame(b, F_DATA, end_stream ? FL_END_STREAM : 0, stream, msg, sizeof(msg));
 }
 
-static void put_rst(struct bytes *b, uint32_t stream, uint32_t code)
+static void put_rst(struct h2_bytes *b, uint32_t stream, uint32_t code)
 {
     uint8_t p[4] = {(uint8_t)(code >> 24), (uint8_t)(code >> 16), (uint8_t)(code >> 8),
                     (uint8_t)code};
 
-    put_frame(b, F_RST_STREAM, 0, stream, p, sizeof(p));
+    h2_put_frame(b, F_RST_STREAM, 0, stream, p, sizeof(p));
 }
 
 /* ---- the server side: every request is answered at once, trailers-only (ends our side) unless
@@ -230,7 +182,7 @@ static void harness_free(void)
     }
 }
 
-static void feed(const struct bytes *b)
+static void feed(const struct h2_bytes *b)
 {
     if (h.c != NULL) {
         ml_h2_conn_feed(h.c, b->p, b->n);
@@ -279,12 +231,12 @@ static int group_setup(void **state)
 
 static void test_data_after_the_clients_rst_stream_gets_rst_stream_stream_closed(void **state)
 {
-    struct bytes in = {.n = 0};
+    struct h2_bytes in = {.n = 0};
     uint32_t code = 0;
     size_t mark;
 
     harness_new(true);
-    put_preface(&in);
+    h2_put_preface(&in);
     put_post(&in, 1, false);
     put_rst(&in, 1, ML_H2_CANCEL);
     feed(&in);
@@ -307,12 +259,12 @@ static void test_data_after_the_clients_rst_stream_gets_rst_stream_stream_closed
 
 static void test_headers_after_the_clients_rst_stream_get_rst_stream_stream_closed(void **state)
 {
-    struct bytes in = {.n = 0};
+    struct h2_bytes in = {.n = 0};
     uint32_t code = 0;
     size_t mark;
 
     harness_new(true);
-    put_preface(&in);
+    h2_put_preface(&in);
     put_post(&in, 1, false);
     put_rst(&in, 1, ML_H2_CANCEL);
     feed(&in);
@@ -327,11 +279,11 @@ static void test_headers_after_the_clients_rst_stream_get_rst_stream_stream_clos
 
 static void test_data_on_a_stream_closed_both_ways_is_goaway_stream_closed(void **state)
 {
-    struct bytes in = {.n = 0};
+    struct h2_bytes in = {.n = 0};
     uint32_t code = 0;
 
     harness_new(false);
-    put_preface(&in);
+    h2_put_preface(&in);
     put_post(&in, 1, true); /* the client ends, the answer ends: closed */
     feed(&in);
     assert_int_equal(h.n_closed, 1);
@@ -345,11 +297,11 @@ static void test_data_on_a_stream_closed_both_ways_is_goaway_stream_closed(void 
 
 static void test_headers_on_a_stream_closed_both_ways_is_goaway_stream_closed(void **state)
 {
-    struct bytes in = {.n = 0};
+    struct h2_bytes in = {.n = 0};
     uint32_t code = 0;
 
     harness_new(false);
-    put_preface(&in);
+    h2_put_preface(&in);
     put_post(&in, 1, true);
     feed(&in);
     in.n = 0;
@@ -363,11 +315,11 @@ static void test_headers_on_a_stream_closed_both_ways_is_goaway_stream_closed(vo
 
 static void test_new_stream_with_a_lower_id_is_goaway_protocol_error(void **state)
 {
-    struct bytes in = {.n = 0};
+    struct h2_bytes in = {.n = 0};
     uint32_t code = 0;
 
     harness_new(false);
-    put_preface(&in);
+    h2_put_preface(&in);
     put_post(&in, 5, true);
     put_post(&in, 3, true); /* never opened, lower than 5 */
     feed(&in);
@@ -379,17 +331,17 @@ static void test_new_stream_with_a_lower_id_is_goaway_protocol_error(void **stat
 
 static void test_data_on_a_stream_we_reset_is_ignored(void **state)
 {
-    struct bytes in = {.n = 0};
+    struct h2_bytes in = {.n = 0};
     size_t mark;
 
     harness_new(true);
-    put_preface(&in);
+    h2_put_preface(&in);
     put_post(&in, 1, false);
     feed(&in);
     assert_non_null(h.held);
     ml_h2_stream_reset(h.held, ML_H2_CANCEL); /* ours: the client may have sent more already */
     h.held = NULL;
-    feed(&(struct bytes){.n = 0});
+    feed(&(struct h2_bytes){.n = 0});
     mark = h.out_n;
     in.n = 0;
     put_data(&in, 1, true);
@@ -403,10 +355,10 @@ static void test_data_on_a_stream_we_reset_is_ignored(void **state)
 
 static void test_many_more_streams_than_remembered_are_served(void **state)
 {
-    struct bytes in = {.n = 0};
+    struct h2_bytes in = {.n = 0};
 
     harness_new(false);
-    put_preface(&in);
+    h2_put_preface(&in);
     feed(&in);
     for (uint32_t i = 0; i < 3 * ML_H2_STREAMS_REMEMBERED; i++) {
         in.n = 0;
@@ -421,11 +373,11 @@ static void test_many_more_streams_than_remembered_are_served(void **state)
 
 static void test_input_split_into_single_bytes_gets_the_same_answer(void **state)
 {
-    struct bytes in = {.n = 0};
+    struct h2_bytes in = {.n = 0};
     uint32_t code = 0;
 
     harness_new(true);
-    put_preface(&in);
+    h2_put_preface(&in);
     put_post(&in, 1, false);
     put_rst(&in, 1, ML_H2_CANCEL);
     put_data(&in, 1, false);

@@ -18,6 +18,8 @@
 
 #include <cmocka.h>
 
+#include "h2/h2_frames.h"
+
 enum {
     F_DATA = 0,
     F_HEADERS = 1,
@@ -33,69 +35,18 @@ enum {
 
 /* ---- the client's bytes ------------------------------------------------------------------- */
 
-struct bytes {
-    uint8_t p[16384];
-    size_t n;
-};
-
-static void put(struct bytes *b, const void *p, size_t n)
+static void put_grpc_post(struct h2_bytes *b, uint32_t stream, bool end_stream)
 {
-    assert_true(b->n + n <= sizeof(b->p));
-    if (n > 0) { /* an empty frame passes p = NULL: memcpy's arguments must not be (UBSan) */
-        memcpy(b->p + b->n, p, n);
-    }
-    b->n += n;
-}
+    struct h2_bytes block = {.n = 0};
 
-static void put_frame(struct bytes *b, uint8_t type, uint8_t flags, uint32_t stream,
-                      const void *payload, size_t n)
-{
-    uint8_t hd[9] = {(uint8_t)(n >> 16),
-                     (uint8_t)(n >> 8),
-                     (uint8_t)n,
-                     type,
-                     flags,
-                     (uint8_t)(stream >> 24),
-                     (uint8_t)(stream >> 16),
-                     (uint8_t)(stream >> 8),
-                     (uint8_t)stream};
-
-    put(b, hd, sizeof(hd));
-    put(b, payload, n);
-}
-
-/* HPACK literal without indexing, literal name, no Huffman; name and value < 127 bytes. */
-static void put_field(struct bytes *b, const char *name, const char *value)
-{
-    uint8_t l;
-
-    put(b, "\x00", 1);
-    l = (uint8_t)strlen(name);
-    put(b, &l, 1);
-    put(b, name, l);
-    l = (uint8_t)strlen(value);
-    put(b, &l, 1);
-    put(b, value, l);
-}
-
-static void put_preface(struct bytes *b)
-{
-    put(b, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24);
-    put_frame(b, F_SETTINGS, 0, 0, NULL, 0);
-}
-
-static void put_grpc_post(struct bytes *b, uint32_t stream, bool end_stream)
-{
-    struct bytes block = {.n = 0};
-
-    put_field(&block, ":method", "POST");
-    put_field(&block, ":scheme", "http");
-    put_field(&block, ":path", "/helloworld.Greeter/SayHello");
-    put_field(&block, ":authority", "localhost:15001");
-    put_field(&block, "content-type", "application/grpc");
-    put_field(&block, "te", "trailers");
-    put_frame(b, F_HEADERS, FL_END_HEADERS | (end_stream ? FL_END_STREAM : 0), stream, block.p,
-              block.n);
+    h2_put_field(&block, ":method", "POST");
+    h2_put_field(&block, ":scheme", "http");
+    h2_put_field(&block, ":path", "/helloworld.Greeter/SayHello");
+    h2_put_field(&block, ":authority", "localhost:15001");
+    h2_put_field(&block, "content-type", "application/grpc");
+    h2_put_field(&block, "te", "trailers");
+    h2_put_frame(b, F_HEADERS, FL_END_HEADERS | (end_stream ? FL_END_STREAM : 0), stream, block.p,
+                 block.n);
 }
 
 /* ---- the server's side -------------------------------------------------------------------- */
@@ -282,7 +233,7 @@ static void harness_free(struct harness *h)
     ml_h2_hdrs_deinit(&h->trailers);
 }
 
-static void feed(struct harness *h, const struct bytes *b)
+static void feed(struct harness *h, const struct h2_bytes *b)
 {
     if (h->c != NULL) {
         ml_h2_conn_feed(h->c, b->p, b->n);
@@ -341,13 +292,13 @@ static int group_setup(void **state)
 static void test_grpc_post_reaches_the_owner_with_headers_body_and_end(void **state)
 {
     static struct harness h;
-    struct bytes in = {.n = 0};
+    struct h2_bytes in = {.n = 0};
     static const uint8_t msg[] = {0, 0, 0, 0, 5, 'h', 'e', 'l', 'l', 'o'};
 
     assert_int_equal(harness_new(&h, ANSWER_BODY, &settings), 0);
-    put_preface(&in);
+    h2_put_preface(&in);
     put_grpc_post(&in, 1, false);
-    put_frame(&in, F_DATA, FL_END_STREAM, 1, msg, sizeof(msg));
+    h2_put_frame(&in, F_DATA, FL_END_STREAM, 1, msg, sizeof(msg));
     feed(&h, &in);
     assert_int_equal(h.n_requests, 1);
     assert_string_equal(h.path, "/helloworld.Greeter/SayHello");
@@ -362,13 +313,13 @@ static void test_grpc_post_reaches_the_owner_with_headers_body_and_end(void **st
 static void test_answer_goes_out_as_headers_data_then_trailers_ending_the_stream(void **state)
 {
     static struct harness h;
-    struct bytes in = {.n = 0};
+    struct h2_bytes in = {.n = 0};
     struct frame f[64];
     size_t n;
     int i_settings, i_ack, i_hd, i_data, i_tr;
 
     assert_int_equal(harness_new(&h, ANSWER_BODY, &settings), 0);
-    put_preface(&in);
+    h2_put_preface(&in);
     put_grpc_post(&in, 1, true);
     feed(&h, &in);
     assert_true(h.responded);
@@ -396,13 +347,13 @@ static void test_answer_goes_out_as_headers_data_then_trailers_ending_the_stream
 static void test_request_without_owner_is_refused_with_rst_stream(void **state)
 {
     static struct harness h;
-    struct bytes in = {.n = 0};
+    struct h2_bytes in = {.n = 0};
     struct frame f[64];
     size_t n;
     int i;
 
     assert_int_equal(harness_new(&h, ANSWER_REFUSE, &settings), 0);
-    put_preface(&in);
+    h2_put_preface(&in);
     put_grpc_post(&in, 1, false);
     feed(&h, &in);
     assert_int_equal(h.n_requests, 1);
@@ -418,7 +369,7 @@ static void test_header_list_over_the_limit_resets_the_stream_not_the_connection
 {
     static struct harness h;
     struct ml_h2_settings small = settings;
-    struct bytes in = {.n = 0}, block = {.n = 0};
+    struct h2_bytes in = {.n = 0}, block = {.n = 0};
     char value[100];
     struct frame f[64];
     size_t n;
@@ -427,14 +378,14 @@ static void test_header_list_over_the_limit_resets_the_stream_not_the_connection
     assert_int_equal(harness_new(&h, ANSWER_BODY, &small), 0);
     memset(value, 'v', sizeof(value) - 1);
     value[sizeof(value) - 1] = '\0';
-    put_field(&block, ":method", "POST");
-    put_field(&block, ":scheme", "http");
-    put_field(&block, ":path", "/a.B/C");
+    h2_put_field(&block, ":method", "POST");
+    h2_put_field(&block, ":scheme", "http");
+    h2_put_field(&block, ":path", "/a.B/C");
     for (int i = 0; i < 4; i++) {
-        put_field(&block, "x-big", value);
+        h2_put_field(&block, "x-big", value);
     }
-    put_preface(&in);
-    put_frame(&in, F_HEADERS, FL_END_HEADERS | FL_END_STREAM, 1, block.p, block.n);
+    h2_put_preface(&in);
+    h2_put_frame(&in, F_HEADERS, FL_END_HEADERS | FL_END_STREAM, 1, block.p, block.n);
     feed(&h, &in);
     assert_int_equal(h.n_requests, 0);
     n = frames_out(h.out, h.out_n, f, 64);
@@ -451,10 +402,10 @@ static void test_header_list_over_the_limit_resets_the_stream_not_the_connection
 static void test_bad_preface_closes_the_connection(void **state)
 {
     static struct harness h;
-    struct bytes in = {.n = 0};
+    struct h2_bytes in = {.n = 0};
 
     assert_int_equal(harness_new(&h, ANSWER_BODY, &settings), 0);
-    put(&in, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27);
+    h2_put(&in, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27);
     feed(&h, &in);
     assert_true(h.conn_closed);
     assert_null(h.c);
@@ -465,12 +416,12 @@ static void test_bad_preface_closes_the_connection(void **state)
 static void test_close_by_the_owner_cancels_open_streams_and_says_goaway(void **state)
 {
     static struct harness h;
-    struct bytes in = {.n = 0};
+    struct h2_bytes in = {.n = 0};
     struct frame f[64];
     size_t n, before;
 
     assert_int_equal(harness_new(&h, ANSWER_BODY, &settings), 0);
-    put_preface(&in);
+    h2_put_preface(&in);
     put_grpc_post(&in, 1, false); /* the request never ends */
     feed(&h, &in);
     assert_true(h.responded);
@@ -490,13 +441,13 @@ static void test_close_by_the_owner_cancels_open_streams_and_says_goaway(void **
 static void test_input_in_single_bytes_gives_the_same_result(void **state)
 {
     static struct harness h;
-    struct bytes in = {.n = 0};
+    struct h2_bytes in = {.n = 0};
     static const uint8_t msg[] = {0, 0, 0, 0, 2, 'h', 'i'};
 
     assert_int_equal(harness_new(&h, ANSWER_BODY, &settings), 0);
-    put_preface(&in);
+    h2_put_preface(&in);
     put_grpc_post(&in, 1, false);
-    put_frame(&in, F_DATA, FL_END_STREAM, 1, msg, sizeof(msg));
+    h2_put_frame(&in, F_DATA, FL_END_STREAM, 1, msg, sizeof(msg));
     for (size_t i = 0; i < in.n && h.c != NULL; i++) {
         ml_h2_conn_feed(h.c, in.p + i, 1);
     }
@@ -514,13 +465,13 @@ static void test_input_in_single_bytes_gives_the_same_result(void **state)
 static void test_each_failing_allocation_in_an_exchange_is_survived(void **state)
 {
     static struct harness h;
-    struct bytes in = {.n = 0};
+    struct h2_bytes in = {.n = 0};
     static const uint8_t msg[] = {0, 0, 0, 0, 1, 'x'};
     long fail_at;
 
-    put_preface(&in);
+    h2_put_preface(&in);
     put_grpc_post(&in, 1, false);
-    put_frame(&in, F_DATA, FL_END_STREAM, 1, msg, sizeof(msg));
+    h2_put_frame(&in, F_DATA, FL_END_STREAM, 1, msg, sizeof(msg));
     for (fail_at = 0; fail_at < 1000; fail_at++) {
         int rv;
 
@@ -641,7 +592,7 @@ static void test_client_passes_on_the_final_response_not_the_interim_one(void **
 {
     static struct client k;
     struct ml_h2_hdrs req;
-    struct bytes in = {.n = 0}, block = {.n = 0};
+    struct h2_bytes in = {.n = 0}, block = {.n = 0};
     static const uint8_t msg[] = {0, 0, 0, 0, 1, 'z'};
     struct frame f[16];
     size_t n;
@@ -664,17 +615,17 @@ static void test_client_passes_on_the_final_response_not_the_interim_one(void **
     memmove(k.out, k.out + 24, k.out_n - 24);
     k.out_n -= 24;
 
-    put_frame(&in, F_SETTINGS, 0, 0, NULL, 0);
-    put_field(&block, ":status", "100");
-    put_frame(&in, F_HEADERS, FL_END_HEADERS, 1, block.p, block.n);
+    h2_put_frame(&in, F_SETTINGS, 0, 0, NULL, 0);
+    h2_put_field(&block, ":status", "100");
+    h2_put_frame(&in, F_HEADERS, FL_END_HEADERS, 1, block.p, block.n);
     block.n = 0;
-    put_field(&block, ":status", "200");
-    put_field(&block, "content-type", "application/grpc");
-    put_frame(&in, F_HEADERS, FL_END_HEADERS, 1, block.p, block.n);
-    put_frame(&in, F_DATA, 0, 1, msg, sizeof(msg));
+    h2_put_field(&block, ":status", "200");
+    h2_put_field(&block, "content-type", "application/grpc");
+    h2_put_frame(&in, F_HEADERS, FL_END_HEADERS, 1, block.p, block.n);
+    h2_put_frame(&in, F_DATA, 0, 1, msg, sizeof(msg));
     block.n = 0;
-    put_field(&block, "grpc-status", "0");
-    put_frame(&in, F_HEADERS, FL_END_HEADERS | FL_END_STREAM, 1, block.p, block.n);
+    h2_put_field(&block, "grpc-status", "0");
+    h2_put_frame(&in, F_HEADERS, FL_END_HEADERS | FL_END_STREAM, 1, block.p, block.n);
     ml_h2_conn_feed(k.c, in.p, in.n);
     assert_int_equal(k.n_headers, 1);
     assert_string_equal(k.status, "200");
@@ -715,7 +666,7 @@ static int open_request(struct client *k)
 static void test_client_free_slots_follow_the_peer_settings_open_streams_and_goaway(void **state)
 {
     static struct client k;
-    struct bytes in = {.n = 0};
+    struct h2_bytes in = {.n = 0};
     uint8_t iv[6] = {0, 3, 0, 0, 0, 2}; /* SETTINGS_MAX_CONCURRENT_STREAMS = 2 */
     uint8_t goaway[8] = {0};
 
@@ -725,21 +676,21 @@ static void test_client_free_slots_follow_the_peer_settings_open_streams_and_goa
     assert_int_equal(open_request(&k), 0);
     assert_int_equal(ml_h2_conn_free_slots(k.c, 4), 3);
     assert_int_equal(ml_h2_conn_n_streams(k.c), 1);
-    put_frame(&in, F_SETTINGS, 0, 0, iv, sizeof(iv));
+    h2_put_frame(&in, F_SETTINGS, 0, 0, iv, sizeof(iv));
     ml_h2_conn_feed(k.c, in.p, in.n);
     assert_int_equal(ml_h2_conn_free_slots(k.c, 4), 1);
     assert_int_equal(ml_h2_conn_free_slots(k.c, 1), 0);
     assert_int_equal(open_request(&k), 0);
     assert_int_equal(ml_h2_conn_free_slots(k.c, 4), 0);
     in.n = 0;
-    put_frame(&in, F_RST_STREAM, 0, 1, "\0\0\0\x07", 4); /* REFUSED_STREAM */
+    h2_put_frame(&in, F_RST_STREAM, 0, 1, "\0\0\0\x07", 4); /* REFUSED_STREAM */
     ml_h2_conn_feed(k.c, in.p, in.n);
     assert_int_equal(k.n_closed, 1);
     assert_int_equal(k.close_code, ML_H2_REFUSED_STREAM);
     assert_int_equal(ml_h2_conn_free_slots(k.c, 4), 1);
     in.n = 0;
     goaway[3] = 3; /* last stream 3 */
-    put_frame(&in, F_GOAWAY, 0, 0, goaway, sizeof(goaway));
+    h2_put_frame(&in, F_GOAWAY, 0, 0, goaway, sizeof(goaway));
     ml_h2_conn_feed(k.c, in.p, in.n);
     assert_int_equal(ml_h2_conn_free_slots(k.c, 4), 0);
     assert_int_equal(open_request(&k), -EAGAIN);

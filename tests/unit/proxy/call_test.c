@@ -29,65 +29,23 @@
 
 #include <cmocka.h>
 
+#include "h2/h2_frames.h"
+
 /* ---- the client's bytes (HPACK literals without Huffman, as tests/unit/h2/conn_test.c) ---- */
 
-struct bytes {
-    uint8_t p[4096];
-    size_t n;
-};
-
-static void put(struct bytes *b, const void *p, size_t n)
-{
-    assert_true(b->n + n <= sizeof(b->p));
-    if (n > 0) { /* an empty frame passes p = NULL: memcpy's arguments must not be (UBSan) */
-        memcpy(b->p + b->n, p, n);
-    }
-    b->n += n;
-}
-
-static void put_frame(struct bytes *b, uint8_t type, uint8_t flags, uint32_t stream,
-                      const void *payload, size_t n)
-{
-    uint8_t hd[9] = {(uint8_t)(n >> 16),
-                     (uint8_t)(n >> 8),
-                     (uint8_t)n,
-                     type,
-                     flags,
-                     (uint8_t)(stream >> 24),
-                     (uint8_t)(stream >> 16),
-                     (uint8_t)(stream >> 8),
-                     (uint8_t)stream};
-
-    put(b, hd, sizeof(hd));
-    put(b, payload, n);
-}
-
-static void put_field(struct bytes *b, const char *name, const char *value)
-{
-    uint8_t l;
-
-    put(b, "\x00", 1);
-    l = (uint8_t)strlen(name);
-    put(b, &l, 1);
-    put(b, name, l);
-    l = (uint8_t)strlen(value);
-    put(b, &l, 1);
-    put(b, value, l);
-}
-
 /* A gRPC request for path on stream, with END_STREAM (no body). */
-static void put_grpc_call(struct bytes *b, uint32_t stream, const char *path)
+static void put_grpc_call(struct h2_bytes *b, uint32_t stream, const char *path)
 {
-    struct bytes block = {.n = 0};
+    struct h2_bytes block = {.n = 0};
 
-    put_field(&block, ":method", "POST");
-    put_field(&block, ":scheme", "http");
-    put_field(&block, ":path", path);
-    put_field(&block, ":authority", "localhost");
-    put_field(&block, "content-type", "application/grpc");
-    put_field(&block, "te", "trailers");
-    put_frame(b, 1 /* HEADERS */, 0x4 | 0x1 /* END_HEADERS | END_STREAM */, stream, block.p,
-              block.n);
+    h2_put_field(&block, ":method", "POST");
+    h2_put_field(&block, ":scheme", "http");
+    h2_put_field(&block, ":path", path);
+    h2_put_field(&block, ":authority", "localhost");
+    h2_put_field(&block, "content-type", "application/grpc");
+    h2_put_field(&block, "te", "trailers");
+    h2_put_frame(b, 1 /* HEADERS */, 0x4 | 0x1 /* END_HEADERS | END_STREAM */, stream, block.p,
+                 block.n);
 }
 
 /* ---- the downstream connection: h2 in memory, calls on a real proxy ---------------------- */
@@ -137,7 +95,7 @@ static void harness_new(struct harness *h)
 {
     struct ml_config_errors errs;
     char text[512], why[256];
-    struct bytes preface = {.n = 0};
+    struct h2_bytes preface = {.n = 0};
 
     snprintf(text, sizeof(text),
              "[node]\nstate_dir = /tmp\naccess_log = off\n[listener l]\nbind = 127.0.0.1:%u\n"
@@ -152,8 +110,8 @@ static void harness_new(struct harness *h)
     assert_int_equal(ml_h2_server_new_mem(1, &h->p->listeners[0]->settings, &server_ops, h,
                                           discard_output, h, &h->c),
                      0);
-    put(&preface, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24);
-    put_frame(&preface, 4 /* SETTINGS */, 0, 0, NULL, 0);
+    h2_put(&preface, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24);
+    h2_put_frame(&preface, 4 /* SETTINGS */, 0, 0, NULL, 0);
     ml_h2_conn_feed(h->c, preface.p, preface.n);
 }
 
@@ -188,7 +146,7 @@ static void test_an_answer_that_fails_for_memory_still_frees_the_call_once(void 
 
     for (long n = 0; !finished && n < 200; n++) {
         struct harness h;
-        struct bytes req = {.n = 0};
+        struct h2_bytes req = {.n = 0};
         long made;
 
         harness_new(&h);
@@ -213,7 +171,7 @@ static void test_an_answer_that_fails_for_memory_still_frees_the_call_once(void 
 static void test_a_call_answered_without_failures_is_freed_when_its_stream_ends(void **state)
 {
     struct harness h;
-    struct bytes req = {.n = 0};
+    struct h2_bytes req = {.n = 0};
 
     harness_new(&h);
     put_grpc_call(&req, 1, "/not.Routed/Call");
