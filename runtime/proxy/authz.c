@@ -1,31 +1,13 @@
 /* proxy/authz.h: the [authz] matcher. */
 #include "proxy/authz.h"
 
+#include "core/glob.h"
+
 #include <string.h>
 
 bool ml_authz_glob(const char *pattern, struct ml_slice s)
 {
-    const char *star = NULL; /* the last '*' seen, to backtrack to */
-    size_t i = 0, star_i = 0;
-
-    while (i < s.n) {
-        if (*pattern == '*') {
-            star = pattern++;
-            star_i = i;
-        } else if (*pattern != '\0' && (*pattern == '?' || (uint8_t)*pattern == s.p[i])) {
-            pattern++;
-            i++;
-        } else if (star != NULL) {
-            pattern = star + 1;
-            i = ++star_i;
-        } else {
-            return false;
-        }
-    }
-    while (*pattern == '*') {
-        pattern++;
-    }
-    return *pattern == '\0';
+    return ml_glob_match(pattern, s, ML_GLOB_EXACT);
 }
 
 static bool principal_matches(const struct ml_cfg_authz_rule *rule, const char *principal)

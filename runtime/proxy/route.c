@@ -1,5 +1,7 @@
 #include "proxy/route.h"
 
+#include "core/glob.h"
+
 #include "h2/hdrs.h"
 
 #include <ctype.h>
@@ -29,28 +31,7 @@ struct ml_slice ml_route_authority_host(struct ml_slice a)
 
 bool ml_route_glob(const char *pattern, struct ml_slice s)
 {
-    const char *star = NULL; /* the last '*' seen, to backtrack to */
-    size_t i = 0, star_i = 0;
-
-    while (i < s.n) {
-        if (*pattern == '*') {
-            star = pattern++;
-            star_i = i;
-        } else if (*pattern != '\0' &&
-                   (*pattern == '?' || tolower((unsigned char)*pattern) == tolower(s.p[i]))) {
-            pattern++;
-            i++;
-        } else if (star != NULL) {
-            pattern = star + 1;
-            i = ++star_i;
-        } else {
-            return false;
-        }
-    }
-    while (*pattern == '*') {
-        pattern++;
-    }
-    return *pattern == '\0';
+    return ml_glob_match(pattern, s, ML_GLOB_FOLD_CASE);
 }
 
 /* The path without its query string. */
