@@ -3,6 +3,7 @@
 #include "admin/info.h"
 
 #include "core/build_info.h"
+#include "core/out.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -88,68 +89,6 @@ void ml_admin_process_read(struct ml_admin_process *p)
 
 /* ---- output ---------------------------------------------------------------------------------- */
 
-struct out {
-    char *p;
-    size_t n, cap;
-    bool full;
-};
-
-__attribute__((format(printf, 2, 3))) static void put(struct out *o, const char *fmt, ...)
-{
-    va_list ap;
-    int rv;
-
-    if (o->full) {
-        return;
-    }
-    va_start(ap, fmt);
-    rv = vsnprintf(o->p + o->n, o->cap - o->n, fmt, ap);
-    va_end(ap);
-    if (rv < 0 || (size_t)rv >= o->cap - o->n) {
-        o->full = true;
-        return;
-    }
-    o->n += (size_t)rv;
-}
-
-static long finish(struct out *o)
-{
-    return o->full ? -ENOBUFS : (long)o->n;
-}
-
-static void json_str(struct out *o, const char *v)
-{
-    put(o, "\"");
-    for (; v != NULL && *v != '\0' && !o->full; v++) {
-        unsigned char ch = (unsigned char)*v;
-
-        if (ch == '"' || ch == '\\') {
-            put(o, "\\%c", ch);
-        } else if (ch == '\n') {
-            put(o, "\\n");
-        } else if (ch < 0x20) {
-            put(o, "\\u%04x", ch);
-        } else {
-            put(o, "%c", ch);
-        }
-    }
-    put(o, "\"");
-}
-
-/* A Prometheus label value: \, " and newline escaped. */
-static void label(struct out *o, const char *v)
-{
-    for (; v != NULL && *v != '\0' && !o->full; v++) {
-        if (*v == '\\' || *v == '"') {
-            put(o, "\\%c", *v);
-        } else if (*v == '\n') {
-            put(o, "\\n");
-        } else {
-            put(o, "%c", *v);
-        }
-    }
-}
-
 static void iso_time(char *buf, size_t cap, uint64_t unix_ms)
 {
     time_t t = (time_t)(unix_ms / 1000);
@@ -168,7 +107,7 @@ static const char *apply_result(enum ml_admin_apply_result r)
 
 long ml_admin_render_server_info(const struct ml_admin_node_info *ni, char *out, size_t cap)
 {
-    struct out o = {.p = out, .cap = cap};
+    struct ml_out o = {.p = out, .cap = cap};
     const char *const *f = ml_build_features();
     struct ml_admin_process pr;
     char ts[40];
@@ -177,41 +116,41 @@ long ml_admin_render_server_info(const struct ml_admin_node_info *ni, char *out,
         return -ENOBUFS;
     }
     ml_admin_process_read(&pr);
-    put(&o, "{\"id\":");
-    json_str(&o, ni->id);
-    put(&o, ",\"version\":");
-    json_str(&o, ml_build_version());
-    put(&o, ",\"board\":");
-    json_str(&o, ml_build_board());
-    put(&o, ",\"features\":[");
+    ml_out_printf(&o, "{\"id\":");
+    ml_out_json_str(&o, ni->id);
+    ml_out_printf(&o, ",\"version\":");
+    ml_out_json_str(&o, ml_build_version());
+    ml_out_printf(&o, ",\"board\":");
+    ml_out_json_str(&o, ml_build_board());
+    ml_out_printf(&o, ",\"features\":[");
     for (int i = 0; f[i] != NULL; i++) {
-        put(&o, "%s", i > 0 ? "," : "");
-        json_str(&o, f[i]);
+        ml_out_printf(&o, "%s", i > 0 ? "," : "");
+        ml_out_json_str(&o, f[i]);
     }
     iso_time(ts, sizeof(ts), pr.start_unix_ms);
-    put(&o, "],\"start_time\":\"%s\",\"start_time_unix_ms\":%llu,\"uptime_ms\":%llu", ts,
-        (unsigned long long)pr.start_unix_ms, (unsigned long long)ni->uptime_ms);
-    put(&o, ",\"config\":{\"version\":");
-    json_str(&o, ni->config_version);
-    put(&o, ",\"source\":");
-    json_str(&o, ni->config_source);
-    put(&o, "},\"last_apply\":{\"result\":\"%s\"", apply_result(ni->last_apply));
+    ml_out_printf(&o, "],\"start_time\":\"%s\",\"start_time_unix_ms\":%llu,\"uptime_ms\":%llu", ts,
+                  (unsigned long long)pr.start_unix_ms, (unsigned long long)ni->uptime_ms);
+    ml_out_printf(&o, ",\"config\":{\"version\":");
+    ml_out_json_str(&o, ni->config_version);
+    ml_out_printf(&o, ",\"source\":");
+    ml_out_json_str(&o, ni->config_source);
+    ml_out_printf(&o, "},\"last_apply\":{\"result\":\"%s\"", apply_result(ni->last_apply));
     if (ni->last_apply != ML_ADMIN_APPLY_NONE) {
         iso_time(ts, sizeof(ts), ni->last_apply_unix_ms);
-        put(&o, ",\"source\":");
-        json_str(&o, ni->last_apply_source);
-        put(&o, ",\"version\":");
-        json_str(&o, ni->last_apply_version);
-        put(&o, ",\"time\":\"%s\",\"error\":", ts);
-        json_str(&o, ni->last_apply_error);
+        ml_out_printf(&o, ",\"source\":");
+        ml_out_json_str(&o, ni->last_apply_source);
+        ml_out_printf(&o, ",\"version\":");
+        ml_out_json_str(&o, ni->last_apply_version);
+        ml_out_printf(&o, ",\"time\":\"%s\",\"error\":", ts);
+        ml_out_json_str(&o, ni->last_apply_error);
     }
-    put(&o, "}}\n");
-    return finish(&o);
+    ml_out_printf(&o, "}}\n");
+    return ml_out_finish(&o);
 }
 
 long ml_admin_render_info_metrics(const struct ml_admin_node_info *ni, char *out, size_t cap)
 {
-    struct out o = {.p = out, .cap = cap};
+    struct ml_out o = {.p = out, .cap = cap};
     const char *const *f = ml_build_features();
     struct ml_admin_process pr;
 
@@ -219,24 +158,27 @@ long ml_admin_render_info_metrics(const struct ml_admin_node_info *ni, char *out
         return -ENOBUFS;
     }
     ml_admin_process_read(&pr);
-    put(&o, "# HELP meshlet_build_info What this binary is: version, board, features (always "
-            "1).\n# TYPE meshlet_build_info gauge\nmeshlet_build_info{version=\"");
-    label(&o, ml_build_version());
-    put(&o, "\",board=\"");
-    label(&o, ml_build_board());
-    put(&o, "\",features=\"");
+    ml_out_printf(&o,
+                  "# HELP meshlet_build_info What this binary is: version, board, features (always "
+                  "1).\n# TYPE meshlet_build_info gauge\nmeshlet_build_info{version=\"");
+    ml_out_prom_label(&o, ml_build_version());
+    ml_out_printf(&o, "\",board=\"");
+    ml_out_prom_label(&o, ml_build_board());
+    ml_out_printf(&o, "\",features=\"");
     for (int i = 0; f[i] != NULL; i++) {
-        put(&o, "%s", i > 0 ? "," : "");
-        label(&o, f[i]);
+        ml_out_printf(&o, "%s", i > 0 ? "," : "");
+        ml_out_prom_label(&o, f[i]);
     }
-    put(&o, "\"} 1\n");
-    put(&o, "# HELP meshlet_config_info The running configuration's version and where it came "
+    ml_out_printf(&o, "\"} 1\n");
+    ml_out_printf(
+        &o, "# HELP meshlet_config_info The running configuration's version and where it came "
             "from (always 1).\n# TYPE meshlet_config_info gauge\nmeshlet_config_info{version=\"");
-    label(&o, ni->config_version);
-    put(&o, "\",source=\"");
-    label(&o, ni->config_source);
-    put(&o, "\"} 1\n");
-    put(&o,
+    ml_out_prom_label(&o, ni->config_version);
+    ml_out_printf(&o, "\",source=\"");
+    ml_out_prom_label(&o, ni->config_source);
+    ml_out_printf(&o, "\"} 1\n");
+    ml_out_printf(
+        &o,
         "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
         "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %llu.%06llu\n"
         "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
@@ -252,5 +194,5 @@ long ml_admin_render_info_metrics(const struct ml_admin_node_info *ni, char *out
         (unsigned long long)pr.rss_bytes, (unsigned long long)pr.open_fds,
         (unsigned long long)pr.max_fds, (unsigned long long)(pr.start_unix_ms / 1000),
         (unsigned long long)(pr.start_unix_ms % 1000));
-    return finish(&o);
+    return ml_out_finish(&o);
 }

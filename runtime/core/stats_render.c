@@ -2,6 +2,7 @@
  * sequence of parts (a metric family, a list of entities), each part a sequence of items (one
  * entity's lines): a rendering is written item by item, so the admin endpoint streams any number
  * of clusters and endpoints through a small buffer instead of building the whole page. */
+#include "core/out.h"
 #include "core/stats.h"
 
 #include "config/snapshot-t.h"
@@ -66,41 +67,18 @@ const char *ml_stats_status_name(int s)
 
 /* ---- output ------------------------------------------------------------------------------ */
 
-struct out {
-    char *p;
-    size_t n, cap;
-    bool full;
-};
-
-__attribute__((format(printf, 2, 3))) static void put(struct out *o, const char *fmt, ...)
-{
-    va_list ap;
-    int rv;
-
-    if (o->full) {
-        return;
-    }
-    va_start(ap, fmt);
-    rv = vsnprintf(o->p + o->n, o->cap - o->n, fmt, ap);
-    va_end(ap);
-    if (rv < 0 || (size_t)rv >= o->cap - o->n) {
-        o->full = true;
-        return;
-    }
-    o->n += (size_t)rv;
-}
-
 /* µs as seconds with 6 decimals ("0.000123"). */
-static void put_seconds(struct out *o, uint64_t us)
+static void put_seconds(struct ml_out *o, uint64_t us)
 {
-    put(o, "%llu.%06llu", (unsigned long long)(us / 1000000), (unsigned long long)(us % 1000000));
+    ml_out_printf(o, "%llu.%06llu", (unsigned long long)(us / 1000000),
+                  (unsigned long long)(us % 1000000));
 }
 
 /* What one item step did. */
 enum step { STEP_ITEM, STEP_PART_END, STEP_END };
 
 typedef enum step item_fn(const struct ml_stats *st, unsigned int part, unsigned int item,
-                          struct out *o);
+                          struct ml_out *o);
 
 /* ---- entities ------------------------------------------------------------------------------ */
 
@@ -154,7 +132,7 @@ static uint64_t errors_of(const struct ml_stats_calls *c)
 
 /* ---- text: "name value" -------------------------------------------------------------------- */
 
-static void text_hist(struct out *o, const char *prefix, const char *name,
+static void text_hist(struct ml_out *o, const char *prefix, const char *name,
                       const struct ml_stats_hist *h)
 {
     uint64_t cum = 0;
@@ -162,60 +140,65 @@ static void text_hist(struct out *o, const char *prefix, const char *name,
     for (int b = 0; b < ML_STATS_N_BUCKETS; b++) {
         cum += h->buckets[b];
         if (b < ML_STATS_N_BOUNDS) {
-            put(o, "%s%s.le_%u %llu\n", prefix, name, bounds_us[b], (unsigned long long)cum);
+            ml_out_printf(o, "%s%s.le_%u %llu\n", prefix, name, bounds_us[b],
+                          (unsigned long long)cum);
         } else {
-            put(o, "%s%s.le_inf %llu\n", prefix, name, (unsigned long long)cum);
+            ml_out_printf(o, "%s%s.le_inf %llu\n", prefix, name, (unsigned long long)cum);
         }
     }
-    put(o, "%s%s.sum %llu\n", prefix, name, (unsigned long long)h->sum_us);
-    put(o, "%s%s.count %llu\n", prefix, name, (unsigned long long)h->count);
+    ml_out_printf(o, "%s%s.sum %llu\n", prefix, name, (unsigned long long)h->sum_us);
+    ml_out_printf(o, "%s%s.count %llu\n", prefix, name, (unsigned long long)h->count);
 }
 
-static void text_calls(struct out *o, const char *prefix, const char *rq,
+static void text_calls(struct ml_out *o, const char *prefix, const char *rq,
                        const struct ml_stats_calls *c, bool hist, bool all_codes)
 {
-    put(o, "%s%s_total %llu\n", prefix, rq, (unsigned long long)c->total);
-    put(o, "%s%s_active %llu\n", prefix, rq, (unsigned long long)c->active);
+    ml_out_printf(o, "%s%s_total %llu\n", prefix, rq, (unsigned long long)c->total);
+    ml_out_printf(o, "%s%s_active %llu\n", prefix, rq, (unsigned long long)c->active);
     for (int s = 0; s < ML_STATS_N_STATUS; s++) {
         if (all_codes || c->by_status[s] > 0) {
             if (s == ML_STATS_STATUS_NONE) {
-                put(o, "%sgrpc_status.none %llu\n", prefix, (unsigned long long)c->by_status[s]);
+                ml_out_printf(o, "%sgrpc_status.none %llu\n", prefix,
+                              (unsigned long long)c->by_status[s]);
             } else {
-                put(o, "%sgrpc_status.%d %llu\n", prefix, s, (unsigned long long)c->by_status[s]);
+                ml_out_printf(o, "%sgrpc_status.%d %llu\n", prefix, s,
+                              (unsigned long long)c->by_status[s]);
             }
         }
     }
-    put(o, "%sbytes_in %llu\n", prefix, (unsigned long long)c->bytes_in);
-    put(o, "%sbytes_out %llu\n", prefix, (unsigned long long)c->bytes_out);
+    ml_out_printf(o, "%sbytes_in %llu\n", prefix, (unsigned long long)c->bytes_in);
+    ml_out_printf(o, "%sbytes_out %llu\n", prefix, (unsigned long long)c->bytes_out);
     if (hist) {
         text_hist(o, prefix, "duration_us", &c->duration);
         text_hist(o, prefix, "upstream_duration_us", &c->upstream);
     }
 }
 
-static void text_listener(const struct ml_stats *st, uint32_t i, struct out *o)
+static void text_listener(const struct ml_stats *st, uint32_t i, struct ml_out *o)
 {
     const struct stats_listener *l = st->listeners[i];
     char prefix[256];
 
     snprintf(prefix, sizeof(prefix), "listener.%s.", st->snap->listeners[i].name);
-    put(o, "%sdownstream_cx_accepted %llu\n", prefix, (unsigned long long)l->cx_accepted);
-    put(o, "%sdownstream_cx_active %llu\n", prefix, (unsigned long long)l->cx_active);
-    put(o, "%sdownstream_cx_refused %llu\n", prefix, (unsigned long long)l->cx_refused);
-    put(o, "%sdownstream_cx_handshake_timeout %llu\n", prefix,
-        (unsigned long long)l->cx_handshake_timeout);
-    put(o, "%sdownstream_cx_reclaimed %llu\n", prefix, (unsigned long long)l->cx_reclaimed);
-    put(o, "%sdownstream_rq_stalled %llu\n", prefix, (unsigned long long)l->rq_stalled);
-    put(o, "%sdownstream_cx_tls_handshake %llu\n", prefix, (unsigned long long)l->tls_handshake);
-    put(o, "%sdownstream_cx_tls_busy %llu\n", prefix, (unsigned long long)l->tls_busy);
+    ml_out_printf(o, "%sdownstream_cx_accepted %llu\n", prefix, (unsigned long long)l->cx_accepted);
+    ml_out_printf(o, "%sdownstream_cx_active %llu\n", prefix, (unsigned long long)l->cx_active);
+    ml_out_printf(o, "%sdownstream_cx_refused %llu\n", prefix, (unsigned long long)l->cx_refused);
+    ml_out_printf(o, "%sdownstream_cx_handshake_timeout %llu\n", prefix,
+                  (unsigned long long)l->cx_handshake_timeout);
+    ml_out_printf(o, "%sdownstream_cx_reclaimed %llu\n", prefix,
+                  (unsigned long long)l->cx_reclaimed);
+    ml_out_printf(o, "%sdownstream_rq_stalled %llu\n", prefix, (unsigned long long)l->rq_stalled);
+    ml_out_printf(o, "%sdownstream_cx_tls_handshake %llu\n", prefix,
+                  (unsigned long long)l->tls_handshake);
+    ml_out_printf(o, "%sdownstream_cx_tls_busy %llu\n", prefix, (unsigned long long)l->tls_busy);
     for (int r = 0; r < ML_STATS_TLS_FAIL_KINDS; r++) {
-        put(o, "%sdownstream_cx_tls_failed_%s %llu\n", prefix, tls_fail_name[r],
-            (unsigned long long)l->tls_failed[r]);
+        ml_out_printf(o, "%sdownstream_cx_tls_failed_%s %llu\n", prefix, tls_fail_name[r],
+                      (unsigned long long)l->tls_failed[r]);
     }
     text_calls(o, prefix, "downstream_rq", &l->calls, true, false);
 }
 
-static void text_cluster(const struct ml_stats *st, uint32_t c, struct out *o)
+static void text_cluster(const struct ml_stats *st, uint32_t c, struct ml_out *o)
 {
     uint32_t first_ep = st->first_ep[c];
     uint64_t opened = 0, active = 0, failed = 0;
@@ -227,44 +210,46 @@ static void text_cluster(const struct ml_stats *st, uint32_t c, struct out *o)
         failed += st->eps[first_ep + e].e->cx_failed;
     }
     snprintf(prefix, sizeof(prefix), "cluster.%s.", st->snap->clusters[c].name);
-    put(o, "%supstream_cx_opened %llu\n", prefix, (unsigned long long)opened);
-    put(o, "%supstream_cx_active %llu\n", prefix, (unsigned long long)active);
-    put(o, "%supstream_cx_failed %llu\n", prefix, (unsigned long long)failed);
-    put(o, "%supstream_rq_pending_overflow %llu\n", prefix,
-        (unsigned long long)st->clusters[c]->rq_pending_overflow);
-    put(o, "%supstream_cb_max_requests %llu\n", prefix,
-        (unsigned long long)st->clusters[c]->cb_max_requests);
-    put(o, "%supstream_cb_max_retries %llu\n", prefix,
-        (unsigned long long)st->clusters[c]->cb_max_retries);
+    ml_out_printf(o, "%supstream_cx_opened %llu\n", prefix, (unsigned long long)opened);
+    ml_out_printf(o, "%supstream_cx_active %llu\n", prefix, (unsigned long long)active);
+    ml_out_printf(o, "%supstream_cx_failed %llu\n", prefix, (unsigned long long)failed);
+    ml_out_printf(o, "%supstream_rq_pending_overflow %llu\n", prefix,
+                  (unsigned long long)st->clusters[c]->rq_pending_overflow);
+    ml_out_printf(o, "%supstream_cb_max_requests %llu\n", prefix,
+                  (unsigned long long)st->clusters[c]->cb_max_requests);
+    ml_out_printf(o, "%supstream_cb_max_retries %llu\n", prefix,
+                  (unsigned long long)st->clusters[c]->cb_max_retries);
     text_calls(o, prefix, "upstream_rq", &st->clusters[c]->calls, true, false);
     if (st->snap->clusters[c].dns_host != NULL) {
-        put(o, "%sdns_resolutions %llu\n", prefix,
-            (unsigned long long)st->clusters[c]->dns_resolutions);
-        put(o, "%sdns_failures %llu\n", prefix, (unsigned long long)st->clusters[c]->dns_failures);
-        put(o, "%sdns_hosts %llu\n", prefix, (unsigned long long)st->clusters[c]->dns_hosts);
+        ml_out_printf(o, "%sdns_resolutions %llu\n", prefix,
+                      (unsigned long long)st->clusters[c]->dns_resolutions);
+        ml_out_printf(o, "%sdns_failures %llu\n", prefix,
+                      (unsigned long long)st->clusters[c]->dns_failures);
+        ml_out_printf(o, "%sdns_hosts %llu\n", prefix,
+                      (unsigned long long)st->clusters[c]->dns_hosts);
     }
 }
 
-static void text_endpoint(const struct ml_stats *st, uint32_t i, struct out *o)
+static void text_endpoint(const struct ml_stats *st, uint32_t i, struct ml_out *o)
 {
     const struct stats_endpoint *ep = st->eps[i].e;
     char prefix[256];
 
     snprintf(prefix, sizeof(prefix), "cluster.%s.endpoint.%s.",
              st->snap->clusters[st->eps[i].cluster].name, endpoint_addr(st, i));
-    put(o, "%scx_opened %llu\n", prefix, (unsigned long long)ep->cx_opened);
-    put(o, "%scx_active %llu\n", prefix, (unsigned long long)ep->cx_active);
-    put(o, "%scx_failed %llu\n", prefix, (unsigned long long)ep->cx_failed);
-    put(o, "%scx_backoff %llu\n", prefix, (unsigned long long)ep->cx_backoff);
-    put(o, "%sunhealthy %llu\n", prefix, (unsigned long long)ep->unhealthy);
-    put(o, "%sejected %llu\n", prefix, (unsigned long long)ep->ejected);
-    put(o, "%sejections %llu\n", prefix, (unsigned long long)ep->ejections);
+    ml_out_printf(o, "%scx_opened %llu\n", prefix, (unsigned long long)ep->cx_opened);
+    ml_out_printf(o, "%scx_active %llu\n", prefix, (unsigned long long)ep->cx_active);
+    ml_out_printf(o, "%scx_failed %llu\n", prefix, (unsigned long long)ep->cx_failed);
+    ml_out_printf(o, "%scx_backoff %llu\n", prefix, (unsigned long long)ep->cx_backoff);
+    ml_out_printf(o, "%sunhealthy %llu\n", prefix, (unsigned long long)ep->unhealthy);
+    ml_out_printf(o, "%sejected %llu\n", prefix, (unsigned long long)ep->ejected);
+    ml_out_printf(o, "%sejections %llu\n", prefix, (unsigned long long)ep->ejections);
     text_calls(o, prefix, "rq", &ep->calls, false, false);
 }
 
 /* One [authz] section's decisions: "authz.LISTENER.rule.N.allowed|denied" (N from 1), then
  * "authz.LISTENER.default.allowed|denied". */
-static void text_authz(const struct ml_stats *st, uint32_t i, struct out *o)
+static void text_authz(const struct ml_stats *st, uint32_t i, struct ml_out *o)
 {
     const struct ml_cfg_authz *az = &st->snap->authz[i];
     char prefix[256];
@@ -277,15 +262,15 @@ static void text_authz(const struct ml_stats *st, uint32_t i, struct out *o)
         } else {
             snprintf(prefix, sizeof(prefix), "authz.%s.default.", az->name);
         }
-        put(o, "%sallowed %llu\n", prefix, (unsigned long long)v[1]);
-        put(o, "%sdenied %llu\n", prefix, (unsigned long long)v[0]);
+        ml_out_printf(o, "%sallowed %llu\n", prefix, (unsigned long long)v[1]);
+        ml_out_printf(o, "%sdenied %llu\n", prefix, (unsigned long long)v[0]);
     }
 }
 
 /* Parts: the whole proxy, listeners, routes, then each cluster followed by its endpoints (item
  * k of part 3 runs over clusters and endpoints in that order), then the [authz] sections. */
 static enum step text_item(const struct ml_stats *st, unsigned int part, unsigned int item,
-                           struct out *o)
+                           struct ml_out *o)
 {
     char prefix[256];
 
@@ -309,8 +294,8 @@ static enum step text_item(const struct ml_stats *st, unsigned int part, unsigne
         snprintf(prefix, sizeof(prefix), "route.%s.", st->snap->routes[item].name);
         text_calls(o, prefix, "rq", &st->routes[item]->calls, true, false);
         for (int e = 0; e < ML_STATS_ROUTE_N_EVENTS; e++) {
-            put(o, "%srq_%s %llu\n", prefix, route_ev_name[e],
-                (unsigned long long)st->routes[item]->route_ev[e]);
+            ml_out_printf(o, "%srq_%s %llu\n", prefix, route_ev_name[e],
+                          (unsigned long long)st->routes[item]->route_ev[e]);
         }
         return STEP_ITEM;
     case 3:
@@ -396,17 +381,17 @@ static void scope_labels(const struct ml_stats *st, enum scope s, uint32_t i, ch
 }
 
 /* "name{labels} " with labels' trailing comma cut; no braces when there are no labels. */
-static void sample(struct out *o, const char *name, const char *suffix, const char *labels,
+static void sample(struct ml_out *o, const char *name, const char *suffix, const char *labels,
                    const char *own)
 {
     size_t n = strlen(labels);
 
     if (own[0] != '\0') {
-        put(o, "%s%s{%s%s} ", name, suffix, labels, own);
+        ml_out_printf(o, "%s%s{%s%s} ", name, suffix, labels, own);
     } else if (n > 0) {
-        put(o, "%s%s{%.*s} ", name, suffix, (int)(n - 1), labels);
+        ml_out_printf(o, "%s%s{%.*s} ", name, suffix, (int)(n - 1), labels);
     } else {
-        put(o, "%s%s ", name, suffix);
+        ml_out_printf(o, "%s%s ", name, suffix);
     }
 }
 
@@ -427,7 +412,7 @@ static const struct {
      "Upstream durations, from the upstream stream's open to the end of the call"},
 };
 
-static void prom_hist(struct out *o, const char *name, const char *labels,
+static void prom_hist(struct ml_out *o, const char *name, const char *labels,
                       const struct ml_stats_hist *h)
 {
     char own[32];
@@ -437,25 +422,25 @@ static void prom_hist(struct out *o, const char *name, const char *labels,
         cum += h->buckets[b];
         snprintf(own, sizeof(own), "le=\"%s\"", bucket_le[b]);
         sample(o, name, "_bucket", labels, own);
-        put(o, "%llu\n", (unsigned long long)cum);
+        ml_out_printf(o, "%llu\n", (unsigned long long)cum);
     }
     sample(o, name, "_sum", labels, "");
     put_seconds(o, h->sum_us);
-    put(o, "\n");
+    ml_out_printf(o, "\n");
     sample(o, name, "_count", labels, "");
-    put(o, "%llu\n", (unsigned long long)h->count);
+    ml_out_printf(o, "%llu\n", (unsigned long long)h->count);
 }
 
 static void prom_calls_item(const struct ml_stats *st, enum scope s, enum calls_metric m,
-                            uint32_t i, struct out *o)
+                            uint32_t i, struct ml_out *o)
 {
     const struct ml_stats_calls *c = scope_calls(st, s, i);
     char name[96], labels[400], own[48];
 
     snprintf(name, sizeof(name), "meshlet_%s%s", scope_prefix[s], calls_family[m].name);
     if (i == 0) {
-        put(o, "# HELP %s %s%s.\n# TYPE %s %s\n", name, calls_family[m].help, scope_what[s], name,
-            calls_family[m].type);
+        ml_out_printf(o, "# HELP %s %s%s.\n# TYPE %s %s\n", name, calls_family[m].help,
+                      scope_what[s], name, calls_family[m].type);
     }
     scope_labels(st, s, i, labels, sizeof(labels));
     switch (m) {
@@ -465,20 +450,20 @@ static void prom_calls_item(const struct ml_stats *st, enum scope s, enum calls_
         for (int k = 0; k < ML_STATS_N_STATUS; k++) {
             snprintf(own, sizeof(own), "grpc_code=\"%s\"", status_names[k]);
             sample(o, name, "", labels, own);
-            put(o, "%llu\n", (unsigned long long)c->by_status[k]);
+            ml_out_printf(o, "%llu\n", (unsigned long long)c->by_status[k]);
         }
         break;
     case CM_ACTIVE:
         sample(o, name, "", labels, "");
-        put(o, "%llu\n", (unsigned long long)c->active);
+        ml_out_printf(o, "%llu\n", (unsigned long long)c->active);
         break;
     case CM_RX:
         sample(o, name, "", labels, "");
-        put(o, "%llu\n", (unsigned long long)c->bytes_in);
+        ml_out_printf(o, "%llu\n", (unsigned long long)c->bytes_in);
         break;
     case CM_TX:
         sample(o, name, "", labels, "");
-        put(o, "%llu\n", (unsigned long long)c->bytes_out);
+        ml_out_printf(o, "%llu\n", (unsigned long long)c->bytes_out);
         break;
     case CM_DURATION:
         prom_hist(o, name, labels, &c->duration);
@@ -601,7 +586,7 @@ static bool dns_family(unsigned int f)
     return strncmp(cx_family[f].name, DNS_FAMILY, strlen(DNS_FAMILY)) == 0;
 }
 
-static void prom_cx_item(const struct ml_stats *st, unsigned int f, uint32_t i, struct out *o)
+static void prom_cx_item(const struct ml_stats *st, unsigned int f, uint32_t i, struct ml_out *o)
 {
     enum scope s = cx_family[f].scope;
     const void *rec = s == SCOPE_LISTENER  ? (const void *)st->listeners[i]
@@ -612,8 +597,8 @@ static void prom_cx_item(const struct ml_stats *st, unsigned int f, uint32_t i, 
     uint64_t v;
 
     if (i == 0) {
-        put(o, "# HELP %s %s%s.\n# TYPE %s %s\n", cx_family[f].name, cx_family[f].help,
-            scope_what[s], cx_family[f].name, cx_family[f].type);
+        ml_out_printf(o, "# HELP %s %s%s.\n# TYPE %s %s\n", cx_family[f].name, cx_family[f].help,
+                      scope_what[s], cx_family[f].name, cx_family[f].type);
     }
     if (dns_family(f) && st->snap->clusters[i].dns_host == NULL) {
         return;
@@ -621,22 +606,23 @@ static void prom_cx_item(const struct ml_stats *st, unsigned int f, uint32_t i, 
     scope_labels(st, s, i, labels, sizeof(labels));
     memcpy(&v, (const char *)rec + cx_family[f].offset, sizeof(v));
     sample(o, cx_family[f].name, "", labels, "");
-    put(o, "%llu\n", (unsigned long long)v);
+    ml_out_printf(o, "%llu\n", (unsigned long long)v);
 }
 
 /* meshlet_authz_rq_{allowed,denied}_total{listener,rule}: one [authz] section's samples (rule
  * from 1, or "default"), after the family's HELP and TYPE before the first. */
-static void prom_authz_item(const struct ml_stats *st, bool allowed, uint32_t i, struct out *o)
+static void prom_authz_item(const struct ml_stats *st, bool allowed, uint32_t i, struct ml_out *o)
 {
     const char *name = allowed ? "meshlet_authz_rq_allowed_total" : "meshlet_authz_rq_denied_total";
     const struct ml_cfg_authz *az = &st->snap->authz[i];
     char a[160], rule[16];
 
     if (i == 0) {
-        put(o,
-            "# HELP %s %s per listener and rule (rule=\"default\": no rule matched).\n"
-            "# TYPE %s counter\n",
-            name, allowed ? "Calls let through by [authz]" : "Calls denied by [authz]", name);
+        ml_out_printf(o,
+                      "# HELP %s %s per listener and rule (rule=\"default\": no rule matched).\n"
+                      "# TYPE %s counter\n",
+                      name, allowed ? "Calls let through by [authz]" : "Calls denied by [authz]",
+                      name);
     }
     label_value(a, sizeof(a), az->name);
     for (uint32_t r = 0; r <= az->n_rules; r++) {
@@ -645,8 +631,8 @@ static void prom_authz_item(const struct ml_stats *st, bool allowed, uint32_t i,
         } else {
             snprintf(rule, sizeof(rule), "default");
         }
-        put(o, "%s{listener=\"%s\",rule=\"%s\"} %llu\n", name, a, rule,
-            (unsigned long long)st->authz_ctr[st->authz_first[i] + r][allowed ? 1 : 0]);
+        ml_out_printf(o, "%s{listener=\"%s\",rule=\"%s\"} %llu\n", name, a, rule,
+                      (unsigned long long)st->authz_ctr[st->authz_first[i] + r][allowed ? 1 : 0]);
     }
 }
 
@@ -665,7 +651,7 @@ static bool any_dns(const struct ml_stats *st)
  * they would be most of the page, and the cluster's say the same), then the connection ones. A
  * family without entities is left out whole. */
 static enum step prom_item(const struct ml_stats *st, unsigned int part, unsigned int item,
-                           struct out *o)
+                           struct ml_out *o)
 {
     if (part < N_SCOPES * N_CM) {
         enum scope s = (enum scope)(part / N_CM);
@@ -699,124 +685,111 @@ static enum step prom_item(const struct ml_stats *st, unsigned int part, unsigne
 
 /* ---- JSON, for the admin page -------------------------------------------------------------- */
 
-/* A JSON string: quotes, backslash and control bytes escaped. */
-static void json_str(struct out *o, const char *v)
+static void json_hist(struct ml_out *o, const char *key, const struct ml_stats_hist *h,
+                      bool buckets)
 {
-    put(o, "\"");
-    for (; *v != '\0' && !o->full; v++) {
-        unsigned char ch = (unsigned char)*v;
-
-        if (ch == '"' || ch == '\\') {
-            put(o, "\\%c", ch);
-        } else if (ch < 0x20) {
-            put(o, "\\u%04x", ch);
-        } else {
-            put(o, "%c", ch);
-        }
-    }
-    put(o, "\"");
-}
-
-static void json_hist(struct out *o, const char *key, const struct ml_stats_hist *h, bool buckets)
-{
-    put(o, ",\"%s\":{\"sum\":%llu,\"count\":%llu", key, (unsigned long long)h->sum_us,
-        (unsigned long long)h->count);
+    ml_out_printf(o, ",\"%s\":{\"sum\":%llu,\"count\":%llu", key, (unsigned long long)h->sum_us,
+                  (unsigned long long)h->count);
     if (buckets) {
-        put(o, ",\"buckets\":[");
+        ml_out_printf(o, ",\"buckets\":[");
         for (int b = 0; b < ML_STATS_N_BUCKETS; b++) {
-            put(o, "%s%llu", b > 0 ? "," : "", (unsigned long long)h->buckets[b]);
+            ml_out_printf(o, "%s%llu", b > 0 ? "," : "", (unsigned long long)h->buckets[b]);
         }
-        put(o, "]");
+        ml_out_printf(o, "]");
     }
-    put(o, "}");
+    ml_out_printf(o, "}");
 }
 
 /* The fields of c (after an opening brace and at least one field). */
-static void json_calls(struct out *o, const struct ml_stats_calls *c, bool buckets)
+static void json_calls(struct ml_out *o, const struct ml_stats_calls *c, bool buckets)
 {
     bool first = true;
 
-    put(o, ",\"total\":%llu,\"active\":%llu,\"errors\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu",
+    ml_out_printf(
+        o, ",\"total\":%llu,\"active\":%llu,\"errors\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu",
         (unsigned long long)c->total, (unsigned long long)c->active,
         (unsigned long long)errors_of(c), (unsigned long long)c->bytes_in,
         (unsigned long long)c->bytes_out);
-    put(o, ",\"codes\":{");
+    ml_out_printf(o, ",\"codes\":{");
     for (int s = 0; s < ML_STATS_N_STATUS; s++) {
         if (c->by_status[s] > 0) {
-            put(o, "%s\"%s\":%llu", first ? "" : ",", status_names[s],
-                (unsigned long long)c->by_status[s]);
+            ml_out_printf(o, "%s\"%s\":%llu", first ? "" : ",", status_names[s],
+                          (unsigned long long)c->by_status[s]);
             first = false;
         }
     }
-    put(o, "}");
+    ml_out_printf(o, "}");
     json_hist(o, "duration_us", &c->duration, buckets);
     json_hist(o, "upstream_us", &c->upstream, buckets);
 }
 
-static void json_entity(const struct ml_stats *st, enum scope s, uint32_t i, struct out *o)
+static void json_entity(const struct ml_stats *st, enum scope s, uint32_t i, struct ml_out *o)
 {
     const struct ml_snapshot *snap = st->snap;
 
-    put(o, "{\"name\":");
+    ml_out_printf(o, "{\"name\":");
     switch (s) {
     case SCOPE_LISTENER: {
         const struct stats_listener *l = st->listeners[i];
 
-        json_str(o, snap->listeners[i].name);
-        put(o,
-            ",\"cx_accepted\":%llu,\"cx_active\":%llu,\"cx_refused\":%llu,"
-            "\"cx_handshake_timeout\":%llu,\"cx_reclaimed\":%llu,\"rq_stalled\":%llu",
-            (unsigned long long)l->cx_accepted, (unsigned long long)l->cx_active,
-            (unsigned long long)l->cx_refused, (unsigned long long)l->cx_handshake_timeout,
-            (unsigned long long)l->cx_reclaimed, (unsigned long long)l->rq_stalled);
-        put(o, ",\"cx_tls_handshake\":%llu,\"cx_tls_busy\":%llu",
-            (unsigned long long)l->tls_handshake, (unsigned long long)l->tls_busy);
+        ml_out_json_str(o, snap->listeners[i].name);
+        ml_out_printf(o,
+                      ",\"cx_accepted\":%llu,\"cx_active\":%llu,\"cx_refused\":%llu,"
+                      "\"cx_handshake_timeout\":%llu,\"cx_reclaimed\":%llu,\"rq_stalled\":%llu",
+                      (unsigned long long)l->cx_accepted, (unsigned long long)l->cx_active,
+                      (unsigned long long)l->cx_refused,
+                      (unsigned long long)l->cx_handshake_timeout,
+                      (unsigned long long)l->cx_reclaimed, (unsigned long long)l->rq_stalled);
+        ml_out_printf(o, ",\"cx_tls_handshake\":%llu,\"cx_tls_busy\":%llu",
+                      (unsigned long long)l->tls_handshake, (unsigned long long)l->tls_busy);
         for (int r = 0; r < ML_STATS_TLS_FAIL_KINDS; r++) {
-            put(o, ",\"cx_tls_failed_%s\":%llu", tls_fail_name[r],
-                (unsigned long long)l->tls_failed[r]);
+            ml_out_printf(o, ",\"cx_tls_failed_%s\":%llu", tls_fail_name[r],
+                          (unsigned long long)l->tls_failed[r]);
         }
         break;
     }
     case SCOPE_ROUTE:
-        json_str(o, snap->routes[i].name);
+        ml_out_json_str(o, snap->routes[i].name);
         for (int e = 0; e < ML_STATS_ROUTE_N_EVENTS; e++) {
-            put(o, ",\"rq_%s\":%llu", route_ev_name[e],
-                (unsigned long long)st->routes[i]->route_ev[e]);
+            ml_out_printf(o, ",\"rq_%s\":%llu", route_ev_name[e],
+                          (unsigned long long)st->routes[i]->route_ev[e]);
         }
         break;
     case SCOPE_CLUSTER:
-        json_str(o, snap->clusters[i].name);
-        put(o, ",\"rq_pending_overflow\":%llu,\"cb_max_requests\":%llu,\"cb_max_retries\":%llu",
+        ml_out_json_str(o, snap->clusters[i].name);
+        ml_out_printf(
+            o, ",\"rq_pending_overflow\":%llu,\"cb_max_requests\":%llu,\"cb_max_retries\":%llu",
             (unsigned long long)st->clusters[i]->rq_pending_overflow,
             (unsigned long long)st->clusters[i]->cb_max_requests,
             (unsigned long long)st->clusters[i]->cb_max_retries);
         if (snap->clusters[i].dns_host != NULL) {
-            put(o, ",\"dns_resolutions\":%llu,\"dns_failures\":%llu,\"dns_hosts\":%llu",
-                (unsigned long long)st->clusters[i]->dns_resolutions,
-                (unsigned long long)st->clusters[i]->dns_failures,
-                (unsigned long long)st->clusters[i]->dns_hosts);
+            ml_out_printf(o, ",\"dns_resolutions\":%llu,\"dns_failures\":%llu,\"dns_hosts\":%llu",
+                          (unsigned long long)st->clusters[i]->dns_resolutions,
+                          (unsigned long long)st->clusters[i]->dns_failures,
+                          (unsigned long long)st->clusters[i]->dns_hosts);
         }
         break;
     case SCOPE_ENDPOINT: {
         const struct stats_endpoint *e = st->eps[i].e;
 
-        json_str(o, endpoint_addr(st, i));
-        put(o, ",\"cluster\":");
-        json_str(o, snap->clusters[st->eps[i].cluster].name);
-        put(o, ",\"cx_opened\":%llu,\"cx_active\":%llu,\"cx_failed\":%llu",
-            (unsigned long long)e->cx_opened, (unsigned long long)e->cx_active,
-            (unsigned long long)e->cx_failed);
-        put(o, ",\"cx_backoff\":%llu,\"unhealthy\":%llu,\"ejected\":%llu,\"ejections\":%llu",
-            (unsigned long long)e->cx_backoff, (unsigned long long)e->unhealthy,
-            (unsigned long long)e->ejected, (unsigned long long)e->ejections);
+        ml_out_json_str(o, endpoint_addr(st, i));
+        ml_out_printf(o, ",\"cluster\":");
+        ml_out_json_str(o, snap->clusters[st->eps[i].cluster].name);
+        ml_out_printf(o, ",\"cx_opened\":%llu,\"cx_active\":%llu,\"cx_failed\":%llu",
+                      (unsigned long long)e->cx_opened, (unsigned long long)e->cx_active,
+                      (unsigned long long)e->cx_failed);
+        ml_out_printf(o,
+                      ",\"cx_backoff\":%llu,\"unhealthy\":%llu,\"ejected\":%llu,\"ejections\":%llu",
+                      (unsigned long long)e->cx_backoff, (unsigned long long)e->unhealthy,
+                      (unsigned long long)e->ejected, (unsigned long long)e->ejections);
         break;
     }
     default:
-        json_str(o, "all");
+        ml_out_json_str(o, "all");
         break;
     }
     json_calls(o, scope_calls(st, s, i), s != SCOPE_ENDPOINT);
-    put(o, "}");
+    ml_out_printf(o, "}");
 }
 
 static const char *const json_list[N_SCOPES] = {"", "listeners", "routes", "clusters", "endpoints"};
@@ -824,7 +797,7 @@ static const char *const json_list[N_SCOPES] = {"", "listeners", "routes", "clus
 /* Parts: the head (bucket bounds, the whole proxy), then one list per scope, whose last item
  * closes it (and the last list the object). */
 static enum step json_item(const struct ml_stats *st, unsigned int part, unsigned int item,
-                           struct out *o)
+                           struct ml_out *o)
 {
     uint32_t n;
 
@@ -832,11 +805,11 @@ static enum step json_item(const struct ml_stats *st, unsigned int part, unsigne
         if (item > 0) {
             return STEP_PART_END;
         }
-        put(o, "{\"bounds_us\":[");
+        ml_out_printf(o, "{\"bounds_us\":[");
         for (int b = 0; b < ML_STATS_N_BOUNDS; b++) {
-            put(o, "%s%u", b > 0 ? "," : "", bounds_us[b]);
+            ml_out_printf(o, "%s%u", b > 0 ? "," : "", bounds_us[b]);
         }
-        put(o, "],\"calls\":");
+        ml_out_printf(o, "],\"calls\":");
         json_entity(st, SCOPE_ALL, 0, o);
         return STEP_ITEM;
     }
@@ -848,13 +821,13 @@ static enum step json_item(const struct ml_stats *st, unsigned int part, unsigne
         return STEP_PART_END;
     }
     if (item == 0) {
-        put(o, ",\"%s\":[", json_list[part]);
+        ml_out_printf(o, ",\"%s\":[", json_list[part]);
     }
     if (item < n) {
-        put(o, "%s", item > 0 ? "," : "");
+        ml_out_printf(o, "%s", item > 0 ? "," : "");
         json_entity(st, (enum scope)part, item, o);
     } else {
-        put(o, part == N_SCOPES - 1 ? "]}\n" : "]");
+        ml_out_printf(o, part == N_SCOPES - 1 ? "]}\n" : "]");
     }
     return STEP_ITEM;
 }
@@ -865,7 +838,7 @@ long ml_stats_render_part(const struct ml_stats *st, enum ml_stats_format f,
                           struct ml_stats_cursor *cur, char *out, size_t cap)
 {
     item_fn *fn = f == ML_STATS_PROMETHEUS ? prom_item : f == ML_STATS_JSON ? json_item : text_item;
-    struct out o = {.p = out, .cap = cap};
+    struct ml_out o = {.p = out, .cap = cap};
 
     if (cap == 0) {
         return -ENOBUFS;
