@@ -244,6 +244,7 @@ struct ml_snapshot {
     char version[ML_CFG_VERSION_MAX + 1];
     const char *text; /* the INI text as given, NUL-terminated (admin /config, state_dir) */
     uint32_t text_bytes;
+    bool remote; /* a push or POST (ML_CONFIG_REMOTE): [node]'s files were not read */
 
     struct ml_cfg_node node;
     struct ml_cfg_fleet fleet;

@@ -72,6 +72,13 @@ static size_t first_non_text(const char *text, size_t n)
 int ml_config_load_text(const char *text, size_t n, const char *version,
                         struct ml_config_errors *errs, struct ml_snapshot **out)
 {
+    return ml_config_load_text_from(text, n, version, ML_CONFIG_LOCAL, errs, out);
+}
+
+int ml_config_load_text_from(const char *text, size_t n, const char *version,
+                             enum ml_config_origin origin, struct ml_config_errors *errs,
+                             struct ml_snapshot **out)
+{
     struct ml_snapshot *s;
     struct ml_arena scratch;
     struct ml_raw_doc doc;
@@ -114,6 +121,7 @@ int ml_config_load_text(const char *text, size_t n, const char *version,
     }
     s->text = copy;
     s->text_bytes = (uint32_t)n;
+    s->remote = origin == ML_CONFIG_REMOTE;
     if (version != NULL) {
         snprintf(s->version, sizeof(s->version), "%s", version);
     } else {

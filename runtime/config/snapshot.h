@@ -20,6 +20,20 @@
 int ml_config_load_text(const char *text, size_t n, const char *version,
                         struct ml_config_errors *errs, struct ml_snapshot **out);
 
+/* Where a text comes from. A remote one (a fleet push, POST /config) may not name the node's
+ * bootstrap, and its [node] files are not read: a controller or admin client must not learn from
+ * the answer whether a path exists on the node or what it holds (the refusal of the key says all
+ * there is to say). The merged text, with the node's own [node], is then loaded as local. */
+enum ml_config_origin {
+    ML_CONFIG_LOCAL,
+    ML_CONFIG_REMOTE,
+};
+
+/* ml_config_load_text for a text of the given origin. */
+int ml_config_load_text_from(const char *text, size_t n, const char *version,
+                             enum ml_config_origin origin, struct ml_config_errors *errs,
+                             struct ml_snapshot **out);
+
 /* The same for a file; errors that keep it from being read (-ENOENT, -EACCES, -EISDIR, -EFBIG,
  * -EILSEQ, ...) come back as that code with one line-0 error in errs saying why. */
 int ml_config_load_file(const char *path, struct ml_config_errors *errs,

@@ -1346,7 +1346,9 @@ static void check_node(struct vctx *c, const struct ml_raw_section *sec)
     struct ml_cfg_node *n = &c->snap->node;
     char got[GOT_MAX];
 
-    if (n->admin_token != NULL) {
+    if (n->admin_token != NULL && !c->snap->remote) {
+        /* a remote text's [node] is refused unless it repeats ours, whose file is read when
+         * the merged text is loaded: reading the remote's path would answer whether it exists */
         read_admin_token(c, sec);
     }
     if (n->admin.set && n->admin_remote && n->admin_token == NULL) {

@@ -253,8 +253,9 @@ static void apply_start(struct ml_apply_job *job)
         return;
     }
     ml_config_errors_init(&errs);
-    rv = ml_config_load_text(job->text, job->n, job->src == ML_APPLY_PUSH ? job->version : NULL,
-                             &errs, &job->next);
+    rv = ml_config_load_text_from(
+        job->text, job->n, job->src == ML_APPLY_PUSH ? job->version : NULL,
+        job->src == ML_APPLY_FILE ? ML_CONFIG_LOCAL : ML_CONFIG_REMOTE, &errs, &job->next);
     if (rv < 0) {
         if (ml_config_errors_count(&errs) > 0) {
             ml_config_errors_join(&errs, file, error, sizeof(error));

@@ -184,6 +184,30 @@ def test_post_config_that_changes_the_bootstrap_is_400_with_the_key_line(
     assert not (workdir / "evil.log").exists() and not (workdir / "elsewhere").exists()
 
 
+def test_post_config_naming_an_admin_token_file_does_not_tell_whether_it_exists(
+        run_meshlet, free_port, backends, workdir):
+    """A remote text's [node] files are not read: the answer for a path that exists (and is
+    readable, or too big, or not a token) is the same bootstrap refusal as for one that does not,
+    so a client of /config or a controller cannot probe the node's files."""
+    a, b = backends("A"), backends("B")
+    listen = free_port()
+    m = run_meshlet("[node]\nid = gw-1\n" + data_plane(listen, a.port))
+    port = admin_port(m)
+    probes = {"missing": workdir / "no-such-file", "a-directory": workdir,
+              "too-big": Path("/proc/self/exe") if Path("/proc/self/exe").exists() else workdir}
+    answers = {}
+    for name, path in probes.items():
+        status, body = http(port, "/config", (f"[node]\nadmin_token = {path}\n\n" +
+                                              data_plane(listen, b.port)).encode())
+        assert status == 400, body
+        assert_refused_lines(body, [(2, "node", "admin_token")])
+        assert "cannot read" not in body and "expected" not in body.replace(
+            "bootstrap setting", ""), body
+        answers[name] = body.replace(str(path), "PATH")
+    assert len(set(answers.values())) == 1, answers
+    assert who(listen) == "A"
+
+
 def test_post_config_without_node_keeps_admin_and_state_dir(run_meshlet, free_port, backends,
                                                             workdir):
     a, b = backends("A"), backends("B")
