@@ -24,7 +24,7 @@ over rounds; rates are medians over rounds.
 Memory, once, before the rounds (each proxy just started and warmed up): VmRSS with IDLE held
 connections (`tls_hs hold`: handshake, preface, SETTINGS ACK, then nothing) minus VmRSS before,
 per connection; then the same connections each carry one unary call and stay open ("active").
-A plaintext (h2c) listener of meshlet on :17004 gives the same two figures without TLS.
+A second meshlet with a plaintext (h2c) listener on :17004 gives the same two figures without TLS.
 """
 import argparse
 import os
@@ -124,21 +124,26 @@ class TlsBench:
             self.procs[t] = getattr(self, "start_" + t)()
             wait_port(PORTS[t], self.procs[t], t)
 
-    def start_meshlet(self):
-        conf = self.f("meshlet.ini")
+    def start_meshlet(self, plain=False):
+        """meshlet with the mTLS listener; plain: a second process with a plaintext (h2c)
+        listener instead, for the memory baseline (its own process, so neither run's freed
+        memory is reused by the other's connections)."""
+        name = "meshlet-h2c" if plain else "meshlet"
+        conf = self.f(name + ".ini")
+        if plain:
+            listener = f"bind = 127.0.0.1:{PLAIN_PORT}\n"
+        else:
+            listener = (f"bind = 127.0.0.1:{PORTS['meshlet']}\ntls = mtls\n"
+                        f"cert = {self.f('server.pem')}\nkey = {self.f('server.key')}\n"
+                        f"ca = {self.f('ca.pem')}\n")
         with open(conf, "w") as f:
-            f.write(f"[node]\nstate_dir = {self.tmp}/state\nadmin = off\naccess_log = off\n"
-                    "log = warn\n\n"
-                    f"[listener ingress]\nbind = 127.0.0.1:{PORTS['meshlet']}\ntls = mtls\n"
-                    f"cert = {self.f('server.pem')}\nkey = {self.f('server.key')}\n"
-                    f"ca = {self.f('ca.pem')}\nmax_connections = {self.a.max_conns}\n\n"
-                    f"[listener plain]\nbind = 127.0.0.1:{PLAIN_PORT}\n"
-                    f"max_connections = {self.a.max_conns}\n\n"
+            f.write(f"[node]\nstate_dir = {self.tmp}/state-{name}\nadmin = off\n"
+                    "access_log = off\nlog = warn\n\n"
+                    f"[listener ingress]\n{listener}max_connections = {self.a.max_conns}\n\n"
                     "[route all]\nlistener = ingress\nto = greeter\n\n"
-                    "[route all_plain]\nlistener = plain\nto = greeter\n\n"
                     "[cluster greeter]\nlb = round_robin\n" +
                     "".join(f"endpoint = 127.0.0.1:{p}\n" for p in BACKENDS))
-        return self.spawn([self.a.meshlet, "-c", conf], "meshlet", 1)
+        return self.spawn([self.a.meshlet, "-c", conf], name, 1)
 
     def start_nghttpx(self):
         conf = self.f("nghttpx.conf")
@@ -256,8 +261,13 @@ class TlsBench:
             mem[t] = self.memory(t, PORTS[t], PATH_)
             log(f"memory {t}: {mem[t]}")
         if "meshlet" in self.a.targets:
-            self.h2load(PLAIN_PORT, 1, 10, 2000, tls=False)
-            mem["meshlet (h2c)"] = self.memory("meshlet", PLAIN_PORT, PATH_)
+            self.procs["meshlet-h2c"] = p = self.start_meshlet(plain=True)
+            try:
+                wait_port(PLAIN_PORT, p, "meshlet-h2c")
+                self.h2load(PLAIN_PORT, 1, 10, 2000, tls=False)
+                mem["meshlet (h2c)"] = self.memory("meshlet-h2c", PLAIN_PORT, PATH_)
+            finally:
+                self.end(self.procs.pop("meshlet-h2c"))
             log(f"memory meshlet h2c: {mem['meshlet (h2c)']}")
         targets = self.a.targets
         for rnd in range(self.a.rounds):

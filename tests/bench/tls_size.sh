@@ -15,7 +15,9 @@
 # stdout (progress on stderr): the stripped, static binary's file size (the build strips meshlet
 # after linking) and its text+data (`size`: what the program occupies; the file size moves in
 # steps of the linker's segment alignment, 64 KiB on aarch64, and hides small differences).
-# Build with at most -j2 (ML_JOBS): the machine may be shared.
+# Then each ML_TLS=y build is relinked once more with a map file (-Wl,-Map): the bytes each
+# library keeps in the binary (tests/bench/tls_size_map.py). Build with at most -j2 (ML_JOBS):
+# the machine may be shared.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export PATH="/usr/bin:/usr/sbin:/bin:/sbin:$PATH"
@@ -61,6 +63,22 @@ build_one() { # BOARD y|n|nofleet → prints "FILE-BYTES TEXT+DATA-BYTES"
 	echo "$(stat -c %s "$dir/meshlet") $("$sz" -B "$dir/meshlet" | awk 'NR == 2 { print $1 + $2 }')"
 }
 
+map_one() { # BOARD → the y build relinked with a map file: bytes per library (tls_size_map.py)
+	local dir="$ROOT/build/size/$1-tls-y" cmd
+	# the build's own link command (ninja's), up to its first "&&" (the strip and size steps)
+	cmd=$(cd "$dir" && ninja -t commands meshlet | grep -- ' -o meshlet ' | tail -1)
+	cmd=${cmd#: && }
+	cmd=${cmd%% && *}
+	cmd=${cmd/ -o meshlet / -o meshlet.map-link -Wl,-Map=meshlet.map }
+	(cd "$dir" && eval "$cmd") >/dev/null 2>&1 || {
+		echo "tls_size: $1: relink with a map failed" >&2
+		exit 1
+	}
+	rm -f "$dir/meshlet.map-link"
+	/usr/bin/python3 "$ROOT/tests/bench/tls_size_map.py" "$dir/meshlet.map"
+}
+
+maps=()
 kib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1024 }'; }
 
 echo "| board | ML_TLS=y: file / text+data bytes | ML_TLS=n | TLS code costs (text+data) | ML_TLS=n, ML_FLEET=n | TLS+fleet cost (text+data) |"
@@ -76,4 +94,21 @@ for b in "${boards[@]}"; do
 	fi
 	printf '| %s | %s / %s | %s / %s | %s KiB | %s / %s | %s KiB |\n' "$b" "$yf" "$yt" "$nf" "$nt" \
 		"$(kib $((yt - nt)))" "$ff" "$ft" "$(kib $((yt - ft)))"
+	maps+=("$b $(map_one "$b")")
+done
+
+# What stays with ML_TLS=n: mbedTLS is linked as long as libwebsockets (built with mbedTLS for
+# the fleet's wss://) is, whatever Kconfig says.
+echo
+echo "| board (ML_TLS=y) | mbedTLS KiB | libwebsockets KiB | nghttp2 KiB | meshlet's own KiB | libc KiB |"
+echo "|---|--:|--:|--:|--:|--:|"
+for m in "${maps[@]}"; do
+	set -- $m
+	b=$1
+	shift
+	declare -A v=()
+	for kv in "$@"; do v[${kv%%=*}]=${kv#*=}; done
+	printf '| %s | %s | %s | %s | %s | %s |\n' "$b" "$(kib "${v[mbedtls]}")" \
+		"$(kib "${v[libwebsockets]}")" "$(kib "${v[nghttp2]}")" "$(kib "${v[meshlet]}")" \
+		"$(kib "${v[libc]}")"
 done
