@@ -215,7 +215,8 @@ class TlsBench:
             log(f"tls_bench: :{port} {mode}: {failed} connections failed")
         return hs, resumed, hs / secs if secs else 0.0
 
-    def measure(self, target, what, fn):
+    def measure(self, target, fn):
+        """fn's result, and the CPU seconds the target used meanwhile (utime+stime, schedstat)."""
         pid = self.procs[target].pid
         c0, s0 = cpu_ticks(pid), sched_ns(pid)
         out = fn()
@@ -253,7 +254,7 @@ class TlsBench:
         res = {t: {"full": [], "resumed": [], "resumed_n": 0, "full_n": 0, "cpu_full": [0, 0],
                    "cpu_res": [0, 0], "1x100": [], "10x10": [], "cpu_1x100": [0, 0],
                    "cpu_10x10": [0, 0], "ok_1x100": 0, "ok_10x10": 0, "n_1x100": 0,
-                   "n_10x10": 0} for t in self.a.targets}
+                   "n_10x10": 0, "res_hs": 0} for t in self.a.targets}
         mem = {}
         for t in self.a.targets:  # warm-up: upstream connections open, caches filled
             self.h2load(PORTS[t], 1, 10, 2000)
@@ -274,20 +275,20 @@ class TlsBench:
             k = rnd % len(targets)
             for t in targets[k:] + targets[:k]:
                 r, port = res[t], PORTS[t]
-                (hs, _, rate), c, s = self.measure(t, "full", lambda: self.handshakes(port, "full"))
+                (hs, _, rate), c, s = self.measure(t, lambda: self.handshakes(port, "full"))
                 r["full"].append(rate)
                 r["full_n"] += hs
                 r["cpu_full"][0] += c
                 r["cpu_full"][1] += s
-                (hs, rs, rate), c, s = self.measure(t, "res", lambda: self.handshakes(port, "resume"))
+                (hs, rs, rate), c, s = self.measure(t, lambda: self.handshakes(port, "resume"))
                 r["resumed"].append(rate)
                 r["resumed_n"] += rs
-                r.setdefault("res_hs", 0)
                 r["res_hs"] += hs
                 r["cpu_res"][0] += c
                 r["cpu_res"][1] += s
-                for sc, cc, mm, n in (("1x100", 1, 100, self.a.n100), ("10x10", 10, 10, self.a.n10)):
-                    (rps, ok), c, s = self.measure(t, sc, lambda: self.h2load(port, cc, mm, n))
+                for sc, cc, mm, n in (("1x100", 1, 100, self.a.n100),
+                                      ("10x10", 10, 10, self.a.n10)):
+                    (rps, ok), c, s = self.measure(t, lambda: self.h2load(port, cc, mm, n))
                     r[sc].append(rps)
                     r["ok_" + sc] += ok
                     r["n_" + sc] += n

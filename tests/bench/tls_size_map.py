@@ -14,11 +14,12 @@ import sys
 GROUPS = [("mbedtls", re.compile(r"libmbed(tls|x509|crypto)\.a")),
           ("libwebsockets", re.compile(r"libwebsockets\.a")),
           ("nghttp2", re.compile(r"libnghttp2\.a")),
-          ("meshlet", re.compile(r"libmeshlet_core\.a|CMakeFiles/meshlet\.dir|libprotobuf-nanopb\.a|"
-                                 r"libinih\.a")),
+          ("meshlet", re.compile(r"libmeshlet_core\.a|CMakeFiles/meshlet\.dir|"
+                                 r"libprotobuf-nanopb\.a|libinih\.a")),
           ("libc", re.compile(r"/lib(c|m|pthread|resolv|gcc|gcc_eh|dl|rt)\.a|crt\w*\.o"))]
 SKIP = re.compile(r"^\.(bss|tbss|debug|comment|note\.GNU-stack|gnu\.warning|stab)|^COMMON")
-# " .text.foo  0x0000000000401000  0x2a /path/lib.a(obj.o)"; a long name puts the rest on the next line
+# " .text.foo  0x0000000000401000  0x2a /path/lib.a(obj.o)"; a long name puts the rest on the
+# next line
 ONE = re.compile(r"^ (\S+)\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+(\S.*)$")
 NAME = re.compile(r"^ (\S+)$")
 REST = re.compile(r"^\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+(\S.*)$")
