@@ -187,7 +187,7 @@ def image_of(tmp_path_factory):
             qemu = board_conf(board).get("QEMU_SYSTEM", "").split()[:1]
             if not qemu or shutil.which(qemu[0]) is None:
                 pytest.skip(f"{qemu[0] if qemu else 'qemu-system'} is not installed "
-                            "(Debian: apt-get install qemu-system-arm)")
+                            "(firmware/setup-host.sh --qemu-system installs it)")
             binary = ROOT / "build" / board / "meshlet"
             if not binary.is_file():
                 pytest.skip(f"no {binary}: build the board first (cmake -S . -B build/{board} "
