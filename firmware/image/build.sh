@@ -29,7 +29,9 @@ die() { printf 'image-build: ERROR: %s\n' "$*" >&2; exit 1; }
 
 declare -A DEB=()
 while read -r role path; do DEB[$role]=$path; done < <("$HERE/fetch.sh" "$BOARD")
-[ -n "${DEB[kernel]:-}" ] && [ -n "${DEB[busybox]:-}" ] || die "pins.sh must give $BOARD a kernel and a busybox"
+if [ -z "${DEB[kernel]:-}" ] || [ -z "${DEB[busybox]:-}" ]; then
+	die "pins.sh must give $BOARD a kernel and a busybox"
+fi
 
 # Each .deb is unpacked once into the cache (a kernel's modules are ~300 MB unpacked; the image
 # takes a dozen of them), under the lock fetch.sh uses.
@@ -68,6 +70,7 @@ ln -s bin/busybox "$R/init" # the kernel runs /init from an initramfs: BusyBox i
 ln -s ../bin/busybox "$R/sbin/init"
 ln -s busybox "$R/bin/sh" # rcS and rcK start with #!/bin/sh, before rcS links the applets
 
+# shellcheck disable=SC2086  # IMG_MODULES is a list of names
 "$HERE/mkinitramfs.py" modules "$KDIR" $IMG_MODULES >"$STAGE/order"
 : >"$R/lib/modules/load.order"
 while read -r rel; do

@@ -18,7 +18,7 @@ die() { printf 'image-run: ERROR: %s\n' "$*" >&2; exit 1; }
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2; exit 2; }
 
 BOARD=${1:-}
-[ -n "$BOARD" ] && [ "${BOARD#-}" = "$BOARD" ] || usage
+if [ -z "$BOARD" ] || [ "${BOARD#-}" != "$BOARD" ]; then usage; fi
 shift
 BUILD=1 DISK="" LISTEN=15001 ADMIN=15000
 while [ $# -gt 0 ]; do
@@ -44,7 +44,9 @@ if [ "$BUILD" = 1 ]; then
 	cmake --build "$ROOT/build/$BOARD" -j2 --target meshlet >&2
 	ML_IMAGE_OUT=$OUT "$HERE/build.sh" "$BOARD"
 fi
-[ -f "$OUT/vmlinuz" ] && [ -f "$OUT/initramfs.cpio.gz" ] || die "no image in $OUT: run without --no-build"
+if [ ! -f "$OUT/vmlinuz" ] || [ ! -f "$OUT/initramfs.cpio.gz" ]; then
+	die "no image in $OUT: run without --no-build"
+fi
 DISK=${DISK:-$OUT/data.ext2}
 [ -f "$DISK" ] || "$HERE/mkdisk.sh" "$DISK"
 

@@ -25,7 +25,6 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-import grpc
 import pytest
 
 import grpc_peers
