@@ -143,10 +143,16 @@ def wait_ready(admin_port, guest, timeout=BOOT_WAIT):
     pytest.fail(f"/ready never answered 200 within {timeout:g}s:\n{guest.console}")
 
 
-def rss(admin_port):
+def metrics(admin_port):
+    """(meshlet's RSS in the guest, calls open on the listener `in`), from /stats/prometheus
+    (the RSS is what the guest's /proc/self/stat says)."""
     status, body = http(admin_port, "/stats/prometheus")
     assert status == 200, body
-    return int(re.search(r"^process_resident_memory_bytes (\d+)$", body, re.M).group(1))
+    rss = int(re.search(r"^process_resident_memory_bytes (\d+)$", body, re.M).group(1))
+    active = re.search(r'^meshlet_listener_calls_active\{[^}]*listener="in"[^}]*\} (\d+)$', body,
+                       re.M)
+    assert active, body
+    return rss, int(active.group(1))
 
 
 def who_answers(port, calls):
@@ -171,7 +177,9 @@ def streams_open_rss(port, admin_port, n):
             with ThreadPoolExecutor(max_workers=16) as pool:
                 firsts = list(pool.map(lambda c: next(c), calls))
             assert firsts == [b"started"] * n
-            return rss(admin_port)
+            rss, active = metrics(admin_port)
+            assert active == n, f"{active} calls open in meshlet, not {n}"
+            return rss
         finally:
             for c in calls:
                 c.cancel()
@@ -258,7 +266,8 @@ def test_boot_push_reboot(board, image_of, workdir, free_port, backends, meshlet
         seen = who_answers(listen_port, 20)
         assert set(seen) == {"B", "C"} and min(seen.values()) >= 5, seen
 
-        rss_idle = rss(admin_port)
+        rss_idle, active = metrics(admin_port)
+        assert active == 0, active
         rss_streams = streams_open_rss(listen_port, admin_port, STREAMS)
 
         # reboot with the controller gone: only the saved config can route to B and C
