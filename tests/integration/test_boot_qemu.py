@@ -277,7 +277,11 @@ def test_boot_push_reboot(board, image_of, workdir, free_port, backends, meshlet
         guest.type("reboot")
         guest.wait_for("image: shut down", start=at, timeout=scaled(60))
         at_boot = guest.wait_for("image: rcS done", start=at)
-        guest.wait_for("config: using the last applied config from /data/meshlet", start=at_boot)
+        # meshlet's first word on where its config comes from: the saved one, or (a failure) the
+        # local file because nothing was saved
+        at_config = guest.wait_for("config: using", start=at_boot)
+        assert "config: using the last applied config from /data/meshlet" in \
+            guest.lines[at_config], guest.console
         wait_ready(admin_port, guest)
         status, info = http(admin_port, "/server_info")
         assert status == 200, info
