@@ -38,6 +38,8 @@ PKGS=(
 	dpkg-dev patch xz-utils bzip2 ca-certificates
 	# misc build helpers
 	pkg-config file
+	# firmware/image: the qemu boards' data disk (mke2fs -d) and unpacking Debian's .debs
+	e2fsprogs dpkg
 	# firmware/init and the .deb (tests/integration/test_init_systems.py,
 	# test_install_package.py): systemd-analyze verify (systemd need not run as PID 1), lintian
 	systemd lintian

@@ -20,7 +20,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 export PATH="/usr/bin:$PATH" # Debian's python3 (kconfiglib, grpcio), not a pyenv one
 
-"$ROOT/firmware/setup-host.sh"
+"$ROOT/firmware/setup-host.sh" --qemu-system
 
 FUZZ_SECONDS=${ML_FUZZ_SECONDS:-30}
 BOARDS=${ML_BOARDS:-"host qemu-aarch64 qemu-armv7 rpi4 beaglebone-black"}
