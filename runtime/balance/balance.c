@@ -9,6 +9,7 @@
 #include "balance/health.h"
 #include "balance/host.h"
 #include "balance/lb.h"
+#include "config/features.h"
 #include "core/alloc.h"
 #include "core/list.h"
 #include "core/log.h"
@@ -17,6 +18,7 @@
 #include "core/timer.h"
 #include "h2/h2.h"
 #include "meshlet_config.h"
+#include "tls/tls_client.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -164,6 +166,30 @@ static int dns_cluster_build(struct ml_cluster *cl, const struct ml_balance *cur
     return ml_dns_new(cl);
 }
 
+/* cl's TLS (tls = on | mtls): its files are read now, so each apply reads them again. The check
+ * read them just before (config/validate.c): a failure here is a file changed in between. */
+static int cluster_tls_init(struct ml_cluster *cl)
+{
+    const struct ml_cfg_cluster *cfg = cl->cfg;
+    struct ml_tls_client_cfg tc = {
+        .ca = cfg->ca,
+        .cert = cfg->tls == ML_CFG_TLS_MTLS ? cfg->cert : NULL,
+        .key = cfg->tls == ML_CFG_TLS_MTLS ? cfg->key : NULL,
+        .identity = cfg->identity,
+        .sni = cfg->sni,
+    };
+    char why[256];
+    int rv;
+
+    if (cfg->tls == ML_CFG_TLS_OFF || !ML_HAVE_DATA_TLS) {
+        return 0; /* without ML_TLS the check refused tls: the TLS code is left out of the link */
+    }
+    if ((rv = ml_tls_client_new(&tc, why, sizeof(why), &cl->tls)) < 0) {
+        ML_LOG_ERR("cluster %s: TLS: %s", cfg->name, why);
+    }
+    return rv;
+}
+
 /* Builds the clusters of snap; hosts shared with cur (may be NULL) are left unlinked. */
 static int balance_build(struct ml_loop *loop, const struct ml_snapshot *snap, uint32_t *conn_ids,
                          struct ml_balance *cur, struct ml_balance **out)
@@ -202,6 +228,10 @@ static int balance_build(struct ml_loop *loop, const struct ml_snapshot *snap, u
             .max_header_list_bytes = CONFIG_ML_MAX_HEADER_LIST_BYTES,
         };
         b->n_clusters = i + 1;
+        if ((rv = cluster_tls_init(cl)) < 0) {
+            ml_balance_free(b);
+            return rv;
+        }
         if (cfg->n_endpoints > 0 &&
             (cl->slots = ml_calloc(cfg->n_endpoints, sizeof(*cl->slots))) == NULL) {
             ml_balance_free(b);
@@ -334,6 +364,7 @@ void ml_balance_free(struct ml_balance *b)
             }
         }
         ml_free(cl->slots);
+        ml_tls_client_free(cl->tls); /* its connections keep it until they close */
     }
     ml_stats_free(b->stats);
     ml_free(b->clusters);

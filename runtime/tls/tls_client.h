@@ -1,0 +1,49 @@
+/* TLS to upstream clusters (cluster tls = on | mtls): mbedTLS 3.6 driven directly over an
+ * outgoing raw socket, itself a transport for the upstream h2 session (core/transport-t.h).
+ * TLS 1.3 and 1.2, nothing older; ALPN h2 required; the server's chain verified against the
+ * cluster's ca; with identity, the server's URI SAN (else CN) must match a glob. */
+#ifndef ML_TLS_TLS_CLIENT_H
+#define ML_TLS_TLS_CLIENT_H
+
+#include "core/transport-t.h"
+#include "tls/tls.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct ml_tls_client; /* one cluster's TLS (of one config): CA, own cert/key, identity glob */
+
+struct ml_tls_client_cfg {
+    const char *ca;       /* PEM CA the server's certificate must chain to, path (required) */
+    const char *cert;     /* PEM certificate (chain) shown with mtls, path; NULL: none */
+    const char *key;      /* PEM private key of cert, path */
+    const char *identity; /* glob on the server's URI SAN (else CN); NULL: any */
+    const char *sni;      /* server name sent; NULL: the caller's host name, if any */
+};
+
+/* Reads the files and sets up TLS 1.2-1.3 with ALPN h2. 0 and *out; -EINVAL (a file does not
+ * parse, or the key is not cert's: why says which), -ENOMEM. */
+int ml_tls_client_new(const struct ml_tls_client_cfg *cfg, char *why, size_t cap,
+                      struct ml_tls_client **out);
+/* Another reference (a health checker keeps its cluster's across applies). */
+struct ml_tls_client *ml_tls_client_ref(struct ml_tls_client *cli);
+/* Drops a reference: connections made with cli keep it until they close. NULL is a no-op. */
+void ml_tls_client_free(struct ml_tls_client *cli);
+
+/* How a handshake ended, told once before the owner hears on_connected (rv 0) or on_close
+ * (rv < 0: fail says why, for counters; text why, borrowed, for logs). Not told when the
+ * owner closed the connection first (its own timeout). */
+typedef void ml_tls_client_done_fn(void *user, int rv, enum ml_tls_fail fail, const char *why);
+
+/* Wraps lower (an outgoing plain socket, not connected yet), which it takes over: the handshake
+ * starts when lower connects; the owner (set_ops) hears on_connected once TLS is up with ALPN h2
+ * and the identity matched, or on_close(-ECONNREFUSED, "TLS handshake failed (REASON): ...").
+ * host: the endpoint's host name for SNI when the cluster gives no sni (NULL: an IP literal,
+ * no SNI). done (may be NULL) and done_user as above. 0 and *out; -ENOMEM (lower not taken). */
+int ml_tls_connect(struct ml_tls_client *cli, struct ml_transport *lower, const char *host,
+                   ml_tls_client_done_fn *done, void *done_user, struct ml_transport **out);
+
+/* tp (from ml_tls_connect) is connected and in its TLS handshake: its timeout is a TLS one. */
+bool ml_tls_client_handshaking(const struct ml_transport *tp);
+
+#endif
