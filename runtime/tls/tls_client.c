@@ -291,11 +291,38 @@ static int recv_cb(void *ctx, unsigned char *p, size_t n)
     return (int)n;
 }
 
+/* The fatal alert the server sent (MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE): mbedTLS leaves it in
+ * its input record and has no accessor for it, hence the private field. */
+static enum ml_tls_fail alert_reason(const struct cli_conn *t)
+{
+    const unsigned char *msg = t->ssl.MBEDTLS_PRIVATE(in_msg);
+
+    switch (msg != NULL ? msg[1] : 0) {
+    case MBEDTLS_SSL_ALERT_MSG_NO_APPLICATION_PROTOCOL:
+        return ML_TLS_FAIL_NO_ALPN;
+    case MBEDTLS_SSL_ALERT_MSG_PROTOCOL_VERSION:
+        return ML_TLS_FAIL_VERSION;
+    case MBEDTLS_SSL_ALERT_MSG_UNKNOWN_CA:
+        return ML_TLS_FAIL_UNKNOWN_CA;
+    case MBEDTLS_SSL_ALERT_MSG_BAD_CERT:
+    case MBEDTLS_SSL_ALERT_MSG_UNSUPPORTED_CERT:
+    case MBEDTLS_SSL_ALERT_MSG_CERT_REVOKED:
+    case MBEDTLS_SSL_ALERT_MSG_CERT_EXPIRED:
+    case MBEDTLS_SSL_ALERT_MSG_CERT_UNKNOWN:
+    case MBEDTLS_SSL_ALERT_MSG_CERT_REQUIRED:
+        return ML_TLS_FAIL_BAD_CERT;
+    default:
+        return ML_TLS_FAIL_OTHER;
+    }
+}
+
 static enum ml_tls_fail classify(struct cli_conn *t, int err)
 {
     uint32_t flags;
 
     switch (err) {
+    case MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE:
+        return alert_reason(t);
     case MBEDTLS_ERR_SSL_NO_APPLICATION_PROTOCOL:
         return ML_TLS_FAIL_NO_ALPN;
     case MBEDTLS_ERR_SSL_BAD_PROTOCOL_VERSION:
@@ -349,6 +376,7 @@ static void handshake_done(struct cli_conn *t)
     const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&t->ssl);
     ml_tls_client_done_fn *done = t->done;
 
+    (void)done;
     if (alpn == NULL || strcmp(alpn, "h2") != 0) {
         /* A server that ignores ALPN passes mbedTLS; gRPC needs HTTP/2. */
         mbedtls_ssl_send_alert_message(&t->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
@@ -371,11 +399,8 @@ static void handshake_done(struct cli_conn *t)
         fail(t, ML_TLS_FAIL_IDENTITY, e);
         return;
     }
+    (void)done; /* told with the first plaintext (confirm) */
     t->state = OPEN;
-    t->done = NULL;
-    if (done != NULL) {
-        done(t->done_user, 0, ML_TLS_FAIL_OTHER, NULL);
-    }
     if (t->ops != NULL && t->ops->on_connected != NULL) {
         t->ops->on_connected(t->user);
     }
@@ -415,6 +440,50 @@ static bool pump(struct cli_conn *t)
     return t->pend == NULL;
 }
 
+/* The first plaintext came: the server took the handshake whole. In TLS 1.3 the client's
+ * Finished (and its certificate) reach the server after the client considers the handshake
+ * done, so only the server's first bytes (its SETTINGS) say it was accepted. */
+static void confirm(struct cli_conn *t)
+{
+    ml_tls_client_done_fn *done = t->done;
+
+    t->done = NULL;
+    if (done != NULL) {
+        done(t->done_user, 0, ML_TLS_FAIL_OTHER, NULL);
+    }
+}
+
+/* The session ended (rv from mbedtls_ssl_read, 0: the socket closed) before the server sent
+ * anything: it refused the handshake after our side of it. In TLS 1.3 the server checks our
+ * certificate last (after our Finished), so that is what it refused (missing, or not of a CA
+ * it trusts): bad_cert, unless its alert says otherwise. */
+static void refused_after_handshake(struct cli_conn *t, int rv)
+{
+    ml_tls_client_done_fn *done = t->done;
+    enum ml_tls_fail f =
+        rv == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE ? alert_reason(t) : ML_TLS_FAIL_OTHER;
+    bool tls13 = mbedtls_ssl_get_version_number(&t->ssl) == MBEDTLS_SSL_VERSION_TLS1_3;
+    char e[240], m[96];
+
+    if (f == ML_TLS_FAIL_OTHER && tls13) {
+        f = ML_TLS_FAIL_BAD_CERT;
+    }
+    if (rv != 0) {
+        mbedtls_strerror(rv, m, sizeof(m));
+    } else {
+        snprintf(m, sizeof(m), "the connection closed");
+    }
+    snprintf(
+        e, sizeof(e), "TLS handshake failed (%s): the server refused it after our Finished%s: %s",
+        ml_tls_fail_name(f),
+        f == ML_TLS_FAIL_BAD_CERT ? " (our client certificate: missing or not trusted)" : "", m);
+    t->done = NULL;
+    if (done != NULL) {
+        done(t->done_user, -EPROTO, f, e);
+    }
+    tell_close(t, -ECONNREFUSED, e);
+}
+
 static void read_open(struct cli_conn *t)
 {
     uint8_t buf[CLI_READ_CHUNK];
@@ -424,6 +493,7 @@ static void read_open(struct cli_conn *t)
         char e[96];
 
         if (rv > 0) {
+            confirm(t);
             if (t->ops != NULL && t->ops->on_read != NULL) {
                 t->ops->on_read(t->user, buf, (size_t)rv);
             }
@@ -437,6 +507,10 @@ static void read_open(struct cli_conn *t)
             continue; /* TLS 1.3 tickets come after the handshake; resumption is not used */
         }
 #endif
+        if (t->done != NULL) {
+            refused_after_handshake(t, rv);
+            return;
+        }
         mbedtls_strerror(rv, e, sizeof(e));
         tell_close(t, rv == 0 || rv == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY ? 0 : -EIO,
                    rv == 0 || rv == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY ? "closed" : e);
@@ -503,6 +577,8 @@ static void lower_on_close(void *user, int reason, const char *why)
         snprintf(e, sizeof(e), "the server closed during the handshake (%s)",
                  why != NULL ? why : "closed");
         fail(t, ML_TLS_FAIL_OTHER, e); /* told as any failed handshake */
+    } else if (was == OPEN && t->done != NULL && !t->owner_closed) {
+        refused_after_handshake(t, 0);
     } else if (!t->owner_closed) {
         tell_close(t, reason, why); /* TCP never connected, or the session ended */
     }
@@ -587,6 +663,12 @@ static int cli_write(struct ml_transport *tp, const uint8_t *p, size_t n)
             t->pend_n = n - off;
             t->pend_off = 0;
             ml_transport_want_writable(t->lower);
+            return 0;
+        }
+        if (rv < 0 && t->done != NULL) {
+            /* The server dropped the connection before its first bytes (our certificate, in
+             * TLS 1.3): the socket's close follows and says so with the reason
+             * (refused_after_handshake); these bytes go with the connection. */
             return 0;
         }
         if (rv < 0) {

@@ -30,9 +30,11 @@ struct ml_tls_client *ml_tls_client_ref(struct ml_tls_client *cli);
 /* Drops a reference: connections made with cli keep it until they close. NULL is a no-op. */
 void ml_tls_client_free(struct ml_tls_client *cli);
 
-/* How a handshake ended, told once before the owner hears on_connected (rv 0) or on_close
- * (rv < 0: fail says why, for counters; text why, borrowed, for logs). Not told when the
- * owner closed the connection first (its own timeout). */
+/* How a handshake ended, told once: rv 0 with the server's first plaintext (in TLS 1.3 the server
+ * checks our certificate after we consider the handshake done: its first bytes say it took
+ * it), rv < 0 before the owner hears on_close (fail says why, for counters; text why,
+ * borrowed, for logs). Not told when the owner closed the connection first (its own timeout),
+ * nor when TCP never connected. */
 typedef void ml_tls_client_done_fn(void *user, int rv, enum ml_tls_fail fail, const char *why);
 
 /* Wraps lower (an outgoing plain socket, not connected yet), which it takes over: the handshake

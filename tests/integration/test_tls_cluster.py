@@ -1,0 +1,269 @@
+"""TLS to upstream clusters (cluster tls = on | mtls, ca, cert, key, sni, identity), end to end
+with real peers: grpcio clients through meshlet (plaintext or TLS listener) to grpcio backends
+with grpc.ssl_server_credentials (with and without a required client certificate), and
+`openssl s_server` as a backend that does not speak h2. Certificates are made with openssl in
+each test's directory (test_tls_listener.Pki). Every refusal is shown with its logged reason,
+its counter, and the calls going to the good endpoint."""
+
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import urllib.request
+
+import grpc
+import pytest
+
+from conftest import scaled
+from grpc_peers import bidi, client_stream, server_stream, unary
+from test_tls_listener import Pki, tls_channel
+
+CALL_TIMEOUT = scaled(10)
+BACKEND_ID = "spiffe://mesh.test/ns/b/sa/greeter"
+NODE_ID = "spiffe://mesh.test/ns/gw/sa/node"
+
+
+@pytest.fixture(autouse=True)
+def tls_built(meshlet):
+    """A build without ML_TLS refuses cluster tls (test_config_surface.py shows it)."""
+    r = meshlet("version")
+    features = next((x for x in r.stdout.splitlines() if x.startswith("features:")), "")
+    if " tls" not in features:
+        pytest.skip("this build has no data-plane TLS (ML_TLS off)")
+
+
+@pytest.fixture
+def pki(workdir):
+    p = Pki(workdir)
+    p.backend = p.issue("backend", "greeter", f"DNS:localhost,URI:{BACKEND_ID}")
+    p.node = p.issue("node", "node", f"URI:{NODE_ID}")
+    p.client = p.issue("client", "client-cn", "URI:spiffe://mesh.test/ns/a/sa/client")
+    return p
+
+
+def tls_backend(backends, name, pki, cert=None, client_ca=None):
+    """A grpcio backend serving TLS with cert (default: pki.backend); client_ca: it requires a
+    client certificate chaining to that CA."""
+    crt, key = cert or pki.backend
+    creds = grpc.ssl_server_credentials(
+        [(key.read_bytes(), crt.read_bytes())],
+        root_certificates=client_ca.read_bytes() if client_ca else None,
+        require_client_auth=client_ca is not None)
+    return backends(name, creds=creds)
+
+
+def cluster(name, ports, pki, mode="on", more=""):
+    eps = "".join(f"endpoint = 127.0.0.1:{p}\n" for p in ports)
+    text = f"[cluster {name}]\n{eps}tls = {mode}\nca = {pki.ca}\n"
+    if mode == "mtls":
+        text += f"cert = {pki.node[0]}\nkey = {pki.node[1]}\n"
+    return text + more
+
+
+def start(run_meshlet, free_port, clusters, route_more="", listener=""):
+    """meshlet with a listener (plaintext unless listener says) routing every call to cluster
+    c → (meshlet, port, admin port)."""
+    port, admin = free_port(), free_port()
+    text = (f"[node]\nadmin = 127.0.0.1:{admin}\n"
+            f"[listener ingress]\nbind = 127.0.0.1:{port}\n{listener}"
+            f"[route all]\nlistener = ingress\nto = c\n{route_more}{clusters}")
+    m = run_meshlet(text)
+    assert m.alive() and "running" in m.stderr, m.stderr
+    return m, port, admin
+
+
+def stats(admin):
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/stats", timeout=CALL_TIMEOUT) as r:
+        out = {}
+        for line in r.read().decode().splitlines():
+            k, _, v = line.rpartition(" ")
+            out[k] = v
+        return out
+
+
+def prometheus(admin):
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/stats/prometheus",
+                                timeout=CALL_TIMEOUT) as r:
+        return r.read().decode()
+
+
+def tls_stat(admin, name, cluster="c"):
+    return int(stats(admin)[f"cluster.{cluster}.upstream_cx_tls_{name}"])
+
+
+def wait_until(cond, what, timeout=10):
+    deadline = time.monotonic() + scaled(timeout)
+    while not cond():
+        assert time.monotonic() < deadline, what() if callable(what) else what
+        time.sleep(0.05)
+
+
+def four_kinds(ch, name="b1"):
+    assert unary(ch, "Say")(b"hi", timeout=CALL_TIMEOUT) == f"{name}:hi".encode()
+    assert client_stream(ch, "Sum")(iter([b"ab", b"cde"]), timeout=CALL_TIMEOUT) == b"2 5"
+    got = list(server_stream(ch, "Repeat")(b"50 20000", timeout=CALL_TIMEOUT))
+    assert len(got) == 50 and all(len(m) == 20000 for m in got)
+    want = [f"{name}:x".encode(), f"{name}:y".encode()]
+    assert list(bidi(ch, "Chat")(iter([b"x", b"y"]), timeout=CALL_TIMEOUT)) == want
+
+
+def plain_channel(port):
+    return grpc.insecure_channel(f"127.0.0.1:{port}")
+
+
+# ---- served ---------------------------------------------------------------------------------
+
+def test_all_four_call_kinds_to_a_tls_backend(pki, backends, run_meshlet, free_port):
+    b = tls_backend(backends, "b1", pki)
+    m, port, admin = start(run_meshlet, free_port,
+                           cluster("c", [b.port], pki,
+                                   more="identity = spiffe://mesh.test/ns/b/*\n"))
+    with plain_channel(port) as ch:
+        four_kinds(ch)
+    assert tls_stat(admin, "handshake") == 1  # one pooled connection carried every call
+    assert sum(int(v) for k, v in stats(admin).items()
+               if k.startswith("cluster.c.upstream_cx_tls_failed_")) == 0
+    assert 'meshlet_upstream_cx_tls_handshake_total{cluster="c"} 1' in prometheus(admin)
+
+
+def test_tls_on_both_legs_with_mtls_to_a_backend_that_requires_a_client_cert(
+        pki, backends, run_meshlet, free_port):
+    b = tls_backend(backends, "b1", pki, client_ca=pki.ca)
+    listener = (f"tls = mtls\ncert = {pki.backend[0]}\nkey = {pki.backend[1]}\nca = {pki.ca}\n")
+    m, port, admin = start(run_meshlet, free_port,
+                           cluster("c", [b.port], pki, mode="mtls",
+                                   more=f"identity = {BACKEND_ID}\nsni = greeter.mesh.test\n"),
+                           listener=listener)
+    with tls_channel(port, pki, pki.client) as ch:
+        four_kinds(ch)
+    assert tls_stat(admin, "handshake") == 1
+
+
+def test_calls_are_balanced_over_two_tls_backends_per_call(pki, backends, run_meshlet, free_port):
+    b1 = tls_backend(backends, "b1", pki)
+    b2 = tls_backend(backends, "b2", pki)
+    m, port, admin = start(run_meshlet, free_port, cluster("c", [b1.port, b2.port], pki))
+    with plain_channel(port) as ch:  # one client connection: the balancing is per call
+        got = [unary(ch, "Say")(b"x", timeout=CALL_TIMEOUT) for _ in range(10)]
+    assert got.count(b"b1:x") == 5 and got.count(b"b2:x") == 5, got
+    assert tls_stat(admin, "handshake") == 2
+
+
+# ---- refused: a failed connect, logged and counted by reason; calls go to the good endpoint --
+
+def refused_case(pki, backends, run_meshlet, free_port, bad_port, reason, log_text, mode="on",
+                 more=""):
+    """A cluster of the bad endpoint and a good TLS backend: every call is answered by the good
+    one (the failed connect is retried there, then the bad one backs off); the failure is
+    logged with its reason and counted under it."""
+    good = tls_backend(backends, "good", pki, client_ca=pki.ca if mode == "mtls" else None)
+    m, port, admin = start(run_meshlet, free_port,
+                           cluster("c", [bad_port, good.port], pki, mode=mode, more=more),
+                           route_more="retries = 2\n")
+    with plain_channel(port) as ch:
+        got = [unary(ch, "Say")(b"x", timeout=CALL_TIMEOUT) for _ in range(6)]
+    assert got == [b"good:x"] * 6
+    wait_until(lambda: tls_stat(admin, f"failed_{reason}") >= 1,
+               lambda: f"no failed_{reason} counted: "
+                       f"{ {k: v for k, v in stats(admin).items() if 'tls' in k} }\n{m.stderr}")
+    s = stats(admin)
+    assert int(s["cluster.c.upstream_cx_failed"]) >= 1
+    assert int(s[f"cluster.c.endpoint.127.0.0.1:{bad_port}.cx_failed"]) >= 1
+    assert f'meshlet_upstream_cx_tls_failed_{reason}_total{{cluster="c"}}' in prometheus(admin)
+    wait_until(lambda: "TLS handshake failed (" + reason + ")" in m.stderr,
+               lambda: f"no reason logged: {m.stderr}")
+    assert log_text in m.stderr, m.stderr
+    return m, admin
+
+
+def test_wrong_ca_fails_the_connect_as_unknown_ca(pki, backends, run_meshlet, free_port, workdir):
+    other = Pki(workdir, name="other-ca")
+    bad = tls_backend(backends, "bad", pki,
+                      cert=other.issue("stranger", "greeter", f"URI:{BACKEND_ID}"))
+    refused_case(pki, backends, run_meshlet, free_port, bad.port, "unknown_ca",
+                 "server certificate:")
+
+
+def test_expired_server_cert_fails_the_connect_as_bad_cert(pki, backends, run_meshlet, free_port):
+    bad = tls_backend(backends, "bad", pki,
+                      cert=pki.issue("expired", "greeter", f"URI:{BACKEND_ID}", expired=True))
+    refused_case(pki, backends, run_meshlet, free_port, bad.port, "bad_cert", "expired")
+
+
+def test_wrong_san_for_identity_fails_the_connect(pki, backends, run_meshlet, free_port):
+    bad = tls_backend(backends, "bad", pki,
+                      cert=pki.issue("impostor", "greeter", "URI:spiffe://mesh.test/ns/x/sa/evil"))
+    refused_case(pki, backends, run_meshlet, free_port, bad.port, "identity",
+                 "spiffe://mesh.test/ns/x/sa/evil", more="identity = spiffe://mesh.test/ns/b/*\n")
+
+
+def test_backend_without_h2_alpn_fails_the_connect(pki, backends, run_meshlet, free_port,
+                                                   workdir):
+    bad_port = free_port()
+    crt, key = pki.backend
+    srv = subprocess.Popen(["openssl", "s_server", "-accept", f"127.0.0.1:{bad_port}", "-cert",
+                            str(crt), "-key", str(key), "-alpn", "http/1.1", "-quiet"],
+                           cwd=workdir, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: _listening(bad_port), "openssl s_server did not start")
+        # openssl answers a ClientHello without a protocol it has with the fatal alert
+        # no_application_protocol: the reason comes from that alert
+        refused_case(pki, backends, run_meshlet, free_port, bad_port, "no_alpn_h2",
+                     "fatal alert")
+    finally:
+        srv.kill()
+        srv.wait()
+
+
+def test_backend_that_ignores_alpn_fails_the_connect(pki, backends, run_meshlet, free_port):
+    """A TLS server that completes the handshake without selecting any protocol (Python's ssl
+    with only http/1.1: no ALPN in its answer): meshlet refuses it itself, with an alert."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(pki.backend[0]), str(pki.backend[1]))
+    ctx.set_alpn_protocols(["http/1.1"])
+    lsock = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve():
+        lsock.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = lsock.accept()
+            except OSError:
+                continue
+            try:
+                with ctx.wrap_socket(conn, server_side=True) as tls:
+                    tls.settimeout(2)
+                    tls.recv(1)  # meshlet's alert, or its close
+            except OSError:
+                pass
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        refused_case(pki, backends, run_meshlet, free_port, lsock.getsockname()[1], "no_alpn_h2",
+                     "the server did not select ALPN h2")
+    finally:
+        stop.set()
+        t.join(timeout=5)
+        lsock.close()
+
+
+def test_mtls_backend_refuses_a_cluster_without_a_client_cert(pki, backends, run_meshlet,
+                                                              free_port):
+    """tls = on shows no certificate: a backend that requires one refuses the handshake (in TLS
+    1.3 after our Finished, so before its first bytes): a failed connect, counted bad_cert. The
+    good endpoint here needs no client certificate."""
+    bad = tls_backend(backends, "bad", pki, client_ca=pki.ca)
+    refused_case(pki, backends, run_meshlet, free_port, bad.port, "bad_cert",
+                 "our client certificate")
+
+
+def _listening(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
