@@ -150,6 +150,65 @@ def test_calls_are_balanced_over_two_tls_backends_per_call(pki, backends, run_me
     assert tls_stat(admin, "handshake") == 2
 
 
+class SniServer:
+    """A TLS server offering h2 that records the SNI of each handshake (None: none sent), then
+    sends an empty SETTINGS frame and reads until the peer goes."""
+
+    def __init__(self, pki):
+        self.names = []
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(str(pki.backend[0]), str(pki.backend[1]))
+        self.ctx.set_alpn_protocols(["h2"])
+        self.ctx.sni_callback = lambda sock, name, ctx: self.seen.append(name)
+        self.seen = []
+        self.lsock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.lsock.getsockname()[1]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        self.lsock.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.lsock.accept()
+            except OSError:
+                continue
+            self.seen = []
+            try:
+                with self.ctx.wrap_socket(conn, server_side=True) as tls:
+                    self.names.append(self.seen[0] if self.seen else None)
+                    tls.sendall(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+                    tls.settimeout(scaled(3))
+                    while tls.recv(4096):
+                        pass
+            except OSError:
+                pass
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(timeout=5)
+        self.lsock.close()
+
+
+def test_sni_is_sent_as_configured_else_none_for_an_ip_endpoint(pki, run_meshlet, free_port):
+    srv = SniServer(pki)
+    try:
+        for sni, want in (("greeter.mesh.test", "greeter.mesh.test"), (None, None)):
+            more = f"sni = {sni}\n" if sni else ""
+            m, port, admin = start(run_meshlet, free_port,
+                                   cluster("c", [srv.port], pki, more=more))
+            with plain_channel(port) as ch, pytest.raises(grpc.RpcError):
+                unary(ch, "Say")(b"x", timeout=scaled(1))  # the server never answers calls
+            wait_until(lambda: len(srv.names) >= 1, "no handshake reached the server")
+            assert srv.names == [want], srv.names
+            assert tls_stat(admin, "handshake") == 1  # its SETTINGS confirmed the handshake
+            m.kill()
+            srv.names.clear()
+    finally:
+        srv.close()
+
+
 # ---- refused: a failed connect, logged and counted by reason; calls go to the good endpoint --
 
 def refused_case(pki, backends, run_meshlet, free_port, bad_port, reason, log_text, mode="on",
