@@ -5,6 +5,7 @@ with grpc.ssl_server_credentials (with and without a required client certificate
 each test's directory (test_tls_listener.Pki). Every refusal is shown with its logged reason,
 its counter, and the calls going to the good endpoint."""
 
+import signal
 import socket
 import ssl
 import subprocess
@@ -326,3 +327,52 @@ def _listening(port):
         return True
     except OSError:
         return False
+
+
+# ---- rotation: SIGHUP reads the files again ------------------------------------------------------
+
+def sighup_applied(m, timeout=10):
+    before = m.stderr.count("applied version")
+    m.send_signal(signal.SIGHUP)
+    wait_until(lambda: m.stderr.count("applied version") > before or not m.alive(),
+               lambda: m.stderr[-2000:], timeout)
+    assert m.alive(), m.stderr[-2000:]
+
+
+def test_sighup_rotates_ca_for_new_connections_and_pooled_ones_keep_going(
+        pki, backends, run_meshlet, free_port, workdir):
+    """The cluster's ca is replaced under the same path by one that does not trust the backends,
+    and a second endpoint is added: the call in flight and the calls after it go on over the
+    connection pooled before, while the new endpoint's connection, made with the new file, is
+    refused (unknown_ca). A ca file made unreadable PEM is refused like any bad config."""
+    b1 = tls_backend(backends, "b1", pki)
+    b2 = tls_backend(backends, "b2", pki)
+    ca_path = workdir / "cluster-ca.pem"
+    ca_path.write_bytes(pki.ca.read_bytes())
+    m, port, admin = start(run_meshlet, free_port,
+                           f"[cluster c]\nendpoint = 127.0.0.1:{b1.port}\ntls = on\n"
+                           f"ca = {ca_path}\n", route_more="retries = 2\n")
+    with plain_channel(port) as ch:
+        assert unary(ch, "Say")(b"before", timeout=CALL_TIMEOUT) == b"b1:before"
+        call = server_stream(ch, "Repeat")(b"20 1000", timeout=CALL_TIMEOUT)
+        first = next(call)  # in flight across the apply
+        ca_path.write_bytes(Pki(workdir, name="new-ca").ca.read_bytes())
+        text = m.config_path.read_text()
+        m.config_path.write_text(text.replace(f"endpoint = 127.0.0.1:{b1.port}\n",
+                                              f"endpoint = 127.0.0.1:{b1.port}\n"
+                                              f"endpoint = 127.0.0.1:{b2.port}\n"))
+        sighup_applied(m)
+        assert len(first) == 1000 and len(list(call)) == 19  # it finished
+        got = [unary(ch, "Say")(b"after", timeout=CALL_TIMEOUT) for _ in range(4)]
+    assert got == [b"b1:after"] * 4  # the pooled connection; b2's new one is refused
+    wait_until(lambda: tls_stat(admin, "failed_unknown_ca") >= 1,
+               lambda: f"new connection not refused: {m.stderr[-2000:]}")
+    assert tls_stat(admin, "handshake") == 1
+
+    ca_path.write_text("not a certificate\n")
+    before = m.stderr.count("applied version")
+    m.send_signal(signal.SIGHUP)
+    wait_until(lambda: str(ca_path) in m.stderr, lambda: m.stderr[-2000:])
+    assert m.stderr.count("applied version") == before and m.alive()
+    with plain_channel(port) as ch:
+        assert unary(ch, "Say")(b"still", timeout=CALL_TIMEOUT) == b"b1:still"
