@@ -376,3 +376,45 @@ def test_sighup_rotates_ca_for_new_connections_and_pooled_ones_keep_going(
     assert m.stderr.count("applied version") == before and m.alive()
     with plain_channel(port) as ch:
         assert unary(ch, "Say")(b"still", timeout=CALL_TIMEOUT) == b"b1:still"
+
+
+# ---- health checks over TLS ---------------------------------------------------------------------
+
+class TlsHealth:
+    """grpc.health.v1.Health/Check on a TLS-only grpcio server: SERVING until told otherwise."""
+
+    def __init__(self, pki):
+        from concurrent import futures
+        self.checks = 0
+        self.serving = True
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            "grpc.health.v1.Health",
+            {"Check": grpc.unary_unary_rpc_method_handler(self.check, lambda b: b,
+                                                          lambda b: b)}),))
+        creds = grpc.ssl_server_credentials([(pki.backend[1].read_bytes(),
+                                              pki.backend[0].read_bytes())])
+        self.port = self.server.add_secure_port("127.0.0.1:0", creds)
+        self.server.start()
+
+    def check(self, request, context):
+        self.checks += 1
+        return b"\x08\x01" if self.serving else b"\x08\x02"  # SERVING / NOT_SERVING
+
+    def stop(self):
+        self.server.stop(0).wait(timeout=5)
+
+
+def test_grpc_health_checks_of_a_tls_cluster_speak_tls(pki, run_meshlet, free_port):
+    h = TlsHealth(pki)
+    try:
+        m, port, admin = start(run_meshlet, free_port, cluster(
+            "c", [h.port], pki, more="health_check = grpc\nhealth_interval = 100ms\n"
+                                     "health_timeout = 1s\nunhealthy_threshold = 1\n"))
+        wait_until(lambda: h.checks >= 2, "no check reached the TLS-only health server")
+        assert f"127.0.0.1:{h.port} is unhealthy" not in m.stderr
+        h.serving = False
+        assert m.wait_for_stderr(f"endpoint 127.0.0.1:{h.port} is unhealthy: status NOT_SERVING",
+                                 timeout=scaled(5)), m.stderr
+    finally:
+        h.stop()
