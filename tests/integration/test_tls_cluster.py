@@ -418,3 +418,38 @@ def test_grpc_health_checks_of_a_tls_cluster_speak_tls(pki, run_meshlet, free_po
                                  timeout=scaled(5)), m.stderr
     finally:
         h.stop()
+
+
+# ---- meshlet check reads the cluster's files ----------------------------------------------------
+
+def test_check_reads_cluster_cert_key_and_ca_like_a_listener(meshlet, workdir, pki):
+    expired = pki.issue("old-node", "node", f"URI:{NODE_ID}", expired=True)
+    (workdir / "garbage.pem").write_text("not a certificate\n")
+
+    def check(body):
+        path = workdir / "check.ini"
+        path.write_text(f"[cluster c]\nendpoint = 127.0.0.1:1\n{body}")
+        return meshlet("check", path), path
+
+    r, path = check(f"tls = mtls\nca = {workdir / 'garbage.pem'}\ncert = {expired[0]}\n"
+                    f"key = {pki.backend[1]}\n")
+    assert r.returncode == 1, r.stderr
+    assert f"{path}:4: [cluster c] ca: expected a PEM CA certificate" in r.stderr, r.stderr
+    assert f"{path}:5: [cluster c] cert: expected a certificate valid now" in r.stderr, r.stderr
+    assert f"{path}:6: [cluster c] key: expected the private key of" in r.stderr, r.stderr
+    r, path = check(f"tls = mtls\nca = {pki.ca}\ncert = {pki.node[0]}\nkey = {pki.node[1]}\n"
+                    f"identity = spiffe://mesh.test/ns/b/*\nsni = greeter.mesh.test\n")
+    assert r.returncode == 0, r.stderr
+    assert "[cluster c] ca" not in r.stderr and "[cluster c] cert" not in r.stderr, r.stderr
+    # keys that would do nothing are refused where they stand
+    r, path = check(f"sni = greeter.mesh.test\nidentity = {BACKEND_ID}\n")
+    assert r.returncode == 1
+    assert f"{path}:3: [cluster c] sni: expected tls = on|mtls in this section" in r.stderr
+    assert f"{path}:4: [cluster c] identity: expected tls = on|mtls in this section" in r.stderr
+    r, path = check(f"tls = on\nca = {pki.ca}\ncert = {pki.node[0]}\nkey = {pki.node[1]}\n")
+    assert r.returncode == 1
+    assert f"{path}:5: [cluster c] cert: expected tls = mtls in this section" in r.stderr
+    r, path = check("tls = mtls\n")
+    assert r.returncode == 1
+    assert f"{path}:3: [cluster c] tls: expected ca = PATH with tls = on|mtls" in r.stderr
+    assert f"{path}:3: [cluster c] tls: expected cert = PATH and key = PATH" in r.stderr
