@@ -155,9 +155,12 @@ class SniServer:
     """A TLS server offering h2 that records the SNI of each handshake (None: none sent), then
     sends an empty SETTINGS frame and reads until the peer goes."""
 
-    def __init__(self, pki):
+    def __init__(self, pki, max_version=None):
         self.names = []
+        self.versions = []
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        if max_version is not None:
+            self.ctx.maximum_version = max_version
         self.ctx.load_cert_chain(str(pki.backend[0]), str(pki.backend[1]))
         self.ctx.set_alpn_protocols(["h2"])
         self.ctx.sni_callback = lambda sock, name, ctx: self.seen.append(name)
@@ -179,6 +182,7 @@ class SniServer:
             try:
                 with self.ctx.wrap_socket(conn, server_side=True) as tls:
                     self.names.append(self.seen[0] if self.seen else None)
+                    self.versions.append(tls.version())
                     tls.sendall(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
                     tls.settimeout(scaled(3))
                     while tls.recv(4096):
@@ -210,10 +214,36 @@ def test_sni_is_sent_as_configured_else_none_for_an_ip_endpoint(pki, run_meshlet
         srv.close()
 
 
+def test_a_tls12_only_backend_is_served_over_tls12(pki, run_meshlet, free_port):
+    srv = SniServer(pki, max_version=ssl.TLSVersion.TLSv1_2)
+    try:
+        m, port, admin = start(run_meshlet, free_port, cluster("c", [srv.port], pki))
+        with plain_channel(port) as ch, pytest.raises(grpc.RpcError):
+            unary(ch, "Say")(b"x", timeout=scaled(1))  # the server never answers calls
+        wait_until(lambda: len(srv.versions) >= 1, "no handshake reached the server")
+        assert srv.versions == ["TLSv1.2"]
+        assert tls_stat(admin, "handshake") == 1  # ALPN h2 and its SETTINGS came
+    finally:
+        srv.close()
+
+
+def test_connect_timeout_covers_a_handshake_that_never_ends(pki, backends, run_meshlet,
+                                                            free_port):
+    """An endpoint that accepts TCP and never answers the ClientHello: the connect fails at
+    connect_timeout, counted timeout, and the calls go to the good endpoint."""
+    silent = socket.create_server(("127.0.0.1", 0))  # the kernel accepts; nobody reads
+    try:
+        refused_case(pki, backends, run_meshlet, free_port, silent.getsockname()[1], "timeout",
+                     "TLS handshake (timeout) not done within connect_timeout (300 ms)",
+                     more="connect_timeout = 300ms\n", log_reason=False)
+    finally:
+        silent.close()
+
+
 # ---- refused: a failed connect, logged and counted by reason; calls go to the good endpoint --
 
 def refused_case(pki, backends, run_meshlet, free_port, bad_port, reason, log_text, mode="on",
-                 more=""):
+                 more="", log_reason=True):
     """A cluster of the bad endpoint and a good TLS backend: every call is answered by the good
     one (the failed connect is retried there, then the bad one backs off); the failure is
     logged with its reason and counted under it."""
@@ -231,9 +261,10 @@ def refused_case(pki, backends, run_meshlet, free_port, bad_port, reason, log_te
     assert int(s["cluster.c.upstream_cx_failed"]) >= 1
     assert int(s[f"cluster.c.endpoint.127.0.0.1:{bad_port}.cx_failed"]) >= 1
     assert f'meshlet_upstream_cx_tls_failed_{reason}_total{{cluster="c"}}' in prometheus(admin)
-    wait_until(lambda: "TLS handshake failed (" + reason + ")" in m.stderr,
-               lambda: f"no reason logged: {m.stderr}")
-    assert log_text in m.stderr, m.stderr
+    if log_reason:
+        wait_until(lambda: "TLS handshake failed (" + reason + ")" in m.stderr,
+                   lambda: f"no reason logged: {m.stderr}")
+    wait_until(lambda: log_text in m.stderr, lambda: f"not logged: {log_text}: {m.stderr}")
     return m, admin
 
 
