@@ -24,15 +24,34 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The pool of cur's cluster named cfg->name for endpoint addr, or NULL. */
-static struct ml_pool *find_pool(const struct ml_balance *cur, const char *cluster,
+static bool same_text(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Whether connections made for a may carry b's calls: the same tls, sni and identity. Pooled
+ * connections outlive an apply, so a cluster that turns tls on (or asks for another identity)
+ * must not go on over connections that were made without it: its endpoints get new pools and
+ * the old ones drain (as a removed endpoint's). A certificate rotated under the same paths is
+ * not such a change: pooled connections keep going, new ones read the new files. */
+static bool same_upstream_tls(const struct ml_cfg_cluster *a, const struct ml_cfg_cluster *b)
+{
+    return a->tls == b->tls && same_text(a->sni, b->sni) && same_text(a->identity, b->identity);
+}
+
+/* The pool of cur's cluster named cfg->name for endpoint addr, or NULL (also when the two
+ * clusters' TLS differ: same_upstream_tls). */
+static struct ml_pool *find_pool(const struct ml_balance *cur, const struct ml_cfg_cluster *cfg,
                                  const struct ml_cfg_addr *addr)
 {
     for (uint32_t i = 0; cur != NULL && i < cur->n_clusters; i++) {
         const struct ml_cluster *cl = &cur->clusters[i];
 
-        if (strcmp(cl->cfg->name, cluster) != 0) {
+        if (strcmp(cl->cfg->name, cfg->name) != 0) {
             continue;
+        }
+        if (!same_upstream_tls(cl->cfg, cfg)) {
+            return NULL;
         }
         for (uint32_t e = 0; e < cl->n_slots; e++) {
             const struct ml_pool *p = cl->slots[e].pool;
@@ -130,7 +149,7 @@ static struct ml_cluster *dns_cluster_of(const struct ml_balance *cur, const str
 
         if (strcmp(c->cfg->name, cl->cfg->name) == 0 && c->cfg->dns_host != NULL &&
             strcmp(c->cfg->dns_host, cl->cfg->dns_host) == 0 &&
-            c->cfg->dns_port == cl->cfg->dns_port) {
+            c->cfg->dns_port == cl->cfg->dns_port && same_upstream_tls(c->cfg, cl->cfg)) {
             return c;
         }
     }
@@ -242,7 +261,7 @@ static int balance_build(struct ml_loop *loop, const struct ml_snapshot *snap, u
 
             s->cluster = cl;
             s->endpoint = e;
-            s->pool = find_pool(cur, cfg->name, &cfg->endpoints[e].addr);
+            s->pool = find_pool(cur, cfg, &cfg->endpoints[e].addr);
             if (s->pool == NULL && (rv = slot_new_host(cl, s, e, NULL)) < 0) {
                 ml_balance_free(b);
                 return rv;

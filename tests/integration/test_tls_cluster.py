@@ -484,3 +484,27 @@ def test_check_reads_cluster_cert_key_and_ca_like_a_listener(meshlet, workdir, p
     assert r.returncode == 1
     assert f"{path}:3: [cluster c] tls: expected ca = PATH with tls = on|mtls" in r.stderr
     assert f"{path}:3: [cluster c] tls: expected cert = PATH and key = PATH" in r.stderr
+
+
+def test_turning_tls_on_never_reuses_plaintext_connections(pki, backends, run_meshlet,
+                                                           free_port):
+    """A hot apply that turns the cluster's tls on: the calls after it must not go on over the
+    plaintext connection pooled before (that would be a config asking for TLS and calls sent in
+    the clear). The plaintext backend cannot speak TLS: they fail, counted as TLS failures."""
+    b = backends("plain")
+    m, port, admin = start(run_meshlet, free_port,
+                           f"[cluster c]\nendpoint = 127.0.0.1:{b.port}\n")
+    with plain_channel(port) as ch:
+        assert unary(ch, "Say")(b"x", timeout=CALL_TIMEOUT) == b"plain:x"
+        text = m.config_path.read_text()
+        m.config_path.write_text(text.replace(f"endpoint = 127.0.0.1:{b.port}\n",
+                                              f"endpoint = 127.0.0.1:{b.port}\ntls = on\n"
+                                              f"ca = {pki.ca}\n"))
+        sighup_applied(m)
+        calls = b.calls
+        with pytest.raises(grpc.RpcError) as e:
+            unary(ch, "Say")(b"y", timeout=CALL_TIMEOUT)
+        assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert b.calls == calls  # nothing reached the backend in the clear
+    s = stats(admin)
+    assert sum(int(v) for k, v in s.items() if k.startswith("cluster.c.upstream_cx_tls_failed_")) >= 1
