@@ -214,6 +214,9 @@ static int pc_wrap(void *user, struct ml_transport *lower, struct ml_transport *
     int rv = ml_tls_connect(cl->tls, lower, cl->cfg->dns_host, pc_tls_done, pc, out);
 
     pc->tls = rv == 0 ? *out : NULL;
+    if (rv == 0) {
+        ml_tls_client_resume(*out, pc->pool->addr_text); /* reconnects resume its session */
+    }
     return rv;
 }
 

@@ -31,11 +31,24 @@
 
 /* Plaintext read per mbedtls_ssl_read: one full record. */
 #define CLI_READ_CHUNK 16384
+/* mbedtls_ssl_read calls in a row that may move nothing before read_open waits for input (a
+ * post-handshake message takes two: one to see it, one to handle it). */
+#define CLI_READ_RETRIES 4
 /* Longest identity glob and SNI kept (config values are shorter: a line is 1022 bytes). */
 #define CLI_NAME_MAX 1024
 
+/* The last session of one endpoint, and who the server was then (a resumed TLS 1.3 session may
+ * come without the server's certificate: its identity was checked when it was saved). */
+struct cli_session {
+    char key[ML_TLS_RESUME_KEY_MAX];
+    char identity[ML_TLS_IDENTITY_MAX];
+    bool valid;
+    mbedtls_ssl_session s;
+};
+
 struct ml_tls_client {
     int refs; /* the cluster's, health checkers', one per connection */
+    struct cli_session *sessions[ML_TLS_RESUME_MAX]; /* NULL: free */
     bool has_identity;
     bool has_sni;
     char identity[CLI_NAME_MAX];
@@ -60,7 +73,9 @@ struct cli_conn {
     bool want_writable; /* the owner asked for on_writable */
     ml_tls_client_done_fn *done;
     void *done_user;
-    const struct ml_sock_ops *ops; /* the owner */
+    char resume_key[ML_TLS_RESUME_KEY_MAX]; /* "": no resumption */
+    bool offered;                           /* a saved session was offered */
+    const struct ml_sock_ops *ops;          /* the owner */
     void *user;
     const uint8_t *in; /* ciphertext of the current on_read, not taken by mbedTLS yet */
     size_t in_n;
@@ -76,6 +91,10 @@ static void client_unref(struct ml_tls_client *cli)
 {
     if (cli == NULL || --cli->refs > 0) {
         return;
+    }
+    for (int i = 0; i < ML_TLS_RESUME_MAX && cli->sessions[i] != NULL; i++) {
+        mbedtls_ssl_session_free(&cli->sessions[i]->s);
+        ml_free(cli->sessions[i]);
     }
     mbedtls_ssl_config_free(&cli->conf);
     mbedtls_x509_crt_free(&cli->ca);
@@ -187,6 +206,12 @@ int ml_tls_client_new(const struct ml_tls_client_cfg *cfg, char *why, size_t cap
     mbedtls_ssl_conf_authmode(&cli->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
     mbedtls_ssl_conf_ca_chain(&cli->conf, &cli->ca, NULL);
     mbedtls_ssl_conf_verify(&cli->conf, verify_cb, NULL);
+    mbedtls_ssl_conf_session_tickets(&cli->conf, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
+#if defined(MBEDTLS_SSL_PROTO_TLS1_3) && defined(MBEDTLS_SSL_SESSION_TICKETS)
+    /* TLS 1.3 tickets come after the handshake: read_open saves them when told */
+    mbedtls_ssl_conf_tls13_enable_signal_new_session_tickets(
+        &cli->conf, MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_ENABLED);
+#endif
     if (cfg->cert != NULL &&
         (rv = mbedtls_ssl_conf_own_cert(&cli->conf, &cli->cert, &cli->key)) != 0) {
         say(why, cap, rv, "cert", cfg->cert);
@@ -211,6 +236,52 @@ struct ml_tls_client *ml_tls_client_ref(struct ml_tls_client *cli)
 void ml_tls_client_free(struct ml_tls_client *cli)
 {
     client_unref(cli);
+}
+
+/* ---- resumption ------------------------------------------------------------------------------ */
+
+/* The entry of key, made when make and there is room; NULL otherwise. */
+static struct cli_session *session_slot(struct ml_tls_client *cli, const char *key, bool make)
+{
+    int i;
+
+    for (i = 0; i < ML_TLS_RESUME_MAX && cli->sessions[i] != NULL; i++) {
+        if (strcmp(cli->sessions[i]->key, key) == 0) {
+            return cli->sessions[i];
+        }
+    }
+    if (!make || i == ML_TLS_RESUME_MAX ||
+        (cli->sessions[i] = ml_calloc(1, sizeof(**cli->sessions))) == NULL) {
+        return NULL; /* full, or no memory: this endpoint's reconnects do full handshakes */
+    }
+    snprintf(cli->sessions[i]->key, sizeof(cli->sessions[i]->key), "%s", key);
+    mbedtls_ssl_session_init(&cli->sessions[i]->s);
+    return cli->sessions[i];
+}
+
+/* Keeps t's session (its ticket) for the next connection to the same endpoint. */
+static void session_save(struct cli_conn *t)
+{
+    struct cli_session *e;
+
+    if (t->resume_key[0] == '\0' || (e = session_slot(t->cli, t->resume_key, true)) == NULL) {
+        return;
+    }
+    mbedtls_ssl_session_free(&e->s);
+    mbedtls_ssl_session_init(&e->s);
+    e->valid = mbedtls_ssl_get_session(&t->ssl, &e->s) == 0;
+    snprintf(e->identity, sizeof(e->identity), "%s", t->identity);
+}
+
+/* Offers the saved session of t's endpoint, if any (a stale one costs a full handshake). */
+static void session_offer(struct cli_conn *t)
+{
+    struct cli_session *e;
+
+    if (t->resume_key[0] != '\0' && (e = session_slot(t->cli, t->resume_key, false)) != NULL &&
+        e->valid && mbedtls_ssl_set_session(&t->ssl, &e->s) == 0) {
+        t->offered = true;
+    }
 }
 
 /* ---- one connection ------------------------------------------------------------------------ */
@@ -386,6 +457,14 @@ static void handshake_done(struct cli_conn *t)
     }
     if (peer != NULL) {
         ml_tls_cert_identity(peer, t->identity, sizeof(t->identity));
+    } else if (t->offered) {
+        /* resumed without the certificate: who the server was when the session was saved,
+         * by this client (same ca and identity) */
+        struct cli_session *e = session_slot(t->cli, t->resume_key, false);
+
+        if (e != NULL) {
+            snprintf(t->identity, sizeof(t->identity), "%s", e->identity);
+        }
     }
     if (t->cli->has_identity &&
         !ml_authz_glob(t->cli->identity,
@@ -447,6 +526,9 @@ static void confirm(struct cli_conn *t)
 {
     ml_tls_client_done_fn *done = t->done;
 
+    if (done != NULL && mbedtls_ssl_get_version_number(&t->ssl) == MBEDTLS_SSL_VERSION_TLS1_2) {
+        session_save(t); /* TLS 1.2: the session (ticket) is the handshake's */
+    }
     t->done = NULL;
     if (done != NULL) {
         done(t->done_user, 0, ML_TLS_FAIL_OTHER, NULL);
@@ -487,12 +569,14 @@ static void refused_after_handshake(struct cli_conn *t, int rv)
 static void read_open(struct cli_conn *t)
 {
     uint8_t buf[CLI_READ_CHUNK];
+    int idle = 0; /* calls in a row that moved nothing */
 
     while (t->state == OPEN && !t->owner_closed) {
         int rv = mbedtls_ssl_read(&t->ssl, buf, sizeof(buf));
         char e[96];
 
         if (rv > 0) {
+            idle = 0;
             confirm(t);
             if (t->ops != NULL && t->ops->on_read != NULL) {
                 t->ops->on_read(t->user, buf, (size_t)rv);
@@ -500,11 +584,20 @@ static void read_open(struct cli_conn *t)
             continue;
         }
         if (rv == MBEDTLS_ERR_SSL_WANT_READ || rv == MBEDTLS_ERR_SSL_WANT_WRITE) {
+            /* A TLS 1.3 NewSessionTicket makes mbedtls_ssl_read say WANT_READ once and take
+             * the ticket at the next call, with input still here: the bytes of this on_read
+             * that mbedTLS has not taken are only here until it returns. */
+            if ((t->in_n > 0 || !mbedtls_ssl_is_handshake_over(&t->ssl)) &&
+                ++idle < CLI_READ_RETRIES) {
+                continue;
+            }
             return;
         }
 #ifdef MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET
         if (rv == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) {
-            continue; /* TLS 1.3 tickets come after the handshake; resumption is not used */
+            idle = 0;
+            session_save(t); /* TLS 1.3: the ticket comes after the handshake */
+            continue;
         }
 #endif
         if (t->done != NULL) {
@@ -525,6 +618,7 @@ static void lower_on_connected(void *user)
     t->depth++;
     if (t->state == CONNECTING) {
         t->state = HANDSHAKE;
+        session_offer(t);
         handshake_step(t); /* the ClientHello */
     }
     leave(t);
@@ -619,6 +713,15 @@ int ml_tls_connect(struct ml_tls_client *cli, struct ml_transport *lower, const 
     ml_transport_set_ops(lower, &lower_ops, t);
     *out = &t->tp;
     return 0;
+}
+
+void ml_tls_client_resume(struct ml_transport *tp, const char *key)
+{
+    struct cli_conn *t = (struct cli_conn *)tp;
+
+    if (tp->ops == &cli_ops && strlen(key) < sizeof(t->resume_key)) {
+        snprintf(t->resume_key, sizeof(t->resume_key), "%s", key);
+    }
 }
 
 bool ml_tls_client_handshaking(const struct ml_transport *tp)

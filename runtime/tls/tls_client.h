@@ -13,6 +13,13 @@
 
 struct ml_tls_client; /* one cluster's TLS (of one config): CA, own cert/key, identity glob */
 
+/* Endpoints whose last session a client keeps for resumption (a cluster's endpoints are at most
+ * ML_LB_HOSTS_MAX = 128): past it new sessions are not kept. Each is ~1 KiB with its ticket and
+ * the server's certificate. */
+#define ML_TLS_RESUME_MAX 128
+/* Longest resumption key ("[IPv6]:PORT"), with its NUL. */
+#define ML_TLS_RESUME_KEY_MAX 64
+
 struct ml_tls_client_cfg {
     const char *ca;       /* PEM CA the server's certificate must chain to, path (required) */
     const char *cert;     /* PEM certificate (chain) shown with mtls, path; NULL: none */
@@ -44,6 +51,13 @@ typedef void ml_tls_client_done_fn(void *user, int rv, enum ml_tls_fail fail, co
  * no SNI). done (may be NULL) and done_user as above. 0 and *out; -ENOMEM (lower not taken). */
 int ml_tls_connect(struct ml_tls_client *cli, struct ml_transport *lower, const char *host,
                    ml_tls_client_done_fn *done, void *done_user, struct ml_transport **out);
+
+/* Resumption: tp (from ml_tls_connect, not connected yet) offers the session last saved under
+ * key (the endpoint's address) by a connection of the same client, and saves its own there
+ * (TLS 1.2 session tickets, TLS 1.3 NewSessionTicket): a reconnect skips the public-key work.
+ * Sessions live in the client, so a SIGHUP or push that reads the files again starts afresh.
+ * key is copied; longer than ML_TLS_RESUME_KEY_MAX - 1 bytes: no resumption. */
+void ml_tls_client_resume(struct ml_transport *tp, const char *key);
 
 /* tp (from ml_tls_connect) is connected and in its TLS handshake: its timeout is a TLS one. */
 bool ml_tls_client_handshaking(const struct ml_transport *tp);

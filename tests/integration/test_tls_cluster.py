@@ -155,9 +155,12 @@ class SniServer:
     """A TLS server offering h2 that records the SNI of each handshake (None: none sent), then
     sends an empty SETTINGS frame and reads until the peer goes."""
 
-    def __init__(self, pki, max_version=None):
+    def __init__(self, pki, max_version=None, hang_up=False):
         self.names = []
         self.versions = []
+        self.reused = []
+        self.errors = []
+        self.hang_up = hang_up  # close once the client spoke (its calls fail, it reconnects)
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         if max_version is not None:
             self.ctx.maximum_version = max_version
@@ -183,12 +186,13 @@ class SniServer:
                 with self.ctx.wrap_socket(conn, server_side=True) as tls:
                     self.names.append(self.seen[0] if self.seen else None)
                     self.versions.append(tls.version())
+                    self.reused.append(tls.session_reused)
                     tls.sendall(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
                     tls.settimeout(scaled(3))
-                    while tls.recv(4096):
+                    while tls.recv(4096) and not self.hang_up:
                         pass
-            except OSError:
-                pass
+            except OSError as e:
+                self.errors.append(repr(e))
 
     def close(self):
         self.stop.set()
@@ -210,6 +214,26 @@ def test_sni_is_sent_as_configured_else_none_for_an_ip_endpoint(pki, run_meshlet
             assert tls_stat(admin, "handshake") == 1  # its SETTINGS confirmed the handshake
             m.kill()
             srv.names.clear()
+    finally:
+        srv.close()
+
+
+@pytest.mark.parametrize("version", ["TLSv1.3", "TLSv1.2"])
+def test_a_reconnect_resumes_the_session(pki, run_meshlet, free_port, version):
+    """The server hangs up once meshlet spoke: the next call's connection offers the session
+    (ticket) of the first and the server resumes it."""
+    srv = SniServer(pki, max_version=getattr(ssl.TLSVersion, version.replace(".", "_")),
+                    hang_up=True)
+    try:
+        m, port, admin = start(run_meshlet, free_port, cluster("c", [srv.port], pki,
+                                                               more=f"identity = {BACKEND_ID}\n"))
+        for k in (1, 2):
+            with plain_channel(port) as ch, pytest.raises(grpc.RpcError):
+                unary(ch, "Say")(b"x", timeout=scaled(2))
+            wait_until(lambda: len(srv.reused) >= k, lambda: f"no handshake {k}: {srv.errors} {m.stderr}")
+        assert srv.versions[:2] == [version, version]
+        assert srv.reused[:2] == [False, True], srv.reused
+        assert tls_stat(admin, "handshake") >= 2  # the resumed one passed identity too
     finally:
         srv.close()
 
