@@ -2,6 +2,7 @@
  * transport: two byte queues between them, no socket, no loop. Shows the handshake (ALPN h2),
  * the identity glob, the done hook told with the server's first bytes, and the refusals (wrong
  * identity, unknown CA) each with its reason, as a failed connect for the owner. */
+#include "core/alloc.h"
 #include "core/transport.h"
 #include "tls/tls.h"
 #include "tls/tls_client.h"
@@ -319,6 +320,50 @@ static void test_files_that_do_not_parse_are_refused_with_the_path(void **state)
     assert_non_null(strstr(why, "no ca"));
 }
 
+/* Each of the client's own allocations fails in turn (mbedTLS allocates on its own): the
+ * connect is refused, or the connection fails as a connect would, and nothing leaks (ASan). */
+static void test_each_allocation_failing_in_turn_fails_cleanly(void **state)
+{
+    (void)state;
+    for (long n = 0;; n++) {
+        struct pair *k = calloc(1, sizeof(*k));
+        struct ml_tls_server_cfg scfg = {.cert = write_tmp(0, TEST_SERVER_PEM),
+                                         .key = write_tmp(1, TEST_SERVER_KEY)};
+        struct ml_tls_client_cfg ccfg = {.ca = write_tmp(2, TEST_CA_PEM), .identity = "server-*"};
+        struct ml_tls_client *cli = NULL;
+        char why[256];
+        long made;
+
+        assert_non_null(k);
+        assert_int_equal(ml_tls_server_new(&scfg, why, sizeof(why), &k->srv), 0);
+        assert_int_equal(ml_transport_mem_new(to_client, k, &k->smem), 0);
+        assert_int_equal(ml_tls_accept(k->srv, NULL, k->smem, NULL, 0, s_ready, k), 0);
+        ml_alloc_fail_after(n);
+        if (ml_tls_client_new(&ccfg, why, sizeof(why), &cli) == 0 &&
+            ml_transport_mem_new(to_server, k, &k->cmem) == 0) {
+            if (ml_tls_connect(cli, k->cmem, "localhost", done, k, &k->ctls) == 0) {
+                ml_transport_set_ops(k->ctls, &client_owner, k);
+                ml_tls_client_resume(k->ctls, "127.0.0.1:1");
+                ml_transport_mem_connected(k->cmem);
+                pump(k);
+                if (k->stls != NULL && k->ctls != NULL) {
+                    ml_transport_write(k->stls, (const uint8_t *)"hello", 5);
+                    pump(k);
+                }
+            } else {
+                ml_transport_close(k->cmem);
+                k->cmem = NULL;
+            }
+        }
+        made = ml_alloc_fail_after(-1);
+        assert_true(k->connected + k->closed <= 2 && k->done_calls <= 1);
+        pair_free(k, cli);
+        if (made < n) {
+            break; /* this round needed fewer than n: every one has failed once */
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -327,6 +372,7 @@ int main(void)
         cmocka_unit_test(test_a_server_of_another_ca_fails_as_unknown_ca),
         cmocka_unit_test(test_closed_by_its_owner_mid_handshake_tells_nothing),
         cmocka_unit_test(test_files_that_do_not_parse_are_refused_with_the_path),
+        cmocka_unit_test(test_each_allocation_failing_in_turn_fails_cleanly),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
