@@ -445,9 +445,7 @@ static void handshake_done(struct cli_conn *t)
 {
     const char *alpn = mbedtls_ssl_get_alpn_protocol(&t->ssl);
     const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&t->ssl);
-    ml_tls_client_done_fn *done = t->done;
 
-    (void)done;
     if (alpn == NULL || strcmp(alpn, "h2") != 0) {
         /* A server that ignores ALPN passes mbedTLS; gRPC needs HTTP/2. */
         mbedtls_ssl_send_alert_message(&t->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
@@ -478,8 +476,7 @@ static void handshake_done(struct cli_conn *t)
         fail(t, ML_TLS_FAIL_IDENTITY, e);
         return;
     }
-    (void)done; /* told with the first plaintext (confirm) */
-    t->state = OPEN;
+    t->state = OPEN; /* the done hook is told with the first plaintext (confirm) */
     if (t->ops != NULL && t->ops->on_connected != NULL) {
         t->ops->on_connected(t->user);
     }
