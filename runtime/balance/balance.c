@@ -9,6 +9,7 @@
 #include "balance/health.h"
 #include "balance/host.h"
 #include "balance/lb.h"
+#include "config/features.h"
 #include "core/alloc.h"
 #include "core/list.h"
 #include "core/log.h"
@@ -17,20 +18,40 @@
 #include "core/timer.h"
 #include "h2/h2.h"
 #include "meshlet_config.h"
+#include "tls/tls_client.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-/* The pool of cur's cluster named cfg->name for endpoint addr, or NULL. */
-static struct ml_pool *find_pool(const struct ml_balance *cur, const char *cluster,
+static bool same_text(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Whether connections made for a may carry b's calls: the same tls, sni and identity. Pooled
+ * connections outlive an apply, so a cluster that turns tls on (or asks for another identity)
+ * must not go on over connections that were made without it: its endpoints get new pools and
+ * the old ones drain (as a removed endpoint's). A certificate rotated under the same paths is
+ * not such a change: pooled connections keep going, new ones read the new files. */
+static bool same_upstream_tls(const struct ml_cfg_cluster *a, const struct ml_cfg_cluster *b)
+{
+    return a->tls == b->tls && same_text(a->sni, b->sni) && same_text(a->identity, b->identity);
+}
+
+/* The pool of cur's cluster named cfg->name for endpoint addr, or NULL (also when the two
+ * clusters' TLS differ: same_upstream_tls). */
+static struct ml_pool *find_pool(const struct ml_balance *cur, const struct ml_cfg_cluster *cfg,
                                  const struct ml_cfg_addr *addr)
 {
     for (uint32_t i = 0; cur != NULL && i < cur->n_clusters; i++) {
         const struct ml_cluster *cl = &cur->clusters[i];
 
-        if (strcmp(cl->cfg->name, cluster) != 0) {
+        if (strcmp(cl->cfg->name, cfg->name) != 0) {
             continue;
+        }
+        if (!same_upstream_tls(cl->cfg, cfg)) {
+            return NULL;
         }
         for (uint32_t e = 0; e < cl->n_slots; e++) {
             const struct ml_pool *p = cl->slots[e].pool;
@@ -128,7 +149,7 @@ static struct ml_cluster *dns_cluster_of(const struct ml_balance *cur, const str
 
         if (strcmp(c->cfg->name, cl->cfg->name) == 0 && c->cfg->dns_host != NULL &&
             strcmp(c->cfg->dns_host, cl->cfg->dns_host) == 0 &&
-            c->cfg->dns_port == cl->cfg->dns_port) {
+            c->cfg->dns_port == cl->cfg->dns_port && same_upstream_tls(c->cfg, cl->cfg)) {
             return c;
         }
     }
@@ -162,6 +183,30 @@ static int dns_cluster_build(struct ml_cluster *cl, const struct ml_balance *cur
         cl->dns_stats.hosts = cl->n_slots;
     }
     return ml_dns_new(cl);
+}
+
+/* cl's TLS (tls = on | mtls): its files are read now, so each apply reads them again. The check
+ * read them just before (config/validate.c): a failure here is a file changed in between. */
+static int cluster_tls_init(struct ml_cluster *cl)
+{
+    const struct ml_cfg_cluster *cfg = cl->cfg;
+    struct ml_tls_client_cfg tc = {
+        .ca = cfg->ca,
+        .cert = cfg->tls == ML_CFG_TLS_MTLS ? cfg->cert : NULL,
+        .key = cfg->tls == ML_CFG_TLS_MTLS ? cfg->key : NULL,
+        .identity = cfg->identity,
+        .sni = cfg->sni,
+    };
+    char why[256];
+    int rv;
+
+    if (cfg->tls == ML_CFG_TLS_OFF || !ML_HAVE_DATA_TLS) {
+        return 0; /* without ML_TLS the check refused tls: the TLS code is left out of the link */
+    }
+    if ((rv = ml_tls_client_new(&tc, why, sizeof(why), &cl->tls)) < 0) {
+        ML_LOG_ERR("cluster %s: TLS: %s", cfg->name, why);
+    }
+    return rv;
 }
 
 /* Builds the clusters of snap; hosts shared with cur (may be NULL) are left unlinked. */
@@ -202,6 +247,10 @@ static int balance_build(struct ml_loop *loop, const struct ml_snapshot *snap, u
             .max_header_list_bytes = CONFIG_ML_MAX_HEADER_LIST_BYTES,
         };
         b->n_clusters = i + 1;
+        if ((rv = cluster_tls_init(cl)) < 0) {
+            ml_balance_free(b);
+            return rv;
+        }
         if (cfg->n_endpoints > 0 &&
             (cl->slots = ml_calloc(cfg->n_endpoints, sizeof(*cl->slots))) == NULL) {
             ml_balance_free(b);
@@ -212,7 +261,7 @@ static int balance_build(struct ml_loop *loop, const struct ml_snapshot *snap, u
 
             s->cluster = cl;
             s->endpoint = e;
-            s->pool = find_pool(cur, cfg->name, &cfg->endpoints[e].addr);
+            s->pool = find_pool(cur, cfg, &cfg->endpoints[e].addr);
             if (s->pool == NULL && (rv = slot_new_host(cl, s, e, NULL)) < 0) {
                 ml_balance_free(b);
                 return rv;
@@ -334,6 +383,7 @@ void ml_balance_free(struct ml_balance *b)
             }
         }
         ml_free(cl->slots);
+        ml_tls_client_free(cl->tls); /* its connections keep it until they close */
     }
     ml_stats_free(b->stats);
     ml_free(b->clusters);

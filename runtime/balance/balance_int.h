@@ -16,12 +16,15 @@
 #include <stdint.h>
 
 struct ml_timer;
+struct ml_tls_client;
+struct ml_transport;
 
 /* One upstream connection of a pool. */
 struct ml_pool_conn {
     struct ml_pool *pool;
     struct ml_h2_conn *conn;
-    struct ml_list node; /* in pool->conns */
+    struct ml_transport *tls; /* cluster tls: the connection's TLS (conn owns it); else NULL */
+    struct ml_list node;      /* in pool->conns */
     bool connected;      /* the TCP connection is up (the peer's SETTINGS may still be due) */
     bool ready;          /* the peer's SETTINGS arrived: streams may be opened */
     struct ml_timer *handshake; /* connect_timeout, from the connect to the peer's SETTINGS;
@@ -99,6 +102,9 @@ struct ml_cluster {
     uint32_t slots_per_conn; /* min(max_streams_per_connection, the 100 nghttp2 assumes before
                                 the peer's SETTINGS): what one new connection is expected to take */
     struct ml_h2_settings settings; /* what upstream connections advertise */
+    /* tls = on | mtls: the files of this config, read when the balance was built (a SIGHUP or
+     * push reads them again: new connections use them, pooled ones keep theirs); else NULL */
+    struct ml_tls_client *tls;
     struct ml_list shares;          /* struct ml_share: the downstream connections using it */
     uint32_t n_shares;
 };

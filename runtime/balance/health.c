@@ -12,6 +12,7 @@
 #include "h2/h2.h"
 #include "h2/hdrs.h"
 #include "meshlet_config.h"
+#include "tls/tls_client.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -21,6 +22,8 @@
 #define HEALTH_RESP_MAX 64
 /* Receive window of the checker's connection: responses are tiny; HTTP/2's default. */
 #define HEALTH_WINDOW_BYTES 65535
+/* Longest dns host name kept for SNI (RFC 1123: 253), with its NUL. */
+#define ML_HEALTH_HOST_MAX 256
 /* Longest cluster name kept for logs (config names are shorter). */
 #define HEALTH_NAME_MAX 64
 
@@ -33,6 +36,9 @@ struct checker {
     uint32_t interval_ms, timeout_ms, healthy_threshold, unhealthy_threshold;
     char service[ML_GRPC_HEALTH_SERVICE_MAX + 1];
     char cluster[HEALTH_NAME_MAX];
+    /* cluster tls: grpc checks go over TLS as the calls do (a reference); NULL: plaintext */
+    struct ml_tls_client *tls;
+    char host[ML_HEALTH_HOST_MAX]; /* the cluster's dns name, for SNI; "" for IP endpoints */
     struct ml_timer *tick;    /* the next check */
     struct ml_timer *timeout; /* the check in flight takes too long */
     bool in_flight;
@@ -344,6 +350,13 @@ static const struct ml_h2_client_ops conn_ops = {
     .on_close = conn_on_close,
 };
 
+static int checker_wrap(void *user, struct ml_transport *lower, struct ml_transport **out)
+{
+    struct checker *c = user;
+
+    return ml_tls_connect(c->tls, lower, c->host[0] != '\0' ? c->host : NULL, NULL, NULL, out);
+}
+
 static void grpc_start(struct checker *c)
 {
     int rv;
@@ -355,7 +368,8 @@ static void grpc_start(struct checker *c)
     }
     if (c->conn == NULL) {
         rv = ml_h2_client_new(c->loop, &c->h->pool->addr, c->timeout_ms, ++*c->conn_ids,
-                              &health_settings, &conn_ops, c, &c->conn);
+                              &health_settings, c->tls != NULL ? checker_wrap : NULL, c, &conn_ops,
+                              c, &c->conn);
         if (rv < 0) {
             char msg[96];
 
@@ -421,6 +435,7 @@ static void checker_free(struct checker *c)
     abandon(c);
     ml_timer_free(c->tick);
     ml_timer_free(c->timeout);
+    ml_tls_client_free(c->tls);
     ml_free(c);
 }
 
@@ -464,9 +479,10 @@ fail:
     return NULL;
 }
 
-/* Checks h as cfg says (its owner cluster's). */
-static void host_sync(struct ml_balance *b, struct ml_host *h, const struct ml_cfg_cluster *cfg)
+/* Checks h as its owner cluster cl says. */
+static void host_sync(struct ml_balance *b, struct ml_host *h, struct ml_cluster *cl)
 {
+    const struct ml_cfg_cluster *cfg = cl->cfg;
     struct checker *c = h->health.checker;
     const char *service = cfg->health_service != NULL ? cfg->health_service : "";
 
@@ -487,6 +503,15 @@ static void host_sync(struct ml_balance *b, struct ml_host *h, const struct ml_c
         return;
     }
     c->conn_ids = b->conn_ids;
+    if ((c->tls == NULL) != (cl->tls == NULL) && c->conn != NULL && !c->in_flight) {
+        /* tls turned on or off: the next check connects as the calls now do */
+        ml_h2_conn_close(c->conn);
+        c->conn = NULL;
+        c->conn_ready = false;
+    }
+    ml_tls_client_free(c->tls);
+    c->tls = ml_tls_client_ref(cl->tls); /* the next connections read this config's files */
+    snprintf(c->host, sizeof(c->host), "%s", cfg->dns_host != NULL ? cfg->dns_host : "");
     c->interval_ms = cfg->health_interval_ms;
     c->timeout_ms = cfg->health_timeout_ms;
     c->healthy_threshold = cfg->healthy_threshold;
@@ -508,7 +533,7 @@ void ml_balance_health_sync(struct ml_balance *b)
             struct ml_pool *p = cl->slots[e].pool;
 
             if (cl->slots[e].linked && ml_pool_cluster(p) == cl) {
-                host_sync(b, p->host, cl->cfg);
+                host_sync(b, p->host, cl);
             }
         }
     }

@@ -15,6 +15,7 @@
 #include "core/stats.h"
 #include "core/timer.h"
 #include "h2/h2.h"
+#include "tls/tls_client.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -182,6 +183,43 @@ static struct ml_pool_conn *find_slot(struct ml_pool *p)
     return NULL;
 }
 
+/* A TLS handshake to p ended (rv 0: done): counted by reason; a failure is then logged and
+ * counted as a failed connect by pc_on_close, like a refused one. */
+static void pc_tls_done(void *user, int rv, enum ml_tls_fail fail, const char *why)
+{
+    static const enum ml_stats_cluster_event ev[ML_TLS_FAIL_COUNT] = {
+        [ML_TLS_FAIL_BAD_CERT] = ML_STATS_CL_TLS_FAIL_BAD_CERT,
+        [ML_TLS_FAIL_UNKNOWN_CA] = ML_STATS_CL_TLS_FAIL_UNKNOWN_CA,
+        [ML_TLS_FAIL_NO_ALPN] = ML_STATS_CL_TLS_FAIL_NO_ALPN,
+        [ML_TLS_FAIL_VERSION] = ML_STATS_CL_TLS_FAIL_VERSION,
+        [ML_TLS_FAIL_TIMEOUT] = ML_STATS_CL_TLS_FAIL_TIMEOUT,
+        [ML_TLS_FAIL_PLAINTEXT] = ML_STATS_CL_TLS_FAIL_OTHER, /* a listener's reason only */
+        [ML_TLS_FAIL_OTHER] = ML_STATS_CL_TLS_FAIL_OTHER,
+        [ML_TLS_FAIL_IDENTITY] = ML_STATS_CL_TLS_FAIL_IDENTITY,
+    };
+    struct ml_pool_conn *pc = user;
+    struct ml_cluster *cl = ml_pool_cluster(pc->pool);
+
+    (void)why;
+    ml_stats_cluster(cl->balance->stats, ml_cluster_index(cl),
+                     rv == 0 ? ML_STATS_CL_TLS_HANDSHAKE
+                             : ev[fail < ML_TLS_FAIL_COUNT ? fail : ML_TLS_FAIL_OTHER]);
+}
+
+/* cluster tls: TLS over the connection's socket, to the owner cluster's ca, cert, identity. */
+static int pc_wrap(void *user, struct ml_transport *lower, struct ml_transport **out)
+{
+    struct ml_pool_conn *pc = user;
+    struct ml_cluster *cl = ml_pool_cluster(pc->pool);
+    int rv = ml_tls_connect(cl->tls, lower, cl->cfg->dns_host, pc_tls_done, pc, out);
+
+    pc->tls = rv == 0 ? *out : NULL;
+    if (rv == 0) {
+        ml_tls_client_resume(*out, pc->pool->addr_text); /* reconnects resume its session */
+    }
+    return rv;
+}
+
 /* Opens one more connection. 0, or a negative errno with why. */
 static int open_conn(struct ml_pool *p, char *why, size_t cap)
 {
@@ -212,7 +250,8 @@ static int open_conn(struct ml_pool *p, char *why, size_t cap)
     }
     id = ++*cl->balance->conn_ids;
     rv = ml_h2_client_new(cl->balance->loop, &p->addr, cl->cfg->connect_timeout_ms, id,
-                          &cl->settings, &pool_conn_ops, pc, &pc->conn);
+                          &cl->settings, cl->tls != NULL ? pc_wrap : NULL, pc, &pool_conn_ops, pc,
+                          &pc->conn);
     if (rv < 0) {
         ml_timer_free(pc->handshake);
         ml_free(pc);
@@ -461,8 +500,8 @@ static void pc_ready(struct ml_pool_conn *pc)
     dispatch_later(p);
 }
 
-/* TCP is up; our preface goes out now, the connection takes streams once the peer's SETTINGS
- * come (pc_on_slots), within what is left of connect_timeout. */
+/* TCP is up (and TLS, for a cluster with tls); our preface goes out now, the connection takes
+ * streams once the peer's SETTINGS come (pc_on_slots), within what is left of connect_timeout. */
 static void pc_on_ready(void *user, struct ml_h2_conn *conn)
 {
     struct ml_pool_conn *pc = user;
@@ -480,13 +519,19 @@ static void pc_on_handshake_timeout(void *user)
     struct ml_pool_conn *pc = user;
     struct ml_pool *p = pc->pool;
     struct ml_cluster *cl = ml_pool_cluster(p);
+    bool tls = ml_tls_client_handshaking(pc->tls);
     char msg[200];
 
     snprintf(msg, sizeof(msg),
              "cluster %s: connect to an endpoint failed: %s within connect_timeout (%u ms)",
              cl->cfg->name,
-             pc->connected ? "no HTTP/2 SETTINGS from the peer" : "TCP not connected",
+             pc->connected ? "no HTTP/2 SETTINGS from the peer"
+             : tls         ? "TLS handshake (timeout) not done"
+                           : "TCP not connected",
              cl->cfg->connect_timeout_ms);
+    if (tls) {
+        ml_stats_cluster(cl->balance->stats, ml_cluster_index(cl), ML_STATS_CL_TLS_FAIL_TIMEOUT);
+    }
     ML_LOG_LIMITED(&p->connect_log, ML_LOG_LEVEL_WRN, "c%u: %s: %s", ml_h2_conn_id(pc->conn),
                    p->addr_text, msg);
     conn_unlink(p, pc); /* frees this timer: allowed from its own callback */

@@ -47,5 +47,12 @@ int ml_config_lint_certs(const struct ml_snapshot *s, struct ml_config_errors *w
         snprintf(label, sizeof(label), "[listener %s]", ls->name);
         rv = ml_tls_check_files(ls->cert, ls->key, ls->ca, time(NULL), tls_file_warning, &l);
     }
+    for (uint32_t i = 0; rv == 0 && i < s->n_clusters; i++) {
+        const struct ml_cfg_cluster *cl = &s->clusters[i];
+        struct lint_ctx l = {warn, label, cl->file_line};
+
+        snprintf(label, sizeof(label), "[cluster %s]", cl->name);
+        rv = ml_tls_check_files(cl->cert, cl->key, cl->ca, time(NULL), tls_file_warning, &l);
+    }
     return rv;
 }

@@ -200,7 +200,9 @@ struct ml_cfg_cluster {
     enum ml_cfg_hash hash;
     const char *hash_header; /* ML_CFG_HASH_HEADER: lower-case header name */
     enum ml_cfg_tls tls;
-    const char *sni, *identity;
+    const char *sni, *identity;  /* NULL unless given */
+    const char *ca, *cert, *key; /* PEM paths (tls = on | mtls); NULL unless given */
+    int file_line[3];            /* the lines of cert, key, ca (0: not given), for findings */
     uint32_t connect_timeout_ms;
     uint32_t keepalive_ms; /* 0 = off */
     uint32_t max_connections;

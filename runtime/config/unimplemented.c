@@ -18,10 +18,8 @@ static const struct {
     enum off_test test;
     const char *off_text;
 } table[] = {
-    /* TLS to upstream clusters is refused by its own check (cluster tls = on|mtls); these only
-     * mean something with it. Listener cert/key/ca work (tls/tls_server.c). */
-    {ML_K_cluster_sni, NONE, NULL},
-    {ML_K_cluster_identity, NONE, NULL},
+    /* TLS works on listeners (tls/tls_server.c) and to clusters (tls/tls_client.c); a build
+     * without ML_TLS refuses tls = on|mtls in config/validate.c. */
     /* balancers Kconfig left out of balance/lb.c's table (ring_hash, maglev) */
     {ML_K_cluster_lb, CLUSTER_LB_BUILT, "round_robin"},
 };

@@ -1079,7 +1079,7 @@ static void required_keys(struct vctx *c, const struct ml_raw_section *sec)
     }
 }
 
-/* built: this side of TLS exists in this build (listeners with ML_TLS; clusters not yet). */
+/* built: TLS exists in this build (listeners and clusters with ML_TLS). */
 static void tls_refused(struct vctx *c, const struct ml_raw_section *sec, int key, int tls,
                         bool built)
 {
@@ -1213,12 +1213,66 @@ static void check_route(struct vctx *c, const struct ml_raw_section *sec)
     }
 }
 
+/* Cluster TLS keys that would ask for nothing are refused, never ignored: an identity without
+ * tls, or a cert without mtls, would look checked or shown and not be. Readability and the PEM
+ * are checked with the other certificate files (check_tls_files). */
+static void check_cluster_tls(struct vctx *c, const struct ml_raw_section *sec,
+                              const struct ml_cfg_cluster *cl)
+{
+    /* Only values that parsed: a bad one has its own error already. */
+    const struct {
+        int key;
+        const char *value;
+    } keys[] = {
+        {ML_K_cluster_ca, cl->ca},
+        {ML_K_cluster_sni, cl->sni},
+        {ML_K_cluster_identity, cl->identity},
+        {ML_K_cluster_cert, cl->cert},
+        {ML_K_cluster_key, cl->key},
+    };
+    char got[GOT_MAX];
+
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        int k = keys[i].key, line = sec->key_line[k];
+
+        if (line == 0 || keys[i].value == NULL) {
+            continue;
+        }
+        if (cl->tls == ML_CFG_TLS_OFF) {
+            key_error(c, sec, line, ml_schema_keys[k].name,
+                      "expected tls = on|mtls in this section (%s is used only with TLS), got "
+                      "\"%s\" with tls = off",
+                      ml_schema_keys[k].name, shown(value_at(c, sec, k), got, sizeof(got)));
+        } else if ((k == ML_K_cluster_cert || k == ML_K_cluster_key) &&
+                   cl->tls != ML_CFG_TLS_MTLS) {
+            key_error(c, sec, line, ml_schema_keys[k].name,
+                      "expected tls = mtls in this section (%s is shown only with mtls), got "
+                      "\"%s\" with tls = on",
+                      ml_schema_keys[k].name, shown(value_at(c, sec, k), got, sizeof(got)));
+        }
+    }
+    if (cl->tls == ML_CFG_TLS_OFF || !ML_HAVE_DATA_TLS) {
+        return;
+    }
+    if (cl->ca == NULL) {
+        key_error(c, sec, sec->key_line[ML_K_cluster_tls], "tls",
+                  "expected ca = PATH with tls = on|mtls (the endpoints' certificates chain to "
+                  "it), got no ca");
+    }
+    if (cl->tls == ML_CFG_TLS_MTLS && (cl->cert == NULL || cl->key == NULL)) {
+        key_error(c, sec, sec->key_line[ML_K_cluster_tls], "tls",
+                  "expected cert = PATH and key = PATH with tls = mtls, got %s",
+                  cl->cert == NULL ? "no cert" : "no key");
+    }
+}
+
 static void check_cluster(struct vctx *c, const struct ml_raw_section *sec)
 {
     struct ml_cfg_cluster *cl = &c->snap->clusters[sec->index];
     char got[GOT_MAX];
 
-    tls_refused(c, sec, ML_K_cluster_tls, cl->tls, false);
+    tls_refused(c, sec, ML_K_cluster_tls, cl->tls, ML_HAVE_DATA_TLS);
+    check_cluster_tls(c, sec, cl);
     if (sec->key_count[ML_K_cluster_endpoint] == 0 && sec->key_line[ML_K_cluster_dns] == 0) {
         key_error(c, sec, sec->line, NULL,
                   "expected endpoint = IP:PORT (repeatable) or dns = HOST:PORT, got no endpoints");
@@ -1547,9 +1601,16 @@ int ml_config_validate(struct ml_snapshot *snap, const struct ml_raw_doc *doc,
         case ML_KIND_ROUTE:
             check_route(&c, sec);
             break;
-        case ML_KIND_CLUSTER:
+        case ML_KIND_CLUSTER: {
+            struct ml_cfg_cluster *cl = &snap->clusters[sec->index];
+
             check_cluster(&c, sec);
+            cl->file_line[0] = sec->key_line[ML_K_cluster_cert];
+            cl->file_line[1] = sec->key_line[ML_K_cluster_key];
+            cl->file_line[2] = sec->key_line[ML_K_cluster_ca];
+            check_tls_files(&c, sec, cl->cert, cl->key, cl->ca, cl->file_line);
             break;
+        }
         case ML_KIND_AUTHZ:
             check_authz(&c, sec);
             break;

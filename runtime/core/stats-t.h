@@ -94,7 +94,19 @@ enum ml_stats_cluster_event {
     ML_STATS_CL_PENDING_OVERFLOW = 0, /* a call refused: max_pending calls waiting already */
     ML_STATS_CL_OVER_MAX_REQUESTS,    /* a call refused: max_requests calls active */
     ML_STATS_CL_OVER_MAX_RETRIES,     /* a retry not made: max_retries retries in flight */
+    /* TLS to the cluster's endpoints (tls/tls_client.h): a handshake done, or failed by reason
+     * (ML_STATS_UP_TLS_FAIL_KINDS of them, in this order) */
+    ML_STATS_CL_TLS_HANDSHAKE,
+    ML_STATS_CL_TLS_FAIL_BAD_CERT,   /* the server's certificate expired or unusable */
+    ML_STATS_CL_TLS_FAIL_UNKNOWN_CA, /* it does not chain to the cluster's ca */
+    ML_STATS_CL_TLS_FAIL_NO_ALPN,    /* the server did not select ALPN h2 */
+    ML_STATS_CL_TLS_FAIL_VERSION,    /* no TLS 1.2 or 1.3 in common */
+    ML_STATS_CL_TLS_FAIL_TIMEOUT,    /* not done within connect_timeout */
+    ML_STATS_CL_TLS_FAIL_IDENTITY,   /* its name does not match the cluster's identity */
+    ML_STATS_CL_TLS_FAIL_OTHER,      /* anything else (the server closed, malformed, memory) */
 };
+/* How many upstream TLS failure reasons there are (ML_STATS_CL_TLS_FAIL_*). */
+#define ML_STATS_UP_TLS_FAIL_KINDS 7
 
 /* Where one call is counted, embedded in the call: indexes into the snapshot's arrays (the
  * endpoint into its cluster's endpoints); -1 while not known. */

@@ -445,6 +445,18 @@ void ml_stats_cluster(struct ml_stats *st, int cluster, enum ml_stats_cluster_ev
     case ML_STATS_CL_OVER_MAX_RETRIES:
         c->cb_max_retries++;
         break;
+    case ML_STATS_CL_TLS_HANDSHAKE:
+        c->up_tls_handshake++;
+        break;
+    case ML_STATS_CL_TLS_FAIL_BAD_CERT:
+    case ML_STATS_CL_TLS_FAIL_UNKNOWN_CA:
+    case ML_STATS_CL_TLS_FAIL_NO_ALPN:
+    case ML_STATS_CL_TLS_FAIL_VERSION:
+    case ML_STATS_CL_TLS_FAIL_TIMEOUT:
+    case ML_STATS_CL_TLS_FAIL_IDENTITY:
+    case ML_STATS_CL_TLS_FAIL_OTHER:
+        c->up_tls_failed[ev - ML_STATS_CL_TLS_FAIL_BAD_CERT]++;
+        break;
     }
 }
 

@@ -38,6 +38,9 @@ struct stats_calls {
     uint64_t dns_resolutions, dns_failures, dns_hosts; /* a cluster with dns = (ml_stats_dns) */
     /* circuit breakers, clusters only */
     uint64_t rq_pending_overflow, cb_max_requests, cb_max_retries;
+    /* TLS to the endpoints, clusters with tls = on | mtls only */
+    uint64_t up_tls_handshake;
+    uint64_t up_tls_failed[ML_STATS_UP_TLS_FAIL_KINDS]; /* as ML_STATS_CL_TLS_FAIL_* */
 };
 
 /* An endpoint's place in one table. */

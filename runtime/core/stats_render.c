@@ -24,6 +24,13 @@ static const char *const route_ev_name[ML_STATS_ROUTE_N_EVENTS] = {
 /* The TLS failure reasons, in the order of ML_STATS_DOWN_TLS_FAIL_* (tls/tls.h's names): text
  * "listener.NAME.downstream_cx_tls_failed_<name>", JSON "cx_tls_failed_<name>", Prometheus
  * "meshlet_downstream_cx_tls_failed_<name>_total". */
+/* The upstream TLS failure reasons, in the order of ML_STATS_CL_TLS_FAIL_*: text
+ * "cluster.NAME.upstream_cx_tls_failed_<name>", JSON "up_tls_failed_<name>", Prometheus
+ * "meshlet_upstream_cx_tls_failed_<name>_total". */
+static const char *const up_tls_fail_name[ML_STATS_UP_TLS_FAIL_KINDS] = {
+    "bad_cert", "unknown_ca", "no_alpn_h2", "version", "timeout", "identity", "other",
+};
+
 static const char *const tls_fail_name[ML_STATS_TLS_FAIL_KINDS] = {
     "bad_cert", "unknown_ca", "no_alpn_h2", "version", "timeout", "plaintext", "other",
 };
@@ -220,6 +227,14 @@ static void text_cluster(const struct ml_stats *st, uint32_t c, struct ml_out *o
     ml_out_printf(o, "%supstream_cb_max_retries %llu\n", prefix,
                   (unsigned long long)st->clusters[c]->cb_max_retries);
     text_calls(o, prefix, "upstream_rq", &st->clusters[c]->calls, true, false);
+    if (st->snap->clusters[c].tls != ML_CFG_TLS_OFF) {
+        ml_out_printf(o, "%supstream_cx_tls_handshake %llu\n", prefix,
+                      (unsigned long long)st->clusters[c]->up_tls_handshake);
+        for (int r = 0; r < ML_STATS_UP_TLS_FAIL_KINDS; r++) {
+            ml_out_printf(o, "%supstream_cx_tls_failed_%s %llu\n", prefix, up_tls_fail_name[r],
+                          (unsigned long long)st->clusters[c]->up_tls_failed[r]);
+        }
+    }
     if (st->snap->clusters[c].dns_host != NULL) {
         ml_out_printf(o, "%sdns_resolutions %llu\n", prefix,
                       (unsigned long long)st->clusters[c]->dns_resolutions);
@@ -578,12 +593,43 @@ static const struct {
     {SCOPE_CLUSTER, "meshlet_cluster_cb_max_retries_total", "counter",
      "Retries not made: max_retries retries were in flight",
      offsetof(struct stats_calls, cb_max_retries)},
+    {SCOPE_CLUSTER, "meshlet_upstream_cx_tls_handshake_total", "counter",
+     "TLS handshakes completed to the endpoints", offsetof(struct stats_calls, up_tls_handshake)},
+    {SCOPE_CLUSTER, "meshlet_upstream_cx_tls_failed_bad_cert_total", "counter",
+     "Upstream TLS handshakes failed: the server certificate expired or unusable",
+     offsetof(struct stats_calls, up_tls_failed[0])},
+    {SCOPE_CLUSTER, "meshlet_upstream_cx_tls_failed_unknown_ca_total", "counter",
+     "Upstream TLS handshakes failed: the server certificate does not chain to ca",
+     offsetof(struct stats_calls, up_tls_failed[1])},
+    {SCOPE_CLUSTER, "meshlet_upstream_cx_tls_failed_no_alpn_h2_total", "counter",
+     "Upstream TLS handshakes failed: the server did not select ALPN h2",
+     offsetof(struct stats_calls, up_tls_failed[2])},
+    {SCOPE_CLUSTER, "meshlet_upstream_cx_tls_failed_version_total", "counter",
+     "Upstream TLS handshakes failed: no TLS 1.2 or 1.3 in common",
+     offsetof(struct stats_calls, up_tls_failed[3])},
+    {SCOPE_CLUSTER, "meshlet_upstream_cx_tls_failed_timeout_total", "counter",
+     "Upstream TLS handshakes not done within connect_timeout",
+     offsetof(struct stats_calls, up_tls_failed[4])},
+    {SCOPE_CLUSTER, "meshlet_upstream_cx_tls_failed_identity_total", "counter",
+     "Upstream TLS handshakes failed: the server name does not match identity",
+     offsetof(struct stats_calls, up_tls_failed[5])},
+    {SCOPE_CLUSTER, "meshlet_upstream_cx_tls_failed_other_total", "counter",
+     "Upstream TLS handshakes failed for another reason",
+     offsetof(struct stats_calls, up_tls_failed[6])},
 };
 #define N_CX_FAMILIES (sizeof(cx_family) / sizeof(cx_family[0]))
 
 static bool dns_family(unsigned int f)
 {
     return strncmp(cx_family[f].name, DNS_FAMILY, strlen(DNS_FAMILY)) == 0;
+}
+
+/* Upstream TLS families: only clusters with tls = on | mtls have samples. */
+#define UP_TLS_FAMILY "meshlet_upstream_cx_tls_"
+
+static bool up_tls_family(unsigned int f)
+{
+    return strncmp(cx_family[f].name, UP_TLS_FAMILY, strlen(UP_TLS_FAMILY)) == 0;
 }
 
 static void prom_cx_item(const struct ml_stats *st, unsigned int f, uint32_t i, struct ml_out *o)
@@ -601,6 +647,9 @@ static void prom_cx_item(const struct ml_stats *st, unsigned int f, uint32_t i, 
                       scope_what[s], cx_family[f].name, cx_family[f].type);
     }
     if (dns_family(f) && st->snap->clusters[i].dns_host == NULL) {
+        return;
+    }
+    if (up_tls_family(f) && st->snap->clusters[i].tls == ML_CFG_TLS_OFF) {
         return;
     }
     scope_labels(st, s, i, labels, sizeof(labels));
@@ -647,6 +696,17 @@ static bool any_dns(const struct ml_stats *st)
     return false;
 }
 
+/* Whether a cluster has tls = on | mtls (the upstream TLS families are left out otherwise). */
+static bool any_up_tls(const struct ml_stats *st)
+{
+    for (uint32_t i = 0; i < st->n_clusters; i++) {
+        if (st->snap->clusters[i].tls != ML_CFG_TLS_OFF) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Parts: each scope's call families (no histograms per endpoint: with thousands of endpoints
  * they would be most of the page, and the cluster's say the same), then the connection ones. A
  * family without entities is left out whole. */
@@ -666,7 +726,8 @@ static enum step prom_item(const struct ml_stats *st, unsigned int part, unsigne
     }
     part -= N_SCOPES * N_CM;
     if (part < N_CX_FAMILIES) {
-        if (item >= scope_count(st, cx_family[part].scope) || (dns_family(part) && !any_dns(st))) {
+        if (item >= scope_count(st, cx_family[part].scope) || (dns_family(part) && !any_dns(st)) ||
+            (up_tls_family(part) && !any_up_tls(st))) {
             return STEP_PART_END;
         }
         prom_cx_item(st, part, item, o);
@@ -762,6 +823,14 @@ static void json_entity(const struct ml_stats *st, enum scope s, uint32_t i, str
             (unsigned long long)st->clusters[i]->rq_pending_overflow,
             (unsigned long long)st->clusters[i]->cb_max_requests,
             (unsigned long long)st->clusters[i]->cb_max_retries);
+        if (snap->clusters[i].tls != ML_CFG_TLS_OFF) {
+            ml_out_printf(o, ",\"up_tls_handshake\":%llu",
+                          (unsigned long long)st->clusters[i]->up_tls_handshake);
+            for (int r = 0; r < ML_STATS_UP_TLS_FAIL_KINDS; r++) {
+                ml_out_printf(o, ",\"up_tls_failed_%s\":%llu", up_tls_fail_name[r],
+                              (unsigned long long)st->clusters[i]->up_tls_failed[r]);
+            }
+        }
         if (snap->clusters[i].dns_host != NULL) {
             ml_out_printf(o, ",\"dns_resolutions\":%llu,\"dns_failures\":%llu,\"dns_hosts\":%llu",
                           (unsigned long long)st->clusters[i]->dns_resolutions,

@@ -36,6 +36,11 @@ struct ml_transport {
     const struct ml_transport_ops *ops;
 };
 
+/* Wraps an outgoing transport before it connects (TLS to upstreams: tls/tls_client.h): takes
+ * lower over and gives the transport to use in *out, whose on_connected means it is usable (0);
+ * or a negative errno, lower not taken. */
+typedef int ml_transport_wrap_fn(void *user, struct ml_transport *lower, struct ml_transport **out);
+
 /* Where a memory transport's output goes: 0 when taken, -EAGAIN (nothing taken), or another
  * negative errno (the connection fails). */
 typedef int ml_transport_output_fn(void *user, const uint8_t *p, size_t n);

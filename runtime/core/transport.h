@@ -56,6 +56,9 @@ struct ml_transport *ml_sock_transport(struct ml_sock *s);
 int ml_transport_mem_new(ml_transport_output_fn *output, void *user, struct ml_transport **out);
 /* p[0..n) (borrowed) arrives at t's owner (on_read). */
 void ml_transport_mem_feed(struct ml_transport *t, const uint8_t *p, size_t n);
+/* An outgoing memory transport "connected": the owner hears on_connected (TLS to upstreams
+ * starts its handshake then: unit tests and the tls_client fuzzer). */
+void ml_transport_mem_connected(struct ml_transport *t);
 /* The peer of a memory transport closed (reason as on_close): the owner hears on_close. */
 void ml_transport_mem_hangup(struct ml_transport *t, int reason, const char *why);
 

@@ -94,6 +94,15 @@ void ml_transport_mem_feed(struct ml_transport *t, const uint8_t *p, size_t n)
     }
 }
 
+void ml_transport_mem_connected(struct ml_transport *t)
+{
+    struct mem_transport *m = (struct mem_transport *)t;
+
+    if (m->ops != NULL && m->ops->on_connected != NULL) {
+        m->ops->on_connected(m->user);
+    }
+}
+
 void ml_transport_mem_hangup(struct ml_transport *t, int reason, const char *why)
 {
     struct mem_transport *m = (struct mem_transport *)t;

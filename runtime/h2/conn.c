@@ -513,8 +513,9 @@ int ml_h2_server_new(struct ml_loop *loop, struct ml_transport *tp, uint32_t id,
 
 int ml_h2_client_new(struct ml_loop *loop, const struct ml_sock_addr *addr,
                      uint32_t connect_timeout_ms, uint32_t id,
-                     const struct ml_h2_settings *settings, const struct ml_h2_client_ops *ops,
-                     void *user, struct ml_h2_conn **out)
+                     const struct ml_h2_settings *settings, ml_transport_wrap_fn *wrap,
+                     void *wrap_user, const struct ml_h2_client_ops *ops, void *user,
+                     struct ml_h2_conn **out)
 {
     struct ml_h2_conn *c = conn_alloc(loop, id, false, settings, user);
     struct ml_sock *sock;
@@ -536,6 +537,19 @@ int ml_h2_client_new(struct ml_loop *loop, const struct ml_sock_addr *addr,
         return rv;
     }
     c->tp = ml_sock_transport(sock);
+    if (wrap != NULL) {
+        struct ml_transport *tp;
+
+        /* Nothing happens on sock before the loop runs again: it may still change hands. */
+        if ((rv = wrap(wrap_user, c->tp, &tp)) < 0) {
+            ml_sock_close(sock);
+            nghttp2_session_del(c->ng);
+            ml_free(c);
+            return rv;
+        }
+        c->tp = tp;
+        ml_transport_set_ops(tp, &h2_sock_ops, c);
+    }
     *out = c;
     return 0;
 }

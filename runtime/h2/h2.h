@@ -36,12 +36,15 @@ int ml_h2_server_new(struct ml_loop *loop, struct ml_transport *tp, uint32_t id,
                      void *user, struct ml_h2_conn **out);
 
 /* A client connection to addr: connects (giving up after connect_timeout_ms, 0 = lws's limit),
- * then on_ready, or on_close if it never came up. 0 and *out; -ENOMEM, -EMFILE (the upstream fd
- * budget is used up: core/fd_budget.h); no callback runs then. */
+ * then on_ready, or on_close if it never came up. wrap (NULL: plaintext) puts a transport such
+ * as TLS over the socket: on_ready waits for it (wrap_user is its first argument). 0 and *out;
+ * -ENOMEM, -EMFILE (the upstream fd budget is used up: core/fd_budget.h), or wrap's error; no
+ * callback runs then. */
 int ml_h2_client_new(struct ml_loop *loop, const struct ml_sock_addr *addr,
                      uint32_t connect_timeout_ms, uint32_t id,
-                     const struct ml_h2_settings *settings, const struct ml_h2_client_ops *ops,
-                     void *user, struct ml_h2_conn **out);
+                     const struct ml_h2_settings *settings, ml_transport_wrap_fn *wrap,
+                     void *wrap_user, const struct ml_h2_client_ops *ops, void *user,
+                     struct ml_h2_conn **out);
 
 /* A server connection with no socket and no loop, for tests and fuzzing: input comes from
  * ml_h2_conn_feed(), output goes to output(), in the feed's event (our SETTINGS with the first

@@ -366,8 +366,8 @@ static void tls_ready(void *user, struct ml_transport *tls, int rv, enum ml_tls_
     downstream_serve(l, tls, NULL, 0);
 }
 
-_Static_assert(ML_TLS_FAIL_COUNT == ML_STATS_TLS_FAIL_KINDS,
-               "every TLS failure reason has its counter");
+_Static_assert(ML_TLS_FAIL_IDENTITY == ML_STATS_TLS_FAIL_KINDS,
+               "every TLS failure reason a listener meets has its counter");
 
 /* TLS on tp (taken over, or closed): first[0..n) came before. */
 static void tls_start(struct ml_listener *l, struct ml_transport *tp, const uint8_t *first,

@@ -33,10 +33,14 @@ enum ml_tls_fail {
     ML_TLS_FAIL_TIMEOUT,      /* not done within ML_TLS_HANDSHAKE_TIMEOUT_MS */
     ML_TLS_FAIL_PLAINTEXT,    /* the first byte was not a TLS handshake record */
     ML_TLS_FAIL_OTHER,        /* anything else (malformed, peer closed, out of memory) */
+    /* Upstreams only (tls/tls_client.h): the server's name does not match cluster identity.
+     * After the listeners' reasons, which are counted per listener in this order. */
+    ML_TLS_FAIL_IDENTITY,
     ML_TLS_FAIL_COUNT,
 };
 
-/* "bad_cert", "unknown_ca", "no_alpn_h2", "version", "timeout", "plaintext", "other". */
+/* "bad_cert", "unknown_ca", "no_alpn_h2", "version", "timeout", "plaintext", "other",
+ * "identity". */
 const char *ml_tls_fail_name(enum ml_tls_fail f);
 
 struct ml_tls_server; /* one listener's TLS: certificate, key, CA, tickets */

@@ -74,7 +74,7 @@ static const char *const fail_names[ML_TLS_FAIL_COUNT] = {
     [ML_TLS_FAIL_BAD_CERT] = "bad_cert",  [ML_TLS_FAIL_UNKNOWN_CA] = "unknown_ca",
     [ML_TLS_FAIL_NO_ALPN] = "no_alpn_h2", [ML_TLS_FAIL_VERSION] = "version",
     [ML_TLS_FAIL_TIMEOUT] = "timeout",    [ML_TLS_FAIL_PLAINTEXT] = "plaintext",
-    [ML_TLS_FAIL_OTHER] = "other",
+    [ML_TLS_FAIL_OTHER] = "other",        [ML_TLS_FAIL_IDENTITY] = "identity",
 };
 
 const char *ml_tls_fail_name(enum ml_tls_fail f)

@@ -7,6 +7,7 @@
  * contract aborts with a message, so libFuzzer keeps the input. Each input is loaded twice: as it
  * is, and with one allocation made to fail. Run through tests/fuzz/run.sh. */
 #include "config/errors.h"
+#include "config/features.h"
 #include "config/snapshot.h"
 #include "core/alloc.h"
 #include "grpc/health.h"
@@ -163,9 +164,23 @@ static void check_snapshot(const struct ml_snapshot *s, size_t n, int rv)
     CHECK(s->n_authz <= CONFIG_ML_MAX_LISTENERS, rv, NULL);
     for (uint32_t i = 0; i < s->n_clusters; i++) {
         const struct ml_cfg_cluster *c = &s->clusters[i];
-        /* never fail open: what has no code yet (TLS to upstreams) is accepted only as off
-         * (config/unimplemented.c) */
-        CHECK(c->tls == ML_CFG_TLS_OFF && c->sni == NULL && c->identity == NULL, rv, NULL);
+        /* never fail open: TLS to upstreams is accepted only whole (a ca to verify against, a
+         * cert and key to show with mtls, in a build with it), and its keys never without it
+         * (they would check or show nothing) */
+        if (c->tls == ML_CFG_TLS_OFF) {
+            CHECK(c->sni == NULL && c->identity == NULL && c->ca == NULL && c->cert == NULL &&
+                      c->key == NULL,
+                  rv, NULL);
+        } else {
+            CHECK(ML_HAVE_DATA_TLS && c->ca != NULL, rv, NULL);
+            CHECK(c->tls == ML_CFG_TLS_MTLS ? c->cert != NULL && c->key != NULL
+                                            : c->cert == NULL && c->key == NULL,
+                  rv, NULL);
+        }
+        /* what is still refused (config/unimplemented.c): balancers Kconfig left out */
+        CHECK((c->lb != ML_CFG_LB_RING_HASH || ML_HAVE_LB_RING_HASH) &&
+                  (c->lb != ML_CFG_LB_MAGLEV || ML_HAVE_LB_MAGLEV),
+              rv, NULL);
         /* the Check request's bound (grpc/health.h) */
         CHECK(c->health_service == NULL || strlen(c->health_service) <= ML_GRPC_HEALTH_SERVICE_MAX,
               rv, NULL);

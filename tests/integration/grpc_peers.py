@@ -30,7 +30,8 @@ class Backend:
     """One gRPC server on 127.0.0.1 (a port the kernel picks), named so callers can tell which
     backend answered. Every handler records the peer (meshlet's upstream connection) it saw."""
 
-    def __init__(self, name, workers=16, barrier_parties=0, barrier_action=None, announce=False):
+    def __init__(self, name, workers=16, barrier_parties=0, barrier_action=None, announce=False,
+                 creds=None):
         self.name = name
         self.announce = announce  # print "call METHOD" on stdout as each call comes in
         self.lock = threading.Lock()
@@ -58,7 +59,9 @@ class Backend:
                                   options=[("grpc.so_reuseport", 0)])
         self.server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler(SERVICE, handlers),))
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        # creds: grpc.ssl_server_credentials(...) for a TLS backend (test_tls_cluster.py)
+        self.port = (self.server.add_secure_port("127.0.0.1:0", creds) if creds is not None
+                     else self.server.add_insecure_port("127.0.0.1:0"))
         self.server.start()
 
     def stop(self):

@@ -86,6 +86,18 @@ EFFECT_TESTS = {
                          "test_grpcio_all_four_call_kinds_over_tls",
     ("listener", "ca"): "tests/integration/test_tls_listener.py::"
                         "test_mtls_wrong_ca_refused",
+    ("cluster", "tls"): "tests/integration/test_tls_cluster.py::"
+                        "test_all_four_call_kinds_to_a_tls_backend",
+    ("cluster", "ca"): "tests/integration/test_tls_cluster.py::"
+                       "test_wrong_ca_fails_the_connect_as_unknown_ca",
+    ("cluster", "cert"): "tests/integration/test_tls_cluster.py::"
+                         "test_tls_on_both_legs_with_mtls_to_a_backend_that_requires_a_client_cert",
+    ("cluster", "key"): "tests/integration/test_tls_cluster.py::"
+                        "test_tls_on_both_legs_with_mtls_to_a_backend_that_requires_a_client_cert",
+    ("cluster", "sni"): "tests/integration/test_tls_cluster.py::"
+                        "test_sni_is_sent_as_configured_else_none_for_an_ip_endpoint",
+    ("cluster", "identity"): "tests/integration/test_tls_cluster.py::"
+                             "test_wrong_san_for_identity_fails_the_connect",
     ("fleet", "backoff"): "tests/integration/test_fleet_hostile.py::"
                           "test_no_controller_at_all_gets_no_busy_loop",
     ("fleet", "report_interval"): "tests/integration/test_fleet_hostile.py::"
@@ -244,9 +256,14 @@ ASKS = {
     ("cluster", "dns_refresh"): ["30s", "1s"],
     ("cluster", "lb"): ["least_request", "random", "ring_hash", "maglev"],
     ("cluster", "hash"): ["header:x-user", "authority", "path"],
-    ("cluster", "tls"): ["on", "mtls"],
-    ("cluster", "sni"): ["greeter.internal"],
-    ("cluster", "identity"): ["spiffe://mesh.local/greeter"],
+    ("cluster", "tls"): [("on", {"ca": str(L_CA)}),
+                         ("mtls", {"ca": str(L_CA), "cert": str(L_CRT), "key": str(L_KEY)})],
+    ("cluster", "ca"): [(str(L_CA), {"tls": "on"})],
+    ("cluster", "cert"): [(str(L_CRT), {"tls": "mtls", "ca": str(L_CA), "key": str(L_KEY)})],
+    ("cluster", "key"): [(str(L_KEY), {"tls": "mtls", "ca": str(L_CA), "cert": str(L_CRT)})],
+    ("cluster", "sni"): [("greeter.internal", {"tls": "on", "ca": str(L_CA)})],
+    ("cluster", "identity"): [("spiffe://mesh.local/greeter", {"tls": "on", "ca": str(L_CA)}),
+                              ("spiffe://mesh.local/*", {"tls": "on", "ca": str(L_CA)})],
     ("cluster", "connect_timeout"): ["250ms"],
     ("cluster", "keepalive"): ["10s"],
     ("cluster", "max_connections"): ["2"],
@@ -389,8 +406,8 @@ def test_version_and_defaults_promise_only_what_works(meshlet):
     defaults = meshlet("check", "--defaults").stdout.splitlines()
     assert "outlier_errors = 5" in defaults and "max_retries = 3" in defaults
     assert "retries = 0" in defaults and "lb = round_robin" in defaults
-    # a key with no off value is printed commented out, saying why
-    assert any(re.match(r"^;sni = .*not implemented yet", line) for line in defaults)
+    # cluster sni works now (TLS to upstreams): printed as a key not set, not as refused
+    assert any(re.match(r"^;sni = +; not set$", line) for line in defaults), defaults
 
 
 # ---- effects no other test showed ---------------------------------------------------------------

@@ -139,6 +139,18 @@ static void expect_errors_(const char *text, size_t n, const char *want, const c
     "endpoint = 127.0.0.1:50051\n"
 
 /* Every section kind, most keys, several of each: the torture test's config too. */
+/* The rich config's cluster TLS: sni and identity only mean something with tls (refused
+ * without), and tls only in a build with ML_TLS. */
+#if ML_HAVE_DATA_TLS
+#define RICH_CLUSTER_TLS                                                                           \
+    "tls = on\n"                                                                                   \
+    "ca = /etc/meshlet/greeter-ca.pem\n"                                                           \
+    "sni = greeter.internal\n"                                                                     \
+    "identity = spiffe://mesh.local/greeter\n"
+#else
+#define RICH_CLUSTER_TLS ""
+#endif
+
 static const char rich[] = "; a rich config\n"
                            "[node]\n"
                            "id = gw-0042\n"
@@ -227,10 +239,7 @@ static const char rich[] = "; a rich config\n"
                            "dns = greeter.internal:50051\n"
                            "dns_refresh = 24h\n"
                            "lb = maglev\n"
-                           "hash = authority\n"
-                           "sni = greeter.internal\n"
-                           "identity = spiffe://mesh.local/greeter\n"
-                           "\n"
+                           "hash = authority\n" RICH_CLUSTER_TLS "\n"
                            "[authz ingress]\n"
                            "allow = spiffe://mesh.local/frontend -> /helloworld.Greeter/*\n"
                            "deny = * -> /grpc.reflection.*\n"
@@ -511,8 +520,12 @@ static void test_rich_config_fills_clusters(void **state)
     assert_int_equal(dns->dns_refresh_ms, 24 * 3600000);
     assert_int_equal(dns->lb, ML_CFG_LB_MAGLEV);
     assert_int_equal(dns->hash, ML_CFG_HASH_AUTHORITY);
+#if ML_HAVE_DATA_TLS
+    assert_int_equal(dns->tls, ML_CFG_TLS_ON);
+    assert_string_equal(dns->ca, "/etc/meshlet/greeter-ca.pem");
     assert_string_equal(dns->sni, "greeter.internal");
     assert_string_equal(dns->identity, "spiffe://mesh.local/greeter");
+#endif
     ml_snapshot_unref(s);
 }
 
@@ -747,8 +760,14 @@ static void test_addresses_v4_v6_and_ports(void **state)
 
 static void test_host_names_in_dns_sni_and_fleet_url(void **state)
 {
-    struct ml_snapshot *s = load_ok("[cluster c]\ndns = a-b.example:1\nsni = x.y\n"
+#if ML_HAVE_DATA_TLS /* sni needs tls */
+    struct ml_snapshot *s = load_ok("[cluster c]\ndns = a-b.example:1\nsni = x.y\ntls = on\n"
+                                    "ca = /no-such-dir/ca\n"
                                     "[fleet]\nurl = wss://[::1]:9443/f\nca = /no-such-dir/ca\n");
+#else
+    struct ml_snapshot *s = load_ok("[cluster c]\ndns = a-b.example:1\n"
+                                    "[fleet]\nurl = wss://[::1]:9443/f\nca = /no-such-dir/ca\n");
+#endif
 
     assert_string_equal(s->clusters[0].dns_host, "a-b.example");
     assert_int_equal(s->clusters[0].dns_port, 1);
@@ -889,8 +908,8 @@ static void test_exclusive_keys(void **state)
                   "\"c.local:2\"\n");
 }
 
-/* Listener TLS exists with ML_TLS (cert and key needed, ca for mtls); cluster TLS does not yet:
- * refused whatever the build, never served in plaintext. */
+/* Listener and cluster TLS exist with ML_TLS (listeners: cert and key needed, ca for mtls;
+ * clusters: ca needed); without it tls is refused, never served in plaintext. */
 static void test_tls_on_is_refused_until_data_plane_tls_exists(void **state)
 {
 #if ML_HAVE_DATA_TLS
@@ -900,8 +919,8 @@ static void test_tls_on_is_refused_until_data_plane_tls_exists(void **state)
                   "on|mtls|permissive, got no cert\n"
                   "3: [listener l] tls: expected ca = PATH with tls = mtls (client certificates "
                   "chain to it), got no ca\n"
-                  "6: [cluster c] tls: expected off: this build of meshlet has no data-plane TLS "
-                  "yet (never served in plaintext), got \"on\"\n");
+                  "6: [cluster c] tls: expected ca = PATH with tls = on|mtls (the endpoints' "
+                  "certificates chain to it), got no ca\n");
 #else
     expect_errors("[listener l]\nbind = 127.0.0.1:1\ntls = mtls\n"
                   "[cluster c]\nendpoint = 127.0.0.1:2\ntls = on\n",

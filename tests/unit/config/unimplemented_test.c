@@ -4,6 +4,7 @@
 #include "config/unimplemented.h"
 
 #include "config/errors.h"
+#include "config/features.h"
 #include "config/schema.h"
 #include "config/snapshot.h"
 
@@ -83,11 +84,18 @@ static void test_an_asking_value_is_refused_on_its_line(void **state)
     char errs[1024];
     (void)state;
 
-    /* BASE is 7 lines: [cluster c2] is line 8, sni line 10 */
+#if !ML_HAVE_LB_MAGLEV
+    /* BASE is 7 lines: [cluster c2] is line 8, lb line 10 */
     assert_int_not_equal(
-        load("[cluster c2]\nendpoint = 127.0.0.1:50052\nsni = api.local\n", errs, sizeof(errs)), 0);
-    assert_string_equal(errs, "t:10: [cluster c2] sni: expected this key left out: not "
-                              "implemented in this version, got \"api.local\"");
+        load("[cluster c2]\nendpoint = 127.0.0.1:50052\nlb = maglev\n", errs, sizeof(errs)), 0);
+    assert_string_equal(errs, "t:10: [cluster c2] lb: expected round_robin: not implemented in "
+                              "this version, got \"maglev\"");
+#else
+    /* Cluster sni and identity work now (tls/tls_client.c): in a build with every balancer no
+     * key is left that the table refuses. */
+    (void)errs;
+    skip();
+#endif
 }
 
 static void test_a_bad_value_is_reported_once_as_bad(void **state)
