@@ -13,11 +13,12 @@
 # execute_process); everything else goes to stderr or to $prefix/build.log.
 #
 # <hash> = first 16 hex of a SHA-256 over pins.sh, fetch.sh, build.sh,
-# inih.flags, every CMake file under firmware/deps/ and the board's
-# toolchain.cmake. Change any of them and you get a new prefix (a rebuild);
-# change nothing and a complete prefix is returned at once. The Debian
-# revision is deliberately NOT in the hash (it is what the archive serves, not
-# a pin); after `fetch.sh --refresh` use --force to rebuild the same prefix.
+# inih.flags, every CMake file and every patches/NAME/*.patch under
+# firmware/deps/ and the board's toolchain.cmake. Change any of them and you
+# get a new prefix (a rebuild); change nothing and a complete prefix is
+# returned at once. The Debian revision is deliberately NOT in the hash (it is
+# what the archive serves, not a pin); after `fetch.sh --refresh` use --force
+# to rebuild the same prefix.
 #
 # $CACHE = ${MESHLET_CACHE_DIR:-$HOME/.cache/meshlet}
 set -euo pipefail
@@ -51,7 +52,8 @@ SRC=$CACHE/src
 # ---------------------------------------------------------------------------
 inputs=(firmware/deps/pins.sh firmware/deps/fetch.sh firmware/deps/build.sh firmware/deps/inih.flags)
 while IFS= read -r f; do inputs+=("$f"); done < <(
-	cd "$ROOT" && find firmware/deps \( -name '*.cmake' -o -name CMakeLists.txt \) -type f | LC_ALL=C sort)
+	cd "$ROOT" && find firmware/deps \( -name '*.cmake' -o -name CMakeLists.txt -o -name '*.patch' \) \
+		-type f | LC_ALL=C sort)
 TOOLCHAIN=""
 if [ -f "$ROOT/boards/$BOARD/toolchain.cmake" ] && [ "$SANITIZE" = 1 ]; then
 	echo "build.sh: --sanitize is for native boards only; boards/$BOARD cross-compiles" >&2
@@ -335,6 +337,8 @@ cp "$SRC/PATCHES.txt" "$PREFIX/share/meshlet-deps/PATCHES.txt"
 	printf '%-14s %-8s %-22s %s\n' "# name" upstream debian-revision patches-applied
 	for n in "${PIN_NAMES[@]}"; do
 		patches=$(sed -n 's/^applied *= //p' "$(srcdir "$n")/.meshlet-patches")
+		ours=$(sed -n 's/^meshlet patches = //p' "$(srcdir "$n")/.meshlet-patches")
+		[ -z "$ours" ] || [ "$ours" = "(none)" ] || patches="$patches + meshlet: $ours"
 		rev=$(sed -n 's/^debian revision = //p' "$(srcdir "$n")/.meshlet-patches")
 		deb=$(sed -n 's/^debian tarball  = //p' "$(srcdir "$n")/.meshlet-patches")
 		[ "$deb" != none ] || rev="$rev(no-debian-tarball)"

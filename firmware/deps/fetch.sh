@@ -12,6 +12,9 @@
 #   NAME.fetch                        which Debian revision we got (sourceable)
 #   NAME-VERSION/                     unpacked orig + debian/ + applied patches
 #   PATCHES.txt                       per package: revision, patches applied/skipped
+#
+# Our own patches, patches/NAME/*.patch (-p1, in name order), are applied after
+# Debian's; each says why in its header (README.md "meshlet's own patches").
 #   apt/                              the PRIVATE apt state (lists + sources)
 #
 # Why a private apt state: we need trixie's *source* index on a bookworm host
@@ -113,6 +116,13 @@ src_records() {
 		/^Directory:/        { d = $2 }
 		/^Checksums-Sha256:/ { insha = 1 }
 		END                  { flush() }'
+}
+
+# Our own patches of NAME, in the order they apply (C-locale name order), one path a line.
+meshlet_patches() {
+	local d=$HERE/patches/$1
+	[ -d "$d" ] || return 0
+	find "$d" -maxdepth 1 -type f -name '*.patch' | LC_ALL=C sort
 }
 
 # upstream part of a Debian version: strip the epoch and the -revision.
@@ -252,13 +262,19 @@ touches_lib() {
 # patches the policy selects. Idempotent: a stamp keyed on the inputs (orig,
 # debian tarball, this script, pins.sh) skips the work when nothing changed.
 # The key of NAME's unpacked tree: its inputs (orig, debian tarball, policy,
-# and this script + pins.sh, which hold the unpack/patch recipe).
+# this script + pins.sh, which hold the unpack/patch recipe, and our own
+# patches of NAME by name and content).
 prepare_key() {
-	local DEB_SHA256
+	local DEB_SHA256 p
 	# shellcheck disable=SC1090
 	DEB_SHA256=$(. "$SRC/$1.fetch"; echo "$DEB_SHA256")
-	printf '%s\n' "${PIN_SHA256[$1]}" "$DEB_SHA256" "${POLICY[$1]}" \
-		"$(sha256 "$HERE/fetch.sh")" "$(sha256 "$HERE/pins.sh")" | sha256sum | cut -c1-64
+	{
+		printf '%s\n' "${PIN_SHA256[$1]}" "$DEB_SHA256" "${POLICY[$1]}" \
+			"$(sha256 "$HERE/fetch.sh")" "$(sha256 "$HERE/pins.sh")"
+		while IFS= read -r p; do
+			printf '%s %s\n' "$(basename "$p")" "$(sha256 "$p")"
+		done < <(meshlet_patches "$1")
+	} | sha256sum | cut -c1-64
 }
 prepared_ok() {
 	local stamp
@@ -307,6 +323,14 @@ prepare() {
 			done < <(series_patches "$tmp/debian/patches/series")
 		fi
 	fi
+	# Ours last: they are written against the Debian-patched tree. One that does
+	# not apply is a hard error too (a new pin or Debian revision moved the code).
+	local ours=()
+	while IFS= read -r p; do
+		patch -p1 --forward --batch --no-backup-if-mismatch -s -d "$tmp" <"$p" >&2 ||
+			die "$name: our patch ${p#"$HERE"/} does not apply (update it for ${PIN_ORIG[$name]})"
+		ours+=("$(basename "$p")")
+	done < <(meshlet_patches "$name")
 	{
 		echo "[$name]"
 		echo "upstream        = ${PIN_VERSION[$name]} (${PIN_ORIG[$name]}, sha256 ${PIN_SHA256[$name]})"
@@ -316,12 +340,13 @@ prepare() {
 		echo "policy          = ${POLICY[$name]}"
 		echo "applied         = ${applied[*]:-(none)}"
 		echo "not applied     = ${skipped[*]:-(none)}"
+		echo "meshlet patches = ${ours[*]:-(none)}"
 		echo
 	} >"$tmp/.meshlet-patches"
 	printf '%s\n' "$key" >"$tmp/.meshlet-prepared"
 	rm -rf "$dir"
 	mv "$tmp" "$dir"
-	log "$name: applied: ${applied[*]:-(none)}"
+	log "$name: applied: ${applied[*]:-(none)}; ours: ${ours[*]:-(none)}"
 }
 
 # ---------------------------------------------------------------------------
