@@ -278,7 +278,10 @@ def test_node_with_an_untrusted_certificate_gets_nothing_over_tls13(run_meshlet,
     m = run_meshlet(text)
     assert m.wait_for_stderr("fleet: c2: cannot connect", timeout=15), m.stderr
     first = next(line for line in m.stderr.splitlines() if "fleet: c1: cannot connect" in line)
-    assert "refused our client certificate" in first, first  # not lws' bare "read failed"
+    # Where the refusal lands depends on timing: in the handshake (the node's certificate
+    # write meets the closed socket) or at the first read after it (lws' bare "read failed").
+    # Either way the log line names the likely cause.
+    assert "client certificate" in first, first
     st = stats(m)
     assert st["fleet_connects_total"] == 0 and st["fleet_pushes_total"] == 0, st
     assert who(listen) == "A"
