@@ -128,11 +128,21 @@ printf 'hash inputs:\n'; printf '  %s\n' "${inputs[@]}"
 # Sources (network only if the cache lacks a verified tarball).
 # ---------------------------------------------------------------------------
 say "fetch sources"
-"$HERE/fetch.sh"
 # Hold the source cache shared while compiling: fetch.sh takes it exclusively
-# before it re-unpacks anything, so no tree changes under a running build.
-exec 7>>"$SRC/.lock"
-flock -s 7
+# before it re-unpacks anything, so no tree changes under a running build. But
+# fetch.sh lets go of the lock when it exits, and another checkout whose recipe
+# differs (other patches: its own tree key) may re-unpack the trees before we
+# hold it: so check, under our lock, that they are still this recipe's.
+for try in 1 2 3; do
+	"$HERE/fetch.sh"
+	exec 7>>"$SRC/.lock"
+	flock -s 7
+	if "$HERE/fetch.sh" --check; then
+		break
+	fi
+	exec 7>&-
+	[ "$try" -lt 3 ] || die "the source trees in $SRC keep changing (another checkout's fetch.sh?)"
+done
 srcdir() { printf '%s/%s\n' "$SRC" "$(pin_srcdir "$1")"; }
 
 # ---------------------------------------------------------------------------

@@ -2,10 +2,13 @@
 # fetch.sh — get meshlet's dependency sources from Debian's source archive,
 # verify them against pins.sh, unpack them and apply the Debian patches we want.
 #
-# Usage: firmware/deps/fetch.sh [--refresh]
+# Usage: firmware/deps/fetch.sh [--refresh | --check]
 #   --refresh (or MESHLET_FETCH_REFRESH=1): ask the archive again even when
 #             the cache is complete, e.g. to pick up a new Debian security
 #             revision. Without it, a complete cache means no network at all.
+#   --check   change nothing: exit 0 if every tree is downloaded, verified and
+#             prepared by THIS recipe (its patches), else 1. build.sh runs it
+#             while it holds the cache's shared lock (see there).
 #
 # Result, under $CACHE/src ($CACHE = ${MESHLET_CACHE_DIR:-$HOME/.cache/meshlet}):
 #   *.orig.tar.*, *.debian.tar.xz     the downloaded files
@@ -33,10 +36,12 @@ CACHE=${MESHLET_CACHE_DIR:-$HOME/.cache/meshlet}
 SRC=$CACHE/src
 APTDIR=$SRC/apt
 REFRESH=${MESHLET_FETCH_REFRESH:-0}
+CHECK=0
 case "${1:-}" in
 	--refresh) REFRESH=1 ;;
+	--check) CHECK=1 ;;
 	"") ;;
-	*) echo "usage: $0 [--refresh]" >&2; exit 2 ;;
+	*) echo "usage: $0 [--refresh | --check]" >&2; exit 2 ;;
 esac
 
 log() { printf 'fetch: %s\n' "$*" >&2; }
@@ -355,6 +360,11 @@ ready=1
 for n in "${PIN_NAMES[@]}"; do
 	if ! cached_ok "$n" || ! prepared_ok "$n"; then ready=0; break; fi
 done
+if [ "$CHECK" = 1 ]; then
+	[ "$ready" = 1 ] && [ -f "$SRC/PATCHES.txt" ] && exit 0
+	log "the trees in $SRC are not (or no longer) this recipe's"
+	exit 1
+fi
 if [ "$REFRESH" = 0 ] && [ "$ready" = 1 ] && [ -f "$SRC/PATCHES.txt" ]; then
 	log "all pinned sources present, verified and unpacked in $SRC: no network"
 	exit 0
