@@ -13,11 +13,12 @@
 # execute_process); everything else goes to stderr or to $prefix/build.log.
 #
 # <hash> = first 16 hex of a SHA-256 over pins.sh, fetch.sh, build.sh,
-# inih.flags, every CMake file under firmware/deps/ and the board's
-# toolchain.cmake. Change any of them and you get a new prefix (a rebuild);
-# change nothing and a complete prefix is returned at once. The Debian
-# revision is deliberately NOT in the hash (it is what the archive serves, not
-# a pin); after `fetch.sh --refresh` use --force to rebuild the same prefix.
+# inih.flags, every CMake file and every patches/NAME/*.patch under
+# firmware/deps/ and the board's toolchain.cmake. Change any of them and you
+# get a new prefix (a rebuild); change nothing and a complete prefix is
+# returned at once. The Debian revision is deliberately NOT in the hash (it is
+# what the archive serves, not a pin); after `fetch.sh --refresh` use --force
+# to rebuild the same prefix.
 #
 # $CACHE = ${MESHLET_CACHE_DIR:-$HOME/.cache/meshlet}
 set -euo pipefail
@@ -51,7 +52,8 @@ SRC=$CACHE/src
 # ---------------------------------------------------------------------------
 inputs=(firmware/deps/pins.sh firmware/deps/fetch.sh firmware/deps/build.sh firmware/deps/inih.flags)
 while IFS= read -r f; do inputs+=("$f"); done < <(
-	cd "$ROOT" && find firmware/deps \( -name '*.cmake' -o -name CMakeLists.txt \) -type f | LC_ALL=C sort)
+	cd "$ROOT" && find firmware/deps \( -name '*.cmake' -o -name CMakeLists.txt -o -name '*.patch' \) \
+		-type f | LC_ALL=C sort)
 TOOLCHAIN=""
 if [ -f "$ROOT/boards/$BOARD/toolchain.cmake" ] && [ "$SANITIZE" = 1 ]; then
 	echo "build.sh: --sanitize is for native boards only; boards/$BOARD cross-compiles" >&2
@@ -126,11 +128,21 @@ printf 'hash inputs:\n'; printf '  %s\n' "${inputs[@]}"
 # Sources (network only if the cache lacks a verified tarball).
 # ---------------------------------------------------------------------------
 say "fetch sources"
-"$HERE/fetch.sh"
 # Hold the source cache shared while compiling: fetch.sh takes it exclusively
-# before it re-unpacks anything, so no tree changes under a running build.
-exec 7>>"$SRC/.lock"
-flock -s 7
+# before it re-unpacks anything, so no tree changes under a running build. But
+# fetch.sh lets go of the lock when it exits, and another checkout whose recipe
+# differs (other patches: its own tree key) may re-unpack the trees before we
+# hold it: so check, under our lock, that they are still this recipe's.
+for try in 1 2 3; do
+	"$HERE/fetch.sh"
+	exec 7>>"$SRC/.lock"
+	flock -s 7
+	if "$HERE/fetch.sh" --check; then
+		break
+	fi
+	exec 7>&-
+	[ "$try" -lt 3 ] || die "the source trees in $SRC keep changing (another checkout's fetch.sh?)"
+done
 srcdir() { printf '%s/%s\n' "$SRC" "$(pin_srcdir "$1")"; }
 
 # ---------------------------------------------------------------------------
@@ -335,6 +347,8 @@ cp "$SRC/PATCHES.txt" "$PREFIX/share/meshlet-deps/PATCHES.txt"
 	printf '%-14s %-8s %-22s %s\n' "# name" upstream debian-revision patches-applied
 	for n in "${PIN_NAMES[@]}"; do
 		patches=$(sed -n 's/^applied *= //p' "$(srcdir "$n")/.meshlet-patches")
+		ours=$(sed -n 's/^meshlet patches = //p' "$(srcdir "$n")/.meshlet-patches")
+		[ -z "$ours" ] || [ "$ours" = "(none)" ] || patches="$patches + meshlet: $ours"
 		rev=$(sed -n 's/^debian revision = //p' "$(srcdir "$n")/.meshlet-patches")
 		deb=$(sed -n 's/^debian tarball  = //p' "$(srcdir "$n")/.meshlet-patches")
 		[ "$deb" != none ] || rev="$rev(no-debian-tarball)"

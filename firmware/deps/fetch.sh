@@ -2,16 +2,22 @@
 # fetch.sh — get meshlet's dependency sources from Debian's source archive,
 # verify them against pins.sh, unpack them and apply the Debian patches we want.
 #
-# Usage: firmware/deps/fetch.sh [--refresh]
+# Usage: firmware/deps/fetch.sh [--refresh | --check]
 #   --refresh (or MESHLET_FETCH_REFRESH=1): ask the archive again even when
 #             the cache is complete, e.g. to pick up a new Debian security
 #             revision. Without it, a complete cache means no network at all.
+#   --check   change nothing: exit 0 if every tree is downloaded, verified and
+#             prepared by THIS recipe (its patches), else 1. build.sh runs it
+#             while it holds the cache's shared lock (see there).
 #
 # Result, under $CACHE/src ($CACHE = ${MESHLET_CACHE_DIR:-$HOME/.cache/meshlet}):
 #   *.orig.tar.*, *.debian.tar.xz     the downloaded files
 #   NAME.fetch                        which Debian revision we got (sourceable)
 #   NAME-VERSION/                     unpacked orig + debian/ + applied patches
 #   PATCHES.txt                       per package: revision, patches applied/skipped
+#
+# Our own patches, patches/NAME/*.patch (-p1, in name order), are applied after
+# Debian's; each says why in its header (README.md "meshlet's own patches").
 #   apt/                              the PRIVATE apt state (lists + sources)
 #
 # Why a private apt state: we need trixie's *source* index on a bookworm host
@@ -30,10 +36,12 @@ CACHE=${MESHLET_CACHE_DIR:-$HOME/.cache/meshlet}
 SRC=$CACHE/src
 APTDIR=$SRC/apt
 REFRESH=${MESHLET_FETCH_REFRESH:-0}
+CHECK=0
 case "${1:-}" in
 	--refresh) REFRESH=1 ;;
+	--check) CHECK=1 ;;
 	"") ;;
-	*) echo "usage: $0 [--refresh]" >&2; exit 2 ;;
+	*) echo "usage: $0 [--refresh | --check]" >&2; exit 2 ;;
 esac
 
 log() { printf 'fetch: %s\n' "$*" >&2; }
@@ -113,6 +121,13 @@ src_records() {
 		/^Directory:/        { d = $2 }
 		/^Checksums-Sha256:/ { insha = 1 }
 		END                  { flush() }'
+}
+
+# Our own patches of NAME, in the order they apply (C-locale name order), one path a line.
+meshlet_patches() {
+	local d=$HERE/patches/$1
+	[ -d "$d" ] || return 0
+	find "$d" -maxdepth 1 -type f -name '*.patch' | LC_ALL=C sort
 }
 
 # upstream part of a Debian version: strip the epoch and the -revision.
@@ -252,13 +267,19 @@ touches_lib() {
 # patches the policy selects. Idempotent: a stamp keyed on the inputs (orig,
 # debian tarball, this script, pins.sh) skips the work when nothing changed.
 # The key of NAME's unpacked tree: its inputs (orig, debian tarball, policy,
-# and this script + pins.sh, which hold the unpack/patch recipe).
+# this script + pins.sh, which hold the unpack/patch recipe, and our own
+# patches of NAME by name and content).
 prepare_key() {
-	local DEB_SHA256
+	local DEB_SHA256 p
 	# shellcheck disable=SC1090
 	DEB_SHA256=$(. "$SRC/$1.fetch"; echo "$DEB_SHA256")
-	printf '%s\n' "${PIN_SHA256[$1]}" "$DEB_SHA256" "${POLICY[$1]}" \
-		"$(sha256 "$HERE/fetch.sh")" "$(sha256 "$HERE/pins.sh")" | sha256sum | cut -c1-64
+	{
+		printf '%s\n' "${PIN_SHA256[$1]}" "$DEB_SHA256" "${POLICY[$1]}" \
+			"$(sha256 "$HERE/fetch.sh")" "$(sha256 "$HERE/pins.sh")"
+		while IFS= read -r p; do
+			printf '%s %s\n' "$(basename "$p")" "$(sha256 "$p")"
+		done < <(meshlet_patches "$1")
+	} | sha256sum | cut -c1-64
 }
 prepared_ok() {
 	local stamp
@@ -307,6 +328,14 @@ prepare() {
 			done < <(series_patches "$tmp/debian/patches/series")
 		fi
 	fi
+	# Ours last: they are written against the Debian-patched tree. One that does
+	# not apply is a hard error too (a new pin or Debian revision moved the code).
+	local ours=()
+	while IFS= read -r p; do
+		patch -p1 --forward --batch --no-backup-if-mismatch -s -d "$tmp" <"$p" >&2 ||
+			die "$name: our patch ${p#"$HERE"/} does not apply (update it for ${PIN_ORIG[$name]})"
+		ours+=("$(basename "$p")")
+	done < <(meshlet_patches "$name")
 	{
 		echo "[$name]"
 		echo "upstream        = ${PIN_VERSION[$name]} (${PIN_ORIG[$name]}, sha256 ${PIN_SHA256[$name]})"
@@ -316,12 +345,13 @@ prepare() {
 		echo "policy          = ${POLICY[$name]}"
 		echo "applied         = ${applied[*]:-(none)}"
 		echo "not applied     = ${skipped[*]:-(none)}"
+		echo "meshlet patches = ${ours[*]:-(none)}"
 		echo
 	} >"$tmp/.meshlet-patches"
 	printf '%s\n' "$key" >"$tmp/.meshlet-prepared"
 	rm -rf "$dir"
 	mv "$tmp" "$dir"
-	log "$name: applied: ${applied[*]:-(none)}"
+	log "$name: applied: ${applied[*]:-(none)}; ours: ${ours[*]:-(none)}"
 }
 
 # ---------------------------------------------------------------------------
@@ -330,6 +360,11 @@ ready=1
 for n in "${PIN_NAMES[@]}"; do
 	if ! cached_ok "$n" || ! prepared_ok "$n"; then ready=0; break; fi
 done
+if [ "$CHECK" = 1 ]; then
+	[ "$ready" = 1 ] && [ -f "$SRC/PATCHES.txt" ] && exit 0
+	log "the trees in $SRC are not (or no longer) this recipe's"
+	exit 1
+fi
 if [ "$REFRESH" = 0 ] && [ "$ready" = 1 ] && [ -f "$SRC/PATCHES.txt" ]; then
 	log "all pinned sources present, verified and unpacked in $SRC: no network"
 	exit 0

@@ -490,8 +490,9 @@ static void conn_end(struct ml_fleet_client *c, const char *why)
     ml_timer_arm(c->retry, delay);
 }
 
-/* A person-readable reason for lws' CLIENT_CONNECTION_ERROR text. */
-static void describe_failure(struct lws *wsi, const char *in, size_t len, char *out, size_t cap)
+/* A person-readable reason for lws' CLIENT_CONNECTION_ERROR text; tls: the attempt is wss://. */
+static void describe_failure(struct lws *wsi, bool tls, const char *in, size_t len, char *out,
+                             size_t cap)
 {
     char text[128];
     int fd = wsi != NULL ? lws_get_socket_fd(wsi) : -1, err = 0;
@@ -514,6 +515,14 @@ static void describe_failure(struct lws *wsi, const char *in, size_t len, char *
         snprintf(out, cap,
                  "TLS handshake failed (%s): the controller refused our TLS (client certificate "
                  "missing or not trusted?) or its certificate is unusable",
+                 text);
+    } else if (tls && strcmp(text, "read failed") == 0) {
+        /* With TLS 1.3 the client's side of the handshake ends before the server has checked
+         * our certificate: its refusal (an alert) arrives as the first read of the upgrade's
+         * answer fails. */
+        snprintf(out, cap,
+                 "the controller ended TLS before the WebSocket upgrade (%s): it refused our "
+                 "client certificate (cert/key missing or not from its CA?) or closed",
                  text);
     } else if (strncmp(text, "HS:", 3) == 0 || strstr(text, "protocol") != NULL) {
         snprintf(out, cap, "WebSocket upgrade refused (%s)", text);
@@ -938,7 +947,7 @@ static int fleet_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
     c->depth++;
     switch (reason) {
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        describe_failure(wsi, in, len, c->why, sizeof(c->why));
+        describe_failure(wsi, c->cfg.f.url_tls, in, len, c->why, sizeof(c->why));
         lws_set_opaque_user_data(wsi, NULL);
         if (c->in_connect) {
             c->connect_failed = true; /* start_attempt handles it once lws returns */

@@ -1,7 +1,8 @@
-/* Data-plane TLS on listeners: mbedTLS 3.6 driven directly over a lower transport (the raw
- * socket libwebsockets accepted, or memory in tests and fuzzers), itself a transport for h2
- * (core/transport-t.h). libwebsockets' own mbedTLS wrapper stops at TLS 1.2; this speaks 1.3
- * and 1.2, nothing older, and only ALPN h2. */
+/* Data-plane TLS on listeners and to clusters: mbedTLS 3.6 driven directly over a lower
+ * transport (the raw socket libwebsockets accepted or we connected, or memory in tests and
+ * fuzzers), itself a transport for h2 (core/transport-t.h). Not through libwebsockets' mbedTLS
+ * wrapper: it has no hooks for the peer identity, ALPN refusal counts and per-listener limits
+ * the data plane needs. This speaks 1.3 and 1.2, nothing older, and only ALPN h2. */
 #ifndef ML_TLS_TLS_H
 #define ML_TLS_TLS_H
 
