@@ -7,8 +7,9 @@ BUILD is a board's build tree (cmake -DML_BOARD=...); its link wrote BUILD/meshl
 (CMakeLists.txt) and BUILD/feature-sources.txt names the sources of each Kconfig feature. Every
 input section the linker kept in a section that takes room in the file (not .bss/.tbss) is
 charged to the archive or object it came from; meshlet's own sections to their source file, and
-those of a feature's files to its Kconfig symbol. The sums are section bytes: the stripped
-file is larger by its headers and alignment. With MINIMAL_BUILD (a -DML_MINIMAL=ON tree of the
+those of a feature's files to its Kconfig symbol. The sums are input section bytes: the stripped
+file adds headers and alignment (aarch64 aligns segments to 64 KiB, so its file size moves in
+64 KiB steps) and merges equal strings across files (so .rodata counts a little high). With MINIMAL_BUILD (a -DML_MINIMAL=ON tree of the
 same board) the stripped sizes of both are compared: what the left-out features really cost,
 library code only they pull in included.
 """
@@ -18,8 +19,10 @@ import subprocess
 import sys
 from collections import defaultdict
 
-# Output sections that take no room in the file.
-NOBITS = {".bss", ".tbss", ".sbss", ".noinit"}
+# Output sections that take no room in the stripped file: zero-filled ones and what strip drops
+# or the loader never sees (by prefix).
+NOT_IN_FILE = (".bss", ".tbss", ".sbss", ".noinit", ".comment", ".debug", ".ARM.attributes",
+               ".gnu.attributes", ".note.GNU-stack", ".gnu_debuglink", ".stab", "/DISCARD/")
 INPUT_RE = re.compile(r"^ (\S+)?\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S.*)$")
 OUTPUT_RE = re.compile(r"^(\.\S+|\S+)(\s+0x[0-9a-f]+\s+0x[0-9a-f]+)?\s*$")
 MEMBER_RE = re.compile(r"^(.*?)([^/()]+)\.a\((.+)\)$")
@@ -113,7 +116,7 @@ def charge(build):
             pending = line.strip()
             continue
         m = INPUT_RE.match(line)
-        if m is None or out_section is None or out_section in NOBITS:
+        if m is None or out_section is None or out_section.startswith(NOT_IN_FILE):
             pending = None
             continue
         section = m.group(1) or pending
