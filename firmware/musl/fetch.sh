@@ -77,6 +77,9 @@ done
 sed -e "s|/usr/include/$TRIPLE|$DIR/usr/include/$TRIPLE|g" \
 	-e "s|/usr/lib/$TRIPLE|$DIR/usr/lib/$TRIPLE|g" \
 	"$DIR.tmp/usr/lib/$TRIPLE/musl-gcc.specs" >"$DIR.tmp/musl-gcc.specs"
+# libgcc and libc as one group: on arm, libgcc's division helpers call raise() from libc, which a
+# static link would otherwise leave undefined (libc is searched before the last libgcc).
+printf '*link_gcc_c_sequence:\n--start-group %%G %%L --end-group\n\n' >>"$DIR.tmp/musl-gcc.specs"
 echo "$VERSION $ARCH" >"$DIR.tmp/.complete"
 mv "$DIR.tmp" "$DIR"
 echo "$DIR"
