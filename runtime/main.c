@@ -203,21 +203,12 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "check") == 0) {
         return cmd_check(argc - 1, argv + 1);
     }
+    /* without CONFIG_ML_CONTROLLER: controller/controller_off.c says so and exits EX_USAGE */
     if (argc >= 2 && strcmp(argv[1], "controller") == 0) {
-#ifdef CONFIG_ML_CONTROLLER
         return ml_controller_main(argc - 1, argv + 1);
-#else
-        fprintf(stderr, "meshlet controller: not in this build (CONFIG_ML_CONTROLLER is off)\n");
-        return EXIT_USAGE;
-#endif
     }
     if (argc >= 2 && strcmp(argv[1], "fleet") == 0) {
-#ifdef CONFIG_ML_CONTROLLER
         return ml_fleet_cli_main(argc - 1, argv + 1);
-#else
-        fprintf(stderr, "meshlet fleet: not in this build (CONFIG_ML_CONTROLLER is off)\n");
-        return EXIT_USAGE;
-#endif
     }
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {

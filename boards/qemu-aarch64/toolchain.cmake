@@ -1,35 +1,8 @@
 # boards/qemu-aarch64/toolchain.cmake — QEMU virt, Cortex-A53 (ARMv8-A), aarch64
-# Debian bookworm's cross gcc (aarch64-linux-gnu-gcc 12, glibc 2.36 from
-# libc6-dev-*-cross); installed by firmware/setup-host.sh.
-set(CMAKE_SYSTEM_NAME Linux)
-set(CMAKE_SYSTEM_PROCESSOR aarch64)
-
-set(CMAKE_C_COMPILER   aarch64-linux-gnu-gcc)
-set(CMAKE_CXX_COMPILER aarch64-linux-gnu-g++)
-# Named explicitly rather than left to CMake's guess from the compiler name;
-# CACHE because that is where CMake keeps its binutils.
-set(CMAKE_AR     aarch64-linux-gnu-ar     CACHE FILEPATH "")
-set(CMAKE_RANLIB aarch64-linux-gnu-ranlib CACHE FILEPATH "")
-set(CMAKE_STRIP  aarch64-linux-gnu-strip  CACHE FILEPATH "")
-
-# Tune for the board's CPU. *_FLAGS_INIT (not CMAKE_C_FLAGS) so that the
-# CFLAGS environment variable and a project's own flags are added to it
-# instead of replacing it.
-set(CMAKE_C_FLAGS_INIT   "-mcpu=cortex-a53")
-set(CMAKE_CXX_FLAGS_INIT "-mcpu=cortex-a53")
-
-# Headers and libraries come from the cross sysroot only, programs from the
-# host. NOTE: with the ONLY modes find_library()/find_path() will not look in
-# a dependency prefix outside this root: use full paths into the prefix (or
-# list(APPEND CMAKE_FIND_ROOT_PATH <prefix>)), see firmware/deps/README.md.
-set(CMAKE_FIND_ROOT_PATH /usr/aarch64-linux-gnu)
-set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
-set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
-set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
-set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
-
-# ctest / try_run / add_custom_command run target binaries through qemu-user
-# with this board's CPU (a CMake list: program;arg;arg). Unit tests must be
-# linked -static (the cross glibc is not where qemu looks), or run with
-# QEMU_LD_PREFIX=/usr/aarch64-linux-gnu.
-set(CMAKE_CROSSCOMPILING_EMULATOR "qemu-aarch64-static;-cpu;cortex-a53")
+# What differs from the other Linux-GNU boards; the rest is boards/linux-gnu.cmake.
+set(ML_TRIPLE    aarch64-linux-gnu)
+set(ML_PROCESSOR aarch64)
+set(ML_CPU_FLAGS "-mcpu=cortex-a53")
+set(ML_QEMU_ARCH aarch64)
+set(ML_QEMU_CPU  cortex-a53)
+include("${CMAKE_CURRENT_LIST_DIR}/../linux-gnu.cmake")

@@ -3,23 +3,23 @@
 
 #include "balance/balance_int.h"
 #include "balance/host.h"
-#include "meshlet_config.h"
+#include "core/kconfig.h"
 
 #include <stddef.h>
 
 /* A policy not in this table is refused by the config check (config/unimplemented.c): until its
- * file exists, or when Kconfig leaves it out (ML_LB_RING_HASH, ML_LB_MAGLEV). */
+ * file exists, or when Kconfig leaves it out (ML_LB_RING_HASH, ML_LB_MAGLEV: their files are then
+ * not compiled, CMakeLists.txt). */
+/* One entry a line: clang-format cannot tell that ML_IF_ENABLED ends with a comma. */
+/* clang-format off */
 static const struct ml_lb_ops *const policies[] = {
     [ML_CFG_LB_ROUND_ROBIN] = &ml_lb_round_robin,
     [ML_CFG_LB_RANDOM] = &ml_lb_random,
     [ML_CFG_LB_LEAST_REQUEST] = &ml_lb_least_request,
-#ifdef CONFIG_ML_LB_RING_HASH
-    [ML_CFG_LB_RING_HASH] = &ml_lb_ring_hash,
-#endif
-#ifdef CONFIG_ML_LB_MAGLEV
-    [ML_CFG_LB_MAGLEV] = &ml_lb_maglev,
-#endif
+    ML_IF_ENABLED(CONFIG_ML_LB_RING_HASH, ([ML_CFG_LB_RING_HASH] = &ml_lb_ring_hash,))
+    ML_IF_ENABLED(CONFIG_ML_LB_MAGLEV, ([ML_CFG_LB_MAGLEV] = &ml_lb_maglev,))
 };
+/* clang-format on */
 
 const struct ml_lb_ops *ml_lb_ops_for(enum ml_cfg_lb which)
 {

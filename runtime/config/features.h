@@ -1,60 +1,37 @@
-/* Kconfig features as 0/1 constants, so tables and plain `if`s can use them (the code stays
- * compiled and checked either way; the optimiser drops what is off). FAULT, RATE_LIMIT,
- * DNS has no code yet: with it on, its keys are
- * parsed and refused unless off (config/unimplemented.c); with them off, refused as not in this
- * build. Neither way are they listed as features (core/build_info.c). */
+/* Kconfig features as 0/1 constants, so tables and plain `if`s can use them, and the Kconfig
+ * symbol behind each, so a refusal can name what to turn on. A feature's sources are compiled
+ * only when its symbol is on (ml_sources_ifdef in CMakeLists.txt); its config keys are then
+ * refused by the parser (config/schema.def's FEATURE column), naming the symbol. */
 #ifndef ML_CONFIG_FEATURES_H
 #define ML_CONFIG_FEATURES_H
 
-#include "meshlet_config.h"
+#include "core/kconfig.h"
 
-#ifdef CONFIG_ML_FLEET
-#define ML_HAVE_FLEET 1
-#else
-#define ML_HAVE_FLEET 0
-#endif
-#ifdef CONFIG_ML_FAULT
-#define ML_HAVE_FAULT 1
-#else
-#define ML_HAVE_FAULT 0
-#endif
-#ifdef CONFIG_ML_RATE_LIMIT
-#define ML_HAVE_RATE_LIMIT 1
-#else
-#define ML_HAVE_RATE_LIMIT 0
-#endif
-#ifdef CONFIG_ML_HEALTH_CHECK
-#define ML_HAVE_HEALTH_CHECK 1
-#else
-#define ML_HAVE_HEALTH_CHECK 0
-#endif
-#ifdef CONFIG_ML_LB_RING_HASH
-#define ML_HAVE_LB_RING_HASH 1
-#else
-#define ML_HAVE_LB_RING_HASH 0
-#endif
-#ifdef CONFIG_ML_LB_MAGLEV
-#define ML_HAVE_LB_MAGLEV 1
-#else
-#define ML_HAVE_LB_MAGLEV 0
-#endif
-#ifdef CONFIG_ML_DNS
-#define ML_HAVE_DNS 1
-#else
-#define ML_HAVE_DNS 0
-#endif
-#ifdef CONFIG_ML_ADMIN
-#define ML_HAVE_ADMIN 1
-#else
-#define ML_HAVE_ADMIN 0
-#endif
+#define ML_HAVE_ADMIN IS_ENABLED(CONFIG_ML_ADMIN)
+#define ML_HAVE_FLEET IS_ENABLED(CONFIG_ML_FLEET)
+#define ML_HAVE_FAULT IS_ENABLED(CONFIG_ML_FAULT)
+#define ML_HAVE_RATE_LIMIT IS_ENABLED(CONFIG_ML_RATE_LIMIT)
+#define ML_HAVE_HEALTH_CHECK IS_ENABLED(CONFIG_ML_HEALTH_CHECK)
+#define ML_HAVE_LB_RING_HASH IS_ENABLED(CONFIG_ML_LB_RING_HASH)
+#define ML_HAVE_LB_MAGLEV IS_ENABLED(CONFIG_ML_LB_MAGLEV)
+#define ML_HAVE_DNS IS_ENABLED(CONFIG_ML_DNS)
 /* Data-plane TLS on listeners (tls/tls_server.c). Without it tls = on|mtls|permissive is refused,
  * so a listener is never served in plaintext when the config asks for TLS. TLS to clusters is
  * refused whatever Kconfig says (not implemented yet). */
-#ifdef CONFIG_ML_TLS
-#define ML_HAVE_DATA_TLS 1
-#else
-#define ML_HAVE_DATA_TLS 0
-#endif
+#define ML_HAVE_DATA_TLS IS_ENABLED(CONFIG_ML_TLS)
+
+/* The symbol's name for each FEATURE of config/schema.def: config/schema.c pastes the column's
+ * token onto ML_SYMBOL_ (ML_SYMBOL_ML_HAVE_FAULT), before it is expanded to 0 or 1. 1 = a key
+ * of every build: no symbol. */
+#define ML_SYMBOL_1 NULL
+#define ML_SYMBOL_ML_HAVE_ADMIN "CONFIG_ML_ADMIN"
+#define ML_SYMBOL_ML_HAVE_FLEET "CONFIG_ML_FLEET"
+#define ML_SYMBOL_ML_HAVE_FAULT "CONFIG_ML_FAULT"
+#define ML_SYMBOL_ML_HAVE_RATE_LIMIT "CONFIG_ML_RATE_LIMIT"
+#define ML_SYMBOL_ML_HAVE_HEALTH_CHECK "CONFIG_ML_HEALTH_CHECK"
+#define ML_SYMBOL_ML_HAVE_LB_RING_HASH "CONFIG_ML_LB_RING_HASH"
+#define ML_SYMBOL_ML_HAVE_LB_MAGLEV "CONFIG_ML_LB_MAGLEV"
+#define ML_SYMBOL_ML_HAVE_DNS "CONFIG_ML_DNS"
+#define ML_SYMBOL_ML_HAVE_DATA_TLS "CONFIG_ML_TLS"
 
 #endif

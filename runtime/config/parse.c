@@ -359,8 +359,8 @@ static int on_key(struct parse_ctx *ctx, const char *name, const char *value, in
     if (!k->available) {
         ml_config_errors_add(ctx->errs, line,
                              "%s %s: expected no %s key: this build of meshlet has no support for "
-                             "it, got \"%s\"",
-                             label, name, name, got);
+                             "it (%s is off), got \"%s\"",
+                             label, name, name, k->symbol, got);
         return 0;
     }
     if (sec->key_line[key] != 0 && !(k->flags & ML_KF_REPEATABLE)) {

@@ -65,6 +65,7 @@ struct ml_key_def {
     const char *dflt;  /* INI text of the default; NULL = none */
     size_t offset;     /* of the field in struct ml_cfg_<kind> */
     bool available;    /* false: the Kconfig feature it needs is off in this build */
+    const char *symbol; /* that feature's Kconfig symbol ("CONFIG_ML_FAULT"); NULL: every build */
     const char *help;
 };
 

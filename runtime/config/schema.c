@@ -20,6 +20,7 @@ const struct ml_key_def ml_schema_keys[ML_K_COUNT] = {
         .dflt = (dflt_),                                                                           \
         .offset = offsetof(struct ml_cfg_##kind_, field_),                                         \
         .available = (feature_),                                                                   \
+        .symbol = ML_SYMBOL_##feature_,                                                            \
         .help = (help_),                                                                           \
     },
 #define ML_KIND_node_ID ML_KIND_NODE

@@ -1426,7 +1426,8 @@ static void check_fleet(struct vctx *c, const struct ml_raw_section *sec)
 
     if (!ML_HAVE_FLEET) {
         key_error(c, sec, sec->line, NULL,
-                  "expected no [fleet] section: this build of meshlet has no fleet client");
+                  "expected no [fleet] section: this build of meshlet has no fleet client "
+                  "(CONFIG_ML_FLEET is off)");
         return;
     }
     if (f->url != NULL && !f->url_tls && !f->insecure) {

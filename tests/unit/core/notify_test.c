@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h> /* struct timeval (glibc brings it with sys/socket.h, musl does not) */
 #include <sys/un.h>
 #include <unistd.h>
 
