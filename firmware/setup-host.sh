@@ -40,6 +40,9 @@ PKGS=(
 	pkg-config file
 	# firmware/image: the qemu boards' data disk (mke2fs -d) and unpacking Debian's .debs
 	e2fsprogs dpkg
+	# boards/host-musl: Debian's musl-gcc (the ARM musl boards fetch musl themselves:
+	# firmware/musl/fetch.sh)
+	musl-tools
 	# firmware/init and the .deb (tests/integration/test_init_systems.py,
 	# test_install_package.py): systemd-analyze verify (systemd need not run as PID 1), lintian
 	systemd lintian

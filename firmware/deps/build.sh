@@ -62,6 +62,11 @@ fi
 if [ -f "$ROOT/boards/$BOARD/toolchain.cmake" ]; then
 	TOOLCHAIN=$ROOT/boards/$BOARD/toolchain.cmake
 	inputs+=("boards/$BOARD/toolchain.cmake")
+	# the shared toolchain files it includes (boards/linux-gnu.cmake, linux-musl.cmake) are
+	# inputs too: an edit there must rebuild every board that uses them
+	while read -r shared; do
+		inputs+=("boards/$shared")
+	done < <(sed -n 's#^include("${CMAKE_CURRENT_LIST_DIR}/\.\./\([A-Za-z0-9_.-]*\.cmake\)").*#\1#p' "$TOOLCHAIN")
 fi
 # Hash "path\nsha256\n" per input, so renaming a helper also counts. The sanitizer variant adds
 # a line of its own (the plain variant's hash is unchanged by the option's existence).
