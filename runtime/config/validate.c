@@ -1087,8 +1087,8 @@ static void tls_refused(struct vctx *c, const struct ml_raw_section *sec, int ke
 
     if (tls != ML_CFG_TLS_OFF && !built) {
         key_error(c, sec, sec->key_line[key], "tls",
-                  "expected off: this build of meshlet has no data-plane TLS yet (never served "
-                  "in plaintext), got \"%s\"",
+                  "expected off: this build of meshlet has no data-plane TLS (CONFIG_ML_TLS is "
+                  "off; never served in plaintext), got \"%s\"",
                   shown(value_at(c, sec, key), got, sizeof(got)));
     }
 }

@@ -925,9 +925,9 @@ static void test_tls_on_is_refused_until_data_plane_tls_exists(void **state)
     expect_errors("[listener l]\nbind = 127.0.0.1:1\ntls = mtls\n"
                   "[cluster c]\nendpoint = 127.0.0.1:2\ntls = on\n",
                   "3: [listener l] tls: expected off: this build of meshlet has no data-plane TLS "
-                  "yet (never served in plaintext), got \"mtls\"\n"
+                  "(CONFIG_ML_TLS is off; never served in plaintext), got \"mtls\"\n"
                   "6: [cluster c] tls: expected off: this build of meshlet has no data-plane TLS "
-                  "yet (never served in plaintext), got \"on\"\n");
+                  "(CONFIG_ML_TLS is off; never served in plaintext), got \"on\"\n");
 #endif
 }
 
