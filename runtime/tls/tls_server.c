@@ -31,6 +31,9 @@
 
 /* Plaintext read per mbedtls_ssl_read: one full record. */
 #define TLS_READ_CHUNK 16384
+/* mbedtls_ssl_read calls in a row that give no data while input is left, before the rest waits
+ * for the next bytes from the peer (a loop guard: each call takes at least one record). */
+#define TLS_READ_RETRIES 8
 /* TLS record content type of a handshake record: how a TLS client's first byte looks. */
 #define TLS_FIRST_BYTE 0x16
 
@@ -398,17 +401,26 @@ static bool pump(struct tls_conn *t)
 static void read_open(struct tls_conn *t)
 {
     uint8_t buf[TLS_READ_CHUNK];
+    int idle = 0;
 
     while (t->state == OPEN && !t->owner_closed) {
         int rv = mbedtls_ssl_read(&t->ssl, buf, sizeof(buf));
 
         if (rv > 0) {
+            idle = 0;
             if (t->ops != NULL && t->ops->on_read != NULL) {
                 t->ops->on_read(t->user, buf, (size_t)rv);
             }
             continue;
         }
         if (rv == MBEDTLS_ERR_SSL_WANT_READ || rv == MBEDTLS_ERR_SSL_WANT_WRITE) {
+            /* A record that carries no data (a post-handshake message mbedTLS handles itself, a
+             * warning alert) ends in WANT_READ with input still in t->in, which is the lower's
+             * buffer and gone when on_read returns: read on while some is left (as
+             * tls_client.c does after a ticket), a bounded number of times. */
+            if (t->in_n > 0 && ++idle < TLS_READ_RETRIES) {
+                continue;
+            }
             return;
         }
 #ifdef MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET
