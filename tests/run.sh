@@ -80,6 +80,11 @@ build_board() { # BOARD
         cmake --build "$ROOT/build/$1"
 }
 
+build_minimal() { # BOARD: the board with boards/minimal.conf merged over its defconfig
+    cmake -S "$ROOT" -B "$ROOT/build/$1-min" -G Ninja -DML_BOARD="$1" -DML_MINIMAL=ON &&
+        cmake --build "$ROOT/build/$1-min"
+}
+
 version_under_qemu() { # BOARD: the binary starts on the board's CPU and says what it is
     # shellcheck disable=SC1090
     . "$ROOT/boards/$1/qemu.conf"
@@ -169,6 +174,15 @@ done
 
 case " $BOARDS " in
 *" host "*)
+    # The minimal build (boards/minimal.conf: no fleet, controller, admin): Kconfig must leave
+    # their code out, and what is left must still serve calls (tests/integration/test_minimal_build.py).
+    if stage build-host-min build_minimal host; then
+        stage ctest-host-min ctest --test-dir "$ROOT/build/host-min" --output-on-failure -j2 || true
+        count_ctest "$ROOT/build/logs/ctest-host-min.log"
+        export ML_MESHLET_MINIMAL="$ROOT/build/host-min/meshlet"
+    else
+        failed=$((failed + 1))
+    fi
     if [ -d "$ROOT/tests/integration" ]; then
         stage pytest /usr/bin/python3 -m pytest -q -p no:cacheprovider "$ROOT/tests/integration" || true
         tail -3 "$ROOT/build/logs/pytest.log"
