@@ -154,6 +154,20 @@ def meshlet_board(meshlet_cmd):
     return board.group(1)
 
 
+@pytest.fixture(scope="session")
+def kconfig(meshlet_bin):
+    """The Kconfig the binary under test was built with (the .config of its build directory):
+    {"CONFIG_ML_H2_MAX_STREAMS": 128, ...}, ints as ints. Boards differ (the 32-bit ones have
+    smaller limits): a test that goes up to a limit reads it here."""
+    path = meshlet_bin.parent / ".config"
+    if not path.is_file():
+        pytest.fail(f"no {path}: the binary under test is not in its build directory")
+    values = {}
+    for name, value in re.findall(r"^(CONFIG_\w+)=(.*)$", path.read_text(), re.M):
+        values[name] = int(value) if re.fullmatch(r"-?\d+", value) else value.strip('"')
+    return values
+
+
 @pytest.fixture
 def meshlet(meshlet_cmd, workdir):
     """meshlet(*args, timeout=10, input=None) → CompletedProcess (text, stdout/stderr captured).
