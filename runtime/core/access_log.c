@@ -281,11 +281,12 @@ void ml_access_line_uint(struct ml_access_line *l, const char *key, uint64_t val
     }
 }
 
-void ml_access_line_int_or_none(struct ml_access_line *l, const char *key, long value, bool present)
+void ml_access_line_int_or_none(struct ml_access_line *l, const char *key, int64_t value,
+                                bool present)
 {
-    char num[24];
+    char num[24]; /* INT64_MIN is 20 characters */
 
-    snprintf(num, sizeof(num), "%ld", value);
+    snprintf(num, sizeof(num), "%" PRId64, value);
     if (l->json) {
         json_raw(l, key, present ? num : "null");
     } else {

@@ -47,8 +47,9 @@ void ml_access_line_begin(struct ml_access_line *l, const struct ml_access_log *
 /* A string; NULL or "" is "-" in logfmt and null in JSON. */
 void ml_access_line_str(struct ml_access_line *l, const char *key, const char *value);
 void ml_access_line_uint(struct ml_access_line *l, const char *key, uint64_t value);
-/* A number that may be missing (present false): "-" / null. */
-void ml_access_line_int_or_none(struct ml_access_line *l, const char *key, long value,
+/* A number that may be missing (present false): "-" / null. 64 bits on every board: a long
+ * is 32 on armv7, where a call's upstream_us passes it after 35 minutes. */
+void ml_access_line_int_or_none(struct ml_access_line *l, const char *key, int64_t value,
                                 bool present);
 /* Closes the line and writes it. */
 void ml_access_line_write(struct ml_access_log *al, struct ml_access_line *l);

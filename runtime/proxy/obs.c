@@ -270,9 +270,10 @@ static void write_line(struct ml_call_obs *o, struct ml_proxy *p, const char *pa
     ml_access_line_int_or_none(&line, "http_status", o->http_status, o->http_status > 0);
     ml_access_line_str(&line, "reason", o->reason);
     ml_access_line_uint(&line, "duration_us", end_us - o->start_us);
-    ml_access_line_int_or_none(
-        &line, "upstream_us", o->upstream_start_us != 0 ? (long)(end_us - o->upstream_start_us) : 0,
-        o->upstream_start_us != 0);
+    ml_access_line_int_or_none(&line, "upstream_us",
+                               o->upstream_start_us != 0 ? (int64_t)(end_us - o->upstream_start_us)
+                                                         : 0,
+                               o->upstream_start_us != 0);
     ml_access_line_str(&line, "upstream", upstream);
     ml_access_line_uint(&line, "bytes_in", o->bytes_in);
     ml_access_line_uint(&line, "bytes_out", o->bytes_out);

@@ -1,10 +1,14 @@
 """Fixtures for meshlet's integration tests: real processes, no mocks.
 
 The binary is $ML_MESHLET, else build/host/meshlet; $ML_EMULATOR (e.g.
-"qemu-aarch64-static -cpu cortex-a53") is put in front of it for a cross build. Every wait is
-bounded: each test gets a wall-clock limit (`meshlet_test_timeout` in pytest.ini, scaled by
-$ML_TIMEOUT_SCALE, default 5 under an emulator) and every process a test starts is killed at
-teardown.
+"qemu-aarch64-static -cpu cortex-a53") is put in front of it for a cross build. Without
+$ML_EMULATOR, a binary built for another machine (a board's build directory) runs under its
+board's qemu-user (QEMU_USER in boards/BOARD/qemu.conf), so
+`ML_MESHLET=$PWD/build/qemu-armv7/meshlet pytest tests/integration` is all it takes; set
+ML_EMULATOR= (empty) to run it as it is (binfmt_misc). Every process a test starts runs meshlet
+through meshlet_command() (the meshlet_cmd fixture). Every wait is bounded: each test gets a
+wall-clock limit (`meshlet_test_timeout` in pytest.ini, scaled by $ML_TIMEOUT_SCALE, default 5
+under an emulator) and every process a test starts is killed at teardown.
 
 $ML_SANITIZE=1 (tests/run.sh's sanitizer stage, with an ASan + UBSan build): teardown stops a
 meshlet still running with SIGINT first (a prompt, normal exit: LeakSanitizer only checks at exit,
@@ -12,7 +16,9 @@ and a SIGKILLed process reports nothing), and SIGKILL only if it has not exited 
 """
 
 import os
+import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,7 +30,40 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-EMULATOR = shlex.split(os.environ.get("ML_EMULATOR", ""))
+MESHLET = Path(os.environ.get("ML_MESHLET") or ROOT / "build" / "host" / "meshlet").absolute()
+
+# ELF e_machine of the machines this host runs natively (x86-64, i386).
+_NATIVE_MACHINES = (62, 3)
+
+
+def _board_emulator(binary):
+    """The qemu-user prefix a foreign binary needs: its build directory's board's QEMU_USER
+    (with the board's CPU), [] for a binary this host runs itself or one it cannot tell."""
+    try:
+        with open(binary, "rb") as f:
+            head = f.read(20)
+    except OSError:
+        return []  # meshlet_bin names the missing binary
+    if head[:4] != b"\x7fELF" or int.from_bytes(head[18:20], "little") in _NATIVE_MACHINES:
+        return []
+    cache = binary.parent / "CMakeCache.txt"
+    board = re.search(r"^ML_BOARD:\w+=(\S+)$", cache.read_text(), re.M) if cache.is_file() else None
+    conf = ROOT / "boards" / board.group(1) / "qemu.conf" if board else None
+    line = re.search(r'^QEMU_USER="([^"]*)"$', conf.read_text(), re.M) if conf and conf.is_file() \
+        else None
+    return shlex.split(line.group(1)) if line else []
+
+
+def _absolute(argv):
+    """argv with its program as an absolute path: some tests exec it themselves (os.execv, in a
+    namespace) where there is no PATH search."""
+    if argv and not os.path.isabs(argv[0]):
+        return [shutil.which(argv[0]) or argv[0], *argv[1:]]
+    return argv
+
+
+EMULATOR = _absolute(shlex.split(os.environ["ML_EMULATOR"]) if "ML_EMULATOR" in os.environ
+                     else _board_emulator(MESHLET))
 TIMEOUT_SCALE = float(os.environ.get("ML_TIMEOUT_SCALE", "5" if EMULATOR else "1"))
 SANITIZE = os.environ.get("ML_SANITIZE", "") == "1"
 
@@ -82,20 +121,51 @@ def pytest_runtest_teardown(item):
 
 # ---- the binary -----------------------------------------------------------------------------
 
+def meshlet_command(binary=None):
+    """The argv prefix that runs a meshlet binary (default: the one under test), under the
+    emulator when there is one. Every test that starts meshlet goes through here, also for a copy
+    of the binary (the installed one of a package)."""
+    return [*EMULATOR, str(binary or MESHLET)]
+
+
 @pytest.fixture(scope="session")
 def meshlet_bin():
     # absolute: meshlet runs with the test's directory as cwd
-    path = Path(os.environ.get("ML_MESHLET") or ROOT / "build" / "host" / "meshlet").absolute()
-    if not path.is_file() or not os.access(path, os.X_OK):
-        pytest.fail(f"no meshlet binary at {path}: build it (cmake --build build/host) "
+    if not MESHLET.is_file() or not os.access(MESHLET, os.X_OK):
+        pytest.fail(f"no meshlet binary at {MESHLET}: build it (cmake --build build/host) "
                     "or set ML_MESHLET")
-    return path
+    return MESHLET
 
 
 @pytest.fixture(scope="session")
 def meshlet_cmd(meshlet_bin):
     """The argv prefix that runs meshlet: [emulator..., binary]."""
-    return [*EMULATOR, str(meshlet_bin)]
+    return meshlet_command(meshlet_bin)
+
+
+@pytest.fixture(scope="session")
+def meshlet_board(meshlet_cmd):
+    """The board the binary under test was built for, as `meshlet version` names it (tests that
+    see it in /server_info or metrics must not assume the host's)."""
+    r = subprocess.run([*meshlet_cmd, "version"], capture_output=True, text=True,
+                       timeout=scaled(10), stdin=subprocess.DEVNULL)
+    board = re.search(r"^board: (\S+)$", r.stdout, re.M)
+    assert r.returncode == 0 and board, r.stdout + r.stderr
+    return board.group(1)
+
+
+@pytest.fixture(scope="session")
+def kconfig(meshlet_bin):
+    """The Kconfig the binary under test was built with (the .config of its build directory):
+    {"CONFIG_ML_H2_MAX_STREAMS": 128, ...}, ints as ints. Boards differ (the 32-bit ones have
+    smaller limits): a test that goes up to a limit reads it here."""
+    path = meshlet_bin.parent / ".config"
+    if not path.is_file():
+        pytest.fail(f"no {path}: the binary under test is not in its build directory")
+    values = {}
+    for name, value in re.findall(r"^(CONFIG_\w+)=(.*)$", path.read_text(), re.M):
+        values[name] = int(value) if re.fullmatch(r"-?\d+", value) else value.strip('"')
+    return values
 
 
 @pytest.fixture

@@ -108,13 +108,13 @@ def test_the_page_is_served_without_the_token_and_fetches_nothing_else(node):
     assert request(admin, "GET", "/stats.json", token=None)[0] == 401
 
 
-def test_server_info_says_what_the_node_is_and_what_the_last_apply_did(node):
+def test_server_info_says_what_the_node_is_and_what_the_last_apply_did(node, meshlet_board):
     m, _, admin, _ = node
     status, headers, body = request(admin, "GET", "/server_info")
     assert status == 200 and headers["content-type"] == "application/json"
     info = json.loads(body)
     _, ch, _ = request(admin, "GET", "/config")
-    assert info["id"] == "page-node" and info["board"] == "host"
+    assert info["id"] == "page-node" and info["board"] == meshlet_board
     assert "admin" in info["features"] and info["version"]
     assert info["config"] == {"version": ch["x-meshlet-config-version"], "source": "file"}
     assert 0 <= info["uptime_ms"] < 600_000

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import scaled
+from conftest import MESHLET, scaled
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "firmware" / "init" / "systemd" / "meshlet.service"
@@ -181,8 +181,7 @@ def test_the_systemd_unit_passes_systemd_analyze_verify(tmp_path):
     unit_dir = root / "lib" / "systemd" / "system"
     shutil.copytree(host_units, unit_dir, symlinks=True)
     shutil.copy(UNIT, unit_dir / "meshlet.service")
-    shutil.copy(os.environ.get("ML_MESHLET") or ROOT / "build" / "host" / "meshlet",
-                root / "usr" / "bin" / "meshlet")
+    shutil.copy(MESHLET, root / "usr" / "bin" / "meshlet")
     r = subprocess.run([analyze, "verify", f"--root={root}", str(unit_dir / "meshlet.service")],
                        capture_output=True, text=True, timeout=scaled(60))
     assert r.returncode == 0, r.stdout + r.stderr

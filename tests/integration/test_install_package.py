@@ -14,15 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import scaled
+from conftest import MESHLET, meshlet_command, scaled
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def build_dir():
-    binary = Path(os.environ.get("ML_MESHLET") or ROOT / "build" / "host" / "meshlet")
-    build = binary.parent
+    build = MESHLET.parent
     if not (build / "cmake_install.cmake").exists():
         pytest.fail(f"{build} is not a configured build directory (no cmake_install.cmake)")
     return build
@@ -122,8 +121,7 @@ def deb_arch(binary):
 
 
 @not_under_sanitizers
-def test_deb_installs_starts_removes_and_purges_in_a_throwaway_root(deb, tmp_path, free_port,
-                                                                     meshlet_cmd):
+def test_deb_installs_starts_removes_and_purges_in_a_throwaway_root(deb, tmp_path, free_port):
     root = tmp_path / "root"
     empty_root(root)
     # --force-architecture: a board's package (arm64, armhf) installs on this host's dpkg too.
@@ -146,14 +144,14 @@ def test_deb_installs_starts_removes_and_purges_in_a_throwaway_root(deb, tmp_pat
     text = re.sub(r"(?m)^drain_timeout = .*$", "drain_timeout = 0", text)
     run_ini = tmp_path / "run.ini"
     run_ini.write_text(text)
-    emulator = meshlet_cmd[:-1]  # qemu-user for a board's binary, nothing on the host
-    check = subprocess.run([*emulator, str(binary), "check", str(run_ini)], capture_output=True,
+    # the installed copy, under qemu-user for a board's binary
+    check = subprocess.run([*meshlet_command(binary), "check", str(run_ini)], capture_output=True,
                            text=True, timeout=scaled(30))
     assert check.returncode == 0, check.stderr
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
         notify.bind(str(tmp_path / "notify"))
         env = dict(os.environ, NOTIFY_SOCKET=str(tmp_path / "notify"))
-        p = subprocess.Popen([*emulator, str(binary), "-c", str(run_ini)], env=env,
+        p = subprocess.Popen([*meshlet_command(binary), "-c", str(run_ini)], env=env,
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE)
         try:

@@ -154,8 +154,8 @@ def four_kinds(ch):
 
 def s_client(port, *args, input="", cwd=None):
     return subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-brief",
-                           *args], capture_output=True, text=True, input=input, cwd=cwd,
-                          timeout=scaled(15))
+                           *args], capture_output=True, text=True, errors="replace", input=input,
+                          cwd=cwd, timeout=scaled(15))
 
 
 # ---- served ---------------------------------------------------------------------------------
@@ -209,8 +209,8 @@ def test_openssl_tls13_and_tls12_accepted_with_alpn_h2(pki, tls_meshlet):
         r = s_client(port, version, "-alpn", "h2", "-CAfile", str(pki.ca))
         assert f"Protocol version: {shown}" in r.stderr, r.stderr
         full = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", version,
-                               "-alpn", "h2"], capture_output=True, text=True, input="",
-                              timeout=scaled(15))
+                               "-alpn", "h2"], capture_output=True, text=True, errors="replace",
+                              input="", timeout=scaled(15))
         assert "ALPN protocol: h2" in full.stdout, full.stdout
 
 
@@ -230,12 +230,12 @@ def test_session_resumption_with_tickets(pki, tls_meshlet, workdir):
         # with a short-lived stdin would hang; a sleep in the pipe keeps it open briefly)
         first = subprocess.run(
             f"sleep 0.5 | openssl s_client -connect 127.0.0.1:{port} {version} -alpn h2 "
-            f"-sess_out {sess}", shell=True, capture_output=True, text=True,
+            f"-sess_out {sess}", shell=True, capture_output=True, text=True, errors="replace",
             timeout=scaled(15))
         assert "New, " in first.stdout, first.stdout + first.stderr
         again = subprocess.run(
             f"sleep 0.5 | openssl s_client -connect 127.0.0.1:{port} {version} -alpn h2 "
-            f"-sess_in {sess}", shell=True, capture_output=True, text=True,
+            f"-sess_in {sess}", shell=True, capture_output=True, text=True, errors="replace",
             timeout=scaled(15))
         assert "Reused, " in again.stdout, (version, again.stdout + again.stderr)
 
@@ -348,7 +348,7 @@ def test_no_alpn_at_all_refused(pki, tls_meshlet):
     # the handshake itself succeeds for such a client: the alert follows it, so keep s_client
     # reading for a moment
     r = subprocess.run(f"sleep 0.5 | openssl s_client -connect 127.0.0.1:{port}", shell=True,
-                       capture_output=True, text=True, timeout=scaled(15))
+                       capture_output=True, text=True, errors="replace", timeout=scaled(15))
     assert "no application protocol" in r.stderr, r.stderr
     refused_then_served(m, admin, "no_alpn_h2", "did not offer ALPN h2", pki)
 
