@@ -2,9 +2,13 @@
 # The whole test suite, from a fresh Debian bookworm machine (run as root: it installs packages).
 #
 #   tests/run.sh            everything: host, qemu-aarch64 and qemu-armv7 (unit tests and the
-#                           config corpus under qemu-user), pytest integration tests, the fuzzers
-#                           for a bounded time, and builds of the real boards (rpi4,
+#                           config corpus under qemu-user), the minimal host build, pytest
+#                           integration tests (host, and one ARM board's binary under
+#                           qemu-user, which also boots the qemu board images), the fuzzers for
+#                           a bounded time, and builds of the real boards (rpi4,
 #                           beaglebone-black) checked under qemu-user with their CPU
+#   ML_ARM_PYTEST_BOARD=B   the board whose binary the integration suite also runs against
+#                           (default qemu-aarch64; any board with a qemu.conf)
 #   ML_FUZZ_SECONDS=N       seconds per fuzz target (default 30; tests/fuzz/long.sh runs 10 M each)
 #   ML_ASAN=0               skip the sanitizer stage (host only; default on): meshlet and its
 #                           libraries (lws, nghttp2, mbedTLS, nanopb, inih) built with ASan + UBSan
@@ -78,6 +82,11 @@ stage() { # NAME COMMAND...: run, log to build/logs/NAME.log, record the outcome
 build_board() { # BOARD
     cmake -S "$ROOT" -B "$ROOT/build/$1" -G Ninja -DML_BOARD="$1" &&
         cmake --build "$ROOT/build/$1"
+}
+
+arm_pytest() { # BOARD: the integration suite against a board's binary, under its qemu-user
+    env ML_MESHLET="$ROOT/build/$1/meshlet" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+        -n "${ML_ARM_PYTEST_JOBS:-4}" "$ROOT/tests/integration"
 }
 
 build_minimal() { # BOARD: the board with boards/minimal.conf merged over its defconfig
@@ -188,8 +197,27 @@ case " $BOARDS " in
         tail -3 "$ROOT/build/logs/pytest.log"
         count_pytest "$ROOT/build/logs/pytest.log"
     fi
+    # The integration suite against an ARM board's binary under its qemu-user (conftest.py
+    # finds the emulator from the build), in the background beside the sanitizer stage: mostly
+    # waiting on emulated processes, -n 4 workers (python3-pytest-xdist).
+    ARM_PYTEST_BOARD=${ML_ARM_PYTEST_BOARD:-qemu-aarch64}
+    arm_pid=
+    case " $BOARDS " in
+    *" $ARM_PYTEST_BOARD "*)
+        if [ -x "$ROOT/build/$ARM_PYTEST_BOARD/meshlet" ]; then
+            stage "pytest-$ARM_PYTEST_BOARD" arm_pytest "$ARM_PYTEST_BOARD" &
+            arm_pid=$!
+        fi
+        ;;
+    esac
     if [ "${ML_ASAN:-1}" != 0 ]; then
         sanitizer_stages
+    fi
+    if [ -n "$arm_pid" ]; then
+        # stage ran in a subshell: its outcome comes back through the exit status and the log
+        wait "$arm_pid" || failures+=("pytest-$ARM_PYTEST_BOARD")
+        tail -3 "$ROOT/build/logs/pytest-$ARM_PYTEST_BOARD.log"
+        count_pytest "$ROOT/build/logs/pytest-$ARM_PYTEST_BOARD.log"
     fi
     if [ -x "$ROOT/tests/fuzz/run.sh" ] && [ "$FUZZ_SECONDS" -gt 0 ]; then
         if stage fuzz "$ROOT/tests/fuzz/run.sh" "$FUZZ_SECONDS"; then
