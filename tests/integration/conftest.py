@@ -121,10 +121,13 @@ def pytest_runtest_teardown(item):
 
 # ---- the binary -----------------------------------------------------------------------------
 
-def meshlet_command(binary=None):
+def meshlet_command(binary=None, own_build=False):
     """The argv prefix that runs a meshlet binary (default: the one under test), under the
     emulator when there is one. Every test that starts meshlet goes through here, also for a copy
-    of the binary (the installed one of a package)."""
+    of the binary (the installed one of a package). own_build: the binary is another build's
+    (the minimal host build beside an ARM run), whose emulator is its own board's."""
+    if own_build and binary is not None and "ML_EMULATOR" not in os.environ:
+        return [*_absolute(_board_emulator(Path(binary))), str(binary)]
     return [*EMULATOR, str(binary or MESHLET)]
 
 

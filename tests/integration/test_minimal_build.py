@@ -17,7 +17,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from conftest import EMULATOR, Meshlet, scaled
+from conftest import Meshlet, meshlet_command, scaled
 from grpc_peers import channel, unary
 
 CALL_TIMEOUT = scaled(10)
@@ -32,7 +32,7 @@ def minimal_cmd():
     path = Path(path)
     assert path.is_absolute(), f"ML_MESHLET_MINIMAL must be an absolute path, got {path}"
     assert path.is_file() and os.access(path, os.X_OK), f"no meshlet binary at {path}"
-    return [*EMULATOR, str(path)]
+    return meshlet_command(path, own_build=True)
 
 
 def run(cmd, workdir, *args):
