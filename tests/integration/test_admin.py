@@ -196,7 +196,9 @@ def test_admin_bind_failure_exits_3_with_the_reason(run_meshlet, free_port):
                         f"[route all]\nlistener = ingress\nto = c\n"
                         f"[cluster c]\nendpoint = 127.0.0.1:{free_port()}\n", wait=False)
         assert m.wait(timeout=10) == 3, m.stderr
-    assert f"admin: cannot bind 127.0.0.1:{busy}: Address already in use" in m.stderr
+    # strerror(EADDRINUSE): glibc says "Address already in use", musl "Address in use"
+    assert (f"admin: cannot bind 127.0.0.1:{busy}: Address already in use" in m.stderr
+            or f"admin: cannot bind 127.0.0.1:{busy}: Address in use" in m.stderr), m.stderr
 
 
 # ---- counters -----------------------------------------------------------------------------------
