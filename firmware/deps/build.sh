@@ -246,9 +246,11 @@ LWS_OPTS=(
 	-DLWS_WITH_STATIC=ON -DLWS_WITH_SHARED=OFF
 	-DLWS_WITHOUT_TESTAPPS=ON -DLWS_WITH_MINIMAL_EXAMPLES=OFF -DLWS_WITH_PLUGINS=OFF
 	-DLWS_WITH_EXPORT_LWSTARGETS=OFF -DLWS_CTEST_INTERNET_AVAILABLE=OFF
-	# Roles: h1 + ws (fleet WebSocket, admin HTTP); raw sockets are always in.
+	# Roles: h1 + ws (fleet WebSocket, admin HTTP), mqtt (the fleet over an MQTT
+	# broker, node and controller); raw sockets are always in.
 	# meshlet does its own HTTP/2 with nghttp2, so lws's h2 stays out.
 	-DLWS_WITH_HTTP2=OFF -DLWS_ROLE_H1=ON -DLWS_ROLE_WS=ON -DLWS_ROLE_RAW_FILE=OFF
+	-DLWS_ROLE_MQTT=ON
 	-DLWS_WITHOUT_CLIENT=OFF -DLWS_WITHOUT_SERVER=OFF
 	-DLWS_IPV6=ON -DLWS_UNIX_SOCK=ON
 	# Nothing blocks the loop: lws's own non-blocking resolver.
@@ -271,7 +273,7 @@ LWS_CONFIG_H=$BUILD/libwebsockets/lws_config.h
 [ -f "$LWS_CONFIG_H" ] || die "libwebsockets: $LWS_CONFIG_H not generated"
 for d in LWS_HAVE_mbedtls_ssl_conf_alpn_protocols LWS_HAVE_mbedtls_ssl_get_alpn_protocol \
 	LWS_HAVE_mbedtls_ssl_conf_sni LWS_WITH_SYS_ASYNC_DNS LWS_WITH_MBEDTLS LWS_WITH_IPV6 \
-	LWS_WITH_CLIENT LWS_WITH_SERVER LWS_ROLE_WS; do
+	LWS_WITH_CLIENT LWS_WITH_SERVER LWS_ROLE_WS LWS_ROLE_MQTT; do
 	grep -Eq "^#define[[:space:]]+$d([[:space:]]|$)" "$LWS_CONFIG_H" ||
 		die "libwebsockets: $d missing from lws_config.h (see CMakeFiles/CMakeError.log in $BUILD/libwebsockets)"
 done
