@@ -1353,19 +1353,55 @@ const struct ml_fleet_client_counters *ml_fleet_client_counters(const struct ml_
 
 /* ---- test hook (client_int.h) ------------------------------------------------------------- */
 
+/* What an attempt and a completed connection do (transport state made, Hello queued, report
+ * timer armed), with no socket. */
+static void fake_connect(struct ml_fleet_client *c)
+{
+    struct lws_client_connect_info ci;
+
+    if (c->state == ST_CONNECTED) {
+        return;
+    }
+    ml_timer_disarm(c->retry);
+    c->conn_id++;
+    c->said_unknown = c->said_direction = false;
+    memset(c->tstate, 0, c->tstate_size);
+    memset(&ci, 0, sizeof(ci));
+    c->tp->connect_info(c->tstate, c->id.node_id, &c->cfg.f, &ci);
+    established(c, NULL);
+}
+
+int ml_fleet_client_feed_mqtt(struct ml_fleet_client *c, const char *topic, uint32_t total,
+                              uint32_t pos, const void *in, size_t len)
+{
+#if ML_HAVE_FLEET_MQTT
+    if (c->tp != &ml_fleet_mqtt_transport) {
+        return -EINVAL;
+    }
+    if (c->freed) {
+        return -ECONNRESET;
+    }
+    fake_connect(c);
+    c->depth++;
+    ml_fleet_mqtt_rx(c, NULL, topic, topic != NULL ? strlen(topic) : 0, total, pos, in, len);
+    if (--c->depth == 0 && c->freed) {
+        finish_free(c); /* freed from on_push: no lws callback to wait for here */
+        return -ECONNRESET;
+    }
+    return c->state == ST_CONNECTED ? 0 : -ECONNRESET;
+#else
+    (void)c, (void)topic, (void)total, (void)pos, (void)in, (void)len;
+    return -ENOTSUP;
+#endif
+}
+
 int ml_fleet_client_feed(struct ml_fleet_client *c, const void *in, size_t len, bool first,
                          bool final, bool binary)
 {
     if (c->freed) {
         return -ECONNRESET;
     }
-    if (c->state != ST_CONNECTED) {
-        /* what a completed upgrade does (Hello queued, report timer armed), with no socket */
-        ml_timer_disarm(c->retry);
-        c->conn_id++;
-        c->said_unknown = c->said_direction = false;
-        established(c, NULL);
-    }
+    fake_connect(c);
     c->depth++;
     on_receive(c, NULL, in, len,
                (struct rx_flags){.first = first, .final = final, .binary = binary});

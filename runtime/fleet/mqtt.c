@@ -54,41 +54,41 @@ static const lws_retry_bo_t keepalive = {
     .secs_since_valid_hangup = HANGUP_AFTER_S,
 };
 
-/* A piece of an incoming PUBLISH (lws hands the payload over as it arrives). */
-static void on_rx(struct ml_fleet_client *c, struct mqtt_state *st, struct lws *wsi,
-                  const lws_mqtt_publish_param_t *pub, size_t len)
+void ml_fleet_mqtt_rx(struct ml_fleet_client *c, struct lws *wsi, const char *topic,
+                      size_t topic_len, uint32_t total, uint32_t pos, const void *in, size_t len)
 {
-    bool first = pub->payload_pos == 0, final = pub->payload_pos + len >= pub->payload_len;
-    char why[160], topic[96];
+    struct mqtt_state *st = ml_fleet_conn_state(c);
+    bool first = pos == 0, final = pos + len >= total;
+    char why[160], shown[96];
 
-    if (pub->topic == NULL || strcmp(pub->topic, st->push) != 0) {
+    if (topic == NULL || strlen(st->push) != topic_len || memcmp(topic, st->push, topic_len) != 0) {
         /* Only the push topic is subscribed: a broker sending more is misconfigured. */
         if (first && !st->said_other) {
-            ML_LOG_WRN("fleet: PUBLISH on topic \"%s\", not %s: ignored",
-                       ml_fleet_printable(pub->topic ? pub->topic : "", pub->topic_len, topic,
-                                          sizeof(topic)),
-                       st->push);
+            ML_LOG_WRN(
+                "fleet: PUBLISH on topic \"%s\", not %s: ignored",
+                ml_fleet_printable(topic ? topic : "", topic ? topic_len : 0, shown, sizeof(shown)),
+                st->push);
             st->said_other = true;
         }
         return;
     }
-    if (pub->payload_len == 0) {
+    if (total == 0) {
         /* The controller cleared this node's retained push: nothing to do, the config stays. */
         ML_LOG_INF("fleet: empty message on %s (the controller cleared this node): ignored",
                    st->push);
         return;
     }
-    if (pub->payload_len > ML_FLEET_MAX_MESSAGE_BYTES) {
+    if (total > ML_FLEET_MAX_MESSAGE_BYTES) {
         /* Never buffered nor parsed; its first piece says the whole size. */
         if (first) {
             snprintf(why, sizeof(why),
                      "message of %u bytes over %d bytes (CONFIG_ML_FLEET_MAX_MESSAGE_BYTES)",
-                     (unsigned)pub->payload_len, ML_FLEET_MAX_MESSAGE_BYTES);
+                     (unsigned)total, ML_FLEET_MAX_MESSAGE_BYTES);
             ml_fleet_conn_refused(c, wsi, why);
         }
         return;
     }
-    ml_fleet_conn_receive(c, wsi, pub->payload, len, first, final, true);
+    ml_fleet_conn_receive(c, wsi, in, len, first, final, true);
 }
 
 /* WRITEABLE with the head of the send queue: the SUBSCRIBE first, then one PUBLISH at a time. */
@@ -168,7 +168,10 @@ static int mqtt_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         break;
     case LWS_CALLBACK_MQTT_CLIENT_RX:
         if (in != NULL) {
-            on_rx(c, st, wsi, in, len);
+            const lws_mqtt_publish_param_t *pub = in;
+
+            ml_fleet_mqtt_rx(c, wsi, pub->topic, pub->topic_len, pub->payload_len, pub->payload_pos,
+                             pub->payload, len);
         }
         break;
     case LWS_CALLBACK_MQTT_ACK:
@@ -244,7 +247,7 @@ static void mqtt_goodbye(void *stv, struct lws *wsi)
 {
     struct mqtt_state *st = stv;
     lws_mqtt_publish_param_t pub;
-    uint8_t buf[LWS_PRE + 2];
+    uint8_t buf[LWS_PRE + 2] = {0};
 
     memset(&pub, 0, sizeof(pub));
     pub.topic = st->hello;

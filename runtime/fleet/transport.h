@@ -95,6 +95,12 @@ void ml_fleet_conn_closed(struct ml_fleet_client *c, const char *why);
 /* lws destroyed the wsi without saying more (a catch-all end). */
 void ml_fleet_conn_destroyed(struct ml_fleet_client *c, struct lws *wsi);
 
+/* A piece in[0..len) at pos of a PUBLISH of total payload bytes on topic[0..topic_len), as lws'
+ * MQTT_CLIENT_RX hands it over (mqtt.c; also client.c's test hook). Only the node's push topic is
+ * used; an empty payload is ignored, one over the bound refused. */
+void ml_fleet_mqtt_rx(struct ml_fleet_client *c, struct lws *wsi, const char *topic,
+                      size_t topic_len, uint32_t total, uint32_t pos, const void *in, size_t len);
+
 /* s[0..n) as printable ASCII (other bytes as \xHH, a backslash as \\), cut to fit out[cap]. */
 const char *ml_fleet_printable(const void *s, size_t n, char *out, size_t cap);
 

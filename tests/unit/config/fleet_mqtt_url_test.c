@@ -99,9 +99,10 @@ static void test_mqtt_schemes_and_default_ports(void **state)
 static void test_mqtt_url_refusals_name_the_line(void **state)
 {
     (void)state;
-    expect_errors("[fleet]\nurl = mqtts://b.example:8883/fleet\nca = /no-such/ca\n",
-                  "2: [fleet] url: expected mqtts://HOST[:PORT] with nothing after the port "
-                  "(MQTT has no path; the topics are fixed), got \"mqtts://b.example:8883/fleet\"\n");
+    expect_errors(
+        "[fleet]\nurl = mqtts://b.example:8883/fleet\nca = /no-such/ca\n",
+        "2: [fleet] url: expected mqtts://HOST[:PORT] with nothing after the port "
+        "(MQTT has no path; the topics are fixed), got \"mqtts://b.example:8883/fleet\"\n");
     expect_errors("[fleet]\nurl = mqtt://b.example/\ninsecure = on\n",
                   "2: [fleet] url: expected mqtt://HOST[:PORT] with nothing after the port "
                   "(MQTT has no path; the topics are fixed), got \"mqtt://b.example/\"\n");
