@@ -12,7 +12,9 @@
  *
  * TLS settings live on a vhost of our own (client_ssl_ca/cert/key), made on the shared context
  * before the first attempt and again at the first attempt after ml_fleet_client_update changed
- * [fleet]. Writes go out one envelope per LWS_CALLBACK_CLIENT_WRITEABLE from a small fixed queue.
+ * [fleet] (or the transport). Writes go out one envelope per WRITEABLE from a small fixed queue,
+ * through the transport's write; one it holds (MQTT: until the broker's PUBACK) stays at the head
+ * until the transport releases it.
  *
  * lws traps met here (4.3.5):
  * - a vhost makes its client TLS context only if ITS OWN creation info has
@@ -29,7 +31,8 @@
  *   it: a heap overflow at once for a message of a multiple of rx_buffer_size, "double free or
  *   corruption" for anything from about 80 KiB up. A bad message therefore never returns -1:
  *   drop_connection() detaches the wsi, stops reading and has lws kill it from its next service
- *   (no close frame). */
+ *   (no close frame). Over MQTT a bad message is only counted and skipped (transport.h,
+ *   bad_message_fatal). */
 #include "fleet/client.h"
 #include "fleet/client_int.h"
 
