@@ -42,6 +42,7 @@ struct mqtt_state {
     char hello[TOPIC_MAX], push[TOPIC_MAX], answer[TOPIC_MAX], status[TOPIC_MAX];
     lws_mqtt_client_connect_param_t cp;
     lws_mqtt_topic_elem_t sub_topic;
+    bool established; /* CONNACK came */
     bool subscribing; /* SUBSCRIBE out, SUBACK awaited */
     bool subscribed;
     bool awaiting_ack; /* a QoS 1 PUBLISH is out, its PUBACK awaited */
@@ -153,6 +154,7 @@ static int mqtt_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         break;
     case LWS_CALLBACK_MQTT_CLIENT_ESTABLISHED:
         /* CONNACK: the Hello is queued; mqtt_write subscribes before it goes out. */
+        st->established = true;
         ml_fleet_conn_established(c, wsi);
         break;
     case LWS_CALLBACK_MQTT_SUBSCRIBED:
@@ -189,10 +191,13 @@ static int mqtt_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         }
         break;
     case LWS_CALLBACK_MQTT_CLIENT_CLOSED:
-        ml_fleet_conn_closed(c, st->subscribing
-                                    ? "closed by the broker at SUBSCRIBE (does its ACL let this "
-                                      "node read its push topic?)"
-                                    : "closed by the broker (or no answer to pings for 60 s)");
+        ml_fleet_conn_closed(
+            c, !st->established
+                   ? "closed by the broker before its CONNACK (CONNECT refused: is the client "
+                     "certificate's CN this node's id, and allowed?)"
+               : st->subscribing ? "closed by the broker at SUBSCRIBE (does its ACL let this "
+                                   "node read its push topic?)"
+                                 : "closed by the broker (or no answer to pings for 60 s)");
         break;
     case LWS_CALLBACK_WSI_DESTROY:
         ml_fleet_conn_destroyed(c, wsi);
