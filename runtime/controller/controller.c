@@ -426,10 +426,10 @@ int ml_controller_main(int argc, char **argv)
     ml_ctl_rollout_tick(ctl, true);
     ml_timer_arm(ctl->poll, ML_CTL_POLL_MS);
     if (a.mqtt != NULL) {
-        ML_LOG_INF("controller: nodes through the MQTT broker %s; HTTP on %s (%s%s), configs in "
-                   "%s, GET /fleet",
-                   a.mqtt, a.listen, a.cert != NULL ? "https" : "http",
-                   a.ca != NULL ? ", client certificates required" : "", ctl->dir);
+        ML_LOG_INF("controller: running on %s (%s%s, HTTP only), nodes through the MQTT broker "
+                   "%s, configs in %s, GET /fleet",
+                   a.listen, a.cert != NULL ? "https" : "http",
+                   a.ca != NULL ? ", client certificates required" : "", a.mqtt, ctl->dir);
     } else {
         ML_LOG_INF("controller: running on %s (%s%s), configs in %s, GET /fleet", a.listen,
                    a.cert != NULL ? "wss" : "ws",

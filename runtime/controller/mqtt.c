@@ -50,8 +50,12 @@
 /* Reconnect delays after the broker went away or refused us (fleet/backoff.h: full jitter). */
 #define RETRY_MIN_MS 500u
 #define RETRY_MAX_MS 30000u
-/* A connection attempt that has not reached SUBACK in this long is abandoned and retried. */
-#define CONNECT_TIMEOUT_S 20
+/* A connection attempt that has not reached SUBACK in this long is abandoned and retried. Short:
+ * lws 4.3.5 stalls an MQTT-over-TLS connection whose TLS handshake completes inside
+ * lws_client_connect_via_info (connect4.c then sets the HTTP client state
+ * LRS_H1C_ISSUE_HANDSHAKE2, which the MQTT role has no case for, so CONNECT is never sent); on
+ * loopback that is about one attempt in three. The next attempt almost always goes through. */
+#define CONNECT_TIMEOUT_MS 3000u
 /* After (re)subscribing, the broker sends every retained Hello at once; a node the controller
  * thought connected whose Hello has not come again within this long has gone while the
  * controller was away (its retained Hello was deleted): it is marked disconnected. */
@@ -85,10 +89,11 @@ struct ml_ctl_mqtt {
     struct ml_ctl *ctl;
     struct lws_vhost *vh;
     struct lws *wsi; /* the MQTT client's wsi once established; NULL otherwise */
+    struct lws *net; /* the network connection of the attempt under way; NULL: none */
     enum mqtt_state state;
     bool stopping;
     bool in_connect, connect_failed;
-    struct ml_timer *retry, *grace;
+    struct ml_timer *retry, *grace, *watchdog;
     struct ml_fleet_backoff backoff;
     char host[HOST_MAX];
     uint16_t port;
@@ -446,10 +451,12 @@ static void retry_later(struct ml_ctl_mqtt *m, const char *why)
     uint32_t delay;
 
     m->wsi = NULL;
+    m->net = NULL;
     if (m->stopping || m->state == ST_WAITING) {
         return;
     }
     m->state = ST_WAITING;
+    ml_timer_disarm(m->watchdog);
     m->ctl->counters.mqtt_connected = 0;
     ml_timer_disarm(m->grace);
     /* A push cut off with its connection goes out again first after the reconnect (unless its
@@ -523,7 +530,31 @@ static void on_retry(void *user)
         retry_later(m, "cannot connect");
         return;
     }
-    lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, CONNECT_TIMEOUT_S);
+    m->net = wsi;
+    ml_timer_arm(m->watchdog, CONNECT_TIMEOUT_MS);
+}
+
+/* An attempt that has not reached SUBACK in CONNECT_TIMEOUT_MS: killed, retried. */
+static void on_watchdog(void *user)
+{
+    struct ml_ctl_mqtt *m = user;
+    struct lws *net = m->net;
+
+    if (m->stopping || m->state == ST_READY || m->state == ST_WAITING) {
+        return;
+    }
+    m->net = NULL; /* callbacks of the dying connection are ignored from now on */
+    if (net != NULL) {
+        lws_set_timeout(net, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
+    retry_later(m, "no SUBACK within CONNECT_TIMEOUT_MS");
+}
+
+/* Whether wsi belongs to the attempt under way (not one the watchdog gave up on). */
+static bool current(struct ml_ctl_mqtt *m, struct lws *wsi)
+{
+    return m->in_connect || (m->net != NULL && (wsi == m->net || wsi == m->wsi ||
+                                                lws_get_network_wsi(wsi) == m->net));
 }
 
 static int mqtt_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -533,6 +564,11 @@ static int mqtt_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 
     (void)user;
     if (m == NULL) {
+        return 0;
+    }
+    if (!current(m, wsi)) {
+        /* a connection the watchdog killed: closes on its own */
+        ML_LOG_DBG("mqtt: callback %d of an abandoned connection", (int)reason);
         return 0;
     }
     switch (reason) {
@@ -560,7 +596,7 @@ static int mqtt_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         lws_callback_on_writable(wsi);
         return 0;
     case LWS_CALLBACK_MQTT_SUBSCRIBED:
-        lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+        ml_timer_disarm(m->watchdog);
         m->state = ST_READY;
         m->ctl->counters.mqtt_connects++;
         m->ctl->counters.mqtt_connected = 1;
@@ -596,9 +632,7 @@ static int mqtt_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         }
         return 0;
     case LWS_CALLBACK_MQTT_CLIENT_CLOSED:
-        if (m->wsi == wsi || m->state != ST_WAITING) {
-            retry_later(m, "connection closed");
-        }
+        retry_later(m, "connection closed");
         return 0;
     default:
         return 0;
@@ -749,7 +783,7 @@ int ml_ctl_mqtt_start(struct ml_ctl *ctl, const struct ml_ctl_mqtt_opts *o, char
     info.protocols = mqtt_protocols;
     info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.retry_and_idle_policy = &keepalive;
-    info.timeout_secs = CONNECT_TIMEOUT_S;
+    info.timeout_secs = CONNECT_TIMEOUT_MS / 1000;
     info.user = m;
     if (m->tls) {
         info.client_ssl_ca_filepath = o->ca;
@@ -763,7 +797,8 @@ int ml_ctl_mqtt_start(struct ml_ctl *ctl, const struct ml_ctl_mqtt_opts *o, char
         return -EINVAL;
     }
     if ((m->retry = ml_timer_new(ctl->loop, on_retry, m)) == NULL ||
-        (m->grace = ml_timer_new(ctl->loop, on_grace, m)) == NULL) {
+        (m->grace = ml_timer_new(ctl->loop, on_grace, m)) == NULL ||
+        (m->watchdog = ml_timer_new(ctl->loop, on_watchdog, m)) == NULL) {
         snprintf(why, cap, "out of memory");
         return -ENOMEM;
     }
@@ -788,7 +823,8 @@ void ml_ctl_mqtt_stop(struct ml_ctl *ctl)
     m->stopping = true;
     ml_timer_free(m->retry);
     ml_timer_free(m->grace);
-    m->retry = m->grace = NULL;
+    ml_timer_free(m->watchdog);
+    m->retry = m->grace = m->watchdog = NULL;
 }
 
 void ml_ctl_mqtt_free(struct ml_ctl *ctl)
