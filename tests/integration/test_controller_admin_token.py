@@ -28,7 +28,7 @@ def get_stats(port):
         return r.read().decode()
 
 
-def test_rollback_needs_the_bearer_token(run_meshlet, free_port, workdir):
+def test_rollback_needs_the_bearer_token(run_meshlet, meshlet_cmd, free_port, workdir):
     configs = workdir / "configs"
     configs.mkdir()
     (configs / "default.ini").write_text("; v1\n")
@@ -46,6 +46,14 @@ def test_rollback_needs_the_bearer_token(run_meshlet, free_port, workdir):
     status, body = post(port, {"Authorization": "Bearer " + TOKEN})
     assert status in (200, 409), (status, body)
     assert "controller.http_unauthorized 3" in get_stats(port)
+    # `meshlet fleet rollback --token FILE` sends it; without it the CLI gets the 401.
+    cli = [*meshlet_cmd, "fleet", "rollback", "--controller", f"http://127.0.0.1:{port}"]
+    out = subprocess.run(cli, capture_output=True, text=True, timeout=WAIT)
+    assert out.returncode == 1 and "Bearer" in out.stderr, (out.returncode, out.stderr)
+    out = subprocess.run(cli + ["--token", str(workdir / "token")], capture_output=True,
+                         text=True, timeout=WAIT)
+    assert out.returncode in (0, 1) and "Bearer" not in out.stderr, out.stderr
+    assert "controller.http_unauthorized 4" in get_stats(port)
 
 
 def test_without_token_rollback_stays_open(run_meshlet, free_port, workdir):
