@@ -196,12 +196,17 @@ class SimMqttFleet:
             if not socks:
                 time.sleep(0.05)
                 continue
-            wr = [fd for fd, n in socks.items() if n.client.want_write()]
+            # poll, not select: a thousand nodes pass select()'s FD_SETSIZE (1024)
+            p = select.poll()
+            for fd, n in socks.items():
+                p.register(fd, select.POLLIN | (select.POLLOUT if n.client.want_write() else 0))
             try:
-                r, w, _ = select.select(list(socks), wr, [], 0.05)
+                ready = p.poll(50)
             except (OSError, ValueError):
                 time.sleep(0.01)
                 continue
+            r = [fd for fd, ev in ready if ev & (select.POLLIN | select.POLLERR | select.POLLHUP)]
+            w = [fd for fd, ev in ready if ev & select.POLLOUT]
             # TLS records already read into the SSL object do not show up in select().
             r = set(r) | {fd for fd, n in socks.items()
                           if hasattr(n.client.socket(), "pending") and n.client.socket().pending()}
