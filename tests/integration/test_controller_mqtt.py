@@ -301,3 +301,43 @@ def test_bad_mqtt_arguments_are_refused(meshlet_cmd, workdir):
         out = subprocess.run(base + extra, capture_output=True, text=True, timeout=WAIT)
         assert out.returncode == 64, (extra, out.returncode, out.stderr)
         assert said in out.stderr, (extra, out.stderr)
+
+
+def _client(broker, name):
+    import paho.mqtt.client as mqtt
+    import ssl
+    c = mqtt.Client(client_id=name, clean_session=True, protocol=mqtt.MQTTv311)
+    crt, key = broker.cert(name)
+    c.tls_set(ca_certs=str(broker.ca_path), certfile=str(crt), keyfile=str(key),
+              tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    c.connect("127.0.0.1", broker.port)
+    c.loop_start()
+    return c
+
+
+def test_acl_a_node_reads_only_its_own_pushes_and_cannot_speak_for_another(mqtt_fleet):
+    pb = fleet_pb2()
+    port, configs, broker, sims, ctl = mqtt_fleet([sim(pb, 0)])
+    wait_until(lambda: running(port).get("n00") == v("; mqtt v1\n"), what="n00 on v1")
+    got = []
+    spy = _client(broker, "n01")
+    try:
+        spy.on_message = lambda cl, u, msg: got.append(msg.topic)
+        spy.subscribe("meshlet/v1/node/n00/push", qos=1)  # the ACL denies it: nothing arrives
+        spy.subscribe("meshlet/v1/node/n01/push", qos=1)
+        # n01 writing on n00's topics is dropped by the broker; on its own hello topic, a Hello
+        # naming n00 is refused by the controller (the topic is the identity).
+        hello = pb.Envelope(hello=pb.Hello(node_id="n00", board="x", version="x",
+                                           config_version="forged")).SerializeToString()
+        spy.publish("meshlet/v1/node/n00/hello", hello, qos=1, retain=True).wait_for_publish(WAIT)
+        spy.publish("meshlet/v1/node/n01/hello", hello, qos=1).wait_for_publish(WAIT)
+        wait_until(lambda: "controller.hello_refused_identity 1" in request(port, "/stats")[1],
+                   what="the forged Hello refused")
+        time.sleep(scaled(1))
+    finally:
+        spy.loop_stop()
+        spy.disconnect()
+    assert "meshlet/v1/node/n00/push" not in got, got
+    n0 = node(port, "n00")
+    assert n0["state"] == "SYNCED" and n0["running_version"] == v("; mqtt v1\n"), n0
+    assert node(port, "n01") is None
