@@ -13,6 +13,10 @@
  *   text.c        text from nodes: the node id rule, text made safe for log lines
  *   msg.c         envelopes in and out (the only file here that sees nanopb's types)
  *   ws.c          libwebsockets: the vhost, the fleet WebSocket protocol and plain HTTP
+ *   mqtt.c        --mqtt: the nodes through an MQTT broker instead of WebSockets
+ *
+ * nodes.c and rollout.c reach a node through struct ml_ctl_conn (below), whichever of ws.c and
+ * mqtt.c carries it.
  *
  * Who owns what: struct ml_ctl owns the node table, the files and the vhost; lws owns each
  * connection and its struct ml_ctl_conn (per-session data), which owns its receive and send
