@@ -13,7 +13,8 @@
  *   buffer): a push goes out in PUSH_CHUNK_BYTES pieces, one per WRITEABLE callback;
  * - it acknowledges only the last of several QoS 1 PUBLISHes it parsed from one read (one
  *   send_puback flag, one peer packet id): a broker then keeps the others in flight and stops
- *   delivering once its window (mosquitto: max_inflight_messages, 20) is full. The controller
+ *   delivering once its window (mosquitto: max_inflight_messages, 20) is full (tried: with QoS 1
+ *   subscriptions and 1000 nodes, the controller received 13 Acks in 60 s). The controller
  *   therefore subscribes at QoS 0: nodes still publish at QoS 1 to the broker; the broker's one
  *   TCP stream to the controller needs no acknowledgement, and what a lost connection loses is
  *   read again from the retained Hellos after the reconnect (a node that acked while the
