@@ -61,7 +61,11 @@ static void usage(FILE *out)
             "       meshlet help | --help | -h          this text\n"
             "       meshlet controller --listen HOST:PORT --configs DIR [--cert FILE --key "
             "FILE [--ca FILE]]\n"
-            "                                           the fleet controller\n"
+            "                  [--mqtt URL [--mqtt-ca F --mqtt-cert F --mqtt-key F]] "
+            "[--admin-token F]\n"
+            "                                           the fleet controller (nodes over "
+            "WebSockets,\n"
+            "                                           or through an MQTT broker)\n"
             "       meshlet fleet status|rollback --controller URL [--ca F [--cert F --key F]]\n"
             "                                           a controller's nodes; roll a version back\n"
             "exit 64: a command line not shown here\n",

@@ -1,6 +1,8 @@
 /* admin/guard.h: request checks over header values. */
 #include "admin/guard.h"
 
+#include "core/bearer.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -118,26 +120,12 @@ bool ml_admin_host_allowed(const struct ml_cfg_addr *admin, const char *host)
     return false; /* a name: whoever chose it is not the admin's own address */
 }
 
+/* One compare for the node's token and the controller's (core/bearer.c). */
+_Static_assert(ML_CFG_ADMIN_TOKEN_MIN_BYTES == ML_BEARER_TOKEN_MIN_BYTES &&
+                   ML_CFG_ADMIN_TOKEN_MAX_BYTES == ML_BEARER_TOKEN_MAX_BYTES,
+               "[node] admin_token and --admin-token follow one rule");
+
 bool ml_admin_bearer_matches(const char *authorization, const char *token, size_t token_len)
 {
-    const char *given;
-    size_t n;
-    unsigned diff;
-
-    if (authorization == NULL || token == NULL || token_len == 0 ||
-        strncasecmp(authorization, "Bearer ", 7) != 0) {
-        return false;
-    }
-    given = authorization + 7;
-    while (*given == ' ') {
-        given++;
-    }
-    n = strlen(given);
-    /* Every byte of the token is looked at whatever the input: no early exit that a timing
-     * measurement could use to guess the token byte by byte. */
-    diff = n != token_len;
-    for (size_t i = 0; i < token_len; i++) {
-        diff |= (unsigned)((uint8_t)token[i] ^ (uint8_t)(i < n ? given[i] : 0));
-    }
-    return diff == 0;
+    return ml_bearer_matches(authorization, token, token_len);
 }

@@ -1,5 +1,5 @@
 /* config/lint.h: the warnings about certificate files (tls/cert_check.h); their errors are the
- * validator's (validate.c), so this sees only files that passed. */
+ * validator's (validate_tls.c), so this sees only files that passed. */
 #include "config/errors.h"
 #include "config/lint.h"
 #include "config/schema.h"

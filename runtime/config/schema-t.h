@@ -15,7 +15,7 @@ enum ml_config_kind {
     ML_KIND_COUNT,
 };
 
-/* How a value is read (config/validate.c has one reader per type). */
+/* How a value is read (config/validate_*.c have one reader per type). */
 enum ml_key_type {
     ML_KT_UINT,         /* MIN..MAX */
     ML_KT_DURATION,     /* MIN..MAX ms; "0" = off with ML_KF_ZERO_OFF */

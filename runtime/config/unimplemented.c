@@ -19,7 +19,7 @@ static const struct {
     const char *off_text;
 } table[] = {
     /* TLS works on listeners (tls/tls_server.c) and to clusters (tls/tls_client.c); a build
-     * without ML_TLS refuses tls = on|mtls in config/validate.c. */
+     * without ML_TLS refuses tls = on|mtls in config/validate_tls.c. */
     /* balancers Kconfig left out of balance/lb.c's table (ring_hash, maglev) */
     {ML_K_cluster_lb, CLUSTER_LB_BUILT, "round_robin"},
 };

@@ -4,6 +4,7 @@
 
 #include "controller/controller_int.h"
 #include "core/alloc.h"
+#include "core/bearer.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/timer.h"
@@ -30,6 +31,9 @@ struct args {
     const char *configs;
     const char *cert, *key, *ca;
     const char *state, *stages, *soak, *stale;
+    const char *mqtt, *mqtt_ca, *mqtt_cert, *mqtt_key, *mqtt_client_id;
+    bool mqtt_insecure;
+    const char *admin_token;
 };
 
 static void usage(FILE *out)
@@ -37,15 +41,31 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: meshlet controller --listen HOST:PORT --configs DIR [--cert FILE --key FILE "
             "[--ca FILE]]\n"
+            "                          [--mqtt URL [--mqtt-ca FILE --mqtt-cert FILE --mqtt-key "
+            "FILE]]\n"
             "  --listen HOST:PORT  an IPv4 address, [IPv6] or localhost, and a port\n"
             "  --configs DIR       DIR/NODE_ID.ini, else DIR/default.ini, is each node's config\n"
             "  --cert, --key       serve TLS (PEM)\n"
             "  --ca FILE           require client certificates that chain to FILE\n"
+            "  --admin-token FILE  POST /rollback needs \"Authorization: Bearer TOKEN\" (the "
+            "file's\n"
+            "                      one line, 16..256 visible ASCII)\n"
             "  --state DIR         keep rollouts, versions and Nacks here across restarts\n"
             "  --stages LIST       rollout stages, counts or percents (default 1,10%%,100%%)\n"
             "  --soak DURATION     how long each stage stays healthy before the next (default "
             "60s)\n"
             "  --stale DURATION    a node silent this long halts a rollout (default 60s)\n"
+            "  --mqtt URL          reach the nodes through an MQTT broker instead of serving "
+            "WebSockets:\n"
+            "                      mqtts://HOST[:PORT] (default port 8883), or mqtt://HOST[:PORT] "
+            "(1883)\n"
+            "                      with --mqtt-insecure; --listen then serves the HTTP endpoints "
+            "only\n"
+            "  --mqtt-ca FILE      the CA the broker's certificate chains to (mqtts://)\n"
+            "  --mqtt-cert, --mqtt-key  the controller's client certificate (CN "
+            "meshlet-controller)\n"
+            "  --mqtt-client-id ID the MQTT client id (default meshlet-controller)\n"
+            "  --mqtt-insecure     allow plain mqtt:// (no TLS)\n"
             "Served on the same port: GET /fleet (JSON; ?label=K=V, ?state=synced|stale|nacked|"
             "offline),\nGET /fleet/status, GET /metrics, GET /stats, POST /rollback.\n"
             "DIR/NODE_ID.ini, else DIR/label=KEY=VALUE.ini (the node's first label that has one), "
@@ -120,6 +140,21 @@ static int parse_args(int argc, char **argv, struct args *a)
             slot = &a->soak;
         } else if (strcmp(opt, "--stale") == 0) {
             slot = &a->stale;
+        } else if (strcmp(opt, "--mqtt") == 0) {
+            slot = &a->mqtt;
+        } else if (strcmp(opt, "--mqtt-ca") == 0) {
+            slot = &a->mqtt_ca;
+        } else if (strcmp(opt, "--mqtt-cert") == 0) {
+            slot = &a->mqtt_cert;
+        } else if (strcmp(opt, "--mqtt-key") == 0) {
+            slot = &a->mqtt_key;
+        } else if (strcmp(opt, "--mqtt-client-id") == 0) {
+            slot = &a->mqtt_client_id;
+        } else if (strcmp(opt, "--admin-token") == 0) {
+            slot = &a->admin_token;
+        } else if (strcmp(opt, "--mqtt-insecure") == 0) {
+            a->mqtt_insecure = true; /* a flag: takes no value */
+            continue;
         } else {
             fprintf(stderr, "meshlet controller: unknown argument \"%s\"\n", opt);
             return EXIT_BAD_ARGS;
@@ -147,6 +182,17 @@ static int parse_args(int argc, char **argv, struct args *a)
     }
     if ((a->cert == NULL) != (a->key == NULL)) {
         fprintf(stderr, "meshlet controller: --cert and --key go together\n");
+        return EXIT_BAD_ARGS;
+    }
+    if (a->mqtt == NULL && (a->mqtt_ca != NULL || a->mqtt_cert != NULL || a->mqtt_key != NULL ||
+                            a->mqtt_client_id != NULL || a->mqtt_insecure)) {
+        fprintf(stderr, "meshlet controller: --mqtt-* options need --mqtt URL\n");
+        return EXIT_BAD_ARGS;
+    }
+    if (a->mqtt_client_id != NULL &&
+        (strlen(a->mqtt_client_id) > ML_CTL_TEXT_MAX || strchr(a->mqtt_client_id, '/') != NULL)) {
+        fprintf(stderr, "meshlet controller: --mqtt-client-id: expected 1 to %d bytes, no '/'\n",
+                ML_CTL_TEXT_MAX);
         return EXIT_BAD_ARGS;
     }
     if (a->ca != NULL && a->cert == NULL) {
@@ -277,8 +323,32 @@ static uint64_t first_nonce(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* --admin-token FILE into ctl. 0, or -1 after saying why. */
+static int load_admin_token(struct ml_ctl *ctl, const char *path)
+{
+    int rv = ml_bearer_token_read(path, &ctl->admin_token, &ctl->admin_token_n);
+
+    if (rv == -EINVAL || rv == -EFBIG) {
+        fprintf(stderr,
+                "meshlet controller: --admin-token %s: expected a file holding one token of "
+                "%d..%d visible ASCII characters (no spaces)\n",
+                path, ML_BEARER_TOKEN_MIN_BYTES, ML_BEARER_TOKEN_MAX_BYTES);
+        return -1;
+    }
+    if (rv < 0) {
+        fprintf(stderr, "meshlet controller: --admin-token %s: %s\n", path, strerror(-rv));
+        return -1;
+    }
+    return 0;
+}
+
 static void ctl_free(struct ml_ctl *ctl)
 {
+    ml_ctl_mqtt_free(ctl);
+    if (ctl->admin_token != NULL) {
+        explicit_bzero(ctl->admin_token, ctl->admin_token_n);
+        ml_free(ctl->admin_token);
+    }
     ml_ctl_nodes_free(ctl);
     ml_ctl_rollout_free(ctl);
     ml_ctl_state_free(ctl);
@@ -288,6 +358,7 @@ static void ctl_free(struct ml_ctl *ctl)
 
 int ml_controller_main(int argc, char **argv)
 {
+    struct ml_ctl_mqtt_opts mo;
     struct ml_ctl_listen l;
     struct ml_loop *loop;
     struct ml_ctl *ctl;
@@ -323,6 +394,10 @@ int ml_controller_main(int argc, char **argv)
         ml_free(ctl);
         return EXIT_CANNOT_START;
     }
+    if (a.admin_token != NULL && load_admin_token(ctl, a.admin_token) < 0) {
+        ctl_free(ctl);
+        return EXIT_CANNOT_START;
+    }
     if (a.state != NULL && ml_ctl_state_open(ctl, a.state, why, sizeof(why)) < 0) {
         fprintf(stderr, "meshlet controller: %s\n", why);
         ctl_free(ctl);
@@ -336,20 +411,33 @@ int ml_controller_main(int argc, char **argv)
     }
     ctl->loop = loop;
     l = (struct ml_ctl_listen){a.iface, a.port, a.cert, a.key, a.ca};
-    if ((rv = ml_ctl_ws_listen(ctl, &l, why, sizeof(why))) < 0 ||
+    mo = (struct ml_ctl_mqtt_opts){a.mqtt,     a.mqtt_ca,        a.mqtt_cert,
+                                   a.mqtt_key, a.mqtt_client_id, a.mqtt_insecure};
+    if ((rv = ml_ctl_ws_listen(ctl, &l, a.mqtt == NULL, why, sizeof(why))) < 0 ||
+        (a.mqtt != NULL && (rv = ml_ctl_mqtt_start(ctl, &mo, why, sizeof(why))) < 0) ||
         (ctl->poll = ml_timer_new(loop, on_poll, ctl)) == NULL) {
         fprintf(stderr, "meshlet controller: %s\n", rv < 0 ? why : "out of memory");
+        ml_ctl_mqtt_stop(ctl);
+        ml_timer_free(ctl->poll);
         ml_loop_free(loop);
         ctl_free(ctl);
-        return EXIT_CANNOT_START;
+        return rv == -EINVAL ? EXIT_BAD_ARGS : EXIT_CANNOT_START;
     }
     ml_ctl_rollout_tick(ctl, true);
     ml_timer_arm(ctl->poll, ML_CTL_POLL_MS);
-    ML_LOG_INF("controller: running on %s (%s%s), configs in %s, GET /fleet", a.listen,
-               a.cert != NULL ? "wss" : "ws", a.ca != NULL ? ", client certificates required" : "",
-               ctl->dir);
+    if (a.mqtt != NULL) {
+        ML_LOG_INF("controller: running on %s (%s%s, HTTP only), nodes through the MQTT broker "
+                   "%s, configs in %s, GET /fleet",
+                   a.listen, a.cert != NULL ? "https" : "http",
+                   a.ca != NULL ? ", client certificates required" : "", a.mqtt, ctl->dir);
+    } else {
+        ML_LOG_INF("controller: running on %s (%s%s), configs in %s, GET /fleet", a.listen,
+                   a.cert != NULL ? "wss" : "ws",
+                   a.ca != NULL ? ", client certificates required" : "", ctl->dir);
+    }
     rv = ml_loop_run(loop);
     ml_ctl_state_save(ctl);
+    ml_ctl_mqtt_stop(ctl);
     ml_timer_free(ctl->poll);
     /* Closes every connection: their CLOSED callbacks still see ctl. */
     ml_loop_free(loop);

@@ -13,6 +13,10 @@
  *   text.c        text from nodes: the node id rule, text made safe for log lines
  *   msg.c         envelopes in and out (the only file here that sees nanopb's types)
  *   ws.c          libwebsockets: the vhost, the fleet WebSocket protocol and plain HTTP
+ *   mqtt.c        --mqtt: the nodes through an MQTT broker instead of WebSockets
+ *
+ * nodes.c and rollout.c reach a node through struct ml_ctl_conn (below), whichever of ws.c and
+ * mqtt.c carries it.
  *
  * Who owns what: struct ml_ctl owns the node table, the files and the vhost; lws owns each
  * connection and its struct ml_ctl_conn (per-session data), which owns its receive and send
@@ -96,9 +100,26 @@
 #define ML_CTL_ERROR_MAX 4096
 
 struct ml_ctl_conn;
+struct ml_ctl_mqtt;
 struct ml_ctl_saved;
 struct ml_timer;
 struct lws_vhost;
+
+/* How nodes.c and rollout.c reach a node, whatever carries the fleet: ws.c (a node's WebSocket)
+ * and mqtt.c (a node known from its retained Hello on the broker) each embed struct
+ * ml_ctl_conn first in their own record and fill ops. */
+struct ml_ctl_conn_ops {
+    size_t pre; /* bytes a send buffer keeps free in front of the message (ml_ctl_msg_push) */
+    /* Queues a whole envelope (buf from ml_ctl_msg_push, taken) for the node, replacing one not
+     * yet sent (a newer config supersedes it). */
+    void (*send_take)(struct ml_ctl_conn *conn, uint8_t *buf, size_t n);
+};
+
+struct ml_ctl_conn {
+    const struct ml_ctl_conn_ops *ops;
+    struct ml_ctl_node *node; /* set by nodes.c on Hello; NULL before and once gone */
+    unsigned id;              /* for log lines: "c%u" */
+};
 
 /* A version the controller may push: its hash and its bytes (ml_malloc'd; NULL: none). */
 struct ml_ctl_rev {
@@ -201,6 +222,13 @@ struct ml_ctl_counters {
     uint64_t acks, nacks, nacks_transient, retries;
     uint64_t rollouts_started, rollouts_done, rollouts_halted, rollbacks;
     uint64_t state_save_failures;
+    /* --mqtt (mqtt.c): connected now (0/1), connections made, PUBACKs of pushes, and PUBLISHes
+     * dropped unread or undecodable (over ML_CTL_MAX_NODE_MESSAGE_BYTES, not an Envelope, a
+     * topic that is no node's). */
+    uint64_t mqtt_connected, mqtt_connects, mqtt_pubacks, mqtt_dropped;
+    /* state-changing HTTP requests (POST /rollback) refused for a missing or wrong
+     * --admin-token */
+    uint64_t http_unauthorized;
 };
 
 /* A stage: a node count, or a percent of the file's nodes. */
@@ -229,6 +257,11 @@ struct ml_ctl {
     char state_dir[PATH_MAX]; /* "" = no --state: nothing survives a restart */
     bool state_dirty;
     struct ml_ctl_saved *saved; /* state.c: what the state file said, until used */
+    struct ml_ctl_mqtt *mqtt;   /* --mqtt: the broker client (mqtt.c); NULL: WebSockets */
+    /* --admin-token FILE: what a state-changing request must send as "Bearer TOKEN"
+     * (ml_malloc'd, admin_token_n bytes; NULL: none required) */
+    char *admin_token;
+    size_t admin_token_n;
 };
 
 /* A Hello, Ack, Nack or Status as received; strings NUL-terminated. */
@@ -368,15 +401,26 @@ struct ml_ctl_listen {
     uint16_t port;
     const char *cert, *key, *ca; /* NULL: plain / no client certificates */
 };
-/* Creates the vhost on ctl->loop. 0, or a negative errno with the reason in why[cap]. */
-int ml_ctl_ws_listen(struct ml_ctl *ctl, const struct ml_ctl_listen *l, char *why, size_t cap);
-/* Queues a whole envelope (buf from ml_ctl_msg_push; taken) on conn, replacing one not yet sent
- * (a newer config supersedes it). */
-void ml_ctl_ws_send_take(struct ml_ctl_conn *conn, uint8_t *buf, size_t n);
-/* Which node this connection is: set by nodes.c on Hello; NULL cuts the link. */
-void ml_ctl_ws_set_node(struct ml_ctl_conn *conn, struct ml_ctl_node *node);
-unsigned ml_ctl_ws_conn_id(const struct ml_ctl_conn *conn);
-/* Bytes a send buffer keeps free in front of the message (LWS_PRE). */
-size_t ml_ctl_ws_pre(void);
+/* Creates the vhost on ctl->loop: the fleet's WebSockets (unless fleet_ws is false: --mqtt)
+ * and the HTTP endpoints. 0, or a negative errno with the reason in why[cap]. */
+int ml_ctl_ws_listen(struct ml_ctl *ctl, const struct ml_ctl_listen *l, bool fleet_ws, char *why,
+                     size_t cap);
+
+/* mqtt.c: the fleet through an MQTT broker (runtime/fleet/README.md, "The fleet over MQTT"). */
+struct ml_ctl_mqtt_opts {
+    const char *url;             /* mqtts://HOST[:PORT] or mqtt://HOST[:PORT], empty path */
+    const char *ca, *cert, *key; /* --mqtt-ca/-cert/-key (mqtts://) */
+    const char *client_id;       /* NULL: ML_CTL_MQTT_CLIENT_ID */
+    bool insecure;               /* --mqtt-insecure: mqtt:// allowed */
+};
+#define ML_CTL_MQTT_CLIENT_ID "meshlet-controller"
+/* Checks opts (URL, files) and starts connecting to the broker on ctl->loop; it reconnects with
+ * a backoff for as long as the loop runs. 0, or a negative errno with the reason in why[cap]. */
+int ml_ctl_mqtt_start(struct ml_ctl *ctl, const struct ml_ctl_mqtt_opts *opts, char *why,
+                      size_t cap);
+/* Before the loop is freed: no reconnect is started any more, its timers are freed. */
+void ml_ctl_mqtt_stop(struct ml_ctl *ctl);
+/* After the loop is freed (no callback runs any more): frees what ml_ctl_mqtt_start made. */
+void ml_ctl_mqtt_free(struct ml_ctl *ctl);
 
 #endif

@@ -404,6 +404,13 @@ int ml_ctl_json_stats(const struct ml_ctl *ctl, char **out, size_t *n_out)
     putf(&o, "controller.hello_refused_table_full %" PRIu64 "\n", c->hello_refused_table_full);
     putf(&o, "controller.answers_ignored %" PRIu64 "\n", c->answers_ignored);
     putf(&o, "controller.nodes_forgotten %" PRIu64 "\n", c->nodes_forgotten);
+    putf(&o, "controller.http_unauthorized %" PRIu64 "\n", c->http_unauthorized);
+    if (ctl->mqtt != NULL) {
+        putf(&o, "controller.mqtt_connected %" PRIu64 "\n", c->mqtt_connected);
+        putf(&o, "controller.mqtt_connects %" PRIu64 "\n", c->mqtt_connects);
+        putf(&o, "controller.mqtt_pubacks %" PRIu64 "\n", c->mqtt_pubacks);
+        putf(&o, "controller.mqtt_dropped %" PRIu64 "\n", c->mqtt_dropped);
+    }
     if (o.error != 0) {
         ml_free(o.p);
         return o.error;

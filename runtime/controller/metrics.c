@@ -219,6 +219,16 @@ int ml_ctl_metrics(const struct ml_ctl *ctl, char **out, size_t *n_out)
          "meshlet_controller_state_save_failures_total %" PRIu64 "\n",
          c->rollouts_started, c->rollouts_done, c->rollouts_halted, c->rollbacks,
          c->state_save_failures);
+    if (ctl->mqtt != NULL) {
+        putf(&t,
+             "# TYPE meshlet_controller_mqtt_connected gauge\n"
+             "meshlet_controller_mqtt_connected %" PRIu64 "\n"
+             "# TYPE meshlet_controller_mqtt_connects_total counter\n"
+             "meshlet_controller_mqtt_connects_total %" PRIu64 "\n"
+             "# TYPE meshlet_controller_mqtt_dropped_total counter\n"
+             "meshlet_controller_mqtt_dropped_total %" PRIu64 "\n",
+             c->mqtt_connected, c->mqtt_connects, c->mqtt_dropped);
+    }
     putf(&t, "# HELP meshlet_controller_rollout_stage Stage under way (1-based) of each rollout "
              "that is rolling or halted; halted 1 when halted.\n"
              "# TYPE meshlet_controller_rollout_stage gauge\n"

@@ -108,7 +108,7 @@ int ml_ctl_on_hello(struct ml_ctl *ctl, struct ml_ctl_conn *conn, const struct m
         snprintf(why, cap,
                  "node id %s is in use by connection c%u (the first connection keeps it while it "
                  "is alive)",
-                 id, ml_ctl_ws_conn_id(node->conn));
+                 id, node->conn->id);
         return -1;
     }
     COPY(node->board, m->hello.board);
@@ -126,9 +126,9 @@ int ml_ctl_on_hello(struct ml_ctl *ctl, struct ml_ctl_conn *conn, const struct m
     node->conn = conn;
     node->connected_since_s = node->last_seen_s = ml_ctl_wall_s();
     node->last_seen_ms = ml_time_now_ms();
-    ml_ctl_ws_set_node(conn, node);
-    ML_LOG_INF("c%u: node %s connected (board %s, meshlet %s, config %s)", ml_ctl_ws_conn_id(conn),
-               id, node->board, node->version,
+    conn->node = node;
+    ML_LOG_INF("c%u: node %s connected (board %s, meshlet %s, config %s)", conn->id, id,
+               node->board, node->version,
                node->config_version[0] != '\0' ? node->config_version : "local");
     ml_ctl_rollout_refresh_node(ctl, node);
     ml_ctl_rollout_tick(ctl, false);
@@ -154,12 +154,12 @@ static bool answers_outstanding(struct ml_ctl *ctl, struct ml_ctl_conn *conn,
     ml_ctl_text_printable(m->answer.version, ML_CTL_TEXT_MAX, v, sizeof(v));
     if (node->pushed_version[0] == '\0') {
         ML_LOG_WRN("c%u node %s: %s for version %s nonce %llu ignored: no push is outstanding",
-                   ml_ctl_ws_conn_id(conn), node->id, m->kind == ML_CTL_MSG_ACK ? "Ack" : "Nack", v,
+                   conn->id, node->id, m->kind == ML_CTL_MSG_ACK ? "Ack" : "Nack", v,
                    (unsigned long long)m->answer.nonce);
     } else {
         ML_LOG_WRN("c%u node %s: %s for version %s nonce %llu ignored: the push outstanding is "
                    "version %s nonce %llu",
-                   ml_ctl_ws_conn_id(conn), node->id, m->kind == ML_CTL_MSG_ACK ? "Ack" : "Nack", v,
+                   conn->id, node->id, m->kind == ML_CTL_MSG_ACK ? "Ack" : "Nack", v,
                    (unsigned long long)m->answer.nonce, node->pushed_version,
                    (unsigned long long)node->pushed_nonce);
     }

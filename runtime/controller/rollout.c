@@ -398,7 +398,7 @@ static void push_if_needed(struct ml_ctl *ctl, struct ml_ctl_node *node, uint64_
                    d->version, node->retries + 1);
     }
     rv = ml_ctl_msg_push(d->version, ctl->next_nonce + 1, (struct ml_slice){d->ini, d->n},
-                         ml_ctl_ws_pre(), &buf, &n);
+                         node->conn->ops->pre, &buf, &n);
     if (rv < 0) {
         ML_LOG_ERR("node %s: cannot push version %s: %s", node->id, d->version,
                    rv == -ENOBUFS ? "larger than a fleet message" : strerror(-rv));
@@ -411,7 +411,7 @@ static void push_if_needed(struct ml_ctl *ctl, struct ml_ctl_node *node, uint64_
     ML_LOG_INF("node %s: push version %s of %s (nonce %llu, was %s)", node->id, d->version,
                node->serving->name, (unsigned long long)node->pushed_nonce,
                node->config_version[0] != '\0' ? node->config_version : "\"\"");
-    ml_ctl_ws_send_take(node->conn, buf, n);
+    node->conn->ops->send_take(node->conn, buf, n);
 }
 
 void ml_ctl_rollout_on_nack(struct ml_ctl *ctl, struct ml_ctl_node *node)

@@ -4,8 +4,9 @@
  *   meshlet fleet status   --controller URL [--label K=V] [--state S] [TLS]
  *       GET /fleet/status: one line per node (SYNCED, STALE, NACKED, OFFLINE), then the
  *       rollouts under way or halted
- *   meshlet fleet rollback --controller URL [TLS]
- *       POST /rollback: every file back to its previous version
+ *   meshlet fleet rollback --controller URL [--token FILE] [TLS]
+ *       POST /rollback: every file back to its previous version; --token FILE sends
+ *       "Authorization: Bearer TOKEN" (a controller started with --admin-token needs it)
  *
  * URL is http://HOST:PORT, or https://HOST:PORT with --ca FILE (and --cert FILE --key FILE for
  * a controller that requires client certificates): status_tls.c. A short blocking HTTP/1.1
@@ -14,6 +15,8 @@
 #include "controller/controller.h"
 
 #include "controller/status_tls.h"
+#include "core/alloc.h"
+#include "core/bearer.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -44,7 +47,7 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: meshlet fleet status --controller URL [--label KEY=VALUE] "
                  "[--state synced|stale|nacked|offline] [TLS]\n"
-                 "       meshlet fleet rollback --controller URL [TLS]\n"
+                 "       meshlet fleet rollback --controller URL [--token FILE] [TLS]\n"
                  "  URL: http://HOST:PORT, or https://HOST:PORT with TLS: --ca FILE [--cert FILE "
                  "--key FILE]\n");
 }
@@ -146,10 +149,10 @@ static char *read_plain(int fd, size_t *n_out)
 
 /* One request, the answer's status and body printed. An exit code. */
 static int exchange(const char *url, const struct ml_fleet_tls_opts *o, const char *method,
-                    const char *target)
+                    const char *target, const char *token)
 {
     struct timeval tv = {.tv_sec = IO_TIMEOUT_S};
-    char req[512 + QUERY_MAX * 2], host[INET6_ADDRSTRLEN + 2], why[320];
+    char req[512 + QUERY_MAX * 2 + ML_BEARER_TOKEN_MAX_BYTES], host[INET6_ADDRSTRLEN + 2], why[320];
     struct sockaddr_storage ss;
     socklen_t len;
     size_t n = 0;
@@ -183,8 +186,9 @@ static int exchange(const char *url, const struct ml_fleet_tls_opts *o, const ch
     }
     snprintf(req, sizeof(req),
              "%s %s HTTP/1.1\r\nHost: meshlet-controller\r\nContent-Length: 0\r\n"
-             "Connection: close\r\n\r\n",
-             method, target);
+             "%s%s%sConnection: close\r\n\r\n",
+             method, target, token != NULL ? "Authorization: Bearer " : "",
+             token != NULL ? token : "", token != NULL ? "\r\n" : "");
     if (tls) {
         if ((buf = malloc(ANSWER_MAX_BYTES + 1)) != NULL &&
             ml_fleet_tls_exchange(fd, o, host, req, strlen(req), buf, ANSWER_MAX_BYTES, &n, why,
@@ -224,7 +228,7 @@ static bool query_safe(const char *s)
 
 int ml_fleet_cli_main(int argc, char **argv)
 {
-    const char *controller = NULL, *label = NULL, *state = NULL;
+    const char *controller = NULL, *label = NULL, *state = NULL, *token_file = NULL;
     struct ml_fleet_tls_opts tls = {0};
     char target[64 + 2 * QUERY_MAX];
     bool status;
@@ -251,6 +255,8 @@ int ml_fleet_cli_main(int argc, char **argv)
             slot = &label;
         } else if (status && strcmp(argv[i], "--state") == 0) {
             slot = &state;
+        } else if (!status && strcmp(argv[i], "--token") == 0) {
+            slot = &token_file;
         } else if (strcmp(argv[i], "--ca") == 0) {
             slot = &tls.ca;
         } else if (strcmp(argv[i], "--cert") == 0) {
@@ -280,7 +286,23 @@ int ml_fleet_cli_main(int argc, char **argv)
         return EXIT_BAD_ARGS;
     }
     if (!status) {
-        return exchange(controller, &tls, "POST", "/rollback");
+        char *token = NULL;
+        size_t token_n = 0;
+        int rv;
+
+        if (token_file != NULL && (rv = ml_bearer_token_read(token_file, &token, &token_n)) < 0) {
+            fprintf(stderr, "meshlet fleet rollback: --token %s: %s\n", token_file,
+                    rv == -EINVAL || rv == -EFBIG
+                        ? "expected one token of 16..256 visible ASCII characters"
+                        : strerror(-rv));
+            return EXIT_BAD_ARGS;
+        }
+        rv = exchange(controller, &tls, "POST", "/rollback", token);
+        if (token != NULL) {
+            explicit_bzero(token, token_n);
+            ml_free(token);
+        }
+        return rv;
     }
     snprintf(target, sizeof(target), "/fleet/status%s%s%s%s%s", label || state ? "?" : "",
              label ? "label=" : "", label ? label : "", label && state ? "&" : "",
@@ -288,5 +310,5 @@ int ml_fleet_cli_main(int argc, char **argv)
     if (state != NULL) {
         strncat(target, state, sizeof(target) - strlen(target) - 1);
     }
-    return exchange(controller, &tls, "GET", target);
+    return exchange(controller, &tls, "GET", target, NULL);
 }

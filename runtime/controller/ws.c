@@ -5,12 +5,13 @@
  * and a Hello's node id must be the one the certificate names (tls/peer_id.h). At most
  * ML_CTL_MAX_CONNS sockets are open at once.
  *
- * Who owns what: lws allocates and zeroes each connection's record (struct ml_ctl_conn, struct
+ * Who owns what: lws allocates and zeroes each connection's record (struct ws_conn, struct
  * http_session: per_session_data_size) and frees it after LWS_CALLBACK_CLOSED /
  * LWS_CALLBACK_CLOSED_HTTP; the record owns its buffers, freed there. */
 #include "controller/controller_int.h"
 
 #include "core/alloc.h"
+#include "core/bearer.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/sock.h"
@@ -39,11 +40,12 @@
 #define PING_AFTER_S 30
 #define HANGUP_AFTER_S 60
 
-struct ml_ctl_conn {
+/* A node's WebSocket: the shared part (controller_int.h) first, so that nodes.c's
+ * struct ml_ctl_conn * is this record. */
+struct ws_conn {
+    struct ml_ctl_conn c;
     struct lws *wsi;
     struct ml_ctl *ctl;
-    struct ml_ctl_node *node; /* after Hello; NULL before */
-    unsigned id;
     uint8_t *rx; /* the message being reassembled (ml_malloc), rx_n of rx_cap bytes used */
     size_t rx_n, rx_cap;
     uint8_t *tx; /* the envelope to send at tx + LWS_PRE (ml_malloc), tx_n bytes; NULL: none */
@@ -56,35 +58,27 @@ struct http_session {
     bool rollback; /* POST /rollback: answered when its body has been read */
 };
 
-size_t ml_ctl_ws_pre(void)
+static void ws_send_take(struct ml_ctl_conn *c, uint8_t *buf, size_t n)
 {
-    return LWS_PRE;
-}
+    struct ws_conn *conn = (struct ws_conn *)c;
 
-unsigned ml_ctl_ws_conn_id(const struct ml_ctl_conn *conn)
-{
-    return conn->id;
-}
-
-void ml_ctl_ws_set_node(struct ml_ctl_conn *conn, struct ml_ctl_node *node)
-{
-    conn->node = node;
-}
-
-void ml_ctl_ws_send_take(struct ml_ctl_conn *conn, uint8_t *buf, size_t n)
-{
     ml_free(conn->tx);
     conn->tx = buf;
     conn->tx_n = n;
     lws_callback_on_writable(conn->wsi);
 }
 
+static const struct ml_ctl_conn_ops ws_ops = {
+    .pre = LWS_PRE,
+    .send_take = ws_send_take,
+};
+
 /* Closes conn from inside its own callback: log the reason, put it in the close frame; the
  * callback returns -1 next. */
-static int close_now(struct ml_ctl_conn *conn, enum lws_close_status status, const char *reason)
+static int close_now(struct ws_conn *conn, enum lws_close_status status, const char *reason)
 {
-    ML_LOG_WRN("c%u%s%s: closed: %s", conn->id, conn->node != NULL ? " node " : "",
-               conn->node != NULL ? conn->node->id : "", reason);
+    ML_LOG_WRN("c%u%s%s: closed: %s", conn->c.id, conn->c.node != NULL ? " node " : "",
+               conn->c.node != NULL ? conn->c.node->id : "", reason);
     lws_close_reason(conn->wsi, status, (unsigned char *)(uintptr_t)reason,
                      strnlen(reason, CLOSE_REASON_MAX));
     return -1;
@@ -112,7 +106,7 @@ static bool peer_allowed(struct ml_ctl *ctl, struct lws *wsi)
 
 /* Whether a Hello's node id may be this connection's, before it touches the node table: the id
  * follows the rule and, with --ca, is the one the certificate names. 0, or close_now's -1. */
-static int hello_allowed(struct ml_ctl_conn *conn, const char *id)
+static int hello_allowed(struct ws_conn *conn, const char *id)
 {
     struct ml_ctl *ctl = conn->ctl;
     char shown[ML_CTL_NODE_ID_MAX * 4 + 8];
@@ -138,7 +132,7 @@ static int hello_allowed(struct ml_ctl_conn *conn, const char *id)
 }
 
 /* One whole message. 0, or -1 to close the connection. */
-static int on_message(struct ml_ctl_conn *conn)
+static int on_message(struct ws_conn *conn)
 {
     struct ml_ctl *ctl = conn->ctl;
     /* Large (a Nack's error is 4 KiB): one per controller would do, but the stack of a loop
@@ -153,7 +147,7 @@ static int on_message(struct ml_ctl_conn *conn)
         return close_now(conn, LWS_CLOSE_STATUS_PROTOCOL_ERR, why);
     }
     if (m.kind == ML_CTL_MSG_HELLO) {
-        if (conn->node != NULL && strcmp(conn->node->id, m.hello.node_id) != 0) {
+        if (conn->c.node != NULL && strcmp(conn->c.node->id, m.hello.node_id) != 0) {
             return close_now(conn, LWS_CLOSE_STATUS_PROTOCOL_ERR,
                              "a second Hello with another node id");
         }
@@ -172,26 +166,26 @@ static int on_message(struct ml_ctl_conn *conn)
                 return close_now(conn, LWS_CLOSE_STATUS_POLICY_VIOLATION, why);
             }
         }
-        if (ml_ctl_on_hello(ctl, conn, &m, why, sizeof(why)) < 0) {
+        if (ml_ctl_on_hello(ctl, &conn->c, &m, why, sizeof(why)) < 0) {
             return close_now(conn, LWS_CLOSE_STATUS_POLICY_VIOLATION, why);
         }
         lws_set_timeout(conn->wsi, NO_PENDING_TIMEOUT, 0);
         return 0;
     }
     if (m.kind == ML_CTL_MSG_UNKNOWN) {
-        ML_LOG_DBG("c%u: an envelope of a kind this controller does not know: ignored", conn->id);
+        ML_LOG_DBG("c%u: an envelope of a kind this controller does not know: ignored", conn->c.id);
         return 0;
     }
-    if (conn->node == NULL) {
+    if (conn->c.node == NULL) {
         return close_now(conn, LWS_CLOSE_STATUS_PROTOCOL_ERR, "expected Hello first");
     }
     switch (m.kind) {
     case ML_CTL_MSG_ACK:
     case ML_CTL_MSG_NACK:
-        ml_ctl_on_answer(ctl, conn, conn->node, &m);
+        ml_ctl_on_answer(ctl, &conn->c, conn->c.node, &m);
         return 0;
     case ML_CTL_MSG_STATUS:
-        ml_ctl_on_status(ctl, conn, conn->node, &m);
+        ml_ctl_on_status(ctl, &conn->c, conn->c.node, &m);
         return 0;
     default:
         return close_now(conn, LWS_CLOSE_STATUS_PROTOCOL_ERR, "a node does not send Push");
@@ -199,7 +193,7 @@ static int on_message(struct ml_ctl_conn *conn)
 }
 
 /* A piece of a message. 0, or -1 to close. */
-static int on_receive(struct ml_ctl_conn *conn, const uint8_t *in, size_t len)
+static int on_receive(struct ws_conn *conn, const uint8_t *in, size_t len)
 {
     size_t max = ML_CTL_MAX_NODE_MESSAGE_BYTES;
     size_t want = conn->rx_n + len + lws_remaining_packet_payload(conn->wsi);
@@ -241,7 +235,7 @@ static int fleet_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
                           size_t len)
 {
     struct ml_ctl *ctl = lws_get_vhost_user(lws_get_vhost(wsi));
-    struct ml_ctl_conn *conn = user;
+    struct ws_conn *conn = user;
     char peer[64];
 
     switch (reason) {
@@ -251,11 +245,12 @@ static int fleet_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         if (ctl == NULL || conn == NULL || !peer_allowed(ctl, wsi)) {
             return -1;
         }
+        conn->c.ops = &ws_ops;
         conn->wsi = wsi;
         conn->ctl = ctl;
-        conn->id = ++ctl->next_conn_id;
+        conn->c.id = ++ctl->next_conn_id;
         lws_get_peer_simple(wsi, peer, sizeof(peer));
-        ML_LOG_INF("c%u: WebSocket from %s", conn->id, peer);
+        ML_LOG_INF("c%u: WebSocket from %s", conn->c.id, peer);
         lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, HELLO_TIMEOUT_S);
         return 0;
     case LWS_CALLBACK_RECEIVE:
@@ -270,7 +265,7 @@ static int fleet_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
             ml_free(conn->tx);
             conn->tx = NULL;
             if (n < (int)conn->tx_n) {
-                ML_LOG_WRN("c%u: write failed: closed", conn->id);
+                ML_LOG_WRN("c%u: write failed: closed", conn->c.id);
                 return -1;
             }
         }
@@ -279,14 +274,14 @@ static int fleet_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         if (conn == NULL || conn->ctl == NULL) {
             return 0;
         }
-        if (conn->node != NULL && conn->node->conn == conn) {
-            ml_ctl_on_gone(ctl, conn->node);
+        if (conn->c.node != NULL && conn->c.node->conn == &conn->c) {
+            ml_ctl_on_gone(ctl, conn->c.node);
         }
-        conn->node = NULL;
+        conn->c.node = NULL;
         ml_free(conn->rx);
         ml_free(conn->tx);
         conn->rx = conn->tx = NULL;
-        ML_LOG_DBG("c%u: connection closed", conn->id);
+        ML_LOG_DBG("c%u: connection closed", conn->c.id);
         return 0;
     default:
         return 0;
@@ -357,6 +352,27 @@ static bool state_known(const char *s)
     return false;
 }
 
+/* Whether a state-changing request may go on: always without --admin-token; with it, only with
+ * "Authorization: Bearer TOKEN" (compared in constant time: core/bearer.c). */
+static bool authorized(struct lws *wsi, const struct ml_ctl *ctl)
+{
+    char value[sizeof("Bearer ") + ML_BEARER_TOKEN_MAX_BYTES + 8];
+    int n;
+    bool ok;
+
+    if (ctl->admin_token == NULL) {
+        return true;
+    }
+    n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n <= 0 || (size_t)n >= sizeof(value) ||
+        lws_hdr_copy(wsi, value, sizeof(value), WSI_TOKEN_HTTP_AUTHORIZATION) != n) {
+        return false;
+    }
+    ok = ml_bearer_matches(value, ctl->admin_token, ctl->admin_token_n);
+    explicit_bzero(value, sizeof(value));
+    return ok;
+}
+
 /* POST /rollback: every file back to its previous version (rollout.c). */
 static int http_rollback(struct lws *wsi, struct ml_ctl *ctl, struct http_session *s)
 {
@@ -377,6 +393,13 @@ static int http_request(struct lws *wsi, struct ml_ctl *ctl, struct http_session
     if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0) {
         if (strcmp(path, "/rollback") != 0) {
             return http_respond_text(wsi, s, 405, "only POST /rollback takes a POST\n");
+        }
+        if (!authorized(wsi, ctl)) {
+            ctl->counters.http_unauthorized++;
+            ML_LOG_WRN("POST %s refused: no valid \"Authorization: Bearer\" (--admin-token)", path);
+            return http_respond_text(wsi, s, 401,
+                                     "POST /rollback needs \"Authorization: Bearer TOKEN\" "
+                                     "(--admin-token)\n");
         }
         s->rollback = true;
         /* no body: answer now; else once it is read (LWS_CALLBACK_HTTP_BODY_COMPLETION) */
@@ -525,18 +548,25 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
+#define HTTP_PROTOCOL                                                                              \
+    {                                                                                              \
+        .name = "ml-ctl-http", .callback = http_callback,                                          \
+        .per_session_data_size = sizeof(struct http_session),                                      \
+    }
+
 static const struct lws_protocols protocols[] = {
-    {
-        .name = "ml-ctl-http",
-        .callback = http_callback,
-        .per_session_data_size = sizeof(struct http_session),
-    },
+    HTTP_PROTOCOL,
     {
         .name = FLEET_PROTOCOL,
         .callback = fleet_callback,
-        .per_session_data_size = sizeof(struct ml_ctl_conn),
+        .per_session_data_size = sizeof(struct ws_conn),
         .rx_buffer_size = 16384,
     },
+    LWS_PROTOCOL_LIST_TERM,
+};
+
+static const struct lws_protocols http_only[] = {
+    HTTP_PROTOCOL,
     LWS_PROTOCOL_LIST_TERM,
 };
 
@@ -552,7 +582,8 @@ static int check_readable(const char *what, const char *path, char *why, size_t 
     return 0;
 }
 
-int ml_ctl_ws_listen(struct ml_ctl *ctl, const struct ml_ctl_listen *l, char *why, size_t cap)
+int ml_ctl_ws_listen(struct ml_ctl *ctl, const struct ml_ctl_listen *l, bool fleet_ws, char *why,
+                     size_t cap)
 {
     static const lws_retry_bo_t keepalive = {
         .secs_since_valid_ping = PING_AFTER_S,
@@ -575,7 +606,8 @@ int ml_ctl_ws_listen(struct ml_ctl *ctl, const struct ml_ctl_listen *l, char *wh
     info.vhost_name = "ml-controller";
     info.iface = l->iface;
     info.port = l->port;
-    info.protocols = protocols;
+    /* With --mqtt the nodes are on the broker: only the HTTP endpoints are served here. */
+    info.protocols = fleet_ws ? protocols : http_only;
     info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
     if (l->cert != NULL) {
         /* Without this option on the vhost too, lws 4.3 quietly serves plaintext. */

@@ -2,7 +2,8 @@
  * MQTT"): libwebsockets' MQTT client role (MQTT 3.1.1), one envelope per PUBLISH payload.
  *
  *   meshlet/v1/node/<id>/hello   node → controller, QoS 1, retained; the Will: empty, retained
- *   meshlet/v1/node/<id>/push    controller → node, QoS 1, retained (the one subscription)
+ *   meshlet/v1/node/<id>/push    controller → node, QoS 1, retained (the one subscription,
+ *                                at QoS 0: see mqtt_write)
  *   meshlet/v1/node/<id>/answer  node → controller, QoS 1 (Ack, Nack)
  *   meshlet/v1/node/<id>/status  node → controller, QoS 0
  *
@@ -105,7 +106,11 @@ static int mqtt_write(void *stv, struct lws *wsi, uint8_t *buf, size_t n,
             return ML_FLEET_WRITE_NOT_YET;
         }
         st->sub_topic.name = st->push;
-        st->sub_topic.qos = QOS1;
+        /* QoS 0 on this side (the controller publishes at QoS 1): lws 4.3.5 acknowledges only
+         * the last of several QoS 1 PUBLISHes it reads at once, and the broker stops delivering
+         * once its in-flight window is full of the lost PUBACKs. A push lost with the connection
+         * comes back retained at the next SUBSCRIBE, which is what QoS 1 would have given. */
+        st->sub_topic.qos = QOS0;
         memset(&sub, 0, sizeof(sub));
         sub.num_topics = 1;
         sub.topic = &st->sub_topic;

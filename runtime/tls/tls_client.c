@@ -7,17 +7,16 @@
  *   the owner heard on_close; never inside one of its own callbacks (depth > 0): then at their
  *   end.
  *
- * Bytes move as on a listener's TLS (tls_server.c): ciphertext in through recv_cb, plaintext
- * up through on_read; the owner's writes go out record by record, one kept back at most when
- * the socket is full. */
+ * This file starts and checks the handshake (SNI, ALPN h2, the server's identity, resumption,
+ * the server's confirmation); the open connection is tls_session.c's, as on listeners. */
 #include "tls/tls_client.h"
 
 #include "core/alloc.h"
 #include "core/glob.h"
-#include "core/log.h"
 #include "core/slice-t.h"
 #include "core/transport.h"
 #include "tls/identity.h"
+#include "tls/tls_session.h"
 
 #include <errno.h>
 #include <mbedtls/ctr_drbg.h>
@@ -29,9 +28,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Plaintext read per mbedtls_ssl_read: one full record. */
-#define CLI_READ_CHUNK 16384
-/* mbedtls_ssl_read calls in a row that may move nothing before read_open waits for input (a
+/* mbedtls_ssl_read calls in a row that may move nothing before the session waits for input (a
  * post-handshake message takes two: one to see it, one to handle it). */
 #define CLI_READ_RETRIES 4
 /* Longest identity glob and SNI kept (config values are shorter: a line is 1022 bytes). */
@@ -61,28 +58,13 @@ struct ml_tls_client {
     mbedtls_ctr_drbg_context drbg;
 };
 
-enum cli_state { CONNECTING = 0, HANDSHAKE, OPEN, DEAD };
-
 struct cli_conn {
-    struct ml_transport tp; /* first: the transport ops cast back */
+    struct ml_tls_session s; /* first: the transport ops and the session's hooks cast back */
     struct ml_tls_client *cli;
-    struct ml_transport *lower; /* NULL once gone */
-    enum cli_state state;
-    int depth;          /* inside our own callbacks: free at the end */
-    bool owner_closed;  /* the owner is done (or heard on_close): free when depth is 0 */
-    bool want_writable; /* the owner asked for on_writable */
-    ml_tls_client_done_fn *done;
+    ml_tls_client_done_fn *done; /* until the server confirmed the handshake, or it failed */
     void *done_user;
     char resume_key[ML_TLS_RESUME_KEY_MAX]; /* "": no resumption */
     bool offered;                           /* a saved session was offered */
-    const struct ml_sock_ops *ops;          /* the owner */
-    void *user;
-    const uint8_t *in; /* ciphertext of the current on_read, not taken by mbedTLS yet */
-    size_t in_n;
-    uint8_t *pend; /* plaintext taken by write, not sent yet */
-    size_t pend_n, pend_off;
-    char identity[ML_TLS_IDENTITY_MAX];
-    mbedtls_ssl_context ssl;
 };
 
 /* ---- the client (per cluster and config) --------------------------------------------------- */
@@ -269,8 +251,8 @@ static void session_save(struct cli_conn *t)
     }
     mbedtls_ssl_session_free(&e->s);
     mbedtls_ssl_session_init(&e->s);
-    e->valid = mbedtls_ssl_get_session(&t->ssl, &e->s) == 0;
-    snprintf(e->identity, sizeof(e->identity), "%s", t->identity);
+    e->valid = mbedtls_ssl_get_session(&t->s.ssl, &e->s) == 0;
+    snprintf(e->identity, sizeof(e->identity), "%s", t->s.identity);
 }
 
 /* Offers the saved session of t's endpoint, if any (a stale one costs a full handshake). */
@@ -279,7 +261,7 @@ static void session_offer(struct cli_conn *t)
     struct cli_session *e;
 
     if (t->resume_key[0] != '\0' && (e = session_slot(t->cli, t->resume_key, false)) != NULL &&
-        e->valid && mbedtls_ssl_set_session(&t->ssl, &e->s) == 0) {
+        e->valid && mbedtls_ssl_set_session(&t->s.ssl, &e->s) == 0) {
         t->offered = true;
     }
 }
@@ -289,84 +271,20 @@ static void session_offer(struct cli_conn *t)
 static const struct ml_sock_ops lower_ops;
 static const struct ml_transport_ops cli_ops;
 
-static void conn_free(struct cli_conn *t)
+static void conn_free(struct ml_tls_session *s)
 {
-    mbedtls_ssl_free(&t->ssl);
-    ml_free(t->pend);
+    struct cli_conn *t = (struct cli_conn *)s;
+
+    ml_tls_session_deinit(s);
     client_unref(t->cli);
     ml_free(t);
-}
-
-/* Leaves one of our callbacks: frees t when it was closed inside (t must not be used after). */
-static void leave(struct cli_conn *t)
-{
-    if (--t->depth == 0 && t->owner_closed && t->lower == NULL) {
-        conn_free(t);
-    }
-}
-
-static void drop_lower(struct cli_conn *t)
-{
-    if (t->lower != NULL) {
-        ml_transport_close(t->lower); /* what it keeps back (an alert) still goes out */
-        t->lower = NULL;
-    }
-    t->state = DEAD;
-}
-
-/* The connection is over for the owner: it hears on_close once; t is freed at the end of the
- * event. */
-static void tell_close(struct cli_conn *t, int reason, const char *why)
-{
-    const struct ml_sock_ops *ops = t->ops;
-
-    t->ops = NULL;
-    drop_lower(t);
-    t->owner_closed = true;
-    if (ops != NULL && ops->on_close != NULL) {
-        ops->on_close(t->user, reason, why);
-    }
-}
-
-static int send_cb(void *ctx, const unsigned char *p, size_t n)
-{
-    struct cli_conn *t = ctx;
-    int rv;
-
-    if (t->lower == NULL) {
-        return MBEDTLS_ERR_SSL_CONN_EOF;
-    }
-    if (n > ML_SOCK_WRITE_MAX_BYTES) {
-        n = ML_SOCK_WRITE_MAX_BYTES;
-    }
-    rv = ml_transport_write(t->lower, p, n);
-    if (rv == -EAGAIN) {
-        return MBEDTLS_ERR_SSL_WANT_WRITE;
-    }
-    return rv < 0 ? MBEDTLS_ERR_SSL_INTERNAL_ERROR : (int)n;
-}
-
-static int recv_cb(void *ctx, unsigned char *p, size_t n)
-{
-    struct cli_conn *t = ctx;
-
-    if (t->in_n == 0) {
-        return MBEDTLS_ERR_SSL_WANT_READ;
-    }
-    if (n > t->in_n) {
-        n = t->in_n;
-    }
-    memcpy(p, t->in, n);
-    t->in += n;
-    t->in_n -= n;
-    return (int)n;
 }
 
 /* The fatal alert the server sent (MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE): mbedTLS leaves it in
  * its input record and has no accessor for it, hence the private field. */
 static enum ml_tls_fail alert_reason(const struct cli_conn *t)
 {
-    const unsigned char *msg = t->ssl.MBEDTLS_PRIVATE(in_msg);
+    const unsigned char *msg = t->s.ssl.MBEDTLS_PRIVATE(in_msg);
 
     switch (msg != NULL ? msg[1] : 0) {
     case MBEDTLS_SSL_ALERT_MSG_NO_APPLICATION_PROTOCOL:
@@ -399,7 +317,7 @@ static enum ml_tls_fail classify(struct cli_conn *t, int err)
     case MBEDTLS_ERR_SSL_BAD_PROTOCOL_VERSION:
         return ML_TLS_FAIL_VERSION;
     case MBEDTLS_ERR_X509_CERT_VERIFY_FAILED:
-        flags = mbedtls_ssl_get_verify_result(&t->ssl);
+        flags = mbedtls_ssl_get_verify_result(&t->s.ssl);
         return (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED) ? ML_TLS_FAIL_UNKNOWN_CA
                                                           : ML_TLS_FAIL_BAD_CERT;
     case MBEDTLS_ERR_SSL_BAD_CERTIFICATE:
@@ -420,7 +338,7 @@ static void fail(struct cli_conn *t, enum ml_tls_fail f, const char *why)
         done(t->done_user, -EPROTO, f, why);
     }
     snprintf(msg, sizeof(msg), "TLS handshake failed (%s): %s", ml_tls_fail_name(f), why);
-    tell_close(t, -ECONNREFUSED, msg);
+    ml_tls_session_tell_close(&t->s, -ECONNREFUSED, msg);
 }
 
 static void fail_err(struct cli_conn *t, int err)
@@ -430,7 +348,7 @@ static void fail_err(struct cli_conn *t, int err)
 
     mbedtls_strerror(err, e, sizeof(e));
     if (err == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED &&
-        (flags = mbedtls_ssl_get_verify_result(&t->ssl)) != 0) {
+        (flags = mbedtls_ssl_get_verify_result(&t->s.ssl)) != 0) {
         char v[160];
 
         mbedtls_x509_crt_verify_info(v, sizeof(v), "", flags);
@@ -443,78 +361,55 @@ static void fail_err(struct cli_conn *t, int err)
 /* The handshake is done: ALPN h2 and the identity, then the owner may speak HTTP/2. */
 static void handshake_done(struct cli_conn *t)
 {
-    const char *alpn = mbedtls_ssl_get_alpn_protocol(&t->ssl);
-    const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&t->ssl);
+    const char *alpn = mbedtls_ssl_get_alpn_protocol(&t->s.ssl);
+    const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&t->s.ssl);
 
     if (alpn == NULL || strcmp(alpn, "h2") != 0) {
         /* A server that ignores ALPN passes mbedTLS; gRPC needs HTTP/2. */
-        mbedtls_ssl_send_alert_message(&t->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
+        mbedtls_ssl_send_alert_message(&t->s.ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
                                        MBEDTLS_SSL_ALERT_MSG_NO_APPLICATION_PROTOCOL);
         fail(t, ML_TLS_FAIL_NO_ALPN, "the server did not select ALPN h2");
         return;
     }
     if (peer != NULL) {
-        ml_tls_cert_identity(peer, t->identity, sizeof(t->identity));
+        ml_tls_cert_identity(peer, t->s.identity, sizeof(t->s.identity));
     } else if (t->offered) {
         /* resumed without the certificate: who the server was when the session was saved,
          * by this client (same ca and identity) */
         struct cli_session *e = session_slot(t->cli, t->resume_key, false);
 
         if (e != NULL) {
-            snprintf(t->identity, sizeof(t->identity), "%s", e->identity);
+            snprintf(t->s.identity, sizeof(t->s.identity), "%s", e->identity);
         }
     }
     if (t->cli->has_identity &&
         !ml_glob_match(t->cli->identity,
-                       (struct ml_slice){(const uint8_t *)t->identity, strlen(t->identity)},
+                       (struct ml_slice){(const uint8_t *)t->s.identity, strlen(t->s.identity)},
                        ML_GLOB_EXACT)) {
         char e[ML_TLS_IDENTITY_MAX + 64];
 
         snprintf(e, sizeof(e), "the server is \"%s\", not identity %.200s",
-                 t->identity[0] != '\0' ? t->identity : "(no name)", t->cli->identity);
-        mbedtls_ssl_send_alert_message(&t->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
+                 t->s.identity[0] != '\0' ? t->s.identity : "(no name)", t->cli->identity);
+        mbedtls_ssl_send_alert_message(&t->s.ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
                                        MBEDTLS_SSL_ALERT_MSG_BAD_CERT);
         fail(t, ML_TLS_FAIL_IDENTITY, e);
         return;
     }
-    t->state = OPEN; /* the done hook is told with the first plaintext (confirm) */
-    if (t->ops != NULL && t->ops->on_connected != NULL) {
-        t->ops->on_connected(t->user);
+    t->s.state = ML_TLS_SESSION_OPEN; /* the done hook is told with the first plaintext (confirm) */
+    if (t->s.ops != NULL && t->s.ops->on_connected != NULL) {
+        t->s.ops->on_connected(t->s.user);
     }
 }
 
-static void handshake_step(struct cli_conn *t)
+static void handshake_step(struct ml_tls_session *s)
 {
-    int rv = mbedtls_ssl_handshake(&t->ssl);
+    int rv = mbedtls_ssl_handshake(&s->ssl);
 
     if (rv == 0) {
-        handshake_done(t);
+        handshake_done((struct cli_conn *)s);
     } else if (rv != MBEDTLS_ERR_SSL_WANT_READ && rv != MBEDTLS_ERR_SSL_WANT_WRITE) {
-        fail_err(t, rv);
+        fail_err((struct cli_conn *)s, rv);
     }
-}
-
-/* Sends what write kept. Returns true when nothing is kept any more. */
-static bool pump(struct cli_conn *t)
-{
-    while (t->pend != NULL && t->state == OPEN) {
-        int rv = mbedtls_ssl_write(&t->ssl, t->pend + t->pend_off, t->pend_n - t->pend_off);
-
-        if (rv == MBEDTLS_ERR_SSL_WANT_WRITE) {
-            return false;
-        }
-        if (rv < 0) {
-            ML_LOG_DBG("tls client: write: -0x%04x: closing", (unsigned)-rv);
-            tell_close(t, -EIO, "TLS write failed");
-            return false;
-        }
-        t->pend_off += (size_t)rv;
-        if (t->pend_off == t->pend_n) {
-            ml_free(t->pend);
-            t->pend = NULL;
-        }
-    }
-    return t->pend == NULL;
 }
 
 /* The first plaintext came: the server took the handshake whole. In TLS 1.3 the client's
@@ -524,7 +419,7 @@ static void confirm(struct cli_conn *t)
 {
     ml_tls_client_done_fn *done = t->done;
 
-    if (done != NULL && mbedtls_ssl_get_version_number(&t->ssl) == MBEDTLS_SSL_VERSION_TLS1_2) {
+    if (done != NULL && mbedtls_ssl_get_version_number(&t->s.ssl) == MBEDTLS_SSL_VERSION_TLS1_2) {
         session_save(t); /* TLS 1.2: the session (ticket) is the handshake's */
     }
     t->done = NULL;
@@ -542,7 +437,7 @@ static void refused_after_handshake(struct cli_conn *t, int rv)
     ml_tls_client_done_fn *done = t->done;
     enum ml_tls_fail f =
         rv == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE ? alert_reason(t) : ML_TLS_FAIL_OTHER;
-    bool tls13 = mbedtls_ssl_get_version_number(&t->ssl) == MBEDTLS_SSL_VERSION_TLS1_3;
+    bool tls13 = mbedtls_ssl_get_version_number(&t->s.ssl) == MBEDTLS_SSL_VERSION_TLS1_3;
     char e[240], m[96];
 
     if (f == ML_TLS_FAIL_OTHER && tls13) {
@@ -561,126 +456,105 @@ static void refused_after_handshake(struct cli_conn *t, int rv)
     if (done != NULL) {
         done(t->done_user, -EPROTO, f, e);
     }
-    tell_close(t, -ECONNREFUSED, e);
+    ml_tls_session_tell_close(&t->s, -ECONNREFUSED, e);
 }
 
-static void read_open(struct cli_conn *t)
+/* The session's hooks (tls/tls_session.h). */
+
+static void on_plaintext(struct ml_tls_session *s)
 {
-    uint8_t buf[CLI_READ_CHUNK];
-    int idle = 0; /* calls in a row that moved nothing */
-
-    while (t->state == OPEN && !t->owner_closed) {
-        int rv = mbedtls_ssl_read(&t->ssl, buf, sizeof(buf));
-        char e[96];
-
-        if (rv > 0) {
-            idle = 0;
-            confirm(t);
-            if (t->ops != NULL && t->ops->on_read != NULL) {
-                t->ops->on_read(t->user, buf, (size_t)rv);
-            }
-            continue;
-        }
-        if (rv == MBEDTLS_ERR_SSL_WANT_READ || rv == MBEDTLS_ERR_SSL_WANT_WRITE) {
-            /* A TLS 1.3 NewSessionTicket makes mbedtls_ssl_read say WANT_READ once and take
-             * the ticket at the next call, with input still here: the bytes of this on_read
-             * that mbedTLS has not taken are only here until it returns. */
-            if ((t->in_n > 0 || !mbedtls_ssl_is_handshake_over(&t->ssl)) &&
-                ++idle < CLI_READ_RETRIES) {
-                continue;
-            }
-            return;
-        }
-#ifdef MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET
-        if (rv == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) {
-            idle = 0;
-            session_save(t); /* TLS 1.3: the ticket comes after the handshake */
-            continue;
-        }
-#endif
-        if (t->done != NULL) {
-            refused_after_handshake(t, rv);
-            return;
-        }
-        mbedtls_strerror(rv, e, sizeof(e));
-        tell_close(t, rv == 0 || rv == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY ? 0 : -EIO,
-                   rv == 0 || rv == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY ? "closed" : e);
-        return;
-    }
+    confirm((struct cli_conn *)s);
 }
+
+static void on_ticket(struct ml_tls_session *s)
+{
+    session_save((struct cli_conn *)s); /* TLS 1.3: the ticket comes after the handshake */
+}
+
+static bool on_end(struct ml_tls_session *s, int rv)
+{
+    struct cli_conn *t = (struct cli_conn *)s;
+
+    if (t->done == NULL) {
+        return false;
+    }
+    refused_after_handshake(t, rv);
+    return true;
+}
+
+/* The server dropped the connection before its first bytes (our certificate, in TLS 1.3): the
+ * socket's close follows and says so with the reason (refused_after_handshake); bytes written
+ * meanwhile go with the connection. */
+static bool write_fails_quietly(const struct ml_tls_session *s)
+{
+    return ((const struct cli_conn *)s)->done != NULL;
+}
+
+static void on_owner_close(struct ml_tls_session *s)
+{
+    ((struct cli_conn *)s)->done = NULL;
+}
+
+static const struct ml_tls_session_side client_side = {
+    .name = "tls client",
+    .read_retries = CLI_READ_RETRIES,
+    .handshake_step = handshake_step,
+    .free = conn_free,
+    .on_plaintext = on_plaintext,
+    .on_ticket = on_ticket,
+    .on_end = on_end,
+    .write_fails_quietly = write_fails_quietly,
+    .on_owner_close = on_owner_close,
+};
 
 static void lower_on_connected(void *user)
 {
     struct cli_conn *t = user;
 
-    t->depth++;
-    if (t->state == CONNECTING) {
-        t->state = HANDSHAKE;
+    ml_tls_session_enter(&t->s);
+    if (t->s.state == ML_TLS_SESSION_CONNECTING) {
+        t->s.state = ML_TLS_SESSION_HANDSHAKE;
         session_offer(t);
-        handshake_step(t); /* the ClientHello */
+        handshake_step(&t->s); /* the ClientHello */
     }
-    leave(t);
+    ml_tls_session_leave(&t->s);
 }
 
 static void lower_on_read(void *user, const uint8_t *p, size_t n)
 {
     struct cli_conn *t = user;
 
-    t->depth++;
-    t->in = p;
-    t->in_n = n;
-    if (t->state == HANDSHAKE) {
-        handshake_step(t);
-    }
-    if (t->state == OPEN) {
-        read_open(t);
-    }
-    t->in = NULL;
-    t->in_n = 0;
-    leave(t);
-}
-
-static void lower_on_writable(void *user)
-{
-    struct cli_conn *t = user;
-
-    t->depth++;
-    if (t->state == HANDSHAKE) {
-        handshake_step(t);
-    } else if (t->state == OPEN && pump(t) && t->want_writable) {
-        t->want_writable = false;
-        if (t->ops != NULL && t->ops->on_writable != NULL) {
-            t->ops->on_writable(t->user);
-        }
-    }
-    leave(t);
+    ml_tls_session_enter(&t->s);
+    ml_tls_session_feed(&t->s, p, n);
+    ml_tls_session_leave(&t->s);
 }
 
 static void lower_on_close(void *user, int reason, const char *why)
 {
     struct cli_conn *t = user;
-    enum cli_state was = t->state;
+    enum ml_tls_session_state was = t->s.state;
 
-    t->depth++;
-    t->lower = NULL; /* its seam frees it */
-    if (was == HANDSHAKE) {
+    ml_tls_session_enter(&t->s);
+    t->s.lower = NULL; /* its seam frees it */
+    if (was == ML_TLS_SESSION_HANDSHAKE) {
         char e[160];
 
         snprintf(e, sizeof(e), "the server closed during the handshake (%s)",
                  why != NULL ? why : "closed");
         fail(t, ML_TLS_FAIL_OTHER, e); /* told as any failed handshake */
-    } else if (was == OPEN && t->done != NULL && !t->owner_closed) {
+    } else if (was == ML_TLS_SESSION_OPEN && t->done != NULL && !t->s.owner_closed) {
         refused_after_handshake(t, 0);
-    } else if (!t->owner_closed) {
-        tell_close(t, reason, why); /* TCP never connected, or the session ended */
+    } else if (!t->s.owner_closed) {
+        /* TCP never connected, or the session ended */
+        ml_tls_session_tell_close(&t->s, reason, why);
     }
-    leave(t);
+    ml_tls_session_leave(&t->s);
 }
 
 static const struct ml_sock_ops lower_ops = {
     .on_connected = lower_on_connected,
     .on_read = lower_on_read,
-    .on_writable = lower_on_writable,
+    .on_writable = ml_tls_session_on_writable,
     .on_close = lower_on_close,
 };
 
@@ -689,27 +563,25 @@ int ml_tls_connect(struct ml_tls_client *cli, struct ml_transport *lower, const 
 {
     const char *name = cli->has_sni ? cli->sni : host;
     struct cli_conn *t;
+    int rv;
 
     *out = NULL;
     if ((t = ml_calloc(1, sizeof(*t))) == NULL) {
         return -ENOMEM;
     }
-    t->tp.ops = &cli_ops;
     t->cli = ml_tls_client_ref(cli);
     t->done = done;
     t->done_user = done_user;
-    mbedtls_ssl_init(&t->ssl);
     /* The name is SNI only (verify_cb): NULL says so to mbedTLS, which otherwise refuses to
      * verify a chain without a name to check. */
-    if (mbedtls_ssl_setup(&t->ssl, &cli->conf) != 0 ||
-        mbedtls_ssl_set_hostname(&t->ssl, name) != 0) {
-        conn_free(t);
+    rv = ml_tls_session_init(&t->s, &client_side, &cli_ops, &cli->conf, ML_TLS_SESSION_CONNECTING);
+    if (rv < 0 || mbedtls_ssl_set_hostname(&t->s.ssl, name) != 0) {
+        conn_free(&t->s);
         return -ENOMEM;
     }
-    mbedtls_ssl_set_bio(&t->ssl, t, send_cb, recv_cb, NULL);
-    t->lower = lower;
+    t->s.lower = lower;
     ml_transport_set_ops(lower, &lower_ops, t);
-    *out = &t->tp;
+    *out = &t->s.tp;
     return 0;
 }
 
@@ -724,124 +596,26 @@ void ml_tls_client_resume(struct ml_transport *tp, const char *key)
 
 bool ml_tls_client_handshaking(const struct ml_transport *tp)
 {
-    return tp != NULL && tp->ops == &cli_ops && ((const struct cli_conn *)tp)->state == HANDSHAKE;
+    return tp != NULL && tp->ops == &cli_ops &&
+           ((const struct cli_conn *)tp)->s.state == ML_TLS_SESSION_HANDSHAKE;
 }
 
 /* ---- the connection as a transport -------------------------------------------------------- */
-
-static void cli_set_ops(struct ml_transport *tp, const struct ml_sock_ops *ops, void *user)
-{
-    struct cli_conn *t = (struct cli_conn *)tp;
-
-    t->ops = ops;
-    t->user = user;
-}
-
-static int cli_write(struct ml_transport *tp, const uint8_t *p, size_t n)
-{
-    struct cli_conn *t = (struct cli_conn *)tp;
-    size_t off = 0;
-
-    if (t->state != OPEN || t->lower == NULL) {
-        return -EPIPE;
-    }
-    if (n > ML_SOCK_WRITE_MAX_BYTES) {
-        return -EMSGSIZE;
-    }
-    if (t->pend != NULL) {
-        t->want_writable = true;
-        return -EAGAIN;
-    }
-    while (off < n) {
-        int rv = mbedtls_ssl_write(&t->ssl, p + off, n - off);
-
-        if (rv == MBEDTLS_ERR_SSL_WANT_WRITE) {
-            /* mbedTLS expects the same bytes again: keep a copy for on_writable. */
-            if ((t->pend = ml_malloc(n - off)) == NULL) {
-                return -EPIPE;
-            }
-            memcpy(t->pend, p + off, n - off);
-            t->pend_n = n - off;
-            t->pend_off = 0;
-            ml_transport_want_writable(t->lower);
-            return 0;
-        }
-        if (rv < 0 && t->done != NULL) {
-            /* The server dropped the connection before its first bytes (our certificate, in
-             * TLS 1.3): the socket's close follows and says so with the reason
-             * (refused_after_handshake); these bytes go with the connection. */
-            return 0;
-        }
-        if (rv < 0) {
-            return -EPIPE;
-        }
-        off += (size_t)rv;
-    }
-    return 0;
-}
-
-static bool cli_can_write(const struct ml_transport *tp)
-{
-    const struct cli_conn *t = (const struct cli_conn *)tp;
-
-    return t->state == OPEN && t->pend == NULL && t->lower != NULL &&
-           ml_transport_can_write(t->lower);
-}
-
-static void cli_want_writable(struct ml_transport *tp)
-{
-    struct cli_conn *t = (struct cli_conn *)tp;
-
-    t->want_writable = true;
-    if (t->lower != NULL) {
-        ml_transport_want_writable(t->lower);
-    }
-}
-
-static void cli_close(struct ml_transport *tp)
-{
-    struct cli_conn *t = (struct cli_conn *)tp;
-
-    t->ops = NULL;
-    t->done = NULL;
-    t->owner_closed = true;
-    if (t->state == OPEN && t->lower != NULL) {
-        mbedtls_ssl_close_notify(&t->ssl); /* best effort */
-    }
-    drop_lower(t);
-    if (t->depth == 0) {
-        conn_free(t);
-    }
-}
 
 static const char *cli_peer_identity(const struct ml_transport *tp)
 {
     const struct cli_conn *t = (const struct cli_conn *)tp;
 
-    return t->state == OPEN && t->identity[0] != '\0' ? t->identity : NULL;
-}
-
-static const char *cli_alpn(const struct ml_transport *tp)
-{
-    const struct cli_conn *t = (const struct cli_conn *)tp;
-
-    return mbedtls_ssl_get_alpn_protocol(&t->ssl);
-}
-
-static char *cli_peer_text(const struct ml_transport *tp, char *buf, size_t cap)
-{
-    const struct cli_conn *t = (const struct cli_conn *)tp;
-
-    return ml_transport_peer_text(t->lower, buf, cap);
+    return t->s.state == ML_TLS_SESSION_OPEN && t->s.identity[0] != '\0' ? t->s.identity : NULL;
 }
 
 static const struct ml_transport_ops cli_ops = {
-    .set_ops = cli_set_ops,
-    .write = cli_write,
-    .can_write = cli_can_write,
-    .want_writable = cli_want_writable,
-    .close = cli_close,
+    .set_ops = ml_tls_session_set_ops,
+    .write = ml_tls_session_write,
+    .can_write = ml_tls_session_can_write,
+    .want_writable = ml_tls_session_want_writable,
+    .close = ml_tls_session_close,
     .peer_identity = cli_peer_identity,
-    .alpn = cli_alpn,
-    .peer_text = cli_peer_text,
+    .alpn = ml_tls_session_alpn,
+    .peer_text = ml_tls_session_peer_text,
 };

@@ -5,18 +5,15 @@
  * - struct tls_conn is freed when its owner closes it, or when the lower transport goes away;
  *   never inside one of its own callbacks (depth > 0): then at their end.
  *
- * Bytes: the lower transport's on_read hands ciphertext in; mbedTLS takes it through recv_cb
- * (what it does not need yet it keeps in its own record buffer), plaintext goes up through
- * on_read. Plaintext written by the owner goes out record by record through send_cb; when the
- * lower transport refuses a record (-EAGAIN) the rest is kept (one write at most, like a
- * socket) and sent on the lower transport's on_writable. */
+ * This file starts and checks the handshake (first byte, ALPN h2, the client's certificate,
+ * the handshake timeout and count); the open connection is tls_session.c's, as on upstreams. */
 #include "tls/tls.h"
 
 #include "core/alloc.h"
-#include "core/log.h"
 #include "core/timer.h"
 #include "core/transport.h"
 #include "tls/identity.h"
+#include "tls/tls_session.h"
 
 #include <errno.h>
 #include <mbedtls/ctr_drbg.h>
@@ -29,8 +26,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Plaintext read per mbedtls_ssl_read: one full record. */
-#define TLS_READ_CHUNK 16384
 /* mbedtls_ssl_read calls in a row that give no data while input is left, before the rest waits
  * for the next bytes from the peer (a loop guard: each call takes at least one record). */
 #define TLS_READ_RETRIES 8
@@ -49,28 +44,13 @@ struct ml_tls_server {
     mbedtls_ssl_ticket_context tickets;
 };
 
-enum conn_state { HANDSHAKE = 0, OPEN, DEAD };
-
 struct tls_conn {
-    struct ml_transport tp; /* first: the transport ops cast back */
+    struct ml_tls_session s; /* first: the transport ops and the session's hooks cast back */
     struct ml_tls_server *srv;
-    struct ml_transport *lower; /* NULL once gone */
-    struct ml_timer *timer;     /* handshake timeout; NULL without a loop */
-    enum conn_state state;
-    int depth;          /* inside our own callbacks: free at the end */
-    bool owner_closed;  /* the owner (or a failed handshake) is done: free when depth is 0 */
-    bool want_writable; /* the owner asked for on_writable */
-    bool got_first;     /* a byte arrived: the first tells TLS from plaintext */
-    ml_tls_ready_fn *ready;
+    struct ml_timer *timer; /* handshake timeout; NULL without a loop */
+    bool got_first;         /* a byte arrived: the first tells TLS from plaintext */
+    ml_tls_ready_fn *ready; /* the listener, until the handshake ends */
     void *ready_user;
-    const struct ml_sock_ops *ops; /* the owner, once the handshake is done */
-    void *user;
-    const uint8_t *in; /* ciphertext of the current on_read, not taken by mbedTLS yet */
-    size_t in_n;
-    uint8_t *pend; /* plaintext taken by write, not sent yet */
-    size_t pend_n, pend_off;
-    char identity[ML_TLS_IDENTITY_MAX];
-    mbedtls_ssl_context ssl;
 };
 
 static const char *const fail_names[ML_TLS_FAIL_COUNT] = {
@@ -212,71 +192,17 @@ uint32_t ml_tls_server_handshaking(const struct ml_tls_server *srv)
 static const struct ml_sock_ops lower_ops;
 static const struct ml_transport_ops tls_ops;
 
-static void conn_free(struct tls_conn *t)
+static void conn_free(struct ml_tls_session *s)
 {
-    if (t->state == HANDSHAKE) {
+    struct tls_conn *t = (struct tls_conn *)s;
+
+    if (s->state == ML_TLS_SESSION_HANDSHAKE) {
         t->srv->handshaking--;
     }
     ml_timer_free(t->timer);
-    mbedtls_ssl_free(&t->ssl);
-    ml_free(t->pend);
+    ml_tls_session_deinit(s);
     server_unref(t->srv);
     ml_free(t);
-}
-
-/* Leaves one of our callbacks: frees t when it was closed inside (t must not be used after). */
-static void leave(struct tls_conn *t)
-{
-    if (--t->depth == 0 && t->owner_closed && t->lower == NULL) {
-        conn_free(t);
-    }
-}
-
-/* Closes the lower transport (what it keeps back, such as an alert, still goes out). */
-static void drop_lower(struct tls_conn *t)
-{
-    if (t->lower != NULL) {
-        ml_transport_close(t->lower);
-        t->lower = NULL;
-    }
-    if (t->state == HANDSHAKE) {
-        t->srv->handshaking--;
-    }
-    t->state = DEAD;
-}
-
-static int send_cb(void *ctx, const unsigned char *p, size_t n)
-{
-    struct tls_conn *t = ctx;
-    int rv;
-
-    if (t->lower == NULL) {
-        return MBEDTLS_ERR_SSL_CONN_EOF;
-    }
-    if (n > ML_SOCK_WRITE_MAX_BYTES) {
-        n = ML_SOCK_WRITE_MAX_BYTES;
-    }
-    rv = ml_transport_write(t->lower, p, n);
-    if (rv == -EAGAIN) {
-        return MBEDTLS_ERR_SSL_WANT_WRITE;
-    }
-    return rv < 0 ? MBEDTLS_ERR_SSL_INTERNAL_ERROR : (int)n;
-}
-
-static int recv_cb(void *ctx, unsigned char *p, size_t n)
-{
-    struct tls_conn *t = ctx;
-
-    if (t->in_n == 0) {
-        return MBEDTLS_ERR_SSL_WANT_READ;
-    }
-    if (n > t->in_n) {
-        n = t->in_n;
-    }
-    memcpy(p, t->in, n);
-    t->in += n;
-    t->in_n -= n;
-    return (int)n;
 }
 
 static enum ml_tls_fail classify(struct tls_conn *t, int err)
@@ -289,7 +215,7 @@ static enum ml_tls_fail classify(struct tls_conn *t, int err)
     case MBEDTLS_ERR_SSL_BAD_PROTOCOL_VERSION:
         return ML_TLS_FAIL_VERSION;
     case MBEDTLS_ERR_X509_CERT_VERIFY_FAILED:
-        flags = mbedtls_ssl_get_verify_result(&t->ssl);
+        flags = mbedtls_ssl_get_verify_result(&t->s.ssl);
         return (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED) ? ML_TLS_FAIL_UNKNOWN_CA
                                                           : ML_TLS_FAIL_BAD_CERT;
     case MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE:
@@ -306,8 +232,11 @@ static void fail(struct tls_conn *t, enum ml_tls_fail f, const char *why)
     ml_tls_ready_fn *ready = t->ready;
 
     t->ready = NULL;
-    drop_lower(t);
-    t->owner_closed = true; /* nobody owns t: free at the end of this event */
+    if (t->s.state == ML_TLS_SESSION_HANDSHAKE) {
+        t->srv->handshaking--;
+    }
+    ml_tls_session_drop_lower(&t->s);
+    t->s.owner_closed = true; /* nobody owns t: free at the end of this event */
     if (ready != NULL) {
         ready(t->ready_user, NULL, -EPROTO, f, why);
     }
@@ -320,7 +249,7 @@ static void fail_err(struct tls_conn *t, int err)
 
     mbedtls_strerror(err, e, sizeof(e));
     if (err == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED &&
-        (flags = mbedtls_ssl_get_verify_result(&t->ssl)) != 0) {
+        (flags = mbedtls_ssl_get_verify_result(&t->s.ssl)) != 0) {
         char v[160];
 
         mbedtls_x509_crt_verify_info(v, sizeof(v), "", flags);
@@ -333,194 +262,97 @@ static void fail_err(struct tls_conn *t, int err)
 /* The handshake is done: check ALPN, learn the peer, hand the connection over. */
 static void handshake_done(struct tls_conn *t)
 {
-    const char *alpn = mbedtls_ssl_get_alpn_protocol(&t->ssl);
-    const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&t->ssl);
+    const char *alpn = mbedtls_ssl_get_alpn_protocol(&t->s.ssl);
+    const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&t->s.ssl);
     ml_tls_ready_fn *ready = t->ready;
 
     if (alpn == NULL || strcmp(alpn, "h2") != 0) {
         /* A client without ALPN at all passes mbedTLS; h2 is all this port speaks. */
-        mbedtls_ssl_send_alert_message(&t->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
+        mbedtls_ssl_send_alert_message(&t->s.ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
                                        MBEDTLS_SSL_ALERT_MSG_NO_APPLICATION_PROTOCOL);
         fail(t, ML_TLS_FAIL_NO_ALPN, "the client did not offer ALPN h2");
         return;
     }
-    if (peer != NULL && mbedtls_ssl_get_verify_result(&t->ssl) == 0) {
-        ml_tls_cert_identity(peer, t->identity, sizeof(t->identity));
+    if (peer != NULL && mbedtls_ssl_get_verify_result(&t->s.ssl) == 0) {
+        ml_tls_cert_identity(peer, t->s.identity, sizeof(t->s.identity));
     }
     t->srv->handshaking--;
-    t->state = OPEN;
+    t->s.state = ML_TLS_SESSION_OPEN;
     if (t->timer != NULL) {
         ml_timer_disarm(t->timer);
     }
     t->ready = NULL;
-    ready(t->ready_user, &t->tp, 0, ML_TLS_FAIL_OTHER, NULL);
+    ready(t->ready_user, &t->s.tp, 0, ML_TLS_FAIL_OTHER, NULL);
 }
 
-static void handshake_step(struct tls_conn *t)
+static void handshake_step(struct ml_tls_session *s)
 {
-    int rv = mbedtls_ssl_handshake(&t->ssl);
+    int rv = mbedtls_ssl_handshake(&s->ssl);
 
     if (rv == 0) {
-        handshake_done(t);
+        handshake_done((struct tls_conn *)s);
     } else if (rv != MBEDTLS_ERR_SSL_WANT_READ && rv != MBEDTLS_ERR_SSL_WANT_WRITE) {
-        fail_err(t, rv);
+        fail_err((struct tls_conn *)s, rv);
     }
 }
 
-/* Sends what write kept. Returns true when nothing is kept any more. */
-static bool pump(struct tls_conn *t)
-{
-    while (t->pend != NULL && t->state == OPEN) {
-        int rv = mbedtls_ssl_write(&t->ssl, t->pend + t->pend_off, t->pend_n - t->pend_off);
-
-        if (rv == MBEDTLS_ERR_SSL_WANT_WRITE) {
-            return false;
-        }
-        if (rv < 0) {
-            /* The session is broken: the owner hears on_close, as from a socket reset. */
-            const struct ml_sock_ops *ops = t->ops;
-
-            ML_LOG_DBG("tls: write: -0x%04x: closing", (unsigned)-rv);
-            t->ops = NULL;
-            drop_lower(t);
-            t->owner_closed = true;
-            if (ops != NULL && ops->on_close != NULL) {
-                ops->on_close(t->user, -EIO, "TLS write failed");
-            }
-            return false;
-        }
-        t->pend_off += (size_t)rv;
-        if (t->pend_off == t->pend_n) {
-            ml_free(t->pend);
-            t->pend = NULL;
-        }
-    }
-    return t->pend == NULL;
-}
-
-static void read_open(struct tls_conn *t)
-{
-    uint8_t buf[TLS_READ_CHUNK];
-    int idle = 0;
-
-    while (t->state == OPEN && !t->owner_closed) {
-        int rv = mbedtls_ssl_read(&t->ssl, buf, sizeof(buf));
-
-        if (rv > 0) {
-            idle = 0;
-            if (t->ops != NULL && t->ops->on_read != NULL) {
-                t->ops->on_read(t->user, buf, (size_t)rv);
-            }
-            continue;
-        }
-        if (rv == MBEDTLS_ERR_SSL_WANT_READ || rv == MBEDTLS_ERR_SSL_WANT_WRITE) {
-            /* A record that carries no data (a post-handshake message mbedTLS handles itself, a
-             * warning alert) ends in WANT_READ with input still in t->in, which is the lower's
-             * buffer and gone when on_read returns: read on while some is left (as
-             * tls_client.c does after a ticket), a bounded number of times. */
-            if (t->in_n > 0 && ++idle < TLS_READ_RETRIES) {
-                continue;
-            }
-            return;
-        }
-#ifdef MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET
-        if (rv == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) {
-            continue;
-        }
-#endif
-        /* close_notify (0) or an error: the connection is over for the owner. */
-        {
-            const struct ml_sock_ops *ops = t->ops;
-            char e[96];
-
-            mbedtls_strerror(rv, e, sizeof(e));
-            t->ops = NULL;
-            drop_lower(t);
-            if (ops != NULL && ops->on_close != NULL) {
-                ops->on_close(t->user,
-                              rv == 0 || rv == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY ? 0 : -EIO,
-                              rv == 0 ? "closed" : e);
-            }
-            t->owner_closed = true;
-            return;
-        }
-    }
-}
+static const struct ml_tls_session_side server_side = {
+    .name = "tls",
+    .read_retries = TLS_READ_RETRIES,
+    .handshake_step = handshake_step,
+    .free = conn_free,
+};
 
 static void lower_on_read(void *user, const uint8_t *p, size_t n)
 {
     struct tls_conn *t = user;
 
-    t->depth++;
-    if (t->state == HANDSHAKE && !t->got_first && n > 0 && p[0] != TLS_FIRST_BYTE) {
+    ml_tls_session_enter(&t->s);
+    if (t->s.state == ML_TLS_SESSION_HANDSHAKE && !t->got_first && n > 0 &&
+        p[0] != TLS_FIRST_BYTE) {
         fail(t, ML_TLS_FAIL_PLAINTEXT, "plaintext to a TLS listener");
-        leave(t);
+        ml_tls_session_leave(&t->s);
         return;
     }
     t->got_first = t->got_first || n > 0;
-    t->in = p;
-    t->in_n = n;
-    if (t->state == HANDSHAKE) {
-        handshake_step(t);
-    }
-    if (t->state == OPEN) {
-        read_open(t);
-    }
-    t->in = NULL;
-    t->in_n = 0;
-    leave(t);
-}
-
-static void lower_on_writable(void *user)
-{
-    struct tls_conn *t = user;
-
-    t->depth++;
-    if (t->state == HANDSHAKE) {
-        handshake_step(t);
-    } else if (t->state == OPEN && pump(t) && t->want_writable) {
-        t->want_writable = false;
-        if (t->ops != NULL && t->ops->on_writable != NULL) {
-            t->ops->on_writable(t->user);
-        }
-    }
-    leave(t);
+    ml_tls_session_feed(&t->s, p, n);
+    ml_tls_session_leave(&t->s);
 }
 
 static void lower_on_close(void *user, int reason, const char *why)
 {
     struct tls_conn *t = user;
-    const struct ml_sock_ops *ops = t->ops;
-    bool handshaking = t->state == HANDSHAKE;
+    const struct ml_sock_ops *ops = t->s.ops;
+    bool handshaking = t->s.state == ML_TLS_SESSION_HANDSHAKE;
 
-    t->depth++;
-    t->lower = NULL; /* its seam frees it */
+    ml_tls_session_enter(&t->s);
+    t->s.lower = NULL; /* its seam frees it */
     if (handshaking) {
         t->srv->handshaking--;
     }
-    t->state = DEAD;
+    t->s.state = ML_TLS_SESSION_DEAD;
     if (handshaking) {
         ml_tls_ready_fn *ready = t->ready;
 
         t->ready = NULL;
-        t->owner_closed = true;
+        t->s.owner_closed = true;
         if (ready != NULL) {
             ready(t->ready_user, NULL, -EPROTO, ML_TLS_FAIL_OTHER,
                   "the client closed during the handshake");
         }
-    } else if (!t->owner_closed) {
-        t->ops = NULL;
+    } else if (!t->s.owner_closed) {
+        t->s.ops = NULL;
         if (ops != NULL && ops->on_close != NULL) {
-            ops->on_close(t->user, reason, why);
+            ops->on_close(t->s.user, reason, why);
         }
-        t->owner_closed = true;
+        t->s.owner_closed = true;
     }
-    leave(t);
+    ml_tls_session_leave(&t->s);
 }
 
 static const struct ml_sock_ops lower_ops = {
     .on_read = lower_on_read,
-    .on_writable = lower_on_writable,
+    .on_writable = ml_tls_session_on_writable,
     .on_close = lower_on_close,
 };
 
@@ -528,18 +360,19 @@ static void on_timeout(void *user)
 {
     struct tls_conn *t = user;
 
-    if (t->state != HANDSHAKE) {
+    if (t->s.state != ML_TLS_SESSION_HANDSHAKE) {
         return;
     }
-    t->depth++;
+    ml_tls_session_enter(&t->s);
     fail(t, ML_TLS_FAIL_TIMEOUT, "handshake not done in time (ML_TLS_HANDSHAKE_TIMEOUT_MS)");
-    leave(t);
+    ml_tls_session_leave(&t->s);
 }
 
 int ml_tls_accept(struct ml_tls_server *srv, struct ml_loop *loop, struct ml_transport *lower,
                   const uint8_t *first, size_t n, ml_tls_ready_fn *ready, void *user)
 {
     struct tls_conn *t;
+    int rv;
 
     if (srv->handshaking >= ML_TLS_HANDSHAKES_MAX) {
         return -EBUSY;
@@ -551,20 +384,17 @@ int ml_tls_accept(struct ml_tls_server *srv, struct ml_loop *loop, struct ml_tra
         ml_free(t);
         return -ENOMEM;
     }
-    t->tp.ops = &tls_ops;
     t->srv = srv;
     srv->refs++;
     srv->handshaking++;
-    t->lower = lower;
     t->ready = ready;
     t->ready_user = user;
-    mbedtls_ssl_init(&t->ssl);
-    if (mbedtls_ssl_setup(&t->ssl, &srv->conf) != 0) {
-        t->lower = NULL; /* not taken */
-        conn_free(t);
+    rv = ml_tls_session_init(&t->s, &server_side, &tls_ops, &srv->conf, ML_TLS_SESSION_HANDSHAKE);
+    if (rv < 0) {
+        conn_free(&t->s); /* lower not taken */
         return -ENOMEM;
     }
-    mbedtls_ssl_set_bio(&t->ssl, t, send_cb, recv_cb, NULL);
+    t->s.lower = lower;
     ml_transport_set_ops(lower, &lower_ops, t);
     if (t->timer != NULL) {
         ml_timer_arm(t->timer, ML_TLS_HANDSHAKE_TIMEOUT_MS);
@@ -577,113 +407,20 @@ int ml_tls_accept(struct ml_tls_server *srv, struct ml_loop *loop, struct ml_tra
 
 /* ---- the connection as a transport -------------------------------------------------------- */
 
-static void tls_set_ops(struct ml_transport *tp, const struct ml_sock_ops *ops, void *user)
-{
-    struct tls_conn *t = (struct tls_conn *)tp;
-
-    t->ops = ops;
-    t->user = user;
-}
-
-static int tls_write(struct ml_transport *tp, const uint8_t *p, size_t n)
-{
-    struct tls_conn *t = (struct tls_conn *)tp;
-    size_t off = 0;
-
-    if (t->state != OPEN || t->lower == NULL) {
-        return -EPIPE;
-    }
-    if (n > ML_SOCK_WRITE_MAX_BYTES) {
-        return -EMSGSIZE;
-    }
-    if (t->pend != NULL) {
-        t->want_writable = true;
-        return -EAGAIN;
-    }
-    while (off < n) {
-        int rv = mbedtls_ssl_write(&t->ssl, p + off, n - off);
-
-        if (rv == MBEDTLS_ERR_SSL_WANT_WRITE) {
-            /* mbedTLS holds the record it could not send and expects the same bytes again:
-             * keep them (a copy: p is the caller's) for the lower transport's on_writable. */
-            if ((t->pend = ml_malloc(n - off)) == NULL) {
-                return -EPIPE;
-            }
-            memcpy(t->pend, p + off, n - off);
-            t->pend_n = n - off;
-            t->pend_off = 0;
-            ml_transport_want_writable(t->lower);
-            return 0;
-        }
-        if (rv < 0) {
-            return -EPIPE;
-        }
-        off += (size_t)rv;
-    }
-    return 0;
-}
-
-static bool tls_can_write(const struct ml_transport *tp)
-{
-    const struct tls_conn *t = (const struct tls_conn *)tp;
-
-    return t->state == OPEN && t->pend == NULL && t->lower != NULL &&
-           ml_transport_can_write(t->lower);
-}
-
-static void tls_want_writable(struct ml_transport *tp)
-{
-    struct tls_conn *t = (struct tls_conn *)tp;
-
-    t->want_writable = true;
-    if (t->lower != NULL) {
-        ml_transport_want_writable(t->lower);
-    }
-}
-
-static void tls_close(struct ml_transport *tp)
-{
-    struct tls_conn *t = (struct tls_conn *)tp;
-
-    t->ops = NULL;
-    t->owner_closed = true;
-    if (t->state == OPEN && t->lower != NULL) {
-        mbedtls_ssl_close_notify(&t->ssl); /* best effort */
-    }
-    drop_lower(t);
-    if (t->depth == 0) {
-        conn_free(t);
-    }
-}
-
 static const char *tls_peer_identity(const struct ml_transport *tp)
 {
     const struct tls_conn *t = (const struct tls_conn *)tp;
 
-    return t->identity[0] != '\0' ? t->identity : NULL;
-}
-
-static const char *tls_alpn(const struct ml_transport *tp)
-{
-    const struct tls_conn *t = (const struct tls_conn *)tp;
-
-    return mbedtls_ssl_get_alpn_protocol(&t->ssl);
-}
-
-static char *tls_peer_text(const struct ml_transport *tp, char *buf, size_t cap)
-{
-    const struct tls_conn *t = (const struct tls_conn *)tp;
-
-    return ml_transport_peer_text(t->lower, buf, cap);
+    return t->s.identity[0] != '\0' ? t->s.identity : NULL;
 }
 
 static const struct ml_transport_ops tls_ops = {
-    .set_ops = tls_set_ops,
-    .write = tls_write,
-    .can_write = tls_can_write,
-    .want_writable = tls_want_writable,
-    .close = tls_close,
+    .set_ops = ml_tls_session_set_ops,
+    .write = ml_tls_session_write,
+    .can_write = ml_tls_session_can_write,
+    .want_writable = ml_tls_session_want_writable,
+    .close = ml_tls_session_close,
     .peer_identity = tls_peer_identity,
-    .alpn = tls_alpn,
-    .peer_text = tls_peer_text,
+    .alpn = ml_tls_session_alpn,
+    .peer_text = ml_tls_session_peer_text,
 };

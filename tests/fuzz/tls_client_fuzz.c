@@ -6,18 +6,11 @@
  * failure has a reason.
  *
  * Input: byte 0 picks the piece size (1..256), the rest is the server's bytes. */
-#include "core/transport.h"
 #include "tls/tls_client.h"
-
-#include "../unit/tls/test_certs.h"
+#include "tls_fuzz.h"
 
 #include <errno.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
 struct run {
     struct ml_transport *mem; /* NULL once the TLS layer closed it */
@@ -26,14 +19,6 @@ struct run {
 };
 
 static struct ml_tls_client *cli; /* one cluster for every input, as in meshlet */
-
-static int on_output(void *user, const uint8_t *p, size_t n)
-{
-    (void)user;
-    (void)p;
-    (void)n;
-    return 0; /* what the client says is thrown away */
-}
 
 static void on_connected(void *user)
 {
@@ -83,14 +68,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     char ca[] = "/tmp/ml-tls-client-fuzz-XXXXXX";
     struct ml_tls_client_cfg cfg = {.ca = ca, .identity = "server-*"};
     char why[256];
-    int fd = mkstemp(ca);
 
     (void)argc;
     (void)argv;
-    if (fd < 0 || write(fd, TEST_CA_PEM, strlen(TEST_CA_PEM)) != (ssize_t)strlen(TEST_CA_PEM)) {
-        abort();
-    }
-    close(fd);
+    tls_fuzz_write_pem(ca, TEST_CA_PEM);
     if (ml_tls_client_new(&cfg, why, sizeof(why), &cli) < 0) {
         fprintf(stderr, "tls_client_fuzz: %s\n", why);
         abort();
@@ -102,15 +83,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct run r = {0};
-    size_t piece;
+    size_t piece = tls_fuzz_piece(&data, &size);
 
-    if (size < 1) {
-        return 0;
-    }
-    piece = (size_t)data[0] + 1;
-    data++;
-    size--;
-    if (ml_transport_mem_new(on_output, &r, &r.mem) < 0) {
+    if (piece == 0 || ml_transport_mem_new(tls_fuzz_discard, &r, &r.mem) < 0) {
         return 0;
     }
     if (ml_tls_connect(cli, r.mem, "localhost", done, &r, &r.tls) < 0) {
@@ -119,9 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     ml_transport_set_ops(r.tls, &owner, &r);
     ml_transport_mem_connected(r.mem); /* the ClientHello goes out */
-    for (size_t off = 0; off < size && r.mem != NULL; off += piece) {
-        ml_transport_mem_feed(r.mem, data + off, size - off < piece ? size - off : piece);
-    }
+    tls_fuzz_feed(&r.mem, data, size, piece, NULL);
     if (r.tls != NULL && (size & 1)) {
         ml_transport_close(r.tls); /* the owner gives up (its connect_timeout) */
     } else if (r.mem != NULL) {

@@ -184,6 +184,17 @@ def meshlet(meshlet_cmd, workdir):
     return run
 
 
+@pytest.fixture
+def tls_built(meshlet):
+    """Skips the test on a build without ML_TLS, which refuses every tls key (as
+    test_config_surface.py shows). The TLS modules use it for all their tests:
+    pytestmark = pytest.mark.usefixtures("tls_built")."""
+    r = meshlet("version")
+    features = next((x for x in r.stdout.splitlines() if x.startswith("features:")), "")
+    if " tls" not in features:
+        pytest.skip("this build has no data-plane TLS (ML_TLS off)")
+
+
 # ---- scratch space and ports ----------------------------------------------------------------
 
 @pytest.fixture

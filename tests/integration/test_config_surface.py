@@ -3,7 +3,9 @@ runtime/config/schema.def is walked: a key `meshlet check` accepts with a value 
 something must be listed in EFFECT_TESTS, which names the test showing what the key does; every
 other key must be refused, with its line, for every such value, and accepted with its off value
 (the keys whose code does not exist yet, runtime/config/unimplemented.c). A new key fails this
-test until it has one or the other. Plus the effect tests of the keys no other file showed."""
+test until it has one or the other. A key or value of a feature this build left out (its Kconfig,
+conftest's kconfig fixture) must be refused instead, naming the symbol that is off. Plus the
+effect tests of the keys no other file showed."""
 
 import re
 import socket
@@ -24,6 +26,8 @@ from grpc_peers import channel, unary
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "runtime" / "config" / "schema.def"
+# ML_SYMBOL_ML_HAVE_X "CONFIG_ML_X": the Kconfig symbol of each FEATURE column of schema.def
+FEATURES_H = ROOT / "runtime" / "config" / "features.h"
 # admin_token names a file `meshlet check` reads: the walk writes one here first.
 TOKEN_FILE = Path("/tmp/meshlet-surface-admin.token")
 # listener cert/key/ca name files `meshlet check` reads (tls/cert_check.h): made with openssl first.
@@ -295,6 +299,17 @@ OFF = {
     ("cluster", "outlier_errors"): "0", ("listener", "tls"): "off", ("cluster", "tls"): "off",
 }
 
+# What a try asks of the build beyond its key's FEATURE column in schema.def, each a Kconfig
+# symbol with what the refusal says when it is off (the FEATURE column's keys: "(SYMBOL is off").
+# A [fleet] section at all (config/validate.c refuses it on its header line):
+KIND_NEEDS = {"fleet": "CONFIG_ML_FLEET"}
+# tls other than off, on listeners and clusters (config/validate.c, "CONFIG_ML_TLS is off"):
+TLS_SYMBOL = "CONFIG_ML_TLS"
+# A value whose code Kconfig may leave out, refused as not in this version (unimplemented.c):
+VALUE_NEEDS = {("cluster", "lb", "ring_hash"): "CONFIG_ML_LB_RING_HASH",
+               ("cluster", "lb", "maglev"): "CONFIG_ML_LB_MAGLEV"}
+NOT_IN_THIS_VERSION = "not implemented in this version"
+
 # A config every key is tried in: each section kind once, the [fleet] only when the key is one of
 # it (a [fleet] asks for a controller).
 BASE = {
@@ -311,6 +326,63 @@ SECTION = {"node": "node", "fleet": "fleet", "listener": "listener l", "route": 
 def schema_keys():
     text = SCHEMA.read_text()
     return re.findall(r"^ML_KEY\((\w+), (\w+),", text, re.M)
+
+
+def macro_args(text, start):
+    """The arguments of the macro call whose "(" is at text[start], split on the commas outside
+    strings and parentheses."""
+    args, cur, depth, i = [], "", 0, start + 1
+    while True:
+        ch = text[i]
+        if ch == '"':
+            end = i + 1
+            while text[end] != '"':
+                end += 2 if text[end] == "\\" else 1
+            cur += text[i:end + 1]
+            i = end + 1
+            continue
+        if ch == "(":
+            depth += 1
+        elif ch == ")" and depth == 0:
+            return [a.strip() for a in args + [cur]]
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            args.append(cur)
+            cur = ""
+            i += 1
+            continue
+        cur += ch
+        i += 1
+
+
+def key_symbols():
+    """(kind, key) → the Kconfig symbol the key needs (schema.def's FEATURE column), or None."""
+    names = dict(re.findall(r'^#define ML_SYMBOL_(ML_HAVE_\w+) "(CONFIG_\w+)"',
+                            FEATURES_H.read_text(), re.M))
+    text = SCHEMA.read_text()
+    symbols = {}
+    for m in re.finditer(r"^ML_KEY(\()", text, re.M):
+        args = macro_args(text, m.start(1))
+        feature = args[8]
+        assert feature == "1" or feature in names, f"{args[:2]}: FEATURE {feature} not in features.h"
+        symbols[(args[0], args[1])] = names.get(feature)
+    return symbols
+
+
+def needs(symbols, kind, key, value, extra):
+    """[(symbol, what its refusal says)] this try needs compiled in."""
+    out = []
+    for k, v in [(key, value), *extra.items()]:
+        if v is not None and symbols.get((kind, k)):
+            out.append((symbols[(kind, k)], f"({symbols[(kind, k)]} is off"))
+        if k == "tls" and v not in (None, "off"):
+            out.append((TLS_SYMBOL, f"({TLS_SYMBOL} is off"))
+    if kind in KIND_NEEDS:
+        out.append((KIND_NEEDS[kind], f"({KIND_NEEDS[kind]} is off"))
+    if (kind, key, value) in VALUE_NEEDS:
+        out.append((VALUE_NEEDS[(kind, key, value)], NOT_IN_THIS_VERSION))
+    return out
 
 
 def config_with(kind, key, value, extra):
@@ -341,9 +413,11 @@ def check(meshlet, workdir, text):
     return meshlet("check", path), path
 
 
-def test_every_schema_key_is_refused_unless_its_effect_is_tested(meshlet, workdir):
+def test_every_schema_key_is_refused_unless_its_effect_is_tested(meshlet, workdir, kconfig):
     keys = schema_keys()
     assert len(keys) > 50, keys
+    symbols = key_symbols()
+    assert set(symbols) == set(keys), "schema.def read two ways differs"
     TOKEN_FILE.write_text("surface-walk-token-0123456789\n")
     TOKEN_FILE.chmod(0o600)
     make_listener_pems()
@@ -357,6 +431,17 @@ def test_every_schema_key_is_refused_unless_its_effect_is_tested(meshlet, workdi
             value, extra = ask if isinstance(ask, tuple) else (ask, {})
             text, line = config_with(kind, key, value, extra)
             r, path = check(meshlet, workdir, text)
+            off = [(sym, says) for sym, says in needs(symbols, kind, key, value, extra)
+                   if kconfig.get(sym) != "y"]
+            if off:
+                # compiled out: refused, saying so (the line is the key's, its section's or
+                # its tls key's)
+                for sym, says in off:
+                    if r.returncode == 0 or not re.search(
+                            rf"^{re.escape(str(path))}:\d+: .*{re.escape(says)}", r.stderr, re.M):
+                        problems.append(f"[{kind}] {key} = {value}: {sym} is off in this build, "
+                                        f"but not refused with \"{says}\": {r.stderr.strip()}")
+                continue
             if (kind, key) in EFFECT_TESTS or (kind, key, value) in EFFECT_TESTS:
                 if r.returncode != 0:
                     problems.append(f"[{kind}] {key} = {value}: in EFFECT_TESTS but refused: "
@@ -374,7 +459,9 @@ def test_every_schema_key_is_refused_unless_its_effect_is_tested(meshlet, workdi
                              r.stderr, re.M):
                 problems.append(f"[{kind}] {key} = {value}: refused without saying it is not "
                                 f"implemented on line {where}: {r.stderr.strip()}")
-        if (kind, key) in OFF:
+        # a key compiled out is refused whatever its value, as its asks showed
+        compiled_in = symbols[(kind, key)] is None or kconfig.get(symbols[(kind, key)]) == "y"
+        if (kind, key) in OFF and compiled_in:
             text, _ = config_with(kind, key, OFF[(kind, key)], {})
             r, _ = check(meshlet, workdir, text)
             if r.returncode != 0:
@@ -393,16 +480,24 @@ def test_every_effect_test_named_exists():
     assert not missing, "\n".join(missing)
 
 
-def test_version_and_defaults_promise_only_what_works(meshlet):
+# The features `meshlet version` lists, each present exactly when its Kconfig symbol is on.
+FEATURE_SYMBOLS = {
+    "admin": "CONFIG_ML_ADMIN", "fleet": "CONFIG_ML_FLEET", "controller": "CONFIG_ML_CONTROLLER",
+    "dns": "CONFIG_ML_DNS", "health_check": "CONFIG_ML_HEALTH_CHECK", "fault": "CONFIG_ML_FAULT",
+    "rate_limit": "CONFIG_ML_RATE_LIMIT", "tls": "CONFIG_ML_TLS",
+    "lb.ring_hash": "CONFIG_ML_LB_RING_HASH", "lb.maglev": "CONFIG_ML_LB_MAGLEV",
+}
+
+
+def test_version_and_defaults_promise_only_what_works(meshlet, kconfig):
     # the fleet Hello sends the same list (test_fleet_hostile.py::
     # test_hello_says_who_the_node_is_and_status_comes_every_interval compares them)
     r = meshlet("version")
     features = next(line for line in r.stdout.splitlines() if line.startswith("features:"))
-    for present in ("authz", "dns"):
+    for present in ("authz", "outlier", "lb.round_robin", "lb.random", "lb.least_request"):
         assert present in features.split(), features
-    for lb in ("round_robin", "random", "least_request", "ring_hash", "maglev"):
-        assert f"lb.{lb}" in features.split(), features
-    assert "dns" in features.split(), features
+    for name, symbol in FEATURE_SYMBOLS.items():
+        assert (name in features.split()) == (kconfig.get(symbol) == "y"), (symbol, features)
     defaults = meshlet("check", "--defaults").stdout.splitlines()
     assert "outlier_errors = 5" in defaults and "max_retries = 3" in defaults
     assert "retries = 0" in defaults and "lb = round_robin" in defaults

@@ -251,7 +251,7 @@ def test_mqtt_broker_restart_reconnects_and_applies_nothing_twice(run_meshlet, f
                                                                  mqtt_controller):
     a, b_ = backends("A"), backends("B")
     # persistence: the retained push survives the broker's restart, as in a real deployment
-    b = broker(persistence=True)
+    b = broker(persistence=True, debug_log=True)
     ctl = mqtt_controller(b)
     ctl.follow("gw-1")
     m, listen = start_node(run_meshlet, free_port, b, a)

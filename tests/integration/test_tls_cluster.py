@@ -25,13 +25,8 @@ BACKEND_ID = "spiffe://mesh.test/ns/b/sa/greeter"
 NODE_ID = "spiffe://mesh.test/ns/gw/sa/node"
 
 
-@pytest.fixture(autouse=True)
-def tls_built(meshlet):
-    """A build without ML_TLS refuses cluster tls (test_config_surface.py shows it)."""
-    r = meshlet("version")
-    features = next((x for x in r.stdout.splitlines() if x.startswith("features:")), "")
-    if " tls" not in features:
-        pytest.skip("this build has no data-plane TLS (ML_TLS off)")
+# A build without ML_TLS refuses cluster tls: these are skipped there.
+pytestmark = pytest.mark.usefixtures("tls_built")
 
 
 @pytest.fixture

@@ -71,13 +71,8 @@ class Pki:
         return d / f"{base}.pem", d / f"{base}.key"
 
 
-@pytest.fixture(autouse=True)
-def tls_built(meshlet):
-    """A build without ML_TLS refuses tls keys (test_config_surface.py shows it): skip these."""
-    r = meshlet("version")
-    features = next((x for x in r.stdout.splitlines() if x.startswith("features:")), "")
-    if " tls" not in features:
-        pytest.skip("this build has no data-plane TLS (ML_TLS off)")
+# A build without ML_TLS refuses tls keys: these are skipped there.
+pytestmark = pytest.mark.usefixtures("tls_built")
 
 
 def test_version_lists_tls(meshlet):

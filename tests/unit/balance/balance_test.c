@@ -24,6 +24,8 @@
 
 #include <cmocka.h>
 
+#include "balance_fixture.h"
+
 #include "config/unimplemented.h"
 
 /* Link seam: clusters found by dns (no endpoints until resolved) are refused by this version's
@@ -53,32 +55,6 @@ static int teardown(void **state)
 {
     ml_alloc_fail_after(-1);
     return 0;
-}
-
-static struct ml_snapshot *load(const char *text)
-{
-    struct ml_config_errors errs;
-    struct ml_snapshot *s = NULL;
-    int rv;
-
-    ml_config_errors_init(&errs);
-    rv = ml_config_load_text(text, strlen(text), NULL, &errs, &s);
-    for (size_t i = 0; i < errs.n; i++) {
-        print_error("  %d: %s\n", errs.v[i].line, errs.v[i].text);
-    }
-    ml_config_errors_deinit(&errs);
-    assert_int_equal(rv, 0);
-    return s;
-}
-
-static void no_ready(struct ml_balance_waiter *w, struct ml_h2_conn *conn)
-{
-    fail_msg("on_ready ran");
-}
-
-static void no_fail(struct ml_balance_waiter *w, int reason, const char *why)
-{
-    fail_msg("on_fail ran: %s", why);
 }
 
 /* The port of the endpoint ml_cluster_pick chose (see the top of the file). */

@@ -23,38 +23,14 @@
 
 #include <cmocka.h>
 
+#include "balance_fixture.h"
+
 #define CONFIG                                                                                     \
     "[listener l]\nbind = 127.0.0.1:15001\n"                                                       \
     "[route r]\nlistener = l\nto = c\n"                                                            \
     "[cluster c]\nmax_pending = 0\ndns = c.internal:50051\n"
 
 static struct ml_loop *loop; /* never run: its defers and timers stay queued */
-
-static struct ml_snapshot *load(const char *text)
-{
-    struct ml_config_errors errs;
-    struct ml_snapshot *s = NULL;
-    int rv;
-
-    ml_config_errors_init(&errs);
-    rv = ml_config_load_text(text, strlen(text), NULL, &errs, &s);
-    for (size_t i = 0; i < errs.n; i++) {
-        print_error("  %d: %s\n", errs.v[i].line, errs.v[i].text);
-    }
-    ml_config_errors_deinit(&errs);
-    assert_int_equal(rv, 0);
-    return s;
-}
-
-static void no_ready(struct ml_balance_waiter *w, struct ml_h2_conn *conn)
-{
-    fail_msg("on_ready ran");
-}
-
-static void no_fail(struct ml_balance_waiter *w, int reason, const char *why)
-{
-    fail_msg("on_fail ran: %s", why);
-}
 
 /* x of the host 127.0.0.x a pick chose; 0: no usable host. */
 static unsigned pick(struct ml_cluster *cl)

@@ -22,31 +22,7 @@
 
 #include <cmocka.h>
 
-static struct ml_snapshot *load(const char *text)
-{
-    struct ml_config_errors errs;
-    struct ml_snapshot *s = NULL;
-    int rv;
-
-    ml_config_errors_init(&errs);
-    rv = ml_config_load_text(text, strlen(text), NULL, &errs, &s);
-    for (size_t i = 0; i < errs.n; i++) {
-        print_error("  %d: %s\n", errs.v[i].line, errs.v[i].text);
-    }
-    ml_config_errors_deinit(&errs);
-    assert_int_equal(rv, 0);
-    return s;
-}
-
-static void no_ready(struct ml_balance_waiter *w, struct ml_h2_conn *conn)
-{
-    fail_msg("on_ready ran");
-}
-
-static void no_fail(struct ml_balance_waiter *w, int reason, const char *why)
-{
-    fail_msg("on_fail ran: %s", why);
-}
+#include "balance_fixture.h"
 
 /* The index of the host a pick chose (the pick ends at max_pending = 0). */
 static int pick(struct ml_cluster *cl, const struct ml_lb_pick_ctx *ctx)

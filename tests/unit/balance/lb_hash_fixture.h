@@ -20,6 +20,8 @@
 
 #include <cmocka.h>
 
+#include "balance_fixture.h"
+
 #define HEAD                                                                                       \
     "[listener l]\nbind = 127.0.0.1:15001\n"                                                       \
     "[route r]\nlistener = l\nto = c\n"
@@ -33,17 +35,9 @@ struct fixture {
 
 static inline void fixture_setup(struct fixture *f, const char *text)
 {
-    struct ml_config_errors errs;
     uint32_t ids = 0;
-    int rv;
 
-    ml_config_errors_init(&errs);
-    rv = ml_config_load_text(text, strlen(text), NULL, &errs, &f->snap);
-    for (size_t i = 0; i < errs.n; i++) {
-        print_error("  %d: %s\n", errs.v[i].line, errs.v[i].text);
-    }
-    ml_config_errors_deinit(&errs);
-    assert_int_equal(rv, 0);
+    f->snap = load(text);
     assert_int_equal(ml_balance_new(NULL, f->snap, &ids, &f->b), 0);
     f->cl = ml_balance_cluster(f->b, 0);
     ml_rand_seed(&f->rand, 17);

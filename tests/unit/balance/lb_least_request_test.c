@@ -21,6 +21,8 @@
 
 #include <cmocka.h>
 
+#include "balance_fixture.h"
+
 /* Picks per distribution test: enough for the 99.9 % interval to be about 1 % of each count. */
 #define N_PICKS 60000
 /* z of a two-sided 99.9 % normal interval. */
@@ -38,17 +40,9 @@ struct fixture {
 
 static void setup(struct fixture *f, const char *text)
 {
-    struct ml_config_errors errs;
     uint32_t ids = 0;
-    int rv;
 
-    ml_config_errors_init(&errs);
-    rv = ml_config_load_text(text, strlen(text), NULL, &errs, &f->snap);
-    for (size_t i = 0; i < errs.n; i++) {
-        print_error("  %d: %s\n", errs.v[i].line, errs.v[i].text);
-    }
-    ml_config_errors_deinit(&errs);
-    assert_int_equal(rv, 0);
+    f->snap = load(text);
     assert_int_equal(ml_balance_new(NULL, f->snap, &ids, &f->b), 0);
     f->cl = ml_balance_cluster(f->b, 0);
     assert_ptr_equal(f->cl->lb.ops, &ml_lb_least_request);

@@ -21,26 +21,12 @@
 
 #include <cmocka.h>
 
+#include "balance_fixture.h"
+
 /* Picks per distribution test: enough for the 99.9 % interval to be about 1 % of each count. */
 #define N_PICKS 60000
 /* z of a two-sided 99.9 % normal interval. */
 #define Z_999 3.29
-
-static struct ml_snapshot *load(const char *text)
-{
-    struct ml_config_errors errs;
-    struct ml_snapshot *s = NULL;
-    int rv;
-
-    ml_config_errors_init(&errs);
-    rv = ml_config_load_text(text, strlen(text), NULL, &errs, &s);
-    for (size_t i = 0; i < errs.n; i++) {
-        print_error("  %d: %s\n", errs.v[i].line, errs.v[i].text);
-    }
-    ml_config_errors_deinit(&errs);
-    assert_int_equal(rv, 0);
-    return s;
-}
 
 #define HEAD                                                                                       \
     "[listener l]\nbind = 127.0.0.1:15001\n"                                                       \

@@ -24,25 +24,11 @@
 
 #include <cmocka.h>
 
+#include "balance_fixture.h"
+
 /* The most a test waits for a 1 s ejection to end: generous, a loaded machine is slow. */
 #define WAIT_MAX_MS 20000
 #define POLL_MS 50
-
-static struct ml_snapshot *load(const char *text)
-{
-    struct ml_config_errors errs;
-    struct ml_snapshot *s = NULL;
-    int rv;
-
-    ml_config_errors_init(&errs);
-    rv = ml_config_load_text(text, strlen(text), NULL, &errs, &s);
-    for (size_t i = 0; i < errs.n; i++) {
-        print_error("  %d: %s\n", errs.v[i].line, errs.v[i].text);
-    }
-    ml_config_errors_deinit(&errs);
-    assert_int_equal(rv, 0);
-    return s;
-}
 
 #define HEAD                                                                                       \
     "[listener l]\nbind = 127.0.0.1:15001\n"                                                       \

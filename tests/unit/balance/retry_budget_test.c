@@ -17,21 +17,7 @@
 
 #include <cmocka.h>
 
-static struct ml_snapshot *load(const char *text)
-{
-    struct ml_config_errors errs;
-    struct ml_snapshot *s = NULL;
-    int rv;
-
-    ml_config_errors_init(&errs);
-    rv = ml_config_load_text(text, strlen(text), NULL, &errs, &s);
-    for (size_t i = 0; i < errs.n; i++) {
-        print_error("  %d: %s\n", errs.v[i].line, errs.v[i].text);
-    }
-    ml_config_errors_deinit(&errs);
-    assert_int_equal(rv, 0);
-    return s;
-}
+#include "balance_fixture.h"
 
 static void test_max_retries_in_flight_then_refused_and_counted(void **state)
 {

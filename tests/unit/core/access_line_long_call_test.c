@@ -15,18 +15,10 @@
 
 #include <cmocka.h>
 
+#include "access_line_fixture.h"
+
 /* 50 minutes in microseconds: over INT32_MAX and UINT32_MAX alike. */
 #define LONG_CALL_US 3000000000ll
-
-static struct ml_access_log *log_of(int format)
-{
-    struct ml_cfg_node node = {.access_log = ML_CFG_ACCESS_LOG_OFF, .access_log_format = format};
-    struct ml_access_log *al;
-    char why[128];
-
-    assert_int_equal(ml_access_log_new(&node, why, sizeof(why), &al), 0);
-    return al;
-}
 
 static void test_json_keeps_a_50_minute_upstream_time_whole(void **state)
 {

@@ -14,15 +14,7 @@
 
 #include <cmocka.h>
 
-static struct ml_access_log *log_of(int format)
-{
-    struct ml_cfg_node node = {.access_log = ML_CFG_ACCESS_LOG_OFF, .access_log_format = format};
-    struct ml_access_log *al;
-    char why[128];
-
-    assert_int_equal(ml_access_log_new(&node, why, sizeof(why), &al), 0);
-    return al;
-}
+#include "access_line_fixture.h"
 
 static void test_json_has_numbers_strings_and_null(void **state)
 {

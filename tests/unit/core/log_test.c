@@ -13,32 +13,7 @@
 
 #include <cmocka.h>
 
-/* Runs the log with stderr on a temporary file; returns what was written (static buffer). */
-static int saved_fd = -1;
-static FILE *capture;
-
-static void capture_start(void)
-{
-    fflush(stderr);
-    capture = tmpfile();
-    assert_non_null(capture);
-    saved_fd = dup(STDERR_FILENO);
-    assert_true(dup2(fileno(capture), STDERR_FILENO) >= 0);
-}
-
-static const char *capture_end(void)
-{
-    static char text[16384];
-    size_t n;
-
-    dup2(saved_fd, STDERR_FILENO);
-    close(saved_fd);
-    rewind(capture);
-    n = fread(text, 1, sizeof(text) - 1, capture);
-    text[n] = '\0';
-    fclose(capture);
-    return text;
-}
+#include "stderr_capture.h"
 
 static int count_lines(const char *s)
 {
