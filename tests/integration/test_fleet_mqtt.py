@@ -380,3 +380,35 @@ def test_mqtt_wrong_ca_fails_tls_and_is_retried_on_the_backoff(run_meshlet, free
     assert st["fleet_connect_failures_total"] >= 3 and st["fleet_connects_total"] == 0, st
     assert re.search(r"cannot connect to mqtts://\S+: TLS", m.stderr), m.stderr
     assert who(listen) == "A"  # the data plane never waits for the fleet
+
+
+# ---- the real pair: meshlet controller --mqtt and a meshlet node through mosquitto -----------------
+
+def test_mqtt_meshlet_controller_pushes_to_a_meshlet_node(run_meshlet, free_port, backends, broker,
+                                                          workdir):
+    a, b_ = backends("A"), backends("B")
+    b = broker()
+    m, listen = start_node(run_meshlet, free_port, b, a)
+    assert m.wait_for_stderr("fleet: c1: connected to mqtts://"), m.stderr
+    assert who(listen) == "A"
+    configs = workdir / "configs"
+    configs.mkdir()
+    text = data_plane(listen, b_.port)
+    (configs / "default.ini").write_text(text)
+    port = free_port()
+    crt, key = b.cert("meshlet-controller")
+    ctl = run_meshlet(None, "controller", "--listen", f"127.0.0.1:{port}", "--configs", configs,
+                      "--mqtt", f"mqtts://127.0.0.1:{b.port}", "--mqtt-ca", b.ca_path,
+                      "--mqtt-cert", crt, "--mqtt-key", key)
+    assert ctl.alive(), ctl.stderr
+    # the controller learns gw-1 from its retained Hello and pushes default.ini; the node acks
+    assert m.wait_for_stderr(f"applied version {content_version(text)} (push)", 30), \
+        m.stderr + ctl.stderr
+    assert who(listen) == "B"
+    deadline = time.monotonic() + scaled(20)
+    while time.monotonic() < deadline:
+        status, body = http(port, "/fleet")
+        if status == 200 and '"SYNCED"' in body:
+            break
+        time.sleep(0.2)
+    assert '"id":"gw-1"' in body.replace(" ", "") and '"SYNCED"' in body, body
