@@ -1090,6 +1090,13 @@ static void tls_refused(struct vctx *c, const struct ml_raw_section *sec, int ke
                   "expected off: this build of meshlet has no data-plane TLS (CONFIG_ML_TLS is "
                   "off; never served in plaintext), got \"%s\"",
                   shown(value_at(c, sec, key), got, sizeof(got)));
+    } else if (tls != ML_CFG_TLS_OFF && c->snap->node.workers > 1) {
+        /* The pinned mbedTLS is built without MBEDTLS_THREADING_C: its PSA key store and RNG
+         * are process globals with no lock, so two loops doing handshakes at once would race. */
+        key_error(c, sec, sec->key_line[key], "tls",
+                  "expected off with [node] workers = %u (this build's mbedTLS has no thread "
+                  "support, MBEDTLS_THREADING_C: TLS runs with workers = 1 only), got \"%s\"",
+                  (unsigned)c->snap->node.workers, shown(value_at(c, sec, key), got, sizeof(got)));
     }
 }
 
@@ -1400,6 +1407,7 @@ static void check_node(struct vctx *c, const struct ml_raw_section *sec)
     struct ml_cfg_node *n = &c->snap->node;
     char got[GOT_MAX];
 
+    n->workers_line = sec->key_line[ML_K_node_workers]; /* for `meshlet check`'s warning */
     if (n->admin_token != NULL && !c->snap->remote) {
         /* a remote text's [node] is refused unless it repeats ours, whose file is read when
          * the merged text is loaded: reading the remote's path would answer whether it exists */
