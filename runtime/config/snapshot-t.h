@@ -244,7 +244,7 @@ struct ml_cfg_authz {
 #define ML_CFG_VERSION_MAX 128
 
 struct ml_snapshot {
-    int refcount;
+    int refcount; /* changed with atomic builtins only: every worker's calls hold references */
     struct ml_arena arena; /* owns every string and array below */
     char version[ML_CFG_VERSION_MAX + 1];
     const char *text; /* the INI text as given, NUL-terminated (admin /config, state_dir) */

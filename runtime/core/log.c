@@ -11,10 +11,15 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
-int ml_log_level = ML_LOG_LEVEL_INF;
+_Atomic int ml_log_level = ML_LOG_LEVEL_INF;
+
+/* Guards the syslog socket and its state in sink: with [node] workers > 1 several loops log at
+ * once. Taken only to write a line to syslog, never on a path that counts calls. */
+static pthread_mutex_t sink_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* The sink, like ml_log_level a setting of the process (its stderr, its syslog socket), not state
  * of a loop. */
@@ -154,12 +159,17 @@ static int write_syslog(int level, const char *msg, size_t m)
     n += strftime(dgram + n, sizeof(dgram) - n, "%b %e %H:%M:%S", &tm);
     rv = snprintf(dgram + n, sizeof(dgram) - n, " meshlet[%ld]: %.*s", (long)getpid(), (int)m, msg);
     n += rv < 0 ? 0 : (size_t)rv < sizeof(dgram) - n ? (size_t)rv : sizeof(dgram) - n - 1;
+    pthread_mutex_lock(&sink_lock);
     if ((rv = syslog_send(dgram, n)) == 0) {
         sink.syslog_failed = false;
+        pthread_mutex_unlock(&sink_lock);
         return 0;
     }
-    if (!sink.syslog_failed) {
+    if (sink.syslog_failed) {
+        pthread_mutex_unlock(&sink_lock);
+    } else {
         sink.syslog_failed = true;
+        pthread_mutex_unlock(&sink_lock);
         rv = snprintf(note, sizeof(note),
                       "meshlet: log_target = syslog: %s: %s: the log goes to stderr until syslog "
                       "takes it again\n",

@@ -36,8 +36,9 @@ enum ml_log_target {
 void ml_log_target_set(int target);
 
 /* The level in force; set once from [node] log, read everywhere. The only process-wide mutable:
- * it is a setting of the process (stderr), not state of a loop. */
-extern int ml_log_level;
+ * it is a setting of the process (stderr), not state of a loop. Atomic: with [node] workers > 1
+ * every loop reads it while worker 0 applies a config. */
+extern _Atomic int ml_log_level;
 
 void ml_log_write(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
