@@ -298,6 +298,11 @@ int ml_loop_run(struct ml_loop *loop)
     return 0;
 }
 
+int ml_loop_pending_signal(void)
+{
+    return stop_signal;
+}
+
 int ml_loop_signal(const struct ml_loop *loop)
 {
     return loop->signal;

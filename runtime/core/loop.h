@@ -25,6 +25,9 @@ void ml_loop_stop(struct ml_loop *loop); /* thread-safe */
 /* SIGINT or SIGTERM when a signal ended the last ml_loop_run (which then may be run again, until
  * ml_loop_stop or the next signal); 0 when ml_loop_stop did. */
 int ml_loop_signal(const struct ml_loop *loop);
+/* SIGINT or SIGTERM received and not taken by an ml_loop_run yet; 0 = none (a wait outside the
+ * loop, node/workers.c, looks at it to stop waiting). */
+int ml_loop_pending_signal(void);
 
 /* Queues d to run fn(d) at the end of the current event, after the callback that is running
  * returns (or at the next ml_loop_run_deferred). A no-op when d is already queued. */
