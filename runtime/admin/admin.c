@@ -412,6 +412,10 @@ static int send_response(struct ml_admin *a, struct lws *wsi, struct session *s,
     if (s->head) {
         ml_free(r->body);
         r->body = NULL;
+        ml_stats_free(s->st); /* no body: nothing streams */
+        s->st = NULL;
+        ml_snapshot_unref(s->snap);
+        s->snap = NULL;
         s->finish = true;
     } else if (r->stream) {
         s->fmt = r->fmt;
