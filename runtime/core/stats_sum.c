@@ -22,7 +22,8 @@ static void add_words(uint64_t *dst, const uint64_t *src, size_t n)
 /* The words of a record from its first counter (past refs) to its end: all uint64_t. */
 #define WORDS_FROM(type, first) ((sizeof(type) - offsetof(type, first)) / sizeof(uint64_t))
 #define ADD_REC(type, first, dst, src)                                                             \
-    add_words(&(dst)->first, &(src)->first, WORDS_FROM(type, first))
+    add_words((uint64_t *)(void *)&(dst)->first, (const uint64_t *)(const void *)&(src)->first,    \
+              WORDS_FROM(type, first))
 
 _Static_assert((sizeof(struct stats_listener) - offsetof(struct stats_listener, cx_accepted)) %
                        sizeof(uint64_t) ==
