@@ -84,6 +84,7 @@ struct ml_admin_node_info {
      * applied, read at start), "admin" (POST /config), "fleet" (a push) */
     const char *config_source;
     uint64_t uptime_ms;
+    unsigned int workers; /* [node] workers running (event loops); 0 is taken as 1 */
     /* the last apply, whatever its source: none yet, applied or refused (with its lines) */
     enum ml_admin_apply_result last_apply;
     const char *last_apply_source; /* "SIGHUP", "POST /config", "push" */

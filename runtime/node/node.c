@@ -343,6 +343,7 @@ static void node_info(void *user, struct ml_admin_node_info *out)
     out->config_version = node->snap->version;
     out->config_source = node->config_source != NULL ? node->config_source : "file";
     out->uptime_ms = ml_time_now_ms() - node->started_ms;
+    out->workers = ml_workers_count(node->workers);
     out->last_apply = (enum ml_admin_apply_result)node->last_apply;
     out->last_apply_source = node->last_apply_source != NULL ? node->last_apply_source : "";
     out->last_apply_version = node->last_apply_version;

@@ -109,6 +109,7 @@ def test_two_workers_spread_connections_and_sum_stats(run_meshlet, backends, wor
     assert json.loads(get(admin, "/stats.json"))["calls"]["total"] == SPREAD_CONNECTIONS
     clusters = get(admin, "/clusters")
     assert re.search(rf"127\.0\.0\.1:{a.port} .* calls {SPREAD_CONNECTIONS} ", clusters), clusters
+    assert json.loads(get(admin, "/server_info"))["workers"] == 2
     stop(m)
 
 
@@ -211,6 +212,7 @@ def test_one_worker_shows_no_worker_rows(run_meshlet, backends, workdir, free_po
     assert "worker." not in get(admin, "/stats")
     assert "meshlet_worker_" not in get(admin, "/stats/prometheus")
     assert stats(admin)["calls.rq_total"] == "3"
+    assert json.loads(get(admin, "/server_info"))["workers"] == 1
     # one worker binds as always: exclusively (a second bind of the port is refused)
     m2 = run_meshlet(head(workdir, free_port(), 1, state="state2") + body(port, a.port), defaults=False)
     assert m2.wait(timeout=10) == 3, m2.stderr
