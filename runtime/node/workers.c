@@ -99,6 +99,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
 
+    ml_log_set_worker(w->idx);
     if (ml_loop_run(w->loop) < 0) {
         ML_LOG_ERR("worker %u: its loop failed", w->idx);
     }
@@ -284,7 +285,9 @@ int ml_workers_new(struct ml_snapshot *snap, unsigned int n, char *why, size_t c
         }
         ml_loop_set_follower(w->loop);
         ml_rand_set_stream(k); /* its own sequence, the same every run with a fixed seed */
+        ml_log_set_worker(k);
         rv = ml_proxy_new(w->loop, snap, inner, sizeof(inner), &w->proxy);
+        ml_log_set_worker(0);
         ml_rand_set_stream(0);
         if (rv < 0) {
             snprintf(why, cap, "worker %u: %s", k, inner);
