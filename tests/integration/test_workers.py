@@ -110,6 +110,8 @@ def test_two_workers_spread_connections_and_sum_stats(run_meshlet, backends, wor
     clusters = get(admin, "/clusters")
     assert re.search(rf"127\.0\.0\.1:{a.port} .* calls {SPREAD_CONNECTIONS} ", clusters), clusters
     assert json.loads(get(admin, "/server_info"))["workers"] == 2
+    # each worker bound the listener itself; its lines say which worker
+    assert f"worker 1: listener ingress: listening on 127.0.0.1:{port}" in m.stderr
     stop(m)
 
 
