@@ -283,3 +283,30 @@ def test_a_post_that_changes_workers_is_refused(run_meshlet, backends, workdir, 
     assert "workers" in msg, msg
     assert spread_calls(port, 2) == [b"a:x"] * 2
     stop(m)
+
+
+def test_sigusr1_reopens_the_access_log_of_every_worker(run_meshlet, backends, workdir,
+                                                       free_port):
+    a = backends("a", workers=2 * SPREAD_CONNECTIONS)
+    port, admin = free_port(), free_port()
+    log = workdir / "access.log"
+    text = head(workdir, admin, 2).replace("workers = 2\n", f"workers = 2\naccess_log = {log}\n")
+    m = start(run_meshlet, text + body(port, a.port))
+
+    def lines(path):
+        return len(path.read_text().splitlines()) if path.exists() else 0
+
+    assert spread_calls(port, SPREAD_CONNECTIONS) == [b"a:x"] * SPREAD_CONNECTIONS
+    assert lines(log) == SPREAD_CONNECTIONS  # every worker's lines, whole, in one file
+    rotated = workdir / "access.log.1"
+    log.rename(rotated)  # what logrotate does, then it signals
+    m.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + scaled(5)
+    while m.stderr.count(f"access_log {log}: reopened") < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert m.stderr.count(f"access_log {log}: reopened") == 2, m.stderr  # once per worker
+    assert spread_calls(port, SPREAD_CONNECTIONS) == [b"a:x"] * SPREAD_CONNECTIONS
+    per_worker = worker_metric(admin, "calls_total")
+    assert min(per_worker.values()) > 0, per_worker
+    assert lines(log) == SPREAD_CONNECTIONS and lines(rotated) == SPREAD_CONNECTIONS
+    stop(m)
