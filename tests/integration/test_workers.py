@@ -57,6 +57,15 @@ def stats(admin_port):
     return dict(line.rsplit(" ", 1) for line in get(admin_port, "/stats").splitlines() if line)
 
 
+def settle_calls(admin_port, want):
+    """Waits (bounded) until /stats counts want calls ended: a call is counted as it ends, which
+    may be just after its answer reached the client."""
+    deadline = time.monotonic() + scaled(5)
+    while (stats(admin_port)["calls.rq_total"] != str(want) and
+           time.monotonic() < deadline):
+        time.sleep(0.02)
+
+
 def worker_metric(admin_port, name):
     """{worker: value} of meshlet_worker_NAME in /stats/prometheus."""
     text = get(admin_port, "/stats/prometheus")
@@ -91,6 +100,7 @@ def test_two_workers_spread_connections_and_sum_stats(run_meshlet, backends, wor
     port, admin = free_port(), free_port()
     m = start(run_meshlet, head(workdir, admin, 2) + body(port, a.port))
     assert spread_calls(port, SPREAD_CONNECTIONS) == [b"a:x"] * SPREAD_CONNECTIONS
+    settle_calls(admin, SPREAD_CONNECTIONS)
     per_worker = worker_metric(admin, "downstream_cx_total")
     assert set(per_worker) == {0, 1}, per_worker
     assert per_worker[0] > 0 and per_worker[1] > 0, per_worker  # both took connections
@@ -152,6 +162,7 @@ def test_hot_apply_reaches_every_worker_without_dropping_calls_in_flight(
     finally:
         for ch in chans:
             ch.close()
+    settle_calls(admin, 3 * SPREAD_CONNECTIONS)
     st = stats(admin)
     assert st["calls.rq_total"] == str(3 * SPREAD_CONNECTIONS)
     stop(m)
@@ -211,6 +222,7 @@ def test_one_worker_shows_no_worker_rows(run_meshlet, backends, workdir, free_po
     port, admin = free_port(), free_port()
     m = start(run_meshlet, head(workdir, admin, 1) + body(port, a.port))
     assert spread_calls(port, 3) == [b"a:x"] * 3
+    settle_calls(admin, 3)
     assert "worker." not in get(admin, "/stats")
     assert "meshlet_worker_" not in get(admin, "/stats/prometheus")
     assert stats(admin)["calls.rq_total"] == "3"
@@ -296,8 +308,17 @@ def test_sigusr1_reopens_the_access_log_of_every_worker(run_meshlet, backends, w
     def lines(path):
         return len(path.read_text().splitlines()) if path.exists() else 0
 
+    def settled(path, want):
+        """The line count once it reached want (a call's line is written as it ends, which
+        may be just after its answer went out), or what it is after a while."""
+        deadline = time.monotonic() + scaled(5)
+        while lines(path) < want and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.05)  # and no more come
+        return lines(path)
+
     assert spread_calls(port, SPREAD_CONNECTIONS) == [b"a:x"] * SPREAD_CONNECTIONS
-    assert lines(log) == SPREAD_CONNECTIONS  # every worker's lines, whole, in one file
+    assert settled(log, SPREAD_CONNECTIONS) == SPREAD_CONNECTIONS  # every worker's, whole
     rotated = workdir / "access.log.1"
     log.rename(rotated)  # what logrotate does, then it signals
     m.send_signal(signal.SIGUSR1)
@@ -308,5 +329,6 @@ def test_sigusr1_reopens_the_access_log_of_every_worker(run_meshlet, backends, w
     assert spread_calls(port, SPREAD_CONNECTIONS) == [b"a:x"] * SPREAD_CONNECTIONS
     per_worker = worker_metric(admin, "calls_total")
     assert min(per_worker.values()) > 0, per_worker
-    assert lines(log) == SPREAD_CONNECTIONS and lines(rotated) == SPREAD_CONNECTIONS
+    assert settled(log, SPREAD_CONNECTIONS) == SPREAD_CONNECTIONS
+    assert lines(rotated) == SPREAD_CONNECTIONS
     stop(m)
