@@ -124,6 +124,7 @@ static int load_or_report(const char *path, struct ml_snapshot **out)
 static int report_findings(const struct ml_snapshot *snap, const char *path)
 {
     struct ml_config_errors warn, errs;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int rv;
 
     ml_config_errors_init(&warn);
@@ -134,6 +135,14 @@ static int report_findings(const struct ml_snapshot *snap, const char *path)
                              "warning: [node] admin: listens beyond loopback on %s: anyone who "
                              "reaches it can try the token",
                              snap->node.admin.text);
+    }
+    if (snap->node.workers > 1 && cpus > 0 && snap->node.workers > (unsigned long)cpus) {
+        /* allowed (the config may be checked off its board), but loops beyond the cores only
+         * take turns on them */
+        ml_config_errors_add(&warn, snap->node.workers_line,
+                             "warning: [node] workers: %u event loops on %ld online CPUs: more "
+                             "than one per core adds switching, not throughput",
+                             (unsigned)snap->node.workers, cpus);
     }
     rv = ml_config_lint_unused(snap, &warn);
     rv = rv < 0 ? rv : ml_config_lint_paths(snap, &errs, &warn);

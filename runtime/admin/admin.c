@@ -9,6 +9,7 @@
 #include "admin/info.h"
 #include "admin/page.h"
 #include "config/snapshot-t.h"
+#include "config/snapshot.h"
 #include "core/alloc.h"
 #include "core/fd_budget.h"
 #include "core/log.h"
@@ -102,6 +103,7 @@ struct session {
      * the table that was current when it started; a hot apply mid-stream ends it unfinished
      * (the names it renders belong to the snapshot that went). */
     struct ml_stats *st; /* NULL: none */
+    struct ml_snapshot *snap; /* the proxy's when st was taken (a reference: st names from it) */
     enum ml_stats_format fmt;
     struct ml_stats_cursor cur;
     bool tail_sent; /* the node's and the admin's lines after the stats */
@@ -115,6 +117,8 @@ static void session_drop(struct session *s)
     s->len = s->sent = 0;
     ml_stats_free(s->st);
     s->st = NULL;
+    ml_snapshot_unref(s->snap);
+    s->snap = NULL;
     ml_free(s->chunk);
     s->chunk = NULL;
     s->finish = false;
@@ -279,7 +283,9 @@ static bool respond_config(struct ml_admin *a, struct response *r)
 
 static bool respond_clusters(struct ml_admin *a, struct response *r)
 {
-    long n = ml_admin_clusters(a->proxy, r->json, &r->body);
+    long n = a->hooks != NULL && a->hooks->clusters != NULL && a->proxy != NULL
+                 ? a->hooks->clusters(a->hooks_user, r->json, &r->body)
+                 : ml_admin_clusters(a->proxy, r->json, &r->body);
 
     if (n == -ENOENT) {
         return respond_text(r, 503, "not ready: no configuration is applied\n");
@@ -357,11 +363,21 @@ static int send_response(struct ml_admin *a, struct lws *wsi, struct session *s,
 {
     uint8_t buf[LWS_PRE + 1024];
     uint8_t *start = &buf[LWS_PRE], *p = start, *end = &buf[sizeof(buf) - 1];
-    const struct ml_stats *st = NULL;
+    struct ml_stats *st = NULL;
 
     session_drop(s);
     if (r->stream) {
-        st = a->proxy != NULL ? ml_proxy_stats(a->proxy) : NULL;
+        /* a reference is what lets the table outlive a hot apply mid-stream; with workers, the
+         * table is a new one, every worker's counters summed */
+        if (a->proxy != NULL && a->hooks != NULL && a->hooks->stats != NULL) {
+            st = a->hooks->stats(a->hooks_user);
+        } else if (a->proxy != NULL) {
+            st = ml_stats_ref((struct ml_stats *)ml_proxy_stats(a->proxy));
+        }
+        s->st = st;
+        if (st != NULL) {
+            s->snap = ml_snapshot_ref((struct ml_snapshot *)ml_proxy_snapshot(a->proxy));
+        }
         if (st == NULL || lws_add_http_header_status(wsi, r->status, &p, end) != 0 ||
             lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
                                          (const unsigned char *)r->content_type,
@@ -396,10 +412,12 @@ static int send_response(struct ml_admin *a, struct lws *wsi, struct session *s,
     if (s->head) {
         ml_free(r->body);
         r->body = NULL;
+        ml_stats_free(s->st); /* no body: nothing streams */
+        s->st = NULL;
+        ml_snapshot_unref(s->snap);
+        s->snap = NULL;
         s->finish = true;
     } else if (r->stream) {
-        /* taking a reference is what lets the table outlive a hot apply mid-stream */
-        s->st = ml_stats_ref((struct ml_stats *)st);
         s->fmt = r->fmt;
         memset(&s->cur, 0, sizeof(s->cur));
         s->tail_sent = false;
@@ -466,7 +484,7 @@ static int write_chunk(struct ml_admin *a, struct lws *wsi, struct session *s)
     int h;
 
     if (!s->cur.done) {
-        if (a == NULL || a->proxy == NULL || ml_proxy_stats(a->proxy) != s->st) {
+        if (a == NULL || a->proxy == NULL || ml_proxy_snapshot(a->proxy) != s->snap) {
             ML_LOG_DBG("admin: the configuration changed while the stats were sent: cut");
             return -1; /* no last chunk: the client sees the body unfinished */
         }

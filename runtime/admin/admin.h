@@ -41,6 +41,7 @@
 
 struct ml_admin;
 struct ml_proxy;
+struct ml_stats;
 
 /* Starts the endpoint on the [node] admin address of proxy's snapshot (proxy borrowed: it must
  * outlive the admin, or be replaced with ml_admin_set_proxy first). admin = off, or a build
@@ -66,6 +67,12 @@ struct ml_admin_hooks {
      * (strings borrowed until the next turn of the loop). NULL: the snapshot's id and version,
      * source "unknown". */
     void (*node_info)(void *user, struct ml_admin_node_info *out);
+    /* [node] workers > 1 (node/workers.h): stats, a new reference to the table /stats,
+     * /stats.json and /stats/prometheus render (every worker's counters summed; NULL: out of
+     * memory); clusters, the body of GET /clusters (as admin/clusters.h ml_admin_clusters).
+     * NULL hooks: the proxy's own. */
+    struct ml_stats *(*stats)(void *user);
+    long (*clusters)(void *user, bool json, char **body);
 };
 
 /* The node as /server_info shows it (admin/info.c). */
@@ -77,6 +84,7 @@ struct ml_admin_node_info {
      * applied, read at start), "admin" (POST /config), "fleet" (a push) */
     const char *config_source;
     uint64_t uptime_ms;
+    unsigned int workers; /* [node] workers running (event loops); 0 is taken as 1 */
     /* the last apply, whatever its source: none yet, applied or refused (with its lines) */
     enum ml_admin_apply_result last_apply;
     const char *last_apply_source; /* "SIGHUP", "POST /config", "push" */

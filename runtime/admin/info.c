@@ -130,6 +130,7 @@ long ml_admin_render_server_info(const struct ml_admin_node_info *ni, char *out,
     iso_time(ts, sizeof(ts), pr.start_unix_ms);
     ml_out_printf(&o, "],\"start_time\":\"%s\",\"start_time_unix_ms\":%llu,\"uptime_ms\":%llu", ts,
                   (unsigned long long)pr.start_unix_ms, (unsigned long long)ni->uptime_ms);
+    ml_out_printf(&o, ",\"workers\":%u", ni->workers > 0 ? ni->workers : 1u);
     ml_out_printf(&o, ",\"config\":{\"version\":");
     ml_out_json_str(&o, ni->config_version);
     ml_out_printf(&o, ",\"source\":");

@@ -76,6 +76,9 @@ struct ml_cfg_node {
     int access_log_format;       /* enum ml_cfg_access_log_format */
     const char *state_dir;
     uint32_t drain_timeout_ms;
+    /* event loops, one thread each (node/workers.c); bootstrap, read at start only */
+    uint32_t workers;
+    int workers_line; /* the line of workers; 0: the default */
     /* labels as one canonical text, "k=v,k2=v2" (no spaces; NULL: none), compared by a push's
      * bootstrap check; and each "k=v" alone, for the fleet Hello. Arena-owned. */
     const char *labels;
@@ -242,7 +245,7 @@ struct ml_cfg_authz {
 #define ML_CFG_VERSION_MAX 128
 
 struct ml_snapshot {
-    int refcount;
+    int refcount; /* changed with atomic builtins only: every worker's calls hold references */
     struct ml_arena arena; /* owns every string and array below */
     char version[ML_CFG_VERSION_MAX + 1];
     const char *text; /* the INI text as given, NUL-terminated (admin /config, state_dir) */

@@ -180,13 +180,16 @@ int ml_config_load_file(const char *path, struct ml_config_errors *errs, struct 
 
 struct ml_snapshot *ml_snapshot_ref(struct ml_snapshot *s)
 {
-    s->refcount++;
+    /* relaxed: taking a reference needs no ordering, the holder already sees the snapshot */
+    __atomic_fetch_add(&s->refcount, 1, __ATOMIC_RELAXED);
     return s;
 }
 
 void ml_snapshot_unref(struct ml_snapshot *s)
 {
-    if (s == NULL || --s->refcount > 0) {
+    /* Atomic: with [node] workers > 1 every loop's calls hold the one snapshot. acq_rel: the
+     * last holder sees every other holder's reads done before it frees. */
+    if (s == NULL || __atomic_sub_fetch(&s->refcount, 1, __ATOMIC_ACQ_REL) > 0) {
         return;
     }
     ml_arena_deinit(&s->arena);

@@ -273,6 +273,7 @@ void ml_config_check_node(struct ml_config_vctx *c, const struct ml_raw_section 
     struct ml_cfg_node *n = &c->snap->node;
     char got[GOT_MAX];
 
+    n->workers_line = sec->key_line[ML_K_node_workers]; /* for `meshlet check`'s warning */
     if (n->admin_token != NULL && !c->snap->remote) {
         /* a remote text's [node] is refused unless it repeats ours, whose file is read when
          * the merged text is loaded: reading the remote's path would answer whether it exists */

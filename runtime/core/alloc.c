@@ -8,7 +8,8 @@ static long n_allocs;         /* allocations since the last ml_alloc_fail_after 
 
 static int should_fail(void)
 {
-    n_allocs++;
+    /* [node] workers > 1: every loop allocates; a relaxed add keeps the count whole */
+    __atomic_fetch_add(&n_allocs, 1, __ATOMIC_RELAXED);
     if (fail_budget < 0) {
         return 0;
     }
@@ -41,9 +42,8 @@ void ml_free(void *p)
 
 long ml_alloc_fail_after(long n)
 {
-    long made = n_allocs;
+    long made = __atomic_exchange_n(&n_allocs, 0, __ATOMIC_RELAXED);
 
     fail_budget = n;
-    n_allocs = 0;
     return made;
 }

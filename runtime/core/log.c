@@ -11,10 +11,23 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
-int ml_log_level = ML_LOG_LEVEL_INF;
+_Atomic int ml_log_level = ML_LOG_LEVEL_INF;
+
+/* The worker whose thread logs (ml_log_set_worker); 0 on the node's own loop. */
+static _Thread_local unsigned int log_worker;
+
+void ml_log_set_worker(unsigned int worker)
+{
+    log_worker = worker;
+}
+
+/* Guards the syslog socket and its state in sink: with [node] workers > 1 several loops log at
+ * once. Taken only to write a line to syslog, never on a path that counts calls. */
+static pthread_mutex_t sink_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* The sink, like ml_log_level a setting of the process (its stderr, its syslog socket), not state
  * of a loop. */
@@ -154,12 +167,17 @@ static int write_syslog(int level, const char *msg, size_t m)
     n += strftime(dgram + n, sizeof(dgram) - n, "%b %e %H:%M:%S", &tm);
     rv = snprintf(dgram + n, sizeof(dgram) - n, " meshlet[%ld]: %.*s", (long)getpid(), (int)m, msg);
     n += rv < 0 ? 0 : (size_t)rv < sizeof(dgram) - n ? (size_t)rv : sizeof(dgram) - n - 1;
+    pthread_mutex_lock(&sink_lock);
     if ((rv = syslog_send(dgram, n)) == 0) {
         sink.syslog_failed = false;
+        pthread_mutex_unlock(&sink_lock);
         return 0;
     }
-    if (!sink.syslog_failed) {
+    if (sink.syslog_failed) {
+        pthread_mutex_unlock(&sink_lock);
+    } else {
         sink.syslog_failed = true;
+        pthread_mutex_unlock(&sink_lock);
         rv = snprintf(note, sizeof(note),
                       "meshlet: log_target = syslog: %s: %s: the log goes to stderr until syslog "
                       "takes it again\n",
@@ -198,9 +216,14 @@ static void write_line(int level, const char *suffix, const char *fmt, va_list a
     if (rv > 0) {
         n += (size_t)rv < sizeof(line) - n ? (size_t)rv : sizeof(line) - n - 1;
     }
+    body = n;
+    if (log_worker > 0 && n < sizeof(line) - 1) {
+        /* [node] workers > 1: which loop said it (worker 0, the node's own, says nothing) */
+        rv = snprintf(line + n, sizeof(line) - n, "worker %u: ", log_worker);
+        n += rv < 0 ? 0 : (size_t)rv < sizeof(line) - n ? (size_t)rv : sizeof(line) - n - 1;
+    }
     rv = vsnprintf(msg, sizeof(msg), fmt, ap);
     m = rv < 0 ? 0 : (size_t)rv < sizeof(msg) ? (size_t)rv : sizeof(msg) - 1;
-    body = n;
     n += copy_one_line(line + n, sizeof(line) - n, msg, m);
     if (suffix != NULL && n < sizeof(line) - 1) {
         rv = snprintf(line + n, sizeof(line) - n, "%s", suffix);

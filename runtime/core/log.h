@@ -36,10 +36,14 @@ enum ml_log_target {
 void ml_log_target_set(int target);
 
 /* The level in force; set once from [node] log, read everywhere. The only process-wide mutable:
- * it is a setting of the process (stderr), not state of a loop. */
-extern int ml_log_level;
+ * it is a setting of the process (stderr), not state of a loop. Atomic: with [node] workers > 1
+ * every loop reads it while worker 0 applies a config. */
+extern _Atomic int ml_log_level;
 
 void ml_log_write(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Lines this thread writes from now on start "worker K: " (K > 0; 0: no prefix): [node]
+ * workers > 1, set by node/workers.c on each worker's thread and around making its proxy. */
+void ml_log_set_worker(unsigned int worker);
 
 /* A budget of lines for one kind of event that can come once per call (a call that fails, a
  * connect that fails): a dead backend under load must not write a line per call (flash wear, and

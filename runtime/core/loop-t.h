@@ -14,6 +14,9 @@ typedef void ml_loop_signal_fn(void *user, int sig);
 /* Signals that ml_loop_watch_signal can watch at once, per loop. */
 #define ML_LOOP_MAX_SIGNAL_WATCHES 4
 
+/* Loops one process runs at once: [node] workers (CONFIG_ML_MAX_WORKERS is at most this). */
+#define ML_LOOP_MAX_LOOPS 64
+
 /* A piece of work deferred to the end of the current event (socket callback or timer), embedded
  * in its owner. Deferring keeps one connection's callbacks from running another connection's
  * I/O, and lets an object that ends deep inside a callback be freed once nothing on the stack

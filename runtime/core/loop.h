@@ -8,6 +8,12 @@
 /* A new loop (an lws context with no vhosts yet); NULL on failure (logged). Free with
  * ml_loop_free. */
 struct ml_loop *ml_loop_new(void);
+/* How many loops the process will run at once ([node] workers), before the first ml_loop_new:
+ * descriptor numbers are the process's, so each loop's table is sized for all of them. */
+void ml_loop_set_count(unsigned int n);
+/* loop is a worker's beside the main loop: SIGINT and SIGTERM do not end its ml_loop_run (the
+ * main loop's owner stops it with ml_loop_stop, which any thread may call). */
+void ml_loop_set_follower(struct ml_loop *loop);
 /* Destroys the lws context: every socket still open is closed (their owners must be gone or
  * detached by then; see ml_sock_close). */
 void ml_loop_free(struct ml_loop *loop);
@@ -15,10 +21,13 @@ void ml_loop_free(struct ml_loop *loop);
 /* Runs until ml_loop_stop() or SIGINT/SIGTERM. Returns 0 after a clean stop, or -EIO when lws
  * failed. */
 int ml_loop_run(struct ml_loop *loop);
-void ml_loop_stop(struct ml_loop *loop);
+void ml_loop_stop(struct ml_loop *loop); /* thread-safe */
 /* SIGINT or SIGTERM when a signal ended the last ml_loop_run (which then may be run again, until
  * ml_loop_stop or the next signal); 0 when ml_loop_stop did. */
 int ml_loop_signal(const struct ml_loop *loop);
+/* SIGINT or SIGTERM received and not taken by an ml_loop_run yet; 0 = none (a wait outside the
+ * loop, node/workers.c, looks at it to stop waiting). */
+int ml_loop_pending_signal(void);
 
 /* Queues d to run fn(d) at the end of the current event, after the callback that is running
  * returns (or at the next ml_loop_run_deferred). A no-op when d is already queued. */

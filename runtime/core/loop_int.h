@@ -18,7 +18,9 @@ struct ml_loop {
     bool in_deferred;               /* ml_loop_run_deferred is running */
     int depth; /* lws callbacks (sock.c, timer.c) being handled, nested; deferred work runs
                   when the outermost returns */
-    int stop;  /* set by ml_loop_stop */
+    int stop;  /* set by ml_loop_stop (atomic: another worker's thread may set it) */
+    bool listen_share; /* more than one loop: listeners bind with SO_REUSEPORT (sock.c) */
+    bool follower; /* ml_loop_set_follower: SIGINT/SIGTERM do not stop it, ml_loop_stop does */
     uint32_t timer_step_max_ms; /* timer.c: the longest single wait of ml_timer_arm_at; 0 = its
                                    default (49.7 days). Tests lower it to see the steps. */
     int signal;                 /* SIGINT or SIGTERM ended the last ml_loop_run; 0 = none */
@@ -26,6 +28,7 @@ struct ml_loop {
     struct ml_list posts;       /* ml_loop_post's queue (struct ml_loop_post), FIFO */
     struct {
         int sig; /* 0: a free slot */
+        unsigned long seen; /* the signal's count when fn last ran (loop.c) */
         ml_loop_signal_fn *fn;
         void *user;
     } watch[ML_LOOP_MAX_SIGNAL_WATCHES]; /* ml_loop_watch_signal */

@@ -42,6 +42,14 @@ uint32_t ml_rand_below(struct ml_rand *r, uint32_t n)
     return (uint32_t)(((uint64_t)ml_rand_u32(r) * n) >> 32);
 }
 
+/* Per thread: workers are made one after another, each with its stream (ml_rand_set_stream). */
+static _Thread_local unsigned int rand_stream;
+
+void ml_rand_set_stream(unsigned int stream)
+{
+    rand_stream = stream;
+}
+
 void ml_rand_seed_env_or_os(struct ml_rand *r)
 {
     const char *v = getenv(ML_RAND_SEED_ENV);
@@ -52,7 +60,7 @@ void ml_rand_seed_env_or_os(struct ml_rand *r)
         errno = 0;
         seed = strtoull(v, &end, 10);
         if (errno == 0 && *end == '\0') {
-            ml_rand_seed(r, seed);
+            ml_rand_seed(r, seed + (uint64_t)rand_stream * RAND_ZERO_SEED);
             return;
         }
     }

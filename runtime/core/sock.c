@@ -414,6 +414,11 @@ int ml_sock_listen(struct ml_loop *loop, const struct ml_sock_addr *addr, const 
     info.protocols = sock_protocols;
     info.options = LWS_SERVER_OPTION_ADOPT_APPLY_LISTEN_ACCEPT_CONFIG |
                    LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+    if (loop->listen_share) {
+        /* [node] workers > 1: every worker binds the same address with SO_REUSEPORT and the
+         * kernel spreads new connections over them; with one worker the bind stays exclusive */
+        info.options |= LWS_SERVER_OPTION_ALLOW_LISTEN_SHARE;
+    }
     info.listen_accept_role = "raw-skt";
     info.listen_accept_protocol = SOCK_PROTOCOL;
     info.user = l;

@@ -284,9 +284,9 @@ void ml_stats_hist_add(struct ml_stats_hist *h, uint64_t us)
     while (i < ML_STATS_N_BOUNDS && us > bounds_us[i]) {
         i++;
     }
-    h->buckets[i]++;
-    h->sum_us += us;
-    h->count++;
+    ML_STAT_ADD(h->buckets[i], 1);
+    ML_STAT_ADD(h->sum_us, us);
+    ML_STAT_ADD(h->count, 1);
 }
 
 /* ---- counting -------------------------------------------------------------------------- */
@@ -314,31 +314,31 @@ void ml_stats_downstream(struct ml_stats *st, int listener, enum ml_stats_down_e
     l = st->listeners[listener];
     switch (ev) {
     case ML_STATS_DOWN_ACCEPTED:
-        l->cx_accepted++;
-        l->cx_active++;
+        ML_STAT_ADD(l->cx_accepted, 1);
+        ML_STAT_ADD(l->cx_active, 1);
         break;
     case ML_STATS_DOWN_REFUSED:
-        l->cx_refused++;
+        ML_STAT_ADD(l->cx_refused, 1);
         break;
     case ML_STATS_DOWN_CLOSED:
         if (l->cx_active > 0) {
-            l->cx_active--;
+            ML_STAT_ADD(l->cx_active, -1);
         }
         break;
     case ML_STATS_DOWN_HANDSHAKE_TIMEOUT:
-        l->cx_handshake_timeout++;
+        ML_STAT_ADD(l->cx_handshake_timeout, 1);
         break;
     case ML_STATS_DOWN_RECLAIMED:
-        l->cx_reclaimed++;
+        ML_STAT_ADD(l->cx_reclaimed, 1);
         break;
     case ML_STATS_DOWN_RQ_STALLED:
-        l->rq_stalled++;
+        ML_STAT_ADD(l->rq_stalled, 1);
         break;
     case ML_STATS_DOWN_TLS_HANDSHAKE:
-        l->tls_handshake++;
+        ML_STAT_ADD(l->tls_handshake, 1);
         break;
     case ML_STATS_DOWN_TLS_BUSY:
-        l->tls_busy++;
+        ML_STAT_ADD(l->tls_busy, 1);
         break;
     case ML_STATS_DOWN_TLS_FAIL_BAD_CERT:
     case ML_STATS_DOWN_TLS_FAIL_UNKNOWN_CA:
@@ -347,7 +347,7 @@ void ml_stats_downstream(struct ml_stats *st, int listener, enum ml_stats_down_e
     case ML_STATS_DOWN_TLS_FAIL_TIMEOUT:
     case ML_STATS_DOWN_TLS_FAIL_PLAINTEXT:
     case ML_STATS_DOWN_TLS_FAIL_OTHER:
-        l->tls_failed[ev - ML_STATS_DOWN_TLS_FAIL_BAD_CERT]++;
+        ML_STAT_ADD(l->tls_failed[ev - ML_STATS_DOWN_TLS_FAIL_BAD_CERT], 1);
         break;
     }
 }
@@ -357,7 +357,7 @@ void ml_stats_route(struct ml_stats *st, int route, enum ml_stats_route_event ev
     if (st == NULL || !in(route, st->n_routes) || (unsigned)ev >= ML_STATS_ROUTE_N_EVENTS) {
         return;
     }
-    st->routes[route]->route_ev[ev]++;
+    ML_STAT_ADD(st->routes[route]->route_ev[ev], 1);
 }
 
 void ml_stats_dns(struct ml_stats *st, int cluster, bool failed, uint32_t hosts)
@@ -368,9 +368,9 @@ void ml_stats_dns(struct ml_stats *st, int cluster, bool failed, uint32_t hosts)
         return;
     }
     c = st->clusters[cluster];
-    c->dns_resolutions++;
-    c->dns_failures += failed;
-    c->dns_hosts = hosts;
+    ML_STAT_ADD(c->dns_resolutions, 1);
+    ML_STAT_ADD(c->dns_failures, failed);
+    ML_STAT_SET(c->dns_hosts, hosts);
 }
 
 void ml_stats_authz(struct ml_stats *st, int authz, int rule, bool allowed)
@@ -382,8 +382,9 @@ void ml_stats_authz(struct ml_stats *st, int authz, int rule, bool allowed)
     }
     /* from the table's own sizes: counting never reads snap */
     n_rules = st->authz_first[authz + 1] - st->authz_first[authz] - 1;
-    st->authz_ctr[st->authz_first[authz] + (in(rule, n_rules) ? (uint32_t)rule : n_rules)]
-                 [allowed ? 1 : 0]++;
+    ML_STAT_ADD(st->authz_ctr[st->authz_first[authz] +
+                              (in(rule, n_rules) ? (uint32_t)rule : n_rules)][allowed ? 1 : 0],
+                1);
 }
 
 void ml_stats_upstream(struct ml_stats *st, int cluster, int endpoint, enum ml_stats_up_event ev)
@@ -395,34 +396,34 @@ void ml_stats_upstream(struct ml_stats *st, int cluster, int endpoint, enum ml_s
     }
     switch (ev) {
     case ML_STATS_UP_OPENED:
-        e->cx_opened++;
+        ML_STAT_ADD(e->cx_opened, 1);
         break;
     case ML_STATS_UP_CONNECTED:
-        e->cx_active++;
+        ML_STAT_ADD(e->cx_active, 1);
         break;
     case ML_STATS_UP_FAILED:
-        e->cx_failed++;
+        ML_STAT_ADD(e->cx_failed, 1);
         break;
     case ML_STATS_UP_CLOSED:
         if (e->cx_active > 0) {
-            e->cx_active--;
+            ML_STAT_ADD(e->cx_active, -1);
         }
         break;
     case ML_STATS_UP_EJECTED:
-        e->ejected = 1;
-        e->ejections++;
+        ML_STAT_SET(e->ejected, 1);
+        ML_STAT_ADD(e->ejections, 1);
         break;
     case ML_STATS_UP_RETURNED:
-        e->ejected = 0;
+        ML_STAT_SET(e->ejected, 0);
         break;
     case ML_STATS_UP_BACKOFF:
-        e->cx_backoff++;
+        ML_STAT_ADD(e->cx_backoff, 1);
         break;
     case ML_STATS_UP_UNHEALTHY:
-        e->unhealthy = 1;
+        ML_STAT_SET(e->unhealthy, 1);
         break;
     case ML_STATS_UP_HEALTHY:
-        e->unhealthy = 0;
+        ML_STAT_SET(e->unhealthy, 0);
         break;
     }
 }
@@ -437,16 +438,16 @@ void ml_stats_cluster(struct ml_stats *st, int cluster, enum ml_stats_cluster_ev
     c = st->clusters[cluster];
     switch (ev) {
     case ML_STATS_CL_PENDING_OVERFLOW:
-        c->rq_pending_overflow++;
+        ML_STAT_ADD(c->rq_pending_overflow, 1);
         break;
     case ML_STATS_CL_OVER_MAX_REQUESTS:
-        c->cb_max_requests++;
+        ML_STAT_ADD(c->cb_max_requests, 1);
         break;
     case ML_STATS_CL_OVER_MAX_RETRIES:
-        c->cb_max_retries++;
+        ML_STAT_ADD(c->cb_max_retries, 1);
         break;
     case ML_STATS_CL_TLS_HANDSHAKE:
-        c->up_tls_handshake++;
+        ML_STAT_ADD(c->up_tls_handshake, 1);
         break;
     case ML_STATS_CL_TLS_FAIL_BAD_CERT:
     case ML_STATS_CL_TLS_FAIL_UNKNOWN_CA:
@@ -455,7 +456,7 @@ void ml_stats_cluster(struct ml_stats *st, int cluster, enum ml_stats_cluster_ev
     case ML_STATS_CL_TLS_FAIL_TIMEOUT:
     case ML_STATS_CL_TLS_FAIL_IDENTITY:
     case ML_STATS_CL_TLS_FAIL_OTHER:
-        c->up_tls_failed[ev - ML_STATS_CL_TLS_FAIL_BAD_CERT]++;
+        ML_STAT_ADD(c->up_tls_failed[ev - ML_STATS_CL_TLS_FAIL_BAD_CERT], 1);
         break;
     }
 }
@@ -489,9 +490,9 @@ void ml_stats_call_begin(struct ml_stats *st, struct ml_stats_call *c, int liste
     if (st == NULL) {
         return;
     }
-    st->all->calls.active++;
+    ML_STAT_ADD(st->all->calls.active, 1);
     if (in(listener, st->n_listeners)) {
-        st->listeners[listener]->calls.active++;
+        ML_STAT_ADD(st->listeners[listener]->calls.active, 1);
     }
 }
 
@@ -503,10 +504,10 @@ void ml_stats_call_route(struct ml_stats *st, struct ml_stats_call *c, int route
     c->route = in(route, st->n_routes) ? route : -1;
     c->cluster = in(cluster, st->n_clusters) ? cluster : -1;
     if (c->route >= 0) {
-        st->routes[c->route]->calls.active++;
+        ML_STAT_ADD(st->routes[c->route]->calls.active, 1);
     }
     if (c->cluster >= 0) {
-        st->clusters[c->cluster]->calls.active++;
+        ML_STAT_ADD(st->clusters[c->cluster]->calls.active, 1);
     }
 }
 
@@ -522,10 +523,10 @@ void ml_stats_call_endpoint(struct ml_stats *st, struct ml_stats_call *c, int en
     }
     /* Sent again elsewhere (a replay after GOAWAY): counted where it went last. */
     if ((old = endpoint_of(st, c->cluster, c->endpoint)) != NULL && old->calls.active > 0) {
-        old->calls.active--;
+        ML_STAT_ADD(old->calls.active, -1);
     }
     c->endpoint = endpoint;
-    e->calls.active++;
+    ML_STAT_ADD(e->calls.active, 1);
 }
 
 void ml_stats_call_end(struct ml_stats *st, struct ml_stats_call *c, int grpc_status,
@@ -547,13 +548,13 @@ void ml_stats_call_end_us(struct ml_stats *st, struct ml_stats_call *c, int grpc
     }
     n = calls_of(st, c, all);
     for (int i = 0; i < n; i++) {
-        all[i]->total++;
+        ML_STAT_ADD(all[i]->total, 1);
         if (all[i]->active > 0) {
-            all[i]->active--;
+            ML_STAT_ADD(all[i]->active, -1);
         }
-        all[i]->by_status[s]++;
-        all[i]->bytes_in += bytes_in;
-        all[i]->bytes_out += bytes_out;
+        ML_STAT_ADD(all[i]->by_status[s], 1);
+        ML_STAT_ADD(all[i]->bytes_in, bytes_in);
+        ML_STAT_ADD(all[i]->bytes_out, bytes_out);
         ml_stats_hist_add(&all[i]->duration, duration_us);
         if (upstream_us != ML_STATS_NO_UPSTREAM) {
             ml_stats_hist_add(&all[i]->upstream, upstream_us);

@@ -21,6 +21,15 @@ struct ml_stats *ml_stats_new(const struct ml_snapshot *snap);
  * the very same counters (they carry on, whichever table counts); the others start at zero.
  * prev is not changed and prev's snapshot must still be alive. NULL when out of memory. */
 struct ml_stats *ml_stats_next(const struct ml_stats *prev, const struct ml_snapshot *snap);
+/* [node] workers > 1 (core/stats_sum.c): sum is a table made with ml_stats_new for the
+ * snapshot to show; ml_stats_sum_add adds part's counters to it, matched by name as
+ * ml_stats_next matches them (gauges of one endpoint's state, and a cluster's DNS hosts, take
+ * the largest instead). part may be another worker's table, counting meanwhile on its thread:
+ * it is read with relaxed atomic loads; the caller keeps it alive. */
+void ml_stats_sum_add(struct ml_stats *sum, const struct ml_stats *part);
+/* One worker's downstream connections accepted and open, and calls ended (/stats' worker rows). */
+void ml_stats_worker_totals(const struct ml_stats *st, uint64_t *cx_total, uint64_t *cx_active,
+                            uint64_t *calls_total);
 /* Another reference (for a call that counts where it started, a listener, a balance). NULL is
  * passed through. */
 struct ml_stats *ml_stats_ref(struct ml_stats *st);

@@ -9,6 +9,13 @@
 
 struct ml_snapshot;
 
+/* A counter changes only on its own worker's thread, while worker 0 may read it for the admin
+ * endpoint (core/stats_sum.c, relaxed atomic loads). So every change is a relaxed atomic store
+ * of the new value: the same instructions as a plain store on 64-bit targets, no torn value on
+ * 32-bit ones, and no data race in the C sense. Never a read-modify-write: one writer. */
+#define ML_STAT_ADD(x, n) __atomic_store_n(&(x), (x) + (n), __ATOMIC_RELAXED)
+#define ML_STAT_SET(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+
 /* Every record starts with its reference count (see rec_ref / rec_unref). */
 struct stats_listener {
     int refs;

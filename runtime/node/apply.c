@@ -5,13 +5,15 @@
  *      version is the one running is answered at once, nothing re-applied; a push or POST is
  *      made whole with our [node] and [fleet] (node/merge.c: the bootstrap comes from the local
  *      file only) and refused if it sets any of their keys to another value;
- *   2. prepare: new listener binds are made, clusters built (ml_proxy_prepare) — a bind that
- *      fails ends the apply here, nothing changed;
+ *   2. prepare: new listener binds are made, clusters built (ml_proxy_prepare), on every worker
+ *      ([node] workers, node/workers.h) — a bind that fails on any ends the apply here, the
+ *      others' prepares are undone, nothing changed;
  *   3. save: the text and version go to state_dir atomically (ml_config_store_save), on a worker
  *      thread because fsync may take long on flash and the data plane never waits; a save that
  *      fails undoes the prepare;
- *   4. commit: the proxy switches (calls in flight finish on the old config), the fleet client
- *      learns the new version and [fleet], then the answer goes out: Ack, 200, or a log line.
+ *   4. commit: every worker's proxy switches (calls in flight finish on the old config), the
+ *      fleet client learns the new version and [fleet], then the answer goes out: Ack, 200, or
+ *      a log line.
  *
  * Any failure is answered with the reason (a Nack, a 400, a log line) and leaves everything that
  * ran running. Who owns what: the node owns each job from ml_node_apply until apply_finish; a job
@@ -28,6 +30,7 @@
 #include "core/loop.h"
 #include "fleet/client.h"
 #include "node/merge.h"
+#include "node/workers.h"
 #include "proxy/proxy.h"
 
 #include <errno.h>
@@ -163,6 +166,8 @@ static void apply_commit(struct ml_apply_job *job)
     char summary[160];
 
     ml_proxy_commit(node->proxy, job->change);
+    /* the answer waits for every worker: "applied" means applied everywhere */
+    ml_workers_commit(node->workers);
     job->change = NULL;
     node->snap = job->next; /* the job's reference becomes the node's */
     job->next = NULL;
@@ -194,6 +199,12 @@ static void apply_commit(struct ml_apply_job *job)
         ML_LOG_WRN("[node] access_log or access_log_format changed: it takes effect at the next "
                    "start");
     }
+    if (node->snap->node.workers != ml_workers_count(node->workers)) {
+        /* threads, loops and listeners per worker are made at start */
+        ML_LOG_WRN("[node] workers changed to %u: it takes effect at the next start (%u run "
+                   "until then)",
+                   (unsigned)node->snap->node.workers, ml_workers_count(node->workers));
+    }
     if (old->node.log_target != node->snap->node.log_target) {
         /* The log's sink is chosen once, at start, from the local file. */
         ML_LOG_WRN("[node] log_target changed: it takes effect at the next start");
@@ -217,6 +228,7 @@ static void on_saved(void *user)
     if (job->save_rv < 0) {
         job->transient = true;
         ml_proxy_abort(node->proxy, job->change);
+        ml_workers_abort(node->workers);
         job->change = NULL;
         snprintf(why, sizeof(why), "state_dir %s: cannot save the config: %s", node->state_dir,
                  strerror(-job->save_rv));
@@ -302,7 +314,13 @@ static void apply_start(struct ml_apply_job *job)
         }
     }
 
-    if ((rv = ml_proxy_prepare(node->proxy, job->next, why, sizeof(why), &job->change)) < 0) {
+    if ((rv = ml_proxy_prepare(node->proxy, job->next, why, sizeof(why), &job->change)) == 0 &&
+        (rv = ml_workers_prepare(node->workers, job->next, why, sizeof(why))) < 0) {
+        /* another worker could not bind or build: worker 0's prepare goes too */
+        ml_proxy_abort(node->proxy, job->change);
+        job->change = NULL;
+    }
+    if (rv < 0) {
         /* a bind conflict (a port still held), an address not up yet, no memory: of now */
         job->transient = rv == -EADDRINUSE || rv == -EADDRNOTAVAIL || rv == -ENOMEM;
         snprintf(error, sizeof(error), "%s: %s", file, why);
@@ -320,6 +338,7 @@ static void apply_start(struct ml_apply_job *job)
         if (job->save_rv < 0) {
             job->transient = true;
             ml_proxy_abort(node->proxy, job->change);
+            ml_workers_abort(node->workers);
             job->change = NULL;
             snprintf(why, sizeof(why), "state_dir %s: cannot save the config: %s",
                      node->state_dir, strerror(-job->save_rv));
@@ -419,6 +438,7 @@ void ml_node_apply_shutdown(struct ml_node *node)
         }
         if (job->change != NULL) {
             ml_proxy_abort(node->proxy, job->change);
+            ml_workers_abort(node->workers);
         }
         node->current = NULL;
         job_free(job);

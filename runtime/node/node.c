@@ -18,6 +18,7 @@
 #include "fleet/client.h"
 #include "node/merge.h"
 #include "node/node_int.h"
+#include "node/workers.h"
 #include "proxy/obs.h"
 #include "proxy/proxy.h"
 
@@ -150,7 +151,13 @@ static void fill_report(void *user, struct ml_fleet_report *r)
 
     r->config_version = node->snap->version;
     r->uptime_s = (ml_time_now_ms() - node->started_ms) / 1000;
-    ml_stats_totals(ml_proxy_stats(node->proxy), &r->calls_total, &r->calls_failed);
+    if (node->workers != NULL) {
+        struct ml_stats *sum = ml_workers_stats_sum(node->workers, node->proxy);
+        ml_stats_totals(sum, &r->calls_total, &r->calls_failed);
+        ml_stats_free(sum);
+    } else {
+        ml_stats_totals(ml_proxy_stats(node->proxy), &r->calls_total, &r->calls_failed);
+    }
     /* healthy: not taken out by active health checks (an unchecked endpoint counts) */
     ml_proxy_endpoints(node->proxy, &r->endpoints_healthy, &r->endpoints_total);
 }
@@ -203,6 +210,50 @@ static void on_post_config(void *user, const char *text, size_t n, unsigned int 
     ml_node_apply(user, ML_APPLY_ADMIN, text, n, NULL, 0, token);
 }
 
+/* [node] workers > 1: each worker's own share, "worker.K.NAME value" (Prometheus:
+ * meshlet_worker_NAME{worker="K"}), beside the sums the rest of /stats shows. */
+static long render_worker_rows(struct ml_node *node, bool prometheus, char *out, size_t cap)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } kinds[] = {
+        {"downstream_cx_total", "counter", "downstream connections this worker accepted"},
+        {"downstream_cx_active", "gauge", "downstream connections open on this worker"},
+        {"calls_total", "counter", "calls ended on this worker"},
+    };
+    unsigned int n = ml_workers_count(node->workers);
+    size_t len = 0;
+
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        int w = 0;
+
+        if (prometheus) {
+            w = snprintf(out + len, cap - len,
+                         "# HELP meshlet_worker_%s %s\n# TYPE meshlet_worker_%s %s\n",
+                         kinds[i].name, kinds[i].help, kinds[i].name, kinds[i].type);
+            if (w < 0 || (size_t)w >= cap - len) {
+                return -ENOBUFS;
+            }
+            len += (size_t)w;
+        }
+        for (unsigned int k = 0; k < n; k++) {
+            uint64_t v[3];
+
+            ml_workers_totals(node->workers, node->proxy, k, &v[0], &v[1], &v[2]);
+            w = prometheus
+                    ? snprintf(out + len, cap - len, "meshlet_worker_%s{worker=\"%u\"} %llu\n",
+                               kinds[i].name, k, (unsigned long long)v[i])
+                    : snprintf(out + len, cap - len, "worker.%u.%s %llu\n", k, kinds[i].name,
+                               (unsigned long long)v[i]);
+            if (w < 0 || (size_t)w >= cap - len) {
+                return -ENOBUFS;
+            }
+            len += (size_t)w;
+        }
+    }
+    return (long)len;
+}
+
 /* Appends "name value" lines (or Prometheus' format) for what the node itself counts. */
 static long render_node_stats(void *user, bool prometheus, char *out, size_t cap)
 {
@@ -238,6 +289,7 @@ static long render_node_stats(void *user, bool prometheus, char *out, size_t cap
         {"fleet_acks_total", "counter", "acks sent", (fc ? fc : &none)->acks},
     };
     size_t len = 0;
+    long rows_n;
 
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         int w;
@@ -253,6 +305,12 @@ static long render_node_stats(void *user, bool prometheus, char *out, size_t cap
             return -ENOBUFS;
         }
         len += (size_t)w;
+    }
+    if (node->workers != NULL) {
+        if ((rows_n = render_worker_rows(node, prometheus, out + len, cap - len)) < 0) {
+            return rows_n;
+        }
+        len += (size_t)rows_n;
     }
     return (long)len;
 }
@@ -285,6 +343,7 @@ static void node_info(void *user, struct ml_admin_node_info *out)
     out->config_version = node->snap->version;
     out->config_source = node->config_source != NULL ? node->config_source : "file";
     out->uptime_ms = ml_time_now_ms() - node->started_ms;
+    out->workers = ml_workers_count(node->workers);
     out->last_apply = (enum ml_admin_apply_result)node->last_apply;
     out->last_apply_source = node->last_apply_source != NULL ? node->last_apply_source : "";
     out->last_apply_version = node->last_apply_version;
@@ -292,11 +351,35 @@ static void node_info(void *user, struct ml_admin_node_info *out)
     out->last_apply_unix_ms = node->last_apply_unix_ms;
 }
 
+static struct ml_stats *workers_stats(void *user)
+{
+    struct ml_node *node = user;
+
+    return ml_workers_stats_sum(node->workers, node->proxy);
+}
+
+static long workers_clusters(void *user, bool json, char **body)
+{
+    struct ml_node *node = user;
+
+    return ml_workers_clusters(node->workers, node->proxy, json, body);
+}
+
 static const struct ml_admin_hooks admin_hooks = {
     .apply = on_post_config,
     .render_stats = render_node_stats,
     .render_fleet = render_fleet,
     .node_info = node_info,
+};
+
+/* [node] workers > 1: the same, with /stats and /clusters summed over the workers. */
+static const struct ml_admin_hooks admin_hooks_workers = {
+    .apply = on_post_config,
+    .render_stats = render_node_stats,
+    .render_fleet = render_fleet,
+    .node_info = node_info,
+    .stats = workers_stats,
+    .clusters = workers_clusters,
 };
 
 /* ---- SIGHUP ---------------------------------------------------------------------------------- */
@@ -356,6 +439,7 @@ int ml_node_run(const struct ml_node_options *o)
     node.config_source = from_state ? "state_dir" : "file";
     ml_log_level = node.snap->node.log_level;
     node.started_ms = ml_time_now_ms();
+    ml_loop_set_count(node.snap->node.workers);
     if ((node.loop = ml_loop_new()) == NULL) {
         goto out;
     }
@@ -363,11 +447,17 @@ int ml_node_run(const struct ml_node_options *o)
         fprintf(stderr, "meshlet: %s\n", why);
         goto out;
     }
+    /* the other workers bind the same listeners (SO_REUSEPORT): any failure fails the start */
+    if (ml_workers_new(node.snap, node.snap->node.workers, why, sizeof(why), &node.workers) < 0) {
+        fprintf(stderr, "meshlet: %s\n", why);
+        goto out;
+    }
     if (ml_admin_new(node.loop, node.proxy, why, sizeof(why), &node.admin) < 0) {
         fprintf(stderr, "meshlet: %s\n", why);
         goto out;
     }
-    ml_admin_set_hooks(node.admin, &admin_hooks, &node);
+    ml_admin_set_hooks(node.admin, node.workers != NULL ? &admin_hooks_workers : &admin_hooks,
+                       &node);
     if (ml_loop_watch_signal(node.loop, SIGHUP, on_sighup, &node) < 0) {
         ML_LOG_WRN("SIGHUP cannot be watched: a changed file needs a restart or POST /config");
     }
@@ -382,6 +472,10 @@ int ml_node_run(const struct ml_node_options *o)
         ML_LOG_WRN("NOTIFY_SOCKET: cannot tell the service manager we are ready: %s",
                    strerror(-rv));
     }
+    if ((rv = ml_workers_start(node.workers)) < 0) {
+        fprintf(stderr, "meshlet: workers: cannot start their threads: %s\n", strerror(-rv));
+        goto out;
+    }
     ml_notify_ready(node.notify);
     rv = ml_loop_run(node.loop);
     ml_notify_stopping(node.notify);
@@ -391,8 +485,12 @@ int ml_node_run(const struct ml_node_options *o)
         ml_fleet_client_free(node.fleet);
         node.fleet = NULL;
         ml_node_apply_shutdown(&node);
+        ml_workers_drain(node.workers, node.snap->node.drain_timeout_ms);
         ml_proxy_drain(node.proxy, node.snap->node.drain_timeout_ms);
         rv = ml_loop_run(node.loop);
+        if (rv == 0 && ml_loop_signal(node.loop) == 0) {
+            ml_workers_wait(node.workers); /* the others drain within the same timeout */
+        }
     }
     code = rv < 0 ? EXIT_CANNOT_START : EXIT_USABLE;
 
@@ -403,6 +501,7 @@ out:
         ml_node_apply_shutdown(&node);
     }
     ml_admin_free(node.admin);
+    ml_workers_free(node.workers);
     ml_proxy_free(node.proxy);
     ml_notify_free(node.notify);
     ml_loop_free(node.loop);

@@ -16,6 +16,7 @@ struct ml_proxy;
 struct ml_admin;
 struct ml_fleet_client;
 struct ml_notify;
+struct ml_workers;
 
 /* Applies that may wait behind the one in progress; more are refused ("busy"). */
 #define ML_NODE_MAX_QUEUED_APPLIES 4
@@ -35,7 +36,8 @@ struct ml_node {
     const char *config_path;
     char *state_dir;            /* from the local file at start (ml_malloc) */
     struct ml_snapshot *snap;   /* the config in force (a reference) */
-    struct ml_proxy *proxy;
+    struct ml_proxy *proxy;     /* worker 0's */
+    struct ml_workers *workers; /* workers 1..N-1 ([node] workers); NULL: one worker */
     struct ml_admin *admin;          /* NULL: admin = off */
     struct ml_fleet_client *fleet;   /* NULL: no [fleet] in the running config */
     struct ml_notify *notify;        /* NULL: no service manager to tell (core/notify.h) */

@@ -105,6 +105,8 @@ class Bench:
         self.idle = {}
 
     def spawn(self, argv, name, cpu):
+        if self.pin and cpu == 1 and self.a.workers > 1:
+            cpu = f"0-{os.cpu_count() - 1}"  # --workers N: the proxies' threads get every CPU
         if self.pin:
             argv = ["taskset", "-c", str(cpu)] + argv
         out = open(os.path.join(self.tmp, name + ".log"), "w")
@@ -151,7 +153,7 @@ class Bench:
             f.write(f"frontend=127.0.0.1,{PORTS['nghttpx']};no-tls\n")
             for port in BACKENDS:
                 f.write(f"backend=127.0.0.1,{port};;proto=h2\n")
-            f.write("workers=1\nsingle-process=yes\nno-via=yes\n")
+            f.write(f"workers={a.workers}\nsingle-process=yes\nno-via=yes\n")
             f.write(f"errorlog-file={self.tmp}/nghttpx.err\n")
         p = self.spawn(["nghttpx", f"--conf={nconf}"], "nghttpx", 1)
         wait_port(PORTS["nghttpx"], p, "nghttpx")
@@ -159,7 +161,7 @@ class Bench:
 
         hconf = os.path.join(self.tmp, "haproxy.cfg")
         with open(hconf, "w") as f:
-            f.write("global\n    nbthread 1\n    maxconn 1000\n"
+            f.write(f"global\n    nbthread {a.workers}\n    maxconn 1000\n"
                     "defaults\n    mode http\n    timeout connect 1s\n"
                     "    timeout client 30s\n    timeout server 30s\n"
                     f"frontend fe\n    bind 127.0.0.1:{PORTS['haproxy']} proto h2\n"
@@ -188,6 +190,8 @@ class Bench:
                 if "=" in line and k in repl:
                     line = f"{k} = {repl[k]}"
                 f.write(line + "\n")
+                if line.strip() == "[node]" and self.a.workers > 1:
+                    f.write(f"workers = {self.a.workers}\n")  # --workers N
         p = self.spawn([binary, "-c", conf], name, 1)
         wait_port(PORTS[name], p, name)
         self.pids[name] = p.pid
@@ -325,6 +329,10 @@ def main():
     ap.add_argument("--meshlet", default=os.path.join(ROOT, "build", "host", "meshlet"))
     ap.add_argument("--meshlet-b", metavar="PATH",
                     help="a second meshlet binary (A/B: another build), target 'meshlet-b' on :15004")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="N event loops/threads per proxy: meshlet [node] workers, nghttpx "
+                         "workers (single-process), HAProxy nbthread; N > 1 lets the proxies "
+                         "run on every CPU (pinning keeps backends and h2load on CPU 0)")
     ap.add_argument("--backend", default=os.path.join(ROOT, "build", "bench", "h2_backend"))
     a = ap.parse_args()
     targets = a.targets.split(",")
@@ -354,7 +362,7 @@ def main():
         signal.signal(signal.SIGTERM, old)
     print(f"{ver}; nghttpx {subprocess.run(['nghttpx', '--version'], capture_output=True, text=True).stdout.split()[-1]}; "
           f"{subprocess.run(['haproxy', '-v'], capture_output=True, text=True).stdout.split(chr(10))[0].split(' - ')[0]}; "
-          f"{os.cpu_count()} CPUs; {took:.0f} s of runs")
+          f"{os.cpu_count()} CPUs; {a.workers} worker(s) per proxy; {took:.0f} s of runs")
     print()
     print(report(res, scenarios, targets, b.idle, a.rounds))
 

@@ -55,6 +55,7 @@ def attacks(workdir, other_port):
                                 [(2, "node", "access_log")]),
         "state-dir-elsewhere": (f"[node]\nstate_dir = {workdir}/elsewhere\n",
                                 [(2, "node", "state_dir")]),
+        "workers-changed": ("[node]\nworkers = 2\n", [(2, "node", "workers")]),
         "fleet-repointed-to-ws": (f"\n[fleet]\nurl = ws://127.0.0.1:{other_port}/fleet/v1\n"
                                   "insecure = on\n",
                                   [(3, "fleet", "url"), (4, "fleet", "insecure")]),
@@ -62,7 +63,7 @@ def attacks(workdir, other_port):
 
 
 ATTACKS = ["admin-to-the-network", "access-log-anywhere", "state-dir-elsewhere",
-           "fleet-repointed-to-ws"]
+           "workers-changed", "fleet-repointed-to-ws"]
 
 
 def assert_refused_lines(error, want):

@@ -70,6 +70,8 @@ EFFECT_TESTS = {
     ("node", "access_log_format"): "tests/integration/test_logs.py::"
                                    "test_access_log_has_client_request_id_reason_and_us_durations",
     ("node", "state_dir"): "tests/integration/test_cli.py::test_run_creates_a_missing_state_dir",
+    ("node", "workers"): "tests/integration/test_workers.py::"
+                         "test_two_workers_spread_connections_and_sum_stats",
     ("node", "drain_timeout"): "tests/integration/test_deadlines_and_drain.py::"
                                "test_sigterm_resets_calls_still_running_at_drain_timeout",
     ("node", "labels"): "tests/integration/test_rollout.py::"
@@ -219,6 +221,7 @@ ASKS = {
     ("node", "access_log_format"): ["json", "logfmt"],
     ("node", "state_dir"): ["/tmp/meshlet-state"],
     ("node", "drain_timeout"): ["1s"],
+    ("node", "workers"): ["2", "1"],
     ("fleet", "url"): ["ws://127.0.0.1:9443/x"],
     # certificate files are read by the check: in a directory this machine lacks they are not
     # (a config checked off its board), test_cert_checks.py checks real ones
