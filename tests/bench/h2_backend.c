@@ -13,9 +13,9 @@
  *
  * DELAY_MS > 0: a backend that answers late (bench.py's pending deadlines): every request is
  * held DELAY_MS after its END_STREAM, then answered as above. Requests wait in a FIFO per
- * connection (one delay for all: FIFO order is due order); a reset stream's answer is dropped by
- * nghttp2. Prints "held N" on stdout each time the number of held requests reaches a multiple
- * of 1000, so a benchmark can wait for its load to be in place.
+ * connection (one delay for all: FIFO order is due order); a stream reset meanwhile is skipped.
+ * Prints "held N" on stdout each time the number of held requests (streams still open) reaches
+ * a multiple of 1000 (0 too), so a benchmark can wait for its load to be in place and gone.
  */
 #define _GNU_SOURCE
 #include <nghttp2/nghttp2.h>
@@ -58,7 +58,8 @@ static size_t g_msg_len;
 static int g_ep;
 static volatile sig_atomic_t g_stop;
 static uint64_t g_delay_ms;
-static size_t g_held; /* requests held, all connections */
+static size_t g_held; /* requests held on streams still open, all connections */
+static char g_mark;   /* stream user data of a held stream */
 static struct conn *g_conns;
 
 static uint64_t now_ms(void)
@@ -107,6 +108,16 @@ static void answer(nghttp2_session *s, int32_t sid)
     }
 }
 
+/* Counts held requests in or out; says the count at each multiple of 1000 (0 included). */
+static void held_add(int d)
+{
+    g_held += (size_t)(ssize_t)d;
+    if (g_held % 1000 == 0) {
+        printf("held %zu\n", g_held);
+        fflush(stdout);
+    }
+}
+
 static int hold(struct conn *c, int32_t sid)
 {
     if (c->held_len == c->held_cap) {
@@ -126,13 +137,11 @@ static int hold(struct conn *c, int32_t sid)
             c->held_cap = cap;
         }
     }
+    nghttp2_session_set_stream_user_data(c->s, sid, &g_mark);
     c->held[c->held_len].sid = sid;
     c->held[c->held_len].due_ms = now_ms() + g_delay_ms;
     c->held_len++;
-    if (++g_held % 1000 == 0) {
-        printf("held %zu\n", g_held);
-        fflush(stdout);
-    }
+    held_add(1);
     return 0;
 }
 
@@ -140,10 +149,25 @@ static int hold(struct conn *c, int32_t sid)
 static uint64_t answer_due(struct conn *c, uint64_t now)
 {
     while (c->held_head < c->held_len && c->held[c->held_head].due_ms <= now) {
-        answer(c->s, c->held[c->held_head++].sid);
-        g_held--;
+        int32_t sid = c->held[c->held_head++].sid;
+
+        if (nghttp2_session_get_stream_user_data(c->s, sid) == &g_mark) { /* still open */
+            nghttp2_session_set_stream_user_data(c->s, sid, NULL);
+            held_add(-1);
+            answer(c->s, sid);
+        }
     }
     return c->held_head < c->held_len ? c->held[c->held_head].due_ms : UINT64_MAX;
+}
+
+static int on_stream_close(nghttp2_session *s, int32_t sid, uint32_t error_code, void *ud)
+{
+    (void)error_code;
+    (void)ud;
+    if (nghttp2_session_get_stream_user_data(s, sid) == &g_mark) { /* reset while held */
+        held_add(-1);
+    }
+    return 0;
 }
 
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
@@ -161,8 +185,12 @@ static void conn_free(struct conn *c)
 {
     epoll_ctl(g_ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
+    for (size_t i = c->held_head; i < c->held_len; i++) { /* session_del calls no callbacks */
+        if (nghttp2_session_get_stream_user_data(c->s, c->held[i].sid) == &g_mark) {
+            held_add(-1);
+        }
+    }
     nghttp2_session_del(c->s);
-    g_held -= c->held_len - c->held_head;
     if (c->prev != NULL) {
         c->prev->next = c->next;
     } else {
@@ -320,6 +348,7 @@ int main(int argc, char **argv)
 
     nghttp2_session_callbacks_new(&cbs);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
     const nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1024 * 1024},
