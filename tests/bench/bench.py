@@ -30,8 +30,10 @@ routed to a fourth h2_backend on :50054 that answers after --pending-delay secon
 gives them a deadline, so N deadline timers and N stall checks are pending) while a second h2load
 runs the 1x100 unary calls: CPU per 10k calls then, beside the same round's 1x100 without them.
 The RSS growth while they are held, per held call, is the memory of one pending call (its
-downstream connection's share included). --conn-mem K: KiB per idle h2c connection (K connections opened, preface and
-SETTINGS exchanged, held; RSS after minus before), once after the warm-up.
+downstream connection's share included; round 1's: later rounds reuse what earlier ones freed). --conn-mem K: KiB per idle
+h2c connection (K connections opened, preface and SETTINGS exchanged, held; RSS after minus
+before), once after the warm-up; then VmHWM is reset (/proc/PID/clear_refs), so the VmHWM column
+is the scenarios' peak (memory the connections left behind, if the allocator kept it, included).
 """
 import argparse
 import os
@@ -418,6 +420,12 @@ class Bench:
             for s_ in socks:
                 s_.close()
             out[t] = (r1 - r0) / self.a.conn_mem
+            time.sleep(0.3)
+            try:  # VmHWM from here on: the scenarios' peak, not these connections'
+                with open(f"/proc/{pid}/clear_refs", "w") as f:
+                    f.write("5")
+            except OSError as e:
+                log(f"conn-mem {t}: cannot reset VmHWM ({e}): the VmHWM column includes them")
             log(f"conn-mem {t}: {self.a.conn_mem} idle connections: +{r1 - r0} KiB")
         return out
 
@@ -476,13 +484,14 @@ def report(res, scenarios, targets, idle, rounds, conn_kib=None):
     pend = [t for t in targets if ("pending", t) in res]
     if pend:
         out += ["", "| target | held calls | 1x100 calls/s alone | with them held | "
-                "CPU s / 10k alone | with them held | (min–max) | ratio | KiB per held call |",
+                "CPU s / 10k alone | with them held | (min–max) | ratio | KiB per held call (round 1) |",
                 "|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
         for t in pend:
             p, b = res[("pending", t)], res.get(("1x100", t))
             alone = b["cpu"] / b["ok"] * 10000 if b and b["ok"] else float("nan")
             held = p["cpu"] / p["ok"] * 10000 if p["ok"] else float("nan")
-            kib = f"{med(p['kib']):.2f}" if p["kib"] else "—"
+            # round 1's: later rounds reuse memory freed by the earlier ones
+            kib = f"{p['kib'][0]:.2f}" if p["kib"] else "—"
             out.append(f"| {t} | {min(p['held']):,}–{max(p['held']):,} | "
                        f"{med(b['rps']) if b else float('nan'):,.0f} | {med(p['rps']):,.0f} | "
                        f"{alone:.3f} | {held:.3f} | {spread(p['cpu_r'], '{:.3f}')} | "
