@@ -314,6 +314,55 @@ test_ten_thousand_pending_timers_each_run_once_in_order_and_cancelled_ones_never
     free(r);
 }
 
+static void
+test_each_allocation_of_a_new_timer_failing_leaves_nothing_and_the_others_working(void **state)
+{
+    struct run r = {.loop = ml_loop_new(), .stop_at = 1};
+    struct probe armed = {0};
+    struct ml_timer *t;
+    long k;
+
+    assert_non_null(r.loop);
+    /* on a loop without timers: the loop's timer state, its heap, the timer */
+    for (k = 0;; k++) {
+        ml_alloc_fail_after(k);
+        t = ml_timer_new(r.loop, on_fire, &armed);
+        ml_alloc_fail_after(-1);
+        if (t != NULL) {
+            break;
+        }
+        assert_null(r.loop->timers); /* nothing half made stays behind */
+    }
+    assert_int_equal(k, 3);
+    ml_timer_free(t);
+    assert_null(r.loop->timers);
+    /* beside an armed timer, with the heap full (16 slots: the 16th new timer grows it) */
+    probe_init(&armed, &r, 0);
+    ml_timer_arm(armed.timer, 20);
+    struct ml_timer *more[15];
+    for (int i = 0; i < 15; i++) {
+        assert_non_null(more[i] = ml_timer_new(r.loop, on_fire, &armed));
+    }
+    for (k = 0;; k++) {
+        ml_alloc_fail_after(k);
+        t = ml_timer_new(r.loop, on_fire, &armed);
+        ml_alloc_fail_after(-1);
+        if (t != NULL) {
+            break;
+        }
+        assert_true(ml_timer_armed(armed.timer));
+    }
+    assert_int_equal(k, 2); /* the heap's growth, the timer */
+    ml_timer_free(t);
+    for (int i = 0; i < 15; i++) {
+        ml_timer_free(more[i]);
+    }
+    run_for(r.loop, 10000);
+    assert_int_equal(armed.n_fired, 1);
+    ml_timer_free(armed.timer);
+    ml_loop_free(r.loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -325,6 +374,8 @@ int main(void)
         cmocka_unit_test(test_a_timer_rearmed_from_its_callback_runs_again_at_a_later_turn),
         cmocka_unit_test(
             test_ten_thousand_pending_timers_each_run_once_in_order_and_cancelled_ones_never),
+        cmocka_unit_test(
+            test_each_allocation_of_a_new_timer_failing_leaves_nothing_and_the_others_working),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
