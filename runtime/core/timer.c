@@ -4,8 +4,10 @@
 #include "core/loop.h"
 #include "core/loop_int.h"
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 /* The loop's pending timers live in a binary min-heap ordered by wake time, and only the
@@ -29,16 +31,7 @@
 
 #define US_PER_MS 1000u
 
-struct ml_timer {
-    struct ml_timers *timers;
-    ml_timer_fn *fn;
-    void *user;
-    uint64_t wake_us; /* the heap's key: when the loop next looks at this timer (monotonic us) */
-    uint64_t seq;     /* the heap's tie-break: equal wake times run in the order they were armed */
-    uint64_t due_ms;  /* ml_timer_arm_at: ml_time_now_ms() at which fn runs; 0 = armed relative */
-    uint32_t heap_at; /* index in timers->heap, or TIMER_NOT_ARMED: O(1) to find, O(log n) out */
-    uint32_t n_steps; /* times it woke before due_ms and waited again (since ml_timer_arm_at) */
-};
+/* struct ml_timer: core/timer-t.h. Its heap_at makes a cancel O(log n): no search. */
 
 /* One per loop (loop->timers): made by the first ml_timer_new, freed with the last
  * ml_timer_free. The slots grow in ml_timer_new (one per live timer, armed or not), so arming
@@ -224,14 +217,14 @@ static void on_sul(lws_sorted_usec_list_t *sul)
     sul_update(ts);
 }
 
-struct ml_timer *ml_timer_new(struct ml_loop *loop, ml_timer_fn *fn, void *user)
+int ml_timer_init(struct ml_timer *t, struct ml_loop *loop, ml_timer_fn *fn, void *user)
 {
     struct ml_timers *ts = loop->timers;
-    struct ml_timer *t;
 
+    memset(t, 0, sizeof(*t));
     if (ts == NULL) {
         if ((ts = ml_calloc(1, sizeof(*ts))) == NULL) {
-            return NULL;
+            return -ENOMEM;
         }
         ts->loop = loop;
         loop->timers = ts;
@@ -241,40 +234,52 @@ struct ml_timer *ml_timer_new(struct ml_loop *loop, ml_timer_fn *fn, void *user)
         struct ml_timer **heap = ml_realloc(ts->heap, n * sizeof(*heap));
 
         if (heap == NULL) {
-            goto fail;
+            if (ts->n_live == 0 && !ts->firing) {
+                timers_free(ts);
+            }
+            return -ENOMEM;
         }
         ts->heap = heap;
         ts->n_slots = n;
-    }
-    if ((t = ml_calloc(1, sizeof(*t))) == NULL) {
-        goto fail;
     }
     t->timers = ts;
     t->fn = fn;
     t->user = user;
     t->heap_at = TIMER_NOT_ARMED;
     ts->n_live++;
-    return t;
+    return 0;
+}
 
-fail:
-    if (ts->n_live == 0 && !ts->firing) {
+void ml_timer_deinit(struct ml_timer *t)
+{
+    struct ml_timers *ts = t->timers;
+
+    if (ts == NULL) {
+        return;
+    }
+    ml_timer_disarm(t);
+    t->timers = NULL;
+    if (--ts->n_live == 0 && !ts->firing) {
         timers_free(ts);
     }
-    return NULL;
+}
+
+struct ml_timer *ml_timer_new(struct ml_loop *loop, ml_timer_fn *fn, void *user)
+{
+    struct ml_timer *t = ml_malloc(sizeof(*t));
+
+    if (t != NULL && ml_timer_init(t, loop, fn, user) < 0) {
+        ml_free(t);
+        t = NULL;
+    }
+    return t;
 }
 
 void ml_timer_free(struct ml_timer *t)
 {
-    struct ml_timers *ts;
-
-    if (t == NULL) {
-        return;
-    }
-    ts = t->timers;
-    ml_timer_disarm(t);
-    ml_free(t);
-    if (--ts->n_live == 0 && !ts->firing) {
-        timers_free(ts);
+    if (t != NULL) {
+        ml_timer_deinit(t);
+        ml_free(t);
     }
 }
 
@@ -301,14 +306,14 @@ uint32_t ml_timer_steps(const struct ml_timer *t)
 
 void ml_timer_disarm(struct ml_timer *t)
 {
-    if (t->heap_at != TIMER_NOT_ARMED) {
+    if (t->timers != NULL && t->heap_at != TIMER_NOT_ARMED) {
         heap_remove(t->timers, t);
     }
 }
 
 bool ml_timer_armed(const struct ml_timer *t)
 {
-    return t->heap_at != TIMER_NOT_ARMED;
+    return t->timers != NULL && t->heap_at != TIMER_NOT_ARMED;
 }
 
 uint64_t ml_time_now_ms(void)

@@ -8,6 +8,7 @@
 #include "core/loop.h"
 #include "core/loop_int.h" /* stop */
 
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -363,6 +364,51 @@ test_each_allocation_of_a_new_timer_failing_leaves_nothing_and_the_others_workin
     ml_loop_free(r.loop);
 }
 
+static void test_an_embedded_timer_runs_like_an_allocated_one_and_costs_no_allocation(void **state)
+{
+    struct run r = {.loop = ml_loop_new(), .stop_at = 2};
+    struct probe keep = {0}, emb = {0};
+    struct ml_timer t = {0}, failed;
+
+    assert_non_null(r.loop);
+    ml_timer_deinit(&t); /* zeroed: a no-op */
+    assert_false(ml_timer_armed(&t));
+    probe_init(&keep, &r, 0); /* the loop's heap exists, with room */
+    emb.run = &r;
+    emb.id = 1;
+    /* a call's deadline embedded in the call: init, arm, fire, deinit without one allocation */
+    ml_alloc_fail_after(0);
+    assert_int_equal(ml_timer_init(&t, r.loop, on_fire, &emb), 0);
+    emb.timer = &t;
+    ml_timer_arm_at(&t, ml_time_now_ms() + 5);
+    ml_timer_arm(keep.timer, 20);
+    assert_int_equal(ml_alloc_fail_after(-1), 0);
+    run_for(r.loop, 10000); /* (its guard timer is allocated) */
+    assert_int_equal(emb.n_fired, 1);
+    assert_int_equal(keep.n_fired, 1);
+    ml_alloc_fail_after(0);
+    ml_timer_arm(&t, 5000);
+    ml_timer_deinit(&t); /* armed: disarms; it never runs */
+    ml_timer_deinit(&t); /* twice: a no-op */
+    assert_int_equal(ml_alloc_fail_after(-1), 0);
+    /* an init that fails (the heap must grow, the allocation fails) leaves a no-op timer */
+    struct ml_timer *more[15];
+    for (int i = 0; i < 15; i++) {
+        assert_non_null(more[i] = ml_timer_new(r.loop, on_fire, &emb));
+    }
+    ml_alloc_fail_after(0);
+    assert_int_equal(ml_timer_init(&failed, r.loop, on_fire, &emb), -ENOMEM);
+    ml_alloc_fail_after(-1);
+    assert_false(ml_timer_armed(&failed));
+    ml_timer_deinit(&failed);
+    for (int i = 0; i < 15; i++) {
+        ml_timer_free(more[i]);
+    }
+    ml_timer_free(keep.timer);
+    assert_null(r.loop->timers);
+    ml_loop_free(r.loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -376,6 +422,7 @@ int main(void)
             test_ten_thousand_pending_timers_each_run_once_in_order_and_cancelled_ones_never),
         cmocka_unit_test(
             test_each_allocation_of_a_new_timer_failing_leaves_nothing_and_the_others_working),
+        cmocka_unit_test(test_an_embedded_timer_runs_like_an_allocated_one_and_costs_no_allocation),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
