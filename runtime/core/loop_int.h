@@ -10,6 +10,8 @@
 #include <pthread.h>
 #include <stdbool.h>
 
+struct ml_timers;
+
 struct ml_loop {
     struct lws_context *lws;
     struct lws_vhost *client_vhost; /* sock.c: the vhost of outgoing connections; made on the
@@ -23,6 +25,8 @@ struct ml_loop {
     bool follower; /* ml_loop_set_follower: SIGINT/SIGTERM do not stop it, ml_loop_stop does */
     uint32_t timer_step_max_ms; /* timer.c: the longest single wait of ml_timer_arm_at; 0 = its
                                    default (49.7 days). Tests lower it to see the steps. */
+    struct ml_timers *timers;   /* timer.c: the pending timers (a heap) and their one lws sul;
+                                   made by the first ml_timer_new, freed with the last timer */
     int signal;                 /* SIGINT or SIGTERM ended the last ml_loop_run; 0 = none */
     pthread_mutex_t posts_lock; /* guards posts: the one field other threads touch */
     struct ml_list posts;       /* ml_loop_post's queue (struct ml_loop_post), FIFO */

@@ -3,20 +3,23 @@
 #define ML_CORE_TIMER_H
 
 #include "core/loop-t.h"
+#include "core/timer-t.h"
 
 #include <stdbool.h>
 #include <stdint.h>
-
-struct ml_timer;
-
-/* Runs on the loop when the timer fires; the timer is disarmed by then and may be re-armed or
- * freed from here. */
-typedef void ml_timer_fn(void *user);
 
 /* A disarmed timer that will call fn(user); NULL when out of memory. Free with ml_timer_free. */
 struct ml_timer *ml_timer_new(struct ml_loop *loop, ml_timer_fn *fn, void *user);
 /* Disarms and frees; NULL is a no-op. fn never runs afterwards. */
 void ml_timer_free(struct ml_timer *t);
+
+/* The same for a timer the caller embeds: 0, or -ENOMEM (t is then left uninitialised and
+ * ml_timer_deinit of it a no-op). It allocates only when the loop has more timers than it ever
+ * had (its heap grows), so in a steady state never. */
+int ml_timer_init(struct ml_timer *t, struct ml_loop *loop, ml_timer_fn *fn, void *user);
+/* Disarms; fn never runs afterwards. A zeroed or failed-init timer is a no-op; twice too (and
+ * ml_timer_disarm and ml_timer_armed take such a timer as disarmed; the arms need an init). */
+void ml_timer_deinit(struct ml_timer *t);
 
 /* (Re)arms the timer to fire delay_ms from now (0: at the next turn of the loop). */
 void ml_timer_arm(struct ml_timer *t, uint32_t delay_ms);

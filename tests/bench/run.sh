@@ -3,6 +3,7 @@
 # A benchmark, not a test: CI does not run it. Results and how to read them: tests/bench/README.md.
 #
 #   tests/bench/run.sh [--rounds N] [--n1 N] [--n100 N] [--n10x10 N] [--cap SECONDS] [--no-pin]
+#                      [--scenarios 1x1,1x100,10x10] [--sweep] [--pending N] [--conn-mem K]
 #                      [--targets direct,meshlet,nghttpx,haproxy] [--meshlet PATH] [--meshlet-b PATH]
 #   --meshlet-b PATH   A/B: also run a second meshlet build (target meshlet-b, :15004, admin :15005)
 #
