@@ -28,6 +28,8 @@ PKGS=(
 	# integration tests: real gRPC peers, pytest, WebSocket fleet peer, h2load/nghttp,
 	# python3-h2 for bare HTTP/2 peers (an upstream that sends GOAWAY)
 	python3-grpcio python3-pytest python3-websockets nghttp2-client python3-h2
+	# the fleet over MQTT: a real broker and the tests' controller (test_fleet_mqtt)
+	mosquitto python3-paho-mqtt
 	# pytest -n: the ARM board's integration run under qemu-user (tests/run.sh)
 	python3-pytest-xdist
 	# strace stalls a save (fsync) to test SIGTERM during it: test_state_dir_trust

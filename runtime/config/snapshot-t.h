@@ -91,7 +91,8 @@ struct ml_cfg_fleet {
     int line;     /* its header line */
     int end_line; /* the next section's header line as the parser read it; 0: to the end */
     const char *url;
-    bool url_tls;         /* wss:// */
+    bool url_tls;         /* wss:// or mqtts:// */
+    bool url_mqtt;        /* mqtt:// or mqtts:// (fleet/mqtt.c) */
     const char *url_host; /* host part of url, arena-owned */
     uint16_t url_port;
     const char *url_path;

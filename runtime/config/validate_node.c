@@ -145,30 +145,62 @@ static int split_host_port(const char *hp, size_t n, const char **host, size_t *
     return 0;
 }
 
+/* The [fleet] url schemes: which transport (fleet/client.c's table picks it by the same
+ * prefixes), TLS or not, the default port. */
+struct url_scheme {
+    const char *prefix;
+    bool tls, mqtt;
+    uint16_t port;
+};
+
+static const struct url_scheme url_schemes[] = {
+    {"wss://", true, false, 443},
+    {"ws://", false, false, 80},
+    {"mqtts://", true, true, 8883},
+    {"mqtt://", false, true, 1883},
+};
+
 int ml_config_read_url(struct ml_config_vctx *c, const struct ml_key_def *k, const char *v,
                        int line, struct ml_cfg_fleet *f)
 {
-    static const char what[] = "wss://HOST[:PORT][/PATH] (ws:// only with insecure = on)";
+    static const char what[] = "wss://HOST[:PORT][/PATH] or mqtts://HOST[:PORT] (ws:// and "
+                               "mqtt:// only with insecure = on)";
+    const struct url_scheme *s = NULL;
     const char *rest, *slash, *host;
     size_t host_len;
     uint16_t port;
 
-    if (strncmp(v, "wss://", 6) == 0) {
-        f->url_tls = true;
-        rest = v + 6;
-        port = 443;
-    } else if (strncmp(v, "ws://", 5) == 0) {
-        f->url_tls = false;
-        rest = v + 5;
-        port = 80;
-    } else {
+    for (size_t i = 0; i < sizeof(url_schemes) / sizeof(url_schemes[0]) && s == NULL; i++) {
+        if (strncmp(v, url_schemes[i].prefix, strlen(url_schemes[i].prefix)) == 0) {
+            s = &url_schemes[i];
+        }
+    }
+    if (s == NULL) {
         return ml_config_bad_value(c, line, k, v, "%s", what);
     }
+    if (s->mqtt && !ML_HAVE_FLEET_MQTT) {
+        return ml_config_bad_value(c, line, k, v,
+                                   "wss://HOST[:PORT][/PATH]: this build of meshlet has no fleet "
+                                   "over MQTT (%s is off)",
+                                   ML_SYMBOL_ML_HAVE_FLEET_MQTT);
+    }
+    f->url_tls = s->tls;
+    f->url_mqtt = s->mqtt;
+    rest = v + strlen(s->prefix);
+    port = s->port;
     slash = strchr(rest, '/');
     if (ml_config_has_space_or_ctl(rest) ||
         split_host_port(rest, slash ? (size_t)(slash - rest) : strlen(rest), &host, &host_len,
                         &port) < 0) {
         return ml_config_bad_value(c, line, k, v, "%s", what);
+    }
+    if (s->mqtt && slash != NULL) {
+        /* MQTT has no path: the topics say where messages go (runtime/fleet/README.md). A
+         * trailing "/" is refused too, so that no two spellings name the same broker. */
+        return ml_config_bad_value(c, line, k, v,
+                                   "%sHOST[:PORT] with nothing after the port (MQTT has no "
+                                   "path; the topics are fixed)",
+                                   s->prefix);
     }
     f->url = ml_config_strdup(c, v, strlen(v));
     f->url_host = ml_config_strdup(c, host, host_len);
@@ -277,14 +309,17 @@ void ml_config_check_fleet(struct ml_config_vctx *c, const struct ml_raw_section
     }
     if (f->url != NULL && !f->url_tls && !f->insecure) {
         ml_config_key_error(c, sec, sec->key_line[ML_K_fleet_url], "url",
-                            "expected wss:// (ws:// only with insecure = on), got \"%s\"",
+                            f->url_mqtt
+                                ? "expected mqtts:// (mqtt:// only with insecure = on), got \"%s\""
+                                : "expected wss:// (ws:// only with insecure = on), got \"%s\"",
                             ml_config_shown(f->url, got, sizeof(got)));
     }
     if (f->url != NULL && f->url_tls && f->ca == NULL) {
-        ml_config_key_error(
-            c, sec, sec->line, "ca",
-            "expected this key with a wss:// url (the controller's certificate is checked "
-            "against it), got nothing");
+        ml_config_key_error(c, sec, sec->line, "ca",
+                            f->url_mqtt ? "expected this key with an mqtts:// url (the broker's "
+                                          "certificate is checked against it), got nothing"
+                                        : "expected this key with a wss:// url (the controller's "
+                                          "certificate is checked against it), got nothing");
     }
     /* cert and key come together: the one missing is a missing key (header line, config/README.md).
      * A key given but unreadable was reported where it stands. */

@@ -18,6 +18,7 @@
 static const char *const features[] = {
     ML_IF_ENABLED(CONFIG_ML_ADMIN, ("admin",))
     ML_IF_ENABLED(CONFIG_ML_FLEET, ("fleet",))
+    ML_IF_ENABLED(CONFIG_ML_FLEET_MQTT, ("fleet-mqtt",))
     ML_IF_ENABLED(CONFIG_ML_CONTROLLER, ("controller",))
     ML_IF_ENABLED(CONFIG_ML_DNS, ("dns",))
     ML_IF_ENABLED(CONFIG_ML_HEALTH_CHECK, ("health_check",))

@@ -1,4 +1,7 @@
-/* The fleet client (client.h; the protocol: README.md) over libwebsockets' WebSocket client.
+/* The fleet client (client.h; the protocol: README.md): the protocol logic, whatever carries it.
+ * The transport (fleet/transport.h: ws.c, a WebSocket to the controller; mqtt.c, an MQTT broker)
+ * is picked by the url's scheme from the table below and owns its lws callback, which calls the
+ * ml_fleet_conn_* functions here.
  *
  * One connection at a time. Each attempt gets a number (conn_id): the wsi carries the client as
  * its opaque user data only while it is the current connection; the moment it stops being so
@@ -9,7 +12,9 @@
  *
  * TLS settings live on a vhost of our own (client_ssl_ca/cert/key), made on the shared context
  * before the first attempt and again at the first attempt after ml_fleet_client_update changed
- * [fleet]. Writes go out one envelope per LWS_CALLBACK_CLIENT_WRITEABLE from a small fixed queue.
+ * [fleet] (or the transport). Writes go out one envelope per WRITEABLE from a small fixed queue,
+ * through the transport's write; one it holds (MQTT: until the broker's PUBACK) stays at the head
+ * until the transport releases it.
  *
  * lws traps met here (4.3.5):
  * - a vhost makes its client TLS context only if ITS OWN creation info has
@@ -26,10 +31,12 @@
  *   it: a heap overflow at once for a message of a multiple of rx_buffer_size, "double free or
  *   corruption" for anything from about 80 KiB up. A bad message therefore never returns -1:
  *   drop_connection() detaches the wsi, stops reading and has lws kill it from its next service
- *   (no close frame). */
+ *   (no close frame). Over MQTT a bad message is only counted and skipped (transport.h,
+ *   bad_message_fatal). */
 #include "fleet/client.h"
 #include "fleet/client_int.h"
 
+#include "config/features.h"
 #include "core/alloc.h"
 #include "core/list.h"
 #include "core/log.h"
@@ -38,6 +45,7 @@
 #include "fleet/backoff.h"
 #include "fleet/envelope.h"
 #include "fleet/token.h"
+#include "fleet/transport.h"
 
 #include <errno.h>
 #include <libwebsockets.h>
@@ -49,7 +57,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define FLEET_PROTOCOL "meshlet.fleet.v1"
+/* The transports, by url scheme (config/validate.c accepts the same schemes). */
+static const struct ml_fleet_transport *const transports[] = {
+    &ml_fleet_ws_transport,
+#if ML_HAVE_FLEET_MQTT
+    &ml_fleet_mqtt_transport,
+#endif
+};
 
 /* Outgoing envelopes waiting for WRITEABLE: a Hello, a Status and the answers to pushes. More
  * than this means the controller does not read: further ones are dropped (counted in the log). */
@@ -63,11 +77,6 @@
 #define RX_KEEP_BYTES 16384
 /* An attempt that is not a WebSocket after this long is abandoned (DNS, TCP, TLS, upgrade). */
 #define CONNECT_TIMEOUT_MS 10000
-/* A connection with nothing from the controller for PING_AFTER_S gets a WebSocket PING; with no
- * answer (or anything else) by HANGUP_AFTER_S it is dropped: behind NAT a dead path otherwise
- * looks alive until TCP gives up on a Status, many minutes later. */
-#define PING_AFTER_S 30
-#define HANGUP_AFTER_S 90
 /* The largest envelope the node sends: a Nack with a whole error text, or a full Hello. */
 #define OUT_MAX_BYTES (ML_FLEET_ERROR_MAX + ML_FLEET_VERSION_MAX + 64)
 _Static_assert(ML_FLEET_VERSION_CHARS_MAX <= ML_FLEET_VERSION_MAX &&
@@ -88,7 +97,7 @@ struct cfg_copy {
 struct out_msg {
     uint8_t *buf; /* LWS_PRE bytes of headroom, then n bytes of envelope; owned */
     size_t n;
-    bool status; /* a Status: at most one is queued */
+    enum ml_fleet_msg_kind kind; /* at most one ML_FLEET_MSG_STATUS is queued */
 };
 
 struct pending_push {
@@ -107,7 +116,10 @@ enum state {
 struct ml_fleet_client {
     struct ml_loop *loop;
     struct lws_context *lws;
-    struct lws_vhost *vh; /* NULL until the next attempt makes it */
+    const struct ml_fleet_transport *tp; /* for cfg's url */
+    void *tstate;                        /* tp's, zeroed before each attempt */
+    size_t tstate_size;                  /* the largest of the table's */
+    struct lws_vhost *vh;                /* NULL until the next attempt makes it; made for tp */
     struct cfg_copy cfg;  /* what the current (or next) attempt uses */
     struct cfg_copy next; /* from ml_fleet_client_update, for the next attempt; mem NULL: none */
     bool has_next;
@@ -144,6 +156,8 @@ struct ml_fleet_client {
 
     struct out_msg out[OUT_QUEUE_MAX]; /* ring */
     unsigned out_head, out_n;
+    bool out_held; /* the head is out and waits for the transport's release (transport.h) */
+    bool rx_skip;  /* the message being received was refused: its pieces are dropped */
     struct pending_push pushes[PUSHES_MAX];
     unsigned push_next; /* where the next push goes when all slots are taken */
     uint8_t scratch[OUT_MAX_BYTES];
@@ -151,29 +165,13 @@ struct ml_fleet_client {
     struct ml_fleet_client_counters counters;
 };
 
-static const lws_retry_bo_t keepalive = {
-    .secs_since_valid_ping = PING_AFTER_S,
-    .secs_since_valid_hangup = HANGUP_AFTER_S,
-};
-
 static void start_attempt(struct ml_fleet_client *c);
-static int fleet_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                          void *in, size_t len);
-
-static const struct lws_protocols fleet_protocols[] = {
-    {
-        .name = FLEET_PROTOCOL,
-        .callback = fleet_callback,
-        .rx_buffer_size = 16 * 1024, /* chunks; messages are reassembled into c->rx */
-    },
-    LWS_PROTOCOL_LIST_TERM,
-};
 
 /* ---- text from the controller ------------------------------------------------------------- */
 
 /* s[0..n) as printable ASCII for a log line or a Nack: other bytes as \xHH (a backslash as \\),
  * cut at a whole escape to fit out[cap]. Returns out. */
-static const char *printable(const void *s, size_t n, char *out, size_t cap)
+const char *ml_fleet_printable(const void *s, size_t n, char *out, size_t cap)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = s;
@@ -206,6 +204,8 @@ static const char *printable(const void *s, size_t n, char *out, size_t cap)
     }
     return out;
 }
+
+#define printable ml_fleet_printable
 
 /* How many bytes of a decoded string field[cap] came off the wire: up to its last non-zero byte,
  * so that a NUL inside it counts (decode zeroes the envelope first; only trailing NULs are lost,
@@ -280,6 +280,21 @@ static bool cfg_same(const struct ml_cfg_fleet *a, const struct ml_cfg_fleet *b)
            a->insecure == b->insecure;
 }
 
+/* The transport for f's url (by its scheme), or NULL. */
+static const struct ml_fleet_transport *transport_for(const struct ml_cfg_fleet *f)
+{
+    for (size_t i = 0; f->url != NULL && i < sizeof(transports) / sizeof(transports[0]); i++) {
+        const struct ml_fleet_transport *t = transports[i];
+
+        /* url_tls (config/validate.c) says which of the two it is */
+        if (strncmp(f->url, t->scheme, strlen(t->scheme)) == 0 ||
+            strncmp(f->url, t->scheme_tls, strlen(t->scheme_tls)) == 0) {
+            return t;
+        }
+    }
+    return NULL;
+}
+
 /* Why cfg cannot be used, or NULL. */
 static const char *cfg_unusable(const struct ml_cfg_fleet *f)
 {
@@ -289,11 +304,16 @@ static const char *cfg_unusable(const struct ml_cfg_fleet *f)
     if (f->url == NULL || f->url_host == NULL || f->url_host[0] == '\0' || f->url_path == NULL) {
         return "no usable url";
     }
+    if (transport_for(f) == NULL) {
+        return "no transport for the url's scheme in this build (mqtt:// needs "
+               "CONFIG_ML_FLEET_MQTT)";
+    }
     if (!f->url_tls && !f->insecure) {
-        return "ws:// needs insecure = on";
+        return "a plain url (ws://, mqtt://) needs insecure = on";
     }
     if (f->url_tls && f->ca == NULL) {
-        return "wss:// needs ca (the controller's certificate is checked against it)";
+        return "a TLS url (wss://, mqtts://) needs ca (the peer's certificate is checked "
+               "against it)";
     }
     if ((f->cert == NULL) != (f->key == NULL)) {
         return "cert and key come together";
@@ -381,10 +401,11 @@ static void out_clear(struct ml_fleet_client *c)
         c->out_n--;
     }
     c->out_head = 0;
+    c->out_held = false;
 }
 
 /* Queues c->scratch[0..n) and asks for WRITEABLE. 0; -ENOBUFS (queue full); -ENOMEM. */
-static int out_push(struct ml_fleet_client *c, size_t n, bool status)
+static int out_push(struct ml_fleet_client *c, size_t n, enum ml_fleet_msg_kind kind)
 {
     struct out_msg *m;
 
@@ -397,9 +418,9 @@ static int out_push(struct ml_fleet_client *c, size_t n, bool status)
     }
     memcpy(m->buf + LWS_PRE, c->scratch, n);
     m->n = n;
-    m->status = status;
+    m->kind = kind;
     c->out_n++;
-    if (c->wsi != NULL) { /* NULL only under ml_fleet_client_feed */
+    if (c->wsi != NULL && !c->out_held) { /* NULL only under ml_fleet_client_feed */
         lws_callback_on_writable(c->wsi);
     }
     return 0;
@@ -408,31 +429,45 @@ static int out_push(struct ml_fleet_client *c, size_t n, bool status)
 static bool status_queued(const struct ml_fleet_client *c)
 {
     for (unsigned i = 0; i < c->out_n; i++) {
-        if (c->out[(c->out_head + i) % OUT_QUEUE_MAX].status) {
+        if (c->out[(c->out_head + i) % OUT_QUEUE_MAX].kind == ML_FLEET_MSG_STATUS) {
             return true;
         }
     }
     return false;
 }
 
-/* WRITEABLE: one envelope out. 0, or -1 to close (lws could not write). */
+static void out_pop(struct ml_fleet_client *c)
+{
+    struct out_msg *m = &c->out[c->out_head];
+
+    ml_free(m->buf);
+    m->buf = NULL;
+    c->out_head = (c->out_head + 1) % OUT_QUEUE_MAX;
+    c->out_n--;
+}
+
+/* WRITEABLE: one envelope out, through the transport. 0, or -1 to close (lws could not
+ * write). */
 static int out_send_one(struct ml_fleet_client *c, struct lws *wsi)
 {
     struct out_msg *m;
     int rv;
 
-    if (c->out_n == 0) {
+    if (c->out_n == 0 || c->out_held) {
         return 0;
     }
     m = &c->out[c->out_head];
-    rv = lws_write(wsi, m->buf + LWS_PRE, m->n, LWS_WRITE_BINARY);
-    ml_free(m->buf);
-    m->buf = NULL;
-    c->out_head = (c->out_head + 1) % OUT_QUEUE_MAX;
-    c->out_n--;
+    rv = c->tp->write(c->tstate, wsi, m->buf, m->n, m->kind);
     if (rv < 0) {
+        out_pop(c);
         snprintf(c->why, sizeof(c->why), "write failed");
         return -1;
+    }
+    if (rv == ML_FLEET_WRITE_SENT) {
+        out_pop(c);
+    } else {
+        c->out_held = true; /* until ml_fleet_conn_release */
+        return 0;
     }
     if (c->out_n > 0) {
         lws_callback_on_writable(wsi);
@@ -553,9 +588,12 @@ static void on_deadline(void *user)
     if (wsi != NULL) {
         lws_set_opaque_user_data(wsi, NULL);
         c->wsi = NULL;
-        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        lws_set_timeout(lws_get_network_wsi(wsi), PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
     }
-    conn_end(c, "no WebSocket after 10 s (DNS lookup, TCP connect, TLS or upgrade hung)");
+    snprintf(c->why, sizeof(c->why),
+             "no %s connection after 10 s (DNS lookup, TCP connect, TLS or %s hung)", c->tp->name,
+             c->tp == &ml_fleet_ws_transport ? "upgrade" : "CONNECT");
+    conn_end(c, c->why);
 }
 
 static void on_report(void *user)
@@ -589,7 +627,7 @@ static void on_report(void *user)
     s.endpoints_healthy = r.endpoints_healthy;
     s.endpoints_total = r.endpoints_total;
     if ((rv = ml_fleet_status_encode(&s, c->scratch, sizeof(c->scratch), &n)) < 0 ||
-        (rv = out_push(c, n, true)) < 0) {
+        (rv = out_push(c, n, ML_FLEET_MSG_STATUS)) < 0) {
         ML_LOG_WRN("fleet: c%u: Status not sent: %s", c->conn_id, strerror(-rv));
     }
 }
@@ -605,7 +643,7 @@ static int vhost_make(struct ml_fleet_client *c, char *why, size_t cap)
     memset(&info, 0, sizeof(info));
     info.vhost_name = "ml-fleet";
     info.port = CONTEXT_PORT_NO_LISTEN;
-    info.protocols = fleet_protocols;
+    info.protocols = c->tp->protocols;
     /* Without this flag on the vhost itself, lws makes no client TLS context for it. */
     info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.timeout_secs = CONNECT_TIMEOUT_MS / 1000;
@@ -639,10 +677,11 @@ static void start_attempt(struct ml_fleet_client *c)
         bool tls_same = str_eq(c->next.f.ca, c->cfg.f.ca) &&
                         str_eq(c->next.f.cert, c->cfg.f.cert) &&
                         str_eq(c->next.f.key, c->cfg.f.key) &&
-                        c->next.f.url_tls == c->cfg.f.url_tls;
+                        c->next.f.url_tls == c->cfg.f.url_tls && transport_for(&c->next.f) == c->tp;
 
         cfg_drop(&c->cfg);
         c->cfg = c->next;
+        c->tp = transport_for(&c->cfg.f); /* cfg_unusable made sure there is one */
         memset(&c->next, 0, sizeof(c->next));
         c->has_next = false;
         ml_fleet_backoff_set_bounds(&c->backoff, c->cfg.f.backoff.from_ms,
@@ -659,6 +698,7 @@ static void start_attempt(struct ml_fleet_client *c)
     c->why[0] = '\0';
     c->peer_close[0] = '\0';
     c->said_unknown = c->said_direction = false;
+    memset(c->tstate, 0, c->tstate_size);
     if (vhost_make(c, why, sizeof(why)) < 0) {
         conn_end(c, why);
         return;
@@ -668,15 +708,11 @@ static void start_attempt(struct ml_fleet_client *c)
     ci.vhost = c->vh;
     ci.address = c->cfg.f.url_host;
     ci.port = c->cfg.f.url_port;
-    ci.path = c->cfg.f.url_path;
-    ci.host = c->cfg.f.url_host; /* Host header, SNI and the name the certificate must carry */
-    ci.origin = c->cfg.f.url_host;
-    ci.protocol = FLEET_PROTOCOL;            /* Sec-WebSocket-Protocol we ask for */
-    ci.local_protocol_name = FLEET_PROTOCOL; /* our lws_protocols entry */
-    /* wss://: the chain must end at ca and the name must match; no ALLOW_* escape hatch. */
+    ci.host = c->cfg.f.url_host; /* SNI and the name the certificate must carry */
+    /* TLS: the chain must end at ca and the name must match; no ALLOW_* escape hatch. */
     ci.ssl_connection = c->cfg.f.url_tls ? LCCSCF_USE_SSL : 0;
     ci.opaque_user_data = c;
-    ci.retry_and_idle_policy = &keepalive;
+    c->tp->connect_info(c->tstate, c->id.node_id, &c->cfg.f, &ci);
     ML_LOG_DBG("fleet: c%u: connecting to %s", c->conn_id, c->cfg.f.url);
     c->connect_failed = false;
     c->in_connect = true;
@@ -713,7 +749,7 @@ static void established(struct ml_fleet_client *c, struct lws *wsi)
     c->counters.connects++;
     c->counters.connected = true;
     ML_LOG_INF("fleet: c%u: connected to %s", c->conn_id, c->cfg.f.url);
-    if ((rv = encode_hello(c, &n)) < 0 || (rv = out_push(c, n, false)) < 0) {
+    if ((rv = encode_hello(c, &n)) < 0 || (rv = out_push(c, n, ML_FLEET_MSG_HELLO)) < 0) {
         ML_LOG_ERR("fleet: c%u: cannot send the Hello: %s", c->conn_id, strerror(-rv));
     }
     ml_timer_arm(c->report, c->cfg.f.report_interval_ms);
@@ -759,17 +795,30 @@ static int drop_connection(struct ml_fleet_client *c, struct lws *wsi, const cha
 {
     if (wsi != NULL) { /* NULL only under ml_fleet_client_feed */
         lws_rx_flow_control(wsi, 0);
-        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        lws_set_timeout(lws_get_network_wsi(wsi), PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
     }
     conn_end(c, why);
     return 0;
 }
 
-/* A protocol error (the caller has logged it): counted, the connection dropped. */
+/* A protocol error (the caller has logged it): counted; the connection dropped when the peer
+ * itself sent it (transport.h, bad_message_fatal), else only the message is (the rest of its
+ * pieces skipped). */
 static int protocol_error(struct ml_fleet_client *c, struct lws *wsi, const char *why)
 {
     c->counters.protocol_errors++;
+    if (!c->tp->bad_message_fatal) {
+        c->rx_skip = true;
+        c->rx_len = 0;
+        return 0;
+    }
     return drop_connection(c, wsi, why);
+}
+
+/* What the log says happens after a protocol error. */
+static const char *after_error(const struct ml_fleet_client *c)
+{
+    return c->tp->bad_message_fatal ? "closing" : "ignored (the config stays)";
 }
 
 static void remember_push(struct ml_fleet_client *c, const meshlet_fleet_v1_Push *p)
@@ -808,7 +857,7 @@ static void refuse_push(struct ml_fleet_client *c, const meshlet_fleet_v1_Push *
                (unsigned long long)p->nonce, error);
     if ((rv = ml_fleet_nack_encode(shown, p->nonce, error, strlen(error), c->scratch,
                                    sizeof(c->scratch), &n)) < 0 ||
-        (rv = out_push(c, n, false)) < 0) {
+        (rv = out_push(c, n, ML_FLEET_MSG_ANSWER)) < 0) {
         ML_LOG_WRN("fleet: c%u: nack (nonce %llu) not sent: %s", c->conn_id,
                    (unsigned long long)p->nonce, strerror(-rv));
         return;
@@ -842,7 +891,7 @@ static int on_message(struct ml_fleet_client *c, struct lws *wsi)
     if (rv < 0) {
         snprintf(why, sizeof(why), "undecodable envelope of %zu bytes from the controller",
                  c->rx_len);
-        ML_LOG_WRN("fleet: c%u: %s: closing", c->conn_id, why);
+        ML_LOG_WRN("fleet: c%u: %s: %s", c->conn_id, why, after_error(c));
         return protocol_error(c, wsi, why);
     }
     if (c->env.which_msg != meshlet_fleet_v1_Envelope_push_tag) {
@@ -888,6 +937,10 @@ static int on_receive(struct ml_fleet_client *c, struct lws *wsi, const void *in
 
     if (f.first) {
         c->rx_len = 0;
+        c->rx_skip = false;
+    }
+    if (c->rx_skip) {
+        return 0; /* a piece of a message already refused (not fatal on this transport) */
     }
     if (!f.binary) {
         ML_LOG_WRN("fleet: c%u: text frame from the controller (fleet messages are binary): "
@@ -898,7 +951,7 @@ static int on_receive(struct ml_fleet_client *c, struct lws *wsi, const void *in
     if (len > ML_FLEET_MAX_MESSAGE_BYTES - c->rx_len) {
         snprintf(why, sizeof(why), "message over %d bytes (CONFIG_ML_FLEET_MAX_MESSAGE_BYTES)",
                  ML_FLEET_MAX_MESSAGE_BYTES);
-        ML_LOG_WRN("fleet: c%u: %s: closing", c->conn_id, why);
+        ML_LOG_WRN("fleet: c%u: %s: %s", c->conn_id, why, after_error(c));
         return protocol_error(c, wsi, why);
     }
     if ((rv = rx_reserve(c, len)) < 0) {
@@ -931,79 +984,127 @@ static void on_free_later(struct ml_defer *d)
     finish_free(ML_CONTAINER_OF(d, struct ml_fleet_client, free_later));
 }
 
-static int fleet_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                          void *in, size_t len)
+/* ---- what the transports' callbacks call (transport.h) ------------------------------------ */
+
+struct ml_fleet_client *ml_fleet_conn_enter(struct lws *wsi)
 {
     struct ml_fleet_client *c = wsi != NULL ? lws_get_opaque_user_data(wsi) : NULL;
-    int rv = 0;
 
     if (c == NULL) {
-        return 0; /* not ours any more (see the top of this file), or a vhost-level event */
+        return NULL; /* not ours any more (see the top of this file), or a vhost-level event */
     }
     if (!c->in_connect && wsi != c->wsi) {
-        lws_set_opaque_user_data(wsi, NULL); /* a stale connection: cut it loose */
-        return 0;
+        if (c->wsi != NULL && lws_get_network_wsi(wsi) == c->wsi) {
+            c->wsi = wsi; /* lws' MQTT client moved our connection onto its first stream */
+        } else {
+            lws_set_opaque_user_data(wsi, NULL); /* a stale connection: cut it loose */
+            return NULL;
+        }
     }
     c->depth++;
-    switch (reason) {
-    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        describe_failure(wsi, c->cfg.f.url_tls, in, len, c->why, sizeof(c->why));
-        lws_set_opaque_user_data(wsi, NULL);
-        if (c->in_connect) {
-            c->connect_failed = true; /* start_attempt handles it once lws returns */
-        } else {
-            c->wsi = NULL;
-            conn_end(c, c->why);
-        }
-        break;
-    case LWS_CALLBACK_CLIENT_ESTABLISHED:
-        established(c, wsi);
-        break;
-    case LWS_CALLBACK_CLIENT_RECEIVE:
-        rv = on_receive(c, wsi, in, len,
-                        (struct rx_flags){.first = lws_is_first_fragment(wsi) != 0,
-                                          .final = lws_is_final_fragment(wsi) != 0,
-                                          .binary = lws_frame_is_binary(wsi) != 0});
-        break;
-    case LWS_CALLBACK_CLIENT_WRITEABLE:
-        if (c->state == ST_CONNECTED && out_send_one(c, wsi) < 0) {
-            conn_end(c, c->why);
-            rv = -1;
-        }
-        break;
-    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        if (len >= 2 && in != NULL) {
-            const uint8_t *p = in;
-            char words[84]; /* the controller's words, escaped: they go into a log line */
+    return c;
+}
 
-            printable(p + 2, len - 2, words, sizeof(words));
-            snprintf(c->peer_close, sizeof(c->peer_close), "closed by the controller (%u%s%s)",
-                     (unsigned)(p[0] << 8 | p[1]), len > 2 ? ": " : "", words);
-        }
-        break;
-    case LWS_CALLBACK_CLIENT_CLOSED:
-        conn_end(c, c->peer_close[0] != '\0'
-                        ? c->peer_close
-                        : "closed by the controller (or no answer to pings for 90 s)");
-        break;
-    case LWS_CALLBACK_WSI_DESTROY:
-        /* lws ended it without telling us how: still an end. */
-        if (c->in_connect) {
-            lws_set_opaque_user_data(wsi, NULL);
-            c->connect_failed = true;
-        } else {
-            conn_end(c, c->state == ST_CONNECTED ? "connection lost" : "connection failed");
-        }
-        break;
-    default:
-        break;
-    }
+int ml_fleet_conn_leave(struct ml_fleet_client *c, int rv)
+{
     if (--c->depth == 0 && c->freed) {
         /* ml_fleet_client_free ran from on_push: finish once this callback is off the stack. */
         ml_loop_defer(c->loop, &c->free_later, on_free_later);
         return -1;
     }
     return rv;
+}
+
+void *ml_fleet_conn_state(struct ml_fleet_client *c)
+{
+    return c->tstate;
+}
+
+bool ml_fleet_conn_tls(const struct ml_fleet_client *c)
+{
+    return c->cfg.f.url_tls;
+}
+
+const char *ml_fleet_conn_node_id(const struct ml_fleet_client *c)
+{
+    return c->id.node_id;
+}
+
+void ml_fleet_conn_failed(struct ml_fleet_client *c, struct lws *wsi, const char *in, size_t len)
+{
+    describe_failure(wsi, c->cfg.f.url_tls, in, len, c->why, sizeof(c->why));
+    lws_set_opaque_user_data(wsi, NULL);
+    if (c->in_connect) {
+        c->connect_failed = true; /* start_attempt handles it once lws returns */
+    } else {
+        c->wsi = NULL;
+        conn_end(c, c->why);
+    }
+}
+
+void ml_fleet_conn_established(struct ml_fleet_client *c, struct lws *wsi)
+{
+    established(c, wsi);
+}
+
+int ml_fleet_conn_receive(struct ml_fleet_client *c, struct lws *wsi, const void *in, size_t len,
+                          bool first, bool final, bool binary)
+{
+    if (c->state != ST_CONNECTED) {
+        return 0;
+    }
+    return on_receive(c, wsi, in, len,
+                      (struct rx_flags){.first = first, .final = final, .binary = binary});
+}
+
+void ml_fleet_conn_refused(struct ml_fleet_client *c, struct lws *wsi, const char *why)
+{
+    ML_LOG_WRN("fleet: c%u: %s: %s", c->conn_id, why, after_error(c));
+    protocol_error(c, wsi, why);
+}
+
+int ml_fleet_conn_writeable(struct ml_fleet_client *c, struct lws *wsi)
+{
+    if (c->state == ST_CONNECTED && out_send_one(c, wsi) < 0) {
+        conn_end(c, c->why);
+        return -1;
+    }
+    return 0;
+}
+
+void ml_fleet_conn_release(struct ml_fleet_client *c, struct lws *wsi, bool delivered)
+{
+    if (c->state != ST_CONNECTED || !c->out_held) {
+        return;
+    }
+    c->out_held = false;
+    if (delivered && c->out_n > 0) {
+        out_pop(c);
+    }
+    if (c->out_n > 0) {
+        lws_callback_on_writable(wsi);
+    }
+}
+
+void ml_fleet_conn_peer_said(struct ml_fleet_client *c, const char *words)
+{
+    snprintf(c->peer_close, sizeof(c->peer_close), "%s", words);
+}
+
+void ml_fleet_conn_closed(struct ml_fleet_client *c, const char *why)
+{
+    conn_end(c, c->peer_close[0] != '\0' ? c->peer_close : why);
+}
+
+void ml_fleet_conn_destroyed(struct ml_fleet_client *c, struct lws *wsi)
+{
+    /* lws ended it without telling us how: still an end. */
+    if (c->in_connect) {
+        lws_set_opaque_user_data(wsi, NULL);
+        c->connect_failed = true;
+    } else {
+        conn_end(c, c->state == ST_CONNECTED ? "connection lost" : "connection failed");
+    }
 }
 
 /* ---- the API ------------------------------------------------------------------------------ */
@@ -1035,6 +1136,17 @@ int ml_fleet_client_new(struct ml_loop *loop, const struct ml_cfg_fleet *cfg,
     }
     c->loop = loop;
     c->lws = ml_loop_lws_context(loop);
+    c->tp = transport_for(cfg);
+    for (size_t i = 0; i < sizeof(transports) / sizeof(transports[0]); i++) {
+        /* the largest: a changed [fleet] may switch transports at a reconnect */
+        if (transports[i]->state_size > c->tstate_size) {
+            c->tstate_size = transports[i]->state_size;
+        }
+    }
+    if ((c->tstate = ml_calloc(1, c->tstate_size > 0 ? c->tstate_size : 1)) == NULL) {
+        rv = -ENOMEM;
+        goto fail_c;
+    }
     c->ops = ops;
     c->user = user;
     set_config_version(c, config_version);
@@ -1061,9 +1173,9 @@ int ml_fleet_client_new(struct ml_loop *loop, const struct ml_cfg_fleet *cfg,
     }
     ml_fleet_backoff_init(&c->backoff, cfg->backoff.from_ms, cfg->backoff.to_ms, seed);
     if (!cfg->url_tls) {
-        ML_LOG_WRN("fleet: INSECURE: %s is plain ws:// (insecure = on): the controller is not "
+        ML_LOG_WRN("fleet: INSECURE: %s is plain %s (insecure = on): the controller is not "
                    "authenticated and configurations travel unencrypted; for tests only",
-                   cfg->url);
+                   cfg->url, c->tp->scheme);
     }
     c->state = ST_WAITING;
     ml_timer_arm(c->retry, 0); /* the first attempt at once, from the loop */
@@ -1082,6 +1194,7 @@ fail_id:
 fail_cfg:
     cfg_drop(&c->cfg);
 fail_c:
+    ml_free(c->tstate);
     ml_free(c);
 fail:
     if (rv == -ENOMEM) {
@@ -1101,6 +1214,7 @@ static void finish_free(struct ml_fleet_client *c)
     ml_free(c->id_mem);
     cfg_drop(&c->next);
     cfg_drop(&c->cfg);
+    ml_free(c->tstate);
     ml_free(c);
 }
 
@@ -1114,14 +1228,22 @@ void ml_fleet_client_free(struct ml_fleet_client *c)
     ml_timer_free(c->report);
     c->retry = c->deadline = c->report = NULL;
     if (c->wsi != NULL) {
+        struct lws *wsi = c->wsi;
+
         /* Closed by lws_vhost_destroy (finish_free), or by lws once our callback returns -1. */
-        lws_set_opaque_user_data(c->wsi, NULL);
+        lws_set_opaque_user_data(wsi, NULL);
         c->wsi = NULL;
+        if (c->state == ST_CONNECTED && c->depth == 0 && c->tp->goodbye != NULL) {
+            /* A clean stop says so (MQTT: this node goes offline at once, not when the broker
+             * notices); what lws calls back meanwhile no longer reaches c. Not from inside one
+             * of our callbacks: lws is in the middle of that wsi. */
+            c->tp->goodbye(c->tstate, wsi);
+        }
     }
     c->counters.connected = false;
     if (c->depth > 0) {
         /* Inside our own callback (on_push): lws must not see the vhost destroyed under the
-         * wsi it is serving; fleet_callback returns -1 and defers the rest. */
+         * wsi it is serving; ml_fleet_conn_leave returns -1 and defers the rest. */
         c->freed = true;
         return;
     }
@@ -1156,7 +1278,8 @@ void ml_fleet_client_update(struct ml_fleet_client *c, const struct ml_cfg_fleet
     c->next = copy;
     c->has_next = true;
     if (!cfg->url_tls) {
-        ML_LOG_WRN("fleet: INSECURE: %s is plain ws:// (insecure = on); for tests only", cfg->url);
+        ML_LOG_WRN("fleet: INSECURE: %s is plain %s (insecure = on); for tests only", cfg->url,
+                   transport_for(cfg)->scheme);
     }
     ML_LOG_INF("fleet: [fleet] changed: %s is used from the next reconnect on", cfg->url);
 }
@@ -1194,7 +1317,7 @@ static int answer(struct ml_fleet_client *c, bool ack, const char *version, uint
                                               error ? n : 0, transient, c->scratch,
                                               sizeof(c->scratch), &len);
     if (rv == 0) {
-        rv = out_push(c, len, false);
+        rv = out_push(c, len, ML_FLEET_MSG_ANSWER);
     }
     if (rv < 0) {
         ML_LOG_WRN("fleet: c%u: %s of version %s (nonce %llu) not sent: %s", c->conn_id,
@@ -1233,19 +1356,55 @@ const struct ml_fleet_client_counters *ml_fleet_client_counters(const struct ml_
 
 /* ---- test hook (client_int.h) ------------------------------------------------------------- */
 
+/* What an attempt and a completed connection do (transport state made, Hello queued, report
+ * timer armed), with no socket. */
+static void fake_connect(struct ml_fleet_client *c)
+{
+    struct lws_client_connect_info ci;
+
+    if (c->state == ST_CONNECTED) {
+        return;
+    }
+    ml_timer_disarm(c->retry);
+    c->conn_id++;
+    c->said_unknown = c->said_direction = false;
+    memset(c->tstate, 0, c->tstate_size);
+    memset(&ci, 0, sizeof(ci));
+    c->tp->connect_info(c->tstate, c->id.node_id, &c->cfg.f, &ci);
+    established(c, NULL);
+}
+
+int ml_fleet_client_feed_mqtt(struct ml_fleet_client *c, const char *topic, uint32_t total,
+                              uint32_t pos, const void *in, size_t len)
+{
+#if ML_HAVE_FLEET_MQTT
+    if (c->tp != &ml_fleet_mqtt_transport) {
+        return -EINVAL;
+    }
+    if (c->freed) {
+        return -ECONNRESET;
+    }
+    fake_connect(c);
+    c->depth++;
+    ml_fleet_mqtt_rx(c, NULL, topic, topic != NULL ? strlen(topic) : 0, total, pos, in, len);
+    if (--c->depth == 0 && c->freed) {
+        finish_free(c); /* freed from on_push: no lws callback to wait for here */
+        return -ECONNRESET;
+    }
+    return c->state == ST_CONNECTED ? 0 : -ECONNRESET;
+#else
+    (void)c, (void)topic, (void)total, (void)pos, (void)in, (void)len;
+    return -ENOTSUP;
+#endif
+}
+
 int ml_fleet_client_feed(struct ml_fleet_client *c, const void *in, size_t len, bool first,
                          bool final, bool binary)
 {
     if (c->freed) {
         return -ECONNRESET;
     }
-    if (c->state != ST_CONNECTED) {
-        /* what a completed upgrade does (Hello queued, report timer armed), with no socket */
-        ml_timer_disarm(c->retry);
-        c->conn_id++;
-        c->said_unknown = c->said_direction = false;
-        established(c, NULL);
-    }
+    fake_connect(c);
     c->depth++;
     on_receive(c, NULL, in, len,
                (struct rx_flags){.first = first, .final = final, .binary = binary});

@@ -1,6 +1,7 @@
 /* The fleet client (README.md): one outbound WebSocket to the controller, subprotocol
- * meshlet.fleet.v1, over TLS (mbedTLS through libwebsockets) unless [fleet] insecure = on allows
- * ws://. It says Hello on every connect, sends a Status every report_interval, hands each Push to
+ * meshlet.fleet.v1, or one MQTT connection to a broker the controller also uses ([fleet] url =
+ * mqtts://, README.md "The fleet over MQTT"), over TLS (mbedTLS through libwebsockets) unless
+ * [fleet] insecure = on allows ws:// or mqtt://. It says Hello on every connect, sends a Status every report_interval, hands each Push to
  * the node (ops->on_push) and sends the node's Ack or Nack back. It reconnects with exponential
  * backoff and full jitter between the [fleet] backoff bounds, and resets the backoff once a
  * connection stayed up for the upper bound. The controller's host name is resolved with

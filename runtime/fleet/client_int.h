@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Hands in[0..len) to c as libwebsockets' CLIENT_RECEIVE would, with its first/final fragment
  * and binary-frame flags. A client that is not connected is first made so, as if an upgrade had
@@ -17,5 +18,12 @@
  * then gone). */
 int ml_fleet_client_feed(struct ml_fleet_client *c, const void *in, size_t len, bool first,
                          bool final, bool binary);
+
+/* The same through the MQTT transport (fleet/mqtt.c), as lws' MQTT_CLIENT_RX would: in[0..len)
+ * is the piece at pos of a PUBLISH of total payload bytes on topic (NUL-terminated). c's url must
+ * be mqtt:// or mqtts:// (else -EINVAL; -ENOTSUP in a build without CONFIG_ML_FLEET_MQTT). The
+ * node's own push topic is "meshlet/v1/node/<id>/push". Returns as ml_fleet_client_feed. */
+int ml_fleet_client_feed_mqtt(struct ml_fleet_client *c, const char *topic, uint32_t total,
+                              uint32_t pos, const void *in, size_t len);
 
 #endif

@@ -21,7 +21,7 @@ from conftest import Meshlet, meshlet_command, scaled
 from grpc_peers import channel, unary
 
 CALL_TIMEOUT = scaled(10)
-LEFT_OUT = {"admin", "fleet", "controller"}
+LEFT_OUT = {"admin", "fleet", "fleet-mqtt", "controller"}
 
 
 @pytest.fixture(scope="module")

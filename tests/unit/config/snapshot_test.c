@@ -779,8 +779,8 @@ static void test_host_names_in_dns_sni_and_fleet_url(void **state)
                   "2: [cluster c] dns: expected HOST:PORT (a host name and a port 1..65535), got "
                   "\"a_b.example:1\"\n"
                   "3: [cluster c] sni: expected a host name, got \"-x.y\"\n"
-                  "5: [fleet] url: expected wss://HOST[:PORT][/PATH] (ws:// only with insecure = "
-                  "on), got \"wss://a..b/f\"\n");
+                  "5: [fleet] url: expected wss://HOST[:PORT][/PATH] or mqtts://HOST[:PORT] "
+                  "(ws:// and mqtt:// only with insecure = on), got \"wss://a..b/f\"\n");
 }
 
 static void test_counts_are_checked_against_their_range(void **state)
