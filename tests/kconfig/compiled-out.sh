@@ -43,6 +43,12 @@ if [ "$CONTROLLER" != y ]; then
 	rc=$?
 	[ "$rc" = 64 ] || bad "controller exited $rc, not 64: $out"
 	case "$out" in *"CONFIG_ML_CONTROLLER is off"*) ;; *) bad "controller does not name its symbol: $out" ;; esac
+elif [ "$FLEET_MQTT" != y ]; then
+	# the controller's broker transport is left out with the node's
+	out=$(run controller --listen "127.0.0.1:$((20000 + $$ % 20000))" --configs "$tmp" --mqtt mqtt://127.0.0.1:1 --mqtt-insecure 2>&1)
+	rc=$?
+	[ "$rc" = 64 ] || bad "controller --mqtt exited $rc, not 64: $out"
+	case "$out" in *"CONFIG_ML_FLEET_MQTT is off"*) ;; *) bad "controller --mqtt does not name its symbol: $out" ;; esac
 fi
 [ "$fail" = 0 ] && echo "ok: compiled out and refused:${ADMIN:+}${ADMIN:- admin}${FLEET:+}${FLEET:- fleet}${CONTROLLER:+}${CONTROLLER:- controller}${FLEET_MQTT:+}${FLEET_MQTT:- fleet-mqtt}"
 exit "$fail"
