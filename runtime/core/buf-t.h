@@ -5,6 +5,15 @@
 
 struct ml_buf_chunk;
 
+/* Chunks kept for reuse by the buffers that share it (one per loop: the proxy's calls), so that a
+ * warm call path takes its chunks from here instead of the heap; at most max_chunks are kept,
+ * the rest go back to the heap. */
+struct ml_buf_spare {
+    struct ml_buf_chunk *chunks;
+    size_t n_chunks;
+    size_t max_chunks;
+};
+
 /* A byte queue as a chain of fixed-size chunks, with a hard cap: appending past max_bytes is
  * refused (-ENOBUFS), never grown. Holds no memory while empty. */
 struct ml_buf {
@@ -12,6 +21,7 @@ struct ml_buf {
     struct ml_buf_chunk *tail; /* appended to here */
     size_t len;                /* bytes held */
     size_t max_bytes;          /* cap on len */
+    struct ml_buf_spare *spare; /* where chunks come from and go to; NULL: the heap */
 };
 
 #endif

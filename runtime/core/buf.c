@@ -17,9 +17,60 @@ struct ml_buf_chunk {
 
 void ml_buf_init(struct ml_buf *b, size_t max_bytes)
 {
+    ml_buf_init_spare(b, max_bytes, NULL);
+}
+
+void ml_buf_init_spare(struct ml_buf *b, size_t max_bytes, struct ml_buf_spare *spare)
+{
     b->head = b->tail = NULL;
     b->len = 0;
     b->max_bytes = max_bytes;
+    b->spare = spare;
+}
+
+void ml_buf_spare_init(struct ml_buf_spare *s, size_t max_chunks)
+{
+    s->chunks = NULL;
+    s->n_chunks = 0;
+    s->max_chunks = max_chunks;
+}
+
+void ml_buf_spare_deinit(struct ml_buf_spare *s)
+{
+    while (s->chunks != NULL) {
+        struct ml_buf_chunk *next = s->chunks->next;
+
+        ml_free(s->chunks);
+        s->chunks = next;
+    }
+    s->n_chunks = 0;
+}
+
+static struct ml_buf_chunk *chunk_new(struct ml_buf *b)
+{
+    struct ml_buf_spare *s = b->spare;
+    struct ml_buf_chunk *c;
+
+    if (s != NULL && s->chunks != NULL) {
+        c = s->chunks;
+        s->chunks = c->next;
+        s->n_chunks--;
+        return c;
+    }
+    return ml_malloc(sizeof(*c));
+}
+
+static void chunk_free(struct ml_buf *b, struct ml_buf_chunk *c)
+{
+    struct ml_buf_spare *s = b->spare;
+
+    if (s != NULL && s->n_chunks < s->max_chunks) {
+        c->next = s->chunks;
+        s->chunks = c;
+        s->n_chunks++;
+        return;
+    }
+    ml_free(c);
 }
 
 void ml_buf_deinit(struct ml_buf *b)
@@ -28,7 +79,7 @@ void ml_buf_deinit(struct ml_buf *b)
 
     while (c != NULL) {
         struct ml_buf_chunk *next = c->next;
-        ml_free(c);
+        chunk_free(b, c);
         c = next;
     }
     b->head = b->tail = NULL;
@@ -45,10 +96,10 @@ int ml_buf_append(struct ml_buf *b, const uint8_t *p, size_t n)
     }
     /* Allocate every chunk needed first, so that a failure appends nothing. */
     for (size_t have = room; have < n; have += ML_BUF_CHUNK_BYTES) {
-        if ((c = ml_malloc(sizeof(*c))) == NULL) {
+        if ((c = chunk_new(b)) == NULL) {
             while (fresh != NULL) {
                 c = fresh->next;
-                ml_free(fresh);
+                chunk_free(b, fresh);
                 fresh = c;
             }
             return -ENOMEM;
@@ -101,7 +152,7 @@ size_t ml_buf_read(struct ml_buf *b, uint8_t *out, size_t cap)
             if (b->head == NULL) {
                 b->tail = NULL;
             }
-            ml_free(c);
+            chunk_free(b, c);
         }
     }
     b->len -= done;

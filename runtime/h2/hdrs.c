@@ -31,9 +31,22 @@ void ml_h2_hdrs_clear(struct ml_h2_hdrs *h)
 
 void ml_h2_hdrs_move(struct ml_h2_hdrs *dst, struct ml_h2_hdrs *src)
 {
-    ml_h2_hdrs_deinit(dst);
+    struct ml_h2_hdrs old = *dst;
+
+    /* A swap: src keeps dst's memory (emptied) for its next list, so that lists handed from
+     * a stream to a call and back allocate nothing once both have grown. */
     *dst = *src;
-    ml_h2_hdrs_init(src, src->max_list_bytes);
+    *src = old;
+    src->max_list_bytes = dst->max_list_bytes;
+    ml_h2_hdrs_clear(src);
+}
+
+void ml_h2_hdrs_trim(struct ml_h2_hdrs *h, size_t keep_bytes)
+{
+    if (h->cap_bytes + h->cap_fields * sizeof(*h->fields) > keep_bytes) {
+        ml_h2_hdrs_deinit(h);
+    }
+    ml_h2_hdrs_clear(h);
 }
 
 /* Grows *p (of *cap elements of size elem) to hold at least need, doubling; the bound on the

@@ -18,14 +18,25 @@
 
 struct ml_h2_stream *ml_h2_stream_new(struct ml_h2_conn *c, int32_t id)
 {
-    struct ml_h2_stream *s = ml_calloc(1, sizeof(*s));
+    struct ml_list *spare = ml_list_first(&c->spare_streams);
+    struct ml_h2_hdrs hdrs;
+    struct ml_h2_stream *s;
 
-    if (s == NULL) {
+    if (spare != NULL) {
+        /* A closed stream of this connection: its header list keeps its memory. */
+        ml_list_remove(spare);
+        c->n_spare_streams--;
+        s = ML_CONTAINER_OF(spare, struct ml_h2_stream, node);
+        hdrs = s->hdrs;
+        memset(s, 0, sizeof(*s));
+        s->hdrs = hdrs;
+    } else if ((s = ml_calloc(1, sizeof(*s))) != NULL) {
+        ml_h2_hdrs_init(&s->hdrs, c->settings.max_header_list_bytes);
+    } else {
         return NULL;
     }
     s->conn = c;
     s->id = id;
-    ml_h2_hdrs_init(&s->hdrs, c->settings.max_header_list_bytes);
     ml_list_add_tail(&c->streams, &s->node);
     c->n_streams++;
     return s;
@@ -39,10 +50,34 @@ static void stream_unlink(struct ml_h2_conn *c, struct ml_h2_stream *s)
     }
 }
 
+/* s (unlinked) goes to its connection's spares, or back to the heap when they are full. */
 static void stream_free(struct ml_h2_stream *s)
 {
+    struct ml_h2_conn *c = s->conn;
+    uint32_t keep = c->settings.max_streams > 0 && c->settings.max_streams < H2_SPARE_STREAMS
+                        ? c->settings.max_streams
+                        : H2_SPARE_STREAMS;
+
+    if (c->n_spare_streams < keep) {
+        ml_h2_hdrs_trim(&s->hdrs, H2_HDRS_KEEP_BYTES);
+        ml_list_add_tail(&c->spare_streams, &s->node);
+        c->n_spare_streams++;
+        return;
+    }
     ml_h2_hdrs_deinit(&s->hdrs);
     ml_free(s);
+}
+
+void ml_h2_stream_spares_free(struct ml_h2_conn *c)
+{
+    for (struct ml_list *n; (n = ml_list_first(&c->spare_streams)) != NULL;) {
+        struct ml_h2_stream *s = ML_CONTAINER_OF(n, struct ml_h2_stream, node);
+
+        ml_list_remove(n);
+        ml_h2_hdrs_deinit(&s->hdrs);
+        ml_free(s);
+    }
+    c->n_spare_streams = 0;
 }
 
 void ml_h2_stream_gone(struct ml_h2_conn *c, struct ml_h2_stream *s, uint32_t error_code)

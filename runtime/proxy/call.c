@@ -59,6 +59,92 @@ struct ml_slice ml_call_header(const struct ml_call *call, const char *name)
     return field(&call->req_hdrs, name);
 }
 
+/* ---- spare calls -------------------------------------------------------------------------- */
+
+void ml_call_spares_init(struct ml_proxy *p)
+{
+    ml_list_init(&p->spare_calls);
+    p->n_spare_calls = 0;
+    ml_buf_spare_init(&p->spare_chunks, CALL_SPARE_CHUNKS);
+    ml_h2_hdrs_init(&p->up_hdrs, CONFIG_ML_MAX_HEADER_LIST_BYTES);
+}
+
+static void call_free(struct ml_call *call)
+{
+    ml_timer_free(call->expiry);
+    ml_timer_free(call->stall);
+    ml_timer_free(call->hold);
+    ml_h2_hdrs_deinit(&call->req_hdrs);
+    ml_h2_hdrs_deinit(&call->req_trailers);
+    ml_h2_hdrs_deinit(&call->resp_trailers);
+    ml_free(call);
+}
+
+void ml_call_spares_free(struct ml_proxy *p)
+{
+    for (struct ml_list *n; (n = ml_list_first(&p->spare_calls)) != NULL;) {
+        ml_list_remove(n);
+        call_free(ML_CONTAINER_OF(n, struct ml_call, spare));
+    }
+    p->n_spare_calls = 0;
+    ml_buf_spare_deinit(&p->spare_chunks);
+    ml_h2_hdrs_deinit(&p->up_hdrs);
+}
+
+/* A zeroed call for p, with header lists ready: a spare one (whose lists keep their memory and
+ * whose deadline and stall timers, disarmed, call back the same functions on the same object),
+ * else a new one. NULL when out of memory. */
+static struct ml_call *call_get(struct ml_proxy *p)
+{
+    struct ml_list *n = ml_list_first(&p->spare_calls);
+    struct ml_call *call, kept;
+
+    if (n == NULL) {
+        if ((call = ml_calloc(1, sizeof(*call))) == NULL) {
+            return NULL;
+        }
+        ml_h2_hdrs_init(&call->req_hdrs, CONFIG_ML_MAX_HEADER_LIST_BYTES);
+        ml_h2_hdrs_init(&call->req_trailers, CONFIG_ML_MAX_HEADER_LIST_BYTES);
+        ml_h2_hdrs_init(&call->resp_trailers, CONFIG_ML_MAX_HEADER_LIST_BYTES);
+        return call;
+    }
+    ml_list_remove(n);
+    p->n_spare_calls--;
+    call = ML_CONTAINER_OF(n, struct ml_call, spare);
+    kept = *call;
+    memset(call, 0, sizeof(*call));
+    call->req_hdrs = kept.req_hdrs;
+    call->req_trailers = kept.req_trailers;
+    call->resp_trailers = kept.resp_trailers;
+    call->expiry = kept.expiry;
+    call->stall = kept.stall;
+    return call;
+}
+
+/* The finished call goes to its proxy's spares (bounded by CALL_SPARES), or is freed. */
+static void call_put(struct ml_call *call)
+{
+    struct ml_proxy *p = call->proxy;
+
+    if (p->n_spare_calls >= CALL_SPARES) {
+        call_free(call);
+        return;
+    }
+    if (call->expiry != NULL) {
+        ml_timer_disarm(call->expiry);
+    }
+    if (call->stall != NULL) {
+        ml_timer_disarm(call->stall);
+    }
+    ml_timer_free(call->hold); /* a retry's or a fault's: each makes its own */
+    call->hold = NULL;
+    ml_h2_hdrs_trim(&call->req_hdrs, CALL_HDRS_KEEP_BYTES);
+    ml_h2_hdrs_trim(&call->req_trailers, CALL_HDRS_KEEP_BYTES);
+    ml_h2_hdrs_trim(&call->resp_trailers, CALL_HDRS_KEEP_BYTES);
+    ml_list_add_tail(&p->spare_calls, &call->spare);
+    p->n_spare_calls++;
+}
+
 /* ---- the end of a call ------------------------------------------------------------------- */
 
 static void call_free_deferred(struct ml_defer *d)
@@ -72,19 +158,13 @@ static void call_free_deferred(struct ml_defer *d)
     if (call->cluster != NULL) {
         ml_cluster_call_end(call->cluster);
     }
-    ml_timer_free(call->expiry);
-    ml_timer_free(call->stall);
-    ml_timer_free(call->hold);
     ml_buf_deinit(&call->req);
     ml_buf_deinit(&call->req_copy);
     ml_buf_deinit(&call->resp);
-    ml_h2_hdrs_deinit(&call->req_hdrs);
-    ml_h2_hdrs_deinit(&call->req_trailers);
-    ml_h2_hdrs_deinit(&call->resp_trailers);
     ml_snapshot_unref(call->snap);
     call->proxy->n_live_calls--;
     ml_proxy_call_gone(call->proxy);
-    ml_free(call);
+    call_put(call);
 }
 
 void ml_call_maybe_done(struct ml_call *call)
@@ -237,9 +317,8 @@ void ml_call_unavailable(struct ml_call *call, const char *msg)
 
 /* ---- upstream -------------------------------------------------------------------------- */
 
-/* The request headers for upstream in *out (initialised here; the caller deinits it): as they
- * came, except grpc-timeout, which says the time left of the call's deadline (right after the
- * pseudo-headers, as gRPC asks). */
+/* The request headers for upstream in *out (emptied here): as they came, except grpc-timeout, which
+ * says the time left of the call's deadline (right after the pseudo-headers, as gRPC asks). */
 static int upstream_headers(struct ml_call *call, struct ml_h2_hdrs *out)
 {
     const struct ml_h2_hdrs *h = &call->req_hdrs;
@@ -252,7 +331,7 @@ static int upstream_headers(struct ml_call *call, struct ml_h2_hdrs *out)
     /* At least 1 ms: an expired call is ended by its timer, not by upstream. */
     ml_grpc_timeout_format(call->deadline_ms > now ? call->deadline_ms - now : 1, value,
                            sizeof(value));
-    ml_h2_hdrs_init(out, CONFIG_ML_MAX_HEADER_LIST_BYTES);
+    ml_h2_hdrs_clear(out);
     for (uint32_t i = 0; i < h->n_fields && rv == 0; i++) {
         struct ml_slice name = ml_h2_hdrs_name(h, i), v = ml_h2_hdrs_value(h, i);
 
@@ -285,15 +364,15 @@ int ml_call_open_upstream(struct ml_call *call, struct ml_h2_conn *conn)
 {
     bool no_body =
         call->req_ended && ml_buf_len(&call->req) == 0 && call->req_trailers.n_fields == 0;
-    struct ml_h2_hdrs up_hdrs;
+    struct ml_h2_hdrs *up_hdrs = &call->proxy->up_hdrs; /* one list, reused call after call */
     char msg[160];
     int rv;
 
-    rv = upstream_headers(call, &up_hdrs);
+    rv = upstream_headers(call, up_hdrs);
     if (rv == 0) {
-        rv = ml_h2_conn_request(conn, &up_hdrs, no_body, &up_ops, call, &call->up);
+        rv = ml_h2_conn_request(conn, up_hdrs, no_body, &up_ops, call, &call->up);
     }
-    ml_h2_hdrs_deinit(&up_hdrs); /* nghttp2 copied them */
+    ml_h2_hdrs_trim(up_hdrs, CALL_HDRS_KEEP_BYTES); /* nghttp2 copied them */
     if (rv == 0) {
         ml_call_obs_upstream_open(&call->obs); /* the upstream's own time starts here */
     }
@@ -435,7 +514,7 @@ int ml_call_rewind_request(struct ml_call *call)
         return 0;
     }
     /* Twice a buffer: what went (at most a buffer) and what the window lets come. */
-    ml_buf_init(&all, 2 * (size_t)CALL_BUFFER_BYTES);
+    ml_buf_init_spare(&all, 2 * (size_t)CALL_BUFFER_BYTES, call->req.spare);
     while ((n = ml_buf_read(&call->req_copy, scrap, sizeof(scrap))) > 0) {
         if (ml_buf_append(&all, scrap, n) < 0) {
             ml_buf_deinit(&all);
@@ -766,7 +845,8 @@ int ml_call_arm_deadline(struct ml_call *call, const struct ml_cfg_route *route)
         ml_call_answer(call, ML_GRPC_DEADLINE_EXCEEDED, 504, "deadline exceeded (0 ms)");
         return -ETIMEDOUT;
     }
-    if ((call->expiry = ml_timer_new(call->proxy->loop, call_on_expiry, call)) == NULL) {
+    if (call->expiry == NULL &&
+        (call->expiry = ml_timer_new(call->proxy->loop, call_on_expiry, call)) == NULL) {
         ml_call_unavailable(call, "out of memory for the call's deadline");
         return -ENOMEM;
     }
@@ -837,7 +917,8 @@ int ml_call_arm_stall(struct ml_call *call, const struct ml_cfg_listener *lcfg)
     if (call->stall_ms == 0) {
         return 0;
     }
-    if ((call->stall = ml_timer_new(call->proxy->loop, call_on_stall_check, call)) == NULL) {
+    if (call->stall == NULL &&
+        (call->stall = ml_timer_new(call->proxy->loop, call_on_stall_check, call)) == NULL) {
         ml_call_unavailable(call, "out of memory for the call's stall check");
         return -ENOMEM;
     }
@@ -853,7 +934,7 @@ void ml_call_start(struct ml_proxy *p, struct ml_listener *l, struct ml_h2_strea
     struct ml_call *call;
     struct ml_slice path;
 
-    if ((call = ml_calloc(1, sizeof(*call))) == NULL) {
+    if ((call = call_get(p)) == NULL) {
         ML_LOG_WRN("c%u s%d: out of memory for a call: refused",
                    ml_h2_conn_id(ml_h2_stream_conn(down)), ml_h2_stream_id(down));
         return; /* not attached: h2 refuses the stream */
@@ -870,12 +951,9 @@ void ml_call_start(struct ml_proxy *p, struct ml_listener *l, struct ml_h2_strea
     call->listener = l->index;
     call->route = -1;
     call->up_grpc_status = -1;
-    ml_h2_hdrs_init(&call->req_hdrs, CONFIG_ML_MAX_HEADER_LIST_BYTES);
-    ml_h2_hdrs_init(&call->req_trailers, CONFIG_ML_MAX_HEADER_LIST_BYTES);
-    ml_h2_hdrs_init(&call->resp_trailers, CONFIG_ML_MAX_HEADER_LIST_BYTES);
-    ml_buf_init(&call->req, CALL_BUFFER_BYTES);
-    ml_buf_init(&call->req_copy, CALL_RETRY_BUFFER_BYTES);
-    ml_buf_init(&call->resp, CALL_BUFFER_BYTES);
+    ml_buf_init_spare(&call->req, CALL_BUFFER_BYTES, &p->spare_chunks);
+    ml_buf_init_spare(&call->req_copy, CALL_RETRY_BUFFER_BYTES, &p->spare_chunks);
+    ml_buf_init_spare(&call->resp, CALL_BUFFER_BYTES, &p->spare_chunks);
     call->resp_limit = UINT64_MAX;
     ml_h2_hdrs_move(&call->req_hdrs, hdrs);
     ml_call_obs_begin(&call->obs, p, call->snap, l->index, &call->req_hdrs);

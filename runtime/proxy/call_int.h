@@ -7,6 +7,7 @@
 #include "balance/lb-t.h"
 #include "config/snapshot-t.h"
 #include "core/buf-t.h"
+#include "core/list-t.h"
 #include "core/loop-t.h"
 #include "core/slice-t.h"
 #include "grpc/framing-t.h"
@@ -39,7 +40,16 @@ struct ml_timer;
 #define CALL_BUFFER_BYTES                                                                          \
     (CONFIG_ML_CALL_BUFFER_BYTES > 65535 ? CONFIG_ML_CALL_BUFFER_BYTES : 65535)
 
+/* Finished calls a proxy keeps for reuse (with their header lists' memory and their deadline
+ * and stall timers), and body buffer chunks (8 KiB each) kept beside them: enough for the
+ * calls of one connection's 100 streams at once; beyond that they go back to the heap. A kept
+ * header list keeps at most CALL_HDRS_KEEP_BYTES. */
+#define CALL_SPARES 100
+#define CALL_SPARE_CHUNKS 32
+#define CALL_HDRS_KEEP_BYTES 2048
+
 struct ml_call {
+    struct ml_list spare; /* in proxy->spare_calls while kept for reuse */
     struct ml_proxy *proxy;
     uint64_t id;
     struct ml_snapshot *snap;   /* the config the call started on (a reference): routes, names */
