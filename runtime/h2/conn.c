@@ -46,11 +46,13 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
         }
         nghttp2_session_set_stream_user_data(ng, frame->hd.stream_id, s);
+        c->hdrs_stream = s;
         return 0;
     }
     if ((s = stream_of(ng, frame->hd.stream_id)) != NULL) {
         ml_h2_hdrs_clear(&s->hdrs);
     }
+    c->hdrs_stream = s;
     return 0;
 }
 
@@ -58,7 +60,11 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
                      size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
 {
     struct ml_h2_conn *c = ud;
-    struct ml_h2_stream *s = stream_of(ng, frame->hd.stream_id);
+    /* The stream whose block this is, without a lookup per field (a header block is never
+     * interleaved with another: RFC 9113 6.10). */
+    struct ml_h2_stream *s = c->hdrs_stream != NULL && c->hdrs_stream->id == frame->hd.stream_id
+                                 ? c->hdrs_stream
+                                 : stream_of(ng, frame->hd.stream_id);
     int rv;
 
     if (s == NULL || frame->hd.type != NGHTTP2_HEADERS) {

@@ -135,19 +135,35 @@ int ml_h2_hdrs_find(const struct ml_h2_hdrs *h, const char *name, uint32_t from)
     return -ENOENT;
 }
 
-static bool slice_is(struct ml_slice s, const char *lit)
+/* s is lit (of lit_len bytes), case-insensitively. */
+static bool slice_is(struct ml_slice s, const char *lit, size_t lit_len)
 {
-    size_t n = strlen(lit);
-
-    return s.n == n && strncasecmp((const char *)s.p, lit, n) == 0;
+    return s.n == lit_len && strncasecmp((const char *)s.p, lit, lit_len) == 0;
 }
+
+#define LIT(s) s, sizeof(s) - 1
 
 bool ml_h2_field_is_connection_specific(struct ml_slice name, struct ml_slice value)
 {
-    if (slice_is(name, "te")) {
-        return !slice_is(value, "trailers");
+    /* By length first: this runs for every field of every header block sent, and few names
+     * have the length of a forbidden one (pseudo-headers such as :method and :authority do). */
+    if (name.n > 0 && name.p[0] == ':') {
+        return false;
     }
-    return slice_is(name, "connection") || slice_is(name, "keep-alive") ||
-           slice_is(name, "proxy-connection") || slice_is(name, "transfer-encoding") ||
-           slice_is(name, "upgrade") || slice_is(name, "http2-settings");
+    switch (name.n) {
+    case 2:
+        return slice_is(name, LIT("te")) && !slice_is(value, LIT("trailers"));
+    case 7:
+        return slice_is(name, LIT("upgrade"));
+    case 10:
+        return slice_is(name, LIT("connection")) || slice_is(name, LIT("keep-alive"));
+    case 14:
+        return slice_is(name, LIT("http2-settings"));
+    case 16:
+        return slice_is(name, LIT("proxy-connection"));
+    case 17:
+        return slice_is(name, LIT("transfer-encoding"));
+    default:
+        return false;
+    }
 }

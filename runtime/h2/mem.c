@@ -21,15 +21,16 @@ static size_t class_bytes(unsigned int cls)
     return (size_t)H2_MEM_MIN_BYTES << cls;
 }
 
-/* The smallest class that holds n bytes; H2_MEM_N_CLASSES when none does. */
+/* The smallest class that holds n bytes; H2_MEM_N_CLASSES when none does. Runs on every
+ * allocation and free nghttp2 makes: the class is the bit length of (n - 1) / 32, so no loop. */
 static unsigned int class_of(size_t n)
 {
-    unsigned int cls = 0;
+    size_t units = n > H2_MEM_MIN_BYTES ? (n - 1) / H2_MEM_MIN_BYTES : 0;
+    unsigned int cls =
+        units == 0 ? 0
+                   : (unsigned int)(sizeof(long long) * 8) - (unsigned int)__builtin_clzll(units);
 
-    while (cls < H2_MEM_N_CLASSES && class_bytes(cls) < n) {
-        cls++;
-    }
-    return cls;
+    return cls < H2_MEM_N_CLASSES ? cls : H2_MEM_N_CLASSES;
 }
 
 void *ml_h2_mem_malloc(size_t size, void *user)

@@ -20,6 +20,7 @@
 #include "config/snapshot.h"
 #include "core/alloc.h"
 #include "core/buf.h"
+#include "core/fmt.h"
 #include "core/list.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -97,7 +98,9 @@ void ml_call_spares_free(struct ml_proxy *p)
 static struct ml_call *call_get(struct ml_proxy *p)
 {
     struct ml_list *n = ml_list_first(&p->spare_calls);
-    struct ml_call *call, kept;
+    struct ml_h2_hdrs req_hdrs, req_trailers, resp_trailers;
+    struct ml_timer *expiry, *stall;
+    struct ml_call *call;
 
     if (n == NULL) {
         if ((call = ml_calloc(1, sizeof(*call))) == NULL) {
@@ -111,13 +114,17 @@ static struct ml_call *call_get(struct ml_proxy *p)
     ml_list_remove(n);
     p->n_spare_calls--;
     call = ML_CONTAINER_OF(n, struct ml_call, spare);
-    kept = *call;
+    req_hdrs = call->req_hdrs;
+    req_trailers = call->req_trailers;
+    resp_trailers = call->resp_trailers;
+    expiry = call->expiry;
+    stall = call->stall;
     memset(call, 0, sizeof(*call));
-    call->req_hdrs = kept.req_hdrs;
-    call->req_trailers = kept.req_trailers;
-    call->resp_trailers = kept.resp_trailers;
-    call->expiry = kept.expiry;
-    call->stall = kept.stall;
+    call->req_hdrs = req_hdrs;
+    call->req_trailers = req_trailers;
+    call->resp_trailers = resp_trailers;
+    call->expiry = expiry;
+    call->stall = stall;
     return call;
 }
 
@@ -354,7 +361,7 @@ static int upstream_headers(struct ml_call *call, struct ml_h2_hdrs *out)
     }
     if (rv == 0 && call->n_attempts > 0) {
         /* gRPC's retry design (A6): a retried attempt says how many went before it */
-        snprintf(value, sizeof(value), "%u", (unsigned)call->n_attempts);
+        ml_fmt_u64(value, sizeof(value), call->n_attempts);
         rv = ml_h2_hdrs_add_str(out, "grpc-previous-rpc-attempts", value);
     }
     return rv;
@@ -962,7 +969,7 @@ void ml_call_start(struct ml_proxy *p, struct ml_listener *l, struct ml_h2_strea
     ml_h2_stream_attach(down, &down_ops, call);
 
     path = field(&call->req_hdrs, ":path");
-    snprintf(call->path, sizeof(call->path), "%.*s", (int)path.n, (const char *)path.p);
+    ml_fmt_copy(call->path, sizeof(call->path), path.p, path.n);
     call->grpc = ml_grpc_is_content_type(field(&call->req_hdrs, "content-type"));
     ml_call_steps_run(call); /* route, deadline, pick: proxy/steps.c */
     /* Every way out, once: an answer that could not be sent (ENOMEM) reset the downstream
