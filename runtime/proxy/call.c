@@ -67,7 +67,8 @@ void ml_call_spares_init(struct ml_proxy *p)
     ml_list_init(&p->spare_calls);
     p->n_spare_calls = 0;
     ml_buf_spare_init(&p->spare_chunks, CALL_SPARE_CHUNKS);
-    ml_h2_hdrs_init(&p->up_hdrs, CONFIG_ML_MAX_HEADER_LIST_BYTES);
+    p->up_refs = NULL;
+    p->cap_up_refs = 0;
 }
 
 static void call_free(struct ml_call *call)
@@ -89,7 +90,8 @@ void ml_call_spares_free(struct ml_proxy *p)
     }
     p->n_spare_calls = 0;
     ml_buf_spare_deinit(&p->spare_chunks);
-    ml_h2_hdrs_deinit(&p->up_hdrs);
+    ml_free(p->up_refs);
+    p->up_refs = NULL;
 }
 
 /* A zeroed call for p, with header lists ready: a spare one (whose lists keep their memory and
@@ -324,29 +326,60 @@ void ml_call_unavailable(struct ml_call *call, const char *msg)
 
 /* ---- upstream -------------------------------------------------------------------------- */
 
-/* The request headers for upstream in *out (emptied here): as they came, except grpc-timeout, which
- * says the time left of the call's deadline (right after the pseudo-headers, as gRPC asks). */
-static int upstream_headers(struct ml_call *call, struct ml_h2_hdrs *out)
+/* Room for n references in p->up_refs (one array, reused call after call). 0; -ENOMEM. */
+static int up_refs_reserve(struct ml_proxy *p, size_t n)
+{
+    struct ml_h2_field_ref *refs;
+    size_t cap = p->cap_up_refs != 0 ? p->cap_up_refs : 32;
+
+    if (n <= p->cap_up_refs) {
+        return 0;
+    }
+    while (cap < n) {
+        cap *= 2; /* n is bounded by the request's header list (max_header_list_bytes / 32) */
+    }
+    if ((refs = ml_realloc(p->up_refs, cap * sizeof(*refs))) == NULL) {
+        return -ENOMEM;
+    }
+    p->up_refs = refs;
+    p->cap_up_refs = cap;
+    return 0;
+}
+
+/* The request headers for upstream, by reference in call->proxy->up_refs (*n of them): as they
+ * came, except grpc-timeout, which says the time left of the call's deadline (right after the
+ * pseudo-headers, as gRPC asks; its text in timeout), and grpc-previous-rpc-attempts on a retry
+ * (its text in attempts). The references borrow call->req_hdrs, timeout and attempts. 0;
+ * -ENOBUFS (the list would pass the header list limit, as the request's own list may not);
+ * -ENOMEM. */
+static int upstream_headers(struct ml_call *call, char *timeout, char *attempts, size_t *n)
 {
     const struct ml_h2_hdrs *h = &call->req_hdrs;
-    char value[ML_GRPC_TIMEOUT_TEXT_MAX];
     bool rewrite = call->has_deadline && call->grpc; /* plain HTTP passes as it came */
     bool timeout_added = !rewrite;
     uint64_t now = ml_time_now_ms();
-    int rv = 0;
+    struct ml_h2_field_ref *f, grpc_timeout;
+    size_t list_bytes = 0;
+    int rv;
 
+    if ((rv = up_refs_reserve(call->proxy, h->n_fields + 2u)) < 0) {
+        return rv;
+    }
+    f = call->proxy->up_refs;
+    *n = 0;
     /* At least 1 ms: an expired call is ended by its timer, not by upstream. */
-    ml_grpc_timeout_format(call->deadline_ms > now ? call->deadline_ms - now : 1, value,
-                           sizeof(value));
-    ml_h2_hdrs_clear(out);
-    for (uint32_t i = 0; i < h->n_fields && rv == 0; i++) {
-        struct ml_slice name = ml_h2_hdrs_name(h, i), v = ml_h2_hdrs_value(h, i);
+    ml_grpc_timeout_format(call->deadline_ms > now ? call->deadline_ms - now : 1, timeout,
+                           ML_GRPC_TIMEOUT_TEXT_MAX);
+    grpc_timeout = (struct ml_h2_field_ref){
+        .name = {(const uint8_t *)"grpc-timeout", 12},
+        .value = {(const uint8_t *)timeout, strlen(timeout)},
+    };
+    for (uint32_t i = 0; i < h->n_fields; i++) {
+        struct ml_slice name = ml_h2_hdrs_name(h, i);
 
         if (!timeout_added && (name.n == 0 || name.p[0] != ':')) {
             timeout_added = true;
-            if ((rv = ml_h2_hdrs_add_str(out, "grpc-timeout", value)) < 0) {
-                break;
-            }
+            f[(*n)++] = grpc_timeout;
         }
         if (rewrite && name.n == 12 && memcmp(name.p, "grpc-timeout", 12) == 0) {
             continue; /* names arrive lower case: HTTP/2 forbids upper case */
@@ -354,32 +387,39 @@ static int upstream_headers(struct ml_call *call, struct ml_h2_hdrs *out)
         if (name.n == 26 && memcmp(name.p, "grpc-previous-rpc-attempts", 26) == 0) {
             continue; /* ours says it (below): the client's attempts are not this hop's */
         }
-        rv = ml_h2_hdrs_add(out, name.p, name.n, v.p, v.n, h->fields[i].never_index);
+        f[(*n)++] =
+            (struct ml_h2_field_ref){name, ml_h2_hdrs_value(h, i), h->fields[i].never_index};
     }
-    if (rv == 0 && !timeout_added) {
-        rv = ml_h2_hdrs_add_str(out, "grpc-timeout", value);
+    if (!timeout_added) {
+        f[(*n)++] = grpc_timeout;
     }
-    if (rv == 0 && call->n_attempts > 0) {
+    if (call->n_attempts > 0) {
         /* gRPC's retry design (A6): a retried attempt says how many went before it */
-        ml_fmt_u64(value, sizeof(value), call->n_attempts);
-        rv = ml_h2_hdrs_add_str(out, "grpc-previous-rpc-attempts", value);
+        f[(*n)++] = (struct ml_h2_field_ref){
+            .name = {(const uint8_t *)"grpc-previous-rpc-attempts", 26},
+            .value = {(const uint8_t *)attempts,
+                      ml_fmt_u64(attempts, ML_FMT_U64_DIGITS + 1, call->n_attempts)},
+        };
     }
-    return rv;
+    for (size_t i = 0; i < *n; i++) {
+        list_bytes += f[i].name.n + f[i].value.n + 32; /* RFC 9113 6.5.2 */
+    }
+    return list_bytes > CONFIG_ML_MAX_HEADER_LIST_BYTES ? -ENOBUFS : 0;
 }
 
 int ml_call_open_upstream(struct ml_call *call, struct ml_h2_conn *conn)
 {
     bool no_body =
         call->req_ended && ml_buf_len(&call->req) == 0 && call->req_trailers.n_fields == 0;
-    struct ml_h2_hdrs *up_hdrs = &call->proxy->up_hdrs; /* one list, reused call after call */
-    char msg[160];
+    char timeout[ML_GRPC_TIMEOUT_TEXT_MAX], attempts[ML_FMT_U64_DIGITS + 1], msg[160];
+    size_t n;
     int rv;
 
-    rv = upstream_headers(call, up_hdrs);
+    rv = upstream_headers(call, timeout, attempts, &n);
     if (rv == 0) {
-        rv = ml_h2_conn_request(conn, up_hdrs, no_body, &up_ops, call, &call->up);
+        rv = ml_h2_conn_request_refs(conn, call->proxy->up_refs, n, no_body, &up_ops, call,
+                                     &call->up);
     }
-    ml_h2_hdrs_trim(up_hdrs, CALL_HDRS_KEEP_BYTES); /* nghttp2 copied them */
     if (rv == 0) {
         ml_call_obs_upstream_open(&call->obs); /* the upstream's own time starts here */
     }

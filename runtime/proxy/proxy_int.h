@@ -101,7 +101,8 @@ struct ml_proxy {
     struct ml_list spare_calls; /* struct ml_call, bounded by CALL_SPARES */
     uint32_t n_spare_calls;
     struct ml_buf_spare spare_chunks; /* the calls' body buffer chunks */
-    struct ml_h2_hdrs up_hdrs;        /* the upstream request's header list, rebuilt per call */
+    struct ml_h2_field_ref *up_refs;  /* the upstream request's fields, rebuilt per call */
+    size_t cap_up_refs;
 };
 
 /* proxy.c, for apply.c: a listener of snap->listeners[index] (counted in stats), bound now; held
