@@ -55,12 +55,13 @@ void *ml_h2_mem_malloc(size_t size, void *user)
 void ml_h2_mem_free(void *ptr, void *user)
 {
     struct ml_h2_mem *m = user;
-    struct h2_block *b = (struct h2_block *)ptr - 1;
+    struct h2_block *b;
     unsigned int cls;
 
     if (ptr == NULL) {
         return;
     }
+    b = (struct h2_block *)ptr - 1;
     cls = class_of(b->size);
     if (cls < H2_MEM_N_CLASSES && class_bytes(cls) == b->size &&
         m->spare_bytes + b->size <= H2_MEM_SPARE_BYTES) {
@@ -87,12 +88,13 @@ void *ml_h2_mem_calloc(size_t nmemb, size_t size, void *user)
 
 void *ml_h2_mem_realloc(void *ptr, size_t size, void *user)
 {
-    struct h2_block *b = (struct h2_block *)ptr - 1, *q;
+    struct h2_block *b, *q;
     void *p;
 
     if (ptr == NULL) {
         return ml_h2_mem_malloc(size, user);
     }
+    b = (struct h2_block *)ptr - 1;
     if (size <= b->size) {
         return ptr; /* nghttp2 only grows its buffers; a shrink keeps the block */
     }
