@@ -66,7 +66,7 @@ void ml_call_spares_init(struct ml_proxy *p)
 {
     ml_list_init(&p->spare_calls);
     p->n_spare_calls = 0;
-    ml_buf_spare_init(&p->spare_chunks, CALL_SPARE_CHUNKS);
+    ml_buf_spare_init(&p->spare_chunks, CALL_SPARE_CHUNKS, CALL_SPARE_SMALL_CHUNKS);
     p->up_refs = NULL;
     p->cap_up_refs = 0;
 }

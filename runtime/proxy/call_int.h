@@ -41,11 +41,13 @@ struct ml_timer;
     (CONFIG_ML_CALL_BUFFER_BYTES > 65535 ? CONFIG_ML_CALL_BUFFER_BYTES : 65535)
 
 /* Finished calls a proxy keeps for reuse (with their header lists' memory and their deadline
- * and stall timers), and body buffer chunks (8 KiB each) kept beside them: enough for the
- * calls of one connection's 100 streams at once; beyond that they go back to the heap. A kept
- * header list keeps at most CALL_HDRS_KEEP_BYTES. */
+ * and stall timers), and body buffer chunks kept beside them: small first chunks (512 B) for
+ * the three buffers of each of one connection's 100 streams at once, and 32 whole ones (8 KiB)
+ * for larger bodies; beyond that they go back to the heap. A kept header list keeps at most
+ * CALL_HDRS_KEEP_BYTES. */
 #define CALL_SPARES 100
 #define CALL_SPARE_CHUNKS 32
+#define CALL_SPARE_SMALL_CHUNKS 300
 #define CALL_HDRS_KEEP_BYTES 2048
 
 struct ml_call {

@@ -28,7 +28,7 @@ static void test_chunks_go_round_through_the_spare(void **state)
     unsigned long before;
 
     memset(in, 'x', sizeof(in));
-    ml_buf_spare_init(&spare, 4);
+    ml_buf_spare_init(&spare, 4, 0);
     ml_buf_init_spare(&a, 1000, &spare);
     assert_int_equal(ml_buf_append(&a, in, sizeof(in)), 0);
     assert_int_equal(ml_buf_read(&a, out, sizeof(out)), sizeof(out)); /* empty: chunk back */
@@ -51,7 +51,7 @@ static void test_the_spare_keeps_at_most_max_chunks(void **state)
     struct ml_buf_spare spare;
     struct ml_buf a;
 
-    ml_buf_spare_init(&spare, 2);
+    ml_buf_spare_init(&spare, 2, 0);
     ml_buf_init_spare(&a, sizeof(in), &spare);
     assert_int_equal(ml_buf_append(&a, in, sizeof(in)), 0);
     ml_buf_deinit(&a);
@@ -65,7 +65,7 @@ static void test_a_failing_append_appends_nothing_and_keeps_the_spares(void **st
     struct ml_buf_spare spare;
     struct ml_buf a;
 
-    ml_buf_spare_init(&spare, 8);
+    ml_buf_spare_init(&spare, 8, 0);
     ml_buf_init_spare(&a, sizeof(in), &spare);
     assert_int_equal(ml_buf_append(&a, in, 8192), 0);
     ml_buf_deinit(&a); /* one spare chunk */
@@ -77,6 +77,38 @@ static void test_a_failing_append_appends_nothing_and_keeps_the_spares(void **st
     ml_buf_spare_deinit(&spare);
 }
 
+/* With small chunks: a buffer starts with one (a small body holds 512 bytes, not 8 KiB), the
+ * rest are whole; both kinds come back to their own list and serve the next buffer. */
+static void test_small_first_chunks_then_whole_ones(void **state)
+{
+    static uint8_t in[3 * 8192], out[3 * 8192];
+    struct ml_buf_spare spare;
+    struct ml_buf a;
+    unsigned long before;
+
+    for (size_t i = 0; i < sizeof(in); i++) {
+        in[i] = (uint8_t)(i * 7);
+    }
+    ml_buf_spare_init(&spare, 4, 4);
+    ml_buf_init_spare(&a, sizeof(in), &spare);
+    before = ml_alloc_count();
+    assert_int_equal(ml_buf_append(&a, in, 100), 0);
+    assert_int_equal(ml_alloc_count() - before, 1);
+    assert_int_equal(ml_buf_append(&a, in + 100, 412), 0); /* fills the small chunk */
+    assert_int_equal(ml_alloc_count() - before, 1);
+    assert_int_equal(ml_buf_append(&a, in + 512, sizeof(in) - 512), 0); /* 3 whole ones */
+    assert_int_equal(ml_alloc_count() - before, 4);
+    assert_int_equal(ml_buf_read(&a, out, sizeof(out)), sizeof(out));
+    assert_memory_equal(out, in, sizeof(in));
+    assert_int_equal(spare.n_small, 1);
+    assert_int_equal(spare.n_chunks, 3);
+    before = ml_alloc_count();
+    assert_int_equal(ml_buf_append(&a, in, sizeof(in)), 0); /* all from the spare */
+    assert_int_equal(ml_alloc_count(), before);
+    ml_buf_deinit(&a);
+    ml_buf_spare_deinit(&spare);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -84,6 +116,7 @@ int main(void)
         cmocka_unit_test_teardown(test_the_spare_keeps_at_most_max_chunks, teardown),
         cmocka_unit_test_teardown(test_a_failing_append_appends_nothing_and_keeps_the_spares,
                                   teardown),
+        cmocka_unit_test_teardown(test_small_first_chunks_then_whole_ones, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
