@@ -63,13 +63,13 @@ static void test_blocks_are_aligned_and_calloc_zeroes(void **state)
 
 static void test_spares_stay_under_their_bound(void **state)
 {
-    enum { N = H2_MEM_SPARE_BYTES / 4096 + 8 };
+    enum { N = H2_MEM_SPARE_BYTES / 2048 + 8 };
     struct ml_h2_mem m;
     void *p[N];
 
     ml_h2_mem_init(&m);
     for (int i = 0; i < N; i++) {
-        assert_non_null(p[i] = ml_h2_mem_malloc(4096, &m));
+        assert_non_null(p[i] = ml_h2_mem_malloc(2048, &m));
     }
     for (int i = 0; i < N; i++) {
         ml_h2_mem_free(p[i], &m);
@@ -89,14 +89,14 @@ static void test_realloc_keeps_the_bytes_within_across_and_beyond_classes(void *
         p[i] = (uint8_t)i;
     }
     assert_ptr_equal(ml_h2_mem_realloc(p, 64, &m), p); /* still its class */
-    assert_non_null(p = ml_h2_mem_realloc(p, 3000, &m));
+    assert_non_null(p = ml_h2_mem_realloc(p, 2000, &m));
     assert_non_null(p = ml_h2_mem_realloc(p, 20000, &m)); /* beyond the classes */
     assert_non_null(p = ml_h2_mem_realloc(p, 70000, &m)); /* the heap moves it */
     for (int i = 0; i < 40; i++) {
         assert_int_equal(p[i], i);
     }
     ml_h2_mem_free(p, &m); /* a large block goes back to the heap, not to a spare list */
-    assert_int_equal(m.spare_bytes, 64 + 4096);
+    assert_int_equal(m.spare_bytes, 64 + 2048);
     ml_h2_mem_deinit(&m);
 }
 
