@@ -2,6 +2,7 @@
  * from /proc/self when asked: nothing is kept or sampled in between. */
 #include "admin/info.h"
 
+#include "core/alloc.h"
 #include "core/build_info.h"
 #include "core/out.h"
 
@@ -195,5 +196,10 @@ long ml_admin_render_info_metrics(const struct ml_admin_node_info *ni, char *out
         (unsigned long long)pr.rss_bytes, (unsigned long long)pr.open_fds,
         (unsigned long long)pr.max_fds, (unsigned long long)(pr.start_unix_ms / 1000),
         (unsigned long long)(pr.start_unix_ms % 1000));
+    ml_out_printf(&o,
+                  "# HELP meshlet_heap_allocations_total Heap allocations made since the start "
+                  "(a warm call path makes none).\n# TYPE meshlet_heap_allocations_total "
+                  "counter\nmeshlet_heap_allocations_total %lu\n",
+                  ml_alloc_count());
     return ml_out_finish(&o);
 }

@@ -383,6 +383,7 @@ void ml_balance_free(struct ml_balance *b)
             }
         }
         ml_free(cl->slots);
+        ml_free(cl->spare_share);
         ml_tls_client_free(cl->tls); /* its connections keep it until they close */
     }
     ml_stats_free(b->stats);

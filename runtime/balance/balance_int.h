@@ -107,6 +107,8 @@ struct ml_cluster {
     struct ml_tls_client *tls;
     struct ml_list shares;          /* struct ml_share: the downstream connections using it */
     uint32_t n_shares;
+    struct ml_share *spare_share; /* the last share that emptied, kept for the next (a lone
+                                     client's calls one after the other allocate nothing) */
 };
 
 struct ml_balance {

@@ -35,6 +35,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 /* The stream slots of cl: what its endpoints' pools carry at most, never above max_requests. */
 static uint32_t capacity(const struct ml_cluster *cl)
@@ -107,7 +108,10 @@ int ml_share_join(struct ml_cluster *cl, struct ml_balance_waiter *w)
             return 0;
         }
     }
-    if ((sh = ml_calloc(1, sizeof(*sh))) == NULL) {
+    if ((sh = cl->spare_share) != NULL) {
+        cl->spare_share = NULL;
+        memset(sh, 0, sizeof(*sh));
+    } else if ((sh = ml_calloc(1, sizeof(*sh))) == NULL) {
         return -ENOMEM;
     }
     sh->tenant = w->tenant;
@@ -141,7 +145,11 @@ void ml_share_settle(struct ml_balance_waiter *w)
         cl = sh->cluster;
         ml_list_remove(&sh->node);
         cl->n_shares--;
-        ml_free(sh);
+        if (cl->spare_share == NULL) {
+            cl->spare_share = sh;
+        } else {
+            ml_free(sh);
+        }
         kick(cl); /* one connection fewer: the others' share grew */
     }
 }

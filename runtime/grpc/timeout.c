@@ -1,5 +1,7 @@
 #include "grpc/timeout.h"
 
+#include "core/fmt.h"
+
 #include <errno.h>
 #include <stdio.h>
 
@@ -53,7 +55,7 @@ char *ml_grpc_timeout_format(uint64_t ms, char *buf, size_t cap)
         uint64_t ms;
         char unit;
     } units[] = {{1, 'm'}, {1000, 'S'}, {60 * 1000, 'M'}, {3600 * 1000, 'H'}};
-    size_t i = 0;
+    size_t i = 0, n;
 
     while (i + 1 < sizeof(units) / sizeof(units[0]) && ms / units[i].ms > MAX_VALUE) {
         i++;
@@ -61,6 +63,10 @@ char *ml_grpc_timeout_format(uint64_t ms, char *buf, size_t cap)
     if (ms / units[i].ms > MAX_VALUE) {
         ms = MAX_VALUE * units[i].ms; /* beyond 99999999 hours: as long as can be said */
     }
-    snprintf(buf, cap, "%llu%c", (unsigned long long)(ms / units[i].ms), units[i].unit);
+    n = ml_fmt_u64(buf, cap, ms / units[i].ms); /* per call: not snprintf (core/fmt.h) */
+    if (n + 1 < cap) {
+        buf[n] = units[i].unit;
+        buf[n + 1] = '\0';
+    }
     return buf;
 }

@@ -24,28 +24,6 @@
 
 static void conn_destroy(struct ml_h2_conn *c, int reason, const char *why);
 
-/* ---- nghttp2 allocations go through ml_malloc (counted, failable in tests) ------------------ */
-
-static void *mem_malloc(size_t size, void *ud)
-{
-    return ml_malloc(size);
-}
-
-static void mem_free(void *ptr, void *ud)
-{
-    ml_free(ptr);
-}
-
-static void *mem_calloc(size_t nmemb, size_t size, void *ud)
-{
-    return ml_calloc(nmemb, size);
-}
-
-static void *mem_realloc(void *ptr, size_t size, void *ud)
-{
-    return ml_realloc(ptr, size);
-}
-
 /* ---- nghttp2 callbacks: receiving --------------------------------------------------------- */
 
 static struct ml_h2_stream *stream_of(nghttp2_session *ng, int32_t id)
@@ -68,11 +46,13 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
         }
         nghttp2_session_set_stream_user_data(ng, frame->hd.stream_id, s);
+        c->hdrs_stream = s;
         return 0;
     }
     if ((s = stream_of(ng, frame->hd.stream_id)) != NULL) {
         ml_h2_hdrs_clear(&s->hdrs);
     }
+    c->hdrs_stream = s;
     return 0;
 }
 
@@ -80,7 +60,11 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
                      size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
 {
     struct ml_h2_conn *c = ud;
-    struct ml_h2_stream *s = stream_of(ng, frame->hd.stream_id);
+    /* The stream whose block this is, without a lookup per field (a header block is never
+     * interleaved with another: RFC 9113 6.10). */
+    struct ml_h2_stream *s = c->hdrs_stream != NULL && c->hdrs_stream->id == frame->hd.stream_id
+                                 ? c->hdrs_stream
+                                 : stream_of(ng, frame->hd.stream_id);
     int rv;
 
     if (s == NULL || frame->hd.type != NGHTTP2_HEADERS) {
@@ -132,13 +116,13 @@ static int on_headers_frame(struct ml_h2_conn *c, const nghttp2_frame *frame)
         if (end && s->ops != NULL) {
             s->ops->on_end(s->owner);
         }
-        ml_h2_hdrs_deinit(&s->hdrs);
+        ml_h2_hdrs_clear(&s->hdrs);
         return 0;
     }
     trailers = c->server || s->got_response;
     if (!trailers) {
         if (is_interim(&s->hdrs) && !end) {
-            ml_h2_hdrs_deinit(&s->hdrs);
+            ml_h2_hdrs_clear(&s->hdrs);
             return 0;
         }
         s->got_response = true;
@@ -148,7 +132,7 @@ static int on_headers_frame(struct ml_h2_conn *c, const nghttp2_frame *frame)
     } else if (end && s->ops != NULL) {
         s->ops->on_end(s->owner);
     }
-    ml_h2_hdrs_deinit(&s->hdrs);
+    ml_h2_hdrs_clear(&s->hdrs);
     return 0;
 }
 
@@ -238,11 +222,11 @@ static int on_error(nghttp2_session *ng, int lib_error_code, const char *msg, si
 static int session_new(struct ml_h2_conn *c)
 {
     nghttp2_mem mem = {
-        .mem_user_data = c,
-        .malloc = mem_malloc,
-        .free = mem_free,
-        .calloc = mem_calloc,
-        .realloc = mem_realloc,
+        .mem_user_data = &c->mem,
+        .malloc = ml_h2_mem_malloc,
+        .free = ml_h2_mem_free,
+        .calloc = ml_h2_mem_calloc,
+        .realloc = ml_h2_mem_realloc,
     };
     nghttp2_session_callbacks *cbs;
     nghttp2_option *opt;
@@ -440,6 +424,14 @@ static const struct ml_sock_ops h2_sock_ops = {
 
 /* ---- lifetime -------------------------------------------------------------------------------- */
 
+/* Frees c once its session is gone (or was never made). */
+static void conn_free(struct ml_h2_conn *c)
+{
+    ml_h2_stream_spares_free(c);
+    ml_h2_mem_deinit(&c->mem);
+    ml_free(c);
+}
+
 /* Tears c down: every stream's owner hears on_close(CANCEL), the socket is closed (what it keeps
  * back still goes out), the owner hears on_close unless it closed c itself, c is freed. */
 static void conn_destroy(struct ml_h2_conn *c, int reason, const char *why)
@@ -462,7 +454,7 @@ static void conn_destroy(struct ml_h2_conn *c, int reason, const char *why)
             c->cops->on_close(c->user, c, reason, why);
         }
     }
-    ml_free(c);
+    conn_free(c);
 }
 
 static struct ml_h2_conn *conn_alloc(struct ml_loop *loop, uint32_t id, bool server,
@@ -483,6 +475,8 @@ static struct ml_h2_conn *conn_alloc(struct ml_loop *loop, uint32_t id, bool ser
     c->last_read_ms = ml_time_now_ms();
     c->idle_since_ms = c->last_read_ms;
     ml_list_init(&c->streams);
+    ml_list_init(&c->spare_streams);
+    ml_h2_mem_init(&c->mem);
     ml_h2_gate_init(&c->gate, server);
     return c;
 }
@@ -501,7 +495,7 @@ int ml_h2_server_new(struct ml_loop *loop, struct ml_transport *tp, uint32_t id,
     c->sops = ops;
     c->connected = true;
     if ((rv = session_new(c)) < 0) {
-        ml_free(c);
+        conn_free(c);
         return rv;
     }
     c->tp = tp;
@@ -527,13 +521,13 @@ int ml_h2_client_new(struct ml_loop *loop, const struct ml_sock_addr *addr,
     }
     c->cops = ops;
     if ((rv = session_new(c)) < 0) {
-        ml_free(c);
+        conn_free(c);
         return rv;
     }
     rv = ml_sock_connect(loop, addr, connect_timeout_ms, &h2_sock_ops, c, &sock);
     if (rv < 0) {
         nghttp2_session_del(c->ng);
-        ml_free(c);
+        conn_free(c);
         return rv;
     }
     c->tp = ml_sock_transport(sock);
@@ -544,7 +538,7 @@ int ml_h2_client_new(struct ml_loop *loop, const struct ml_sock_addr *addr,
         if ((rv = wrap(wrap_user, c->tp, &tp)) < 0) {
             ml_sock_close(sock);
             nghttp2_session_del(c->ng);
-            ml_free(c);
+            conn_free(c);
             return rv;
         }
         c->tp = tp;
@@ -636,13 +630,13 @@ static int mem_conn_new(bool server, uint32_t id, const struct ml_h2_settings *s
     }
     c->connected = true;
     if ((rv = ml_transport_mem_new(output, output_user, &c->tp)) < 0) {
-        ml_free(c);
+        conn_free(c);
         return rv;
     }
     ml_transport_set_ops(c->tp, &h2_sock_ops, c);
     if ((rv = session_new(c)) < 0) {
         ml_transport_close(c->tp);
-        ml_free(c);
+        conn_free(c);
         return rv;
     }
     *out = c;

@@ -1,6 +1,9 @@
 #ifndef ML_H2_HDRS_T_H
 #define ML_H2_HDRS_T_H
 
+#include "core/slice-t.h"
+
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +27,15 @@ struct ml_h2_hdrs {
     size_t cap_bytes;
     size_t list_bytes;     /* HTTP/2 header list size of what is held */
     size_t max_list_bytes; /* cap on list_bytes */
+};
+
+/* A field to send by reference: name and value point at bytes someone else owns (borrowed by
+ * the call that takes it), so that a list made of another list's fields and a few new ones
+ * (proxy/call.c's upstream request) is not copied first. */
+struct ml_h2_field_ref {
+    struct ml_slice name;
+    struct ml_slice value;
+    bool never_index;
 };
 
 #endif

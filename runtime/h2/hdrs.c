@@ -31,9 +31,22 @@ void ml_h2_hdrs_clear(struct ml_h2_hdrs *h)
 
 void ml_h2_hdrs_move(struct ml_h2_hdrs *dst, struct ml_h2_hdrs *src)
 {
-    ml_h2_hdrs_deinit(dst);
+    struct ml_h2_hdrs old = *dst;
+
+    /* A swap: src keeps dst's memory (emptied) for its next list, so that lists handed from
+     * a stream to a call and back allocate nothing once both have grown. */
     *dst = *src;
-    ml_h2_hdrs_init(src, src->max_list_bytes);
+    *src = old;
+    src->max_list_bytes = dst->max_list_bytes;
+    ml_h2_hdrs_clear(src);
+}
+
+void ml_h2_hdrs_trim(struct ml_h2_hdrs *h, size_t keep_bytes)
+{
+    if (h->cap_bytes + h->cap_fields * sizeof(*h->fields) > keep_bytes) {
+        ml_h2_hdrs_deinit(h);
+    }
+    ml_h2_hdrs_clear(h);
 }
 
 /* Grows *p (of *cap elements of size elem) to hold at least need, doubling; the bound on the
@@ -122,19 +135,35 @@ int ml_h2_hdrs_find(const struct ml_h2_hdrs *h, const char *name, uint32_t from)
     return -ENOENT;
 }
 
-static bool slice_is(struct ml_slice s, const char *lit)
+/* s is lit (of lit_len bytes), case-insensitively. */
+static bool slice_is(struct ml_slice s, const char *lit, size_t lit_len)
 {
-    size_t n = strlen(lit);
-
-    return s.n == n && strncasecmp((const char *)s.p, lit, n) == 0;
+    return s.n == lit_len && strncasecmp((const char *)s.p, lit, lit_len) == 0;
 }
+
+#define LIT(s) s, sizeof(s) - 1
 
 bool ml_h2_field_is_connection_specific(struct ml_slice name, struct ml_slice value)
 {
-    if (slice_is(name, "te")) {
-        return !slice_is(value, "trailers");
+    /* By length first: this runs for every field of every header block sent, and few names
+     * have the length of a forbidden one (pseudo-headers such as :method and :authority do). */
+    if (name.n > 0 && name.p[0] == ':') {
+        return false;
     }
-    return slice_is(name, "connection") || slice_is(name, "keep-alive") ||
-           slice_is(name, "proxy-connection") || slice_is(name, "transfer-encoding") ||
-           slice_is(name, "upgrade") || slice_is(name, "http2-settings");
+    switch (name.n) {
+    case 2:
+        return slice_is(name, LIT("te")) && !slice_is(value, LIT("trailers"));
+    case 7:
+        return slice_is(name, LIT("upgrade"));
+    case 10:
+        return slice_is(name, LIT("connection")) || slice_is(name, LIT("keep-alive"));
+    case 14:
+        return slice_is(name, LIT("http2-settings"));
+    case 16:
+        return slice_is(name, LIT("proxy-connection"));
+    case 17:
+        return slice_is(name, LIT("transfer-encoding"));
+    default:
+        return false;
+    }
 }

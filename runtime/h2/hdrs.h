@@ -14,9 +14,12 @@ void ml_h2_hdrs_init(struct ml_h2_hdrs *h, size_t max_list_bytes);
 void ml_h2_hdrs_deinit(struct ml_h2_hdrs *h);
 /* Empties the list, keeping its memory for reuse. */
 void ml_h2_hdrs_clear(struct ml_h2_hdrs *h);
-/* Moves src's fields (and memory) into dst, which must be empty (initialised, nothing added);
- * src is left empty and initialised. */
+/* Moves src's fields (and memory) into dst, whose fields are dropped; src is left empty, with
+ * dst's memory for reuse. */
 void ml_h2_hdrs_move(struct ml_h2_hdrs *dst, struct ml_h2_hdrs *src);
+/* Empties the list, and frees its memory when it holds more than keep_bytes (a list kept for
+ * reuse does not keep what one large header block grew it to). */
+void ml_h2_hdrs_trim(struct ml_h2_hdrs *h, size_t keep_bytes);
 
 /* Appends a field (copied). 0; -ENOBUFS past max_list_bytes (nothing added); -ENOMEM. */
 int ml_h2_hdrs_add(struct ml_h2_hdrs *h, const uint8_t *name, size_t name_len, const uint8_t *value,

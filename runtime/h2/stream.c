@@ -18,14 +18,25 @@
 
 struct ml_h2_stream *ml_h2_stream_new(struct ml_h2_conn *c, int32_t id)
 {
-    struct ml_h2_stream *s = ml_calloc(1, sizeof(*s));
+    struct ml_list *spare = ml_list_first(&c->spare_streams);
+    struct ml_h2_hdrs hdrs;
+    struct ml_h2_stream *s;
 
-    if (s == NULL) {
+    if (spare != NULL) {
+        /* A closed stream of this connection: its header list keeps its memory. */
+        ml_list_remove(spare);
+        c->n_spare_streams--;
+        s = ML_CONTAINER_OF(spare, struct ml_h2_stream, node);
+        hdrs = s->hdrs;
+        memset(s, 0, sizeof(*s));
+        s->hdrs = hdrs;
+    } else if ((s = ml_calloc(1, sizeof(*s))) != NULL) {
+        ml_h2_hdrs_init(&s->hdrs, c->settings.max_header_list_bytes);
+    } else {
         return NULL;
     }
     s->conn = c;
     s->id = id;
-    ml_h2_hdrs_init(&s->hdrs, c->settings.max_header_list_bytes);
     ml_list_add_tail(&c->streams, &s->node);
     c->n_streams++;
     return s;
@@ -33,16 +44,43 @@ struct ml_h2_stream *ml_h2_stream_new(struct ml_h2_conn *c, int32_t id)
 
 static void stream_unlink(struct ml_h2_conn *c, struct ml_h2_stream *s)
 {
+    if (c->hdrs_stream == s) {
+        c->hdrs_stream = NULL;
+    }
     ml_list_remove(&s->node);
     if (--c->n_streams == 0) {
         c->idle_since_ms = ml_time_now_ms();
     }
 }
 
+/* s (unlinked) goes to its connection's spares, or back to the heap when they are full. */
 static void stream_free(struct ml_h2_stream *s)
 {
+    struct ml_h2_conn *c = s->conn;
+    uint32_t keep = c->settings.max_streams > 0 && c->settings.max_streams < H2_SPARE_STREAMS
+                        ? c->settings.max_streams
+                        : H2_SPARE_STREAMS;
+
+    if (c->n_spare_streams < keep) {
+        ml_h2_hdrs_trim(&s->hdrs, H2_HDRS_KEEP_BYTES);
+        ml_list_add_tail(&c->spare_streams, &s->node);
+        c->n_spare_streams++;
+        return;
+    }
     ml_h2_hdrs_deinit(&s->hdrs);
     ml_free(s);
+}
+
+void ml_h2_stream_spares_free(struct ml_h2_conn *c)
+{
+    for (struct ml_list *n; (n = ml_list_first(&c->spare_streams)) != NULL;) {
+        struct ml_h2_stream *s = ML_CONTAINER_OF(n, struct ml_h2_stream, node);
+
+        ml_list_remove(n);
+        ml_h2_hdrs_deinit(&s->hdrs);
+        ml_free(s);
+    }
+    c->n_spare_streams = 0;
 }
 
 void ml_h2_stream_gone(struct ml_h2_conn *c, struct ml_h2_stream *s, uint32_t error_code)
@@ -66,31 +104,59 @@ void ml_h2_stream_gone(struct ml_h2_conn *c, struct ml_h2_stream *s, uint32_t er
     }
 }
 
+/* One nghttp2 name/value pair pointing at name and value (nghttp2 copies them on submit: no
+ * NO_COPY flags); false for the fields HTTP/2 forbids, which are left out. */
+static bool nv_set(nghttp2_nv *v, struct ml_slice name, struct ml_slice value, bool never_index)
+{
+    if (ml_h2_field_is_connection_specific(name, value)) {
+        return false;
+    }
+    *v = (nghttp2_nv){
+        .name = (uint8_t *)name.p,
+        .value = (uint8_t *)value.p,
+        .namelen = name.n,
+        .valuelen = value.n,
+        .flags = never_index ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE,
+    };
+    return true;
+}
+
+/* Room for n pairs: stack when it has room, else allocated (free with nva_free). */
+static nghttp2_nv *nva_room(size_t n, nghttp2_nv *stack)
+{
+    return n > NVA_STACK ? ml_malloc(n * sizeof(*stack)) : stack;
+}
+
 /* hdrs as nghttp2 name/value pairs pointing into hdrs, without the fields HTTP/2 forbids. *nva
  * is stack (when it has room) or allocated (free with nva_free). */
 static int nva_build(const struct ml_h2_hdrs *h, nghttp2_nv *stack, nghttp2_nv **nva, size_t *n)
 {
-    nghttp2_nv *v = stack;
+    nghttp2_nv *v = nva_room(h->n_fields, stack);
 
-    if (h->n_fields > NVA_STACK && (v = ml_malloc(h->n_fields * sizeof(*v))) == NULL) {
+    if (v == NULL) {
         return -ENOMEM;
     }
     *n = 0;
     for (uint32_t i = 0; i < h->n_fields; i++) {
-        struct ml_slice name = ml_h2_hdrs_name(h, i), value = ml_h2_hdrs_value(h, i);
+        *n +=
+            nv_set(&v[*n], ml_h2_hdrs_name(h, i), ml_h2_hdrs_value(h, i), h->fields[i].never_index);
+    }
+    *nva = v;
+    return 0;
+}
 
-        if (ml_h2_field_is_connection_specific(name, value)) {
-            continue;
-        }
-        /* nghttp2 copies names and values on submit (no NO_COPY flags). */
-        v[*n] = (nghttp2_nv){
-            .name = (uint8_t *)name.p,
-            .value = (uint8_t *)value.p,
-            .namelen = name.n,
-            .valuelen = value.n,
-            .flags = h->fields[i].never_index ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE,
-        };
-        (*n)++;
+/* The same from n_refs references. */
+static int nva_build_refs(const struct ml_h2_field_ref *f, size_t n_refs, nghttp2_nv *stack,
+                          nghttp2_nv **nva, size_t *n)
+{
+    nghttp2_nv *v = nva_room(n_refs, stack);
+
+    if (v == NULL) {
+        return -ENOMEM;
+    }
+    *n = 0;
+    for (size_t i = 0; i < n_refs; i++) {
+        *n += nv_set(&v[*n], f[i].name, f[i].value, f[i].never_index);
     }
     *nva = v;
     return 0;
@@ -142,34 +208,23 @@ static nghttp2_ssize data_read(nghttp2_session *ng, int32_t stream_id, uint8_t *
     return (nghttp2_ssize)n;
 }
 
-int ml_h2_conn_request(struct ml_h2_conn *c, const struct ml_h2_hdrs *hdrs, bool end_stream,
-                       const struct ml_h2_stream_ops *ops, void *owner, struct ml_h2_stream **out)
+/* Opens a stream with the request nva (borrowed; nghttp2 copies it): ml_h2_conn_request. */
+static int request_submit(struct ml_h2_conn *c, const nghttp2_nv *nva, size_t n_nva,
+                          bool end_stream, const struct ml_h2_stream_ops *ops, void *owner,
+                          struct ml_h2_stream **out)
 {
-    nghttp2_nv stack[NVA_STACK], *nva;
     nghttp2_data_provider2 dp;
     struct ml_h2_stream *s;
-    size_t n_nva;
     int32_t id;
-    int rv;
 
-    *out = NULL;
-    if (c->server || c->dead || !c->connected || c->goaway || c->owner_gone) {
-        return -EAGAIN;
-    }
     if ((s = ml_h2_stream_new(c, -1)) == NULL) {
         return -ENOMEM;
-    }
-    if ((rv = nva_build(hdrs, stack, &nva, &n_nva)) < 0) {
-        stream_unlink(c, s);
-        stream_free(s);
-        return rv;
     }
     s->ops = ops;
     s->owner = owner;
     dp.source.ptr = s;
     dp.read_callback = data_read;
     id = nghttp2_submit_request2(c->ng, NULL, nva, n_nva, end_stream ? NULL : &dp, s);
-    nva_free(nva, stack);
     if (id < 0) {
         stream_unlink(c, s);
         stream_free(s);
@@ -182,6 +237,50 @@ int ml_h2_conn_request(struct ml_h2_conn *c, const struct ml_h2_hdrs *hdrs, bool
     ml_h2_conn_kick(c);
     *out = s;
     return 0;
+}
+
+static bool can_request(const struct ml_h2_conn *c)
+{
+    return !c->server && !c->dead && c->connected && !c->goaway && !c->owner_gone;
+}
+
+int ml_h2_conn_request(struct ml_h2_conn *c, const struct ml_h2_hdrs *hdrs, bool end_stream,
+                       const struct ml_h2_stream_ops *ops, void *owner, struct ml_h2_stream **out)
+{
+    nghttp2_nv stack[NVA_STACK], *nva;
+    size_t n_nva;
+    int rv;
+
+    *out = NULL;
+    if (!can_request(c)) {
+        return -EAGAIN;
+    }
+    if ((rv = nva_build(hdrs, stack, &nva, &n_nva)) < 0) {
+        return rv;
+    }
+    rv = request_submit(c, nva, n_nva, end_stream, ops, owner, out);
+    nva_free(nva, stack);
+    return rv;
+}
+
+int ml_h2_conn_request_refs(struct ml_h2_conn *c, const struct ml_h2_field_ref *fields,
+                            size_t n_fields, bool end_stream, const struct ml_h2_stream_ops *ops,
+                            void *owner, struct ml_h2_stream **out)
+{
+    nghttp2_nv stack[NVA_STACK], *nva;
+    size_t n_nva;
+    int rv;
+
+    *out = NULL;
+    if (!can_request(c)) {
+        return -EAGAIN;
+    }
+    if ((rv = nva_build_refs(fields, n_fields, stack, &nva, &n_nva)) < 0) {
+        return rv;
+    }
+    rv = request_submit(c, nva, n_nva, end_stream, ops, owner, out);
+    nva_free(nva, stack);
+    return rv;
 }
 
 void ml_h2_stream_attach(struct ml_h2_stream *s, const struct ml_h2_stream_ops *ops, void *owner)

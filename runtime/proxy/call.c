@@ -20,6 +20,7 @@
 #include "config/snapshot.h"
 #include "core/alloc.h"
 #include "core/buf.h"
+#include "core/fmt.h"
 #include "core/list.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -59,6 +60,100 @@ struct ml_slice ml_call_header(const struct ml_call *call, const char *name)
     return field(&call->req_hdrs, name);
 }
 
+/* ---- spare calls -------------------------------------------------------------------------- */
+
+void ml_call_spares_init(struct ml_proxy *p)
+{
+    ml_list_init(&p->spare_calls);
+    p->n_spare_calls = 0;
+    ml_buf_spare_init(&p->spare_chunks, CALL_SPARE_CHUNKS, CALL_SPARE_SMALL_CHUNKS);
+    p->up_refs = NULL;
+    p->cap_up_refs = 0;
+}
+
+static void call_free(struct ml_call *call)
+{
+    ml_timer_free(call->expiry);
+    ml_timer_free(call->stall);
+    ml_timer_free(call->hold);
+    ml_h2_hdrs_deinit(&call->req_hdrs);
+    ml_h2_hdrs_deinit(&call->req_trailers);
+    ml_h2_hdrs_deinit(&call->resp_trailers);
+    ml_free(call);
+}
+
+void ml_call_spares_free(struct ml_proxy *p)
+{
+    for (struct ml_list *n; (n = ml_list_first(&p->spare_calls)) != NULL;) {
+        ml_list_remove(n);
+        call_free(ML_CONTAINER_OF(n, struct ml_call, spare));
+    }
+    p->n_spare_calls = 0;
+    ml_buf_spare_deinit(&p->spare_chunks);
+    ml_free(p->up_refs);
+    p->up_refs = NULL;
+}
+
+/* A zeroed call for p, with header lists ready: a spare one (whose lists keep their memory and
+ * whose deadline and stall timers, disarmed, call back the same functions on the same object),
+ * else a new one. NULL when out of memory. */
+static struct ml_call *call_get(struct ml_proxy *p)
+{
+    struct ml_list *n = ml_list_first(&p->spare_calls);
+    struct ml_h2_hdrs req_hdrs, req_trailers, resp_trailers;
+    struct ml_timer *expiry, *stall;
+    struct ml_call *call;
+
+    if (n == NULL) {
+        if ((call = ml_calloc(1, sizeof(*call))) == NULL) {
+            return NULL;
+        }
+        ml_h2_hdrs_init(&call->req_hdrs, CONFIG_ML_MAX_HEADER_LIST_BYTES);
+        ml_h2_hdrs_init(&call->req_trailers, CONFIG_ML_MAX_HEADER_LIST_BYTES);
+        ml_h2_hdrs_init(&call->resp_trailers, CONFIG_ML_MAX_HEADER_LIST_BYTES);
+        return call;
+    }
+    ml_list_remove(n);
+    p->n_spare_calls--;
+    call = ML_CONTAINER_OF(n, struct ml_call, spare);
+    req_hdrs = call->req_hdrs;
+    req_trailers = call->req_trailers;
+    resp_trailers = call->resp_trailers;
+    expiry = call->expiry;
+    stall = call->stall;
+    memset(call, 0, sizeof(*call));
+    call->req_hdrs = req_hdrs;
+    call->req_trailers = req_trailers;
+    call->resp_trailers = resp_trailers;
+    call->expiry = expiry;
+    call->stall = stall;
+    return call;
+}
+
+/* The finished call goes to its proxy's spares (bounded by CALL_SPARES), or is freed. */
+static void call_put(struct ml_call *call)
+{
+    struct ml_proxy *p = call->proxy;
+
+    if (p->n_spare_calls >= CALL_SPARES) {
+        call_free(call);
+        return;
+    }
+    if (call->expiry != NULL) {
+        ml_timer_disarm(call->expiry);
+    }
+    if (call->stall != NULL) {
+        ml_timer_disarm(call->stall);
+    }
+    ml_timer_free(call->hold); /* a retry's or a fault's: each makes its own */
+    call->hold = NULL;
+    ml_h2_hdrs_trim(&call->req_hdrs, CALL_HDRS_KEEP_BYTES);
+    ml_h2_hdrs_trim(&call->req_trailers, CALL_HDRS_KEEP_BYTES);
+    ml_h2_hdrs_trim(&call->resp_trailers, CALL_HDRS_KEEP_BYTES);
+    ml_list_add_tail(&p->spare_calls, &call->spare);
+    p->n_spare_calls++;
+}
+
 /* ---- the end of a call ------------------------------------------------------------------- */
 
 static void call_free_deferred(struct ml_defer *d)
@@ -72,19 +167,13 @@ static void call_free_deferred(struct ml_defer *d)
     if (call->cluster != NULL) {
         ml_cluster_call_end(call->cluster);
     }
-    ml_timer_free(call->expiry);
-    ml_timer_free(call->stall);
-    ml_timer_free(call->hold);
     ml_buf_deinit(&call->req);
     ml_buf_deinit(&call->req_copy);
     ml_buf_deinit(&call->resp);
-    ml_h2_hdrs_deinit(&call->req_hdrs);
-    ml_h2_hdrs_deinit(&call->req_trailers);
-    ml_h2_hdrs_deinit(&call->resp_trailers);
     ml_snapshot_unref(call->snap);
     call->proxy->n_live_calls--;
     ml_proxy_call_gone(call->proxy);
-    ml_free(call);
+    call_put(call);
 }
 
 void ml_call_maybe_done(struct ml_call *call)
@@ -237,30 +326,60 @@ void ml_call_unavailable(struct ml_call *call, const char *msg)
 
 /* ---- upstream -------------------------------------------------------------------------- */
 
-/* The request headers for upstream in *out (initialised here; the caller deinits it): as they
+/* Room for n references in p->up_refs (one array, reused call after call). 0; -ENOMEM. */
+static int up_refs_reserve(struct ml_proxy *p, size_t n)
+{
+    struct ml_h2_field_ref *refs;
+    size_t cap = p->cap_up_refs != 0 ? p->cap_up_refs : 32;
+
+    if (n <= p->cap_up_refs) {
+        return 0;
+    }
+    while (cap < n) {
+        cap *= 2; /* n is bounded by the request's header list (max_header_list_bytes / 32) */
+    }
+    if ((refs = ml_realloc(p->up_refs, cap * sizeof(*refs))) == NULL) {
+        return -ENOMEM;
+    }
+    p->up_refs = refs;
+    p->cap_up_refs = cap;
+    return 0;
+}
+
+/* The request headers for upstream, by reference in call->proxy->up_refs (*n of them): as they
  * came, except grpc-timeout, which says the time left of the call's deadline (right after the
- * pseudo-headers, as gRPC asks). */
-static int upstream_headers(struct ml_call *call, struct ml_h2_hdrs *out)
+ * pseudo-headers, as gRPC asks; its text in timeout), and grpc-previous-rpc-attempts on a retry
+ * (its text in attempts). The references borrow call->req_hdrs, timeout and attempts. 0;
+ * -ENOBUFS (the list would pass the header list limit, as the request's own list may not);
+ * -ENOMEM. */
+static int upstream_headers(struct ml_call *call, char *timeout, char *attempts, size_t *n)
 {
     const struct ml_h2_hdrs *h = &call->req_hdrs;
-    char value[ML_GRPC_TIMEOUT_TEXT_MAX];
     bool rewrite = call->has_deadline && call->grpc; /* plain HTTP passes as it came */
     bool timeout_added = !rewrite;
     uint64_t now = ml_time_now_ms();
-    int rv = 0;
+    struct ml_h2_field_ref *f, grpc_timeout;
+    size_t list_bytes = 0;
+    int rv;
 
+    if ((rv = up_refs_reserve(call->proxy, h->n_fields + 2u)) < 0) {
+        return rv;
+    }
+    f = call->proxy->up_refs;
+    *n = 0;
     /* At least 1 ms: an expired call is ended by its timer, not by upstream. */
-    ml_grpc_timeout_format(call->deadline_ms > now ? call->deadline_ms - now : 1, value,
-                           sizeof(value));
-    ml_h2_hdrs_init(out, CONFIG_ML_MAX_HEADER_LIST_BYTES);
-    for (uint32_t i = 0; i < h->n_fields && rv == 0; i++) {
-        struct ml_slice name = ml_h2_hdrs_name(h, i), v = ml_h2_hdrs_value(h, i);
+    ml_grpc_timeout_format(call->deadline_ms > now ? call->deadline_ms - now : 1, timeout,
+                           ML_GRPC_TIMEOUT_TEXT_MAX);
+    grpc_timeout = (struct ml_h2_field_ref){
+        .name = {(const uint8_t *)"grpc-timeout", 12},
+        .value = {(const uint8_t *)timeout, strlen(timeout)},
+    };
+    for (uint32_t i = 0; i < h->n_fields; i++) {
+        struct ml_slice name = ml_h2_hdrs_name(h, i);
 
         if (!timeout_added && (name.n == 0 || name.p[0] != ':')) {
             timeout_added = true;
-            if ((rv = ml_h2_hdrs_add_str(out, "grpc-timeout", value)) < 0) {
-                break;
-            }
+            f[(*n)++] = grpc_timeout;
         }
         if (rewrite && name.n == 12 && memcmp(name.p, "grpc-timeout", 12) == 0) {
             continue; /* names arrive lower case: HTTP/2 forbids upper case */
@@ -268,32 +387,39 @@ static int upstream_headers(struct ml_call *call, struct ml_h2_hdrs *out)
         if (name.n == 26 && memcmp(name.p, "grpc-previous-rpc-attempts", 26) == 0) {
             continue; /* ours says it (below): the client's attempts are not this hop's */
         }
-        rv = ml_h2_hdrs_add(out, name.p, name.n, v.p, v.n, h->fields[i].never_index);
+        f[(*n)++] =
+            (struct ml_h2_field_ref){name, ml_h2_hdrs_value(h, i), h->fields[i].never_index};
     }
-    if (rv == 0 && !timeout_added) {
-        rv = ml_h2_hdrs_add_str(out, "grpc-timeout", value);
+    if (!timeout_added) {
+        f[(*n)++] = grpc_timeout;
     }
-    if (rv == 0 && call->n_attempts > 0) {
+    if (call->n_attempts > 0) {
         /* gRPC's retry design (A6): a retried attempt says how many went before it */
-        snprintf(value, sizeof(value), "%u", (unsigned)call->n_attempts);
-        rv = ml_h2_hdrs_add_str(out, "grpc-previous-rpc-attempts", value);
+        f[(*n)++] = (struct ml_h2_field_ref){
+            .name = {(const uint8_t *)"grpc-previous-rpc-attempts", 26},
+            .value = {(const uint8_t *)attempts,
+                      ml_fmt_u64(attempts, ML_FMT_U64_DIGITS + 1, call->n_attempts)},
+        };
     }
-    return rv;
+    for (size_t i = 0; i < *n; i++) {
+        list_bytes += f[i].name.n + f[i].value.n + 32; /* RFC 9113 6.5.2 */
+    }
+    return list_bytes > CONFIG_ML_MAX_HEADER_LIST_BYTES ? -ENOBUFS : 0;
 }
 
 int ml_call_open_upstream(struct ml_call *call, struct ml_h2_conn *conn)
 {
     bool no_body =
         call->req_ended && ml_buf_len(&call->req) == 0 && call->req_trailers.n_fields == 0;
-    struct ml_h2_hdrs up_hdrs;
-    char msg[160];
+    char timeout[ML_GRPC_TIMEOUT_TEXT_MAX], attempts[ML_FMT_U64_DIGITS + 1], msg[160];
+    size_t n;
     int rv;
 
-    rv = upstream_headers(call, &up_hdrs);
+    rv = upstream_headers(call, timeout, attempts, &n);
     if (rv == 0) {
-        rv = ml_h2_conn_request(conn, &up_hdrs, no_body, &up_ops, call, &call->up);
+        rv = ml_h2_conn_request_refs(conn, call->proxy->up_refs, n, no_body, &up_ops, call,
+                                     &call->up);
     }
-    ml_h2_hdrs_deinit(&up_hdrs); /* nghttp2 copied them */
     if (rv == 0) {
         ml_call_obs_upstream_open(&call->obs); /* the upstream's own time starts here */
     }
@@ -435,7 +561,7 @@ int ml_call_rewind_request(struct ml_call *call)
         return 0;
     }
     /* Twice a buffer: what went (at most a buffer) and what the window lets come. */
-    ml_buf_init(&all, 2 * (size_t)CALL_BUFFER_BYTES);
+    ml_buf_init_spare(&all, 2 * (size_t)CALL_BUFFER_BYTES, call->req.spare);
     while ((n = ml_buf_read(&call->req_copy, scrap, sizeof(scrap))) > 0) {
         if (ml_buf_append(&all, scrap, n) < 0) {
             ml_buf_deinit(&all);
@@ -766,7 +892,8 @@ int ml_call_arm_deadline(struct ml_call *call, const struct ml_cfg_route *route)
         ml_call_answer(call, ML_GRPC_DEADLINE_EXCEEDED, 504, "deadline exceeded (0 ms)");
         return -ETIMEDOUT;
     }
-    if ((call->expiry = ml_timer_new(call->proxy->loop, call_on_expiry, call)) == NULL) {
+    if (call->expiry == NULL &&
+        (call->expiry = ml_timer_new(call->proxy->loop, call_on_expiry, call)) == NULL) {
         ml_call_unavailable(call, "out of memory for the call's deadline");
         return -ENOMEM;
     }
@@ -837,7 +964,8 @@ int ml_call_arm_stall(struct ml_call *call, const struct ml_cfg_listener *lcfg)
     if (call->stall_ms == 0) {
         return 0;
     }
-    if ((call->stall = ml_timer_new(call->proxy->loop, call_on_stall_check, call)) == NULL) {
+    if (call->stall == NULL &&
+        (call->stall = ml_timer_new(call->proxy->loop, call_on_stall_check, call)) == NULL) {
         ml_call_unavailable(call, "out of memory for the call's stall check");
         return -ENOMEM;
     }
@@ -853,7 +981,7 @@ void ml_call_start(struct ml_proxy *p, struct ml_listener *l, struct ml_h2_strea
     struct ml_call *call;
     struct ml_slice path;
 
-    if ((call = ml_calloc(1, sizeof(*call))) == NULL) {
+    if ((call = call_get(p)) == NULL) {
         ML_LOG_WRN("c%u s%d: out of memory for a call: refused",
                    ml_h2_conn_id(ml_h2_stream_conn(down)), ml_h2_stream_id(down));
         return; /* not attached: h2 refuses the stream */
@@ -870,12 +998,9 @@ void ml_call_start(struct ml_proxy *p, struct ml_listener *l, struct ml_h2_strea
     call->listener = l->index;
     call->route = -1;
     call->up_grpc_status = -1;
-    ml_h2_hdrs_init(&call->req_hdrs, CONFIG_ML_MAX_HEADER_LIST_BYTES);
-    ml_h2_hdrs_init(&call->req_trailers, CONFIG_ML_MAX_HEADER_LIST_BYTES);
-    ml_h2_hdrs_init(&call->resp_trailers, CONFIG_ML_MAX_HEADER_LIST_BYTES);
-    ml_buf_init(&call->req, CALL_BUFFER_BYTES);
-    ml_buf_init(&call->req_copy, CALL_RETRY_BUFFER_BYTES);
-    ml_buf_init(&call->resp, CALL_BUFFER_BYTES);
+    ml_buf_init_spare(&call->req, CALL_BUFFER_BYTES, &p->spare_chunks);
+    ml_buf_init_spare(&call->req_copy, CALL_RETRY_BUFFER_BYTES, &p->spare_chunks);
+    ml_buf_init_spare(&call->resp, CALL_BUFFER_BYTES, &p->spare_chunks);
     call->resp_limit = UINT64_MAX;
     ml_h2_hdrs_move(&call->req_hdrs, hdrs);
     ml_call_obs_begin(&call->obs, p, call->snap, l->index, &call->req_hdrs);
@@ -884,7 +1009,7 @@ void ml_call_start(struct ml_proxy *p, struct ml_listener *l, struct ml_h2_strea
     ml_h2_stream_attach(down, &down_ops, call);
 
     path = field(&call->req_hdrs, ":path");
-    snprintf(call->path, sizeof(call->path), "%.*s", (int)path.n, (const char *)path.p);
+    ml_fmt_copy(call->path, sizeof(call->path), path.p, path.n);
     call->grpc = ml_grpc_is_content_type(field(&call->req_hdrs, "content-type"));
     ml_call_steps_run(call); /* route, deadline, pick: proxy/steps.c */
     /* Every way out, once: an answer that could not be sent (ENOMEM) reset the downstream

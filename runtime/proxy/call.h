@@ -17,4 +17,9 @@ struct ml_listener;
 void ml_call_start(struct ml_proxy *p, struct ml_listener *l, struct ml_h2_stream *down,
                    struct ml_h2_hdrs *hdrs, bool end_stream);
 
+/* The calls, buffer chunks and field array that finished calls leave on p for the next ones
+ * (a warm call path allocates nothing): init with the proxy, free once no call is left. */
+void ml_call_spares_init(struct ml_proxy *p);
+void ml_call_spares_free(struct ml_proxy *p);
+
 #endif

@@ -7,6 +7,7 @@
 #include "balance/lb-t.h"
 #include "config/snapshot-t.h"
 #include "core/buf-t.h"
+#include "core/list-t.h"
 #include "core/loop-t.h"
 #include "core/slice-t.h"
 #include "grpc/framing-t.h"
@@ -39,7 +40,18 @@ struct ml_timer;
 #define CALL_BUFFER_BYTES                                                                          \
     (CONFIG_ML_CALL_BUFFER_BYTES > 65535 ? CONFIG_ML_CALL_BUFFER_BYTES : 65535)
 
+/* Finished calls a proxy keeps for reuse (with their header lists' memory and their deadline
+ * and stall timers), and body buffer chunks kept beside them: small first chunks (512 B) for
+ * the three buffers of each of one connection's 100 streams at once, and 32 whole ones (8 KiB)
+ * for larger bodies; beyond that they go back to the heap. A kept header list keeps at most
+ * CALL_HDRS_KEEP_BYTES. */
+#define CALL_SPARES 100
+#define CALL_SPARE_CHUNKS 32
+#define CALL_SPARE_SMALL_CHUNKS 300
+#define CALL_HDRS_KEEP_BYTES 2048
+
 struct ml_call {
+    struct ml_list spare; /* in proxy->spare_calls while kept for reuse */
     struct ml_proxy *proxy;
     uint64_t id;
     struct ml_snapshot *snap;   /* the config the call started on (a reference): routes, names */

@@ -3,6 +3,7 @@
 #include "balance/balance.h"
 #include "config/snapshot-t.h"
 #include "core/access_log.h"
+#include "core/fmt.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/stats.h"
@@ -94,7 +95,7 @@ static void copy_field(char *dst, size_t cap, const struct ml_h2_hdrs *h, const 
     dst[0] = '\0';
     if (i >= 0) {
         v = ml_h2_hdrs_value(h, (uint32_t)i);
-        snprintf(dst, cap, "%.*s", (int)v.n, (const char *)v.p);
+        ml_fmt_copy(dst, cap, v.p, v.n);
     }
 }
 
@@ -127,7 +128,7 @@ static void request_id(char *dst, size_t cap, const struct ml_h2_hdrs *h)
     dst[0] = '\0';
     if (i >= 0) {
         v = ml_h2_hdrs_value(h, (uint32_t)i);
-        snprintf(dst, cap, "%.*s", (int)v.n, (const char *)v.p);
+        ml_fmt_copy(dst, cap, v.p, v.n);
         return;
     }
     if ((i = ml_h2_hdrs_find(h, "traceparent", 0)) < 0) {

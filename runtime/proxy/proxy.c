@@ -741,6 +741,7 @@ int ml_proxy_new(struct ml_loop *loop, struct ml_snapshot *snap, char *why, size
     p->snap = ml_snapshot_ref(snap);
     ml_list_init(&p->retired_listeners);
     ml_list_init(&p->retired_balances);
+    ml_call_spares_init(p);
     ml_rand_seed_env_or_os(&p->rng); /* MESHLET_RANDOM_SEED: statistical tests */
     if ((rv = ml_balance_new(loop, snap, &p->conn_ids, &p->balance)) < 0) {
         snprintf(why, cap, "out of memory for the clusters");
@@ -851,6 +852,7 @@ void ml_proxy_free(struct ml_proxy *p)
         ML_LOG_ERR("proxy: %llu calls still alive at shutdown",
                    (unsigned long long)p->n_live_calls);
     }
+    ml_call_spares_free(p);
     ml_free(p->listeners);
     ml_snapshot_unref(p->snap);
     ml_free(p);

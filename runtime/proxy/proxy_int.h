@@ -4,12 +4,14 @@
 
 #include "balance/balance-t.h"
 #include "config/snapshot-t.h"
+#include "core/buf-t.h"
 #include "core/list-t.h"
 #include "core/log.h"
 #include "core/loop-t.h"
 #include "core/rand.h"
 #include "core/sock-t.h"
 #include "h2/h2-t.h"
+#include "h2/hdrs-t.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -93,6 +95,14 @@ struct ml_proxy {
 
     uint32_t n_downstream; /* downstream connections of every listener, retired ones too */
     bool budget_full;      /* n_downstream reached ML_FD_BUDGET_DOWNSTREAM: said once in the log */
+
+    /* proxy/call.c: what finished calls leave for the next ones (a warm call path allocates
+     * nothing); freed with the proxy (ml_call_spares_free). */
+    struct ml_list spare_calls; /* struct ml_call, bounded by CALL_SPARES */
+    uint32_t n_spare_calls;
+    struct ml_buf_spare spare_chunks; /* the calls' body buffer chunks */
+    struct ml_h2_field_ref *up_refs;  /* the upstream request's fields, rebuilt per call */
+    size_t cap_up_refs;
 };
 
 /* proxy.c, for apply.c: a listener of snap->listeners[index] (counted in stats), bound now; held
