@@ -262,10 +262,13 @@ LWS_OPTS=(
 	# Trim what meshlet does not use.
 	-DLWS_WITH_LEJP=OFF -DLWS_WITH_LEJP_CONF=OFF -DLWS_WITH_CONMON=OFF
 	-DLWS_WITH_CACHE_NSCOOKIEJAR=OFF -DLWS_CLIENT_HTTP_PROXYING=OFF
-	-DLWS_WITH_HTTP_UNCOMMON_HEADERS=OFF -DLWS_WITH_SYS_SMD=OFF
+	-DLWS_WITH_SYS_SMD=OFF
 	-DLWS_WITH_SYS_STATE=ON -DLWS_WITH_DIR=OFF
 	-DLWS_WITH_NETLINK=OFF -DLWS_WITH_HTTP_BASIC_AUTH=OFF -DLWS_WITH_CUSTOM_HEADERS=OFF
 	-DLWS_WITH_FILE_OPS=OFF -DLWS_WITH_CBOR_FLOAT=OFF
+	# The "uncommon" headers include the PUT and DELETE methods the admin endpoint and the
+	# controller answer (without them lws answers 400). Basic auth used to imply them.
+	-DLWS_WITH_HTTP_UNCOMMON_HEADERS=ON
 	# Certificates come from meshlet's config, not from the build host.
 	-DLWS_SSL_CLIENT_USE_OS_CA_CERTS=OFF
 	# New compilers must not turn a dependency warning into a failed build.
@@ -279,7 +282,7 @@ LWS_CONFIG_H=$BUILD/libwebsockets/lws_config.h
 [ -f "$LWS_CONFIG_H" ] || die "libwebsockets: $LWS_CONFIG_H not generated"
 for d in LWS_HAVE_mbedtls_ssl_conf_alpn_protocols LWS_HAVE_mbedtls_ssl_get_alpn_protocol \
 	LWS_HAVE_mbedtls_ssl_conf_sni LWS_WITH_SYS_ASYNC_DNS LWS_WITH_MBEDTLS LWS_WITH_IPV6 \
-	LWS_WITH_CLIENT LWS_WITH_SERVER LWS_ROLE_WS LWS_ROLE_MQTT; do
+	LWS_WITH_CLIENT LWS_WITH_SERVER LWS_ROLE_WS LWS_ROLE_MQTT LWS_WITH_HTTP_UNCOMMON_HEADERS; do
 	grep -Eq "^#define[[:space:]]+$d([[:space:]]|$)" "$LWS_CONFIG_H" ||
 		die "libwebsockets: $d missing from lws_config.h (see CMakeFiles/CMakeError.log in $BUILD/libwebsockets)"
 done
