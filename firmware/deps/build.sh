@@ -13,7 +13,7 @@
 # execute_process); everything else goes to stderr or to $prefix/build.log.
 #
 # <hash> = first 16 hex of a SHA-256 over pins.sh, fetch.sh, build.sh,
-# inih.flags, every CMake file and every patches/NAME/*.patch under
+# inih.flags, mbedtls_config.h, every CMake file and every patches/NAME/*.patch under
 # firmware/deps/ and the board's toolchain.cmake. Change any of them and you
 # get a new prefix (a rebuild); change nothing and a complete prefix is
 # returned at once. The Debian revision is deliberately NOT in the hash (it is
@@ -264,6 +264,7 @@ LWS_OPTS=(
 	-DLWS_WITH_CACHE_NSCOOKIEJAR=OFF -DLWS_CLIENT_HTTP_PROXYING=OFF
 	-DLWS_WITH_SYS_SMD=OFF
 	-DLWS_WITH_SYS_STATE=ON -DLWS_WITH_DIR=OFF
+	# Neither route watching, basic auth, custom headers nor file serving: meshlet calls none.
 	-DLWS_WITH_NETLINK=OFF -DLWS_WITH_HTTP_BASIC_AUTH=OFF -DLWS_WITH_CUSTOM_HEADERS=OFF
 	-DLWS_WITH_FILE_OPS=OFF -DLWS_WITH_CBOR_FLOAT=OFF
 	# The "uncommon" headers include the PUT and DELETE methods the admin endpoint and the

@@ -143,8 +143,9 @@
 #define MBEDTLS_SSL_OUT_CONTENT_LEN 4096
 
 /* ---- left out, and why ---------------------------------------------------------------------
- * TLS 1.2 CBC suites: no suite is offered with CBC even though the mode is in (PKCS#8 above):
- *   MBEDTLS_SSL_CIPHERSUITES is not set, so mbedTLS would list them; see build.sh's check.
+ * (Not left out: with CBC in for PKCS#8 above, the TLS 1.2 ECDHE-*-AES-CBC suites stay offered
+ *   after the AEAD ones, as in mbedTLS's default configuration; MBEDTLS_SSL_CIPHERSUITES would
+ *   drop them from the list but not their code.)
  * RSA, DHE, ECDH (static) and all PSK key exchanges: no forward secrecy, or no PSKs in meshlet.
  * DES/3DES, Camellia, ARIA, CCM, CMAC, NIST-KW, CFB/OFB/CTR/XTS modes, MD5, RIPEMD-160, SHA-3,
  *   other curves (P-192/224/521, secp*k1, Brainpool, X448), DHM, ECJPAKE, LMS, PKCS#7, PKCS#12:
