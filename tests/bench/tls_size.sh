@@ -48,7 +48,12 @@ build_one() { # BOARD y|n|nofleet → prints "FILE-BYTES TEXT+DATA-BYTES"
 		echo "tls_size: $dir/.config still has ML_TLS" >&2
 		exit 1
 	fi
-	cmake -S "$ROOT" -B "$dir" -G Ninja -DML_BOARD="$board" >"$dir/configure.log" 2>&1 || {
+	# The same lines as a Kconfig fragment for CMake too: configure remakes .config from the
+	# defconfig and ML_KCONFIG_FRAGMENTS whenever they differ from what it last merged (a fresh
+	# build dir always), which would otherwise undo the .config written above.
+	grep -v -x -F -f "$ROOT/boards/$board/defconfig" "$frag" >"$dir/tls.conf" || true
+	cmake -S "$ROOT" -B "$dir" -G Ninja -DML_BOARD="$board" -DML_KCONFIG_FRAGMENTS="$dir/tls.conf" \
+		>"$dir/configure.log" 2>&1 || {
 		tail -20 "$dir/configure.log" >&2
 		exit 1
 	}
