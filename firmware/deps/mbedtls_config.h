@@ -76,8 +76,6 @@
 #define MBEDTLS_ASN1_WRITE_C
 #define MBEDTLS_PK_C
 #define MBEDTLS_PK_PARSE_C
-/* PSA-backed keys are exported through pk_write (TLS 1.3 signing with the own key). */
-#define MBEDTLS_PK_WRITE_C
 /* RSA certificates: PKCS#1 v1.5 (TLS 1.2, certificate signatures) and PSS (TLS 1.3 CertificateVerify,
  * rsa_pss_rsae_*; and PSS-signed certificates). */
 #define MBEDTLS_RSA_C
@@ -95,7 +93,7 @@
 #define MBEDTLS_ECP_DP_CURVE25519_ENABLED
 /* Faster NIST reductions: a P-256 handshake is mostly these (a few KiB of code). */
 #define MBEDTLS_ECP_NIST_OPTIM
-/* Keys as `openssl ecparam -genkey` writes them (named curve) and compressed points. */
+/* EC keys whose public point is stored compressed (`openssl ec -conv_form compressed`). */
 #define MBEDTLS_PK_PARSE_EC_COMPRESSED
 
 /* ---- certificates ------------------------------------------------------------------------ */
@@ -150,7 +148,8 @@
  * DES/3DES, Camellia, ARIA, CCM, CMAC, NIST-KW, CFB/OFB/CTR/XTS modes, MD5, RIPEMD-160, SHA-3,
  *   other curves (P-192/224/521, secp*k1, Brainpool, X448), DHM, ECJPAKE, LMS, PKCS#7, PKCS#12:
  *   no suite or certificate meshlet accepts needs them.
- * CRL, CSR and certificate writing, PEM writing: meshlet neither checks CRLs nor issues certs.
+ * CRL, CSR and certificate writing, PEM and key writing (PK_WRITE_C): meshlet neither checks
+ *   CRLs nor issues certificates or keys.
  * PSA storage (PSA_CRYPTO_STORAGE_C, PSA_ITS_FILE_C): no persistent keys.
  * SSL cache (server-side session cache): resumption is by tickets only.
  * Renegotiation, max fragment length, encrypt-then-MAC (CBC only), context serialization,
