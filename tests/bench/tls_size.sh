@@ -14,7 +14,8 @@
 # board's cached prefix (~/.cache/meshlet/deps), the same for all. Prints a Markdown table on
 # stdout (progress on stderr): the stripped, static binary's file size (the build strips meshlet
 # after linking) and its text+data (`size`: what the program occupies; the file size moves in
-# steps of the linker's segment alignment, 64 KiB on aarch64, and hides small differences).
+# steps of the linker's segment alignment, 4 KiB since meshlet sets max-page-size, and hides small
+# differences).
 # Then each ML_TLS=y build is relinked once more with a map file (-Wl,-Map): the bytes each
 # library keeps in the binary (tests/bench/tls_size_map.py). Build with at most -j2 (ML_JOBS):
 # the machine may be shared.
