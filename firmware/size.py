@@ -8,8 +8,8 @@ BUILD is a board's build tree (cmake -DML_BOARD=...); its link wrote BUILD/meshl
 input section the linker kept in a section that takes room in the file (not .bss/.tbss) is
 charged to the archive or object it came from; meshlet's own sections to their source file, and
 those of a feature's files to its Kconfig symbol. The sums are input section bytes: the stripped
-file adds headers and alignment (aarch64 aligns segments to 64 KiB, so its file size moves in
-64 KiB steps) and merges equal strings across files (so .rodata counts a little high). With MINIMAL_BUILD (a -DML_MINIMAL=ON tree of the
+file adds headers and alignment (meshlet is linked with 4 KiB pages, so a few KiB at most) and
+merges equal strings across files (so .rodata counts a little high). With MINIMAL_BUILD (a -DML_MINIMAL=ON tree of the
 same board) the stripped sizes of both are compared: what the left-out features really cost,
 library code only they pull in included.
 """

@@ -13,7 +13,7 @@
 # execute_process); everything else goes to stderr or to $prefix/build.log.
 #
 # <hash> = first 16 hex of a SHA-256 over pins.sh, fetch.sh, build.sh,
-# inih.flags, every CMake file and every patches/NAME/*.patch under
+# inih.flags, mbedtls_config.h, every CMake file and every patches/NAME/*.patch under
 # firmware/deps/ and the board's toolchain.cmake. Change any of them and you
 # get a new prefix (a rebuild); change nothing and a complete prefix is
 # returned at once. The Debian revision is deliberately NOT in the hash (it is
@@ -50,7 +50,8 @@ SRC=$CACHE/src
 # ---------------------------------------------------------------------------
 # The prefix hash: everything that decides what ends up in the prefix.
 # ---------------------------------------------------------------------------
-inputs=(firmware/deps/pins.sh firmware/deps/fetch.sh firmware/deps/build.sh firmware/deps/inih.flags)
+inputs=(firmware/deps/pins.sh firmware/deps/fetch.sh firmware/deps/build.sh firmware/deps/inih.flags
+	firmware/deps/mbedtls_config.h)
 while IFS= read -r f; do inputs+=("$f"); done < <(
 	cd "$ROOT" && find firmware/deps \( -name '*.cmake' -o -name CMakeLists.txt -o -name '*.patch' \) \
 		-type f | LC_ALL=C sort)
@@ -158,6 +159,10 @@ srcdir() { printf '%s/%s\n' "$SRC" "$(pin_srcdir "$1")"; }
 # toolchain's CMAKE_C_FLAGS_INIT: a -DCMAKE_C_FLAGS=... would silently drop
 # the board's -mcpu/-mfpu flags instead.
 export CFLAGS="-ffunction-sections -fdata-sections"
+# No unwind tables (.eh_frame): C libraries that nothing unwinds through (no C++ exceptions, no
+# pthread_cancel, no backtrace() in meshlet); gcc emits them by default on aarch64 and x86-64, and
+# they were 10-13 % of each library's bytes. The sanitizer variant keeps them for its stack traces.
+[ "$SANITIZE" = 1 ] || CFLAGS="$CFLAGS -fno-asynchronous-unwind-tables -fno-unwind-tables"
 # The caller's environment must not change what lands in a prefix whose name
 # does not record it: CC=clang (as the fuzz build sets for its own configure)
 # would otherwise build the host deps with clang.
@@ -202,20 +207,19 @@ cmake_build() {   # NAME SRC-DIR ARGS... : configure, build, install
 }
 
 # ---------------------------------------------------------------------------
-# mbedTLS: library only, default mbedtls_config.h (TLS 1.2 + 1.3, ALPN, SNI).
-# GEN_FILES=OFF: the release tarball ships the generated sources, so no
-# Python/Perl code generation at build time.
-# MBEDTLS_SSL_OUT_CONTENT_LEN=4096: each TLS connection's output record buffer
-# is 4 KiB instead of 16 (records we send are at most 4 KiB; a peer reads any
-# size). 63 -> 48 KiB per idle TLS connection (tests/bench/tls.sh). The input
-# buffer stays 16 KiB: a peer may always send full records. Only mbedTLS's own
-# sources use the value, so the consumers' view of the headers is unaffected.
+# mbedTLS: library only, with meshlet's own configuration (mbedtls_config.h here: TLS 1.2 +
+# 1.3, ECDSA and RSA, P-256/P-384/X25519, AES-GCM and ChaCha20-Poly1305, tickets, ALPN, SNI, a 4 KiB
+# output record buffer; one comment per choice there). Installed as the prefix's
+# include/mbedtls/mbedtls_config.h, so libwebsockets and meshlet compile against the very options
+# the library was built with (several change struct layouts) without a flag of their own.
+# GEN_FILES=OFF: the release tarball ships the generated sources, so no Python/Perl code
+# generation at build time.
 # ---------------------------------------------------------------------------
-CFLAGS="$CFLAGS -DMBEDTLS_SSL_OUT_CONTENT_LEN=4096" \
-	cmake_build mbedtls "$(srcdir mbedtls)" "${GNUDIRS[@]}" \
+cmake_build mbedtls "$(srcdir mbedtls)" "${GNUDIRS[@]}" \
 	-DENABLE_PROGRAMS=OFF -DENABLE_TESTING=OFF -DGEN_FILES=OFF \
 	-DUSE_STATIC_MBEDTLS_LIBRARY=ON -DUSE_SHARED_MBEDTLS_LIBRARY=OFF \
-	-DMBEDTLS_FATAL_WARNINGS=OFF
+	-DMBEDTLS_FATAL_WARNINGS=OFF -DMBEDTLS_CONFIG_FILE="$HERE/mbedtls_config.h"
+cp "$HERE/mbedtls_config.h" "$PREFIX/include/mbedtls/mbedtls_config.h"
 
 # ---------------------------------------------------------------------------
 # nghttp2: the library only (no apps, no HPACK tools, no docs), no threads
@@ -258,8 +262,14 @@ LWS_OPTS=(
 	# Trim what meshlet does not use.
 	-DLWS_WITH_LEJP=OFF -DLWS_WITH_LEJP_CONF=OFF -DLWS_WITH_CONMON=OFF
 	-DLWS_WITH_CACHE_NSCOOKIEJAR=OFF -DLWS_CLIENT_HTTP_PROXYING=OFF
-	-DLWS_WITH_HTTP_UNCOMMON_HEADERS=OFF -DLWS_WITH_SYS_SMD=OFF
+	-DLWS_WITH_SYS_SMD=OFF
 	-DLWS_WITH_SYS_STATE=ON -DLWS_WITH_DIR=OFF
+	# Neither route watching, basic auth, custom headers nor file serving: meshlet calls none.
+	-DLWS_WITH_NETLINK=OFF -DLWS_WITH_HTTP_BASIC_AUTH=OFF -DLWS_WITH_CUSTOM_HEADERS=OFF
+	-DLWS_WITH_FILE_OPS=OFF -DLWS_WITH_CBOR_FLOAT=OFF
+	# The "uncommon" headers include the PUT and DELETE methods the admin endpoint and the
+	# controller answer (without them lws answers 400). Basic auth used to imply them.
+	-DLWS_WITH_HTTP_UNCOMMON_HEADERS=ON
 	# Certificates come from meshlet's config, not from the build host.
 	-DLWS_SSL_CLIENT_USE_OS_CA_CERTS=OFF
 	# New compilers must not turn a dependency warning into a failed build.
@@ -273,7 +283,7 @@ LWS_CONFIG_H=$BUILD/libwebsockets/lws_config.h
 [ -f "$LWS_CONFIG_H" ] || die "libwebsockets: $LWS_CONFIG_H not generated"
 for d in LWS_HAVE_mbedtls_ssl_conf_alpn_protocols LWS_HAVE_mbedtls_ssl_get_alpn_protocol \
 	LWS_HAVE_mbedtls_ssl_conf_sni LWS_WITH_SYS_ASYNC_DNS LWS_WITH_MBEDTLS LWS_WITH_IPV6 \
-	LWS_WITH_CLIENT LWS_WITH_SERVER LWS_ROLE_WS LWS_ROLE_MQTT; do
+	LWS_WITH_CLIENT LWS_WITH_SERVER LWS_ROLE_WS LWS_ROLE_MQTT LWS_WITH_HTTP_UNCOMMON_HEADERS; do
 	grep -Eq "^#define[[:space:]]+$d([[:space:]]|$)" "$LWS_CONFIG_H" ||
 		die "libwebsockets: $d missing from lws_config.h (see CMakeFiles/CMakeError.log in $BUILD/libwebsockets)"
 done

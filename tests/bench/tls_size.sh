@@ -14,7 +14,8 @@
 # board's cached prefix (~/.cache/meshlet/deps), the same for all. Prints a Markdown table on
 # stdout (progress on stderr): the stripped, static binary's file size (the build strips meshlet
 # after linking) and its text+data (`size`: what the program occupies; the file size moves in
-# steps of the linker's segment alignment, 64 KiB on aarch64, and hides small differences).
+# steps of the linker's segment alignment, 4 KiB since meshlet sets max-page-size, and hides small
+# differences).
 # Then each ML_TLS=y build is relinked once more with a map file (-Wl,-Map): the bytes each
 # library keeps in the binary (tests/bench/tls_size_map.py). Build with at most -j2 (ML_JOBS):
 # the machine may be shared.
@@ -48,7 +49,12 @@ build_one() { # BOARD y|n|nofleet → prints "FILE-BYTES TEXT+DATA-BYTES"
 		echo "tls_size: $dir/.config still has ML_TLS" >&2
 		exit 1
 	fi
-	cmake -S "$ROOT" -B "$dir" -G Ninja -DML_BOARD="$board" >"$dir/configure.log" 2>&1 || {
+	# The same lines as a Kconfig fragment for CMake too: configure remakes .config from the
+	# defconfig and ML_KCONFIG_FRAGMENTS whenever they differ from what it last merged (a fresh
+	# build dir always), which would otherwise undo the .config written above.
+	grep -v -x -F -f "$ROOT/boards/$board/defconfig" "$frag" >"$dir/tls.conf" || true
+	cmake -S "$ROOT" -B "$dir" -G Ninja -DML_BOARD="$board" -DML_KCONFIG_FRAGMENTS="$dir/tls.conf" \
+		>"$dir/configure.log" 2>&1 || {
 		tail -20 "$dir/configure.log" >&2
 		exit 1
 	}
