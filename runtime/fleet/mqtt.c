@@ -262,7 +262,11 @@ static void mqtt_goodbye(void *stv, struct lws *wsi)
     memset(&pub, 0, sizeof(pub));
     pub.topic = st->hello;
     pub.topic_len = (uint16_t)strlen(st->hello);
-    pub.qos = QOS1;
+    /* QoS 0: the broker answers nothing, so no PUBACK reaches a socket we close right after
+     * the DISCONNECT; one did 1 time in 9 under load, the kernel answered it with a RST, and
+     * the broker lost the DISCONNECT it had not read yet (and sent the Will instead). TCP keeps
+     * the order: the empty Hello is handled before the DISCONNECT. */
+    pub.qos = QOS0;
     pub.retain = 1;
     /* The empty retained Hello: this node is offline now, not when the broker notices. */
     if (lws_mqtt_client_send_publish(wsi, &pub, buf + LWS_PRE, 0, 1) != 0) {
