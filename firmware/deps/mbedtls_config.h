@@ -29,6 +29,12 @@
 /* lws calls mbedtls_version_get_string() (its version banner). */
 #define MBEDTLS_VERSION_C
 
+/* Locks around mbedTLS's process-wide state ([node] workers = N runs N loops in N threads, each
+ * with its own TLS contexts): the PSA key store and its random generator, which TLS 1.3 uses
+ * from every thread. Per-connection and per-listener contexts stay unlocked (one loop each). */
+#define MBEDTLS_THREADING_C
+#define MBEDTLS_THREADING_PTHREAD
+
 /* ---- random numbers ---------------------------------------------------------------------- */
 /* The OS entropy source (getrandom) feeding a CTR-DRBG: what meshlet and lws seed with. */
 #define MBEDTLS_ENTROPY_C

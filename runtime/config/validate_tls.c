@@ -19,15 +19,6 @@ void ml_config_tls_refused(struct ml_config_vctx *c, const struct ml_raw_section
             "expected off: this build of meshlet has no data-plane TLS (CONFIG_ML_TLS is "
             "off; never served in plaintext), got \"%s\"",
             ml_config_shown(ml_config_value_at(c, sec, key), got, sizeof(got)));
-    } else if (tls != ML_CFG_TLS_OFF && c->snap->node.workers > 1) {
-        /* The pinned mbedTLS is built without MBEDTLS_THREADING_C: its PSA key store and RNG
-         * are process globals with no lock, so two loops doing handshakes at once would race. */
-        ml_config_key_error(
-            c, sec, sec->key_line[key], "tls",
-            "expected off with [node] workers = %u (this build's mbedTLS has no thread "
-            "support, MBEDTLS_THREADING_C: TLS runs with workers = 1 only), got \"%s\"",
-            (unsigned)c->snap->node.workers,
-            ml_config_shown(ml_config_value_at(c, sec, key), got, sizeof(got)));
     }
 }
 

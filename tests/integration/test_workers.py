@@ -271,16 +271,6 @@ def test_check_warns_beyond_the_online_cpus(meshlet, workdir, kconfig):
     assert f"{path}:3: warning: [node] workers: {n} event loops on {cpus} online CPUs" in r.stderr
 
 
-def test_check_refuses_tls_with_more_than_one_worker(meshlet, workdir):
-    path = workdir / "w.ini"
-    path.write_text(f"[node]\nstate_dir = {workdir / 'state'}\nworkers = 2\n\n"
-                    "[listener l]\nbind = 127.0.0.1:15443\ntls = on\ncert = /x.crt\nkey = /x.key\n")
-    r = meshlet("check", path)
-    assert r.returncode == 1
-    assert (f'{path}:7: [listener l] tls: expected off with [node] workers = 2 (this build\'s '
-            "mbedTLS has no thread support") in r.stderr
-
-
 def test_a_post_that_changes_workers_is_refused(run_meshlet, backends, workdir, free_port):
     a = backends("a", workers=2 * SPREAD_CONNECTIONS)
     port, admin = free_port(), free_port()
