@@ -186,7 +186,7 @@ static int dns_cluster_build(struct ml_cluster *cl, const struct ml_balance *cur
 }
 
 /* cl's TLS (tls = on | mtls): its files are read now, so each apply reads them again. The check
- * read them just before (config/validate.c): a failure here is a file changed in between. */
+ * read them just before (config/validate_tls.c): a failure here is a file changed in between. */
 static int cluster_tls_init(struct ml_cluster *cl)
 {
     const struct ml_cfg_cluster *cfg = cl->cfg;

@@ -6,7 +6,7 @@
  * plane out. Each role keeps to its own share instead, and the shares add up to the table:
  *
  * - downstream: `meshlet check` refuses listeners whose max_connections add up to more
- *   (config/validate.c), and the proxy never holds more (proxy/proxy.c);
+ *   (config/validate_listener.c), and the proxy never holds more (proxy/proxy.c);
  * - upstream: the connection pools (balance/) stay within theirs;
  * - admin: the admin endpoint caps its connections within its share (admin/);
  * - other: listening sockets, the fleet WebSocket or `meshlet controller`'s connections,

@@ -57,7 +57,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The transports, by url scheme (config/validate.c accepts the same schemes). */
+/* The transports, by url scheme (config/validate_node.c accepts the same schemes). */
 static const struct ml_fleet_transport *const transports[] = {
     &ml_fleet_ws_transport,
 #if ML_HAVE_FLEET_MQTT
@@ -286,7 +286,7 @@ static const struct ml_fleet_transport *transport_for(const struct ml_cfg_fleet 
     for (size_t i = 0; f->url != NULL && i < sizeof(transports) / sizeof(transports[0]); i++) {
         const struct ml_fleet_transport *t = transports[i];
 
-        /* url_tls (config/validate.c) says which of the two it is */
+        /* url_tls (config/validate_node.c) says which of the two it is */
         if (strncmp(f->url, t->scheme, strlen(t->scheme)) == 0 ||
             strncmp(f->url, t->scheme_tls, strlen(t->scheme_tls)) == 0) {
             return t;
@@ -1126,7 +1126,7 @@ int ml_fleet_client_new(struct ml_loop *loop, const struct ml_cfg_fleet *cfg,
         return -EINVAL;
     }
     if (id->node_id == NULL || !ml_fleet_node_id_valid(id->node_id, strlen(id->node_id))) {
-        /* config/validate.c refuses such an id first; this keeps the Hello clean regardless. */
+        /* config/validate_node.c refuses such an id first; this keeps the Hello clean regardless. */
         snprintf(why, cap, "fleet: the node id is not %s", ML_FLEET_NODE_ID_RULE);
         return -EINVAL;
     }

@@ -4,7 +4,7 @@
  * admin's `version: V` answer, a controller's DIR/NODE_ID.ini and the file state_dir keeps.
  * So they are printable ASCII from one small set, with a named bound: no control byte, space,
  * quote, slash or non-ASCII byte ever gets there from a controller or a host name. Header only,
- * no dependencies: config/validate.c checks [node] id with it too. */
+ * no dependencies: config/validate_node.c checks [node] id with it too. */
 #ifndef ML_FLEET_TOKEN_H
 #define ML_FLEET_TOKEN_H
 

@@ -304,9 +304,9 @@ OFF = {
 
 # What a try asks of the build beyond its key's FEATURE column in schema.def, each a Kconfig
 # symbol with what the refusal says when it is off (the FEATURE column's keys: "(SYMBOL is off").
-# A [fleet] section at all (config/validate.c refuses it on its header line):
+# A [fleet] section at all (config/validate_node.c refuses it on its header line):
 KIND_NEEDS = {"fleet": "CONFIG_ML_FLEET"}
-# tls other than off, on listeners and clusters (config/validate.c, "CONFIG_ML_TLS is off"):
+# tls other than off, on listeners and clusters (config/validate_tls.c, "CONFIG_ML_TLS is off"):
 TLS_SYMBOL = "CONFIG_ML_TLS"
 # A value whose code Kconfig may leave out, refused as not in this version (unimplemented.c):
 VALUE_NEEDS = {("cluster", "lb", "ring_hash"): "CONFIG_ML_LB_RING_HASH",

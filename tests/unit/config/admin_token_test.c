@@ -1,4 +1,4 @@
-/* config/validate.c: [node] admin_token, the file read when the config is checked (issue 7). */
+/* config/validate_node.c: [node] admin_token, the file read when the config is checked (issue 7). */
 #include "config/errors.h"
 #include "config/snapshot.h"
 

@@ -1,4 +1,4 @@
-/* [fleet] url = mqtts:// / mqtt:// (config/validate.c, runtime/fleet/README.md "The fleet over
+/* [fleet] url = mqtts:// / mqtt:// (config/validate_node.c, runtime/fleet/README.md "The fleet over
  * MQTT"): the schemes and their default ports, the empty path, the insecure and ca rules, and the
  * refusal naming CONFIG_ML_FLEET_MQTT in a build without it. */
 #include "config/errors.h"
