@@ -7,6 +7,7 @@
 
 #include "core/alloc.h"
 
+#include <stdint.h>
 #include <string.h>
 
 /* Each block starts with its usable size (a class size, or the exact size of a larger block),
@@ -45,7 +46,7 @@ void *ml_h2_mem_malloc(size_t size, void *user)
         return b + 1;
     }
     size = cls < H2_MEM_N_CLASSES ? class_bytes(cls) : size;
-    if ((b = ml_malloc(sizeof(*b) + size)) == NULL) {
+    if (size > SIZE_MAX - sizeof(*b) || (b = ml_malloc(sizeof(*b) + size)) == NULL) {
         return NULL;
     }
     b->size = size;
@@ -100,7 +101,7 @@ void *ml_h2_mem_realloc(void *ptr, size_t size, void *user)
     }
     if (class_of(b->size) == H2_MEM_N_CLASSES && class_of(size) == H2_MEM_N_CLASSES) {
         /* Both beyond the classes: let the heap move it (no spare list is involved). */
-        if ((q = ml_realloc(b, sizeof(*b) + size)) == NULL) {
+        if (size > SIZE_MAX - sizeof(*b) || (q = ml_realloc(b, sizeof(*b) + size)) == NULL) {
             return NULL;
         }
         q->size = size;
