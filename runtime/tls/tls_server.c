@@ -245,17 +245,8 @@ static void fail(struct tls_conn *t, enum ml_tls_fail f, const char *why)
 static void fail_err(struct tls_conn *t, int err)
 {
     char e[200];
-    uint32_t flags;
 
-    mbedtls_strerror(err, e, sizeof(e));
-    if (err == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED &&
-        (flags = mbedtls_ssl_get_verify_result(&t->s.ssl)) != 0) {
-        char v[160];
-
-        mbedtls_x509_crt_verify_info(v, sizeof(v), "", flags);
-        v[strcspn(v, "\n")] = '\0';
-        snprintf(e, sizeof(e), "client certificate: %s", v);
-    }
+    ml_tls_session_error_text(&t->s, err, "client", e, sizeof(e));
     fail(t, classify(t, err), e);
 }
 

@@ -8,6 +8,8 @@
 
 #include <errno.h>
 #include <mbedtls/error.h>
+#include <mbedtls/x509_crt.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Plaintext read per mbedtls_ssl_read: one full record. */
@@ -308,4 +310,20 @@ char *ml_tls_session_peer_text(const struct ml_transport *tp, char *buf, size_t 
     const struct ml_tls_session *s = (const struct ml_tls_session *)tp;
 
     return ml_transport_peer_text(s->lower, buf, cap);
+}
+
+void ml_tls_session_error_text(const struct ml_tls_session *s, int err, const char *peer, char *buf,
+                               size_t cap)
+{
+    uint32_t flags;
+
+    mbedtls_strerror(err, buf, cap);
+    if (err == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED &&
+        (flags = mbedtls_ssl_get_verify_result(&s->ssl)) != 0) {
+        char v[160];
+
+        mbedtls_x509_crt_verify_info(v, sizeof(v), "", flags);
+        v[strcspn(v, "\n")] = '\0';
+        snprintf(buf, cap, "%s certificate: %s", peer, v);
+    }
 }

@@ -102,6 +102,12 @@ void ml_tls_session_feed(struct ml_tls_session *s, const uint8_t *p, size_t n);
 /* The lower transport's on_writable (user: the session). */
 void ml_tls_session_on_writable(void *user);
 
+/* The reason a handshake step failed with mbedTLS error err, into buf[0..cap): mbedTLS's text,
+ * or for a certificate that did not verify "<peer> certificate: <why>" (peer: "server" or
+ * "client"), one line either way. */
+void ml_tls_session_error_text(const struct ml_tls_session *s, int err, const char *peer, char *buf,
+                               size_t cap);
+
 /* The transport ops both sides share (core/transport-t.h). */
 void ml_tls_session_set_ops(struct ml_transport *tp, const struct ml_sock_ops *ops, void *user);
 int ml_tls_session_write(struct ml_transport *tp, const uint8_t *p, size_t n);
