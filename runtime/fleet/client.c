@@ -1182,6 +1182,9 @@ int ml_fleet_client_new(struct ml_loop *loop, const struct ml_cfg_fleet *cfg,
     ML_LOG_INF("fleet: controller %s, node %s, backoff %u..%u ms, report every %u ms", cfg->url,
                c->id.node_id ? c->id.node_id : "", cfg->backoff.from_ms, cfg->backoff.to_ms,
                cfg->report_interval_ms);
+    if (c->tp->started != NULL) {
+        c->tp->started(c->id.node_id ? c->id.node_id : "", &c->cfg.f);
+    }
     *out = c;
     return 0;
 

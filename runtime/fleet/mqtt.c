@@ -23,7 +23,10 @@
 
 #include "core/log.h"
 #include "fleet/envelope.h"
+#include "tls/identity.h"
+#include "tls/tls.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -253,6 +256,30 @@ static void mqtt_connect_info(void *stv, const char *node_id, const struct ml_cf
     ci->retry_and_idle_policy = &keepalive;
 }
 
+/* The broker knows this node by its certificate's CN (the README's mosquitto setup:
+ * use_identity_as_username, an ACL by %u), the topics name it by node_id: when they differ the
+ * broker drops the Hello and delivers no push, and MQTT 3.1.1 says nothing of either. */
+static void mqtt_started(const char *node_id, const struct ml_cfg_fleet *cfg)
+{
+    char cn[ML_TLS_IDENTITY_MAX];
+    int rv;
+
+    if (!cfg->url_tls || cfg->cert == NULL) {
+        return;
+    }
+    rv = ml_tls_cert_file_cn(cfg->cert, cn, sizeof(cn));
+    if (rv == 0 && strcmp(cn, node_id) != 0) {
+        ML_LOG_WRN("fleet: the client certificate %s names \"%s\", not this node's id \"%s\": a "
+                   "broker that takes the certificate's CN as the username (the fleet README's "
+                   "setup) drops this node's Hello and never delivers its pushes",
+                   cfg->cert, cn, node_id);
+    } else if (rv == -ENOENT) {
+        ML_LOG_WRN("fleet: the client certificate %s has no CN: a broker that takes it as the "
+                   "username cannot match it to node \"%s\"",
+                   cfg->cert, node_id);
+    }
+}
+
 static void mqtt_goodbye(void *stv, struct lws *wsi)
 {
     struct mqtt_state *st = stv;
@@ -290,6 +317,7 @@ const struct ml_fleet_transport ml_fleet_mqtt_transport = {
     .bad_message_fatal = false,
     .state_size = sizeof(struct mqtt_state),
     .connect_info = mqtt_connect_info,
+    .started = mqtt_started,
     .write = mqtt_write,
     .goodbye = mqtt_goodbye,
 };

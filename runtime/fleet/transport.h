@@ -46,6 +46,10 @@ struct ml_fleet_transport {
      * opaque_user_data (client.c's). node_id and cfg stay valid for the connection. */
     void (*connect_info)(void *st, const char *node_id, const struct ml_cfg_fleet *cfg,
                          struct lws_client_connect_info *ci);
+    /* Optional: the client starts (once, not per attempt): what the transport can tell about
+     * the setup before any attempt, logged (MQTT: a client certificate whose CN is not node_id,
+     * which the broker's ACL will silently ignore). */
+    void (*started)(const char *node_id, const struct ml_cfg_fleet *cfg);
     /* WRITEABLE: buf[LWS_PRE .. LWS_PRE + n) is the envelope (LWS_PRE bytes of headroom before
      * it, writable). An ml_fleet_write, or -1 when lws could not write (the connection ends). */
     int (*write)(void *st, struct lws *wsi, uint8_t *buf, size_t n, enum ml_fleet_msg_kind kind);

@@ -1,7 +1,9 @@
 /* A certificate's principal (tls/identity.h). */
 #include "tls/identity.h"
 
+#include <errno.h>
 #include <mbedtls/oid.h>
+#include <mbedtls/x509_crt.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -50,4 +52,32 @@ size_t ml_tls_cert_identity(const mbedtls_x509_crt *crt, char *out, size_t cap)
         }
     }
     return 0;
+}
+
+int ml_tls_cert_file_cn(const char *path, char *out, size_t cap)
+{
+    mbedtls_x509_crt crt;
+    size_t n = 0;
+    int rv;
+
+    if (cap > 0) {
+        out[0] = '\0';
+    }
+    mbedtls_x509_crt_init(&crt);
+    rv = mbedtls_x509_crt_parse_file(&crt, path);
+    if (rv == MBEDTLS_ERR_X509_ALLOC_FAILED) {
+        rv = -ENOMEM;
+    } else if (rv != 0) {
+        rv = -EINVAL; /* unreadable or not all parseable: the file checks say which */
+    } else {
+        for (const mbedtls_x509_name *a = &crt.subject; a != NULL; a = a->next) {
+            if (a->oid.p != NULL && MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &a->oid) == 0) {
+                n = copy_name(a->val.p, a->val.len, out, cap);
+                break;
+            }
+        }
+        rv = n > 0 ? 0 : -ENOENT;
+    }
+    mbedtls_x509_crt_free(&crt);
+    return rv;
 }
