@@ -28,6 +28,13 @@ set(CMAKE_STRIP  ${ML_TRIPLE}-strip  CACHE FILEPATH "")
 # Tune for the board's CPU. *_FLAGS_INIT (not CMAKE_C_FLAGS) so that the
 # CFLAGS environment variable and a project's own flags are added to it
 # instead of replacing it.
+# 32-bit glibc boards (armhf): 64-bit time_t and off_t (glibc >= 2.34), as musl has on every
+# board. Gateways stay in the field for years: a 32-bit time_t wraps in January 2038, and before
+# that mbedTLS and libwebsockets already turn certificate dates past 2038 (a CA's, typically)
+# into wrapped times. Here, so the dependencies (built with this file) agree on the types.
+if(ML_PROCESSOR MATCHES "^arm")
+  string(APPEND ML_CPU_FLAGS " -D_TIME_BITS=64 -D_FILE_OFFSET_BITS=64")
+endif()
 set(CMAKE_C_FLAGS_INIT   "${ML_CPU_FLAGS}")
 set(CMAKE_CXX_FLAGS_INIT "${ML_CPU_FLAGS}")
 

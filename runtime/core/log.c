@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <pthread.h>
 #include <time.h>
 #include <unistd.h>
@@ -151,6 +152,10 @@ static int syslog_send(const char *dgram, size_t n)
     }
     return rv;
 }
+
+/* Log times, the saved config's age and certificate dates are time_t: a 32-bit one wraps in 2038,
+ * within a gateway's years in the field (boards/linux-gnu.cmake gives the 32-bit boards 64). */
+_Static_assert(sizeof(time_t) >= 8, "meshlet needs a 64-bit time_t (-D_TIME_BITS=64)");
 
 /* msg[0..m): the message, one line already. Returns 0 when syslog took it. */
 static int write_syslog(int level, const char *msg, size_t m)
