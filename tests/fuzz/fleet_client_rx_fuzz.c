@@ -17,118 +17,23 @@
  *    reach the message bound), bit 4 on_push answers with a Nack (else an Ack), bit 5 on_push
  *    frees the client (the input ends there).
  * Seeds: tests/fuzz/corpus/fleet_client_rx/ (tests/fuzz/fleet_client_rx_seeds.py). */
-#include "core/alloc.h"
-#include "core/log.h"
-#include "core/loop.h"
-#include "fleet/client.h"
-#include "fleet/client_int.h"
-#include "fleet/token.h"
+#include "fleet_fuzz.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define PIECE 16384 /* lws' receive chunk for the fleet protocol (client.c rx_buffer_size) */
 
-static struct ml_loop *loop;
 static uint8_t big[PIECE];
-
-static struct {
-    struct ml_fleet_client *c;
-    bool nack, free_it; /* what on_push does with the next push */
-    bool freed;         /* on_push freed c: the input ends */
-} run;
-
-static void on_push(void *user, const char *version, uint64_t nonce, const char *ini, size_t n)
-{
-    (void)user;
-    if (!ml_fleet_token_valid(version, strlen(version), ML_FLEET_VERSION_CHARS_MAX)) {
-        __builtin_trap(); /* the version rule is checked before the node sees a push */
-    }
-    if (n > 0) {
-        /* every byte of the INI is readable (ASan checks the client's buffer bounds) */
-        volatile uint8_t sum = 0;
-        for (size_t i = 0; i < n; i++) {
-            sum += (uint8_t)ini[i];
-        }
-        (void)sum;
-    }
-    if (run.free_it) {
-        ml_fleet_client_free(run.c);
-        run.freed = true;
-        return;
-    }
-    if (run.nack) {
-        ml_fleet_client_nack(run.c, version, nonce, ini, n); /* any bytes as an error text */
-    } else {
-        ml_fleet_client_ack(run.c, version, nonce);
-    }
-}
-
-static void fill_report(void *user, struct ml_fleet_report *r)
-{
-    (void)user;
-    (void)r;
-}
-
-static void on_push_refused(void *user, const char *version, uint64_t nonce, const char *error)
-{
-    (void)user;
-    (void)nonce;
-    /* what the node logs and shows: printable ASCII only */
-    for (const char *s = version; *s; s++) {
-        if (*s < 0x20 || *s > 0x7e) {
-            __builtin_trap();
-        }
-    }
-    for (const char *s = error; *s; s++) {
-        if ((*s < 0x20 && *s != '\n') || *s > 0x7e) {
-            __builtin_trap();
-        }
-    }
-}
-
-static const struct ml_fleet_client_ops ops = {
-    .on_push = on_push,
-    .fill_report = fill_report,
-    .on_push_refused = on_push_refused,
-};
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    ml_log_level = -1; /* thousands of inputs a second: no log lines */
-    if ((loop = ml_loop_new()) == NULL) {
-        __builtin_trap();
-    }
-    return 0;
-}
 
 static struct ml_fleet_client *client_new(void)
 {
-    struct ml_cfg_fleet f = {0};
-    struct ml_fleet_client *c = NULL;
     static const char *const features[] = {"fleet"};
-    const struct ml_fleet_identity id = {"gw-fuzz", "host", "0.0.0", features, 1};
-    char why[256];
 
-    f.present = true;
-    f.url = "ws://127.0.0.1:9/fleet/v1";
-    f.url_host = "127.0.0.1";
-    f.url_port = 9;
-    f.url_path = "/fleet/v1";
-    f.insecure = true;
-    f.backoff.from_ms = 100;
-    f.backoff.to_ms = 400;
-    f.report_interval_ms = 60000;
-    if (ml_fleet_client_new(loop, &f, &id, "", &ops, NULL, why, sizeof(why), &c) != 0) {
-        __builtin_trap();
-    }
-    return c;
+    return fleet_fuzz_client_new("ws://127.0.0.1:9/fleet/v1", false, "/fleet/v1", features, 1);
 }
 
 /* One piece; false once the client is gone. */

@@ -12,102 +12,23 @@
  * with a Nack, bit 6 on_push frees the client (the input ends there), bit 7 total = len + 1 (the
  * last byte never comes: the message stays incomplete until the next PUBLISH starts).
  * Seeds: tests/fuzz/corpus/fleet_mqtt_rx/ (tests/fuzz/fleet_mqtt_rx_seeds.py). */
-#include "core/alloc.h"
-#include "core/log.h"
-#include "core/loop.h"
-#include "fleet/client.h"
-#include "fleet/client_int.h"
 #include "fleet/envelope.h"
-#include "fleet/token.h"
+#include "fleet_fuzz.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
-#define NODE "gw-fuzz"
-#define PUSH_TOPIC "meshlet/v1/node/" NODE "/push"
+#define PUSH_TOPIC "meshlet/v1/node/" FLEET_FUZZ_NODE "/push"
 #define OTHER_TOPIC "meshlet/v1/node/gw-other/push"
-
-static struct ml_loop *loop;
-
-static struct {
-    struct ml_fleet_client *c;
-    bool nack, free_it;
-    bool freed;
-} run;
-
-static void on_push(void *user, const char *version, uint64_t nonce, const char *ini, size_t n)
-{
-    (void)user;
-    if (!ml_fleet_token_valid(version, strlen(version), ML_FLEET_VERSION_CHARS_MAX)) {
-        __builtin_trap();
-    }
-    if (n > 0) {
-        volatile uint8_t sum = 0;
-        for (size_t i = 0; i < n; i++) {
-            sum += (uint8_t)ini[i];
-        }
-        (void)sum;
-    }
-    if (run.free_it) {
-        ml_fleet_client_free(run.c);
-        run.freed = true;
-        return;
-    }
-    if (run.nack) {
-        ml_fleet_client_nack(run.c, version, nonce, ini, n);
-    } else {
-        ml_fleet_client_ack(run.c, version, nonce);
-    }
-}
-
-static void fill_report(void *user, struct ml_fleet_report *r)
-{
-    (void)user;
-    (void)r;
-}
-
-static const struct ml_fleet_client_ops ops = {
-    .on_push = on_push,
-    .fill_report = fill_report,
-};
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    ml_log_level = -1;
-    if ((loop = ml_loop_new()) == NULL) {
-        __builtin_trap();
-    }
-    return 0;
-}
 
 static struct ml_fleet_client *client_new(void)
 {
-    struct ml_cfg_fleet f = {0};
-    struct ml_fleet_client *c = NULL;
     static const char *const features[] = {"fleet", "fleet-mqtt"};
-    const struct ml_fleet_identity id = {NODE, "host", "0.0.0", features, 2};
-    char why[256];
 
-    f.present = true;
-    f.url = "mqtt://127.0.0.1:9";
-    f.url_mqtt = true;
-    f.url_host = "127.0.0.1";
-    f.url_port = 9;
-    f.url_path = "/";
-    f.insecure = true;
-    f.backoff.from_ms = 100;
-    f.backoff.to_ms = 400;
-    f.report_interval_ms = 60000;
-    if (ml_fleet_client_new(loop, &f, &id, "", &ops, NULL, why, sizeof(why), &c) != 0) {
-        __builtin_trap();
-    }
-    return c;
+    return fleet_fuzz_client_new("mqtt://127.0.0.1:9", true, "/", features, 2);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
