@@ -58,7 +58,11 @@ static bool same_time(const struct timespec *a, const struct timespec *b)
     return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
 }
 
-/* Checks f->ini as a configuration; logs the first error lines when it does not check. */
+/* Checks f->ini as a configuration and logs the first error lines when it does not check. A file
+ * that does not check here is still pushed: the node is the judge (its build may have features
+ * this one lacks, its files are where it runs), it nacks with its own lines, and the Nack is what
+ * `GET /fleet` and the fleet protocol show per node; the node keeps its config either way, and a
+ * staged rollout halts at its first stage. Only -ENOMEM keeps the file back. */
 static int check(struct ml_ctl_file *f)
 {
     struct ml_config_errors errs;
@@ -80,10 +84,10 @@ static int check(struct ml_ctl_file *f)
                 *c = ' '; /* one log line per event */
             }
         }
-        ML_LOG_ERR("configs: %s (version %s) does not check, not pushed (a node would nack it): "
-                   "%s",
+        ML_LOG_WRN("configs: %s (version %s) does not check here, pushed anyway (each node checks "
+                   "it and nacks what it refuses): %s",
                    f->path, f->version, lines);
-        rv = -EINVAL;
+        rv = 0;
     }
     ml_config_errors_deinit(&errs);
     return rv;

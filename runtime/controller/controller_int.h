@@ -77,9 +77,11 @@
 /* DIR/label=KEY=VALUE.ini files the controller watches: one per label some node has named; a
  * label beyond this many is not looked up (logged once), so Hellos cannot grow the table. */
 #define ML_CTL_MAX_LABEL_FILES 128
-/* Rollout stages: "1,10%,100%" by default (--stages); at most this many. */
+/* Rollout stages (--stages), at most this many. By default one: a changed file goes to every
+ * connected node it serves at once, as the fleet protocol has it; a fleet that wants a canary
+ * first says so (--stages 1,10%,100%). */
 #define ML_CTL_MAX_STAGES 8
-#define ML_CTL_DEFAULT_STAGES "1,10%,100%"
+#define ML_CTL_DEFAULT_STAGES "100%"
 /* How long every node of a stage must stay acked, reporting and healthy before the next stage
  * (--soak); and how long without any message makes a node "stopped reporting" (--stale). */
 #define ML_CTL_DEFAULT_SOAK_MS (60u * 1000)

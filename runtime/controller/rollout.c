@@ -4,8 +4,9 @@
  *   - a node is served by DIR/ID.ini when it exists, else by DIR/label=KEY=VALUE.ini for the
  *     first of its labels (Hello order) whose file exists, else by DIR/default.ini;
  *   - the first version a file has becomes its stable version at once (nothing to compare it
- *     with); every later version is a rollout: stage by stage (--stages, default 1 node, 10 %,
- *     the rest, counted among the connected nodes the file serves, chosen in node id order),
+ *     with); every later version is a rollout: stage by stage (--stages, default one stage of
+ *     every node; e.g. 1 node, 10 %, the rest, counted among the connected nodes the file
+ *     serves, chosen in node id order),
  *     each stage waiting until every node chosen so far runs the version, has reported a
  *     healthy Status naming it, and stayed so for --soak;
  *   - the first Nack of the version (not a transient one) or a chosen node that disconnects or

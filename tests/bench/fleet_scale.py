@@ -4,7 +4,7 @@ WebSockets, or through mosquitto (--mqtt: one broker; --mqtt-bridged: two broker
 nodes split between them, the controller on the first). Measures the time from writing a new
 default.ini to every node's Ack, the controller's CPU time over that interval and its peak RSS
 (and each broker's RSS), for a one-stage rollout (--stages 100%: every node at once) and, with
---staged, the default stages with a short soak.
+--staged, three stages (1,10%,100%) with a short soak.
 
     ML_MESHLET=/abs/build/host/meshlet /usr/bin/python3 tests/bench/fleet_scale.py [--nodes N]
         [--mqtt | --mqtt-bridged] [--staged]
@@ -77,7 +77,7 @@ def start_brokers(work, bridged):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--nodes", type=int, default=1000)
-    ap.add_argument("--staged", action="store_true", help="default stages, --soak 1s")
+    ap.add_argument("--staged", action="store_true", help="--stages 1,10%%,100%% --soak 1s")
     ap.add_argument("--mqtt", action="store_true", help="through one mosquitto")
     ap.add_argument("--mqtt-bridged", action="store_true", help="through two bridged mosquittos")
     ap.add_argument("--threads", type=int, default=4, help="threads serving the MQTT nodes")

@@ -20,7 +20,10 @@ def ack_all(node, push):
     return "ack"
 
 
-class SimNode:
+class SimNodeState:
+    """What a simulated node is and says, whatever carries it (this file's WebSocket, sim_mqtt's
+    broker): its Hello, its Status, and its answer to a Push, as serialized Envelopes."""
+
     def __init__(self, pb, node_id, labels=(), config_version="", answer=ack_all):
         self.pb = pb
         self.id = node_id
@@ -35,22 +38,55 @@ class SimNode:
         self.mute = False       # set (by answer) to stop sending Status: a node gone quiet
         self.endpoints = (0, 0)  # (healthy, total) its Status reports
 
-    async def _status(self, ws):
+    def hello_bytes(self):
+        h = self.pb.Hello(node_id=self.id, board="sim", version="0.0.0-sim",
+                          config_version=self.config_version, features=["fleet"],
+                          labels=self.labels)
+        return self.pb.Envelope(hello=h).SerializeToString()
+
+    def status_bytes(self):
+        """The Status envelope, or None once the node is mute."""
         if self.mute:
-            return
+            return None
         s = self.pb.Status(config_version=self.config_version, uptime_s=1,
                            endpoints_healthy=self.endpoints[0], endpoints_total=self.endpoints[1])
-        await ws.send(self.pb.Envelope(status=s).SerializeToString())
+        return self.pb.Envelope(status=s).SerializeToString()
+
+    def take(self, data):
+        """An envelope from the controller: for a Push, (the Ack or Nack to send, whether a Status
+        follows); None for anything else."""
+        env = self.pb.Envelope.FromString(data)
+        if env.WhichOneof("msg") != "push":
+            return None
+        p = env.push
+        self.pushes.append((p.version, p.ini))
+        what = self.answer(self, p)
+        self.answers.append((p.version, what))
+        if what == "ack":
+            self.config_version = p.version
+            self.first_ack_at.setdefault(p.version, time.monotonic())
+            return self.pb.Envelope(
+                ack=self.pb.Ack(version=p.version, nonce=p.nonce)).SerializeToString(), True
+        nack = self.pb.Nack(version=p.version, nonce=p.nonce,
+                            error=f"sim:1: {self.id} refuses {p.version}",
+                            transient=(what == "transient"))
+        return self.pb.Envelope(nack=nack).SerializeToString(), False
+
+
+class SimNode(SimNodeState):
+    """A node over its own WebSocket."""
+
+    async def _status(self, ws):
+        status = self.status_bytes()
+        if status is not None:
+            await ws.send(status)
 
     async def session(self, url, report_s):
         async with websockets.connect(url, subprotocols=[PROTOCOL], max_size=1 << 22,
                                       open_timeout=30, ping_interval=None) as ws:
             self.connects += 1
             self.connected = True
-            hello = self.pb.Hello(node_id=self.id, board="sim", version="0.0.0-sim",
-                                  config_version=self.config_version, features=["fleet"],
-                                  labels=self.labels)
-            await ws.send(self.pb.Envelope(hello=hello).SerializeToString())
+            await ws.send(self.hello_bytes())
             next_report = time.monotonic() + report_s
             while True:
                 try:
@@ -60,24 +96,13 @@ class SimNode:
                     await self._status(ws)
                     next_report = time.monotonic() + report_s
                     continue
-                env = self.pb.Envelope.FromString(data)
-                if env.WhichOneof("msg") != "push":
+                taken = self.take(data)
+                if taken is None:
                     continue
-                p = env.push
-                self.pushes.append((p.version, p.ini))
-                what = self.answer(self, p)
-                self.answers.append((p.version, what))
-                if what == "ack":
-                    self.config_version = p.version
-                    self.first_ack_at.setdefault(p.version, time.monotonic())
-                    await ws.send(self.pb.Envelope(
-                        ack=self.pb.Ack(version=p.version, nonce=p.nonce)).SerializeToString())
+                answer, status_follows = taken
+                await ws.send(answer)
+                if status_follows:
                     await self._status(ws)
-                else:
-                    nack = self.pb.Nack(version=p.version, nonce=p.nonce,
-                                        error=f"sim:1: {self.id} refuses {p.version}",
-                                        transient=(what == "transient"))
-                    await ws.send(self.pb.Envelope(nack=nack).SerializeToString())
 
     async def run(self, url, report_s, reconnect_s, stop):
         while not stop.is_set():

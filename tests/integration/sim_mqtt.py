@@ -17,25 +17,16 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from sim_fleet import ack_all
+from sim_fleet import SimNodeState, ack_all
 
 PREFIX = "meshlet/v1/node/"
 
 
-class SimMqttNode:
+class SimMqttNode(SimNodeState):
+    """A node over the broker: its own paho client, driven by SimMqttFleet's threads."""
+
     def __init__(self, pb, node_id, labels=(), config_version="", answer=ack_all):
-        self.pb = pb
-        self.id = node_id
-        self.labels = list(labels)
-        self.config_version = config_version
-        self.answer = answer
-        self.pushes = []      # (version, ini bytes) in order
-        self.answers = []     # (version, "ack" | "nack" | "transient")
-        self.first_ack_at = {}
-        self.connects = 0
-        self.connected = False
-        self.mute = False
-        self.endpoints = (0, 0)
+        super().__init__(pb, node_id, labels, config_version, answer)
         self.client = None
         self.next_report = 0.0
         self.next_retry = 0.0
@@ -57,19 +48,10 @@ class SimMqttNode:
         self.client = c
         return c
 
-    def _hello(self):
-        h = self.pb.Hello(node_id=self.id, board="sim", version="0.0.0-sim",
-                          config_version=self.config_version, features=["fleet"],
-                          labels=self.labels)
-        return self.pb.Envelope(hello=h).SerializeToString()
-
     def _status(self):
-        if self.mute:
-            return
-        s = self.pb.Status(config_version=self.config_version, uptime_s=1,
-                           endpoints_healthy=self.endpoints[0], endpoints_total=self.endpoints[1])
-        self.client.publish(self.topic("status"), self.pb.Envelope(status=s).SerializeToString(),
-                            qos=0)
+        status = self.status_bytes()
+        if status is not None:
+            self.client.publish(self.topic("status"), status, qos=0)
 
     def _on_connect(self, c, userdata, flags, rc):
         if rc != 0:
@@ -77,7 +59,7 @@ class SimMqttNode:
         self.connects += 1
         self.connected = True
         c.subscribe(self.topic("push"), qos=1)
-        c.publish(self.topic("hello"), self._hello(), qos=1, retain=True)
+        c.publish(self.topic("hello"), self.hello_bytes(), qos=1, retain=True)
 
     def _on_disconnect(self, c, userdata, rc):
         self.connected = False
@@ -85,24 +67,13 @@ class SimMqttNode:
     def _on_message(self, c, userdata, msg):
         if not msg.payload:
             return  # the controller cleared this node's push: ignored
-        env = self.pb.Envelope.FromString(msg.payload)
-        if env.WhichOneof("msg") != "push":
+        taken = self.take(msg.payload)
+        if taken is None:
             return
-        p = env.push
-        self.pushes.append((p.version, p.ini))
-        what = self.answer(self, p)
-        self.answers.append((p.version, what))
-        if what == "ack":
-            self.config_version = p.version
-            self.first_ack_at.setdefault(p.version, time.monotonic())
-            c.publish(self.topic("answer"), self.pb.Envelope(
-                ack=self.pb.Ack(version=p.version, nonce=p.nonce)).SerializeToString(), qos=1)
+        answer, status_follows = taken
+        c.publish(self.topic("answer"), answer, qos=1)
+        if status_follows:
             self._status()
-        else:
-            nack = self.pb.Nack(version=p.version, nonce=p.nonce,
-                                error=f"sim:1: {self.id} refuses {p.version}",
-                                transient=(what == "transient"))
-            c.publish(self.topic("answer"), self.pb.Envelope(nack=nack).SerializeToString(), qos=1)
 
 
 class SimMqttFleet:

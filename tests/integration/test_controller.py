@@ -305,14 +305,24 @@ def test_restarted_controller_does_not_push_what_the_node_runs(pb, controller, c
 
 # ---- what is not pushed ---------------------------------------------------------------------
 
-def test_invalid_config_is_logged_and_not_pushed(pb, controller, configs):
-    (configs / "default.ini").write_text("[route r]\nto = nowhere\n")
+def test_config_that_does_not_check_is_pushed_and_its_nack_shown(pb, controller, configs):
+    # The controller says what its own check finds, but the node is the judge: it gets the
+    # file, nacks it, and the Nack is what /fleet shows (the node keeps its config).
+    bad = "[route r]\nto = nowhere\n"
+    (configs / "default.ini").write_text(bad)
     m, port = controller()
-    assert m.wait_for_stderr("does not check", timeout=WAIT)
+    assert m.wait_for_stderr("does not check here, pushed anyway", timeout=WAIT), m.stderr
+    assert "to = nowhere" in m.stderr or "nowhere" in m.stderr, m.stderr
 
     async def go():
         n = await connect(pb, port, "edge-1")
-        await n.no_message()
+        push = await n.push()
+        assert push.ini == bad.encode() and push.version == version_of(bad.encode())
+        await n.send(nack=pb.Nack(version=push.version, nonce=push.nonce,
+                                  error='push:2: [route r] to: expected a cluster, got "nowhere"'))
+        assert wait_until(lambda: node_of(port, "edge-1")["last_nack"] is not None)
+        assert node_of(port, "edge-1")["last_nack"]["version"] == push.version
+        # fixed: the new version goes out
         (configs / "default.ini").write_text(INI)
         assert (await n.push()).ini == INI.encode()
         await n.close()
