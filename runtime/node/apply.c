@@ -293,16 +293,20 @@ static void apply_start(struct ml_apply_job *job)
             return;
         }
         if (whole != NULL) {
-            /* check again what will run and be saved: with our [node] and [fleet] */
+            /* check again what will run and be saved: with our [node] and [fleet]. The version
+             * stays the one of the text as it came (a push's; for POST /config local- and the
+             * hash of the body, as the fleet protocol defines a local apply's version), not of
+             * the merged text. */
+            char version[sizeof(job->next->version)];
+
+            snprintf(version, sizeof(version), "%s", job->next->version);
             ml_snapshot_unref(job->next);
             job->next = NULL;
             ml_free(job->text);
             job->text = whole;
             job->n = whole_n;
             ml_config_errors_init(&errs);
-            rv = ml_config_load_text(job->text, job->n,
-                                     job->src == ML_APPLY_PUSH ? job->version : NULL, &errs,
-                                     &job->next);
+            rv = ml_config_load_text(job->text, job->n, version, &errs, &job->next);
             if (rv < 0) {
                 ml_config_errors_join(&errs, "push (with this node's [node] and [fleet])", error,
                                       sizeof(error));

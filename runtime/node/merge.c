@@ -200,6 +200,25 @@ static void put_section(struct out *o, const struct ml_snapshot *running, int li
     }
 }
 
+/* Whether a section (header line a_line / b_line, 0: absent) is absent from both, or the same
+ * bytes in both texts (its lines up to the next header). A push that carries this node's
+ * bootstrap unchanged then needs no merge: its text is what runs, is saved and is hashed, and it
+ * never grows past the config bound by the merge. */
+static bool same_section(const struct ml_snapshot *a, const struct ml_snapshot *b, int a_line,
+                         int a_end, int b_line, int b_end)
+{
+    size_t af, at, bf, bt;
+
+    if (a_line == 0 || b_line == 0) {
+        return a_line == 0 && b_line == 0;
+    }
+    af = line_start(a->text, a->text_bytes, a_line);
+    at = section_end(a->text, a->text_bytes, a_end);
+    bf = line_start(b->text, b->text_bytes, b_line);
+    bt = section_end(b->text, b->text_bytes, b_end);
+    return at - af == bt - bf && memcmp(a->text + af, b->text + bf, at - af) == 0;
+}
+
 int ml_node_merge_push(const struct ml_snapshot *running, const struct ml_snapshot *pushed,
                        char **text_out, size_t *n_out, char *why, size_t cap)
 {
@@ -235,6 +254,13 @@ int ml_node_merge_bootstrap(const struct ml_snapshot *running, const struct ml_s
     if (!pushed->node.line && !pushed->fleet.present && !running->node.line &&
         !running->fleet.present) {
         return 0; /* no bootstrap on either side: the push runs as it is */
+    }
+    if (same_section(running, pushed, running->node.line, running->node.end_line,
+                     pushed->node.line, pushed->node.end_line) &&
+        same_section(running, pushed, running->fleet.present ? running->fleet.line : 0,
+                     running->fleet.end_line, pushed->fleet.present ? pushed->fleet.line : 0,
+                     pushed->fleet.end_line)) {
+        return 0; /* the push carries this node's bootstrap byte for byte: it runs as it is */
     }
     /* The push's [node] and [fleet] (at most one of each), in file order. */
     if (pushed->node.line) {

@@ -6,6 +6,7 @@ refused naming that key with its line, and nothing changes; the same value is ac
 re-reads the local file and may change them. Issue 7: a push could open the admin endpoint to the
 network, move the access log or state_dir anywhere, or repoint the fleet client to ws://."""
 
+import hashlib
 import re
 import signal
 import subprocess
@@ -221,6 +222,20 @@ def test_post_config_without_node_keeps_admin_and_state_dir(run_meshlet, free_po
     body = node_lines(m)
     assert f"admin = 127.0.0.1:{port}" in body and "log = warn" in body, body
     assert f"state_dir = {workdir / 'state'}" in body, body
+
+
+def test_post_config_version_is_the_hash_of_the_posted_text(run_meshlet, free_port, backends):
+    # The fleet protocol: a local apply's version is local- and the first 12 hex digits of the
+    # text's SHA-256: the text as POSTed, not the text with this node's [node] merged in.
+    a, b = backends("A"), backends("B")
+    listen = free_port()
+    m = run_meshlet("[node]\nid = gw-1\n" + data_plane(listen, a.port))
+    text = data_plane(listen, b.port).encode()
+    status, body = http(admin_port(m), "/config", text)
+    assert status == 200, body
+    want = "local-" + hashlib.sha256(text).hexdigest()[:12]
+    assert body.strip() == f"version: {want}", body
+    assert who(listen) == "B"
 
 
 def test_post_config_repeating_the_running_bootstrap_is_accepted(run_meshlet, free_port, backends,

@@ -303,7 +303,7 @@ def test_restarted_controller_does_not_push_what_the_node_runs(pb, controller, c
     run(again())
 
 
-# ---- what is not pushed ---------------------------------------------------------------------
+# ---- what the controller does not check for the node -----------------------------------------
 
 def test_config_that_does_not_check_is_pushed_and_its_nack_shown(pb, controller, configs):
     # The controller says what its own check finds, but the node is the judge: it gets the

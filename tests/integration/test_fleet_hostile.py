@@ -290,7 +290,7 @@ def test_status_reports_are_spaced_by_report_interval(run_meshlet, free_port, ba
 # ---- hostile controllers ------------------------------------------------------------------------
 
 def oversized():
-    """A well-formed Push whose envelope is over 300 KiB (the Kconfig default limit is 260 KiB)."""
+    """A well-formed Push whose envelope is over 300 KiB (the Kconfig default limit is 64 KiB)."""
     pb = fleet_pb2()
     return envelope_bytes(push=pb.Push(version="v-big", nonce=1, ini=b"x" * (300 * 1024)))
 

@@ -105,7 +105,7 @@ SIZES = [k * 16 * KIB for k in range(1, 6)] + [80 * KIB + 1, 10 * 1024 * KIB]
 
 @pytest.mark.parametrize("size", SIZES, ids=[f"{s}B" for s in SIZES])
 def test_bad_message_at_rx_chunk_sizes_leaves_the_node_up_and_reconnecting(
-        run_meshlet, free_port, backend, controller, size):
+        run_meshlet, free_port, backend, controller, kconfig, size):
     ctl = controller(on_connect=hostile_once(UNDECODABLE * size))
     listen = free_port()
     m = run_meshlet(node_config(ctl.port, listen, backend.port))
@@ -114,7 +114,8 @@ def test_bad_message_at_rx_chunk_sizes_leaves_the_node_up_and_reconnecting(
     assert ctl.wait_hello(timeout=15), m.stderr
     assert m.alive(), m.stderr
     calls_succeed(listen)
-    assert m.wait_for_stderr("undecodable envelope" if size < 1024 * KIB else "message over"), \
+    bound = kconfig["CONFIG_ML_FLEET_MAX_MESSAGE_BYTES"]  # 64 KiB by default
+    assert m.wait_for_stderr("undecodable envelope" if size <= bound else "message over"), \
         m.stderr
     assert re.search(r"fleet: c1: connection to ws://\S+ ended after \d+ ms: .*next attempt in "
                      r"\d+ ms", m.stderr), m.stderr
@@ -141,15 +142,15 @@ def big_valid_config(base, target_bytes):
     return text
 
 
-def test_a_100_kib_config_is_pushed_applied_and_acked(run_meshlet, free_port, backend,
-                                                     controller, meshlet, workdir):
+def test_the_largest_config_is_pushed_applied_and_acked(run_meshlet, free_port, backend,
+                                                       controller, meshlet, workdir, kconfig):
     ctl = controller()
     listen = free_port()
     m = run_meshlet(node_config(ctl.port, listen, backend.port))
     assert ctl.wait_hello(), m.stderr
-    # what runs, padded to 100 KiB; `meshlet check` accepts it
+    # what runs, padded to the config bound (60 KiB by default); `meshlet check` accepts it
     running = open(m.config_path).read()
-    text = big_valid_config(running, 100 * KIB)
+    text = big_valid_config(running, kconfig["CONFIG_ML_MAX_CONFIG_BYTES"])
     path = workdir / "big.ini"
     path.write_text(text)
     r = meshlet("check", str(path))

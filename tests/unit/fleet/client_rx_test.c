@@ -125,7 +125,7 @@ static uint8_t *encode_push(const char *version, uint64_t nonce, const uint8_t *
 static void test_push_in_fragments_reaches_on_push_whole(void **state)
 {
     struct ml_fleet_client *c = client();
-    size_t ini_n = 200 * 1024, n;
+    size_t ini_n = 48 * 1024, n; /* several fragments, and over the 16 KiB a buffer is kept at */
     uint8_t *ini = malloc(ini_n), *env;
 
     for (size_t i = 0; i < ini_n; i++) {
