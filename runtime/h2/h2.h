@@ -103,7 +103,7 @@ uint32_t ml_h2_conn_n_streams(const struct ml_h2_conn *c);
 /* Client: sends a request. hdrs: pseudo-headers first (borrowed, copied); connection-specific
  * fields are left out. end_stream: no body (ops->read is never called). On 0, *out is the
  * stream, reporting to ops/owner until on_close; -ENOMEM, -EAGAIN (no stream slot or id left,
- * or the connection is going away): no callback runs. */
+ * or the connection is going away), -EINVAL (no fields at all): no callback runs. */
 int ml_h2_conn_request(struct ml_h2_conn *c, const struct ml_h2_hdrs *hdrs, bool end_stream,
                        const struct ml_h2_stream_ops *ops, void *owner, struct ml_h2_stream **out);
 

@@ -252,6 +252,11 @@ int ml_h2_conn_request(struct ml_h2_conn *c, const struct ml_h2_hdrs *hdrs, bool
     int rv;
 
     *out = NULL;
+    /* A request has at least its pseudo-headers: an empty list is the caller's bug, refused
+     * here rather than sent as a HEADERS frame the peer can only reset. */
+    if (hdrs->n_fields == 0) {
+        return -EINVAL;
+    }
     if (!can_request(c)) {
         return -EAGAIN;
     }
@@ -272,6 +277,9 @@ int ml_h2_conn_request_refs(struct ml_h2_conn *c, const struct ml_h2_field_ref *
     int rv;
 
     *out = NULL;
+    if (n_fields == 0) {
+        return -EINVAL; /* as ml_h2_conn_request */
+    }
     if (!can_request(c)) {
         return -EAGAIN;
     }

@@ -661,6 +661,29 @@ static int open_request(struct client *k)
     return rv;
 }
 
+/* A request without a single field (not even its pseudo-headers) is refused before anything is
+ * queued, by reference or not; the connection stays usable. */
+static void test_client_request_without_fields_is_refused(void **state)
+{
+    static struct client k;
+    struct ml_h2_hdrs empty;
+    struct ml_h2_stream *s = (struct ml_h2_stream *)&k;
+
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(ml_h2_client_new_mem(9, &settings, &client_ops, &k, cl_output, &k, &k.c), 0);
+    ml_h2_hdrs_init(&empty, 4096);
+    assert_int_equal(ml_h2_conn_request(k.c, &empty, true, &client_stream_ops, &k, &s), -EINVAL);
+    assert_null(s);
+    s = (struct ml_h2_stream *)&k;
+    assert_int_equal(ml_h2_conn_request_refs(k.c, NULL, 0, true, &client_stream_ops, &k, &s),
+                     -EINVAL);
+    assert_null(s);
+    assert_int_equal(ml_h2_conn_n_streams(k.c), 0);
+    assert_int_equal(open_request(&k), 0);
+    assert_int_equal(ml_h2_conn_n_streams(k.c), 1);
+    ml_h2_conn_close(k.c);
+}
+
 /* What the pool counts on: free slots = min(peer's SETTINGS_MAX_CONCURRENT_STREAMS, limit)
  * minus the streams open, and none after GOAWAY. */
 static void test_client_free_slots_follow_the_peer_settings_open_streams_and_goaway(void **state)
@@ -714,6 +737,7 @@ int main(void)
         T(test_each_failing_allocation_in_an_exchange_is_survived),
         T(test_client_passes_on_the_final_response_not_the_interim_one),
         T(test_client_free_slots_follow_the_peer_settings_open_streams_and_goaway),
+        T(test_client_request_without_fields_is_refused),
     };
 
     return cmocka_run_group_tests(tests, group_setup, NULL);
