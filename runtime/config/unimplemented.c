@@ -43,6 +43,9 @@ bool ml_config_unimplemented(int key, const char **off_text)
     if (i < 0) {
         return false;
     }
+    if (table[i].test == CLUSTER_LB_BUILT && ML_HAVE_LB_RING_HASH && ML_HAVE_LB_MAGLEV) {
+        return false; /* every balancer is in this build: nothing of lb is refused */
+    }
     *off_text = table[i].off_text;
     return true;
 }

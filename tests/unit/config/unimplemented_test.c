@@ -76,7 +76,8 @@ static void test_every_off_value_is_accepted(void **state)
         }
         n++;
     }
-    assert_true(n >= 1); /* the table shrinks as features land */
+    /* the table shrinks as features land: with every balancer built it is empty (n == 0) */
+    assert_true(n >= (ML_HAVE_LB_RING_HASH && ML_HAVE_LB_MAGLEV ? 0 : 1));
 }
 
 static void test_an_asking_value_is_refused_on_its_line(void **state)
