@@ -126,16 +126,18 @@ int ml_config_read_split(struct ml_config_vctx *c, const struct ml_key_def *k, c
 int ml_config_read_retry_on(struct ml_config_vctx *c, const struct ml_key_def *k, const char *v,
                             int line, uint32_t *out)
 {
+    /* code: the gRPC status number that names the condition too (statuses may be given by
+     * number, 0..16), -1 for the conditions that are not a status */
     static const struct {
-        const char *name;
+        const char *name, *code;
         uint32_t bit;
     } conds[] = {
-        {"unavailable", ML_CFG_RETRY_UNAVAILABLE},
-        {"reset", ML_CFG_RETRY_RESET},
-        {"connect-failure", ML_CFG_RETRY_CONNECT_FAILURE},
-        {"resource-exhausted", ML_CFG_RETRY_RESOURCE_EXHAUSTED},
-        {"cancelled", ML_CFG_RETRY_CANCELLED},
-        {"deadline-exceeded", ML_CFG_RETRY_DEADLINE_EXCEEDED},
+        {"unavailable", "14", ML_CFG_RETRY_UNAVAILABLE},
+        {"reset", NULL, ML_CFG_RETRY_RESET},
+        {"connect-failure", NULL, ML_CFG_RETRY_CONNECT_FAILURE},
+        {"resource-exhausted", "8", ML_CFG_RETRY_RESOURCE_EXHAUSTED},
+        {"cancelled", "1", ML_CFG_RETRY_CANCELLED},
+        {"deadline-exceeded", "4", ML_CFG_RETRY_DEADLINE_EXCEEDED},
     };
     uint32_t bits = 0;
     const char *p = v;
@@ -146,7 +148,9 @@ int ml_config_read_retry_on(struct ml_config_vctx *c, const struct ml_key_def *k
         const char *item = ml_config_trim(p, &len);
         size_t i;
         for (i = 0; i < sizeof(conds) / sizeof(conds[0]); i++) {
-            if (strlen(conds[i].name) == len && memcmp(conds[i].name, item, len) == 0) {
+            if ((strlen(conds[i].name) == len && memcmp(conds[i].name, item, len) == 0) ||
+                (conds[i].code != NULL && strlen(conds[i].code) == len &&
+                 memcmp(conds[i].code, item, len) == 0)) {
                 break;
             }
         }
@@ -154,7 +158,7 @@ int ml_config_read_retry_on(struct ml_config_vctx *c, const struct ml_key_def *k
             return ml_config_bad_value(
                 c, line, k, v,
                 "a comma-separated list of unavailable, reset, connect-failure, "
-                "resource-exhausted, cancelled, deadline-exceeded");
+                "resource-exhausted, cancelled, deadline-exceeded (or the codes 14, 8, 1, 4)");
         }
         bits |= conds[i].bit;
         if (comma == NULL) {

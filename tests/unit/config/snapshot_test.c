@@ -1323,9 +1323,31 @@ static void test_each_allocation_failing_in_turn_on_an_invalid_config(void **sta
     torture("[node]\nlog = loud\n[route r]\nlistener = x\nto = a 1, b 1\n[cluster a]\n", -EINVAL);
 }
 
+/* CONFIG: "a number 0..16 is accepted too" wherever a gRPC status is: retry_on's statuses by
+ * their codes; a code that is not one of its conditions is refused like an unknown name. */
+static void test_retry_on_takes_the_statuses_by_their_codes(void **state)
+{
+    struct ml_snapshot *s = load_ok("[listener ingress]\nbind = 127.0.0.1:15001\n"
+                                    "[route all]\nlistener = ingress\nto = greeter\n"
+                                    "retry_on = 14, 8, 1, 4, reset\n"
+                                    "[cluster greeter]\nendpoint = 127.0.0.1:50051\n");
+
+    (void)state;
+    assert_int_equal(s->routes[0].retry_on,
+                     ML_CFG_RETRY_UNAVAILABLE | ML_CFG_RETRY_RESOURCE_EXHAUSTED |
+                         ML_CFG_RETRY_CANCELLED | ML_CFG_RETRY_DEADLINE_EXCEEDED |
+                         ML_CFG_RETRY_RESET);
+    ml_snapshot_unref(s);
+    expect_errors(SKELETON "[route r]\nlistener = ingress\nto = greeter\nretry_on = 14, 13\n",
+                  "11: [route r] retry_on: expected a comma-separated list of unavailable, reset, "
+                  "connect-failure, resource-exhausted, cancelled, deadline-exceeded (or the codes "
+                  "14, 8, 1, 4), got \"14, 13\"\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_retry_on_takes_the_statuses_by_their_codes),
         cmocka_unit_test(test_empty_config_gives_the_documented_node_defaults),
         cmocka_unit_test(test_node_id_defaults_to_the_host_name),
         cmocka_unit_test(test_sections_with_only_required_keys_get_the_documented_defaults),
