@@ -239,9 +239,10 @@ static void test_a_timer_rearmed_from_its_callback_runs_again_at_a_later_turn(vo
     ml_timer_arm(m.timer, 0);
     /* one service turn does not spin on it: each of lws's passes over its ripe suls (one before
      * the poll, one in working out its timeout) runs it at most once, the re-arm with 0 waits
-     * for the next pass */
+     * for the next pass. (A turn can also end before the microsecond the timer's sul waits for
+     * has passed, and run it not at all: seen once in CI.) */
     assert_int_equal(lws_service(r.loop->lws, 0), 0);
-    assert_in_range(m.n_fired, 1, 2);
+    assert_in_range(m.n_fired, 0, 2);
     assert_true(ml_timer_armed(m.timer));
     run_for(r.loop, 10000);
     assert_int_equal(m.n_fired, 4);
