@@ -126,18 +126,19 @@ int ml_config_read_split(struct ml_config_vctx *c, const struct ml_key_def *k, c
 int ml_config_read_retry_on(struct ml_config_vctx *c, const struct ml_key_def *k, const char *v,
                             int line, uint32_t *out)
 {
-    /* code: the gRPC status number that names the condition too (statuses may be given by
-     * number, 0..16), -1 for the conditions that are not a status */
+    /* A gRPC status is named as everywhere in the config (grpc/status.c: its name or its code,
+     * 0..16); reset and connect-failure are not statuses. */
     static const struct {
-        const char *name, *code;
+        const char *name; /* NULL: the status below, by name or code */
+        int status;
         uint32_t bit;
     } conds[] = {
-        {"unavailable", "14", ML_CFG_RETRY_UNAVAILABLE},
-        {"reset", NULL, ML_CFG_RETRY_RESET},
-        {"connect-failure", NULL, ML_CFG_RETRY_CONNECT_FAILURE},
-        {"resource-exhausted", "8", ML_CFG_RETRY_RESOURCE_EXHAUSTED},
-        {"cancelled", "1", ML_CFG_RETRY_CANCELLED},
-        {"deadline-exceeded", "4", ML_CFG_RETRY_DEADLINE_EXCEEDED},
+        {NULL, ML_GRPC_UNAVAILABLE, ML_CFG_RETRY_UNAVAILABLE},
+        {"reset", -1, ML_CFG_RETRY_RESET},
+        {"connect-failure", -1, ML_CFG_RETRY_CONNECT_FAILURE},
+        {NULL, ML_GRPC_RESOURCE_EXHAUSTED, ML_CFG_RETRY_RESOURCE_EXHAUSTED},
+        {NULL, ML_GRPC_CANCELLED, ML_CFG_RETRY_CANCELLED},
+        {NULL, ML_GRPC_DEADLINE_EXCEEDED, ML_CFG_RETRY_DEADLINE_EXCEEDED},
     };
     uint32_t bits = 0;
     const char *p = v;
@@ -146,11 +147,19 @@ int ml_config_read_retry_on(struct ml_config_vctx *c, const struct ml_key_def *k
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         const char *item = ml_config_trim(p, &len);
+        char word[32]; /* longer than any name: then it matches nothing */
+        int status = -EINVAL;
         size_t i;
+
+        if (len < sizeof(word)) {
+            memcpy(word, item, len);
+            word[len] = '\0';
+            status = ml_grpc_status_parse(word);
+        }
         for (i = 0; i < sizeof(conds) / sizeof(conds[0]); i++) {
-            if ((strlen(conds[i].name) == len && memcmp(conds[i].name, item, len) == 0) ||
-                (conds[i].code != NULL && strlen(conds[i].code) == len &&
-                 memcmp(conds[i].code, item, len) == 0)) {
+            if (conds[i].name != NULL
+                    ? strlen(conds[i].name) == len && memcmp(conds[i].name, item, len) == 0
+                    : status == conds[i].status) {
                 break;
             }
         }
