@@ -281,11 +281,16 @@ int ml_loop_run(struct ml_loop *loop)
 {
     loop->signal = 0;
     while (!__atomic_load_n(&loop->stop, __ATOMIC_ACQUIRE) && (loop->follower || !stop_signal)) {
-        if (lws_service(loop->lws, 0) < 0) {
+        int rv;
+
+        loop->in_turn = true;
+        rv = lws_service(loop->lws, 0);
+        loop->in_turn = false;
+        if (rv < 0) {
             ML_LOG_ERR("loop: lws_service failed");
             return -EIO;
         }
-        ml_loop_run_deferred(loop); /* normally empty: the glue runs it after each event */
+        ml_loop_run_deferred(loop); /* what the turn's socket readiness left (sock.c) */
         run_signal_watches(loop);
         ml_loop_run_deferred(loop);
         run_posts(loop);

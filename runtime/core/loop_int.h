@@ -20,6 +20,8 @@ struct ml_loop {
     bool in_deferred;               /* ml_loop_run_deferred is running */
     int depth; /* lws callbacks (sock.c, timer.c) being handled, nested; deferred work runs
                   when the outermost returns */
+    bool in_turn; /* ml_loop_run is inside lws_service: work deferred by socket readiness
+                     waits for the turn's end (sock.c), so that one turn's reads share a send */
     int stop;  /* set by ml_loop_stop (atomic: another worker's thread may set it) */
     bool listen_share; /* more than one loop: listeners bind with SO_REUSEPORT (sock.c) */
     bool follower; /* ml_loop_set_follower: SIGINT/SIGTERM do not stop it, ml_loop_stop does */
