@@ -1,6 +1,7 @@
 #include "core/loop.h"
 
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/fd_budget.h"
 #include "core/list.h"
 #include "core/log.h"
@@ -340,12 +341,14 @@ void ml_loop_run_deferred(struct ml_loop *loop)
         return;
     }
     loop->in_deferred = true;
+    ml_clock_hold(); /* the deferred work of a turn shares one reading of the clock */
     while ((n = ml_list_first(&loop->deferred)) != NULL) {
         struct ml_defer *d = ML_CONTAINER_OF(n, struct ml_defer, node);
 
         ml_list_remove(n);
         d->fn(d); /* may queue more, or free d's owner */
     }
+    ml_clock_release();
     loop->in_deferred = false;
 }
 

@@ -11,6 +11,7 @@
 #include "core/transport.h"
 
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/fd_budget.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -83,13 +84,16 @@ static struct ml_loop *loop_of(struct lws *wsi)
 }
 
 /* Event nesting: deferred work runs when the outermost event handler returns. */
+/* An event's handlers share one reading of the clock (core/clock.h). */
 static void event_enter(struct ml_loop *loop)
 {
     loop->depth++;
+    ml_clock_hold();
 }
 
 static void event_leave(struct ml_loop *loop)
 {
+    ml_clock_release();
     if (--loop->depth == 0) {
         ml_loop_run_deferred(loop);
     }
@@ -110,6 +114,7 @@ static bool is_readiness(int reason)
 static void readiness_leave(struct ml_loop *loop)
 {
     if (loop->in_turn) {
+        ml_clock_release();
         loop->depth--;
     } else {
         event_leave(loop);

@@ -1,6 +1,7 @@
 #include "core/timer.h"
 
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/loop.h"
 #include "core/loop_int.h"
 
@@ -49,13 +50,12 @@ struct ml_timers {
     bool firing;          /* on_sul is running timers: the struct must outlive its last free */
 };
 
+/* The clock lws_sul runs on (lws_now_usecs), so a wake is never before the sul fires. Inside an
+ * event it is the event's reading (core/clock.h), a little behind the clock: a delay counts
+ * from the event, and the sul's own wait, from it too, only ends later. */
 static uint64_t now_us(void)
 {
-    struct timespec ts;
-
-    /* the clock lws_sul runs on (lws_now_usecs), so a wake is never before the sul fires */
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    return ml_clock_now_us();
 }
 
 static bool earlier(const struct ml_timer *a, const struct ml_timer *b)
@@ -204,7 +204,9 @@ static void on_sul(lws_sorted_usec_list_t *sul)
         }
         heap_remove(ts, t);
         loop->depth++;
-        t->fn(t->user); /* may arm, disarm or free any timer, t included */
+        ml_clock_hold(); /* the timer's work shares one reading of the clock */
+        t->fn(t->user);  /* may arm, disarm or free any timer, t included */
+        ml_clock_release();
         if (--loop->depth == 0) {
             ml_loop_run_deferred(loop);
         }
@@ -318,8 +320,5 @@ bool ml_timer_armed(const struct ml_timer *t)
 
 uint64_t ml_time_now_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return ml_clock_now_ms();
 }

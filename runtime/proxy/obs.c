@@ -3,6 +3,7 @@
 #include "balance/balance.h"
 #include "config/snapshot-t.h"
 #include "core/access_log.h"
+#include "core/clock.h"
 #include "core/fmt.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -99,13 +100,12 @@ static void copy_field(char *dst, size_t cap, const struct ml_h2_hdrs *h, const 
     }
 }
 
-/* Monotonic µs: a proxied call takes well under a millisecond, the stats' buckets need finer. */
+/* Monotonic µs: a proxied call takes well under a millisecond, the stats' buckets need finer.
+ * The event's reading (core/clock.h): a call's duration runs from the event that began it to
+ * the one that ended it. */
 static uint64_t now_us(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    return ml_clock_now_us();
 }
 
 static bool is_hex(const uint8_t *p, size_t n)
