@@ -32,6 +32,9 @@
 
 #define US_PER_MS 1000u
 
+/* lws's poll() waits in whole milliseconds: a run of timers this long makes its wait stale. */
+#define POLL_RESOLUTION_US 1000u
+
 /* struct ml_timer: core/timer-t.h. Its heap_at makes a cancel O(log n): no search. */
 
 /* One per loop (loop->timers): made by the first ml_timer_new, freed with the last
@@ -121,12 +124,24 @@ static void heap_remove(struct ml_timers *ts, struct ml_timer *t)
 
 static void on_sul(lws_sorted_usec_list_t *sul);
 
+/* Hands lws wake_us (its clock is ours: CLOCK_MONOTONIC in us). A time passed gives a delay of 0:
+ * the sul is ripe for the next pass of lws over its suls, whichever it is (a pass runs every sul
+ * due when it began), so a timer armed with 0 runs at the next turn of the loop. */
+static void sul_set(struct ml_timers *ts, uint64_t wake_us)
+{
+    uint64_t now = now_us();
+
+    lws_sul_schedule(ts->loop->lws, 0, &ts->sul, on_sul,
+                     wake_us > now ? (lws_usec_t)(wake_us - now) : 0);
+    ts->sul_wake_us = wake_us > 0 ? wake_us : 1;
+}
+
 /* Makes the sul fire for heap[0] if it would fire later (or not at all). A sul left early by a
  * cancel is not moved: it fires, finds nothing due and is set again, which costs less than an
  * lws insert on every cancel. */
 static void sul_update(struct ml_timers *ts)
 {
-    uint64_t wake, now;
+    uint64_t wake;
 
     if (ts->firing || ts->n_armed == 0) {
         return; /* on_sul sets it once it is done */
@@ -135,12 +150,30 @@ static void sul_update(struct ml_timers *ts)
     if (ts->sul_wake_us != 0 && ts->sul_wake_us <= wake) {
         return;
     }
-    now = now_us();
-    /* At least 1 us: lws runs every sul ripe at the time its pass began, so a sul set for "now"
-     * from a timer's callback could run again in the same pass; 1 us later it waits for the next
-     * turn (lws rounds a wait that short up to its poll resolution either way). */
-    lws_sul_schedule(ts->loop->lws, 0, &ts->sul, on_sul, wake > now ? (lws_usec_t)(wake - now) : 1);
-    ts->sul_wake_us = wake > 0 ? wake : 1;
+    sul_set(ts, wake);
+}
+
+/* The end of on_sul's run, begun at began_us (inside one of lws's passes over its ripe suls,
+ * which come before its poll()): sets the sul for what is left, and makes sure lws's poll() does
+ * not wait past it. Two things would make it wait:
+ * - lws works out poll()'s wait as "the earliest sul minus the time its pass began", and waits
+ *   that long from after the pass: late by as long as the timers' callbacks ran;
+ * - a timer armed by those callbacks and due already (re-armed with 0) must not run again in
+ *   this pass (a callback re-arming itself would spin in it), so its sul is set for the
+ *   microsecond after the run began: lws's pass began before that, and sees it not ripe. lws
+ *   rounds a wait that short to its poll resolution (1 ms) or to none, depending on which of its
+ *   two passes it is in, and on how long the run took.
+ * In either case lws_cancel_service() makes the poll() return at once (lws's wake-up eventfd:
+ * one write), and the next turn works the wait out afresh, or runs the timer due. */
+static void sul_after_run(struct ml_timers *ts, uint64_t began_us)
+{
+    uint64_t wake = ts->heap[0]->wake_us;
+    uint64_t end = now_us();
+
+    if (wake <= end || end - began_us >= POLL_RESOLUTION_US) {
+        lws_cancel_service(ts->loop->lws);
+    }
+    sul_set(ts, wake > began_us ? wake : began_us + 1);
 }
 
 /* (Re)inserts t to wake at wake_us. */
@@ -180,8 +213,8 @@ static void timers_free(struct ml_timers *ts)
     ml_free(ts);
 }
 
-/* Runs every timer due now and armed before this turn (one re-armed from its own callback with
- * a delay of 0 runs at the next turn, not in a loop here), then sets the sul for what is left. */
+/* Runs every timer due now and armed before this run (one re-armed from its own callback with a
+ * delay of 0 runs at the next turn, not in a loop here), then sets the sul for what is left. */
 static void on_sul(lws_sorted_usec_list_t *sul)
 {
     struct ml_timers *ts = lws_container_of(sul, struct ml_timers, sul);
@@ -216,7 +249,9 @@ static void on_sul(lws_sorted_usec_list_t *sul)
         timers_free(ts);
         return;
     }
-    sul_update(ts);
+    if (ts->n_armed > 0) {
+        sul_after_run(ts, now);
+    }
 }
 
 int ml_timer_init(struct ml_timer *t, struct ml_loop *loop, ml_timer_fn *fn, void *user)
