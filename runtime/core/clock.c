@@ -11,7 +11,7 @@
 static _Thread_local unsigned int hold_depth;
 static _Thread_local uint64_t held_us;
 
-static uint64_t read_us(void)
+uint64_t ml_clock_read_us(void)
 {
     struct timespec ts;
 
@@ -21,7 +21,7 @@ static uint64_t read_us(void)
 
 uint64_t ml_clock_now_us(void)
 {
-    return hold_depth > 0 ? held_us : read_us();
+    return hold_depth > 0 ? held_us : ml_clock_read_us();
 }
 
 uint64_t ml_clock_now_ms(void)
@@ -32,7 +32,7 @@ uint64_t ml_clock_now_ms(void)
 void ml_clock_hold(void)
 {
     if (hold_depth++ == 0) {
-        held_us = read_us();
+        held_us = ml_clock_read_us();
     }
 }
 

@@ -11,14 +11,21 @@
  * clock_gettime was 5 % of meshlet's CPU (perf, tests/bench/README.md). While an event is being
  * handled (ml_clock_hold .. ml_clock_release, nested) every reader gets the time at which the
  * outermost hold began, as nghttpx (ev_now) and Envoy (the dispatcher's approximate time) do.
- * The time is then up to one event's handling old: a deadline armed from it fires that much
- * earlier after the event, never before the call's bytes arrived, and a call's duration runs
- * from the event that began it to the one that ended it. Outside a hold, every read is fresh.
+ * The time is then up to one event's handling old: a due time computed from it (a call's
+ * deadline, from the grpc-timeout its request carried) counts from the event that brought the
+ * request, and a call's duration runs from the event that began it to the one that ended it.
+ * A timer armed with a delay counts from a fresh reading (ml_clock_read_us). Outside a hold,
+ * every read is fresh.
  * The hold is per thread: each worker's loop has its own. */
 
-/* The time in microseconds and in milliseconds (the same clock). */
+/* The time in microseconds and in milliseconds (the same clock): the event's reading inside a
+ * hold, a fresh one outside. */
 uint64_t ml_clock_now_us(void);
 uint64_t ml_clock_now_ms(void);
+
+/* A fresh reading, hold or not: for what must not run early by an event's age, a timer armed
+ * with a delay (core/timer.c: "10 ms from now" is from now, after however long the event took). */
+uint64_t ml_clock_read_us(void);
 
 /* An event begins: the first hold reads the clock and keeps it until its release. */
 void ml_clock_hold(void);

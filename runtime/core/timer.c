@@ -53,12 +53,11 @@ struct ml_timers {
     bool firing;          /* on_sul is running timers: the struct must outlive its last free */
 };
 
-/* The clock lws_sul runs on (lws_now_usecs), so a wake is never before the sul fires. Inside an
- * event it is the event's reading (core/clock.h), a little behind the clock: a delay counts
- * from the event, and the sul's own wait, from it too, only ends later. */
+/* The clock lws_sul runs on (lws_now_usecs), so a wake is never before the sul fires; read
+ * fresh, not the event's reading (core/clock.h), so that a delay counts from the arm. */
 static uint64_t now_us(void)
 {
-    return ml_clock_now_us();
+    return ml_clock_read_us();
 }
 
 static bool earlier(const struct ml_timer *a, const struct ml_timer *b)
