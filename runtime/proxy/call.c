@@ -460,23 +460,28 @@ static void waiter_on_fail(struct ml_balance_waiter *w, int reason, const char *
 }
 
 /* The attempt's outcome as upstream says it: :status, grpc-status (trailers, or trailers-only
- * headers). */
+ * headers), for the call and for its observation; each field looked up once for both. */
 static void call_note_status(struct ml_call *call, const struct ml_h2_hdrs *hdrs, bool trailers)
 {
-    struct ml_slice v;
+    /* Trailers carry no pseudo-header (nghttp2 refuses one there). */
+    struct ml_slice status = trailers ? (struct ml_slice){(const uint8_t *)"", 0}
+                                      : field(hdrs, ":status"),
+                    grpc = field(hdrs, "grpc-status");
     int n = 0;
 
-    if (!trailers && (v = field(hdrs, ":status")).n > 0) {
-        for (size_t i = 0; i < v.n && v.p[i] >= '0' && v.p[i] <= '9' && n < 1000; i++) {
-            n = n * 10 + (v.p[i] - '0');
+    ml_call_obs_status(&call->obs, status, grpc);
+    if (status.n > 0) {
+        for (size_t i = 0; i < status.n && status.p[i] >= '0' && status.p[i] <= '9' && n < 1000;
+             i++) {
+            n = n * 10 + (status.p[i] - '0');
         }
         call->up_http_status = n;
     }
-    if ((v = field(hdrs, "grpc-status")).n > 0) {
+    if (grpc.n > 0) {
         n = 0;
         /* gRPC status codes are 0..16; more digits than that is not a status we relay as one */
-        for (size_t i = 0; i < v.n && i < 3 && v.p[i] >= '0' && v.p[i] <= '9'; i++) {
-            n = n * 10 + (v.p[i] - '0');
+        for (size_t i = 0; i < grpc.n && i < 3 && grpc.p[i] >= '0' && grpc.p[i] <= '9'; i++) {
+            n = n * 10 + (grpc.p[i] - '0');
         }
         call->up_grpc_status = n;
     }
@@ -487,7 +492,6 @@ static int up_on_headers(void *owner, struct ml_h2_hdrs *hdrs, bool trailers, bo
     struct ml_call *call = owner;
     int rv;
 
-    ml_call_obs_headers(&call->obs, hdrs);
     call_note_status(call, hdrs, trailers);
     if (trailers) {
         ml_h2_hdrs_move(&call->resp_trailers, hdrs);

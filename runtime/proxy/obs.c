@@ -202,15 +202,11 @@ void ml_call_obs_endpoint(struct ml_call_obs *o, struct ml_proxy *p, int endpoin
     ml_stats_call_endpoint(o->stats, &o->sc, endpoint);
 }
 
-static int field_int(const struct ml_h2_hdrs *h, const char *name)
+/* The value of a status field (1 to 4 digits), or -1 (absent: empty, or not a number). */
+static int status_int(struct ml_slice s)
 {
-    int i = ml_h2_hdrs_find(h, name, 0), v = 0;
-    struct ml_slice s;
+    int v = 0;
 
-    if (i < 0) {
-        return -1;
-    }
-    s = ml_h2_hdrs_value(h, (uint32_t)i);
     if (s.n == 0 || s.n > 4) {
         return -1;
     }
@@ -223,14 +219,15 @@ static int field_int(const struct ml_h2_hdrs *h, const char *name)
     return v;
 }
 
-void ml_call_obs_headers(struct ml_call_obs *o, const struct ml_h2_hdrs *h)
+void ml_call_obs_status(struct ml_call_obs *o, struct ml_slice http_status,
+                        struct ml_slice grpc_status)
 {
     int v;
 
-    if ((v = field_int(h, ":status")) >= 0 && o->http_status == 0) {
+    if ((v = status_int(http_status)) >= 0 && o->http_status == 0) {
         o->http_status = v;
     }
-    if ((v = field_int(h, "grpc-status")) >= 0) {
+    if ((v = status_int(grpc_status)) >= 0) {
         o->grpc_status = v;
     }
 }

@@ -78,8 +78,10 @@ void ml_call_obs_route(struct ml_call_obs *o, struct ml_proxy *p, int route,
 void ml_call_obs_endpoint(struct ml_call_obs *o, struct ml_proxy *p, int endpoint);
 /* The upstream stream was opened (again, after a replay: the last one counts). */
 void ml_call_obs_upstream_open(struct ml_call_obs *o);
-/* A header block relayed downstream (response headers or trailers): :status, grpc-status. */
-void ml_call_obs_headers(struct ml_call_obs *o, const struct ml_h2_hdrs *h);
+/* A header block relayed downstream (response headers or trailers): the values of its :status
+ * and grpc-status (empty when it has none), which the call has looked up already. */
+void ml_call_obs_status(struct ml_call_obs *o, struct ml_slice http_status,
+                        struct ml_slice grpc_status);
 /* The downstream peer (for the access log's client= and principal=, and [authz]). */
 void ml_call_obs_client(struct ml_call_obs *o, struct ml_proxy *p, const struct ml_h2_stream *down);
 /* Why meshlet failed the call (answered it with an error, or reset it): the first reason stays. */
