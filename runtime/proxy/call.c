@@ -60,6 +60,59 @@ struct ml_slice ml_call_header(const struct ml_call *call, const char *name)
     return field(&call->req_hdrs, name);
 }
 
+/* s is the name lit (of lit_len bytes): names arrive lower case (HTTP/2 forbids upper case),
+ * so an exact compare. */
+static bool name_is(struct ml_slice s, const char *lit, size_t lit_len)
+{
+    return s.n == lit_len && memcmp(s.p, lit, lit_len) == 0;
+}
+
+#define LIT(s) s, sizeof(s) - 1
+
+void ml_call_fields_find(const struct ml_h2_hdrs *h, struct ml_call_fields *f)
+{
+    struct ml_slice *want, none = {(const uint8_t *)"", 0};
+    struct ml_slice *absent_empty[] = {&f->path, &f->authority, &f->host, &f->method,
+                                       &f->content_type};
+
+    *f = (struct ml_call_fields){0};
+    for (uint32_t i = 0; i < h->n_fields; i++) {
+        struct ml_slice name = ml_h2_hdrs_name(h, i);
+
+        /* by length first: most names have none of these lengths */
+        switch (name.n) {
+        case 4:
+            want = name_is(name, LIT("host")) ? &f->host : NULL;
+            break;
+        case 5:
+            want = name_is(name, LIT(":path")) ? &f->path : NULL;
+            break;
+        case 7:
+            want = name_is(name, LIT(":method")) ? &f->method : NULL;
+            break;
+        case 10:
+            want = name_is(name, LIT(":authority")) ? &f->authority : NULL;
+            break;
+        case 12:
+            want = name_is(name, LIT("content-type"))   ? &f->content_type
+                   : name_is(name, LIT("grpc-timeout")) ? &f->grpc_timeout
+                                                        : NULL;
+            break;
+        default:
+            want = NULL;
+            break;
+        }
+        if (want != NULL && want->p == NULL) {
+            *want = ml_h2_hdrs_value(h, i);
+        }
+    }
+    for (size_t i = 0; i < sizeof(absent_empty) / sizeof(absent_empty[0]); i++) {
+        if (absent_empty[i]->p == NULL) {
+            *absent_empty[i] = none; /* as field() says of a missing one */
+        }
+    }
+}
+
 /* ---- spare calls -------------------------------------------------------------------------- */
 
 void ml_call_spares_init(struct ml_proxy *p)
@@ -872,11 +925,10 @@ static void call_on_expiry(void *user)
  * and a negative errno says so. */
 int ml_call_arm_deadline(struct ml_call *call, const struct ml_cfg_route *route)
 {
-    int i = ml_h2_hdrs_find(&call->req_hdrs, "grpc-timeout", 0);
     uint64_t budget_ms = route->timeout_ms, ms;
 
-    if (i >= 0) {
-        if (ml_grpc_timeout_parse(ml_h2_hdrs_value(&call->req_hdrs, (uint32_t)i), &ms) < 0) {
+    if (call->fields.grpc_timeout.p != NULL) {
+        if (ml_grpc_timeout_parse(call->fields.grpc_timeout, &ms) < 0) {
             /* The gRPC grammar is strict (1-8 digits and a unit); gRPC servers (grpc-go) fail
              * such a call with INTERNAL rather than guess. */
             ml_call_answer(call, ML_GRPC_INTERNAL, 400, "malformed grpc-timeout");
@@ -983,7 +1035,6 @@ void ml_call_start(struct ml_proxy *p, struct ml_listener *l, struct ml_h2_strea
                    struct ml_h2_hdrs *hdrs, bool end_stream)
 {
     struct ml_call *call;
-    struct ml_slice path;
 
     if ((call = call_get(p)) == NULL) {
         ML_LOG_WRN("c%u s%d: out of memory for a call: refused",
@@ -1007,14 +1058,16 @@ void ml_call_start(struct ml_proxy *p, struct ml_listener *l, struct ml_h2_strea
     ml_buf_init_spare(&call->resp, CALL_BUFFER_BYTES, &p->spare_chunks);
     call->resp_limit = UINT64_MAX;
     ml_h2_hdrs_move(&call->req_hdrs, hdrs);
-    ml_call_obs_begin(&call->obs, p, call->snap, l->index, &call->req_hdrs);
+    ml_call_fields_find(&call->req_hdrs, &call->fields);
+    ml_call_obs_begin(&call->obs, p, call->snap, l->index, call->fields.method,
+                      call->fields.authority.n > 0 ? call->fields.authority : call->fields.host,
+                      &call->req_hdrs);
     ml_call_obs_client(&call->obs, p, down);
     p->n_live_calls++;
     ml_h2_stream_attach(down, &down_ops, call);
 
-    path = field(&call->req_hdrs, ":path");
-    ml_fmt_copy(call->path, sizeof(call->path), path.p, path.n);
-    call->grpc = ml_grpc_is_content_type(field(&call->req_hdrs, "content-type"));
+    ml_fmt_copy(call->path, sizeof(call->path), call->fields.path.p, call->fields.path.n);
+    call->grpc = ml_grpc_is_content_type(call->fields.content_type);
     ml_call_steps_run(call); /* route, deadline, pick: proxy/steps.c */
     /* Every way out, once: an answer that could not be sent (ENOMEM) reset the downstream
      * stream, whose on_close then never runs, so nothing else would free the call. */

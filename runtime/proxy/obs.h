@@ -71,8 +71,11 @@ bool ml_proxy_ready(const struct ml_proxy *p);
 
 /* The hooks of a call, in the order they happen. snap: the call's snapshot (p's in force; the
  * call holds a reference on it until after ml_call_obs_end). */
+/* method and authority: the request's :method and :authority (else Host), as the call found
+ * them; req: its headers (for the access log's request id). */
 void ml_call_obs_begin(struct ml_call_obs *o, struct ml_proxy *p, const struct ml_snapshot *snap,
-                       int listener, const struct ml_h2_hdrs *req);
+                       int listener, struct ml_slice method, struct ml_slice authority,
+                       const struct ml_h2_hdrs *req);
 void ml_call_obs_route(struct ml_call_obs *o, struct ml_proxy *p, int route,
                        const struct ml_cluster *cl);
 void ml_call_obs_endpoint(struct ml_call_obs *o, struct ml_proxy *p, int endpoint);
