@@ -119,7 +119,9 @@ struct ml_h2_conn {
     bool greeted;                /* the peer's preface and first SETTINGS arrived: it speaks HTTP/2 */
     struct ml_h2_gate gate;      /* server: frames on closed streams (gate.c) */
     struct ml_h2_mem mem;        /* nghttp2's allocations (mem.c) */
-    struct ml_h2_stream *hdrs_stream; /* the stream of the header block being received, or NULL */
+    /* The stream conn.c's callbacks found last (or the one a header block opened), or NULL:
+     * tried first for the next callback's stream id; cleared when it goes (stream.c). */
+    struct ml_h2_stream *last_stream;
     struct ml_list spare_streams; /* closed streams kept for reuse (stream.c) */
     uint32_t n_spare_streams;
     size_t out_len;              /* bytes in out[] not written yet */

@@ -50,8 +50,8 @@ struct ml_h2_stream *ml_h2_stream_new(struct ml_h2_conn *c, int32_t id)
 
 static void stream_unlink(struct ml_h2_conn *c, struct ml_h2_stream *s)
 {
-    if (c->hdrs_stream == s) {
-        c->hdrs_stream = NULL;
+    if (c->last_stream == s) {
+        c->last_stream = NULL;
     }
     ml_list_remove(&s->node);
     if (--c->n_streams == 0) {
