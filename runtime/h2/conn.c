@@ -79,6 +79,9 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
     }
     rv = ml_h2_hdrs_add(&s->hdrs, name, namelen, value, valuelen,
                         (flags & NGHTTP2_NV_FLAG_NO_INDEX) != 0);
+    if (rv == 0) {
+        s->hdrs.fields[s->hdrs.n_fields - 1].from_peer = 1; /* nghttp2 checked it */
+    }
     if (rv < 0) {
         ML_LOG_INF("c%u s%d: %s: reset", c->id, frame->hd.stream_id,
                    rv == -ENOBUFS ? "header list larger than SETTINGS_MAX_HEADER_LIST_SIZE"

@@ -103,6 +103,7 @@ int ml_h2_hdrs_add(struct ml_h2_hdrs *h, const uint8_t *name, size_t name_len, c
     memcpy(h->bytes + h->n_bytes, value, value_len);
     h->n_bytes += value_len;
     f->never_index = never_index;
+    f->from_peer = 0;
     h->list_bytes += field_bytes;
     return 0;
 }

@@ -440,8 +440,8 @@ static int upstream_headers(struct ml_call *call, char *timeout, char *attempts,
         if (name.n == 26 && memcmp(name.p, "grpc-previous-rpc-attempts", 26) == 0) {
             continue; /* ours says it (below): the client's attempts are not this hop's */
         }
-        f[(*n)++] =
-            (struct ml_h2_field_ref){name, ml_h2_hdrs_value(h, i), h->fields[i].never_index};
+        f[(*n)++] = (struct ml_h2_field_ref){name, ml_h2_hdrs_value(h, i), h->fields[i].never_index,
+                                             h->fields[i].from_peer};
     }
     if (!timeout_added) {
         f[(*n)++] = grpc_timeout;

@@ -6,7 +6,9 @@
  * (from a list and by reference), response headers and the trailers that follow them on the
  * same stream (the trailers take the stream's copy over once the headers are out). Sensitive
  * fields keep HPACK's "never indexed"; names meshlet makes go out lower case (nghttp2 no longer
- * lower-cases them: ml_h2_hdrs_add_str does). */
+ * lower-cases them: ml_h2_hdrs_add_str does). Fields HTTP/2 forbids are left out: checked in
+ * full in a list meshlet made, only for HTTP2-Settings in one nghttp2 received (it refuses the
+ * others). */
 #include "h2/h2.h"
 
 #include "core/log.h"
@@ -231,7 +233,7 @@ static void test_request_by_reference_outlives_the_referenced_bytes(void **state
 {
     static struct peer k;
     char path[32], timeout[16];
-    struct ml_h2_field_ref refs[6];
+    struct ml_h2_field_ref refs[8];
     struct decoded d[2];
     struct ml_h2_stream *s;
 
@@ -239,17 +241,19 @@ static void test_request_by_reference_outlives_the_referenced_bytes(void **state
     assert_int_equal(ml_h2_client_new_mem(9, &settings, &client_ops, &k, on_output, &k, &k.c), 0);
     snprintf(path, sizeof(path), "/svc.S/M");
     snprintf(timeout, sizeof(timeout), "1999m");
-#define REF(n, v, ni)                                                                              \
+#define REF(n, v, ni, fp)                                                                          \
     (struct ml_h2_field_ref){                                                                      \
-        {(const uint8_t *)(n), strlen(n)}, {(const uint8_t *)(v), strlen(v)}, ni}
-    refs[0] = REF(":method", "POST", false);
-    refs[1] = REF(":scheme", "http", false);
-    refs[2] = REF(":path", path, false);
-    refs[3] = REF(":authority", "backend", false);
-    refs[4] = REF("grpc-timeout", timeout, false);
-    refs[5] = REF("cookie", "c=1", true);
+        {(const uint8_t *)(n), strlen(n)}, {(const uint8_t *)(v), strlen(v)}, ni, fp}
+    refs[0] = REF(":method", "POST", false, false);
+    refs[1] = REF(":scheme", "http", false, false);
+    refs[2] = REF(":path", path, false, false);
+    refs[3] = REF(":authority", "backend", false, false);
+    refs[4] = REF("grpc-timeout", timeout, false, false);
+    refs[5] = REF("cookie", "c=1", true, true);
+    refs[6] = REF("http2-settings", "AAMA", false, true); /* from the peer: still left out */
+    refs[7] = REF("connection", "close", false, false);   /* made here: left out */
 #undef REF
-    assert_int_equal(ml_h2_conn_request_refs(k.c, refs, 6, true, &client_stream_ops, &k, &s), 0);
+    assert_int_equal(ml_h2_conn_request_refs(k.c, refs, 8, true, &client_stream_ops, &k, &s), 0);
     memset(path, 'Z', sizeof(path)); /* what the references pointed at is gone */
     memset(timeout, 'Z', sizeof(timeout));
     memset(refs, 0, sizeof(refs));
@@ -376,6 +380,65 @@ static void test_response_and_trailers_outlive_their_lists(void **state)
     ml_h2_conn_close(k.c);
 }
 
+/* ---- a received list sent on ------------------------------------------------------------ */
+
+static struct peer relay_to; /* the client connection the received request goes out on */
+
+static void relay_on_request(void *user, struct ml_h2_stream *s, struct ml_h2_hdrs *hdrs,
+                             bool end_stream)
+{
+    struct ml_h2_stream *up;
+
+    for (uint32_t i = 0; i < hdrs->n_fields; i++) {
+        assert_true(hdrs->fields[i].from_peer); /* nghttp2 checked every one of them */
+    }
+    assert_int_equal(ml_h2_conn_request(relay_to.c, hdrs, true, &client_stream_ops, &relay_to, &up),
+                     0);
+}
+
+static const struct ml_h2_server_ops relay_ops = {
+    .on_request = relay_on_request,
+    .on_close = sv_on_conn_close,
+};
+
+/* A field nghttp2 received is checked again only for HTTP2-Settings (it refuses a block with any
+ * other forbidden field, te other than "trailers" included): relayed, HTTP2-Settings is left
+ * out, te: trailers and the rest go. A list meshlet made is checked in full (the first test's
+ * connection: close). */
+static void test_a_received_list_goes_on_without_http2_settings(void **state)
+{
+    static struct peer down;
+    struct h2_bytes in = {.n = 0}, block = {.n = 0};
+    struct decoded d[2];
+
+    memset(&down, 0, sizeof(down));
+    memset(&relay_to, 0, sizeof(relay_to));
+    assert_int_equal(ml_h2_client_new_mem(9, &settings, &client_ops, &relay_to, on_output,
+                                          &relay_to, &relay_to.c),
+                     0);
+    assert_int_equal(
+        ml_h2_server_new_mem(7, &settings, &relay_ops, &down, on_output, &down, &down.c), 0);
+    h2_put_preface(&in);
+    h2_put_field(&block, ":method", "POST");
+    h2_put_field(&block, ":scheme", "http");
+    h2_put_field(&block, ":path", "/a.B/C");
+    h2_put_field(&block, ":authority", "localhost");
+    h2_put_field(&block, "te", "trailers");
+    h2_put_field(&block, "http2-settings", "AAMAAABkAAQAAP__");
+    h2_put_field(&block, "x-kept", "yes");
+    h2_put_frame(&in, F_HEADERS, FL_END_HEADERS | FL_END_STREAM, 1, block.p, block.n);
+    ml_h2_conn_feed(down.c, in.p, in.n);
+    ml_h2_conn_feed(relay_to.c, NULL, 0);
+    assert_true(relay_to.out_n > 24);
+    assert_int_equal(decode_all(relay_to.out + 24, relay_to.out_n - 24, d, 2), 1);
+    assert_int_equal(d[0].n, 6);
+    assert_int_equal(field_at(&d[0], ":path: /a.B/C"), 2);
+    assert_int_equal(field_at(&d[0], "te: trailers"), 4);
+    assert_int_equal(field_at(&d[0], "x-kept: yes"), 5);
+    ml_h2_conn_close(relay_to.c);
+    ml_h2_conn_close(down.c);
+}
+
 static int group_setup(void **state)
 {
     ml_log_level = -1;
@@ -388,6 +451,7 @@ int main(void)
         cmocka_unit_test(test_request_from_a_list_outlives_the_list),
         cmocka_unit_test(test_request_by_reference_outlives_the_referenced_bytes),
         cmocka_unit_test(test_response_and_trailers_outlive_their_lists),
+        cmocka_unit_test(test_a_received_list_goes_on_without_http2_settings),
     };
 
     return cmocka_run_group_tests(tests, group_setup, NULL);
