@@ -277,16 +277,35 @@ const uint32_t *ml_stats_bucket_bounds_us(void)
     return bounds_us;
 }
 
-void ml_stats_hist_add(struct ml_stats_hist *h, uint64_t us)
+int ml_stats_bucket(uint64_t us)
 {
-    int i = 0;
+    int lo = 0, hi = ML_STATS_N_BOUNDS;
 
-    while (i < ML_STATS_N_BOUNDS && us > bounds_us[i]) {
-        i++;
+    /* The first bound >= us (bounds ascend), by halving: 5 steps where a walk from the first
+     * bound took up to 17, and a slow call (the ones a histogram is for) walked the most. */
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+
+        if (us > bounds_us[mid]) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
     }
-    ML_STAT_ADD(h->buckets[i], 1);
+    return lo;
+}
+
+/* us, which falls in bucket b (ml_stats_bucket), into h. */
+static void hist_add_at(struct ml_stats_hist *h, int b, uint64_t us)
+{
+    ML_STAT_ADD(h->buckets[b], 1);
     ML_STAT_ADD(h->sum_us, us);
     ML_STAT_ADD(h->count, 1);
+}
+
+void ml_stats_hist_add(struct ml_stats_hist *h, uint64_t us)
+{
+    hist_add_at(h, ml_stats_bucket(us), us);
 }
 
 /* ---- counting -------------------------------------------------------------------------- */
@@ -542,10 +561,14 @@ void ml_stats_call_end_us(struct ml_stats *st, struct ml_stats_call *c, int grpc
 {
     struct ml_stats_calls *all[5];
     int n, s = grpc_status >= 0 && grpc_status <= 16 ? grpc_status : ML_STATS_STATUS_NONE;
+    int dur_b, up_b;
 
     if (st == NULL) {
         return;
     }
+    /* One bucket search per call, not one per record the call counts in (up to 5). */
+    dur_b = ml_stats_bucket(duration_us);
+    up_b = upstream_us != ML_STATS_NO_UPSTREAM ? ml_stats_bucket(upstream_us) : 0;
     n = calls_of(st, c, all);
     for (int i = 0; i < n; i++) {
         ML_STAT_ADD(all[i]->total, 1);
@@ -555,9 +578,9 @@ void ml_stats_call_end_us(struct ml_stats *st, struct ml_stats_call *c, int grpc
         ML_STAT_ADD(all[i]->by_status[s], 1);
         ML_STAT_ADD(all[i]->bytes_in, bytes_in);
         ML_STAT_ADD(all[i]->bytes_out, bytes_out);
-        ml_stats_hist_add(&all[i]->duration, duration_us);
+        hist_add_at(&all[i]->duration, dur_b, duration_us);
         if (upstream_us != ML_STATS_NO_UPSTREAM) {
-            ml_stats_hist_add(&all[i]->upstream, upstream_us);
+            hist_add_at(&all[i]->upstream, up_b, upstream_us);
         }
     }
     *c = (struct ml_stats_call){.listener = -1, .route = -1, .cluster = -1, .endpoint = -1};

@@ -72,6 +72,9 @@ void ml_stats_totals(const struct ml_stats *st, uint64_t *calls_total, uint64_t 
 
 /* The bucket bounds in µs (ML_STATS_N_BOUNDS of them). */
 const uint32_t *ml_stats_bucket_bounds_us(void);
+/* The bucket of a duration of us: the index of the first bound >= us, ML_STATS_N_BOUNDS (+Inf)
+ * past the last. */
+int ml_stats_bucket(uint64_t us);
 void ml_stats_hist_add(struct ml_stats_hist *h, uint64_t us);
 /* The canonical text of bucket b's upper bound in seconds, as Prometheus clients write `le`
  * ("5e-05", "0.0001", ..., "10", "+Inf" for b = ML_STATS_N_BOUNDS). */

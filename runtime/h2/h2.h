@@ -107,7 +107,7 @@ uint32_t ml_h2_conn_n_streams(const struct ml_h2_conn *c);
 int ml_h2_conn_request(struct ml_h2_conn *c, const struct ml_h2_hdrs *hdrs, bool end_stream,
                        const struct ml_h2_stream_ops *ops, void *owner, struct ml_h2_stream **out);
 
-/* Client: the same with the fields given by reference (borrowed; nghttp2 copies them). */
+/* Client: the same with the fields given by reference (borrowed, copied). */
 int ml_h2_conn_request_refs(struct ml_h2_conn *c, const struct ml_h2_field_ref *fields,
                             size_t n_fields, bool end_stream, const struct ml_h2_stream_ops *ops,
                             void *owner, struct ml_h2_stream **out);

@@ -52,6 +52,17 @@ struct ml_h2_stream {
     const struct ml_h2_stream_ops *ops; /* NULL: no owner (not attached yet, or it reset) */
     void *owner;
     struct ml_h2_hdrs hdrs; /* the header block being received */
+    /* The names and values of the last header block submitted on the stream (request or
+     * response headers, then trailers): nghttp2 is handed them without a copy of its own
+     * (NGHTTP2_NV_FLAG_NO_COPY_NAME | NO_COPY_VALUE) and reads them when it serializes the
+     * frame, which may be events later. They stay valid until then because nghttp2 serializes
+     * a stream's frames only while the stream is open, and this object is freed (or reused)
+     * only after nghttp2 closed the stream (ml_h2_stream_gone) or the session is deleted; the
+     * trailers replace the headers here only once nghttp2 asks for the body (data_read), which
+     * it does after it serialized the headers. Kept with a spare stream up to
+     * H2_HDRS_KEEP_BYTES. */
+    uint8_t *sent;
+    size_t cap_sent;
     size_t unconsumed;      /* DATA bytes given to the owner and not consumed yet */
     bool deferred;          /* ops->read said -EAGAIN: nghttp2 waits for a resume */
     bool responded;         /* server: response headers submitted */
@@ -108,7 +119,9 @@ struct ml_h2_conn {
     bool greeted;                /* the peer's preface and first SETTINGS arrived: it speaks HTTP/2 */
     struct ml_h2_gate gate;      /* server: frames on closed streams (gate.c) */
     struct ml_h2_mem mem;        /* nghttp2's allocations (mem.c) */
-    struct ml_h2_stream *hdrs_stream; /* the stream of the header block being received, or NULL */
+    /* The stream conn.c's callbacks found last (or the one a header block opened), or NULL:
+     * tried first for the next callback's stream id; cleared when it goes (stream.c). */
+    struct ml_h2_stream *last_stream;
     struct ml_list spare_streams; /* closed streams kept for reuse (stream.c) */
     uint32_t n_spare_streams;
     size_t out_len;              /* bytes in out[] not written yet */

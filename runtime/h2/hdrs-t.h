@@ -12,6 +12,10 @@ struct ml_h2_field {
     uint32_t name_off, name_len;
     uint32_t value_off, value_len;
     uint8_t never_index; /* the sender marked it sensitive (HPACK "never indexed"); kept on relay */
+    /* nghttp2 received it (h2/conn.c): it refuses a header block with any field RFC 9113 8.2.2
+     * forbids (te other than "trailers" included) but HTTP2-Settings, so sending it again needs
+     * only that one checked (h2/stream.c). */
+    uint8_t from_peer;
 };
 
 /* A header list (request or response headers, or trailers) as it arrived or will be sent:
@@ -36,6 +40,7 @@ struct ml_h2_field_ref {
     struct ml_slice name;
     struct ml_slice value;
     bool never_index;
+    bool from_peer; /* as struct ml_h2_field's */
 };
 
 #endif

@@ -2,6 +2,7 @@
 
 #include "core/alloc.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <string.h>
 #include <strings.h>
@@ -102,14 +103,26 @@ int ml_h2_hdrs_add(struct ml_h2_hdrs *h, const uint8_t *name, size_t name_len, c
     memcpy(h->bytes + h->n_bytes, value, value_len);
     h->n_bytes += value_len;
     f->never_index = never_index;
+    f->from_peer = 0;
     h->list_bytes += field_bytes;
     return 0;
 }
 
 int ml_h2_hdrs_add_str(struct ml_h2_hdrs *h, const char *name, const char *value)
 {
-    return ml_h2_hdrs_add(h, (const uint8_t *)name, strlen(name), (const uint8_t *)value,
-                          strlen(value), false);
+    int rv = ml_h2_hdrs_add(h, (const uint8_t *)name, strlen(name), (const uint8_t *)value,
+                            strlen(value), false);
+
+    if (rv == 0) {
+        const struct ml_h2_field *f = &h->fields[h->n_fields - 1];
+
+        /* Lists are sent as they are (h2/stream.c: nghttp2 does not lower-case them): a name
+         * meshlet makes is made lower case here, as HTTP/2 wants it. */
+        for (uint32_t i = 0; i < f->name_len; i++) {
+            h->bytes[f->name_off + i] = (uint8_t)tolower(h->bytes[f->name_off + i]);
+        }
+    }
+    return rv;
 }
 
 struct ml_slice ml_h2_hdrs_name(const struct ml_h2_hdrs *h, uint32_t i)

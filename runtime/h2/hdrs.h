@@ -21,9 +21,12 @@ void ml_h2_hdrs_move(struct ml_h2_hdrs *dst, struct ml_h2_hdrs *src);
  * reuse does not keep what one large header block grew it to). */
 void ml_h2_hdrs_trim(struct ml_h2_hdrs *h, size_t keep_bytes);
 
-/* Appends a field (copied). 0; -ENOBUFS past max_list_bytes (nothing added); -ENOMEM. */
+/* Appends a field (copied). 0; -ENOBUFS past max_list_bytes (nothing added); -ENOMEM. The name
+ * must be lower case: lists are sent as they are (h2/stream.c), and what nghttp2 receives is
+ * (it refuses upper case in HTTP/2). */
 int ml_h2_hdrs_add(struct ml_h2_hdrs *h, const uint8_t *name, size_t name_len, const uint8_t *value,
                    size_t value_len, bool never_index);
+/* The same from C strings; the name is made lower case. */
 int ml_h2_hdrs_add_str(struct ml_h2_hdrs *h, const char *name, const char *value);
 
 /* Field i's name and value, owned by h and valid until it changes. */

@@ -60,6 +60,59 @@ struct ml_slice ml_call_header(const struct ml_call *call, const char *name)
     return field(&call->req_hdrs, name);
 }
 
+/* s is the name lit (of lit_len bytes): names arrive lower case (HTTP/2 forbids upper case),
+ * so an exact compare. */
+static bool name_is(struct ml_slice s, const char *lit, size_t lit_len)
+{
+    return s.n == lit_len && memcmp(s.p, lit, lit_len) == 0;
+}
+
+#define LIT(s) s, sizeof(s) - 1
+
+void ml_call_fields_find(const struct ml_h2_hdrs *h, struct ml_call_fields *f)
+{
+    struct ml_slice *want, none = {(const uint8_t *)"", 0};
+    struct ml_slice *absent_empty[] = {&f->path, &f->authority, &f->host, &f->method,
+                                       &f->content_type};
+
+    *f = (struct ml_call_fields){0};
+    for (uint32_t i = 0; i < h->n_fields; i++) {
+        struct ml_slice name = ml_h2_hdrs_name(h, i);
+
+        /* by length first: most names have none of these lengths */
+        switch (name.n) {
+        case 4:
+            want = name_is(name, LIT("host")) ? &f->host : NULL;
+            break;
+        case 5:
+            want = name_is(name, LIT(":path")) ? &f->path : NULL;
+            break;
+        case 7:
+            want = name_is(name, LIT(":method")) ? &f->method : NULL;
+            break;
+        case 10:
+            want = name_is(name, LIT(":authority")) ? &f->authority : NULL;
+            break;
+        case 12:
+            want = name_is(name, LIT("content-type"))   ? &f->content_type
+                   : name_is(name, LIT("grpc-timeout")) ? &f->grpc_timeout
+                                                        : NULL;
+            break;
+        default:
+            want = NULL;
+            break;
+        }
+        if (want != NULL && want->p == NULL) {
+            *want = ml_h2_hdrs_value(h, i);
+        }
+    }
+    for (size_t i = 0; i < sizeof(absent_empty) / sizeof(absent_empty[0]); i++) {
+        if (absent_empty[i]->p == NULL) {
+            *absent_empty[i] = none; /* as field() says of a missing one */
+        }
+    }
+}
+
 /* ---- spare calls -------------------------------------------------------------------------- */
 
 void ml_call_spares_init(struct ml_proxy *p)
@@ -387,8 +440,8 @@ static int upstream_headers(struct ml_call *call, char *timeout, char *attempts,
         if (name.n == 26 && memcmp(name.p, "grpc-previous-rpc-attempts", 26) == 0) {
             continue; /* ours says it (below): the client's attempts are not this hop's */
         }
-        f[(*n)++] =
-            (struct ml_h2_field_ref){name, ml_h2_hdrs_value(h, i), h->fields[i].never_index};
+        f[(*n)++] = (struct ml_h2_field_ref){name, ml_h2_hdrs_value(h, i), h->fields[i].never_index,
+                                             h->fields[i].from_peer};
     }
     if (!timeout_added) {
         f[(*n)++] = grpc_timeout;
@@ -460,23 +513,28 @@ static void waiter_on_fail(struct ml_balance_waiter *w, int reason, const char *
 }
 
 /* The attempt's outcome as upstream says it: :status, grpc-status (trailers, or trailers-only
- * headers). */
+ * headers), for the call and for its observation; each field looked up once for both. */
 static void call_note_status(struct ml_call *call, const struct ml_h2_hdrs *hdrs, bool trailers)
 {
-    struct ml_slice v;
+    /* Trailers carry no pseudo-header (nghttp2 refuses one there). */
+    struct ml_slice status = trailers ? (struct ml_slice){(const uint8_t *)"", 0}
+                                      : field(hdrs, ":status"),
+                    grpc = field(hdrs, "grpc-status");
     int n = 0;
 
-    if (!trailers && (v = field(hdrs, ":status")).n > 0) {
-        for (size_t i = 0; i < v.n && v.p[i] >= '0' && v.p[i] <= '9' && n < 1000; i++) {
-            n = n * 10 + (v.p[i] - '0');
+    ml_call_obs_status(&call->obs, status, grpc);
+    if (status.n > 0) {
+        for (size_t i = 0; i < status.n && status.p[i] >= '0' && status.p[i] <= '9' && n < 1000;
+             i++) {
+            n = n * 10 + (status.p[i] - '0');
         }
         call->up_http_status = n;
     }
-    if ((v = field(hdrs, "grpc-status")).n > 0) {
+    if (grpc.n > 0) {
         n = 0;
         /* gRPC status codes are 0..16; more digits than that is not a status we relay as one */
-        for (size_t i = 0; i < v.n && i < 3 && v.p[i] >= '0' && v.p[i] <= '9'; i++) {
-            n = n * 10 + (v.p[i] - '0');
+        for (size_t i = 0; i < grpc.n && i < 3 && grpc.p[i] >= '0' && grpc.p[i] <= '9'; i++) {
+            n = n * 10 + (grpc.p[i] - '0');
         }
         call->up_grpc_status = n;
     }
@@ -487,7 +545,6 @@ static int up_on_headers(void *owner, struct ml_h2_hdrs *hdrs, bool trailers, bo
     struct ml_call *call = owner;
     int rv;
 
-    ml_call_obs_headers(&call->obs, hdrs);
     call_note_status(call, hdrs, trailers);
     if (trailers) {
         ml_h2_hdrs_move(&call->resp_trailers, hdrs);
@@ -868,11 +925,10 @@ static void call_on_expiry(void *user)
  * and a negative errno says so. */
 int ml_call_arm_deadline(struct ml_call *call, const struct ml_cfg_route *route)
 {
-    int i = ml_h2_hdrs_find(&call->req_hdrs, "grpc-timeout", 0);
     uint64_t budget_ms = route->timeout_ms, ms;
 
-    if (i >= 0) {
-        if (ml_grpc_timeout_parse(ml_h2_hdrs_value(&call->req_hdrs, (uint32_t)i), &ms) < 0) {
+    if (call->fields.grpc_timeout.p != NULL) {
+        if (ml_grpc_timeout_parse(call->fields.grpc_timeout, &ms) < 0) {
             /* The gRPC grammar is strict (1-8 digits and a unit); gRPC servers (grpc-go) fail
              * such a call with INTERNAL rather than guess. */
             ml_call_answer(call, ML_GRPC_INTERNAL, 400, "malformed grpc-timeout");
@@ -979,7 +1035,6 @@ void ml_call_start(struct ml_proxy *p, struct ml_listener *l, struct ml_h2_strea
                    struct ml_h2_hdrs *hdrs, bool end_stream)
 {
     struct ml_call *call;
-    struct ml_slice path;
 
     if ((call = call_get(p)) == NULL) {
         ML_LOG_WRN("c%u s%d: out of memory for a call: refused",
@@ -1003,14 +1058,16 @@ void ml_call_start(struct ml_proxy *p, struct ml_listener *l, struct ml_h2_strea
     ml_buf_init_spare(&call->resp, CALL_BUFFER_BYTES, &p->spare_chunks);
     call->resp_limit = UINT64_MAX;
     ml_h2_hdrs_move(&call->req_hdrs, hdrs);
-    ml_call_obs_begin(&call->obs, p, call->snap, l->index, &call->req_hdrs);
+    ml_call_fields_find(&call->req_hdrs, &call->fields);
+    ml_call_obs_begin(&call->obs, p, call->snap, l->index, call->fields.method,
+                      call->fields.authority.n > 0 ? call->fields.authority : call->fields.host,
+                      &call->req_hdrs);
     ml_call_obs_client(&call->obs, p, down);
     p->n_live_calls++;
     ml_h2_stream_attach(down, &down_ops, call);
 
-    path = field(&call->req_hdrs, ":path");
-    ml_fmt_copy(call->path, sizeof(call->path), path.p, path.n);
-    call->grpc = ml_grpc_is_content_type(field(&call->req_hdrs, "content-type"));
+    ml_fmt_copy(call->path, sizeof(call->path), call->fields.path.p, call->fields.path.n);
+    call->grpc = ml_grpc_is_content_type(call->fields.content_type);
     ml_call_steps_run(call); /* route, deadline, pick: proxy/steps.c */
     /* Every way out, once: an answer that could not be sent (ENOMEM) reset the downstream
      * stream, whose on_close then never runs, so nothing else would free the call. */

@@ -50,6 +50,14 @@ struct ml_timer;
 #define CALL_SPARE_SMALL_CHUNKS 300
 #define CALL_HDRS_KEEP_BYTES 2048
 
+/* The request fields the call and its steps read, found in one walk over the request headers
+ * when the call starts (not a lookup each where it is read): the first field of each name, an
+ * empty slice when there is none (grpc_timeout: p is NULL then, an empty value is malformed).
+ * They point into req_hdrs, which does not change while the call lives. */
+struct ml_call_fields {
+    struct ml_slice path, authority, host, method, content_type, grpc_timeout;
+};
+
 struct ml_call {
     struct ml_list spare; /* in proxy->spare_calls while kept for reuse */
     struct ml_proxy *proxy;
@@ -61,6 +69,7 @@ struct ml_call {
     struct ml_h2_stream *up;    /* NULL before it is opened and once gone */
     struct ml_balance_waiter waiter; /* waiter.pool != NULL while waiting for a slot */
     struct ml_h2_hdrs req_hdrs;      /* request headers as they came (kept for a replay) */
+    struct ml_call_fields fields;    /* some of them, found once */
     struct ml_h2_hdrs req_trailers;  /* from downstream, for upstream after the body */
     struct ml_h2_hdrs resp_trailers; /* from upstream, for downstream after the body */
     struct ml_buf req;               /* request body on its way upstream */
@@ -124,6 +133,9 @@ int ml_call_arm_deadline(struct ml_call *call, const struct ml_cfg_route *route)
 /* The value of the request header name (lower case), or an empty slice; borrowed from the
  * call's request headers. */
 struct ml_slice ml_call_header(const struct ml_call *call, const char *name);
+/* *f from the request headers h, in one walk: the first field of each name counts (as
+ * ml_h2_hdrs_find finds it; names compared exactly: they arrive lower case). */
+void ml_call_fields_find(const struct ml_h2_hdrs *h, struct ml_call_fields *f);
 /* The listener's stream_stall_timeout check. 0; else the call was answered. */
 int ml_call_arm_stall(struct ml_call *call, const struct ml_cfg_listener *lcfg);
 /* The call is freed at the end of the event once nothing holds it (after a step that waited

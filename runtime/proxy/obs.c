@@ -88,18 +88,6 @@ bool ml_proxy_ready(const struct ml_proxy *p)
 
 /* ---- the call's hooks ------------------------------------------------------------------ */
 
-static void copy_field(char *dst, size_t cap, const struct ml_h2_hdrs *h, const char *name)
-{
-    int i = ml_h2_hdrs_find(h, name, 0);
-    struct ml_slice v;
-
-    dst[0] = '\0';
-    if (i >= 0) {
-        v = ml_h2_hdrs_value(h, (uint32_t)i);
-        ml_fmt_copy(dst, cap, v.p, v.n);
-    }
-}
-
 /* Monotonic µs: a proxied call takes well under a millisecond, the stats' buckets need finer.
  * The event's reading (core/clock.h): a call's duration runs from the event that began it to
  * the one that ended it. */
@@ -141,7 +129,8 @@ static void request_id(char *dst, size_t cap, const struct ml_h2_hdrs *h)
 }
 
 void ml_call_obs_begin(struct ml_call_obs *o, struct ml_proxy *p, const struct ml_snapshot *snap,
-                       int listener, const struct ml_h2_hdrs *req)
+                       int listener, struct ml_slice method, struct ml_slice authority,
+                       const struct ml_h2_hdrs *req)
 {
     memset(o, 0, sizeof(*o));
     o->stats = ml_stats_ref(p->stats);
@@ -150,11 +139,8 @@ void ml_call_obs_begin(struct ml_call_obs *o, struct ml_proxy *p, const struct m
     clock_gettime(CLOCK_REALTIME, &o->start_wall);
     o->grpc_status = -1;
     ml_stats_call_begin(o->stats, &o->sc, listener);
-    copy_field(o->method, sizeof(o->method), req, ":method");
-    copy_field(o->authority, sizeof(o->authority), req, ":authority");
-    if (o->authority[0] == '\0') {
-        copy_field(o->authority, sizeof(o->authority), req, "host");
-    }
+    ml_fmt_copy(o->method, sizeof(o->method), method.p, method.n);
+    ml_fmt_copy(o->authority, sizeof(o->authority), authority.p, authority.n);
     if (ml_access_log_enabled(p->access_log)) {
         request_id(o->request_id, sizeof(o->request_id), req);
     }
@@ -202,15 +188,11 @@ void ml_call_obs_endpoint(struct ml_call_obs *o, struct ml_proxy *p, int endpoin
     ml_stats_call_endpoint(o->stats, &o->sc, endpoint);
 }
 
-static int field_int(const struct ml_h2_hdrs *h, const char *name)
+/* The value of a status field (1 to 4 digits), or -1 (absent: empty, or not a number). */
+static int status_int(struct ml_slice s)
 {
-    int i = ml_h2_hdrs_find(h, name, 0), v = 0;
-    struct ml_slice s;
+    int v = 0;
 
-    if (i < 0) {
-        return -1;
-    }
-    s = ml_h2_hdrs_value(h, (uint32_t)i);
     if (s.n == 0 || s.n > 4) {
         return -1;
     }
@@ -223,14 +205,15 @@ static int field_int(const struct ml_h2_hdrs *h, const char *name)
     return v;
 }
 
-void ml_call_obs_headers(struct ml_call_obs *o, const struct ml_h2_hdrs *h)
+void ml_call_obs_status(struct ml_call_obs *o, struct ml_slice http_status,
+                        struct ml_slice grpc_status)
 {
     int v;
 
-    if ((v = field_int(h, ":status")) >= 0 && o->http_status == 0) {
+    if ((v = status_int(http_status)) >= 0 && o->http_status == 0) {
         o->http_status = v;
     }
-    if ((v = field_int(h, "grpc-status")) >= 0) {
+    if ((v = status_int(grpc_status)) >= 0) {
         o->grpc_status = v;
     }
 }

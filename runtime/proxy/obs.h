@@ -71,15 +71,20 @@ bool ml_proxy_ready(const struct ml_proxy *p);
 
 /* The hooks of a call, in the order they happen. snap: the call's snapshot (p's in force; the
  * call holds a reference on it until after ml_call_obs_end). */
+/* method and authority: the request's :method and :authority (else Host), as the call found
+ * them; req: its headers (for the access log's request id). */
 void ml_call_obs_begin(struct ml_call_obs *o, struct ml_proxy *p, const struct ml_snapshot *snap,
-                       int listener, const struct ml_h2_hdrs *req);
+                       int listener, struct ml_slice method, struct ml_slice authority,
+                       const struct ml_h2_hdrs *req);
 void ml_call_obs_route(struct ml_call_obs *o, struct ml_proxy *p, int route,
                        const struct ml_cluster *cl);
 void ml_call_obs_endpoint(struct ml_call_obs *o, struct ml_proxy *p, int endpoint);
 /* The upstream stream was opened (again, after a replay: the last one counts). */
 void ml_call_obs_upstream_open(struct ml_call_obs *o);
-/* A header block relayed downstream (response headers or trailers): :status, grpc-status. */
-void ml_call_obs_headers(struct ml_call_obs *o, const struct ml_h2_hdrs *h);
+/* A header block relayed downstream (response headers or trailers): the values of its :status
+ * and grpc-status (empty when it has none), which the call has looked up already. */
+void ml_call_obs_status(struct ml_call_obs *o, struct ml_slice http_status,
+                        struct ml_slice grpc_status);
 /* The downstream peer (for the access log's client= and principal=, and [authz]). */
 void ml_call_obs_client(struct ml_call_obs *o, struct ml_proxy *p, const struct ml_h2_stream *down);
 /* Why meshlet failed the call (answered it with an error, or reset it): the first reason stays. */

@@ -20,7 +20,7 @@ static enum ml_step_rv authz_run(struct ml_call *call)
     const struct ml_cfg_authz *az = ml_authz_of_listener(call->snap, call->listener);
     const char *principal = call->obs.principal;
     /* The whole :path (call->path is cut for logs, a cut one could match another glob). */
-    struct ml_slice path = ml_call_header(call, ":path");
+    struct ml_slice path = call->fields.path;
     char msg[CALL_PATH_MAX + 160];
     int rule;
 

@@ -19,7 +19,7 @@
 
 static bool path_is(const struct ml_call *call, const char *path)
 {
-    struct ml_slice p = ml_call_header(call, ":path");
+    struct ml_slice p = call->fields.path;
 
     return p.n == strlen(path) && memcmp(p.p, path, p.n) == 0;
 }

@@ -11,14 +11,14 @@
 static enum ml_step_rv route_run(struct ml_call *call)
 {
     struct ml_route_request req = {
-        .path = ml_call_header(call, ":path"),
-        .authority = ml_call_header(call, ":authority"),
+        .path = call->fields.path,
+        .authority = call->fields.authority,
         .hdrs = &call->req_hdrs,
     };
     char msg[CALL_PATH_MAX + 160];
 
     if (req.authority.n == 0) {
-        req.authority = ml_call_header(call, "host");
+        req.authority = call->fields.host;
     }
     call->route = ml_route_match(call->snap, call->listener, &req);
     if (call->route < 0) {
