@@ -83,8 +83,8 @@ static struct ml_loop *loop_of(struct lws *wsi)
     return lws_context_user(lws_get_context(wsi));
 }
 
-/* Event nesting: deferred work runs when the outermost event handler returns. */
-/* An event's handlers share one reading of the clock (core/clock.h). */
+/* Event nesting: deferred work runs when the outermost event handler returns, and the
+ * handlers share one reading of the clock (core/clock.h). */
 static void event_enter(struct ml_loop *loop)
 {
     loop->depth++;
