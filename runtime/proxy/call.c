@@ -512,15 +512,41 @@ static void waiter_on_fail(struct ml_balance_waiter *w, int reason, const char *
     ml_call_maybe_done(call);
 }
 
+/* :status and grpc-status of an upstream header block (the first of each; empty when absent),
+ * in one walk with exact compares: names arrive lower case (nghttp2 refuses upper case), and
+ * grpc-status is usually absent from the headers, which two case-insensitive lookups scanned in
+ * full each (~250 instructions per call). Trailers carry no pseudo-header (nghttp2 refuses one
+ * there), so :status stays empty for them. */
+static void status_fields(const struct ml_h2_hdrs *h, struct ml_slice *status,
+                          struct ml_slice *grpc)
+{
+    struct ml_slice none = {(const uint8_t *)"", 0};
+
+    *status = none;
+    *grpc = none;
+    for (uint32_t i = h->n_fields; i-- > 0;) {
+        struct ml_slice name = ml_h2_hdrs_name(h, i);
+
+        /* from the last: the first of each name wins */
+        if (name_is(name, LIT(":status"))) {
+            *status = ml_h2_hdrs_value(h, i);
+        } else if (name_is(name, LIT("grpc-status"))) {
+            *grpc = ml_h2_hdrs_value(h, i);
+        }
+    }
+}
+
 /* The attempt's outcome as upstream says it: :status, grpc-status (trailers, or trailers-only
  * headers), for the call and for its observation; each field looked up once for both. */
 static void call_note_status(struct ml_call *call, const struct ml_h2_hdrs *hdrs, bool trailers)
 {
-    /* Trailers carry no pseudo-header (nghttp2 refuses one there). */
-    struct ml_slice status = trailers ? (struct ml_slice){(const uint8_t *)"", 0}
-                                      : field(hdrs, ":status"),
-                    grpc = field(hdrs, "grpc-status");
+    struct ml_slice status, grpc;
     int n = 0;
+
+    status_fields(hdrs, &status, &grpc);
+    if (trailers) {
+        status = (struct ml_slice){(const uint8_t *)"", 0}; /* as before: none in trailers */
+    }
 
     ml_call_obs_status(&call->obs, status, grpc);
     if (status.n > 0) {
