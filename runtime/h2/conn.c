@@ -100,13 +100,19 @@ static void stream_fail(struct ml_h2_conn *c, struct ml_h2_stream *s, uint32_t e
     }
 }
 
-/* A response header block with a 1xx :status is interim (100-continue and the like). */
+/* A response header block with a 1xx :status is interim (100-continue and the like). nghttp2
+ * (HTTP messaging checks on) refuses a response without :status, with a pseudo-header after a
+ * regular field, or with any other pseudo-header: :status is field 0, no lookup needed. */
 static bool is_interim(const struct ml_h2_hdrs *h)
 {
-    int i = ml_h2_hdrs_find(h, ":status", 0);
+    struct ml_slice name, value;
 
-    return i >= 0 && ml_h2_hdrs_value(h, (uint32_t)i).n == 3 &&
-           ml_h2_hdrs_value(h, (uint32_t)i).p[0] == '1';
+    if (h->n_fields == 0) {
+        return false;
+    }
+    name = ml_h2_hdrs_name(h, 0);
+    value = ml_h2_hdrs_value(h, 0);
+    return name.n == 7 && memcmp(name.p, ":status", 7) == 0 && value.n == 3 && value.p[0] == '1';
 }
 
 static int on_headers_frame(struct ml_h2_conn *c, const nghttp2_frame *frame)

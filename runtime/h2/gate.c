@@ -27,17 +27,25 @@ void ml_h2_gate_init(struct ml_h2_gate *g, bool server)
     g->preface_left = server ? H2_PREFACE_BYTES : 0;
 }
 
-/* Index of id among the remembered streams, or -1. Newest first: frames mostly concern them. */
+/* Index of id among the remembered streams, or -1. Their ids ascend from the oldest (a stream is
+ * remembered when its id passes every earlier one): a binary search. The walk from the newest it
+ * replaces went ~25 entries back for each END_STREAM at 100 streams in flight (~250
+ * instructions per call). */
 static int seen_find(const struct ml_h2_gate *g, int32_t id)
 {
-    for (uint32_t k = 0; k < g->n_seen; k++) {
-        uint32_t i = (g->next + ML_H2_STREAMS_REMEMBERED - 1 - k) % ML_H2_STREAMS_REMEMBERED;
+    uint32_t oldest = (g->next + ML_H2_STREAMS_REMEMBERED - g->n_seen) % ML_H2_STREAMS_REMEMBERED;
+    uint32_t lo = 0, hi = g->n_seen; /* positions counted from the oldest: [lo, hi) */
+
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2, i = (oldest + mid) % ML_H2_STREAMS_REMEMBERED;
 
         if (g->seen_id[i] == id) {
             return (int)i;
         }
         if (g->seen_id[i] < id) {
-            return -1; /* ids ascend: it is not further back */
+            lo = mid + 1;
+        } else {
+            hi = mid;
         }
     }
     return -1;

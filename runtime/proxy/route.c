@@ -31,6 +31,11 @@ struct ml_slice ml_route_authority_host(struct ml_slice a)
 
 bool ml_route_glob(const char *pattern, struct ml_slice s)
 {
+    /* "*" is a route's authority when the file says none (the default): any host, told without
+     * walking it byte by byte (~150 instructions per call, every call on every route tried). */
+    if (pattern[0] == '*' && pattern[1] == '\0') {
+        return true;
+    }
     return ml_glob_match(pattern, s, ML_GLOB_FOLD_CASE);
 }
 

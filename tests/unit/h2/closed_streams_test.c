@@ -371,6 +371,46 @@ static void test_many_more_streams_than_remembered_are_served(void **state)
     assert_int_equal(count_frames(0, F_GOAWAY, 0, NULL), 0);
 }
 
+/* After the ring of remembered streams wrapped: a stream in the middle of it is still known
+ * (closed: GOAWAY STREAM_CLOSED), one that fell out is not (PROTOCOL_ERROR). Each in a fresh
+ * connection. */
+static void open_and_close(uint32_t n)
+{
+    struct h2_bytes in = {.n = 0};
+
+    harness_new(false);
+    h2_put_preface(&in);
+    feed(&in);
+    for (uint32_t i = 0; i < n; i++) {
+        in.n = 0;
+        put_post(&in, 1 + 2 * i, true);
+        feed(&in);
+    }
+}
+
+static void test_a_remembered_stream_after_the_ring_wrapped_is_found(void **state)
+{
+    const uint32_t n = ML_H2_STREAMS_REMEMBERED + ML_H2_STREAMS_REMEMBERED / 2;
+    struct h2_bytes in = {.n = 0};
+    uint32_t code = 0;
+
+    for (uint32_t back = 1; back <= ML_H2_STREAMS_REMEMBERED; back += 37) {
+        open_and_close(n);
+        in.n = 0;
+        put_data(&in, 1 + 2 * (n - back), false);
+        feed(&in);
+        assert_int_equal(count_frames(0, F_GOAWAY, 0, &code), 1);
+        assert_int_equal(code, ML_H2_STREAM_CLOSED);
+        teardown(state);
+    }
+    open_and_close(n);
+    in.n = 0;
+    put_data(&in, 1 + 2 * (n - ML_H2_STREAMS_REMEMBERED - 1), false); /* forgotten */
+    feed(&in);
+    assert_int_equal(count_frames(0, F_GOAWAY, 0, &code), 1);
+    assert_int_equal(code, ML_H2_PROTOCOL_ERROR);
+}
+
 static void test_input_split_into_single_bytes_gets_the_same_answer(void **state)
 {
     struct h2_bytes in = {.n = 0};
@@ -402,6 +442,7 @@ int main(void)
         T(test_new_stream_with_a_lower_id_is_goaway_protocol_error),
         T(test_data_on_a_stream_we_reset_is_ignored),
         T(test_many_more_streams_than_remembered_are_served),
+        T(test_a_remembered_stream_after_the_ring_wrapped_is_found),
         T(test_input_split_into_single_bytes_gets_the_same_answer),
     };
 
