@@ -126,7 +126,8 @@ void ml_call_spares_init(struct ml_proxy *p)
 
 static void call_free(struct ml_call *call)
 {
-    ml_timer_free(call->timer);
+    ml_timer_free(call->expiry);
+    ml_timer_free(call->stall);
     ml_timer_free(call->hold);
     ml_h2_hdrs_deinit(&call->req_hdrs);
     ml_h2_hdrs_deinit(&call->req_trailers);
@@ -147,13 +148,13 @@ void ml_call_spares_free(struct ml_proxy *p)
 }
 
 /* A zeroed call for p, with header lists ready: a spare one (whose lists keep their memory and
- * whose timer, disarmed, calls back the same function on the same object),
+ * whose deadline and stall timers, disarmed, call back the same functions on the same object),
  * else a new one. NULL when out of memory. */
 static struct ml_call *call_get(struct ml_proxy *p)
 {
     struct ml_list *n = ml_list_first(&p->spare_calls);
     struct ml_h2_hdrs req_hdrs, req_trailers, resp_trailers;
-    struct ml_timer *timer;
+    struct ml_timer *expiry, *stall;
     struct ml_call *call;
 
     if (n == NULL) {
@@ -171,12 +172,14 @@ static struct ml_call *call_get(struct ml_proxy *p)
     req_hdrs = call->req_hdrs;
     req_trailers = call->req_trailers;
     resp_trailers = call->resp_trailers;
-    timer = call->timer;
+    expiry = call->expiry;
+    stall = call->stall;
     memset(call, 0, sizeof(*call));
     call->req_hdrs = req_hdrs;
     call->req_trailers = req_trailers;
     call->resp_trailers = resp_trailers;
-    call->timer = timer;
+    call->expiry = expiry;
+    call->stall = stall;
     return call;
 }
 
@@ -189,8 +192,11 @@ static void call_put(struct ml_call *call)
         call_free(call);
         return;
     }
-    if (call->timer != NULL) {
-        ml_timer_disarm(call->timer);
+    if (call->expiry != NULL) {
+        ml_timer_disarm(call->expiry);
+    }
+    if (call->stall != NULL) {
+        ml_timer_disarm(call->stall);
     }
     ml_timer_free(call->hold); /* a retry's or a fault's: each makes its own */
     call->hold = NULL;
@@ -900,8 +906,9 @@ static int call_cut_response(struct ml_call *call, const char *msg)
  * trailers-only answer; once response headers went, the messages that came whole and then
  * trailers with grpc-status 4; when part of a message went already, RST_STREAM(CANCEL) (a gRPC
  * client whose own deadline passed reports that as DEADLINE_EXCEEDED too). */
-static void call_on_expiry(struct ml_call *call)
+static void call_on_expiry(void *user)
 {
+    struct ml_call *call = user;
     char msg[96];
 
     if (call->resp_ended) {
@@ -939,10 +946,10 @@ static void call_on_expiry(struct ml_call *call)
 }
 
 /* The call's deadline: the client's grpc-timeout and the route's timeout, whichever is sooner,
- * on the monotonic clock. 0 (set, or none applies); otherwise the call was answered
+ * on the monotonic clock. 0 (armed, or none applies); otherwise the call was answered
  * (malformed grpc-timeout: INTERNAL, already expired: DEADLINE_EXCEEDED, no memory: UNAVAILABLE)
  * and a negative errno says so. */
-int ml_call_set_deadline(struct ml_call *call, const struct ml_cfg_route *route)
+int ml_call_arm_deadline(struct ml_call *call, const struct ml_cfg_route *route)
 {
     uint64_t budget_ms = route->timeout_ms, ms;
 
@@ -967,25 +974,15 @@ int ml_call_set_deadline(struct ml_call *call, const struct ml_cfg_route *route)
         ml_call_answer(call, ML_GRPC_DEADLINE_EXCEEDED, 504, "deadline exceeded (0 ms)");
         return -ETIMEDOUT;
     }
-    return 0;
-}
-
-/* Sets the call's timer (there) for the sooner of its deadline (while it has not passed) and a
- * stall look in stall_in_ms (0: none). */
-static void call_timer_set(struct ml_call *call, uint32_t stall_in_ms)
-{
-    bool deadline = call->has_deadline && !call->deadline_fired;
-
-    if (stall_in_ms != 0 && (!deadline || ml_time_now_ms() + stall_in_ms < call->deadline_ms)) {
-        call->timer_at_deadline = false;
-        ml_timer_arm(call->timer, stall_in_ms);
-    } else if (deadline) {
-        /* Absolute on the 64-bit monotonic clock: a grpc-timeout of up to 99999999H (41,000
-         * years) is waited out in steps by the timer, never cut to what one uint32 ms wait
-         * holds. */
-        call->timer_at_deadline = true;
-        ml_timer_arm_at(call->timer, call->deadline_ms);
+    if (call->expiry == NULL &&
+        (call->expiry = ml_timer_new(call->proxy->loop, call_on_expiry, call)) == NULL) {
+        ml_call_unavailable(call, "out of memory for the call's deadline");
+        return -ENOMEM;
     }
+    /* Absolute on the 64-bit monotonic clock: a grpc-timeout of up to 99999999H (41,000 years)
+     * is waited out in steps by the timer, never cut to what one uint32 ms wait holds. */
+    ml_timer_arm_at(call->expiry, call->deadline_ms);
+    return 0;
 }
 
 /* ---- stalls --------------------------------------------------------------------------------- */
@@ -1013,8 +1010,8 @@ static void call_on_stall_check(void *user)
 
     if (!call_stalled(call) || quiet < call->stall_ms) {
         /* Next look: when it would have stalled for stall_ms if nothing moves meanwhile. */
-        call_timer_set(call,
-                       call_stalled(call) ? (uint32_t)(call->stall_ms - quiet) : call->stall_ms);
+        ml_timer_arm(call->stall,
+                     call_stalled(call) ? (uint32_t)(call->stall_ms - quiet) : call->stall_ms);
         return;
     }
     snprintf(msg, sizeof(msg), "stream stalled: no bytes moved for %llu ms (stream_stall_timeout)",
@@ -1041,48 +1038,20 @@ static void call_on_stall_check(void *user)
     ml_call_maybe_done(call);
 }
 
-void ml_call_set_stall(struct ml_call *call, const struct ml_cfg_listener *lcfg)
+/* Arms the stall check of a call on listener lcfg. 0; -ENOMEM (answered UNAVAILABLE). */
+int ml_call_arm_stall(struct ml_call *call, const struct ml_cfg_listener *lcfg)
 {
     call->stall_ms = lcfg->stream_stall_timeout_ms;
     call->moved_ms = ml_time_now_ms();
-}
-
-/* The deadline's turn, or a stall look's. */
-static void call_on_timer(void *user)
-{
-    struct ml_call *call = user;
-
-    if (!call->timer_at_deadline) {
-        call_on_stall_check(call);
-        return;
-    }
-    call->timer_at_deadline = false;
-    call->deadline_fired = true;
-    if (call->resp_ended) {
-        /* The whole response is here (call_on_expiry would do nothing): it only has to reach
-         * the client, which the stall looks still watch. */
-        if (call->stall_ms != 0) {
-            call_on_stall_check(call);
-        }
-        return;
-    }
-    if (call->stall_ms != 0) {
-        ml_timer_arm(call->timer, call->stall_ms); /* what the expiry sends is watched too */
-    }
-    call_on_expiry(call);
-}
-
-int ml_call_arm_timer(struct ml_call *call)
-{
-    if (!call->has_deadline && call->stall_ms == 0) {
+    if (call->stall_ms == 0) {
         return 0;
     }
-    if (call->timer == NULL &&
-        (call->timer = ml_timer_new(call->proxy->loop, call_on_timer, call)) == NULL) {
-        ml_call_unavailable(call, "out of memory for the call's timer");
+    if (call->stall == NULL &&
+        (call->stall = ml_timer_new(call->proxy->loop, call_on_stall_check, call)) == NULL) {
+        ml_call_unavailable(call, "out of memory for the call's stall check");
         return -ENOMEM;
     }
-    call_timer_set(call, call->stall_ms);
+    ml_timer_arm(call->stall, call->stall_ms);
     return 0;
 }
 

@@ -94,13 +94,10 @@ struct ml_call {
     uint8_t n_replays;       /* times the call was sent again after a GOAWAY refused it */
     uint64_t budget_ms;      /* min(client grpc-timeout, route timeout), for messages */
     uint64_t deadline_ms;    /* ml_time_now_ms() at which the call expires (has_deadline) */
+    struct ml_timer *expiry; /* fires at deadline_ms; NULL without a deadline */
     uint32_t stall_ms;       /* [listener] stream_stall_timeout; 0 = off */
     uint64_t moved_ms;       /* ml_time_now_ms() when body bytes last moved in or out */
-    /* One timer for the deadline and the stall looks, whichever is sooner (one heap entry per
-     * call, not two); NULL when neither applies. */
-    struct ml_timer *timer;
-    bool timer_at_deadline; /* timer is set for deadline_ms, not for a stall look */
-    bool deadline_fired;    /* deadline_ms passed: the timer is for stall looks only */
+    struct ml_timer *stall;  /* looks for a stall every stall_ms; NULL when off */
     struct ml_defer free_defer;
     struct ml_call_obs obs; /* stats and the access log line (proxy/obs.h) */
     /* The request-policy steps (proxy/step.h). */
@@ -131,20 +128,16 @@ void ml_call_unavailable(struct ml_call *call, const char *msg);
 /* Opens the upstream stream on conn (the balance's pick). 0 (open, or sent to the pick again: the
  * connection could not take it); else the call was answered. */
 int ml_call_open_upstream(struct ml_call *call, struct ml_h2_conn *conn);
-/* The call's deadline from route and grpc-timeout (ml_call_arm_timer arms it). 0; else the call
- * was answered. */
-int ml_call_set_deadline(struct ml_call *call, const struct ml_cfg_route *route);
+/* The call's deadline from route and grpc-timeout. 0; else the call was answered. */
+int ml_call_arm_deadline(struct ml_call *call, const struct ml_cfg_route *route);
 /* The value of the request header name (lower case), or an empty slice; borrowed from the
  * call's request headers. */
 struct ml_slice ml_call_header(const struct ml_call *call, const char *name);
 /* *f from the request headers h, in one walk: the first field of each name counts (as
  * ml_h2_hdrs_find finds it; names compared exactly: they arrive lower case). */
 void ml_call_fields_find(const struct ml_h2_hdrs *h, struct ml_call_fields *f);
-/* The listener's stream_stall_timeout check (ml_call_arm_timer arms it). */
-void ml_call_set_stall(struct ml_call *call, const struct ml_cfg_listener *lcfg);
-/* Arms the call's one timer for its deadline and its stall looks, when either applies. 0; else
- * the call was answered (no memory: UNAVAILABLE). */
-int ml_call_arm_timer(struct ml_call *call);
+/* The listener's stream_stall_timeout check. 0; else the call was answered. */
+int ml_call_arm_stall(struct ml_call *call, const struct ml_cfg_listener *lcfg);
 /* The call is freed at the end of the event once nothing holds it (after a step that waited
  * answered it, or a retry could not go). */
 void ml_call_maybe_done(struct ml_call *call);

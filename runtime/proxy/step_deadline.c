@@ -6,11 +6,8 @@
 
 static enum ml_step_rv deadline_run(struct ml_call *call)
 {
-    if (ml_call_set_deadline(call, &call->snap->routes[call->route]) < 0) {
-        return ML_STEP_ANSWERED;
-    }
-    ml_call_set_stall(call, &call->snap->listeners[call->listener]);
-    if (ml_call_arm_timer(call) < 0) {
+    if (ml_call_arm_deadline(call, &call->snap->routes[call->route]) < 0 ||
+        ml_call_arm_stall(call, &call->snap->listeners[call->listener]) < 0) {
         return ML_STEP_ANSWERED;
     }
     return ML_STEP_CONTINUE;
