@@ -98,14 +98,15 @@ def main():
                 for t in targets:
                     pid = b.pids[t]
                     out = os.path.join(tmp, f"perf-{t}.txt")
+                    perf = start_perf(pid, out)
+                    time.sleep(0.2)  # perf attached before the calls start
+                    # the CPUs' busy share over the h2load run alone
                     s0, p0 = cpu_busy(), bench.cpu_ticks(pid)
                     k0 = sum(bench.cpu_ticks(x) for x in backends)
-                    perf = start_perf(pid, out)
-                    time.sleep(0.2)
                     rps, ok = b.h2load(t, c, m, a.n)
-                    sc = stop_perf(perf, out, a.n)
                     s1, p1 = cpu_busy(), bench.cpu_ticks(pid)
                     k1 = sum(bench.cpu_ticks(x) for x in backends)
+                    sc = stop_perf(perf, out, a.n)
                     busy = {k: (s1[k][0] - s0[k][0]) / max(1, s1[k][1] - s0[k][1]) for k in s1}
                     tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
                     proxy = (p1 - p0) * tick_us / a.n
