@@ -47,12 +47,15 @@ static const struct ml_h2_stream_ops down_ops;
 static const struct ml_h2_stream_ops up_ops;
 static void call_attempt_over(struct ml_call *call, enum ml_attempt_end end, uint32_t h2_error);
 
+/* What a missing header field reads as: empty, never NULL. */
+static const struct ml_slice absent_field = {(const uint8_t *)"", 0};
+
 /* The value of header name in h, or an empty slice. */
 static struct ml_slice field(const struct ml_h2_hdrs *h, const char *name)
 {
     int i = ml_h2_hdrs_find(h, name, 0);
 
-    return i >= 0 ? ml_h2_hdrs_value(h, (uint32_t)i) : (struct ml_slice){(const uint8_t *)"", 0};
+    return i >= 0 ? ml_h2_hdrs_value(h, (uint32_t)i) : absent_field;
 }
 
 struct ml_slice ml_call_header(const struct ml_call *call, const char *name)
@@ -71,7 +74,7 @@ static bool name_is(struct ml_slice s, const char *lit, size_t lit_len)
 
 void ml_call_fields_find(const struct ml_h2_hdrs *h, struct ml_call_fields *f)
 {
-    struct ml_slice *want, none = {(const uint8_t *)"", 0};
+    struct ml_slice *want;
     struct ml_slice *absent_empty[] = {&f->path, &f->authority, &f->host, &f->method,
                                        &f->content_type};
 
@@ -108,7 +111,7 @@ void ml_call_fields_find(const struct ml_h2_hdrs *h, struct ml_call_fields *f)
     }
     for (size_t i = 0; i < sizeof(absent_empty) / sizeof(absent_empty[0]); i++) {
         if (absent_empty[i]->p == NULL) {
-            *absent_empty[i] = none; /* as field() says of a missing one */
+            *absent_empty[i] = absent_field; /* as field() says of a missing one */
         }
     }
 }
@@ -520,10 +523,8 @@ static void waiter_on_fail(struct ml_balance_waiter *w, int reason, const char *
 static void status_fields(const struct ml_h2_hdrs *h, struct ml_slice *status,
                           struct ml_slice *grpc)
 {
-    struct ml_slice none = {(const uint8_t *)"", 0};
-
-    *status = none;
-    *grpc = none;
+    *status = absent_field;
+    *grpc = absent_field;
     for (uint32_t i = h->n_fields; i-- > 0;) {
         struct ml_slice name = ml_h2_hdrs_name(h, i);
 
@@ -545,7 +546,7 @@ static void call_note_status(struct ml_call *call, const struct ml_h2_hdrs *hdrs
 
     status_fields(hdrs, &status, &grpc);
     if (trailers) {
-        status = (struct ml_slice){(const uint8_t *)"", 0}; /* as before: none in trailers */
+        status = absent_field; /* as before: none in trailers */
     }
 
     ml_call_obs_status(&call->obs, status, grpc);
